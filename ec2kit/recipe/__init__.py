@@ -1,0 +1,1 @@
+"""The recipe engine: TOML playbooks run against instances."""

@@ -1,0 +1,158 @@
+"""One real OpenSSH server on loopback: a sandbox "machine".
+
+Each host has its own directory holding a host key, the authorized public
+keys, an sshd_config, a log and a clean home directory (``HOME`` is set with
+sshd's ``SetEnv``, so the user's own ~/.bashrc is never sourced). As root the
+server runs in a private mount namespace, so mounts made on one sandbox
+instance (a data volume at /mnt/data) are invisible to the others, like
+separate machines.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SandboxError
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sshd_binary() -> str:
+    for candidate in (shutil.which("sshd"), "/usr/sbin/sshd", "/usr/local/sbin/sshd"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise SandboxError(
+        "The sandbox needs OpenSSH's server (sshd), which is not installed.",
+        hint="Install it (Debian/Ubuntu: apt-get install -y openssh-server) and try again.",
+    )
+
+
+@dataclass
+class SshdHost:
+    """An sshd bound to 127.0.0.1:port serving a per-host home directory."""
+
+    root: Path
+    port: int = 0
+    authorized_keys: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    private_mounts: bool = True
+    pid: int | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def user(self) -> str:
+        """sshd not running as root can only log in its own user."""
+        return getpass.getuser()
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "sshd.log"
+
+    @property
+    def host_key_file(self) -> Path:
+        return self.root / "ssh_host_ed25519_key"
+
+    def host_public_key(self) -> str:
+        return (self.root / "ssh_host_ed25519_key.pub").read_text().strip()
+
+    def write_config(self) -> Path:
+        """Create the host's files (idempotent) and return its sshd_config."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(exist_ok=True)
+        if not self.host_key_file.exists():
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ec2kit-sandbox", "-f", str(self.host_key_file)],
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
+        (self.root / "authorized_keys").write_text("".join(k.strip() + "\n" for k in self.authorized_keys))
+        if not self.port:
+            self.port = free_port()
+        env = {"HOME": str(self.home), **self.env}
+        set_env = " ".join(f'"{k}={v}"' for k, v in env.items())
+        config = self.root / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\n"
+            "ListenAddress 127.0.0.1\n"
+            f"HostKey {self.host_key_file}\n"
+            f"AuthorizedKeysFile {self.root / 'authorized_keys'}\n"
+            "PubkeyAuthentication yes\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\n"
+            "StrictModes no\n"
+            "UsePAM no\n"
+            "UseDNS no\n"
+            "PrintMotd no\n"
+            "MaxSessions 50\n"
+            "MaxStartups 100:30:200\n"
+            "AllowTcpForwarding yes\n"
+            f"PidFile {self.root / 'sshd.pid'}\n"
+            f"SetEnv {set_env}\n"
+            "Subsystem sftp internal-sftp\n"
+            "LogLevel VERBOSE\n"
+        )
+        return config
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start sshd in the foreground of a child process and wait until it listens."""
+        config = self.write_config()
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True) if os.geteuid() == 0 else None
+        argv = [sshd_binary(), "-D", "-f", str(config), "-E", str(self.log_file)]
+        if self.private_mounts and os.geteuid() == 0 and shutil.which("unshare"):
+            argv = ["unshare", "--mount", "--propagation", "private", *argv]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.pid = proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = (proc.stderr.read() or b"").decode(errors="replace") if proc.stderr else ""
+                log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+                raise SandboxError(f"sshd for {self.root.name} exited at start: {(err + log).strip()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise SandboxError(f"sshd for {self.root.name} did not listen on port {self.port} within {timeout:.0f}s.")
+
+    def stop(self) -> None:
+        """Stop the server and every session it started (its process group)."""
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            try:
+                pid, _status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                break
+            time.sleep(0.02)
+        self.pid = None
+
+    def exec_channels(self) -> int:
+        """How many SSH sessions sshd has opened (counts 'session' channel opens in its log)."""
+        if not self.log_file.exists():
+            return 0
+        return sum(1 for line in self.log_file.read_text(errors="replace").splitlines() if "Starting session" in line)

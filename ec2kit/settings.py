@@ -1,0 +1,82 @@
+"""Where ec2kit keeps its state and how it reaches AWS, from the environment.
+
+``EC2KIT_HOME``        state directory (default ``~/.ec2kit``): keys, known_hosts,
+                       runs database, sandbox state.
+``EC2KIT_SANDBOX``     ``1`` forces the local sandbox, ``0`` forbids it; unset means
+                       "sandbox when no AWS credentials are configured".
+``EC2KIT_USER``        login user on instances (default ``ubuntu``).
+``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
+``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
+``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _bool_env(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not understood.", hint="Use 1 (sandbox), 0 (real AWS) or leave it unset (auto).")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ec2kit needs to know before talking to AWS or a host."""
+
+    home: Path = field(default_factory=lambda: Path(os.environ.get("EC2KIT_HOME") or Path.home() / ".ec2kit").expanduser())
+    profile: str | None = None
+    region: str | None = None
+    sandbox: bool | None = None
+    login_user: str = "ubuntu"
+    ssh_address: str = "public"
+    key_name: str = "ec2kit"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Read settings from the environment; keyword overrides win when not None."""
+        ssh_address = os.environ.get("EC2KIT_SSH_ADDRESS", "public")
+        if ssh_address not in ("public", "private"):
+            raise ConfigError(f"EC2KIT_SSH_ADDRESS={ssh_address!r} is not understood.", hint="Use 'public' or 'private'.")
+        base = cls(
+            profile=os.environ.get("AWS_PROFILE") or None,
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+            sandbox=_bool_env("EC2KIT_SANDBOX"),
+            login_user=os.environ.get("EC2KIT_USER", "ubuntu"),
+            ssh_address=ssh_address,
+            key_name=os.environ.get("EC2KIT_KEY_NAME", "ec2kit"),
+        )
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    # Well-known paths under home -------------------------------------------------
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def key_file(self) -> Path:
+        """The local private key of the key pair; it never leaves this machine."""
+        return self.keys_dir / self.key_name
+
+    @property
+    def known_hosts(self) -> Path:
+        """ec2kit's own known_hosts, keyed by instance id (HostKeyAlias)."""
+        return self.home / "known_hosts"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        return self.home / "sandbox"
+
+    @property
+    def runs_db(self) -> Path:
+        return self.home / "runs.sqlite"

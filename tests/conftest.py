@@ -1,0 +1,71 @@
+"""Session fixtures: a real moto EC2 server and real sshd hosts on loopback.
+
+Nothing here fakes boto3 or SSH: tests talk HTTP to moto's server and SSH to
+OpenSSH servers started for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ec2kit.sandbox.sshd import SshdHost, free_port  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A bare moto EC2 server (no sandbox hosts): yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_reset(moto_server):
+    """Wipe moto's state before a test that needs a clean account."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
+    return moto_server
+
+
+@pytest.fixture(scope="session")
+def user_key(tmp_path_factory) -> Path:
+    """A throwaway ed25519 key pair for tests (private key path; .pub beside it)."""
+    d = tmp_path_factory.mktemp("keys")
+    key = d / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+@pytest.fixture(scope="session")
+def sshd_factory(tmp_path_factory, user_key):
+    """Start extra plain sshd hosts on loopback: ``host = sshd_factory('web1')``."""
+    started: list[SshdHost] = []
+
+    def make(name: str, **kwargs) -> SshdHost:
+        host = SshdHost(tmp_path_factory.mktemp(name), authorized_keys=[user_key.with_suffix(".pub").read_text()], **kwargs)
+        host.start()
+        started.append(host)
+        return host
+
+    yield make
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd_host(sshd_factory) -> SshdHost:
+    """One plain sshd host shared by the session."""
+    return sshd_factory("host1")
