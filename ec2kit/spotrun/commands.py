@@ -1,0 +1,120 @@
+"""Pure builders for the instance side of a spot run: the wrapper script and shell commands.
+
+Nothing here talks to a host; every function returns text that a caller runs over SSH.
+Remote layout of run RUN (``$HOME`` is the login user's home on the instance)::
+
+    ~/ec2kit/RUN/            the script and its files (the script's cwd)
+    ~/ec2kit/RUN/results/    $EC2KIT_RESULTS: synced home while the run goes
+    ~/ec2kit/RUN/log         script output, appended per attempt with a header
+    ~/ec2kit/RUN/status      JSON: state, exit_code, attempt, started_at, ended_at
+    ~/ec2kit/RUN/pulled      touched by ec2kit after its final pull (lets the wrapper power off)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "spot-run"
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+LOG_MARK = "--ec2kit-log--"
+# One tmux server per home directory: sandbox instances share a user, and a shared
+# server would hand every session the first client's HOME.
+TMUX = 'tmux -L "ec2kit-$(printf %s "$HOME" | cksum | cut -d" " -f1)"'
+
+
+def check_run_name(name: str) -> str:
+    """Return ``name`` if it is usable as a run name (tmux session, directory, tag), else raise."""
+    if not RUN_NAME.match(name or ""):
+        raise ConfigError(
+            f"'{name}' cannot be a run name.",
+            hint="Use letters, digits, '-', '_' or '.', starting with a letter or digit (at most 63 characters).",
+        )
+    return name
+
+
+def run_dir(run: str) -> str:
+    """The run's directory on the instance, as a shell word relative to $HOME."""
+    return f'"$HOME/ec2kit/{check_run_name(run)}"'
+
+
+def render_wrapper(run: str, script: str, *, max_hours: float = 0, pull_wait: int = 120, keep: bool = False, poll: float = 5) -> str:
+    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    return env.get_template("wrapper.sh.j2").render(
+        run=check_run_name(run),
+        script=Path(script).name,
+        max_seconds=int(round(max_hours * 3600)) if max_hours else 0,
+        pull_wait=int(pull_wait),
+        keep=keep,
+        poll=poll,
+    )
+
+
+def start_command(run: str, attempt: int, *, env: dict[str, str] | None = None) -> str:
+    """Start the wrapper in a detached tmux session named after the run (fails if it exists)."""
+    exports = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (env or {}).items())
+    return f"cd {run_dir(run)} && {TMUX} new-session -d -s {run}{exports} bash wrapper.sh {int(attempt)}"
+
+
+def kill_command(run: str) -> str:
+    """Stop the run's tmux session and the script's process group (best effort, never fails)."""
+    d = run_dir(run)
+    return (
+        f"pid=$(sed -n 's/.*\"script_pid\": \\([0-9]*\\).*/\\1/p' {d}/status 2>/dev/null); "
+        f'[ -n "$pid" ] && [ "$pid" != 0 ] && kill -TERM -- -"$pid" 2>/dev/null; '
+        f"{TMUX} kill-session -t {run} 2>/dev/null; true"
+    )
+
+
+def poll_command(run: str, offset: int) -> str:
+    """One exec: the status file, the log's size, then the log bytes after ``offset``."""
+    d = run_dir(run)
+    return (
+        f"cd {d} 2>/dev/null || exit 0; cat status 2>/dev/null; echo; "
+        f"size=$(stat -c %s log 2>/dev/null || echo 0); echo {LOG_MARK} $size; "
+        f"[ $size -gt {int(offset)} ] && tail -c +{int(offset) + 1} log | head -c $((size - {int(offset)})); true"
+    )
+
+
+def attach_command(run: str) -> str:
+    """The remote command that attaches a terminal to the run's tmux session."""
+    return f"{TMUX} attach -t {check_run_name(run)}"
+
+
+@dataclass
+class Poll:
+    """What one poll saw: the parsed status (empty if none yet), new log text, next offset."""
+
+    status: dict
+    text: str
+    offset: int
+
+
+def parse_poll(stdout: str, offset: int) -> Poll:
+    """Split :func:`poll_command` output into status, new log text and the next offset."""
+    head, sep, rest = stdout.partition(LOG_MARK)
+    status: dict = {}
+    for line in head.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                status = json.loads(line)
+            except ValueError:
+                pass  # a half-written file cannot happen (atomic mv), but never crash the follower
+    if not sep:
+        return Poll(status, "", offset)
+    size_line, _, text = rest.partition("\n")
+    try:
+        size = int(size_line.strip())
+    except ValueError:
+        size = offset
+    return Poll(status, text if size > offset else "", max(size, offset))
