@@ -1,0 +1,25 @@
+"""ec2kit's command line: Invoke task collections.
+
+`inv` in a checkout reads the top-level ``tasks.py`` (which imports ``ns`` from
+here); a pip-installed ec2kit exposes the same tasks as the ``ec2kit`` command.
+"""
+
+from __future__ import annotations
+
+from invoke import Collection, Program, Task
+
+from .. import __version__
+from . import instances, runs, recipes, sandbox, storage
+
+ns = Collection()
+for _module in (instances, storage, recipes, runs):
+    for _obj in vars(_module).values():
+        if isinstance(_obj, Task) and _obj.body.__module__ == _module.__name__:
+            ns.add_task(_obj)
+ns.add_collection(Collection.from_module(sandbox, name="sandbox"))
+ns.configure({"run": {"echo": False}})
+
+
+def main() -> None:
+    """Entry point of the ``ec2kit`` console script."""
+    Program(namespace=ns, version=__version__, name="ec2kit", binary="ec2kit", binary_names=["ec2kit"]).run()

@@ -1,0 +1,138 @@
+"""The one decorator every ec2kit task goes through.
+
+``@command(...)`` turns ``def fn(ctx: Context, ...)`` into an Invoke task that
+takes the same arguments plus ``--profile`` and ``--region``, builds the
+:class:`~ec2kit.context.Context`, and turns every expected failure into a
+one-paragraph message and a non-zero exit — never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from ..errors import Ec2kitError
+
+AWS_HELP = {
+    "profile": "AWS profile from ~/.aws/config (default: the standard credential chain)",
+    "region": "AWS region code, or part of its name: 'Ohio' → us-east-2",
+}
+
+
+def fail(message: str, code: int = 1) -> Exit:
+    """An Invoke Exit that prints ``message`` (one paragraph) on stderr."""
+    return Exit(message=f"ec2kit: {message}", code=code)
+
+
+def translate(err: BaseException) -> Exit | None:
+    """Map an exception to a user-facing Exit, or None to let it propagate."""
+    if isinstance(err, Exit):
+        return err
+    if isinstance(err, Ec2kitError):
+        return fail(str(err), err.exit_code)
+    if isinstance(err, KeyboardInterrupt):
+        return fail("interrupted.", 130)
+    try:
+        import botocore.exceptions as bex
+    except ImportError:  # pragma: no cover
+        bex = None
+    if bex is not None and isinstance(err, (bex.ClientError, bex.BotoCoreError)):
+        from ..cloud import translate_client_error
+
+        translated = translate_client_error(err, action="the last AWS call")
+        if translated is not None:
+            return fail(str(translated))
+    if os.environ.get("EC2KIT_DEBUG"):
+        return None
+    return fail(
+        f"unexpected {type(err).__name__}: {err}. This is a bug in ec2kit; "
+        "run again with EC2KIT_DEBUG=1 to see the traceback and please report it."
+    )
+
+
+def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwargs: Any) -> Callable:
+    """Declare an ec2kit task. The body receives an ec2kit Context instead of Invoke's."""
+
+    def decorate(body: Callable) -> Any:
+        sig = inspect.signature(body)
+        params = list(sig.parameters.values())[1:]
+        extra = []
+        if aws:
+            extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in ("profile", "region")]
+        invoke_sig = sig.replace(parameters=[inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params, *extra])
+
+        @functools.wraps(body)
+        def wrapper(c: Any, *args: Any, profile: str | None = None, region: str | None = None, **kwargs: Any) -> Any:
+            from ..context import Context
+
+            ctx = None
+            try:
+                ctx = make_context(profile, region)
+                return body(ctx, *args, **kwargs)
+            except BaseException as err:  # noqa: BLE001 - the one place errors become messages
+                if isinstance(err, SystemExit):
+                    raise
+                exit_ = translate(err)
+                if exit_ is None:
+                    raise
+                raise exit_ from None
+            finally:
+                if ctx is not None:
+                    ctx.close()
+
+        wrapper.__signature__ = invoke_sig  # type: ignore[attr-defined]
+        del wrapper.__wrapped__  # Invoke must see the new signature, not the body's
+        all_help = {**(AWS_HELP if aws else {}), **(help or {})}
+        return task(help=all_help, **task_kwargs)(wrapper)
+
+    return decorate
+
+
+def make_context(profile: str | None, region: str | None):
+    """Build the Context for one command from the environment and the global flags."""
+    from ..context import Context
+    from ..settings import Settings
+
+    if region:
+        from ..cloud import find_region
+
+        region = find_region(region)
+    return Context(Settings.from_env(profile=profile, region=region))
+
+
+def split_list(value: str | None) -> list[str]:
+    """'a,b, c' → ['a', 'b', 'c']."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
+    """['k=v', 'n=3'] → {'k': 'v', 'n': 3} (values parsed as TOML literals when they parse)."""
+    from ..errors import ConfigError
+
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} is not KEY=VALUE.", hint="Example: --set packages='[\"htop\"]' --set name=base")
+        try:
+            result[key] = tomllib.loads(f"v = {raw}")["v"]
+        except Exception:  # noqa: BLE001 - not a TOML literal: keep the text
+            result[key] = raw
+    return result
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,155 @@
+"""Instances: list, launch, start, stop, terminate, change type, connect."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from .. import ui
+from ..context import Context
+from ._common import command, split_list
+
+
+def uptime(launch_time: object, state: str) -> str:
+    if state != "running" or not isinstance(launch_time, datetime):
+        return ""
+    lt = launch_time if launch_time.tzinfo else launch_time.replace(tzinfo=timezone.utc)
+    return ui.human_duration((datetime.now(timezone.utc) - lt).total_seconds())
+
+
+@command(help={"json": "print JSON instead of a table", "all": "include terminated instances"})
+def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
+    """List instances: name, id, type, state, spot/on-demand, IPs, uptime (one EC2 call)."""
+    states = None if all else ["pending", "running", "stopping", "stopped", "shutting-down"]
+    found = ctx.cloud.instances(states=states)
+    if json:
+        ui.print_json(found)
+        return
+    rows = [
+        (i.name, i.id, i.type, i.state, i.lifecycle, i.public_ip, i.private_ip, uptime(i.launch_time, i.state))
+        for i in sorted(found, key=lambda i: (i.name or "", i.id))
+    ]
+    ui.print_table("Instances", ["name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime"], rows,
+                   empty="No instances. Launch one with `inv launch NAME`.")
+
+
+@command(help={
+    "name": "Name tag for the new instance (must be unique)",
+    "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
+    "disk": "root disk size in GB",
+    "type": "instance type, e.g. m5.xlarge",
+    "spot": "launch a spot instance instead of on-demand",
+    "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
+    "zone": "availability zone (default: any)",
+    "no_wait": "return once running, without waiting for SSH",
+    "json": "print the instance as JSON",
+})
+def launch(ctx: Context, name: str, image: str | None = None, disk: int | None = None, type: str = "t3.medium",
+           spot: bool = False, max_price: str | None = None, zone: str | None = None, no_wait: bool = False,
+           json: bool = False) -> None:
+    """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
+    from ..actions import launch as do_launch
+
+    with ui.progress(f"Launching {name}") as progress:
+        inst = do_launch(ctx, name, wait=not no_wait, progress=progress, image=image, disk=disk, type=type,
+                         spot=spot, max_price=max_price, zone=zone)
+    _show(inst, json)
+
+
+def _show(inst, json: bool) -> None:
+    if json:
+        ui.print_json(inst)
+    else:
+        ui.console().print(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
+
+
+@command(help={"name": "instance name or id", "no_wait": "do not wait for SSH", "json": "print JSON"})
+def start(ctx: Context, name: str, no_wait: bool = False, json: bool = False) -> None:
+    """Start a stopped instance; returns when SSH answers."""
+    from ..actions import start as do_start
+
+    with ui.progress(f"Starting {name}") as progress:
+        inst = do_start(ctx, name, wait=not no_wait, progress=progress)
+    _show(inst, json)
+
+
+@command(help={"name": "instance name or id", "json": "print JSON"})
+def stop(ctx: Context, name: str, json: bool = False) -> None:
+    """Stop an instance (its disk is kept; you pay for storage only)."""
+    with ui.progress(f"Stopping {name}") as progress:
+        inst = ctx.cloud.stop(name, progress=progress)
+    _show(inst, json)
+
+
+@command(help={"name": "instance name or id", "json": "print JSON"})
+def terminate(ctx: Context, name: str, json: bool = False) -> None:
+    """Terminate an instance (cancels its spot request first). Its root disk is deleted."""
+    with ui.progress(f"Terminating {name}") as progress:
+        inst = ctx.cloud.terminate(name, progress=progress)
+    _show(inst, json)
+
+
+@command(name="change-type", help={"name": "instance name or id (must be stopped)", "type": "new instance type, e.g. p3.2xlarge"})
+def change_type(ctx: Context, name: str, type: str) -> None:
+    """Change the type of a stopped instance, e.g. to add or remove a GPU."""
+    inst = ctx.cloud.change_type(name, type)
+    ui.console().print(f"{inst.name}  {inst.id}  now {inst.type}")
+
+
+@command(help={
+    "name": "instance name or id",
+    "ports": "ports to tunnel to localhost, e.g. 8888,8008",
+    "command": "run this command instead of a login shell",
+})
+def connect(ctx: Context, name: str, ports: str = "", command: str | None = None) -> None:
+    """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
+    from ..remote import ssh_argv
+
+    target = ctx.target(name)
+    argv = ssh_argv(target, ports=[int(p) for p in split_list(ports)], command=command, tty=command is None)
+    ctx.close()
+    os.execvp(argv[0], argv)
+
+
+@command(name="ssh-config", help={"path": "file to write (default: ~/.ec2kit/ssh_config)", "include": "also add an Include line to ~/.ssh/config"})
+def ssh_config(ctx: Context, path: str | None = None, include: bool = False) -> None:
+    """Write a Host entry per running instance so `ssh NAME` works everywhere."""
+    from pathlib import Path
+
+    from ..remote import ssh_config_block, write_ssh_config
+
+    out = Path(path).expanduser() if path else ctx.settings.home / "ssh_config"
+    running = [i for i in ctx.cloud.instances(states=["running"]) if i.name]
+    blocks = [ssh_config_block(i.name, ctx.cloud.ssh_target(i)) for i in sorted(running, key=lambda i: i.name)]
+    write_ssh_config(out, blocks)
+    ui.console().print(f"Wrote {len(blocks)} host(s) to {out}")
+    line = f"Include {out}"
+    user_config = Path.home() / ".ssh" / "config"
+    present = user_config.exists() and line in user_config.read_text()
+    if include and not present:
+        user_config.parent.mkdir(mode=0o700, exist_ok=True)
+        old = user_config.read_text() if user_config.exists() else ""
+        user_config.write_text(line + "\n\n" + old)  # Include must come before any Host block
+        user_config.chmod(0o600)
+        ui.console().print(f"Added `{line}` to {user_config}")
+    elif not present:
+        ui.console().print(f"Add this line at the top of {user_config} (or rerun with --include):\n  {line}")
+
+
+@command(name="forget-host", help={"name": "instance name or id whose pinned host key to forget"})
+def forget_host(ctx: Context, name: str) -> None:
+    """Forget an instance's pinned SSH host key (after you really rebuilt it)."""
+    from ..remote import forget_host as forget
+
+    inst = ctx.instance(name) if not name.startswith("i-") else None
+    alias = inst.id if inst else name
+    removed = forget(ctx.settings.known_hosts, alias)
+    ui.console().print(f"Forgot the host key of {alias}." if removed else f"No host key was pinned for {alias}.")
+
+
+@command(aws=False, help={"text": "part of a region's name, e.g. Ohio, Frankfurt, Tokyo"})
+def region(ctx: Context, text: str) -> None:
+    """Print the code of the first region whose name contains TEXT: inv region Ohio → us-east-2."""
+    from ..cloud import find_region
+
+    print(find_region(text))

@@ -1,0 +1,67 @@
+"""Recipes: list them, run one, provision hosts."""
+
+from __future__ import annotations
+
+from .. import ui
+from ..context import Context
+from ._common import command, fail, parse_sets, split_list
+
+SET_HELP = "set a variable, KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
+
+
+@command(aws=False, help={"json": "print JSON"})
+def recipes(ctx: Context, json: bool = False) -> None:
+    """List the recipes in ./recipes (and the built-in ones) with descriptions and variables."""
+    from ..recipe import list_recipes
+
+    found = list_recipes()
+    if json:
+        ui.print_json(found)
+        return
+    rows = [(r.name, r.description, ", ".join(f"{k}={v!r}" for k, v in (r.vars or {}).items()), str(r.path)) for r in found]
+    ui.print_table("Recipes", ["name", "description", "variables", "file"], rows, empty="No recipes found in ./recipes.")
+
+
+def _run(ctx: Context, name: str, hosts: list[str], sets: list[str] | None, check: bool, tags: str, skip_tags: str, start_at: str | None) -> None:
+    from ..recipe import load_recipe, run_recipe
+
+    recipe = load_recipe(name)
+    report = run_recipe(ctx, recipe, hosts=hosts, vars=parse_sets(sets), check=check,
+                        tags=tuple(split_list(tags)), skip_tags=tuple(split_list(skip_tags)), start_at=start_at)
+    if not report.ok:
+        raise fail(getattr(report, "summary", None) or "the recipe failed on at least one host (see above).", 2)
+
+
+@command(iterable=["set"], help={
+    "name": "recipe name (a file in ./recipes without .toml) or a path",
+    "on": "host(s) to run on: instance names or ids, comma-separated",
+    "set": SET_HELP,
+    "check": "change nothing: show what would change, with diffs and the AWS calls that would be made",
+    "tags": "only run steps with one of these tags (comma-separated)",
+    "skip_tags": "skip steps with these tags",
+    "start_at": "start at this step (name or number)",
+})
+def recipe(ctx: Context, name: str, on: str = "", set: list[str] | None = None, check: bool = False, tags: str = "",
+           skip_tags: str = "", start_at: str | None = None) -> None:
+    """Run any recipe. Example: inv recipe base --on web1,web2 --set packages='["htop"]' --check"""
+    _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at)
+
+
+@command(iterable=["set"], help={
+    "hosts": "instance names or ids, comma-separated (or use --tag)",
+    "recipe": "recipe to run (default: base)",
+    "tag": "select running instances by tag KEY=VALUE instead of names",
+    "set": SET_HELP,
+    "check": "change nothing: show what would change",
+})
+def provision(ctx: Context, hosts: str = "", recipe: str = "base", tag: str | None = None, set: list[str] | None = None,
+              check: bool = False) -> None:
+    """Run a recipe (default: base) on one or many hosts in parallel, with a recap per host."""
+    names = split_list(hosts)
+    if tag:
+        key, _, value = tag.partition("=")
+        found = ctx.cloud.instances(states=["running"], tags={key: value} if value else {key: None})
+        names += [i.name or i.id for i in found]
+    if not names:
+        raise fail("provision needs host names (inv provision web1,web2) or --tag KEY=VALUE that matches running instances.")
+    _run(ctx, recipe, names, set, check, "", "", None)

@@ -1,0 +1,129 @@
+"""Spot runs: run a script on a spot instance and bring the results home."""
+
+from __future__ import annotations
+
+import os
+
+from .. import ui
+from ..context import Context
+from ._common import command, fail, parse_sets, split_list
+
+
+@command(name="spot-run", iterable=["set"], help={
+    "script": "the script to run (e.g. train.sh); it runs in ~/ec2kit/RUN on the instance",
+    "files": "a directory whose files are uploaded next to the script",
+    "name": "run name (default: the script's name plus a timestamp)",
+    "image": "AMI name or id (default: 'base' if you froze one, else the latest Ubuntu LTS)",
+    "type": "instance type (default m5.large)",
+    "types": "fallback types, comma-separated, tried in order when capacity is short or after an interruption",
+    "disk": "root disk size in GB",
+    "snapshot": "make a data volume from this snapshot and mount it at /mnt/data",
+    "results": "local directory for results (default runs/RUN)",
+    "max_price": "highest hourly spot price you accept",
+    "retries": "replace the instance this many times if it is interrupted",
+    "monitor": "push results to this always-on instance instead of this machine",
+    "detach": "return once the script has started; the instance shuts itself down at the end",
+    "keep": "keep the instance after the script ends (you stop or terminate it)",
+    "max_hours": "hard limit: the instance powers itself off after this many hours",
+    "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
+    "json": "print the final run record as JSON",
+})
+def spot_run(ctx: Context, script: str, files: str | None = None, name: str | None = None, image: str | None = None,
+             type: str = "m5.large", types: str = "", disk: int | None = None, snapshot: str | None = None,
+             results: str | None = None, max_price: str | None = None, retries: int = 0, monitor: str | None = None,
+             detach: bool = False, keep: bool = False, max_hours: float | None = None, set: list[str] | None = None,
+             json: bool = False) -> None:
+    """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
+    from .. import spotrun
+
+    options = spotrun.SpotRunOptions(
+        script=script, files=files, name=name, image=image, type=type, types=split_list(types), disk=disk,
+        snapshot=snapshot, results=results, max_price=max_price, retries=retries, monitor=monitor, detach=detach,
+        keep=keep, max_hours=max_hours, vars=parse_sets(set),
+    )
+    record = spotrun.spot_run(ctx, options)
+    if json:
+        ui.print_json(record)
+    state = getattr(record, "state", "")
+    if state not in ("succeeded", "running", "starting") and not (detach and state in ("running", "starting")):
+        raise fail(f"run {record.name} ended {state}" + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "") + ".", 3)
+
+
+@command(help={"json": "print JSON", "all": "include old finished runs"})
+def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
+    """List spot runs with state, instance, exit code and cost so far."""
+    from .. import spotrun
+
+    found = spotrun.list_runs(ctx)
+    if json:
+        ui.print_json(found)
+        return
+    rows = [
+        (r.name, r.state, r.instance_type, r.instance_id, r.attempt, r.exit_code, ui.human_duration(r.duration) if hasattr(r, "duration") else "",
+         f"${r.cost:.4f}" if getattr(r, "cost", None) is not None else "", r.results_dir)
+        for r in found
+    ]
+    ui.print_table("Runs", ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results"], rows,
+                   empty="No runs yet. Start one with `inv spot-run --script train.sh`.")
+
+
+@command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})
+def logs(ctx: Context, run: str, follow: bool = False) -> None:
+    """Print a run's log (from the instance while it runs, else from the pulled copy)."""
+    from .. import spotrun
+
+    spotrun.logs(ctx, run, follow=follow)
+
+
+@command(help={"run": "run name"})
+def pull(ctx: Context, run: str) -> None:
+    """Pull a run's results into its local results directory now."""
+    from .. import spotrun
+
+    where = spotrun.pull(ctx, run)
+    ui.console().print(f"Results of {run} are in {where}")
+
+
+@command(help={"run": "run name"})
+def attach(ctx: Context, run: str) -> None:
+    """Attach to the run's tmux session on its instance (detach with Ctrl-b d)."""
+    from .. import spotrun
+
+    argv = spotrun.attach_argv(ctx, run)
+    ctx.close()
+    os.execvp(argv[0], argv)
+
+
+@command(name="stop-run", help={"run": "run name"})
+def stop_run(ctx: Context, run: str) -> None:
+    """Stop a run: final pull of its results, then terminate its instance and delete its volumes."""
+    from .. import spotrun
+
+    record = spotrun.stop_run(ctx, run)
+    ui.console().print(f"Run {run} is {getattr(record, 'state', 'stopped')}; results in {getattr(record, 'results_dir', '')}")
+
+
+@command(help={"yes": "delete without asking", "json": "print what would be removed as JSON"})
+def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
+    """Find what ec2kit created that no live run or named machine uses, list it, and remove it (asks first)."""
+    from .. import spotrun
+
+    leftovers = spotrun.cleanup(ctx, dry_run=True)
+    if json:
+        ui.print_json(leftovers)
+        return
+    if not leftovers:
+        ui.console().print("Nothing to clean up.")
+        return
+    rows = [(getattr(r, "kind", ""), getattr(r, "id", ""), getattr(r, "name", ""), getattr(r, "reason", "")) for r in leftovers]
+    ui.print_table("Leftovers", ["kind", "id", "name", "why"], rows)
+    if not yes:
+        import sys
+
+        if not sys.stdin.isatty():
+            raise fail("not removing anything without --yes (no terminal to ask on).")
+        if input("Remove these? [y/N] ").strip().lower() not in ("y", "yes"):
+            ui.console().print("Nothing removed.")
+            return
+    removed = spotrun.cleanup(ctx, dry_run=False)
+    ui.console().print(f"Removed {len(removed)} resource(s).")

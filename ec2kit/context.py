@@ -1,0 +1,131 @@
+"""The Context handed to every command: settings, the cloud, SSH hosts.
+
+Decides once per process whether ec2kit talks to real AWS or to the local
+sandbox, and owns the SSH connections it opens (closed by :meth:`close`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, CredentialsError
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .cloud import Cloud, Instance
+    from .remote import Host, SshTarget
+    from .sandbox import SandboxInfo
+
+
+def aws_credentials_available(profile: str | None) -> bool:
+    """Whether boto3's standard chain finds credentials (env, profile, SSO, IMDS…)."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return boto3.Session(profile_name=profile).get_credentials() is not None
+    except botocore.exceptions.ProfileNotFound as err:
+        raise ConfigError(f"The AWS profile '{profile}' does not exist.", hint="Check ~/.aws/config or drop --profile.") from err
+    except botocore.exceptions.BotoCoreError as err:
+        raise CredentialsError(f"Your AWS credentials could not be read: {err}.", hint="Run `aws configure` or set EC2KIT_SANDBOX=1 to use the local sandbox.") from err
+
+
+class Context:
+    """Settings plus lazily created cloud and SSH hosts, shared by a command."""
+
+    def __init__(self, settings: Settings | None = None, *, quiet: bool = False) -> None:
+        self.settings = settings or Settings.from_env()
+        self.quiet = quiet
+        self._cloud: Cloud | None = None
+        self._sandbox: SandboxInfo | None = None
+        self._hosts: dict[str, Host] = {}
+        self._lock = threading.RLock()
+
+    # -- the cloud -----------------------------------------------------------------
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when commands go to the local sandbox instead of AWS."""
+        if self.settings.sandbox is not None:
+            return self.settings.sandbox
+        return not aws_credentials_available(self.settings.profile)
+
+    @property
+    def sandbox(self) -> SandboxInfo | None:
+        """The running sandbox's endpoints, when the sandbox is in use."""
+        self.cloud  # noqa: B018 - decides and starts it
+        return self._sandbox
+
+    @property
+    def cloud(self) -> Cloud:
+        """The EC2 layer, pointed at AWS or at the sandbox (started on demand)."""
+        with self._lock:
+            if self._cloud is None:
+                self._cloud = self._make_cloud()
+            return self._cloud
+
+    def _make_cloud(self) -> Cloud:
+        from .cloud import Cloud
+
+        if not self.uses_sandbox:
+            return Cloud(self.settings)
+        from . import sandbox
+
+        info = sandbox.ensure_running(self.settings)
+        self._sandbox = info
+        if not self.quiet:
+            from .ui import info as say
+
+            why = "EC2KIT_SANDBOX=1" if self.settings.sandbox else "no AWS credentials found"
+            say(f"[dim]Using the local sandbox ({why}; state in {info.dir}). Set EC2KIT_SANDBOX=0 to use AWS.[/dim]")
+        return Cloud(
+            self.settings,
+            endpoint_url=info.endpoint_url,
+            resolver=sandbox.Resolver(info),
+            credentials=dict(sandbox.SANDBOX_CREDENTIALS),
+            region=info.region,
+        )
+
+    # -- hosts ---------------------------------------------------------------------
+    def instance(self, name_or_id: str) -> Instance:
+        """The instance called ``name_or_id`` (Name tag or id)."""
+        return self.cloud.instance(name_or_id)
+
+    def target(self, name_or_id: str | Instance) -> SshTarget:
+        """How to reach an instance over SSH."""
+        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
+        return self.cloud.ssh_target(inst)
+
+    def host(self, name_or_id: str | Instance) -> Host:
+        """An SSH connection to an instance, opened once and reused."""
+        from .remote import Host
+
+        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
+        with self._lock:
+            host = self._hosts.get(inst.id)
+            if host is None:
+                host = self._hosts[inst.id] = Host(self.cloud.ssh_target(inst))
+            return host
+
+    def forget_host(self, instance_id: str) -> None:
+        """Close and drop a cached connection (the instance went away)."""
+        with self._lock:
+            host = self._hosts.pop(instance_id, None)
+        if host is not None:
+            host.close()
+
+    def close(self) -> None:
+        """Close every SSH connection this context opened."""
+        with self._lock:
+            hosts, self._hosts = list(self._hosts.values()), {}
+        for host in hosts:
+            try:
+                host.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
