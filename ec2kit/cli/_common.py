@@ -74,6 +74,7 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
 
             ctx = None
             try:
+                kwargs = coerce_numbers(body, kwargs)
                 ctx = make_context(profile, region)
                 return body(ctx, *args, **kwargs)
             except BaseException as err:  # noqa: BLE001 - the one place errors become messages
@@ -93,6 +94,27 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         return task(help=all_help, **task_kwargs)(wrapper)
 
     return decorate
+
+
+def coerce_numbers(body: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Invoke passes optional numeric flags as text: convert them by the body's annotations."""
+    from ..errors import ConfigError
+
+    annotations = getattr(body, "__annotations__", {})
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        hint = str(annotations.get(key, ""))
+        if not isinstance(value, str) or not value:
+            continue
+        for name, convert in (("int", int), ("float", float)):
+            if hint.startswith(name):
+                try:
+                    out[key] = convert(value)
+                except ValueError:
+                    flag = "--" + key.replace("_", "-")
+                    raise ConfigError(f"{flag} expects a number, got {value!r}.") from None
+                break
+    return out
 
 
 def make_context(profile: str | None, region: str | None):
