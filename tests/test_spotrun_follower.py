@@ -1,0 +1,80 @@
+"""The follower against a real sshd host: log lines, incremental results, final pull."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ec2kit.remote import Host, SshTarget
+from ec2kit.spotrun.commands import render_wrapper, start_command
+from ec2kit.spotrun.follower import Follower
+
+
+@pytest.fixture
+def host(sshd_host, user_key, tmp_path):
+    target = SshTarget("127.0.0.1", sshd_host.port, sshd_host.user, user_key, "i-follower", tmp_path / "known_hosts", "box")
+    with Host(target) as h:
+        yield h
+
+
+def start(host: Host, sshd_host, run: str, script: str, **opts) -> Path:
+    d = sshd_host.home / "ec2kit" / run
+    d.mkdir(parents=True)
+    (d / "job.sh").write_text(script)
+    (d / "wrapper.sh").write_text(render_wrapper(run, "job.sh", poll=0.5, **opts))
+    host.run(start_command(run, 1, env={"EC2KIT_POWEROFF": "true", "EC2KIT_IMDS": "http://127.0.0.1:9"}))
+    return d
+
+
+def test_follow_prints_the_log_pulls_results_and_ends_with_the_status(host, sshd_host, tmp_path):
+    script = "#!/bin/bash\nfor i in 1 2 3; do echo step $i; echo $i > $EC2KIT_RESULTS/r$i.txt; sleep 0.3; done\n"
+    d = start(host, sshd_host, "fol1", script, pull_wait=20)
+    lines: list[str] = []
+    f = Follower(host, "fol1", tmp_path / "results", local_log=tmp_path / "log", out=lines.append, pull_interval=0.5, poll_interval=0.2)
+    status = f.follow()
+    assert status["state"] == "succeeded"
+    assert [l for l in lines if l.startswith("step")] == ["step 1", "step 2", "step 3"]
+    assert f.finish()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["r1.txt", "r2.txt", "r3.txt"]
+    assert (d / "pulled").exists()
+    assert (tmp_path / "log").read_text() == (d / "log").read_text()
+
+
+def test_results_written_while_running_arrive_within_the_pull_interval(host, sshd_host, tmp_path):
+    d = start(host, sshd_host, "lag1", "#!/bin/bash\nsleep 6\n", pull_wait=0)
+    f = Follower(host, "lag1", tmp_path / "results", out=lambda _l: None, pull_interval=1.0, poll_interval=0.5)
+    stop = threading.Event()
+    thread = threading.Thread(target=f.follow, kwargs={"should_stop": stop.is_set})
+    thread.start()
+    try:
+        time.sleep(1.5)
+        (d / "results" / "late.txt").write_text("x")
+        written = time.monotonic()
+        while not (tmp_path / "results" / "late.txt").exists():
+            assert time.monotonic() - written < 5, "file did not arrive"
+            time.sleep(0.02)
+        lag = time.monotonic() - written
+    finally:
+        stop.set()
+        thread.join()
+    print(f"lag {lag:.2f}s")
+    assert lag < 2.5
+
+
+def test_push_sends_local_results_back_to_the_instance(host, sshd_host, tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "checkpoint.json").write_text('{"step": 4}')
+    f = Follower(host, "push1", tmp_path / "results")
+    f.push()
+    assert (sshd_host.home / "ec2kit" / "push1" / "results" / "checkpoint.json").read_text() == '{"step": 4}'
+
+
+def test_pull_failure_is_reported_not_raised(sshd_host, user_key, tmp_path):
+    target = SshTarget("127.0.0.1", 9, sshd_host.user, user_key, "i-gone", tmp_path / "kh", "gone")
+    f = Follower(Host(target), "x", tmp_path / "results")
+    f.host._home = "/nonexistent"  # skip the round trip to a host that is not there
+    assert f.pull() is False
