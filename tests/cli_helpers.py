@@ -1,0 +1,47 @@
+"""Run ec2kit's command line as a user would: a separate process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    argv: list[str]
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def __repr__(self) -> str:  # shown by pytest on failure
+        return f"CliResult(argv={self.argv}, code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+def run_inv(*args: str, home: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 120, stdin: str | None = None) -> CliResult:
+    """``inv ARGS`` in the checkout, with ec2kit's state under ``home`` and the sandbox forced on."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full_env.update({"EC2KIT_SANDBOX": "1", "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+    if home is not None:
+        full_env["EC2KIT_HOME"] = str(home)
+    full_env.update(env or {})
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout, input=stdin)
+    return CliResult(argv[3:], proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_clean_error(result: CliResult, *needles: str) -> None:
+    """A failed command printed a message (containing ``needles``) and no traceback."""
+    assert result.code != 0, result
+    assert "Traceback" not in result.text, result
+    for needle in needles:
+        assert needle.lower() in result.text.lower(), (needle, result)

@@ -1,0 +1,84 @@
+"""The command line itself: listing, help, argument errors, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from cli_helpers import ROOT, assert_clean_error, run_inv
+
+
+def test_list_shows_every_journey_command(tmp_path):
+    result = run_inv("--list", home=tmp_path)
+    assert result.code == 0, result
+    for name in ("launch", "provision", "connect", "ssh-config", "freeze", "make-volume", "snapshot", "spot-run",
+                 "runs", "logs", "pull", "stop-run", "instances", "change-type", "prices", "images", "volumes",
+                 "snapshots", "cleanup", "recipes", "recipe", "sandbox.up", "sandbox.interrupt"):
+        assert f"  {name} " in result.out, name
+
+
+def test_listing_tasks_does_not_import_boto3_or_fabric():
+    code = (
+        "import sys; from ec2kit.cli import ns; "
+        "heavy = [m for m in ('boto3', 'botocore', 'fabric', 'paramiko', 'jinja2', 'moto') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_every_task_has_help_text():
+    from ec2kit.cli import ns
+
+    def walk(coll):
+        yield from coll.tasks.values()
+        for sub in coll.collections.values():
+            yield from walk(sub)
+
+    for task in walk(ns):
+        assert task.__doc__ and task.__doc__.strip(), task.name
+        for arg in task.get_arguments():
+            assert arg.help, f"{task.name} --{arg.name} has no help"
+
+
+def test_task_help_shows_options(tmp_path):
+    result = run_inv("--help", "make-volume", home=tmp_path)
+    assert result.code == 0, result
+    assert "--size" in result.out and "--snapshot" in result.out and "format" in result.out
+
+
+def test_region_finds_code_from_part_of_the_name(tmp_path):
+    result = run_inv("region", "Ohio", home=tmp_path)
+    assert result.code == 0, result
+    assert result.out.strip() == "us-east-2"
+
+
+def test_unknown_region_is_a_clean_error(tmp_path):
+    assert_clean_error(run_inv("region", "Atlantis", home=tmp_path), "Atlantis")
+
+
+def test_non_numeric_disk_is_a_clean_error(tmp_path):
+    assert_clean_error(run_inv("launch", "x", "--disk", "big", home=tmp_path), "--disk", "number")
+
+
+def test_set_values_are_parsed_as_toml_literals():
+    from ec2kit.cli._common import parse_sets
+
+    assert parse_sets(["n=3", "name=base", 'pkgs=["a","b"]', "flag=true"]) == {"n": 3, "name": "base", "pkgs": ["a", "b"], "flag": True}
+
+
+def test_set_without_equals_is_a_clean_error():
+    import pytest
+
+    from ec2kit.cli._common import parse_sets
+    from ec2kit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_sets(["oops"])
+
+
+def test_console_script_exposes_the_same_tasks(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv=['ec2kit','--list']; from ec2kit.cli import main; main()"],
+                          capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "spot-run" in proc.stdout and "sandbox.up" in proc.stdout
