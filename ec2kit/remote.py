@@ -351,7 +351,7 @@ class Host:
         self._conn: fabric.Connection | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._home: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         t = self.target
@@ -491,9 +491,11 @@ class Host:
 
         ``stdin`` is fed to the command followed by EOF (no stdin → immediate EOF).
         ``check`` raises :class:`UnexpectedExit` on a non-zero exit; ``timeout``
-        raises :class:`TimedOut`; ``echo`` prints the command to stderr first;
+        raises :class:`TimedOut` (the remote process is not killed: it loses its
+        output pipes); ``echo`` prints the command to stderr first;
         ``stream`` receives each output line (stdout and stderr) as it arrives,
-        while the output is still captured in the result.
+        while the output is still captured in the result. Connection failures
+        raise :class:`RemoteError` even with ``check=False``.
         """
         final = wrap_command(command, sudo=sudo, env=env, cwd=cwd)
         if echo:
@@ -580,13 +582,14 @@ class Host:
     @property
     def sftp(self) -> paramiko.SFTPClient:
         """One SFTP session per Host, opened on first use."""
-        conn = self.connection
-        if self._sftp is None or self._sftp.sock.closed:
-            try:
-                self._sftp = conn.client.open_sftp()
-            except Exception as e:
-                raise self._fail(f"cannot start SFTP ({e or type(e).__name__})", "Is the sftp subsystem enabled?") from None
-        return self._sftp
+        with self._lock:
+            conn = self.connection
+            if self._sftp is None or self._sftp.sock.closed:
+                try:
+                    self._sftp = conn.client.open_sftp()
+                except Exception as e:
+                    raise self._fail(f"cannot start SFTP ({e or type(e).__name__})", "Is the sftp subsystem enabled?") from None
+            return self._sftp
 
     def _transfer_error(self, verb: str, path: str, e: Exception) -> RemoteError:
         errno = getattr(e, "errno", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import threading
 import time
@@ -165,6 +166,12 @@ def test_stream_receives_lines_as_they_arrive(host):
     assert sorted(lines) == ["a", "b", "c"] and result.stdout == "a\nc"
 
 
+@pytest.mark.skipif(shutil.which("sudo") is None, reason="sudo is not installed (CI installs it)")
+def test_sudo_runs_the_command_as_root_in_the_login_users_cwd(host, sshd_host):
+    result = host.run('echo "$(id -u) $V $PWD"', sudo=True, env={"V": "x y"}, cwd="~")
+    assert result.stdout == f"0 x y {sshd_host.home}\n"
+
+
 def test_home_is_the_remote_home_and_tilde_expands_against_it(host, sshd_host):
     assert host.home == str(sshd_host.home)
     assert host.expand("~/a/b") == f"{sshd_host.home}/a/b"
@@ -307,6 +314,12 @@ def test_wrong_key_raises_remote_error_naming_the_key_file(sshd_host, known_host
     with pytest.raises(RemoteError, match="authentication") as info:
         Host(target_for(sshd_host, other_key, known_hosts)).run("true")
     assert str(other_key) in str(info.value)
+
+
+def test_missing_key_file_is_named_before_dialing(sshd_host, known_hosts, tmp_path):
+    with pytest.raises(RemoteError, match="does not exist") as info:
+        Host(target_for(sshd_host, tmp_path / "nokey", known_hosts)).run("true")
+    assert str(tmp_path / "nokey") in str(info.value)
 
 
 def test_wait_ssh_succeeds_once_the_host_starts_listening(tmp_path, user_key, known_hosts):
