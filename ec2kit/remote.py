@@ -240,33 +240,41 @@ def _ensure_known_hosts(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
 
 
-def pinned_keys(known_hosts: Path, alias: str) -> dict[str, paramiko.PKey]:
-    """The keys pinned for ``alias`` in ``known_hosts`` by key type (plain or hashed entries)."""
+def _parse_entry(line: str) -> Any:
+    """A known_hosts line as a paramiko HostKeyEntry, or None (comments, markers, bad keys)."""
     import paramiko
 
-    if not Path(known_hosts).exists():
-        return {}
-    keys = paramiko.HostKeys()
-    keys.load(str(known_hosts))
-    found = keys.lookup(alias)
-    return dict(found) if found else {}
-
-
-def _entry_matches(line: str, alias: str) -> bool:
-    import paramiko
-
+    line = line.strip()
+    if not line or line.startswith(("#", "@")):
+        return None
     try:
-        entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
-    except Exception:  # unparseable lines are kept as they are
-        return False
-    if entry is None:
-        return False
+        return paramiko.hostkeys.HostKeyEntry.from_line(line)
+    except Exception:  # a corrupt line is ignored, as OpenSSH does
+        return None
+
+
+def _entry_matches(entry: Any, alias: str) -> bool:
+    import paramiko
+
     for name in entry.hostnames:
         if name == alias:
             return True
         if name.startswith("|1|") and paramiko.HostKeys.hash_host(alias, name) == name:
             return True
     return False
+
+
+def pinned_keys(known_hosts: Path, alias: str) -> dict[str, paramiko.PKey]:
+    """The keys pinned for ``alias`` in ``known_hosts`` by key type (plain or hashed entries)."""
+    path = Path(known_hosts)
+    if not path.exists():
+        return {}
+    found: dict[str, paramiko.PKey] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        entry = _parse_entry(line)
+        if entry is not None and _entry_matches(entry, alias):
+            found.setdefault(entry.key.get_name(), entry.key)
+    return found
 
 
 def forget_host(known_hosts: Path | str, alias: str) -> int:
@@ -279,7 +287,7 @@ def forget_host(known_hosts: Path | str, alias: str) -> int:
     with open(path, "r+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         lines = f.read().splitlines(keepends=True)
-        kept = [line for line in lines if not _entry_matches(line, alias)]
+        kept = [line for line in lines if not ((e := _parse_entry(line)) is not None and _entry_matches(e, alias))]
         if len(kept) != len(lines):
             f.seek(0)
             f.write("".join(kept))
@@ -375,7 +383,9 @@ class Host:
     def connection(self) -> fabric.Connection:
         """The open Fabric connection (opened on first use)."""
         with self._lock:
-            if self._conn is None or not self._conn.is_connected:
+            if self._conn is not None and not self._conn.is_connected:
+                self.close()  # the link dropped (reboot, network): start a fresh one
+            if self._conn is None:
                 self._conn = self._open()
             return self._conn
 

@@ -186,6 +186,12 @@ def test_one_connection_is_reused_for_many_commands(host):
     assert host.connection.transport is transport
 
 
+def test_host_reconnects_after_the_connection_drops(host):
+    host.run("true")
+    host.connection.transport.close()
+    assert host.run("echo back").stdout == "back\n"
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -244,6 +250,15 @@ def test_pins_are_per_alias_not_per_address(sshd_host, user_key, known_hosts):
             h.run("true")
     assert set(pinned_keys(known_hosts, "i-1")) == {"ssh-ed25519"} and pinned_keys(known_hosts, "i-2")
     assert "127.0.0.1" not in known_hosts.read_text()
+
+
+def test_corrupt_known_hosts_lines_are_ignored_and_kept(host, known_hosts):
+    known_hosts.parent.mkdir(parents=True)
+    junk = "i-0abc ssh-ed25519 !!!not-base64\n@revoked * ssh-ed25519 AAAA\n# comment\ngarbage\n"
+    known_hosts.write_text(junk)
+    assert host.run("echo ok").stdout == "ok\n"
+    assert known_hosts.read_text().startswith(junk) and set(pinned_keys(known_hosts, "i-0abc")) == {"ssh-ed25519"}
+    assert forget_host(known_hosts, "i-0abc") == 1 and known_hosts.read_text() == junk
 
 
 def _ssh_batch(target: SshTarget, command: str, *extra: str) -> subprocess.CompletedProcess:
