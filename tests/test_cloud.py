@@ -1,0 +1,323 @@
+"""Cloud against moto's real EC2 server over HTTP (no patched boto3)."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from ec2kit.cloud import MANAGED_TAG, SECURITY_GROUP, Cloud, find_region, translate_client_error
+from ec2kit.errors import (
+    AlreadyExists,
+    AwsError,
+    ConfigError,
+    CredentialsError,
+    NotFound,
+    TimedOut,
+    WrongState,
+)
+from ec2kit.settings import Settings
+
+UBUNTU = "ami-785db401"  # moto's built-in Canonical Ubuntu 16.04 image
+CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture
+def cloud(moto_reset, tmp_path, monkeypatch) -> Cloud:
+    monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
+    return Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
+
+
+def count_calls(cloud: Cloud, operation: str) -> list:
+    """Record each call of ``operation`` through botocore's event hooks (observation only)."""
+    seen: list = []
+    cloud.ec2.meta.events.register(f"before-parameter-build.ec2.{operation}", lambda **kw: seen.append(kw["params"]))
+    return seen
+
+
+# -- launch and find -------------------------------------------------------------------
+def test_launch_tags_instance_and_root_volume_and_sizes_the_disk(cloud):
+    inst = cloud.launch("base", image=UBUNTU, disk=60, type="t3.micro")
+    assert inst.state == "running" and inst.name == "base" and inst.type == "t3.micro"
+    assert inst.tags[MANAGED_TAG] == "1" and inst.key_name == "ec2kit"
+    (root,) = [v for v in cloud.volumes() if v.attached_to == inst.id]
+    assert root.size == 60 and root.name == "base" and root.tags[MANAGED_TAG] == "1"
+    assert cloud.instance("base").id == inst.id == cloud.instance(inst.id).id
+
+
+def test_launch_reports_progress_and_sets_up_key_and_group(cloud):
+    messages: list[str] = []
+    cloud.launch("web", image=UBUNTU, type="t3.micro", progress=messages.append)
+    assert messages and messages[0] == "instance web: launching"
+    assert stat.S_IMODE(cloud.settings.key_file.stat().st_mode) == 0o600
+    groups = cloud.ec2.describe_security_groups(GroupNames=[SECURITY_GROUP])["SecurityGroups"]
+    ranges = [r["CidrIp"] for p in groups[0]["IpPermissions"] for r in p["IpRanges"]]
+    assert ranges == ["127.0.0.1/32"]
+
+
+def test_launching_a_duplicate_live_name_is_refused(cloud):
+    cloud.launch("base", image=UBUNTU, type="t3.micro")
+    with pytest.raises(AlreadyExists, match="'base' already exists"):
+        cloud.launch("base", image=UBUNTU, type="t3.micro")
+    assert len(cloud.instances()) == 1
+
+
+def test_instances_lists_everything_with_one_describe_call(cloud):
+    for name in ("a", "b", "c"):
+        cloud.launch(name, image=UBUNTU, type="t3.micro")
+    calls = count_calls(cloud, "DescribeInstances")
+    found = cloud.instances()
+    assert [i.name for i in found] == ["a", "b", "c"]
+    assert len(calls) == 1
+    assert [i.name for i in cloud.instances(tags={"Name": "b"})] == ["b"]
+
+
+def test_unknown_instance_name_suggests_close_names(cloud):
+    cloud.launch("trainer", image=UBUNTU, type="t3.micro")
+    with pytest.raises(NotFound, match="Did you mean 'trainer'"):
+        cloud.instance("trainr")
+
+
+def test_two_instances_with_one_name_ask_for_the_id(cloud):
+    for _ in range(2):
+        cloud.ec2.run_instances(ImageId=UBUNTU, MinCount=1, MaxCount=1, TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "twin"}]}])
+    with pytest.raises(ConfigError, match="2 instances are named 'twin'.*instance id"):
+        cloud.instance("twin")
+
+
+def test_bogus_instance_type_is_refused_before_anything_is_created(cloud):
+    with pytest.raises(NotFound, match="instance type named 'm5.humongous'"):
+        cloud.launch("base", image=UBUNTU, type="m5.humongous")
+    assert cloud.instances() == []
+
+
+def test_bogus_image_id_and_name_are_refused(cloud):
+    with pytest.raises(NotFound, match="image named 'ami-12345678'"):
+        cloud.launch("base", image="ami-12345678", type="t3.micro")
+    with pytest.raises(NotFound, match="image named 'nosuch'"):
+        cloud.launch("base", image="nosuch", type="t3.micro")
+    assert cloud.instances() == []
+
+
+def test_default_image_without_ubuntu_lts_says_to_pass_an_image(cloud):
+    with pytest.raises(NotFound, match="--image"):
+        cloud.default_image()
+
+
+def test_dry_run_launch_describes_the_call_and_creates_nothing(cloud):
+    plan = cloud.launch("base", image=UBUNTU, disk=30, type="t3.micro", dry_run=True)
+    assert plan["action"] == "run_instances" and plan["would_succeed"] is True
+    assert plan["params"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 30
+    assert cloud.instances() == [] and not cloud.settings.key_file.exists()
+
+
+# -- lifecycle -------------------------------------------------------------------------
+def test_change_type_while_running_is_refused(cloud):
+    cloud.launch("base", image=UBUNTU, type="t3.micro")
+    with pytest.raises(WrongState, match="only change while it is stopped"):
+        cloud.change_type("base", "t3.large")
+
+
+def test_change_type_of_a_stopped_instance_changes_it(cloud):
+    cloud.launch("base", image=UBUNTU, type="t3.micro")
+    assert cloud.stop("base").state == "stopped"
+    with pytest.raises(NotFound):
+        cloud.change_type("base", "t3.gigantic")
+    assert cloud.change_type("base", "t3.large").type == "t3.large"
+    assert cloud.start("base").state == "running"
+
+
+def test_ssh_target_uses_the_public_ip_and_refuses_a_stopped_instance(cloud):
+    inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
+    target = cloud.ssh_target(inst)
+    assert (target.host, target.port, target.user, target.alias) == (inst.public_ip, 22, "ubuntu", inst.id)
+    cloud.stop("base")
+    with pytest.raises(WrongState, match="no public IP.*inv start base"):
+        cloud.ssh_target("base")
+
+
+def test_spot_launch_tags_the_instance_and_terminate_cancels_its_request(cloud):
+    inst = cloud.launch("cheap", image=UBUNTU, type="t3.micro", spot=True, max_price=0.05)
+    assert inst.lifecycle == "spot" and inst.state == "running" and inst.tags[MANAGED_TAG] == "1"
+    reqs = cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
+    assert [r["InstanceId"] for r in reqs] == [inst.id]
+    assert cloud.terminate("cheap").state in ("shutting-down", "terminated")
+    assert cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"] == []  # moto drops cancelled ones
+    assert cloud.instances() == []
+
+
+# -- images ----------------------------------------------------------------------------
+def test_freeze_tags_image_and_snapshots_and_finds_the_image_by_name(cloud):
+    inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
+    messages: list[str] = []
+    image = cloud.freeze("base", progress=messages.append)
+    assert image.state == "available" and image.name == "base"
+    assert image.tags == {"Name": "base", MANAGED_TAG: "1", "ec2kit:source-instance": inst.id}
+    snaps = {s.id: s for s in cloud.snapshots()}
+    assert image.snapshot_ids and all(snaps[s].name == "base" for s in image.snapshot_ids)
+    assert cloud.image("base").id == image.id
+    with pytest.raises(AlreadyExists, match="--image-name base-2"):
+        cloud.freeze("base")
+    other = cloud.launch("from-image", image="base", type="t3.micro")
+    assert other.image_id == image.id
+
+
+# -- volumes and snapshots -------------------------------------------------------------
+def test_volumes_and_snapshots_work_by_name_end_to_end(cloud):
+    inst = cloud.launch("base", image=UBUNTU, type="t3.micro", zone="us-east-1a")
+    vol = cloud.create_volume(size=20, zone="us-east-1a", name="data")
+    assert (vol.state, vol.size, vol.tags[MANAGED_TAG]) == ("available", 20, "1")
+    attached = cloud.attach_volume("data", "base")
+    assert attached.attached_to == inst.id and attached.device == "/dev/sdf"
+    with pytest.raises(WrongState, match="still attached"):
+        cloud.delete_volume("data")
+    detach_calls = count_calls(cloud, "DetachVolume")
+    assert cloud.detach_volume("data").attached_to is None
+    assert detach_calls[0]["InstanceId"] == inst.id
+    snap = cloud.create_snapshot("data", name="data-v1", wait=True)
+    assert snap.state == "completed" and cloud.snapshot("data-v1").id == snap.id
+    cloud.delete_volume("data")
+    restored = cloud.create_volume(snapshot="data-v1", zone="us-east-1a", name="data")
+    assert restored.snapshot_id == snap.id and restored.size == 20
+    with pytest.raises(AlreadyExists):
+        cloud.create_volume(size=5, zone="us-east-1a", name="data")
+
+
+def test_attach_picks_a_free_device_when_the_default_is_taken(cloud):
+    cloud.launch("base", image=UBUNTU, type="t3.micro", zone="us-east-1a")
+    cloud.create_volume(size=5, zone="us-east-1a", name="one")
+    cloud.create_volume(size=5, zone="us-east-1a", name="two")
+    assert cloud.attach_volume("one", "base").device == "/dev/sdf"
+    assert cloud.attach_volume("two", "base").device == "/dev/sdg"
+
+
+def test_attach_across_zones_is_refused(cloud):
+    cloud.launch("base", image=UBUNTU, type="t3.micro", zone="us-east-1a")
+    cloud.create_volume(size=5, zone="us-east-1b", name="far")
+    with pytest.raises(ConfigError, match="us-east-1b.*us-east-1a"):
+        cloud.attach_volume("far", "base")
+
+
+def test_snapshots_listing_excludes_motos_builtin_snapshots_but_ids_still_work(cloud):
+    assert cloud.snapshots() == []
+    builtin = cloud.ec2.describe_snapshots(OwnerIds=["self"], MaxResults=5)["Snapshots"][0]["SnapshotId"]
+    assert cloud.snapshot(builtin).id == builtin
+    with pytest.raises(NotFound, match="snapshot named 'data'"):
+        cloud.snapshot("data")
+
+
+# -- key pair and security group -------------------------------------------------------
+def test_ensure_key_pair_generates_locally_imports_once_and_is_idempotent(cloud):
+    key = cloud.ensure_key_pair()
+    assert key.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert cloud.ensure_key_pair() == key
+    pairs = cloud.ec2.describe_key_pairs()["KeyPairs"]
+    assert [p["KeyName"] for p in pairs] == ["ec2kit"]
+
+
+def test_key_pair_in_aws_without_the_local_file_is_a_clear_error(cloud):
+    cloud.ensure_key_pair().unlink()
+    with pytest.raises(ConfigError, match="EC2KIT_KEY_NAME"):
+        cloud.ensure_key_pair()
+
+
+def test_security_group_is_idempotent_and_honours_the_cidr_setting(cloud, monkeypatch):
+    first = cloud.ensure_security_group()
+    monkeypatch.setenv("EC2KIT_SSH_CIDR", "203.0.113.7")
+    assert cloud.ensure_security_group() == first
+    assert cloud.ensure_security_group() == first
+    perms = cloud.ec2.describe_security_groups(GroupIds=[first])["SecurityGroups"][0]["IpPermissions"]
+    assert sorted(r["CidrIp"] for p in perms for r in p["IpRanges"]) == ["127.0.0.1/32", "203.0.113.7/32"]
+
+
+def test_without_a_known_address_ssh_access_is_refused_unless_opened_explicitly(tmp_path, monkeypatch):
+    monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
+    aws = Cloud(Settings(home=tmp_path), credentials=CREDS, region="us-east-1")  # no endpoint: never called here
+    with pytest.raises(ConfigError, match="EC2KIT_SSH_CIDR"):
+        aws.ssh_cidr()
+    assert aws.ssh_cidr(open_ssh=True) == "0.0.0.0/0"
+
+
+# -- errors and regions ----------------------------------------------------------------
+def client_error(code: str, message: str = "", op: str = "RunInstances"):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, op)
+
+
+@pytest.mark.parametrize("code, kind, words", [
+    ("AuthFailure", CredentialsError, "did not accept your credentials"),
+    ("ExpiredToken", CredentialsError, "expired"),
+    ("RequestExpired", CredentialsError, "expired"),
+    ("InsufficientInstanceCapacity", AwsError, "another instance type"),
+    ("MaxSpotInstanceCountExceeded", AwsError, "Spot Instance Requests"),
+    ("VcpuLimitExceeded", AwsError, "Service Quotas"),
+    ("InstanceLimitExceeded", AwsError, "Running On-Demand Standard"),
+    ("InvalidAMIID.NotFound", NotFound, "image named 'ami-0abc123'"),
+    ("InvalidAMIID.Malformed", NotFound, "image"),
+    ("InvalidInstanceID.NotFound", NotFound, "instance named 'ami-0abc123'"),
+    ("InvalidParameterValue", AwsError, "rejected a parameter"),
+    ("SpotMaxPriceTooLow", AwsError, "--max-price"),
+    ("IncorrectInstanceState", WrongState, "wrong state"),
+    ("SomethingNew", AwsError, "SomethingNew"),
+])
+def test_client_errors_become_messages_a_person_can_act_on(code, kind, words):
+    err = translate_client_error(client_error(code, "The id 'ami-0abc123' does not exist"), action="launch instance base")
+    assert type(err) is kind
+    assert words in str(err) and "launch instance base" in str(err)
+
+
+def test_unauthorized_operation_names_the_action_and_how_to_decode_the_message():
+    err = translate_client_error(client_error(
+        "UnauthorizedOperation", "You are not authorized to perform this operation. Encoded authorization failure message: AbC-123_x"),
+        action="launch instance base")
+    assert isinstance(err, CredentialsError)
+    assert "not allowed to launch instance base" in str(err)
+    assert "aws sts decode-authorization-message --encoded-message AbC-123_x" in str(err)
+
+
+def test_dry_run_operation_is_not_an_error():
+    assert translate_client_error(client_error("DryRunOperation", "Request would have succeeded"), action="x") is None
+
+
+def test_missing_credentials_and_unreachable_endpoints_are_translated():
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError, WaiterError
+
+    assert "aws configure" in str(translate_client_error(NoCredentialsError(), action="list instances"))
+    err = translate_client_error(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), action="list instances")
+    assert isinstance(err, AwsError) and "Could not reach AWS to list instances" in str(err)
+    assert isinstance(translate_client_error(WaiterError(name="x", reason="Max attempts exceeded", last_response={}),
+                                             action="wait"), TimedOut)
+
+
+def test_cloud_methods_translate_errors_from_a_real_call(cloud):
+    from ec2kit.cloud import Instance
+
+    ghost = Instance(id="i-0123456789abcdef0", name="ghost", type="t3.micro", state="running", lifecycle="on-demand",
+                     public_ip=None, private_ip=None, launch_time=None, zone="us-east-1a", image_id=UBUNTU, key_name=None)
+    with pytest.raises(NotFound, match="instance named 'i-0123456789abcdef0'.*wait for instance ghost"):
+        cloud.wait(ghost, "running")
+
+
+def test_an_unreachable_endpoint_is_reported_without_a_traceback(tmp_path):
+    from ec2kit.sandbox.sshd import free_port
+
+    dead = Cloud(Settings(home=tmp_path), endpoint_url=f"http://127.0.0.1:{free_port()}", credentials=CREDS, region="us-east-1")
+    with pytest.raises(AwsError, match="Could not reach AWS to list instances"):
+        dead.instances()
+
+
+@pytest.mark.parametrize("text, code", [
+    ("Ohio", "us-east-2"), ("frankfurt", "eu-central-1"), ("eu-west-1", "eu-west-1"),
+    ("N. Virginia", "us-east-1"), ("Tokyo", "ap-northeast-1"),
+])
+def test_find_region_maps_names_to_codes(text, code):
+    assert find_region(text) == code
+
+
+def test_find_region_refuses_unknown_and_ambiguous_names():
+    with pytest.raises(ConfigError, match="No AWS region matches 'Atlantis'.*us-east-1"):
+        find_region("Atlantis")
+    with pytest.raises(ConfigError, match="ambiguous.*us-east-2"):
+        find_region("US East")
