@@ -507,7 +507,9 @@ class Host:
         while the output is still captured in the result. Connection failures
         raise :class:`RemoteError` even with ``check=False``.
         """
-        final = wrap_command(command, sudo=sudo, env=env, cwd=cwd)
+        # Start in $HOME everywhere: sshd starts commands in the passwd home,
+        # which differs from $HOME on sandbox hosts (same thing on AWS).
+        final = wrap_command(command, sudo=sudo, env=env, cwd=cwd or "~")
         if echo:
             print(f"[{self.name}] $ {command}", file=sys.stderr, flush=True)
         data = stdin.encode() if isinstance(stdin, str) else stdin
