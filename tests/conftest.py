@@ -69,3 +69,46 @@ def sshd_factory(tmp_path_factory, user_key):
 def sshd_host(sshd_factory) -> SshdHost:
     """One plain sshd host shared by the session."""
     return sshd_factory("host1")
+
+
+class SandboxSession:
+    """What the ``sandbox`` fixture yields: one sandbox daemon for the test session.
+
+    ``.settings`` Settings(home=<tmp>, sandbox=True): keys, known_hosts and runs db live there.
+    ``.info``     SandboxInfo(endpoint_url, control_url, region, dir, pid).
+    ``.ec2``      a boto3 EC2 client for the sandbox endpoint (dummy credentials, us-east-1).
+    ``.resolver`` ec2kit.sandbox.Resolver for SSH targets of sandbox instances.
+    """
+
+    def __init__(self, settings, info) -> None:
+        from ec2kit.sandbox import Resolver
+
+        self.settings, self.info = settings, info
+        self.ec2 = info.client()
+        self.resolver = Resolver(info)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """A running sandbox daemon (moto + one real sshd per running instance) shared by the session.
+
+    Yields a SandboxSession with ``.settings``, ``.info``, ``.ec2`` and ``.resolver``; stopped at
+    session end. State persists between tests: create your own instances/keys and name them
+    uniquely, or use ``sandbox_reset`` for a clean account.
+    """
+    from ec2kit import sandbox as sb
+    from ec2kit.settings import Settings
+
+    settings = Settings(home=tmp_path_factory.mktemp("ec2kit-home"), sandbox=True)
+    session = SandboxSession(settings, sb.ensure_running(settings))
+    yield session
+    sb.down(settings)
+
+
+@pytest.fixture
+def sandbox_reset(sandbox):
+    """The session sandbox wiped clean first (moto reset + every host, volume and image dropped)."""
+    from ec2kit import sandbox as sb
+
+    sb.reset(sandbox.info)
+    return sandbox

@@ -1,1 +1,287 @@
-"""The local sandbox cloud: moto's EC2 server plus one real sshd per running instance."""
+"""The local sandbox cloud: moto's EC2 server plus one real sshd per running instance.
+
+A newcomer with no AWS account (and every test) uses it::
+
+    from ec2kit.sandbox import ensure_running, Resolver
+    info = ensure_running(settings)          # starts the daemon once, reuses it after
+    ec2 = info.client()                      # boto3 EC2 client for the sandbox
+    target = Resolver(info).ssh_target(instance_id, key_file=..., known_hosts=...)
+
+Only stdlib is imported here; moto and boto3 live in the daemon process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import urlsplit
+
+from ..errors import SandboxError
+from .volumes import require_volumes, volumes_supported
+
+if TYPE_CHECKING:
+    from ..remote import SshTarget
+    from ..settings import Settings
+
+__all__ = [
+    "SANDBOX_CREDENTIALS", "SANDBOX_REGION", "SandboxInfo", "Resolver", "ensure_running", "up", "down",
+    "status", "interrupt", "reset", "volumes_supported", "require_volumes",
+]
+
+SANDBOX_REGION = "us-east-1"
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+START_TIMEOUT = 15.0
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """Where a running sandbox answers: moto's EC2 endpoint and the control server."""
+
+    endpoint_url: str
+    control_url: str
+    region: str
+    dir: Path
+    pid: int
+
+    def client(self, service: str = "ec2") -> Any:
+        """A boto3 client for the sandbox (dummy credentials, us-east-1)."""
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region, **SANDBOX_CREDENTIALS)
+
+
+# small HTTP helpers ---------------------------------------------------------------
+def _request(url: str, method: str = "GET", timeout: float = 10.0) -> tuple[int, Any]:
+    """(status, JSON body) of a request to the control server; status 0 when unreachable."""
+    req = urllib.request.Request(url, method=method, data=b"" if method in ("POST", "PUT") else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        try:
+            return err.code, json.loads(err.read() or b"null")
+        except ValueError:
+            return err.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+def _port_answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (reaps it first if it is our exited child)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _log_tail(root: Path, lines: int = 15) -> str:
+    log = root / "daemon.log"
+    if not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _read_state(root: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((root / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _live_info(root: Path) -> SandboxInfo | None:
+    """The running sandbox described by root/state.json, or None if it is gone."""
+    state = _read_state(root)
+    if not state or not _pid_alive(int(state.get("pid", 0))):
+        return None
+    if not _port_answers(state["endpoint_url"]) or _request(state["control_url"] + "/status", timeout=5)[0] != 200:
+        return None
+    return SandboxInfo(state["endpoint_url"], state["control_url"], state.get("region", SANDBOX_REGION), root, int(state["pid"]))
+
+
+@contextmanager
+def _start_lock(root: Path) -> Iterator[None]:
+    """Serialise starts so two processes never spawn two daemons for one directory."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".start.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _spawn(root: Path) -> int:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    with open(root / "daemon.log", "a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ec2kit.sandbox.daemon", "--dir", str(root)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=str(root), env=env,
+        )
+    return proc.pid
+
+
+def ensure_running(settings: "Settings") -> SandboxInfo:
+    """Return the running sandbox for ``settings.sandbox_dir``, starting its daemon if needed.
+
+    Waits up to 15 s for the daemon; on failure raises SandboxError with the log's last lines.
+    """
+    root = Path(settings.sandbox_dir).expanduser().resolve()
+    info = _live_info(root)
+    if info:
+        return info
+    with _start_lock(root):
+        info = _live_info(root)
+        if info:
+            return info
+        (root / "state.json").unlink(missing_ok=True)
+        pid = _spawn(root)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            state = _read_state(root)
+            if state and state.get("pid") == pid:
+                return SandboxInfo(state["endpoint_url"], state["control_url"], state.get("region", SANDBOX_REGION), root, pid)
+            if not _pid_alive(pid):
+                tail = _log_tail(root)
+                hint = "Install it with: pip install 'ec2kit[sandbox]'." if "moto" in tail and "not installed" in tail else None
+                raise SandboxError(f"The sandbox daemon exited while starting (log: {root / 'daemon.log'}):\n{tail}", hint=hint)
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        raise SandboxError(
+            f"The sandbox daemon did not start within {START_TIMEOUT:.0f}s (log: {root / 'daemon.log'}):\n{_log_tail(root)}",
+            hint="Look at the log above; `inv sandbox-down` then try again.",
+        )
+
+
+def up(settings: "Settings") -> SandboxInfo:
+    """Start the sandbox (or find it running) and return where it answers."""
+    return ensure_running(settings)
+
+
+def down(settings: "Settings", timeout: float = 15.0) -> bool:
+    """Stop the sandbox: every sshd host, loop device and moto. Returns False if it was not running."""
+    root = Path(settings.sandbox_dir).expanduser().resolve()
+    state = _read_state(root)
+    if not state or not _pid_alive(int(state.get("pid", 0))):
+        (root / "state.json").unlink(missing_ok=True)
+        return False
+    pid = int(state["pid"])
+    _request(state["control_url"] + "/shutdown", "POST", timeout=5)
+    deadline = time.monotonic() + timeout
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.05)
+        if not _pid_alive(pid):
+            break
+    (root / "state.json").unlink(missing_ok=True)
+    return True
+
+
+def _control(settings_or_info: "Settings | SandboxInfo") -> SandboxInfo:
+    if isinstance(settings_or_info, SandboxInfo):
+        return settings_or_info
+    return ensure_running(settings_or_info)
+
+
+def status(settings: "Settings") -> dict[str, Any]:
+    """The sandbox's state: running?, endpoints, hosts (instance id/state/port/pid), volumes supported."""
+    root = Path(settings.sandbox_dir).expanduser().resolve()
+    info = _live_info(root)
+    if info is None:
+        return {"running": False, "dir": str(root), "volumes": volumes_supported(), "hosts": []}
+    code, body = _request(info.control_url + "/status")
+    if code != 200 or not isinstance(body, dict):
+        return {"running": False, "dir": str(root), "volumes": volumes_supported(), "hosts": []}
+    return body
+
+
+def interrupt(settings: "Settings | SandboxInfo", instance_id: str, delay: float = 2.0) -> dict[str, Any]:
+    """Schedule a spot interruption: the notice shows now, the instance terminates after ``delay`` s."""
+    info = _control(settings)
+    code, body = _request(f"{info.control_url}/interrupt/{instance_id}?delay={float(delay)}", "POST")
+    if code != 200:
+        raise SandboxError(f"Could not interrupt {instance_id} in the sandbox: {(body or {}).get('error', code)}.")
+    return body
+
+
+def reset(settings: "Settings | SandboxInfo") -> None:
+    """Wipe the sandbox's EC2 state (moto reset) and drop every host, volume and image file."""
+    info = _control(settings)
+    code, body = _request(f"{info.control_url}/reset", "POST", timeout=60)
+    if code != 200:
+        raise SandboxError(f"The sandbox reset failed: {(body or {}).get('error', code)}. See {info.dir / 'daemon.log'}.")
+
+
+class Resolver:
+    """Finds a sandbox instance's sshd: ``Resolver(info).ssh_target(instance_id, key_file=…, known_hosts=…)``."""
+
+    def __init__(self, info: "SandboxInfo | Settings") -> None:
+        self.info = _control(info)
+
+    def address(self, instance_id: str) -> dict[str, Any] | None:
+        """{"host","port","user"} of the instance's sshd now, or None when it is not running."""
+        code, body = _request(f"{self.info.control_url}/address/{instance_id}")
+        if code == 200 and isinstance(body, dict):
+            return body
+        if code == 0:
+            raise SandboxError(f"The sandbox at {self.info.control_url} does not answer.", hint="Restart it: `inv sandbox-down`, then retry.")
+        return None
+
+    def ssh_target(self, instance_id: str, *, key_file: Path, known_hosts: Path, name: str = "", timeout: float = 10) -> "SshTarget":
+        """The SshTarget of a running sandbox instance, waiting up to ``timeout`` s for its sshd."""
+        from ..remote import SshTarget
+
+        deadline = time.monotonic() + timeout
+        while True:
+            address = self.address(instance_id)
+            if address:
+                return SshTarget(
+                    host=address["host"], port=int(address["port"]), user=address["user"],
+                    key_file=Path(key_file), alias=instance_id, known_hosts=Path(known_hosts), name=name,
+                )
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"Sandbox instance {name + ' ' if name else ''}({instance_id}) has no running SSH server after {timeout:.0f}s.",
+                    hint="Is it running? Check `inv instances`; start it with `inv start NAME`.",
+                )
+            time.sleep(0.1)

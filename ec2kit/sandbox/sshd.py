@@ -50,6 +50,7 @@ class SshdHost:
     env: dict[str, str] = field(default_factory=dict)
     private_mounts: bool = True
     pid: int | None = None
+    _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property
     def home(self) -> Path:
@@ -118,7 +119,7 @@ class SshdHost:
         if self.private_mounts and os.geteuid() == 0 and shutil.which("unshare"):
             argv = ["unshare", "--mount", "--propagation", "private", *argv]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        self.pid = proc.pid
+        self.pid, self._proc = proc.pid, proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -133,6 +134,10 @@ class SshdHost:
         self.stop()
         raise SandboxError(f"sshd for {self.root.name} did not listen on port {self.port} within {timeout:.0f}s.")
 
+    def running(self) -> bool:
+        """True while the sshd process started by :meth:`start` is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         """Stop the server and every session it started (its process group)."""
         if self.pid is None:
@@ -141,14 +146,28 @@ class SshdHost:
             os.killpg(self.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+        proc, self._proc = self._proc, None
         for _ in range(100):
-            try:
-                pid, _status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid:
-                break
+            if proc is not None:
+                if proc.poll() is not None:
+                    break
+            else:
+                try:
+                    pid, _status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid:
+                    break
             time.sleep(0.02)
+        else:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if proc is not None:
+                proc.wait(timeout=2)
+        if proc is not None and proc.stderr:
+            proc.stderr.close()
         self.pid = None
 
     def exec_channels(self) -> int:

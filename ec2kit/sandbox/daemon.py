@@ -1,0 +1,145 @@
+"""The sandbox daemon: ``python -m ec2kit.sandbox.daemon --dir D``.
+
+One long-lived background process running moto's EC2 server, the control and
+metadata server, and the reconciler that keeps one sshd per running instance.
+Writes ``D/state.json`` once both servers listen; logs to ``D/daemon.log``.
+SIGTERM or ``POST /shutdown`` stops every host, frees loop devices and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from .images import write_amis
+from .sshd import free_port
+from .volumes import volumes_supported
+
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+MISSING_MOTO = (
+    "The sandbox needs moto's server, which is not installed. "
+    "Install it with: pip install 'ec2kit[sandbox]'  (or pip install 'moto[server]')."
+)
+
+log = logging.getLogger("ec2kit.sandbox")
+
+
+def write_state(root: Path, state: dict) -> None:
+    """Write state.json atomically (readers never see half a file)."""
+    tmp = root / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(root / "state.json")
+
+
+def prepare_environment(root: Path) -> None:
+    """Seed images and dummy credentials; must run before moto or boto3 are imported."""
+    os.environ["MOTO_AMIS_PATH"] = str(write_amis(root / "amis.json"))
+    os.environ["AWS_ACCESS_KEY_ID"] = CREDENTIALS["aws_access_key_id"]
+    os.environ["AWS_SECRET_ACCESS_KEY"] = CREDENTIALS["aws_secret_access_key"]
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+def clear_leftovers(root: Path) -> None:
+    """moto keeps state in memory: files from a previous daemon describe nothing now."""
+    for sub in ("hosts", "images", "volumes", "snapshots"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+
+
+def run(root: Path) -> int:
+    """Start everything, serve until asked to stop, clean up; return the exit code."""
+    started = time.monotonic()
+    prepare_environment(root)
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError as err:
+        log.error("%s (%s)", MISSING_MOTO, err)
+        print(MISSING_MOTO, file=sys.stderr)
+        return 3
+    from .control import Control, serve
+    from .reconciler import Reconciler
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    clear_leftovers(root)
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    endpoint_url = f"http://127.0.0.1:{moto_port}"
+    ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=REGION, **CREDENTIALS)
+
+    ctl_port = free_port()
+    control_url = f"http://127.0.0.1:{ctl_port}"
+    volumes = volumes_supported()
+    reconciler = Reconciler(ec2, root, control_url, volumes=volumes)
+    stop = threading.Event()
+
+    def reset() -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=30).read()
+        reconciler.forget()
+
+    info = {
+        "running": True,
+        "endpoint_url": endpoint_url,
+        "control_url": control_url,
+        "region": REGION,
+        "pid": os.getpid(),
+        "dir": str(root),
+        "volumes": volumes,
+    }
+    control = Control(reconciler, ec2, info=info, on_shutdown=stop.set, on_reset=reset)
+    server = serve(control, ctl_port)
+    threading.Thread(target=server.serve_forever, name="control", daemon=True).start()
+    ec2.describe_regions()  # moto answers before anyone is told where it is
+    worker = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler", daemon=True)
+    worker.start()
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    write_state(root, {**info, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    log.info("sandbox up in %.2fs: ec2 %s, control %s, volumes %s", time.monotonic() - started, endpoint_url, control_url, volumes)
+
+    while not stop.wait(0.1):
+        pass
+    log.info("shutting down")
+    worker.join(timeout=10)
+    reconciler.shutdown()
+    (root / "state.json").unlink(missing_ok=True)
+    server.shutdown()
+    moto.stop()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``--dir`` and run the daemon, logging to DIR/daemon.log."""
+    parser = argparse.ArgumentParser(prog="python -m ec2kit.sandbox.daemon", description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", required=True, type=Path, help="sandbox state directory")
+    args = parser.parse_args(argv)
+    root: Path = args.dir.expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=root / "daemon.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(threadName)s %(message)s",
+    )
+    try:
+        return run(root)
+    except Exception:
+        log.exception("the sandbox daemon failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
