@@ -1,0 +1,322 @@
+"""Load recipes: TOML parsing, validation, ``uses`` resolution and variable merging.
+
+Search path: ``./recipes`` then the recipes shipped with ec2kit. A name may also
+be a path to a ``.toml`` file. Every malformed input raises a RecipeError that
+names the file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFound, RecipeError
+from .model import COMMON_KEYS, KIND_KEYS, KINDS, REQUIRED_KEYS, Recipe, RecipeInfo, Step
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+TOP_KEYS = ("description", "uses", "vars", "secrets", "step")
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def builtin_recipes_dir() -> Path:
+    """Recipes shipped with ec2kit (package data first, then the source checkout)."""
+    packaged = Path(__file__).resolve().parents[1] / "data" / "recipes"
+    return packaged if packaged.is_dir() else _REPO / "recipes"
+
+
+def builtin_templates_dir() -> Path:
+    """Templates shipped with ec2kit (package data first, then the source checkout)."""
+    packaged = Path(__file__).resolve().parents[1] / "data" / "templates"
+    return packaged if packaged.is_dir() else _REPO / "templates"
+
+
+def default_search_path() -> list[Path]:
+    """``./recipes`` then the built-in recipes directory."""
+    here = Path.cwd() / "recipes"
+    builtin = builtin_recipes_dir()
+    return [here] if here.resolve() == builtin.resolve() else [here, builtin]
+
+
+# -- source locations ---------------------------------------------------------------
+
+
+def source_context(text: str, line: int, around: int = 2) -> str:
+    """Lines ``line-around .. line+around`` of ``text``, numbered, the given line marked."""
+    lines = text.splitlines()
+    out = []
+    for n in range(max(1, line - around), min(len(lines), line + around) + 1):
+        out.append(f"{'>' if n == line else ' '} {n:4} | {lines[n - 1]}")
+    return "\n".join(out)
+
+
+def step_header_lines(text: str) -> list[int]:
+    """1-based line numbers of every ``[[step]]`` header, in order."""
+    return [i for i, ln in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*step\s*\]\]", ln)]
+
+
+def key_line(text: str, header: int, key: str) -> int:
+    """Line of ``key = ...`` inside the step starting at ``header`` (the header when not found)."""
+    lines = text.splitlines()
+    for n in range(header + 1, len(lines) + 1):
+        ln = lines[n - 1]
+        if re.match(r"\s*\[", ln):
+            break
+        if re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", ln):
+            return n
+    return header
+
+
+def where(step: Step, key: str | None = None) -> tuple[str, str]:
+    """``("recipes/base.toml:14", context)`` for a step (and one of its keys)."""
+    if step.source is None or not step.source.exists():
+        return (step.recipe, "")
+    text = step.source.read_text()
+    line = key_line(text, step.line, key) if key else step.line
+    return (f"{_show(step.source)}:{line}", source_context(text, line))
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# -- parsing ------------------------------------------------------------------------
+
+
+def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
+    """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        msg = str(err)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        if not m:
+            raise RecipeError(f"{path}: invalid TOML: {msg}") from None
+        line, col = int(m.group(1)), int(m.group(2))
+        reason = msg[: m.start()].strip()
+        src = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+        raise RecipeError(
+            f"{path}:{line}:{col}: invalid TOML: {reason}.\n    {src}\n    {' ' * (col - 1)}^",
+            hint="Fix the syntax (strings need quotes, one key = value per line) and run again.",
+        ) from None
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+    return (" Did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
+
+
+def _step_kind(args: dict[str, Any], at: str, label: str) -> str:
+    kinds = [k for k in KINDS if k in args]
+    if len(kinds) == 1:
+        return kinds[0]
+    if len(kinds) > 1:
+        raise RecipeError(
+            f"{at}: {label} has {len(kinds)} kinds ({' and '.join(kinds)}); a step does exactly one thing.",
+            hint="Split it into one step per kind.",
+        )
+    unknown = [k for k in args if k not in COMMON_KEYS]
+    guess = "".join(_suggest(k, KINDS) for k in unknown)
+    what = f" (unknown key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)})" if unknown else ""
+    raise RecipeError(
+        f"{at}: {label} has no kind{what}: give exactly one of {', '.join(KINDS)}.{guess}"
+    )
+
+
+def _validate_step(args: dict[str, Any], kind: str, at: str, label: str) -> None:
+    from .registry import get_task
+
+    valid = (kind, *KIND_KEYS[kind], *COMMON_KEYS)
+    if kind != "task":
+        for key in args:
+            if key not in valid:
+                raise RecipeError(
+                    f"{at}: {label}: unknown key '{key}' for a {kind} step.{_suggest(key, valid)} "
+                    f"Valid keys for a {kind} step: {', '.join(valid)}."
+                )
+    for key in REQUIRED_KEYS.get(kind, ()):
+        if key not in args:
+            raise RecipeError(f"{at}: {label}: a {kind} step needs '{key}'.")
+    if kind == "task":
+        if not isinstance(args["task"], str):
+            raise RecipeError(f"{at}: {label}: 'task' must be the name of a task (a string).")
+        get_task(args["task"], at=f"{at}: {label}")
+    elif kind == "apt":
+        if not isinstance(args["apt"], (str, list)):
+            raise RecipeError(f"{at}: {label}: 'apt' must be a package name or a list of them.")
+    elif not isinstance(args[kind], str):
+        raise RecipeError(f"{at}: {label}: '{kind}' must be a string.")
+    for key, types in (("env", dict), ("tags", (list, str)), ("retries", int), ("delay", (int, float)), ("sudo", bool)):
+        if key in args and not isinstance(args[key], types):
+            raise RecipeError(f"{at}: {label}: '{key}' has the wrong type ({type(args[key]).__name__}).")
+
+
+def _parse_file(path: Path) -> tuple[dict[str, Any], list[Step]]:
+    text = path.read_text()
+    shown = _show(path)
+    data = parse_toml(text, shown)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise RecipeError(
+                f"{shown}: unknown top-level key '{key}'.{_suggest(key, TOP_KEYS)} "
+                f"A recipe has: {', '.join(TOP_KEYS)} (steps are [[step]] tables)."
+            )
+    raw_steps = data.get("step", [])
+    if not isinstance(raw_steps, list):
+        raise RecipeError(f"{shown}: steps are written [[step]] (an array of tables), not [step].")
+    headers = step_header_lines(text)
+    steps = []
+    for i, args in enumerate(raw_steps):
+        line = headers[i] if i < len(headers) else 0
+        at = f"{shown}:{line}"
+        label = f"step {i + 1}" + (f" '{args['name']}'" if args.get("name") else "")
+        kind = _step_kind(args, at, label)
+        _validate_step(args, kind, at, label)
+        steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
+    for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("description", str)):
+        if key in data and not isinstance(data[key], types):
+            raise RecipeError(f"{shown}: '{key}' must be a {types.__name__}.")
+    for name, spec in data.get("secrets", {}).items():
+        if not isinstance(spec, dict) or set(spec) - {"env", "required"}:
+            raise RecipeError(
+                f"{shown}: secret '{name}' must look like {name} = {{ env = \"ENV_VAR\" }}; "
+                "never write a secret's value in a recipe (pass it with --set secret:NAME=VALUE)."
+            )
+    return data, steps
+
+
+# -- resolution ---------------------------------------------------------------------
+
+
+def find_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Path:
+    """The file for a recipe name (``base``) or path (``./my.toml``); NotFound suggests names."""
+    candidate = Path(name_or_path).expanduser()
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        if candidate.is_file():
+            return candidate
+        raise NotFound("recipe file", name_or_path, hint="Check the path.")
+    dirs = search_path if search_path is not None else default_search_path()
+    for d in dirs:
+        f = Path(d) / f"{name_or_path}.toml"
+        if f.is_file():
+            return f
+    names = [p.stem for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.toml")]
+    raise NotFound("recipe", name_or_path, names, hint=f"Recipes are looked up in: {', '.join(map(str, dirs))}.")
+
+
+def load_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Recipe:
+    """Load a recipe and the recipes it ``uses``: steps in order, vars merged (nearer wins)."""
+    dirs = [Path(d) for d in (search_path if search_path is not None else default_search_path())]
+    path = find_recipe(name_or_path, dirs)
+    return _load(path, dirs, stack=[], seen=set())
+
+
+def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path]) -> Recipe:
+    data, own_steps = _parse_file(path)
+    name = path.stem
+    recipe = Recipe(name=name, path=path, description=data.get("description", ""), uses=list(data.get("uses", [])))
+    recipe.base_dir = path.parent.parent if path.parent.name == "recipes" else path.parent
+    local_dirs = [path.parent.parent / "templates", path.parent / "templates"]
+    stack = [*stack, name]
+    seen.add(path.resolve())
+    for used in recipe.uses:
+        if used in stack:
+            cycle = " → ".join([*stack[stack.index(used):], used])
+            raise RecipeError(f"{_show(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'.")
+        try:
+            used_path = find_recipe(used, [path.parent, *dirs])
+        except NotFound as err:
+            raise RecipeError(f"{_show(path)}: uses = [...'{used}'...]: {err}") from None
+        if used_path.resolve() in seen:
+            continue  # a diamond: its steps are already in
+        sub = _load(used_path, dirs, stack, seen)
+        recipe.steps.extend(sub.steps)
+        recipe.vars.update(sub.vars)
+        recipe.secrets.update(sub.secrets)
+        local_dirs.extend(d for d in sub.template_dirs if d not in local_dirs)
+    recipe.vars.update(data.get("vars", {}))
+    recipe.secrets.update(data.get("secrets", {}))
+    recipe.steps.extend(own_steps)
+    for i, step in enumerate(recipe.steps, 1):
+        step.number = i
+    builtin = builtin_templates_dir()
+    recipe.template_dirs = [d for d in dict.fromkeys([*local_dirs, Path.cwd() / "templates", builtin])]
+    return recipe
+
+
+def list_recipes(search_path: list[Path] | None = None) -> list[RecipeInfo]:
+    """Every recipe on the search path (the first of each name wins), sorted by name."""
+    found: dict[str, RecipeInfo] = {}
+    for d in search_path if search_path is not None else default_search_path():
+        for f in sorted(Path(d).glob("*.toml")) if Path(d).is_dir() else []:
+            if f.stem in found:
+                continue
+            try:
+                data = parse_toml(f.read_text(), f)
+            except RecipeError as err:
+                found[f.stem] = RecipeInfo(f.stem, f"(invalid: {err.message.splitlines()[0]})", {}, f)
+                continue
+            found[f.stem] = RecipeInfo(f.stem, str(data.get("description", "")), dict(data.get("vars", {})), f)
+    return [found[k] for k in sorted(found)]
+
+
+# -- variables ----------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal when it parses (42, true, ["a"]), else the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["k=v", "secret:TOKEN=x"]`` → ``{"k": v, "secret:TOKEN": "x"}`` (secrets stay strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RecipeError(f"--set {item!r}: expected KEY=VALUE (or secret:KEY=VALUE).")
+        out[key] = value if key.startswith("secret:") else parse_value(value)
+    return out
+
+
+def resolve_vars(recipe: Recipe, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> tuple[dict[str, Any], set[str]]:
+    """Merge recipe vars < ``overrides``; resolve secrets. Returns (vars, secret values to mask)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    secret_overrides = {k.split(":", 1)[1]: v for k, v in overrides.items() if k.startswith("secret:")}
+    plain = {k: v for k, v in overrides.items() if not k.startswith("secret:")}
+    values: dict[str, Any] = {**recipe.vars, **plain}
+    secrets: set[str] = set()
+    for name, spec in recipe.secrets.items():
+        if name in secret_overrides:
+            value = secret_overrides.pop(name)
+        elif spec.get("env") and spec["env"] in env:
+            value = env[spec["env"]]
+        elif spec.get("required", True):
+            raise RecipeError(
+                f"Recipe '{recipe.name}' needs the secret '{name}': set the environment variable "
+                f"{spec.get('env', name)} or pass --set secret:{name}=VALUE."
+            )
+        else:
+            value = ""
+        values[name] = value
+        secrets.add(str(value))
+    for name, value in secret_overrides.items():
+        values[name] = value
+        secrets.add(str(value))
+    return values, {s for s in secrets if s}

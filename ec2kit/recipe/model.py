@@ -1,0 +1,156 @@
+"""Plain data of the recipe engine: recipes, steps, per-step results and reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Step kinds that run on the host, inside the generated batch script.
+SHELL_KINDS = ("run", "script", "template", "copy", "line", "dir", "apt")
+#: Every step kind: the shell kinds plus ``task`` (a registered Python function run locally).
+KINDS = (*SHELL_KINDS, "task")
+#: Keys every step may have, whatever its kind.
+COMMON_KEYS = ("name", "sudo", "when", "creates", "unless", "register", "retries", "delay", "tags", "env", "cwd")
+#: Extra keys per kind (besides the kind key itself and the common keys).
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "run": (),
+    "script": (),
+    "template": ("dest", "mode", "owner"),
+    "copy": ("dest", "mode", "owner"),
+    "line": ("path", "regexp"),
+    "dir": ("mode", "owner"),
+    "apt": (),
+    "task": (),  # any other key is an argument of the task
+}
+#: Keys a kind cannot do without.
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"template": ("dest",), "copy": ("dest",), "line": ("path",)}
+
+
+@dataclass
+class Step:
+    """One ``[[step]]`` of a recipe, as written (values not yet rendered)."""
+
+    kind: str
+    args: dict[str, Any]
+    recipe: str  # name of the recipe file that defines it
+    source: Path | None = None
+    line: int = 0  # line of its ``[[step]]`` header in ``source``
+    number: int = 0  # 1-based position in the flattened recipe (after ``uses``)
+
+    @property
+    def name(self) -> str:
+        """The step's ``name``, or a short description of it."""
+        if self.args.get("name"):
+            return str(self.args["name"])
+        value = self.args.get(self.kind)
+        text = value if isinstance(value, str) else " ".join(map(str, value)) if isinstance(value, list) else ""
+        text = text.strip().splitlines()[0] if text.strip() else ""
+        return f"{self.kind} {text[:40]}".strip()
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        value = self.args.get("tags", ())
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    @property
+    def is_shell(self) -> bool:
+        return self.kind in SHELL_KINDS
+
+    def label(self) -> str:
+        """``step 3 'tmux config'`` for messages."""
+        return f"step {self.number} '{self.name}'"
+
+
+@dataclass
+class Recipe:
+    """A loaded recipe: its own and used recipes' steps in order, merged vars and secrets."""
+
+    name: str
+    path: Path | None
+    description: str = ""
+    uses: list[str] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    template_dirs: list[Path] = field(default_factory=list)
+    base_dir: Path | None = None  # where relative ``copy`` sources are looked up
+
+
+@dataclass(frozen=True)
+class RecipeInfo:
+    """What ``list_recipes`` shows: name, description, default vars, file."""
+
+    name: str
+    description: str
+    vars: dict[str, Any]
+    path: Path
+
+
+@dataclass
+class StepResult:
+    """What happened to one step on one host."""
+
+    number: int
+    name: str
+    kind: str
+    status: str  # ok | changed | skipped | failed
+    reason: str = ""
+    duration: float = 0.0
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    diff: str = ""
+    command: str = ""  # the command run (or that would run), secrets masked
+    check: bool = False  # check mode: "changed" means "would change"
+
+    @property
+    def output(self) -> str:
+        """stdout then stderr, for failure messages."""
+        return "\n".join(part.rstrip("\n") for part in (self.stdout, self.stderr) if part.strip())
+
+
+@dataclass
+class HostReport:
+    """One host's results, in step order, and its failure if any."""
+
+    name: str
+    steps: list[StepResult] = field(default_factory=list)
+    failure: str = ""
+    error: Exception | None = None
+    duration: float = 0.0
+    check: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps if s.status == status)
+
+    @property
+    def recap(self) -> dict[str, int]:
+        """``{"ok": N, "changed": N, "skipped": N, "failed": N}``."""
+        return {s: self.count(s) for s in ("ok", "changed", "skipped", "failed")}
+
+    def raise_for_failure(self) -> None:
+        """Raise the error that stopped this host, if any."""
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class RunReport:
+    """Every host's report; ``ok`` when all succeeded."""
+
+    hosts: dict[str, HostReport] = field(default_factory=dict)
+    check: bool = False
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok for h in self.hosts.values())
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return [n for n, h in self.hosts.items() if not h.ok]

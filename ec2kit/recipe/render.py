@@ -1,0 +1,182 @@
+"""Jinja2 rendering of step values, ``when`` expressions and template files.
+
+StrictUndefined everywhere: an undefined name is a RecipeError that names the
+recipe file, the step, the key, the line and two lines of context (or the
+template file and line). Secrets are masked by :class:`Masker` wherever text
+is shown.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RecipeError
+from .loader import source_context, where
+from .model import Step
+
+if TYPE_CHECKING:
+    import jinja2
+
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+_envs: dict[tuple[str, ...], "jinja2.Environment"] = {}
+_lock = threading.Lock()
+
+
+def environment(template_dirs: list[Path] | tuple[Path, ...] = ()) -> "jinja2.Environment":
+    """A cached Jinja2 environment (StrictUndefined, keep trailing newline, ``quote`` filter)."""
+    import shlex
+
+    import jinja2
+
+    key = tuple(str(d) for d in template_dirs)
+    with _lock:
+        env = _envs.get(key)
+        if env is None:
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
+                undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True,
+                autoescape=False,
+            )
+            env.filters["quote"] = lambda v: shlex.quote(str(v))
+            _envs[key] = env
+        return env
+
+
+class Masker:
+    """Replaces every secret value with ``***`` in text shown to people."""
+
+    def __init__(self, secrets: set[str] | None = None) -> None:
+        self.secrets = sorted((s for s in (secrets or ()) if s), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return text
+
+
+def _fail(step: Step, key: str, err: Exception) -> RecipeError:
+    at, context = where(step, key)
+    detail = getattr(err, "message", None) or str(err)
+    msg = f"{at}: {step.label()}: {detail} (in '{key}')."
+    if context:
+        msg += "\n" + context
+    m = re.match(r"'(\w+)' is undefined", detail)
+    hint = f"Define it under [vars] or pass --set {m.group(1)}=VALUE." if m else None
+    return RecipeError(msg, hint=hint)
+
+
+def render_value(value: Any, vars: dict[str, Any], step: Step, key: str, template_dirs: tuple[Path, ...] = ()) -> Any:
+    """Render strings (recursively in lists/dicts). ``"{{ x }}"`` alone keeps x's type (a list stays a list)."""
+    import jinja2
+
+    env = environment(template_dirs)
+    try:
+        return _render(env, value, vars)
+    except jinja2.TemplateError as err:
+        raise _fail(step, key, err) from None
+
+
+def _render(env: "jinja2.Environment", value: Any, vars: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        if "{" not in value:
+            return value
+        m = _SINGLE_EXPR.match(value)
+        if m and "{{" not in m.group(1) and "}}" not in m.group(1):
+            return env.compile_expression(m.group(1).strip(), undefined_to_none=False)(**vars)
+        return env.from_string(value).render(vars)
+    if isinstance(value, list):
+        return [_render(env, v, vars) for v in value]
+    if isinstance(value, dict):
+        return {k: _render(env, v, vars) for k, v in value.items()}
+    return value
+
+
+def eval_when(expr: Any, vars: dict[str, Any], step: Step) -> bool:
+    """Evaluate a ``when`` (a bare expression or ``"{{ expr }}"``; booleans as is) locally."""
+    import jinja2
+
+    if isinstance(expr, bool):
+        return expr
+    text = str(expr)
+    m = _SINGLE_EXPR.match(text)
+    if m:
+        text = m.group(1)
+    try:
+        value = environment().compile_expression(text.strip(), undefined_to_none=False)(**vars)
+        return bool(value)
+    except jinja2.TemplateError as err:
+        raise _fail(step, "when", err) from None
+
+
+def referenced_names(step: Step) -> set[str]:
+    """Top-level variable names a step's values and ``when`` mention (to split batches)."""
+    import jinja2
+    from jinja2 import meta
+
+    env = environment()
+    names: set[str] = set()
+
+    def visit(value: Any, expression: bool = False) -> None:
+        if isinstance(value, str):
+            src = value
+            if expression and not _SINGLE_EXPR.match(src):
+                src = "{{ " + src + " }}"
+            if "{" in src:
+                try:
+                    names.update(meta.find_undeclared_variables(env.parse(src)))
+                except jinja2.TemplateSyntaxError as err:
+                    raise _fail(step, "when" if expression else step.kind, err) from None
+        elif isinstance(value, list):
+            for v in value:
+                visit(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+
+    for key, value in step.args.items():
+        visit(value, expression=(key == "when"))
+    return names
+
+
+def render_template_file(name: str, vars: dict[str, Any], step: Step, template_dirs: tuple[Path, ...]) -> str:
+    """Render a template file; errors name the template, its line and the lines around it."""
+    import traceback
+
+    import jinja2
+
+    env = environment(template_dirs)
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateNotFound:
+        at, context = where(step, "template")
+        available = sorted({p.name for d in template_dirs if d.is_dir() for p in d.iterdir()})
+        from ..errors import NotFound
+
+        hint = NotFound("template", name, available).message.split("'. ", 1)[-1] if available else ""
+        raise RecipeError(
+            f"{at}: {step.label()}: no template '{name}' in {', '.join(map(str, template_dirs))}. {hint}".rstrip()
+        ) from None
+    except jinja2.TemplateSyntaxError as err:
+        raise _template_error(step, name, err.filename, err.lineno, err.message or str(err)) from None
+    try:
+        return template.render(vars)
+    except jinja2.TemplateError as err:
+        line = 0
+        for frame in traceback.extract_tb(err.__traceback__):
+            if template.filename and frame.filename == template.filename:
+                line = frame.lineno or 0
+        raise _template_error(step, name, template.filename, line, getattr(err, "message", None) or str(err)) from None
+
+
+def _template_error(step: Step, name: str, filename: str | None, line: int | None, detail: str) -> RecipeError:
+    at, _ = where(step, "template")
+    msg = f"template {name}:{line or '?'}: {detail} ({at}: {step.label()})."
+    if filename and line and Path(filename).exists():
+        msg += "\n" + source_context(Path(filename).read_text(), line)
+    m = re.match(r"'(\w+)' is undefined", detail)
+    hint = f"Define it under [vars] or pass --set {m.group(1)}=VALUE." if m else None
+    return RecipeError(msg, hint=hint)

@@ -1,0 +1,119 @@
+"""Showing a recipe run: one line per step as it completes, then a recap per host.
+
+Formatting is pure (``step_line``, ``recap_line``); reporters only decide where
+lines go. ``TextReporter`` prints plain text (thread-safe, many hosts at once);
+``CollectingReporter`` keeps lines in memory (tests, spot-run).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Protocol, TextIO
+
+from .model import HostReport, RunReport, StepResult
+
+
+def status_word(result: StepResult) -> str:
+    """``ok``, ``changed`` (``would change`` in check mode), ``skipped``, ``failed``."""
+    if result.status == "changed" and result.check:
+        return "would change"
+    return result.status
+
+
+def step_line(host: str, result: StepResult) -> str:
+    """``[web1] ok       3 tmux config: ~/.tmux.conf already has this content (0.01s)``."""
+    text = f"[{host}] {status_word(result):<12} {result.number:>2} {result.name}"
+    reason = result.reason
+    if result.status == "failed":
+        reason = f"exit code {result.exit_code}" if result.exit_code is not None else reason or "failed"
+    if reason:
+        text += f": {reason}"
+    return text + f" ({result.duration:.2f}s)"
+
+
+def detail_lines(result: StepResult) -> list[str]:
+    """What goes under a step line: the command that would run, the diff (check mode or changes)."""
+    lines: list[str] = []
+    if result.check and result.status == "changed":
+        if result.kind in ("run", "script", "apt") and result.command:
+            lines += [f"    $ {ln}" for ln in result.command.splitlines()]
+        if result.diff:
+            lines += ["    " + ln for ln in result.diff.rstrip("\n").splitlines()]
+    return lines
+
+
+def recap_line(report: HostReport) -> str:
+    """``[web1] recap: ok=18 changed=2 skipped=0 failed=0 in 1.23s``."""
+    counts = " ".join(f"{k}={v}" for k, v in report.recap.items())
+    return f"[{report.name}] recap: {counts} in {report.duration:.2f}s" + (" (check mode: nothing changed)" if report.check else "")
+
+
+def summary_line(report: RunReport) -> str:
+    """``All 3 hosts succeeded.`` or ``1 of 3 hosts failed: web2.``"""
+    n = len(report.hosts)
+    if report.ok:
+        return f"All {n} host{'s' if n != 1 else ''} succeeded in {report.duration:.2f}s." if n != 1 else f"Succeeded in {report.duration:.2f}s."
+    failed = report.failed_hosts
+    return f"{len(failed)} of {n} host{'s' if n != 1 else ''} failed: {', '.join(failed)}."
+
+
+class Reporter(Protocol):
+    """Receives a run's events (possibly from several host threads at once)."""
+
+    def step(self, host: str, result: StepResult) -> None: ...
+    def message(self, host: str, text: str) -> None: ...
+    def recap(self, report: HostReport) -> None: ...
+    def done(self, report: RunReport) -> None: ...
+
+
+class TextReporter:
+    """Plain text to a stream; failures' messages are printed with the recap."""
+
+    def __init__(self, stream: TextIO | None = None, *, show_diff: bool = True) -> None:
+        self.stream = stream or sys.stdout
+        self.show_diff = show_diff
+        self.lock = threading.Lock()
+
+    def _write(self, lines: list[str]) -> None:
+        with self.lock:
+            self.stream.write("".join(ln + "\n" for ln in lines))
+            self.stream.flush()
+
+    def step(self, host: str, result: StepResult) -> None:
+        self._write([step_line(host, result), *(detail_lines(result) if self.show_diff else [])])
+
+    def message(self, host: str, text: str) -> None:
+        self._write([f"[{host}]     {text}"])
+
+    def recap(self, report: HostReport) -> None:
+        lines = [recap_line(report)]
+        if report.failure:
+            lines.append("    " + report.failure.replace("\n", "\n    "))
+        self._write(lines)
+
+    def done(self, report: RunReport) -> None:
+        self._write([summary_line(report)])
+
+
+class CollectingReporter(TextReporter):
+    """Keeps every line in ``.lines`` (and ``.results`` per host) instead of printing."""
+
+    def __init__(self) -> None:
+        import io
+
+        super().__init__(io.StringIO())
+        self.results: dict[str, list[StepResult]] = {}
+
+    def step(self, host: str, result: StepResult) -> None:
+        with self.lock:
+            self.results.setdefault(host, []).append(result)
+        super().step(host, result)
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()  # type: ignore[attr-defined]
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
