@@ -1,0 +1,193 @@
+"""What instances cost: on-demand prices from the AWS Pricing API, spot prices from EC2.
+
+    on_demand_prices("m5", "us-east-1")   # {"m5.large": 0.096, "m5.xlarge": 0.192, …}
+    spot_prices("m5", cloud)              # {"m5.large": {"us-east-1a": 0.035, …}, …}
+    price_table("m5", cloud)              # rows for `inv prices m5`
+
+The Pricing API lives in us-east-1 whatever region you ask about; the sandbox
+(moto) does not implement it, so ``endpoint_url`` can point it elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .cloud import _size_key, translate_client_error
+from .errors import ConfigError, Ec2kitError
+from .regions import find_region
+
+if TYPE_CHECKING:
+    from .cloud import Cloud
+
+PRICING_REGION = "us-east-1"
+LINUX = "Linux/UNIX"
+
+
+def sort_types(types: Iterable[str]) -> list[str]:
+    """Instance types ordered by family then size: m5.large, m5.xlarge, m5.2xlarge, …, m5.metal."""
+    return sorted(types, key=_size_key)
+
+
+def _check_family(family: str) -> str:
+    family = family.strip()
+    if not family or not all(c.isalnum() or c in ".-" for c in family):
+        raise ConfigError(f"'{family}' is not an instance family or type.", hint="Give a family like m5 or g4dn, or a type like m5.large.")
+    return family
+
+
+def _matches(family: str, instance_type: str) -> bool:
+    return instance_type == family if "." in family else instance_type.startswith(f"{family}.")
+
+
+def pricing_filters(family: str, region: str) -> list[dict[str, str]]:
+    """GetProducts filters for shared-tenancy Linux on-demand prices of a family (or one type) in a region."""
+    fixed = {"regionCode": region, "operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA",
+             "capacitystatus": "Used", "licenseModel": "No License required"}
+    filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fixed.items()]
+    if "." in family:
+        filters.append({"Type": "TERM_MATCH", "Field": "instanceType", "Value": family})
+    else:  # "m5." matches m5.large … but not m5d.large
+        filters.append({"Type": "CONTAINS", "Field": "instanceType", "Value": f"{family}."})
+    return filters
+
+
+def parse_price_list(price_list: Iterable[str | dict], family: str) -> dict[str, float]:
+    """Hourly USD on-demand price per instance type from GetProducts PriceList entries (JSON strings)."""
+    prices: dict[str, float] = {}
+    for entry in price_list:
+        product = json.loads(entry) if isinstance(entry, str) else entry
+        itype = product.get("product", {}).get("attributes", {}).get("instanceType", "")
+        if not _matches(family, itype):
+            continue
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dim in term.get("priceDimensions", {}).values():
+                usd = dim.get("pricePerUnit", {}).get("USD")
+                if usd is None or dim.get("unit", "Hrs") not in ("Hrs", "Hours"):
+                    continue
+                price = float(usd)
+                if price > 0 and (itype not in prices or price < prices[itype]):
+                    prices[itype] = price
+    return {t: prices[t] for t in sort_types(prices)}
+
+
+def on_demand_prices(family: str, region: str, *, endpoint_url: str | None = None, session: Any = None,
+                     credentials: dict | None = None) -> dict[str, float]:
+    """On-demand Linux prices (USD/hour) of a family ("m5") or one type ("m5.large") in a region.
+
+    ``region`` may be a code or part of its name ("Ohio"). Uses the Pricing API in us-east-1
+    (``endpoint_url`` overrides it); ``session`` is a boto3 Session (default: a new one).
+    """
+    family, region = _check_family(family), find_region(region)
+    try:
+        if session is None:
+            import boto3
+
+            session = boto3.Session(**(credentials or {}))
+        client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
+        entries: list[str] = []
+        kwargs: dict[str, Any] = {"ServiceCode": "AmazonEC2", "Filters": pricing_filters(family, region),
+                                  "FormatVersion": "aws_v1", "MaxResults": 100}
+        while True:
+            page = client.get_products(**kwargs)
+            entries += page.get("PriceList", [])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    except Ec2kitError:
+        raise
+    except Exception as err:
+        if not type(err).__module__.startswith("botocore"):
+            raise
+        raise translate_client_error(err, action=f"look up on-demand prices of {family} in {region}") or err from err
+    return parse_price_list(entries, family)
+
+
+def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
+    """Current spot prices (USD/hour, Linux) per type and zone in the cloud's region: ``{type: {zone: price}}``."""
+    family = _check_family(family)
+    try:
+        types = family_types(family, cloud)
+        if not types:
+            return {}
+        latest: dict[tuple[str, str], tuple[Any, float]] = {}
+        kwargs: dict[str, Any] = {"InstanceTypes": types, "ProductDescriptions": [LINUX],
+                                  "StartTime": datetime.now(timezone.utc)}
+        while True:
+            page = cloud.ec2.describe_spot_price_history(**kwargs)
+            for rec in page.get("SpotPriceHistory", []):
+                key = (rec["InstanceType"], rec["AvailabilityZone"])
+                stamp = rec.get("Timestamp")
+                if key not in latest or (stamp and latest[key][0] and stamp > latest[key][0]):
+                    latest[key] = (stamp, float(rec["SpotPrice"]))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    except Ec2kitError:
+        raise
+    except Exception as err:
+        if not type(err).__module__.startswith("botocore"):
+            raise
+        raise translate_client_error(err, action=f"look up spot prices of {family} in {cloud.region}") or err from err
+    result: dict[str, dict[str, float]] = {}
+    for (itype, zone), (_, price) in sorted(latest.items()):
+        result.setdefault(itype, {})[zone] = price
+    return {t: result[t] for t in sort_types(result)}
+
+
+def family_types(family: str, cloud: Cloud) -> list[str]:
+    """Instance types EC2 offers in the cloud's region for a family (or the one type), sorted by size."""
+    return [t["InstanceType"] for t in _describe_types(family, cloud)]
+
+
+def _describe_types(family: str, cloud: Cloud) -> list[dict]:
+    pattern = family if "." in family else f"{family}.*"
+    found: list[dict] = []
+    kwargs: dict[str, Any] = {"Filters": [{"Name": "instance-type", "Values": [pattern]}]}
+    while True:
+        page = cloud.ec2.describe_instance_types(**kwargs)
+        found += [t for t in page.get("InstanceTypes", []) if _matches(family, t["InstanceType"])]
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    return sorted(found, key=lambda t: _size_key(t["InstanceType"]))
+
+
+@dataclass
+class PriceRow:
+    """One line of `inv prices`: size, on-demand price and spot price by zone."""
+
+    type: str
+    vcpus: int
+    memory_gib: float
+    on_demand: float | None
+    spot: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cheapest_spot(self) -> tuple[str, float] | None:
+        """(zone, price) of the lowest current spot price, or None."""
+        return min(self.spot.items(), key=lambda zp: zp[1]) if self.spot else None
+
+
+def price_table(family: str, cloud: Cloud, *, pricing_endpoint_url: str | None = None,
+                with_on_demand: bool = True) -> list[PriceRow]:
+    """Rows for every type of a family in the cloud's region: vCPUs, memory, on-demand and spot prices."""
+    family = _check_family(family)
+    try:
+        described = _describe_types(family, cloud)
+    except Exception as err:
+        if not type(err).__module__.startswith("botocore"):
+            raise
+        raise translate_client_error(err, action=f"list {family} instance types") or err from err
+    if not described:
+        raise ConfigError(f"EC2 offers no instance types in family '{family}' in {cloud.region}.",
+                          hint="Check the family name (e.g. m5, c6i, g4dn, t3).")
+    on_demand = on_demand_prices(family, cloud.region, endpoint_url=pricing_endpoint_url,
+                                 session=cloud.session) if with_on_demand else {}
+    spot = spot_prices(family, cloud)
+    return [PriceRow(type=t["InstanceType"], vcpus=t.get("VCpuInfo", {}).get("DefaultVCpus", 0),
+                     memory_gib=t.get("MemoryInfo", {}).get("SizeInMiB", 0) / 1024,
+                     on_demand=on_demand.get(t["InstanceType"]), spot=spot.get(t["InstanceType"], {}))
+            for t in described]
