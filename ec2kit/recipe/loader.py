@@ -160,12 +160,12 @@ def _validate_step(args: dict[str, Any], kind: str, at: str, label: str) -> None
             raise RecipeError(f"{at}: {label}: '{key}' has the wrong type ({type(args[key]).__name__}).")
 
 
-def _parse_file(path: Path) -> tuple[dict[str, Any], list[Step]]:
+def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
     text = path.read_text()
     shown = _show(path)
     data = parse_toml(text, shown)
     for key in data:
-        if key not in TOP_KEYS:
+        if key not in TOP_KEYS and key not in extra_keys:
             raise RecipeError(
                 f"{shown}: unknown top-level key '{key}'.{_suggest(key, TOP_KEYS)} "
                 f"A recipe has: {', '.join(TOP_KEYS)} (steps are [[step]] tables)."
@@ -213,15 +213,18 @@ def find_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Pat
     raise NotFound("recipe", name_or_path, names, hint=f"Recipes are looked up in: {', '.join(map(str, dirs))}.")
 
 
-def load_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Recipe:
-    """Load a recipe and the recipes it ``uses``: steps in order, vars merged (nearer wins)."""
+def load_recipe(name_or_path: str, search_path: list[Path] | None = None, *, extra_keys: tuple[str, ...] = ()) -> Recipe:
+    """Load a recipe and the recipes it ``uses``: steps in order, vars merged (nearer wins).
+
+    ``extra_keys``: top-level keys to tolerate in the named file (e.g. a test case's ``[expect]``).
+    """
     dirs = [Path(d) for d in (search_path if search_path is not None else default_search_path())]
     path = find_recipe(name_or_path, dirs)
-    return _load(path, dirs, stack=[], seen=set())
+    return _load(path, dirs, stack=[], seen=set(), extra_keys=extra_keys)
 
 
-def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path]) -> Recipe:
-    data, own_steps = _parse_file(path)
+def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra_keys: tuple[str, ...] = ()) -> Recipe:
+    data, own_steps = _parse_file(path, extra_keys)
     name = path.stem
     recipe = Recipe(name=name, path=path, description=data.get("description", ""), uses=list(data.get("uses", [])))
     recipe.base_dir = path.parent.parent if path.parent.name == "recipes" else path.parent

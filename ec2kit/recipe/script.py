@@ -47,13 +47,13 @@ __put_file() {  # dest shown mode owner; new content in $__T/new
   fi
   if $S test -e "$d" || [ -z "$ch" ]; then ch="$ch$(__attrs "$d" "$3" "$4")"; fi
   if [ -z "$ch" ]; then __ok "$show already has this content"; return 0; fi
-  if [ "$__CHECK" = 1 ]; then __changed "would change$ch of $show"; return 0; fi
+  if [ "$__CHECK" = 1 ]; then __changed "would update$ch of $show"; return 0; fi
   case "$ch" in " content"*)
     $S mkdir -p "$(dirname "$d")" || exit 1
     if $S test -f "$d"; then $S tee "$d" < "$__T/new" > /dev/null || exit 1; else $S cp "$__T/new" "$d" || exit 1; fi
   esac
   __fix_attrs "$d" "$3" "$4"
-  __changed "wrote$ch of $show"
+  __changed "updated$ch of $show"
 }
 __put_dir() {  # dest shown mode owner; gzip tar in $__T/new.tar
   local d="$1" show="$2" f n=0 diffs=""
