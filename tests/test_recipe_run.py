@@ -410,5 +410,6 @@ def test_unreachable_host_error_passes_through_with_the_step(make_host, tmp_path
     recipe = load_recipe(str(tmp_path / "u.toml"))
     report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
     assert report.failure.startswith(f"Recipe u, step 1 'hello' could not run on gone: Cannot connect to gone "
-                                     f"(127.0.0.1:{sshd.port}") or "could not run on gone: Cannot connect to gone" in report.failure
+                                     f"({sshd.user}@127.0.0.1:{sshd.port}): connection refused")
+    assert report.recap["failed"] == 1 and report.steps[0].reason.startswith("unreachable: Cannot connect to gone")
     assert isinstance(report.error, Exception) and not isinstance(report.error, RemoteError)

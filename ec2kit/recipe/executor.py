@@ -250,6 +250,7 @@ class HostRun:
             host = self._get_host()
             res = host.run("bash -s", stdin=script, check=False, stream=on_line)
         except RemoteError as err:
+            self._emit(self._result(first, "failed", "unreachable: " + self.masker(str(err.message))))
             raise StepFailed(f"Recipe {self.recipe_name}, {first.label()} could not run on {self.label}: "
                              f"{self.masker(str(err))}") from None
         markers, other = parse_output(res.stdout, nonce)

@@ -105,8 +105,8 @@ def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
         reason = msg[: m.start()].strip()
         src = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
         raise RecipeError(
-            f"{path}:{line}:{col}: invalid TOML: {reason}.\n    {src}\n    {' ' * (col - 1)}^",
-            hint="Fix the syntax (strings need quotes, one key = value per line) and run again.",
+            f"{path}:{line}:{col}: invalid TOML: {reason}.\n    {src}\n    {' ' * (col - 1)}^\n"
+            "Fix the syntax (strings need quotes, one key = value per line) and run again."
         ) from None
 
 
@@ -132,7 +132,7 @@ def _step_kind(args: dict[str, Any], at: str, label: str) -> str:
     )
 
 
-def _validate_step(args: dict[str, Any], kind: str, at: str, label: str) -> None:
+def _validate_step(args: dict[str, Any], kind: str, at: str, label: str, key_at: Any = None) -> None:
     from .registry import get_task
 
     valid = (kind, *KIND_KEYS[kind], *COMMON_KEYS)
@@ -140,7 +140,7 @@ def _validate_step(args: dict[str, Any], kind: str, at: str, label: str) -> None
         for key in args:
             if key not in valid:
                 raise RecipeError(
-                    f"{at}: {label}: unknown key '{key}' for a {kind} step.{_suggest(key, valid)} "
+                    f"{key_at(key) if key_at else at}: {label}: unknown key '{key}' for a {kind} step.{_suggest(key, valid)} "
                     f"Valid keys for a {kind} step: {', '.join(valid)}."
                 )
     for key in REQUIRED_KEYS.get(kind, ()):
@@ -180,7 +180,7 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         at = f"{shown}:{line}"
         label = f"step {i + 1}" + (f" '{args['name']}'" if args.get("name") else "")
         kind = _step_kind(args, at, label)
-        _validate_step(args, kind, at, label)
+        _validate_step(args, kind, at, label, lambda key, line=line: f"{shown}:{key_line(text, line, key)}")
         steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
     for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("description", str)):
         if key in data and not isinstance(data[key], types):
@@ -189,7 +189,7 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         if not isinstance(spec, dict) or set(spec) - {"env", "required"}:
             raise RecipeError(
                 f"{shown}: secret '{name}' must look like {name} = {{ env = \"ENV_VAR\" }}; "
-                "never write a secret's value in a recipe (pass it with --set secret:NAME=VALUE)."
+                f"never write a secret's value in a recipe (pass it with --set secret:{name}=VALUE)."
             )
     return data, steps
 
@@ -236,9 +236,9 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
             cycle = " → ".join([*stack[stack.index(used):], used])
             raise RecipeError(f"{_show(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'.")
         try:
-            used_path = find_recipe(used, [path.parent, *dirs])
+            used_path = find_recipe(used, list(dict.fromkeys([path.parent.resolve(), *(d.resolve() for d in dirs)])))
         except NotFound as err:
-            raise RecipeError(f"{_show(path)}: uses = [...'{used}'...]: {err}") from None
+            raise RecipeError(f"{_show(path)}: uses '{used}': {err}") from None
         if used_path.resolve() in seen:
             continue  # a diamond: its steps are already in
         sub = _load(used_path, dirs, stack, seen)

@@ -65,8 +65,9 @@ def _fail(step: Step, key: str, err: Exception) -> RecipeError:
     if context:
         msg += "\n" + context
     m = re.match(r"'(\w+)' is undefined", detail)
-    hint = f"Define it under [vars] or pass --set {m.group(1)}=VALUE." if m else None
-    return RecipeError(msg, hint=hint)
+    if m:
+        msg += f"\nDefine it under [vars] or pass --set {m.group(1)}=VALUE."
+    return RecipeError(msg)
 
 
 def render_value(value: Any, vars: dict[str, Any], step: Step, key: str, template_dirs: tuple[Path, ...] = ()) -> Any:
@@ -81,12 +82,17 @@ def render_value(value: Any, vars: dict[str, Any], step: Step, key: str, templat
 
 
 def _render(env: "jinja2.Environment", value: Any, vars: dict[str, Any]) -> Any:
+    import jinja2
+
     if isinstance(value, str):
         if "{" not in value:
             return value
         m = _SINGLE_EXPR.match(value)
         if m and "{{" not in m.group(1) and "}}" not in m.group(1):
-            return env.compile_expression(m.group(1).strip(), undefined_to_none=False)(**vars)
+            result = env.compile_expression(m.group(1).strip(), undefined_to_none=False)(**vars)
+            if isinstance(result, jinja2.Undefined):
+                result._fail_with_undefined_error()
+            return result
         return env.from_string(value).render(vars)
     if isinstance(value, list):
         return [_render(env, v, vars) for v in value]
@@ -107,6 +113,8 @@ def eval_when(expr: Any, vars: dict[str, Any], step: Step) -> bool:
         text = m.group(1)
     try:
         value = environment().compile_expression(text.strip(), undefined_to_none=False)(**vars)
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
         return bool(value)
     except jinja2.TemplateError as err:
         raise _fail(step, "when", err) from None
@@ -178,5 +186,6 @@ def _template_error(step: Step, name: str, filename: str | None, line: int | Non
     if filename and line and Path(filename).exists():
         msg += "\n" + source_context(Path(filename).read_text(), line)
     m = re.match(r"'(\w+)' is undefined", detail)
-    hint = f"Define it under [vars] or pass --set {m.group(1)}=VALUE." if m else None
-    return RecipeError(msg, hint=hint)
+    if m:
+        msg += f"\nDefine it under [vars] or pass --set {m.group(1)}=VALUE."
+    return RecipeError(msg)
