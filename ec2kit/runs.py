@@ -69,8 +69,20 @@ class RunRecord:
         current = ((time.time() if now is None else now) - self.instance_since) / 3600 if self.instance_since is not None else 0.0
         return self.instance_hours + max(current, 0.0)
 
-    def cost(self, now: float | None = None) -> float | None:
-        """Cost so far: hourly price × instance hours (None when the price is unknown)."""
+    @property
+    def cost(self) -> float | None:
+        """Cost so far (USD): hourly price × instance hours; None when the price is unknown."""
+        return self.cost_at()
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the script's start to its end (or now)."""
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    def cost_at(self, now: float | None = None) -> float | None:
+        """Cost at time ``now``: hourly price × instance hours (None when the price is unknown)."""
         return None if self.hourly_price is None else round(self.hourly_price * self.hours(now), 6)
 
     def add_created(self, kind: str, resource_id: str) -> None:

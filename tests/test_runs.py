@@ -51,8 +51,8 @@ def test_cost_is_hourly_price_times_hours_over_every_attempt():
     rec.instance_stopped(now=1800)      # attempt 1: half an hour
     rec.instance_started(now=10_000)
     assert rec.hours(now=10_000 + 3600) == pytest.approx(1.5)
-    assert rec.cost(now=10_000 + 3600) == pytest.approx(0.75)
-    assert RunRecord(name="x").cost() is None
+    assert rec.cost_at(now=10_000 + 3600) == pytest.approx(0.75)
+    assert RunRecord(name="x").cost is None
 
 
 def test_runs_list_newest_first(tmp_path):

@@ -1,1 +1,21 @@
-"""Spot runs: run a script on a spot instance, bring every result home, survive interruptions."""
+"""Spot runs: run a script on a spot instance, bring every result home, survive interruptions.
+
+Public API (what ``inv spot-run``, ``inv runs``, ``inv logs`` … call)::
+
+    spot_run(ctx, SpotRunOptions(script="train.sh", files="data/", retries=1)) -> RunRecord
+    list_runs(ctx) -> list[RunRecord]          # newest first, record.cost = cost so far
+    logs(ctx, run, follow=False, out=print)
+    pull(ctx, run) -> Path                     # results into runs/RUN (or --results)
+    attach_argv(ctx, run) -> list[str]         # ssh -t … tmux attach -t RUN
+    stop_run(ctx, run) -> RunRecord            # final pull, terminate, delete run volumes
+    cleanup(ctx, dry_run=True) -> list[Leftover]
+
+Modules: ``commands`` (pure shell/wrapper builders), ``follower`` (poll + rsync),
+``lifecycle`` (spot_run), ``manage`` (the other commands), ``monitor`` (od1 mode).
+"""
+
+from ..runs import RunRecord
+from .lifecycle import SpotRunOptions, spot_run
+from .manage import Leftover, attach_argv, cleanup, list_runs, logs, pull, stop_run
+
+__all__ = ["Leftover", "RunRecord", "SpotRunOptions", "attach_argv", "cleanup", "list_runs", "logs", "pull", "spot_run", "stop_run"]

@@ -1,0 +1,195 @@
+"""Commands on existing runs: list, logs, pull, attach, stop, cleanup (called by the CLI)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import NotFound, RemoteError, WrongState
+from ..runs import RunRecord, Runs
+from .commands import attach_command, kill_command
+from .follower import FINAL_STATES, Follower
+from .lifecycle import RUN_TAG, log_tail, release_all
+
+if TYPE_CHECKING:
+    from ..cloud import Instance
+    from ..context import Context
+
+
+@dataclass
+class Leftover:
+    """A cloud resource a run created that no live run owns any more."""
+
+    kind: str
+    id: str
+    name: str
+    reason: str
+
+
+def list_runs(ctx: Context) -> list[RunRecord]:
+    """Every recorded run, newest first (``record.cost`` is the cost so far)."""
+    return Runs(ctx.settings.runs_db).all()
+
+
+def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
+    if not record.instance_id:
+        return None
+    try:
+        inst = ctx.cloud.instance(record.instance_id)
+    except NotFound:
+        return None
+    return inst if inst.state == "running" else None
+
+
+def _follower(ctx: Context, record: RunRecord, inst: Instance, out: Callable[[str], None] = print, *, pull: bool = True) -> Follower:
+    results = Path(record.results_dir) if pull and not record.monitor else None
+    return Follower(ctx.host(inst), record.name, results, out=out)
+
+
+def _settle(ctx: Context, record: RunRecord, status: dict) -> None:
+    """Record a detached run's end once its status file says it ended."""
+    if status.get("state") in FINAL_STATES and status.get("ended_at") and record.live:
+        record.state = status["state"]
+        record.exit_code = status.get("exit_code")
+        record.ended_at = time.time()
+        Runs(ctx.settings.runs_db).save(record)
+
+
+def logs(ctx: Context, run: str, follow: bool = False, out: Callable[[str], None] = print) -> None:
+    """Print a run's log: from its instance while it runs (``follow``: until it ends), else the local copy."""
+    record = Runs(ctx.settings.runs_db).get(run)
+    inst = _live_instance(ctx, record)
+    if inst is None:
+        path = ctx.settings.home / "runs" / run / "log"
+        if not path.exists():
+            raise NotFound("log of run", run, hint="The run's instance is gone and no log was copied here.")
+        for line in path.read_text(errors="replace").splitlines():
+            out(line)
+        return
+    f = _follower(ctx, record, inst, out, pull=False)
+    status = f.follow() if follow else f.poll()
+    f.flush()
+    _settle(ctx, record, status)
+
+
+def pull(ctx: Context, run: str) -> Path:
+    """Pull the run's results into its results directory now; returns that directory."""
+    record = Runs(ctx.settings.runs_db).get(run)
+    if record.monitor:
+        raise WrongState(f"Run {run} sends its results to the monitor instance '{record.monitor}', not here.",
+                         hint=f"Find them in ~/ec2kit-runs/{run} on {record.monitor}.")
+    inst = _live_instance(ctx, record)
+    if inst is None:
+        raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
+    f = _follower(ctx, record, inst, out=lambda _line: None)
+    status = f.poll()
+    if not f.pull():
+        raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {getattr(f, 'last_error', '')}")
+    if status.get("state") in FINAL_STATES and status.get("ended_at"):
+        f.mark_pulled()
+    _settle(ctx, record, status)
+    return Path(record.results_dir)
+
+
+def attach_argv(ctx: Context, run: str) -> list[str]:
+    """``ssh -t … tmux attach -t RUN``: attach a terminal to the run's tmux session."""
+    from ..remote import ssh_argv
+
+    record = Runs(ctx.settings.runs_db).get(run)
+    inst = _live_instance(ctx, record)
+    if inst is None:
+        raise WrongState(f"Run {run} has no running instance to attach to (it is {record.state}).",
+                         hint=f"See its log with `inv logs {run}`.")
+    return ssh_argv(ctx.cloud.ssh_target(inst), command=attach_command(run), tty=True)
+
+
+def stop_run(ctx: Context, run: str) -> RunRecord:
+    """Stop a run: stop the script, final pull, terminate its instance, delete its volumes."""
+    runs = Runs(ctx.settings.runs_db)
+    record = runs.get(run)
+    inst = _live_instance(ctx, record)
+    if inst is not None:
+        f = _follower(ctx, record, inst, out=lambda _line: None)
+        try:
+            ctx.host(inst).run(kill_command(run), check=False, timeout=30)
+            status = f.poll()
+            f.pull()
+            if status.get("state") in FINAL_STATES and status.get("ended_at") and record.live:
+                record.exit_code = status.get("exit_code")
+        except RemoteError:
+            pass  # the instance is going anyway; what was pulled before stays
+    remaining = release_all(ctx, record)
+    if record.monitor:
+        from .monitor import revoke_record
+
+        revoke_record(ctx, record)
+    if record.live:
+        record.state = "cancelled"
+        record.ended_at = time.time()
+    if remaining:
+        record.options["leftovers"] = remaining
+    runs.save(record)
+    if remaining:
+        from ..errors import RunError
+
+        raise RunError(f"Run {run} stopped, but these could not be removed: {'; '.join(remaining)}.")
+    return record
+
+
+def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
+    """Resources tagged by a spot run (ec2kit:run) whose run is not live; removed unless ``dry_run``.
+
+    Never touches anything without a run tag: your named machines, data volumes and snapshots stay.
+    """
+    live = {r.name for r in Runs(ctx.settings.runs_db).live()}
+    cloud = ctx.cloud
+    found: list[Leftover] = []
+    for inst in cloud.instances(tags={"ec2kit:managed": "1"}):
+        run = inst.tags.get(RUN_TAG)
+        if run and run not in live and inst.state not in ("terminated", "shutting-down"):
+            found.append(Leftover("instance", inst.id, inst.name, f"run {run} is not running"))
+    for vol in cloud.volumes():
+        run = vol.tags.get(RUN_TAG)
+        if run and run not in live and not any(l.id == vol.attached_to for l in found if l.kind == "instance"):
+            if vol.attached_to is None:
+                found.append(Leftover("volume", vol.id, vol.name, f"data volume of run {run}, detached"))
+    reqs = cloud.ec2.describe_spot_instance_requests(Filters=[{"Name": f"tag-key", "Values": [RUN_TAG]}]).get("SpotInstanceRequests", [])
+    for req in reqs:
+        tags = {t["Key"]: t["Value"] for t in req.get("Tags", [])}
+        if req.get("State") in ("open", "active") and tags.get(RUN_TAG) not in live and not req.get("InstanceId"):
+            found.append(Leftover("spot-request", req["SpotInstanceRequestId"], tags.get("Name", ""), f"open request of run {tags.get(RUN_TAG)}"))
+    if not dry_run:
+        record = RunRecord(name="cleanup")
+        record.created = {"instances": [l.id for l in found if l.kind == "instance"],
+                          "requests": [l.id for l in found if l.kind == "spot-request"],
+                          "volumes": [l.id for l in found if l.kind == "volume"]}
+        remaining = _release_quietly(ctx, record)
+        if remaining:
+            from ..errors import RunError
+
+            raise RunError("Cleanup could not remove: " + "; ".join(remaining))
+    return found
+
+
+def _release_quietly(ctx: Context, record: RunRecord) -> list[str]:
+    """release_all without writing a run record."""
+    from .lifecycle import _delete_volume, _terminate
+
+    remaining: list[str] = []
+    for iid in record.created["instances"]:
+        ctx.forget_host(iid)
+        remaining += _terminate(ctx.cloud, iid, None)
+    for rid in record.created["requests"]:
+        try:
+            ctx.cloud.cancel_spot_request(rid)
+        except Exception:  # noqa: BLE001
+            pass
+    for vid in record.created["volumes"]:
+        remaining += _delete_volume(ctx.cloud, vid)
+    return remaining
+
+
+__all__ = ["Leftover", "attach_argv", "cleanup", "list_runs", "log_tail", "logs", "pull", "stop_run"]
