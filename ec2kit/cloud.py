@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -45,6 +46,8 @@ __all__ = [
 
 MANAGED_TAG = "ec2kit:managed"
 SOURCE_INSTANCE_TAG = "ec2kit:source-instance"
+LAUNCH_TAG = "ec2kit:launch"
+SPOT_REQUEST_TAG = "ec2kit:spot-request"
 SECURITY_GROUP = "ec2kit-ssh"
 CANONICAL_OWNER = "099720109477"
 UBUNTU_PATTERNS = (
@@ -205,6 +208,9 @@ def translate_client_error(err: BaseException, *, action: str) -> Ec2kitError | 
         return ConfigError(f"{err}.", hint="Check AWS_PROFILE / --profile against ~/.aws/config, or run `aws configure --profile NAME`.")
     if kind in ("TokenRetrievalError", "SSOTokenLoadError", "UnauthorizedSSOTokenError"):
         return CredentialsError(f"Your AWS login has expired, so ec2kit cannot {action}.", hint="Run `aws sso login` and try again.")
+    if kind == "ParamValidationError":
+        return ConfigError(f"A value ec2kit would send to AWS to {action} is invalid: {err}",
+                           hint="Check the names, sizes and types you gave.")
     if kind == "NoRegionError":
         return ConfigError(f"No AWS region is configured to {action}.", hint="Set AWS_REGION (e.g. us-east-1) or pass --region.")
     if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
@@ -585,6 +591,7 @@ class Cloud:
         return group["GroupId"]
 
     # -- validation ------------------------------------------------------------------
+    @_translated("check instance type {0}")
     def instance_type(self, type: str) -> dict:
         """Describe an instance type (cached); AwsError with suggestions if AWS does not offer it."""
         if type not in self._type_cache:
@@ -648,9 +655,19 @@ class Cloud:
         self.ensure_key_pair()
         group_ids = [self.ensure_security_group(open_ssh=open_ssh)]
         spec = self._launch_spec(img, type, disk, zone, user_data, shutdown_behavior, key_name, group_ids)
-        if spot:
-            return self._launch_spot(name, spec, all_tags, max_price, progress)
-        return self._launch_on_demand(name, spec, all_tags, progress)
+        token = uuid.uuid4().hex[:16]
+        all_tags[LAUNCH_TAG] = token  # finds what this launch created, even if Ctrl-C lost the response
+        try:
+            if spot:
+                return self._launch_spot(name, spec, all_tags, max_price, progress)
+            return self._launch_on_demand(name, spec, all_tags, progress)
+        except BaseException as err:
+            left = self._cleanup_launch(token)
+            if left:
+                raise AwsError(f"Launching '{name}' failed ({err or type(err).__name__}) and ec2kit could not remove what it "
+                               f"created: {', '.join(left)}.", hint="Remove them in the AWS console or with "
+                               "`inv terminate ID`, then retry.") from err
+            raise
 
     def _dry_run_launch(self, name: str, img: Image, type: str, disk: int | None, zone: str | None,
                         user_data: str | None, shutdown_behavior: str | None, all_tags: dict,
@@ -678,17 +695,11 @@ class Cloud:
         return True  # some servers ignore DryRun; the parameters were accepted
 
     def _launch_on_demand(self, name: str, spec: dict, tags: dict, progress: Progress | None) -> Instance:
-        created: list[str] = []
-        try:
-            if progress:
-                progress(f"instance {name}: launching")
-            resp = self.ec2.run_instances(MinCount=1, MaxCount=1, **spec, TagSpecifications=[
-                {"ResourceType": r, "Tags": _tag_list(tags)} for r in ("instance", "volume")])
-            created.append(resp["Instances"][0]["InstanceId"])
-            return self.wait(_instance(resp["Instances"][0]), "running", progress=progress)
-        except BaseException:
-            self._cleanup_launch(created, None)
-            raise
+        if progress:
+            progress(f"instance {name}: launching")
+        resp = self.ec2.run_instances(MinCount=1, MaxCount=1, ClientToken=tags[LAUNCH_TAG], **spec, TagSpecifications=[
+            {"ResourceType": r, "Tags": _tag_list(tags)} for r in ("instance", "volume")])
+        return self.wait(_instance(resp["Instances"][0]), "running", progress=progress)
 
     def _launch_spot(self, name: str, spec: dict, tags: dict, max_price: Any, progress: Progress | None) -> Instance:
         spec = dict(spec)
@@ -699,22 +710,14 @@ class Cloud:
             spec["UserData"] = base64.b64encode(spec["UserData"].encode()).decode()
         if "SecurityGroupIds" in spec:
             spec["SecurityGroupIds"] = list(spec["SecurityGroupIds"])
-        request_id: str | None = None
-        created: list[str] = []
-        try:
-            if progress:
-                progress(f"instance {name}: requesting a spot instance")
-            request_id = self.request_spot(spec, tags=tags, max_price=max_price)
-            instance_id = self._wait_spot(request_id, progress)
-            created.append(instance_id)
-            inst_raw = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-            volume_ids = [b["Ebs"]["VolumeId"] for b in inst_raw.get("BlockDeviceMappings", []) if "Ebs" in b]
-            self.ec2.create_tags(Resources=[instance_id, *volume_ids],
-                                 Tags=_tag_list({**tags, "ec2kit:spot-request": request_id}))
-            return self.wait(instance_id, "running", progress=progress)
-        except BaseException:
-            self._cleanup_launch(created, request_id)
-            raise
+        if progress:
+            progress(f"instance {name}: requesting a spot instance")
+        request_id = self.request_spot(spec, tags=tags, max_price=max_price)
+        instance_id = self._wait_spot(request_id, progress)
+        inst_raw = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        volume_ids = [b["Ebs"]["VolumeId"] for b in inst_raw.get("BlockDeviceMappings", []) if "Ebs" in b]
+        self.ec2.create_tags(Resources=[instance_id, *volume_ids], Tags=_tag_list({**tags, SPOT_REQUEST_TAG: request_id}))
+        return self.wait(instance_id, "running", progress=progress)
 
     def _wait_spot(self, request_id: str, progress: Progress | None, timeout: float = 600) -> str:
         started, delay = time.monotonic(), 0.2
@@ -736,18 +739,29 @@ class Cloud:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def _cleanup_launch(self, instance_ids: list[str], request_id: str | None) -> None:
-        """Best effort after a failed or interrupted launch: cancel the request, terminate the instance."""
-        if request_id:
-            try:
-                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
-            except Exception:
-                pass
-        if instance_ids:
-            try:
-                self.ec2.terminate_instances(InstanceIds=instance_ids)
-            except Exception:
-                pass
+    def _cleanup_launch(self, token: str) -> list[str]:
+        """After a failed or interrupted launch: cancel its spot request, terminate its instance.
+
+        Finds them by the launch's token tag; returns the ids it could not remove (best effort).
+        """
+        found: list[str] = []
+        instance_ids: set[str] = set()
+        try:
+            reqs = self.ec2.describe_spot_instance_requests(
+                Filters=_filters(**{f"tag:{LAUNCH_TAG}": token})).get("SpotInstanceRequests", [])
+            found += [r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")]
+            instance_ids |= {r["InstanceId"] for r in reqs if r.get("InstanceId")}
+            if found:
+                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
+            found = []
+            page = self.ec2.describe_instances(Filters=_filters(**{f"tag:{LAUNCH_TAG}": token,
+                                                                   "instance-state-name": list(LIVE_STATES)}))
+            instance_ids |= {i["InstanceId"] for r in page.get("Reservations", []) for i in r.get("Instances", [])}
+            if instance_ids:
+                self.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
+            return []
+        except BaseException:
+            return found + sorted(instance_ids) or [f"anything tagged {LAUNCH_TAG}={token}"]
 
     @_translated("request a spot instance")
     def request_spot(self, launch_specification: dict, *, tags: dict | None = None, max_price: Any = None) -> str:
@@ -764,6 +778,7 @@ class Cloud:
         """Cancel a spot request (the instance, if any, is not terminated by this)."""
         self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
 
+    @_translated("find the spot request of {0}")
     def spot_request_for(self, instance: Instance) -> str | None:
         """The open spot request that launched this instance (found by the instance-id filter)."""
         if instance.spot_request_id:
@@ -828,6 +843,9 @@ class Cloud:
         """
         inst = self.instance(name)
         image_name = image_name or inst.name or inst.id
+        if not re.fullmatch(r"[A-Za-z0-9()\[\] ./\-'@_]{3,128}", image_name):
+            raise ConfigError(f"'{image_name}' cannot be an image name: AWS wants 3 to 128 letters, digits, spaces or ( ) [ ] . / - ' @ _.",
+                              hint="Pass another name with --image-name.")
         mine = self.images()
         taken = {i.name for i in mine} | {i.tags.get("Name", "") for i in mine}
         if image_name in taken:

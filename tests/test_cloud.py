@@ -112,6 +112,43 @@ def test_dry_run_launch_describes_the_call_and_creates_nothing(cloud):
     assert cloud.instances() == [] and not cloud.settings.key_file.exists()
 
 
+def test_dry_run_freeze_and_create_volume_create_nothing(cloud):
+    cloud.launch("base", image=UBUNTU, type="t3.micro")
+    assert cloud.freeze("base", dry_run=True)["would_succeed"] is True
+    assert cloud.create_volume(size=5, name="data", dry_run=True)["params"]["Size"] == 5
+    assert cloud.images() == [] and [v.name for v in cloud.volumes()] == ["base"]
+
+
+def interrupt_after(cloud: Cloud, operation: str) -> None:
+    """Simulate Ctrl-C right after AWS answered ``operation``, before ec2kit sees the answer."""
+    def hook(**kwargs):
+        raise KeyboardInterrupt
+
+    cloud.ec2.meta.events.register(f"after-call.ec2.{operation}", hook)
+
+
+def test_ctrl_c_right_after_run_instances_terminates_the_new_instance(cloud):
+    interrupt_after(cloud, "RunInstances")
+    with pytest.raises(KeyboardInterrupt):
+        cloud.launch("base", image=UBUNTU, type="t3.micro")
+    left = cloud.instances(states=["terminated"])
+    assert [i.name for i in left] == ["base"] and cloud.instances() == []
+
+
+def test_ctrl_c_during_a_spot_launch_cancels_the_request_and_terminates_the_instance(cloud):
+    interrupt_after(cloud, "CreateTags")  # tagging the fulfilled spot instance
+    with pytest.raises(KeyboardInterrupt):
+        cloud.launch("cheap", image=UBUNTU, type="t3.micro", spot=True)
+    assert cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"] == []
+    assert cloud.instances() == [] and len(cloud.instances(states=["terminated"])) == 1
+
+
+def test_freeze_refuses_names_aws_would_reject(cloud):
+    cloud.launch("xy", image=UBUNTU, type="t3.micro")
+    with pytest.raises(ConfigError, match="'xy' cannot be an image name.*--image-name"):
+        cloud.freeze("xy")
+
+
 # -- lifecycle -------------------------------------------------------------------------
 def test_change_type_while_running_is_refused(cloud):
     cloud.launch("base", image=UBUNTU, type="t3.micro")
