@@ -79,15 +79,23 @@ def host_entry(sandbox, instance_id: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-def test_daemon_starts_stops_and_is_reused_while_running(tmp_path):
+def test_daemon_starts_resets_stops_and_is_reused_while_running(tmp_path):
     settings = Settings(home=tmp_path, sandbox=True)
     t0 = time.perf_counter()
     info = sb.up(settings)
     started = time.perf_counter() - t0
     try:
-        assert sb.ensure_running(settings).pid == info.pid
-        assert sb.status(settings)["running"] is True
         print(f"\nMEASURE sandbox daemon start (up): {started:.2f}s")
+        assert sb.ensure_running(settings).pid == info.pid
+        ec2 = info.client()
+        iid = ec2.run_instances(ImageId=UBUNTU_AMI_ID, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        wait_for(lambda: iid in [h["instance_id"] for h in sb.status(settings)["hosts"]], what="the host to appear")
+        sb.reset(settings)
+        after = sb.status(settings)
+        assert after["running"] is True and after["hosts"] == []
+        assert not (info.dir / "hosts" / iid).exists()
+        assert ec2.describe_instances()["Reservations"] == []
+        assert ec2.describe_images(ImageIds=[UBUNTU_AMI_ID])["Images"]  # the seeded image survives a reset
     finally:
         assert sb.down(settings) is True
     assert not (settings.sandbox_dir / "state.json").exists()

@@ -67,7 +67,7 @@ class Control:
             else:
                 self.ec2.stop_instances(InstanceIds=[instance_id])
             log.info("%s: powered itself off (%s)", instance_id, behavior)
-            self.reconciler.reconcile()
+            self.reconciler.reconcile_if_changed()
         except Exception:
             log.exception("%s: poweroff failed", instance_id)
 
@@ -80,7 +80,7 @@ class Control:
             try:
                 self.ec2.terminate_instances(InstanceIds=[instance_id])
                 log.info("%s: reclaimed (spot interruption)", instance_id)
-                self.reconciler.reconcile()
+                self.reconciler.reconcile_if_changed()
             except Exception:
                 log.exception("%s: spot interruption failed", instance_id)
 
@@ -94,7 +94,7 @@ class Control:
         """The instance's last description, looking again once if it is new."""
         instance = self.reconciler.instances.get(instance_id)
         if instance is None:
-            self.reconciler.reconcile()
+            self.reconciler.reconcile_if_changed()
             instance = self.reconciler.instances.get(instance_id)
         return instance
 
@@ -167,7 +167,7 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
             if path == ["status"]:
                 return self.reply(200, {**control.info, **control.reconciler.status()})
             if len(path) == 2 and path[0] == "address":
-                control.reconciler.reconcile()
+                control.reconciler.reconcile_if_changed()
                 address = control.reconciler.address(path[1])
                 if address is None:
                     instance = control.reconciler.instances.get(path[1])

@@ -63,7 +63,8 @@ def run(root: Path) -> int:
     prepare_environment(root)
     try:
         import boto3
-        from moto.server import ThreadedMotoServer
+
+        from .motoserver import MotoServer
     except ImportError as err:
         log.error("%s (%s)", MISSING_MOTO, err)
         print(MISSING_MOTO, file=sys.stderr)
@@ -71,18 +72,19 @@ def run(root: Path) -> int:
     from .control import Control, serve
     from .reconciler import Reconciler
 
+    log.info("imports done in %.2fs", time.monotonic() - started)
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     clear_leftovers(root)
     moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
+    moto = MotoServer(moto_port).start()
     endpoint_url = f"http://127.0.0.1:{moto_port}"
     ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=REGION, **CREDENTIALS)
 
     ctl_port = free_port()
     control_url = f"http://127.0.0.1:{ctl_port}"
     volumes = volumes_supported()
-    reconciler = Reconciler(ec2, root, control_url, volumes=volumes)
+    reconciler = Reconciler(ec2, root, control_url, volumes=volumes, changes=moto.changes)
     stop = threading.Event()
 
     def reset() -> None:
@@ -102,6 +104,8 @@ def run(root: Path) -> int:
     server = serve(control, ctl_port)
     threading.Thread(target=server.serve_forever, name="control", daemon=True).start()
     ec2.describe_regions()  # moto answers before anyone is told where it is
+    ec2.describe_images(Owners=["self"])  # load the EC2 backend (AMIs, snapshots) now, not on first use
+    log.info("moto ready in %.2fs", time.monotonic() - started)
     worker = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler", daemon=True)
     worker.start()
 
@@ -119,7 +123,8 @@ def run(root: Path) -> int:
     server.shutdown()
     moto.stop()
     log.info("stopped")
-    return 0
+    logging.shutdown()
+    os._exit(0)  # everything is cleaned up; don't wait on werkzeug's lingering request threads
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,8 +58,12 @@ def copy_tree(src: Path, dest: Path) -> None:
 class Reconciler:
     """Converges sshd hosts, saved image homes, volume files and loop devices with moto."""
 
-    def __init__(self, ec2: Any, root: Path, control_url: str, *, volumes: bool) -> None:
+    def __init__(self, ec2: Any, root: Path, control_url: str, *, volumes: bool, changes: Any = None) -> None:
         self.ec2, self.root, self.control_url, self.volumes = ec2, root, control_url, volumes
+        self.changes = changes  # a motoserver.ChangeCounter, or None to re-describe on every tick
+        self.seen_generation = -1
+        self.unsettled = True  # something in a transitional state: look again next tick
+        self.last_pass = 0.0
         self.lock = threading.RLock()
         self.hosts: dict[str, SshdHost] = {}
         self.instances: dict[str, dict[str, Any]] = {}  # last describe, by id
@@ -85,23 +89,53 @@ class Reconciler:
         return self.root / "snapshots" / f"{snapshot_id}.img"
 
     # the loop ---------------------------------------------------------------
-    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
-        """Reconcile every ``interval`` seconds until ``stop`` is set; errors are logged, never fatal."""
+    def run(self, stop: threading.Event, interval: float = 0.2, full_every: float = 5.0) -> None:
+        """Converge after every change to moto (checked each ``interval`` s) and every ``full_every`` s.
+
+        Errors are logged, never fatal: the next tick tries again.
+        """
         while not stop.is_set():
+            if self.changes is not None:
+                self.changes.event.wait(interval)
+                self.changes.event.clear()
+            else:
+                stop.wait(interval)
+            if stop.is_set():
+                break
             try:
-                self.reconcile()
+                with self.lock:
+                    dead = any(not h.running() for h in self.hosts.values())
+                    if self.dirty() or dead or time.monotonic() - self.last_pass > full_every:
+                        self.reconcile()
             except Exception:
                 log.exception("reconcile pass failed (will retry)")
-            stop.wait(interval)
+                self.unsettled = True
+
+    def dirty(self) -> bool:
+        """True when moto may have changed since the last pass."""
+        return self.changes is None or self.unsettled or self.changes.generation != self.seen_generation
+
+    def reconcile_if_changed(self) -> None:
+        """A pass only if moto changed since the last one (cheap for frequent callers)."""
+        with self.lock:
+            if self.dirty():
+                self.reconcile()
 
     def reconcile(self) -> None:
         """One pass over images, instances, snapshots and volumes."""
         with self.lock:
+            generation = self.changes.generation if self.changes is not None else 0
+            self.unsettled = True  # until the pass completes
             self.reconcile_images()
             self.reconcile_instances()
             if self.volumes:
                 self.reconcile_snapshots()
                 self.reconcile_volumes()
+            self.seen_generation = generation
+            self.last_pass = time.monotonic()
+            self.unsettled = any(
+                i["State"]["Name"] in ("pending", "stopping", "shutting-down") for i in self.instances.values()
+            )
 
     # images -----------------------------------------------------------------
     def reconcile_images(self) -> None:

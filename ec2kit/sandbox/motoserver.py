@@ -1,0 +1,73 @@
+"""moto's EC2 server on loopback, counting the requests that change something.
+
+The same server as moto's ``ThreadedMotoServer`` (its werkzeug app in a
+thread) wrapped in a small WSGI middleware: every request that is not a
+``Describe*``/``Get*`` call bumps a generation counter and wakes the
+reconciler, so it converges right after a change instead of re-describing
+everything several times a second (a full pass costs 0.1-0.4 s of CPU on a
+busy 2-core machine).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+
+
+def action_of(body: bytes) -> str:
+    """The EC2 query-protocol ``Action`` of a request body ('' when absent)."""
+    try:
+        return parse_qs(body.decode("utf-8", errors="replace")).get("Action", [""])[0]
+    except ValueError:
+        return ""
+
+
+class ChangeCounter:
+    """WSGI middleware: ``generation`` grows after every state-changing request; ``event`` is set."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.generation = 0
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.generation += 1
+        self.event.set()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        changes = environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
+        if changes and environ.get("CONTENT_LENGTH"):
+            body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+            environ["wsgi.input"] = io.BytesIO(body)
+            changes = not action_of(body).startswith(READ_ONLY_PREFIXES)
+        result = self.app(environ, start_response)  # moto applies the change while building the response
+        if changes:
+            self.bump()
+        return result
+
+
+class MotoServer:
+    """moto's server app on 127.0.0.1:port in a daemon thread, with a ChangeCounter in front."""
+
+    def __init__(self, port: int) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        self.changes = ChangeCounter(DomainDispatcherApplication(create_backend_app))
+        self.server = make_server("127.0.0.1", port, self.changes, threaded=True)
+        self.port = port
+        self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
+
+    def start(self) -> "MotoServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
