@@ -228,19 +228,21 @@ def _pre_steps(run: _Run) -> None:
     """Run recipes/spot-run.toml (user-editable setup steps) on the instance, if it has steps."""
     if not run.options.recipe:
         return
-    try:
-        from ..recipe import load_recipe, run_recipe  # type: ignore[attr-defined]
-    except ImportError:
-        return  # the recipe engine is not part of this installation
+    from ..recipe import CollectingReporter, load_recipe, run_recipe
+
     recipe = load_recipe(run.options.recipe)
-    if not getattr(recipe, "steps", None):
+    if not recipe.steps:
         return
     assert run.instance is not None
     variables = {"run": run.record.name, "script": Path(run.options.script).name, **run.options.vars}
-    report = run_recipe(run.ctx, recipe, hosts=[run.instance.id], vars=variables)
+    reporter = CollectingReporter()
+    report = run_recipe(run.ctx, recipe, hosts=[run.instance.id], vars=variables, reporter=reporter)
+    output = reporter.stream.getvalue().strip()
     if not report.ok:
-        raise RunError(f"Run {run.record.name}: a setup step of recipe '{run.options.recipe}' failed on {run.instance.label}; the script was not started.",
-                       hint="See the step's output above; fix recipes/spot-run.toml or the instance image.")
+        raise RunError(f"Run {run.record.name}: a setup step of recipe '{run.options.recipe}' failed on {run.instance.label}; "
+                       f"the script was not started.\n{output[-3000:]}",
+                       hint="Fix recipes/spot-run.toml (or the image) and run again.")
+    run.say(f"{run.record.name}: setup steps of recipe '{run.options.recipe}' done")
 
 
 def _prepare_and_start(run: _Run, attempt: int) -> None:
