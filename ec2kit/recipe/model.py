@@ -154,3 +154,10 @@ class RunReport:
     @property
     def failed_hosts(self) -> list[str]:
         return [n for n, h in self.hosts.items() if not h.ok]
+
+    @property
+    def summary(self) -> str:
+        """One line for people: ``All 3 hosts succeeded in 1.20s.`` or ``1 of 3 hosts failed: web2.``"""
+        from .report import summary_line
+
+        return summary_line(self)

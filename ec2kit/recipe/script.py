@@ -22,18 +22,21 @@ PRELUDE = r"""
 set -u
 __T=$(mktemp -d "${TMPDIR:-/tmp}/ec2kit.XXXXXX") || exit 97
 trap 'rm -rf "$__T"' EXIT
-__sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n -- "$@"; fi; }
+__sudo() { if [ "$EUID" -eq 0 ]; then "$@"; else sudo -n -- "$@"; fi; }
 __set() { printf %s "$1" > "$__T/st"; printf %s "$2" > "$__T/why"; }
 __ok() { __set ok "$1"; }
 __changed() { __set changed "$1"; }
 __skip() { __set skipped "$1"; }
-__strip0() { local m="$1"; while [ "${#m}" -gt 1 ] && [ "${m#0}" != "$m" ]; do m="${m#0}"; done; printf %s "$m"; }
-__attrs() {  # path mode owner -> words for what differs
-  local d="$1" mode="$2" owner="$3" out=""
-  if [ -n "$mode" ] && [ "$($S stat -c %a "$d" 2>/dev/null)" != "$(__strip0 "$mode")" ]; then out="$out mode"; fi
-  if [ -n "$owner" ] && [ "$($S stat -c %U "$d" 2>/dev/null)" != "${owner%%:*}" ]; then out="$out owner"; fi
-  printf %s "$out"
+__attrs() {  # path mode owner -> sets __A to the words for what differs (no subshell: forks are slow)
+  local d="$1" mode="$2" owner="$3" cur=""
+  __A=""
+  [ -z "$mode$owner" ] && return 0
+  cur=$($S stat -c '%a %U' "$d" 2>/dev/null)
+  while [ "${#mode}" -gt 1 ] && [ "${mode#0}" != "$mode" ]; do mode="${mode#0}"; done
+  if [ -n "$mode" ] && [ "${cur%% *}" != "$mode" ]; then __A="$__A mode"; fi
+  if [ -n "$owner" ] && [ "${cur#* }" != "${owner%%:*}" ]; then __A="$__A owner"; fi
 }
+__mkparent() { case "$1" in */*) if [ -n "${1%/*}" ]; then $S mkdir -p "${1%/*}" || exit 1; fi;; esac; }
 __fix_attrs() {
   if [ -n "$2" ]; then $S chmod "$2" "$1" || exit 1; fi
   if [ -n "$3" ]; then $S chown "$3" "$1" || exit 1; fi
@@ -45,11 +48,11 @@ __put_file() {  # dest shown mode owner; new content in $__T/new
     if $S test -f "$d"; then $S cat "$d" > "$__T/old" || exit 1; else : > "$__T/old"; fi
     diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
   fi
-  if $S test -e "$d" || [ -z "$ch" ]; then ch="$ch$(__attrs "$d" "$3" "$4")"; fi
+  if $S test -e "$d" || [ -z "$ch" ]; then __attrs "$d" "$3" "$4"; ch="$ch$__A"; fi
   if [ -z "$ch" ]; then __ok "$show already has this content"; return 0; fi
   if [ "$__CHECK" = 1 ]; then __changed "would update$ch of $show"; return 0; fi
   case "$ch" in " content"*)
-    $S mkdir -p "$(dirname "$d")" || exit 1
+    __mkparent "$d"
     if $S test -f "$d"; then $S tee "$d" < "$__T/new" > /dev/null || exit 1; else $S cp "$__T/new" "$d" || exit 1; fi
   esac
   __fix_attrs "$d" "$3" "$4"
@@ -65,7 +68,7 @@ __put_dir() {  # dest shown mode owner; gzip tar in $__T/new.tar
   printf %s "$diffs" > "$__T/diff"
   local ch="" what
   [ -n "$diffs" ] && ch=" $(printf %s "$diffs" | grep -c .) file(s)"
-  if $S test -d "$d"; then ch="$ch$(__attrs "$d" "$3" "$4")"; what="update$ch in $show"; else ch=" new"; what="create $show with $n file(s)"; fi
+  if $S test -d "$d"; then __attrs "$d" "$3" "$4"; ch="$ch$__A"; what="update$ch in $show"; else ch=" new"; what="create $show with $n file(s)"; fi
   if [ -z "$ch" ]; then __ok "$show already has these $n files"; return 0; fi
   if [ "$__CHECK" = 1 ]; then __changed "would $what"; return 0; fi
   $S mkdir -p "$d" && $S cp -R "$__T/nd/." "$d/" || exit 1
@@ -88,14 +91,14 @@ __line() {  # path shown line regexp
   fi
   diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
   if [ "$__CHECK" = 1 ]; then __changed "would $how $show"; return 0; fi
-  $S mkdir -p "$(dirname "$f")" || exit 1
+  __mkparent "$f"
   $S tee "$f" < "$__T/new" > /dev/null || exit 1
   __changed "$did $show"
 }
 __dir() {  # path shown mode owner
   local d="$1" show="$2" ch=""
   if $S test -e "$d" && ! $S test -d "$d"; then echo "$show exists and is not a directory" >&2; exit 1; fi
-  if $S test -d "$d"; then ch="$(__attrs "$d" "$3" "$4")"; else ch=" create"; fi
+  if $S test -d "$d"; then __attrs "$d" "$3" "$4"; ch="$__A"; else ch=" create"; fi
   if [ -z "$ch" ]; then __ok "$show already exists"; return 0; fi
   if [ "$__CHECK" = 1 ]; then
     if [ "$ch" = " create" ]; then __changed "would create $show"; else __changed "would fix$ch of $show"; fi
@@ -118,11 +121,14 @@ __apt() {  # packages...
   __sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing || exit $?
   __changed "installed:$missing"
 }
-__b64() { if [ -s "$1" ]; then tail -c 65536 "$1" | base64 -w0; fi; }
-__now() { if [ -n "${EPOCHREALTIME:-}" ]; then local t="${EPOCHREALTIME/[.,]/}"; echo "${t:0:-3}"; else echo $(( $(date +%s%N) / 1000000 )); fi; }
+__now() {  # milliseconds into __NOW, without forking when bash has EPOCHREALTIME
+  if [ -n "${EPOCHREALTIME:-}" ]; then __NOW="${EPOCHREALTIME/[.,]/}"; __NOW="${__NOW:0:-3}"
+  else __NOW=$(( $(date +%s%N) / 1000000 )); fi
+}
+__field() { printf ':'; if [ -s "$1" ]; then base64 -w0 < "$1"; fi; }
 __step() {  # number function retries delay
   local n="$1" f="$2" tries=$(( $3 + 1 )) delay="$4" a=1 rc t0 st=""
-  t0=$(__now)
+  __now; t0=$__NOW
   while :; do
     : > "$__T/out"; : > "$__T/err"; : > "$__T/diff"; : > "$__T/why"; : > "$__T/st"
     ( "$f" ) > "$__T/out" 2> "$__T/err" < /dev/null
@@ -132,8 +138,9 @@ __step() {  # number function retries delay
   done
   read -r st < "$__T/st" || :
   if [ "$rc" -ne 0 ]; then st=failed; elif [ -z "$st" ]; then st=changed; fi
-  printf '%s:%s:%s:%s:%s:%s:%s:%s:%s\n' "$__M" "$n" "$st" "$rc" $(( $(__now) - t0 )) \
-    "$(__b64 "$__T/why")" "$(__b64 "$__T/out")" "$(__b64 "$__T/err")" "$(__b64 "$__T/diff")"
+  __now
+  printf '%s:%s:%s:%s:%s' "$__M" "$n" "$st" "$rc" $(( __NOW - t0 ))
+  __field "$__T/why"; __field "$__T/out"; __field "$__T/err"; __field "$__T/diff"; printf '\n'
   [ "$st" != failed ]
 }
 """

@@ -104,7 +104,7 @@ def plan_copy(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
     if src.is_dir():
         data = tar_directory(src)
         dest, show = sh_path(str(args["dest"])), str(args["dest"])
-        body = f"printf %s {_q(_b64(data))} | base64 -d > \"$__T/new.tar\" || exit 1\n__put_dir {dest} {_q(show)} {_q(_mode(args))} {_q(args.get('owner'))}"
+        body = f"base64 -d <<< {_q(_b64(data))} > \"$__T/new.tar\" || exit 1\n__put_dir {dest} {_q(show)} {_q(_mode(args))} {_q(args.get('owner'))}"
         return body, f"copy directory {args['copy']} to {show}"
     raise RecipeError(f"{ctx.where}: the file or directory to copy, {src}, does not exist.")
 
@@ -132,7 +132,7 @@ def tar_directory(src: Path) -> bytes:
 def _file_body(data: bytes, args: dict[str, Any]) -> str:
     dest, show = sh_path(str(args["dest"])), str(args["dest"])
     return (
-        f"printf %s {_q(_b64(data))} | base64 -d > \"$__T/new\" || exit 1\n"
+        f"base64 -d <<< {_q(_b64(data))} > \"$__T/new\" || exit 1\n"
         f"__put_file {dest} {_q(show)} {_q(_mode(args))} {_q(args.get('owner'))}"
     )
 
