@@ -38,7 +38,8 @@ def main() -> int:
     ap.add_argument("--known-hosts", type=Path, required=True)
     args = ap.parse_args()
 
-    from ec2kit.recipe import load_recipe, resolve_vars
+    from ec2kit.recipe import load_recipe
+    from ec2kit.recipe.loader import resolve_vars
 
     recipe = load_recipe(str(args.recipe.resolve()), search_path=[args.recipe.resolve().parent])
     variables, _secret_names = resolve_vars(recipe, {}, {})
