@@ -376,9 +376,10 @@ class Cloud:
     # -- instances ---------------------------------------------------------------
     @_translated("list instances")
     def instances(self, *, states: list[str] | tuple[str, ...] | None = None, tags: dict | None = None) -> list[Instance]:
-        """Instances in this region (default: not terminated), optionally with these tag values; one API call."""
+        """Instances in this region (default: not terminated) with these tag values (None: any value); one API call."""
         filters = _filters(**{"instance-state-name": list(states or LIVE_STATES)},
-                           **{f"tag:{k}": v for k, v in (tags or {}).items()})
+                           **{f"tag:{k}": v for k, v in (tags or {}).items() if v is not None})
+        filters += _filters(**{"tag-key": [k for k, v in (tags or {}).items() if v is None] or None})
         found: list[Instance] = []
         kwargs: dict[str, Any] = {"Filters": filters}
         while True:

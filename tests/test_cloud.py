@@ -70,6 +70,8 @@ def test_instances_lists_everything_with_one_describe_call(cloud):
     assert [i.name for i in found] == ["a", "b", "c"]
     assert len(calls) == 1
     assert [i.name for i in cloud.instances(tags={"Name": "b"})] == ["b"]
+    cloud.ec2.create_tags(Resources=[found[2].id], Tags=[{"Key": "role", "Value": "db"}])
+    assert [i.name for i in cloud.instances(tags={"role": None})] == ["c"]
 
 
 def test_unknown_instance_name_suggests_close_names(cloud):
@@ -172,6 +174,35 @@ def test_ssh_target_uses_the_public_ip_and_refuses_a_stopped_instance(cloud):
     cloud.stop("base")
     with pytest.raises(WrongState, match="no public IP.*inv start base"):
         cloud.ssh_target("base")
+
+
+def test_ssh_target_can_use_the_private_ip(moto_reset, tmp_path):
+    cloud = Cloud(Settings(home=tmp_path, ssh_address="private", login_user="ec2-user"),
+                  endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
+    inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
+    target = cloud.ssh_target("base")
+    assert (target.host, target.user, target.known_hosts) == (inst.private_ip, "ec2-user", tmp_path / "known_hosts")
+
+
+class LoopbackResolver:
+    """The sandbox's resolver contract: instance id -> SshTarget on loopback."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple] = []
+
+    def ssh_target(self, instance_id, key_file, known_hosts, name):
+        from ec2kit.remote import SshTarget
+
+        self.asked.append((instance_id, key_file, known_hosts, name))
+        return SshTarget("127.0.0.1", 2222, "me", key_file, instance_id, known_hosts, name)
+
+
+def test_ssh_target_asks_the_resolver_when_there_is_one(moto_reset, tmp_path):
+    resolver = LoopbackResolver()
+    cloud = Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, resolver=resolver, credentials=CREDS, region="us-east-1")
+    inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
+    assert cloud.ssh_target("base").port == 2222
+    assert resolver.asked == [(inst.id, cloud.settings.key_file, cloud.settings.known_hosts, "base")]
 
 
 def test_spot_launch_tags_the_instance_and_terminate_cancels_its_request(cloud):
@@ -335,6 +366,17 @@ def test_cloud_methods_translate_errors_from_a_real_call(cloud):
                      public_ip=None, private_ip=None, launch_time=None, zone="us-east-1a", image_id=UBUNTU, key_name=None)
     with pytest.raises(NotFound, match="instance named 'i-0123456789abcdef0'.*wait for instance ghost"):
         cloud.wait(ghost, "running")
+
+
+def test_missing_credentials_are_reported_with_what_to_do(moto_server, tmp_path, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
+    cloud = Cloud(Settings(home=tmp_path), endpoint_url=moto_server, region="us-east-1")
+    with pytest.raises(CredentialsError, match="No usable AWS credentials were found to list instances.*aws configure"):
+        cloud.instances()
 
 
 def test_an_unreachable_endpoint_is_reported_without_a_traceback(tmp_path):
