@@ -351,7 +351,7 @@ def test_a_task_with_a_wrong_argument_names_the_step_and_the_accepted_arguments(
     recipe = load_recipe(str(tmp_path / "t.toml"))
     report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
     assert report.failure == (f"{tmp_path / 't.toml'}:1: step 1 'freeze it' (task freeze): unknown argument 'imagename'. "
-                              "Did you mean 'image'? It takes: image, name, wait.")
+                              "Did you mean 'image'? It takes: image, instance, wait.")
 
 
 def test_base_recipe_is_idempotent_on_a_fresh_host(make_host):

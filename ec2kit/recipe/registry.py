@@ -131,10 +131,10 @@ def _action(name: str) -> Callable[..., Any]:
     return fn
 
 
-def _target(tc: TaskContext, name: str | None) -> str:
-    chosen = name or tc.target or tc.vars.get("name")
+def _target(tc: TaskContext, instance: str | None) -> str:
+    chosen = instance or tc.target or tc.vars.get("name")
     if not chosen:
-        raise RecipeError("This task needs an instance: give name = \"...\" or run the recipe on a host.")
+        raise RecipeError("This task needs an instance: give instance = \"...\" or run the recipe on a host.")
     return str(chosen)
 
 
@@ -143,9 +143,12 @@ def _progress(tc: TaskContext) -> Callable[[str], None]:
 
 
 @register_task("launch")
-def launch(tc: TaskContext, name: str | None = None, **options: Any) -> dict[str, Any]:
-    """Launch an instance (options as `inv launch`: image, disk, type, spot, ...); later steps target it."""
-    target = _target(tc, name)
+def launch(tc: TaskContext, instance: str | None = None, **options: Any) -> dict[str, Any]:
+    """Launch `instance` (default: the recipe's target) with `inv launch`'s options (image, disk, type, spot, ...).
+
+    Later shell steps run on the new instance.
+    """
+    target = _target(tc, instance)
     if tc.check:
         tc.report(_dry_run_line(tc.cloud.launch(target, dry_run=True, **options), _describe("cloud.launch", target, **options)))
         tc.target = target
@@ -156,8 +159,8 @@ def launch(tc: TaskContext, name: str | None = None, **options: Any) -> dict[str
 
 
 def _simple(action: str, cloud_method: str | None = None) -> TaskFn:
-    def task(tc: TaskContext, name: str | None = None) -> dict[str, Any]:
-        target = _target(tc, name)
+    def task(tc: TaskContext, instance: str | None = None) -> dict[str, Any]:
+        target = _target(tc, instance)
         if tc.check:
             tc.report("would call " + _describe(f"{'cloud.' + cloud_method if cloud_method else 'actions.' + action}", target))
             return {}
@@ -167,7 +170,7 @@ def _simple(action: str, cloud_method: str | None = None) -> TaskFn:
             inst = _action(action)(tc.ctx, target, progress=_progress(tc))
         return {"instance": inst}
 
-    task.__doc__ = f"{action.capitalize()} the instance `name` (default: the recipe's target)."
+    task.__doc__ = f"{action.capitalize()} the instance `instance` (default: the recipe's target)."
     return task
 
 
@@ -177,9 +180,9 @@ register_task("terminate")(_simple("terminate", "terminate"))
 
 
 @register_task("freeze")
-def freeze(tc: TaskContext, image: str | None = None, name: str | None = None, wait: bool = True) -> dict[str, Any]:
-    """Make an image of the instance `name` (default: the target), named `image` (default: the instance's name)."""
-    target = _target(tc, name)
+def freeze(tc: TaskContext, image: str | None = None, instance: str | None = None, wait: bool = True) -> dict[str, Any]:
+    """Make an image of `instance` (default: the target), named `image` (default: the instance's name)."""
+    target = _target(tc, instance)
     if tc.check:
         tc.report(_dry_run_line(tc.cloud.freeze(target, image_name=image, dry_run=True), _describe("cloud.freeze", target, image_name=image)))
         return {}
@@ -189,9 +192,9 @@ def freeze(tc: TaskContext, image: str | None = None, name: str | None = None, w
 
 @register_task("make_volume")
 def make_volume(tc: TaskContext, size: int | None = None, volume: str | None = None, snapshot: str | None = None,
-                mountpoint: str = "/mnt/data", name: str | None = None) -> dict[str, Any]:
-    """Create a volume (`size` GiB or from `snapshot`) named `volume`, attach and mount it on the target."""
-    target = _target(tc, name)
+                mountpoint: str = "/mnt/data", instance: str | None = None) -> dict[str, Any]:
+    """Create a volume (`size` GiB or from `snapshot`) named `volume`, attach and mount it on `instance` (default: the target)."""
+    target = _target(tc, instance)
     if tc.check:
         tc.report("would call " + _describe("actions.make_volume", target, size=size, name=volume, snapshot=snapshot, mountpoint=mountpoint))
         return {}
@@ -200,9 +203,9 @@ def make_volume(tc: TaskContext, size: int | None = None, volume: str | None = N
 
 
 @register_task("attach_volume")
-def attach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data", name: str | None = None) -> dict[str, Any]:
-    """Attach the existing `volume` to the target and mount it at `mountpoint`."""
-    target = _target(tc, name)
+def attach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data", instance: str | None = None) -> dict[str, Any]:
+    """Attach the existing `volume` to `instance` (default: the target) and mount it at `mountpoint`."""
+    target = _target(tc, instance)
     if tc.check:
         tc.report("would call " + _describe("actions.mount_volume", volume, target, mountpoint=mountpoint))
         return {}
@@ -230,9 +233,9 @@ def snapshot(tc: TaskContext, volume: str, snapshot: str | None = None, wait: bo
 
 
 @register_task("wait_ssh")
-def wait_ssh(tc: TaskContext, name: str | None = None, timeout: float = 300) -> None:
-    """Wait until the instance `name` (default: the target) accepts SSH."""
-    target = _target(tc, name)
+def wait_ssh(tc: TaskContext, instance: str | None = None, timeout: float = 300) -> None:
+    """Wait until `instance` (default: the target) accepts SSH."""
+    target = _target(tc, instance)
     if tc.check:
         tc.report("would wait for SSH on " + target)
         return None
