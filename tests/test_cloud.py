@@ -400,3 +400,53 @@ def test_find_region_refuses_unknown_and_ambiguous_names():
         find_region("Atlantis")
     with pytest.raises(ConfigError, match="ambiguous.*us-east-2"):
         find_region("US East")
+
+
+# -- default image (a moto server of our own, seeded through MOTO_AMIS_PATH) ---------------------
+def canonical(ami_id: str, name: str, created: str) -> dict:
+    return {"ami_id": ami_id, "name": name, "owner_id": "099720109477", "state": "available", "public": True,
+            "image_location": f"amazon/{name}", "root_device_type": "ebs", "root_device_name": "/dev/sda1",
+            "description": name, "image_type": "machine", "platform": None, "architecture": "x86_64",
+            "virtualization_type": "hvm", "hypervisor": "xen", "sriov": "simple", "creation_date": created}
+
+
+@pytest.fixture(scope="module")
+def seeded_moto(tmp_path_factory):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from ec2kit.sandbox.sshd import free_port
+
+    amis = tmp_path_factory.mktemp("amis") / "amis.json"
+    amis.write_text(json.dumps([
+        canonical("ami-0000000000000a404", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423", "2024-04-23T00:00:00.000Z"),
+        canonical("ami-0000000000000b404", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101", "2026-11-01T00:00:00.000Z"),
+        canonical("ami-0000000000000c404", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20261120", "2026-11-20T00:00:00.000Z"),
+        canonical("ami-0000000000000a204", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20261115", "2026-11-15T00:00:00.000Z"),
+    ]))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env={**os.environ, "MOTO_AMIS_PATH": str(amis)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_default_image_is_the_newest_ubuntu_24_04_amd64_then_22_04(seeded_moto, tmp_path):
+    cloud = Cloud(Settings(home=tmp_path), endpoint_url=seeded_moto, credentials=CREDS, region="us-east-1")
+    assert cloud.default_image().id == "ami-0000000000000b404"
+    for ami in ("ami-0000000000000a404", "ami-0000000000000b404"):
+        cloud.ec2.deregister_image(ImageId=ami)
+    assert cloud.default_image().id == "ami-0000000000000a204"
