@@ -413,3 +413,22 @@ def test_unreachable_host_error_passes_through_with_the_step(make_host, tmp_path
                                      f"({sshd.user}@127.0.0.1:{sshd.port}): connection refused")
     assert report.recap["failed"] == 1 and report.steps[0].reason.startswith("unreachable: Cannot connect to gone")
     assert isinstance(report.error, Exception) and not isinstance(report.error, RemoteError)
+
+
+def test_step_lines_stream_as_steps_complete_within_one_batch(make_host, tmp_path):
+    import time
+
+    sshd, host = make_host("web1")
+    (tmp_path / "slow.toml").write_text('[[step]]\nname = "quick"\nrun = "true"\n[[step]]\nname = "slow"\nrun = "sleep 1"\n')
+    seen: list[tuple[str, float]] = []
+
+    class Timing(CollectingReporter):
+        def step(self, host_name, result):
+            seen.append((result.name, time.monotonic()))
+            super().step(host_name, result)
+
+    recipe = load_recipe(str(tmp_path / "slow.toml"))
+    report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe, reporter=Timing())
+    assert report.ok and [n for n, _ in seen] == ["quick", "slow"]
+    assert seen[1][1] - seen[0][1] >= 0.8  # "quick" was reported while "slow" still ran
+    assert sshd.exec_channels() == 1
