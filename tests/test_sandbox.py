@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -229,3 +230,11 @@ def test_volume_data_survives_detach_snapshot_and_a_new_volume_on_another_instan
         subprocess.run(["rmdir", mnt, mnt2], capture_output=True)
     attached = sb.status(sandbox.settings)["attached_volumes"]
     assert vol2 not in [a["volume_id"] for a in attached]
+
+
+def test_a_python_without_moto_fails_to_start_with_the_install_command(tmp_path, monkeypatch):
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    monkeypatch.setattr(sys, "executable", str(venv / "bin" / "python"))  # a real interpreter lacking moto
+    with pytest.raises(SandboxError, match=r"pip install 'ec2kit\[sandbox\]'"):
+        sb.ensure_running(Settings(home=tmp_path / "home", sandbox=True))

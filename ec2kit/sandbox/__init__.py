@@ -20,8 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +64,9 @@ class SandboxInfo:
 # small HTTP helpers ---------------------------------------------------------------
 def _request(url: str, method: str = "GET", timeout: float = 10.0) -> tuple[int, Any]:
     """(status, JSON body) of a request to the control server; status 0 when unreachable."""
+    import urllib.error
+    import urllib.request  # lazy: ~30 ms, and the CLI imports this package at start-up
+
     req = urllib.request.Request(url, method=method, data=b"" if method in ("POST", "PUT") else None)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

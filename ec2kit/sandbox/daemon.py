@@ -115,7 +115,10 @@ def run(root: Path) -> int:
     log.info("sandbox up in %.2fs: ec2 %s, control %s, volumes %s", time.monotonic() - started, endpoint_url, control_url, volumes)
 
     while not stop.wait(0.1):
-        pass
+        if not (root / "state.json").exists():  # directory deleted (e.g. an old pytest tmp dir): nobody can find us
+            log.warning("state.json is gone: shutting down")
+            stop.set()
+            break
     log.info("shutting down")
     worker.join(timeout=10)
     reconciler.shutdown()

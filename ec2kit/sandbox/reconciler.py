@@ -64,6 +64,7 @@ class Reconciler:
         self.seen_generation = -1
         self.unsettled = True  # something in a transitional state: look again next tick
         self.last_pass = 0.0
+        self.closed = False  # set by shutdown(): no host starts after it
         self.lock = threading.RLock()
         self.hosts: dict[str, SshdHost] = {}
         self.instances: dict[str, dict[str, Any]] = {}  # last describe, by id
@@ -164,12 +165,15 @@ class Reconciler:
         self.instances = current
         for instance_id, instance in current.items():
             state = instance["State"]["Name"]
-            if state == "running":
-                self.ensure_host(instance)
-            elif state in DOWN:
-                self.stop_host(instance_id)
-            elif state in GONE:
-                self.remove_host(instance_id)
+            try:
+                if state == "running":
+                    self.ensure_host(instance)
+                elif state in DOWN:
+                    self.stop_host(instance_id)
+                elif state in GONE:
+                    self.remove_host(instance_id)
+            except Exception:  # one broken host must not stall the others; retried on the next full pass
+                log.exception("%s: could not converge to %s", instance_id, state)
         for instance_id in [i for i in self.hosts if i not in current] + [
             p.name for p in (self.root / "hosts").iterdir() if p.name not in current
         ]:
@@ -190,7 +194,7 @@ class Reconciler:
         """Start the instance's sshd if it is not running (new home, or the kept one)."""
         instance_id = instance["InstanceId"]
         host = self.hosts.get(instance_id)
-        if host is not None and host.running():
+        if self.closed or (host is not None and host.running()):
             return
         self.first_running.setdefault(instance_id, time.monotonic())
         root = self.host_dir(instance_id)
@@ -255,8 +259,11 @@ class Reconciler:
             self.snapshots_seen.add(snap_id)
             source = self.volume_file(snap.get("VolumeId", ""))
             if snap.get("VolumeId") and source.exists() and not self.snapshot_file(snap_id).exists():
-                vol.copy_to_snapshot(source, self.snapshot_file(snap_id))
-                log.info("snapshot %s: copied from %s", snap_id, snap["VolumeId"])
+                try:
+                    vol.copy_to_snapshot(source, self.snapshot_file(snap_id))
+                    log.info("snapshot %s: copied from %s", snap_id, snap["VolumeId"])
+                except Exception:
+                    log.exception("snapshot %s: could not copy %s", snap_id, snap["VolumeId"])
         for path in (self.root / "snapshots").glob("*.img"):
             if path.stem not in present:
                 path.unlink(missing_ok=True)
@@ -277,7 +284,10 @@ class Reconciler:
                 self.detach_volume(volume_id)
         for volume_id, want in wanted.items():
             if volume_id not in self.attached:
-                self.attach_volume(want["volume"], want["instance_id"])
+                try:
+                    self.attach_volume(want["volume"], want["instance_id"])
+                except Exception:  # e.g. no free loop device: the other volumes still attach
+                    log.exception("volume %s: could not attach to %s", volume_id, want["instance_id"])
         present = {v["VolumeId"] for v in volumes}
         for path in (self.root / "volumes").glob("*.img"):
             if path.stem not in present and path.stem not in self.attached:
@@ -330,6 +340,7 @@ class Reconciler:
     def shutdown(self) -> None:
         """Stop every sshd host and free every loop device."""
         with self.lock:
+            self.closed = True
             for instance_id in list(self.hosts):
                 self.stop_host(instance_id)
             for volume_id in list(self.attached):
@@ -339,6 +350,7 @@ class Reconciler:
         """Drop everything (after a moto reset): hosts, saved images, volume and snapshot files."""
         with self.lock:
             self.shutdown()
+            self.closed = False
             self.instances.clear()
             self.images_seen.clear()
             self.snapshots_seen.clear()
