@@ -111,6 +111,7 @@ class Volume:
     device: str | None
     snapshot_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
+    attachment_state: str | None = None  # attaching | attached | busy | detaching
 
 
 @dataclass
@@ -152,10 +153,11 @@ def _image(raw: dict) -> Image:
 
 def _volume(raw: dict) -> Volume:
     tags = _tags(raw)
-    att = next((a for a in raw.get("Attachments") or [] if a.get("State") in ("attaching", "attached", "busy")), None)
+    att = next((a for a in raw.get("Attachments") or [] if a.get("State") in ("attaching", "attached", "busy", "detaching")), None)
     return Volume(id=raw["VolumeId"], name=tags.get("Name", ""), size=raw.get("Size", 0), state=raw.get("State", ""),
                   zone=raw.get("AvailabilityZone", ""), attached_to=att["InstanceId"] if att else None,
-                  device=att["Device"] if att else None, snapshot_id=raw.get("SnapshotId") or None, tags=tags)
+                  device=att["Device"] if att else None, snapshot_id=raw.get("SnapshotId") or None, tags=tags,
+                  attachment_state=att.get("State") if att else None)
 
 
 def _snapshot(raw: dict) -> Snapshot:
@@ -946,11 +948,12 @@ class Cloud:
         return sorted(z["ZoneName"] for z in zones)[0]
 
     def _wait_volume(self, volume_id: str, state: str, progress: Progress | None, timeout: float = 600) -> Volume:
+        """Poll until the volume is in ``state`` ("available", "in-use") or its attachment is "attached"."""
         started, delay = time.monotonic(), 0.2
         while True:
             vol = _volume(self.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
             elapsed = time.monotonic() - started
-            if vol.state == state:
+            if vol.state == state or (state == "attached" and vol.attachment_state == "attached"):
                 return vol
             if vol.state == "error":
                 raise AwsError(f"Volume {vol.name or vol.id} is in state error.", code="error")
@@ -976,7 +979,7 @@ class Cloud:
                               hint="Volumes attach only within one zone: snapshot it and create a volume from the snapshot in the instance's zone.")
         device = _free_device(device, inst)
         self.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=device)
-        return self._wait_volume(vol.id, "in-use", progress)
+        return self._wait_volume(vol.id, "attached", progress)
 
     @_translated("detach volume {0}")
     def detach_volume(self, volume: str | Volume, *, force: bool = False, progress: Progress | None = None) -> Volume:
@@ -984,7 +987,8 @@ class Cloud:
         vol = self.volume(volume)
         if not vol.attached_to:
             return vol
-        self.ec2.detach_volume(VolumeId=vol.id, InstanceId=vol.attached_to, Force=force)
+        if vol.attachment_state != "detaching":
+            self.ec2.detach_volume(VolumeId=vol.id, InstanceId=vol.attached_to, Force=force)
         return self._wait_volume(vol.id, "available", progress)
 
     @_translated("delete volume {0}")
