@@ -82,3 +82,109 @@ def test_failing_script_is_failed_with_its_log_tail_and_results_still_pulled(ctx
     assert (tmp_path / "results" / "partial.txt").read_text() == "partial\n"
     assert any("something went wrong" in l and "Last lines" in l for l in lines)
     assert run_resources(sandbox, "fail-run") == {}
+
+
+def train_script(tmp_path: Path, steps: int = 20, step_seconds: float = 0.25) -> tuple[str, str]:
+    s = script(tmp_path, f"""\
+        export TRAIN_STEPS={steps} TRAIN_STEP_SECONDS={step_seconds}
+        exec python3 train.py
+    """, name="train.sh")
+    return s, str(ROOT / "examples" / "train.py")
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def checkpoint_step(results: Path) -> int:
+    try:
+        return json.loads((results / "checkpoint.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_interrupted_run_is_replaced_and_resumes_from_its_checkpoint(ctx, sandbox, tmp_path):
+    import threading
+
+    from ec2kit import sandbox as sb
+    from ec2kit.runs import Runs
+
+    s, train = train_script(tmp_path)
+    events: list[tuple[float, str]] = []
+    opts = options(tmp_path, s, "int-run", files=train, retries=1)
+    opts.say = lambda m: events.append((time.monotonic(), m))
+    results = tmp_path / "results"
+    interrupted: dict = {}
+
+    def interrupt_mid_run() -> None:
+        wait_until(lambda: checkpoint_step(results) >= 5, 60, "a pulled checkpoint")
+        rec = Runs(sandbox.settings.runs_db).get("int-run")
+        interrupted.update(at=time.monotonic(), step=checkpoint_step(results), instance=rec.instance_id)
+        sb.interrupt(sandbox.settings, rec.instance_id, delay=2.0)
+
+    thread = threading.Thread(target=interrupt_mid_run, daemon=True)
+    thread.start()
+    rec = spot_run(ctx, opts)
+    thread.join(5)
+    assert rec.state == "succeeded" and rec.attempt == 2, events
+    final = json.loads((results / "final.json").read_text())
+    assert final["attempts"] == [1, 2] and final["steps"] == 20
+    steps = [int(l.split(",")[0]) for l in (results / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 21)), "a checkpointed step was lost or repeated"
+    restarted = [t for t, m in events if "script started" in m][-1]
+    print(f"\nrecovery: interruption at step {interrupted['step']} -> script running again in {restarted - interrupted['at']:.1f}s")
+    assert run_resources(sandbox, "int-run") == {}
+
+
+def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox, tmp_path):
+    from ec2kit.runs import Runs
+
+    s = script(tmp_path, """\
+        echo early > "$EC2KIT_RESULTS/early.txt"
+        sleep 120
+    """)
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from ec2kit.context import Context
+        from ec2kit.settings import Settings
+        from ec2kit.spotrun import SpotRunOptions, spot_run
+        ctx = Context(Settings(home=Path({str(sandbox.settings.home)!r}), sandbox=True), quiet=True)
+        rec = spot_run(ctx, SpotRunOptions(script={s!r}, name="sigint-run", type="t3.micro", results={str(tmp_path / 'results')!r},
+                                           pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, say=print))
+        print("final state", rec.state, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: (tmp_path / "results" / "early.txt").exists() or proc.poll() is not None, 60, "the first pulled result")
+        assert proc.poll() is None, proc.stdout.read()
+        assert run_resources(sandbox, "sigint-run").get("instances")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "final state cancelled" in out, out
+    assert "Traceback" not in out
+    assert run_resources(sandbox, "sigint-run") == {}
+    assert Runs(sandbox.settings.runs_db).get("sigint-run").state == "cancelled"
+
+
+def test_detached_run_can_be_pulled_then_stopped(ctx, sandbox, tmp_path):
+    s = script(tmp_path, """\
+        echo one > "$EC2KIT_RESULTS/one.txt"
+        sleep 120
+    """)
+    rec = spot_run(ctx, options(tmp_path, s, "detach-run", detach=True))
+    assert rec.state == "running"
+    where = wait_until(lambda: (pull(ctx, "detach-run") / "one.txt").exists() and pull(ctx, "detach-run"), 20, "one.txt")
+    assert (where / "one.txt").read_text() == "one\n"
+    stopped = stop_run(ctx, "detach-run")
+    assert stopped.state == "cancelled"
+    assert run_resources(sandbox, "detach-run") == {}
+    assert cleanup(ctx, dry_run=True) == [] or all(l.name != "detach-run" for l in cleanup(ctx, dry_run=True))
