@@ -540,8 +540,13 @@ class Cloud:
                     f"AWS already has a key pair named '{name}', but its private key is not at {key_file}.",
                     hint=f"Copy that private key to {key_file} (mode 600), or choose another key pair name with EC2KIT_KEY_NAME.")
             _generate_key(key_file)
+        public = _public_key(key_file)
+        if pairs and not _same_key(pairs[0].get("KeyFingerprint", ""), public):
+            raise ConfigError(
+                f"The key pair '{name}' in AWS ({self.region}) does not match your local key {key_file}.",
+                hint=f"Use the private key that belongs to it, delete the AWS key pair (`aws ec2 delete-key-pair --key-name {name}`) "
+                     "so ec2kit imports yours, or choose another key pair name with EC2KIT_KEY_NAME.")
         if not pairs:
-            public = _public_key(key_file)
             self.ec2.import_key_pair(KeyName=name, PublicKeyMaterial=public.encode(), TagSpecifications=[
                 {"ResourceType": "key-pair", "Tags": _tag_list({MANAGED_TAG: "1", "Name": name})}])
         return key_file
@@ -1074,6 +1079,32 @@ def _free_device(wanted: str, inst: Instance) -> str:
         if dev not in used_letters:
             return dev
     raise WrongState(f"Instance {inst.label} has no free device name for another volume (sdf-sdp are used).")
+
+
+def key_fingerprints(public_key: str) -> set[str]:
+    """Fingerprints EC2 may report for an imported OpenSSH public key line.
+
+    AWS: base64 SHA-256 of the key blob (as ``ssh-keygen -l``); moto: colon-hex SHA-256 of the DER key.
+    """
+    import hashlib
+
+    try:
+        blob = base64.b64decode(public_key.split()[1])
+    except (IndexError, ValueError):
+        return set()
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+    found = {digest, digest.rstrip("=")}
+    if public_key.startswith("ssh-ed25519"):
+        der = bytes.fromhex("302a300506032b6570032100") + blob[-32:]
+        found.add(":".join(f"{b:02x}" for b in hashlib.sha256(der).digest()))
+    return found
+
+
+def _same_key(aws_fingerprint: str, public_key: str) -> bool:
+    """False only when AWS's fingerprint is in a SHA-256 form we know and matches none of ours."""
+    fp = aws_fingerprint.removeprefix("SHA256:")
+    known_form = len(fp) in (43, 44) or (len(fp) == 95 and fp.count(":") == 31)
+    return not known_form or fp in key_fingerprints(public_key)
 
 
 def _generate_key(key_file: Path) -> None:

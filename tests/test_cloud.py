@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 
 import pytest
 
@@ -288,6 +289,22 @@ def test_key_pair_in_aws_without_the_local_file_is_a_clear_error(cloud):
     cloud.ensure_key_pair().unlink()
     with pytest.raises(ConfigError, match="EC2KIT_KEY_NAME"):
         cloud.ensure_key_pair()
+
+
+def test_key_pair_in_aws_for_another_key_is_a_clear_error(cloud, user_key):
+    cloud.ec2.import_key_pair(KeyName="ec2kit", PublicKeyMaterial=user_key.with_suffix(".pub").read_bytes())
+    cloud.settings.keys_dir.mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(cloud.settings.key_file)], check=True)
+    with pytest.raises(ConfigError, match="does not match your local key.*delete-key-pair"):
+        cloud.ensure_key_pair()
+
+
+def test_key_fingerprints_match_what_aws_reports_for_an_imported_key():
+    from ec2kit.cloud import key_fingerprints
+
+    # ssh-keygen -lf of this key prints SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU
+    line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host"
+    assert "+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU" in key_fingerprints(line)
 
 
 def test_security_group_is_idempotent_and_honours_the_cidr_setting(cloud, monkeypatch):
