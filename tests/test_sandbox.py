@@ -214,7 +214,10 @@ def test_volume_data_survives_detach_snapshot_and_a_new_volume_on_another_instan
     wait_for(lambda: by_id_path(vol).is_symlink(), what="the by-id symlink")
     print(f"\nMEASURE attach_volume -> by-id symlink: {time.perf_counter() - t0:.2f}s")
     dev, mnt = by_id_path(vol), f"/mnt/ec2kit-test-{vol}"
-    ssh(sandbox, key, first, f"mkfs.ext4 -q -F {dev} && mkdir -p {mnt} && mount {dev} {mnt} && echo data > {mnt}/f && umount {mnt}")
+    ssh(sandbox, key, first, f"mkfs.ext4 -q -F {dev} && mkdir -p {mnt} && mount {dev} {mnt} && echo data > {mnt}/f")
+    # Each instance has its own mount namespace, like separate machines.
+    assert ssh(sandbox, key, second, f"mountpoint -q {mnt} && echo mounted || echo not-mounted") == "not-mounted"
+    ssh(sandbox, key, first, f"umount {mnt}")
     ec2.detach_volume(VolumeId=vol, InstanceId=first)
     wait_for(lambda: not by_id_path(vol).is_symlink(), what="the symlink to go on detach")
     snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
@@ -230,6 +233,12 @@ def test_volume_data_survives_detach_snapshot_and_a_new_volume_on_another_instan
         subprocess.run(["rmdir", mnt, mnt2], capture_output=True)
     attached = sb.status(sandbox.settings)["attached_volumes"]
     assert vol2 not in [a["volume_id"] for a in attached]
+    files = [sandbox.info.dir / "volumes" / f"{v}.img" for v in (vol, vol2)] + [sandbox.info.dir / "snapshots" / f"{snap}.img"]
+    assert all(f.exists() for f in files)
+    ec2.delete_volume(VolumeId=vol)
+    ec2.delete_volume(VolumeId=vol2)
+    ec2.delete_snapshot(SnapshotId=snap)
+    wait_for(lambda: not any(f.exists() for f in files), what="volume and snapshot files to be deleted")
 
 
 def test_a_python_without_moto_fails_to_start_with_the_install_command(tmp_path, monkeypatch):
