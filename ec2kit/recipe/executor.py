@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Ec2kitError, RecipeError, RemoteError, StepFailed
 from .loader import load_recipe, resolve_vars, where
-from .model import COMMON_KEYS, HostReport, Recipe, RunReport, Step, StepResult
+from .model import COMMON_KEYS, HostReport, Recipe, RunReport, Step, StepResult, step_name
 from .registry import TaskContext, call_task, get_task
 from .render import Masker, eval_when, referenced_names, render_template_file, render_value
 from .report import CollectingReporter, Reporter, TextReporter
@@ -191,7 +191,7 @@ class HostRun:
             render_template=lambda name: render_template_file(name, self.vars, step, dirs),
             base_dir=self.recipe.base_dir if self.recipe else None,
         )
-        return plan_step(step.number, str(args.get("name") or step.name), step.kind, args, ctx)
+        return plan_step(step.number, step_name(step.kind, args), step.kind, args, ctx)
 
     def _result(self, step: Step, status: str, reason: str = "", **kw: Any) -> StepResult:
         return StepResult(step.number, step.name, step.kind, status, self.masker(reason), check=self.check, **kw)
@@ -285,7 +285,8 @@ class HostRun:
 
     def _step_failed(self, step: Step, result: StepResult) -> StepFailed:
         tail = "\n".join(result.output.splitlines()[-20:])
-        msg = (f"Recipe {self.recipe_name}, {step.label()} failed on {self.label} with exit code {result.exit_code}.\n"
+        msg = (f"Recipe {self.recipe_name}, step {step.number} '{result.name}' failed on {self.label} "
+               f"with exit code {result.exit_code}.\n"
                f"Command: {result.command}")
         if tail:
             msg += f"\n--- last lines of output ---\n{tail}"
@@ -301,7 +302,7 @@ class HostRun:
         task_args = {k: v for k, v in rendered.items() if k not in COMMON_KEYS and k != "task"}
         fn = get_task(str(rendered["task"]), at=f"{where(step)[0]}: {step.label()}")
         tc = TaskContext(self.ctx, self.vars, check=self.check, target=self.target,
-                         on_message=lambda msg: self.reporter.message(self.label, self.masker(msg)))
+                         on_message=None if self.check else (lambda msg: self.reporter.message(self.label, self.masker(msg))))
         at = f"{where(step)[0]}: {step.label()} (task {rendered['task']})"
         try:
             out = call_task(fn, tc, task_args, at=at)
@@ -320,9 +321,18 @@ class HostRun:
             self.vars["name"] = tc.target
             self.vars["host"] = self._host_vars()
         status = "changed" if tc.changed else "ok"
-        reason = tc.reason or ("; ".join(tc.messages[-1:]) if self.check else "")
+        reason = tc.reason or ("; ".join(tc.messages[-1:]) if self.check else _describe_outputs(out))
         self._emit(self._result(step, status, reason, duration=time.monotonic() - t0,
                                 command=self.masker("; ".join(tc.messages))))
+
+
+def _describe_outputs(out: dict[str, Any] | None) -> str:
+    """``volume vol-0abc, snapshot snap-0def`` from what a task returned (ids where there are)."""
+    parts = []
+    for key, value in (out or {}).items():
+        ident = getattr(value, "id", None) or (value.get("id") if isinstance(value, dict) else None)
+        parts.append(f"{key} {ident}" if ident else key)
+    return ", ".join(parts)
 
 
 def run_steps_on_host(host: "Host", steps: list[Step], vars: dict[str, Any] | None = None, check: bool = False, *,

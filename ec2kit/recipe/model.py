@@ -27,6 +27,16 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"template": ("dest",), "copy": ("dest",), "line": ("path",)}
 
 
+def step_name(kind: str, args: dict[str, Any]) -> str:
+    """``args["name"]``, else the kind and the start of its value: ``run python3 -m venv ~/env``."""
+    if args.get("name"):
+        return str(args["name"])
+    value = args.get(kind)
+    text = value if isinstance(value, str) else " ".join(map(str, value)) if isinstance(value, list) else ""
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{kind} {text[:40]}".strip()
+
+
 @dataclass
 class Step:
     """One ``[[step]]`` of a recipe, as written (values not yet rendered)."""
@@ -41,12 +51,7 @@ class Step:
     @property
     def name(self) -> str:
         """The step's ``name``, or a short description of it."""
-        if self.args.get("name"):
-            return str(self.args["name"])
-        value = self.args.get(self.kind)
-        text = value if isinstance(value, str) else " ".join(map(str, value)) if isinstance(value, list) else ""
-        text = text.strip().splitlines()[0] if text.strip() else ""
-        return f"{self.kind} {text[:40]}".strip()
+        return step_name(self.kind, self.args)
 
     @property
     def tags(self) -> tuple[str, ...]:
