@@ -55,7 +55,7 @@ def state_of(sandbox, instance_id: str) -> str:
     return sandbox.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,7 +177,7 @@ def test_spot_interruption_posts_a_notice_then_terminates(sandbox, key):
     sb.interrupt(sandbox.info, iid, delay=1.5)
     notice = json.loads(ssh(sandbox, key, iid, 'curl -fsS "$EC2KIT_IMDS/latest/meta-data/spot/instance-action"'))
     assert notice["action"] == "terminate" and notice["time"].endswith("Z")
-    wait_for(lambda: state_of(sandbox, iid) == "terminated", timeout=8, what="the interrupted instance to terminate")
+    wait_for(lambda: state_of(sandbox, iid) == "terminated", timeout=20, what="the interrupted instance to terminate")
     wait_for(lambda: not (sandbox.info.dir / "hosts" / iid).exists(), what="the host to go")
 
 
@@ -198,7 +198,7 @@ def test_interrupting_an_unknown_instance_says_which(sandbox):
 def test_poweroff_from_the_instance_honours_shutdown_behaviour(sandbox, key, launch_args, expected):
     iid = launch(sandbox, key, **launch_args)
     ssh(sandbox, key, iid, "$EC2KIT_POWEROFF >/dev/null")
-    wait_for(lambda: state_of(sandbox, iid) == expected, timeout=5, what=f"{iid} to be {expected}")
+    wait_for(lambda: state_of(sandbox, iid) == expected, timeout=20, what=f"{iid} to be {expected}")
 
 
 @pytest.mark.skipif(not volumes_supported(), reason="volumes need root and losetup")

@@ -106,6 +106,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_daemon(pid: int, root: Path) -> bool:
+    """True when ``pid`` is the sandbox daemon for ``root`` (never signal a recycled pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        text = " ".join(a.decode(errors="replace") for a in argv)
+    except OSError:
+        done = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True)
+        text = done.stdout
+    return "ec2kit.sandbox.daemon" in text and str(root) in text
+
+
+def _signal_daemon(pid: int, root: Path, sig: int) -> bool:
+    """Send ``sig`` to the daemon if ``pid`` still is it; False when it is gone."""
+    if not _is_daemon(pid, root):
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _log_tail(root: Path, lines: int = 15) -> str:
     log = root / "daemon.log"
     if not log.exists():
@@ -166,6 +188,9 @@ def ensure_running(settings: "Settings") -> SandboxInfo:
         info = _live_info(root)
         if info:
             return info
+        stale = _read_state(root)
+        if stale and _pid_alive(int(stale.get("pid", 0))):  # alive but not answering: replace it
+            _signal_daemon(int(stale["pid"]), root, signal.SIGTERM)
         (root / "state.json").unlink(missing_ok=True)
         pid = _spawn(root)
         deadline = time.monotonic() + START_TIMEOUT
@@ -178,10 +203,7 @@ def ensure_running(settings: "Settings") -> SandboxInfo:
                 hint = "Install it with: pip install 'ec2kit[sandbox]'." if "moto" in tail and "not installed" in tail else None
                 raise SandboxError(f"The sandbox daemon exited while starting (log: {root / 'daemon.log'}):\n{tail}", hint=hint)
             time.sleep(0.05)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        _signal_daemon(pid, root, signal.SIGTERM)
         raise SandboxError(
             f"The sandbox daemon did not start within {START_TIMEOUT:.0f}s (log: {root / 'daemon.log'}):\n{_log_tail(root)}",
             hint="Look at the log above; `inv sandbox-down` then try again.",
@@ -197,17 +219,15 @@ def down(settings: "Settings", timeout: float = 15.0) -> bool:
     """Stop the sandbox: every sshd host, loop device and moto. Returns False if it was not running."""
     root = Path(settings.sandbox_dir).expanduser().resolve()
     state = _read_state(root)
-    if not state or not _pid_alive(int(state.get("pid", 0))):
+    pid = int((state or {}).get("pid", 0))
+    if not state or not _pid_alive(pid) or not _is_daemon(pid, root):
         (root / "state.json").unlink(missing_ok=True)
         return False
-    pid = int(state["pid"])
     _request(state["control_url"] + "/shutdown", "POST", timeout=5)
     deadline = time.monotonic() + timeout
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if sig is not None:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
+            if not _signal_daemon(pid, root, sig):
                 break
             deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _pid_alive(pid):
