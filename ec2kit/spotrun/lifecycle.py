@@ -324,6 +324,29 @@ def _final_pull(run: _Run) -> bool:
     return ok
 
 
+def _final_push_or_pull(run: _Run) -> None:
+    """Monitor mode: the last push to the monitor; if it fails, pull here so nothing is lost."""
+    from .monitor import finish_push
+
+    try:
+        finish_push(run)
+    except RemoteError as err:
+        run.say(f"{run.record.name}: {err} Pulling the results to {run.record.results_dir} instead.")
+        if run.follower is not None:
+            run.follower.results = Path(run.record.results_dir)
+
+
+def _revoke_quietly(run: _Run) -> list[str]:
+    """Remove the run key from the monitor; a failure is reported as a leftover."""
+    from .monitor import revoke
+
+    try:
+        revoke(run)
+        return []
+    except Exception as err:  # noqa: BLE001
+        return [f"the line 'ec2kit-run:{run.record.name}' in ~/.ssh/authorized_keys on {run.options.monitor} ({err})"]
+
+
 def _release_instance(run: _Run) -> list[str]:
     """Terminate the current instance and delete its data volumes; returns what could not be removed."""
     remaining: list[str] = []
@@ -426,18 +449,14 @@ def _attempts(run: _Run) -> RunRecord:
         state = _follow(run)
         status = run.follower.status if run.follower else {}
         if state in ("succeeded", "failed", "timeout"):
-            _final_pull(run)
             if opts.monitor:
-                from .monitor import finish_push
-
-                finish_push(run)
+                _final_push_or_pull(run)
+            _final_pull(run)  # then the `pulled` marker: the wrapper may power off
             rec.exit_code = status.get("exit_code")
             rec.ended_at = time.time()
             remaining = [] if opts.keep else _release_instance(run)
             if opts.monitor:
-                from .monitor import revoke
-
-                revoke(run)
+                remaining += _revoke_quietly(run)
             run.save(state=state)
             _report_leftovers(run, remaining)
             if state != "succeeded":
@@ -470,12 +489,7 @@ def _abort(run: _Run, state: str) -> None:
         pass
     remaining = release_all(run.ctx, run.record)
     if run.options.monitor:
-        try:
-            from .monitor import revoke
-
-            revoke(run)
-        except Exception as err:  # noqa: BLE001
-            remaining.append(f"the run key in {run.options.monitor}'s authorized_keys ({err})")
+        remaining += _revoke_quietly(run)
     run.record.ended_at = time.time()
     run.save(state=state)
     _report_leftovers(run, remaining)
