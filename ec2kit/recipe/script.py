@@ -115,10 +115,17 @@ __apt() {  # packages...
   done
   if [ -z "$missing" ]; then __ok "already installed: $*"; return 0; fi
   if [ "$__CHECK" = 1 ]; then __changed "would install:$missing"; return 0; fi
+  # a fresh instance's cloud-init / unattended-upgrades may hold the dpkg lock: wait for it
+  local updated=0 lock="-o DPkg::Lock::Timeout=300"
   if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
-    __sudo apt-get update -q || exit $?
+    __sudo apt-get $lock update -q || exit $?
+    updated=1
   fi
-  __sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing || exit $?
+  if ! __sudo env DEBIAN_FRONTEND=noninteractive apt-get $lock install -y -q $missing; then
+    [ "$updated" = 1 ] && exit 1
+    __sudo apt-get $lock update -q || exit $?   # stale package lists: refresh once and retry
+    __sudo env DEBIAN_FRONTEND=noninteractive apt-get $lock install -y -q $missing || exit $?
+  fi
   __changed "installed:$missing"
 }
 __now() {  # milliseconds into __NOW, without forking when bash has EPOCHREALTIME
@@ -170,7 +177,7 @@ def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str) -
     parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", PRELUDE]
     for s in steps:
         parts.append(f"__b{s.number}() {{\n{s.body}\n}}")
-    parts.append("__main() {")
+    parts.append("__main() {\n  :")
     for s in steps:
         parts.append(f"  __step {s.number} __b{s.number} {s.retries} {s.delay:g} || exit 1")
     parts.append("}\n__main")
