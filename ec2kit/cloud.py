@@ -269,6 +269,14 @@ def _translate_code(code: str, message: str, action: str) -> Ec2kitError | None:
     if code in ("InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter", "MissingParameter", "InvalidInstanceType", "Unsupported"):
         return AwsError(f"AWS rejected a parameter when trying to {action} ({code}).{said}", code=code,
                         hint="Check the instance type, zone, image and sizes you gave.")
+    if code.endswith(".Duplicate"):
+        return AlreadyExists(f"Cannot {action}: it already exists ({code}).{said}", hint="Use the existing one or pick another name.")
+    if code == "OptInRequired":
+        return ConfigError(f"Your AWS account is not enabled for this region or service, so ec2kit cannot {action}.{said}",
+                           hint="Enable the region under Account > AWS Regions in the console, or use another region (--region).")
+    if code == "PendingVerification":
+        return AwsError(f"AWS is still verifying your new account, so ec2kit cannot {action}.{said}", code=code,
+                        hint="This usually takes minutes to a few hours; AWS emails you when it is done.")
     if code in ("RequestLimitExceeded", "Throttling", "ThrottlingException"):
         return AwsError(f"AWS is throttling requests, so ec2kit could not {action}.", code=code, hint="Wait a minute and retry.")
     return AwsError(f"AWS refused to {action} ({code or 'unknown error'}).{said}", code=code)

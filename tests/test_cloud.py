@@ -345,6 +345,10 @@ def client_error(code: str, message: str = "", op: str = "RunInstances"):
     ("InvalidParameterValue", AwsError, "rejected a parameter"),
     ("SpotMaxPriceTooLow", AwsError, "--max-price"),
     ("IncorrectInstanceState", WrongState, "wrong state"),
+    ("InvalidKeyPair.Duplicate", AlreadyExists, "already exists"),
+    ("OptInRequired", ConfigError, "AWS Regions"),
+    ("PendingVerification", AwsError, "verifying your new account"),
+    ("RequestLimitExceeded", AwsError, "throttling"),
     ("SomethingNew", AwsError, "SomethingNew"),
 ])
 def test_client_errors_become_messages_a_person_can_act_on(code, kind, words):
