@@ -251,26 +251,42 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
 
     opts, rec = run.options, run.record
     assert run.instance is not None
+    marks: list[tuple[str, float]] = []
+    last = [time.monotonic()]
+
+    def mark(what: str) -> None:
+        now = time.monotonic()
+        marks.append((what, now - last[0]))
+        last[0] = now
+
     actions.wait_ssh(run.ctx, run.instance)
+    mark("ssh")
     if opts.snapshot:
         _attach_data(run, attempt)
+        mark("data volume")
     _upload(run)
+    mark("upload")
     if opts.monitor:
         from .monitor import start_push
 
         start_push(run)
+        mark("monitor")
     run.follower = _follower(run, _host(run))
     if attempt > 1:
         run.say(f"{rec.name}: pushing {rec.results_dir} back so the script can resume")
         run.follower.push()
+        mark("push back")
     _pre_steps(run)
+    mark("setup steps")
     _host(run).run(start_command(rec.name, attempt))
+    mark("start")
     run.script_started = True
     run.phases[-1].started_at = time.monotonic()
     rec.started_at = rec.started_at or time.time()
     run.save(state="running")
+    took = ", ".join(f"{what} {secs:.1f}s" for what, secs in marks)
     run.say(f"{rec.name}: script started on {run.instance.label} "
-            f"({run.phases[-1].started_at - run.phases[-1].running_at:.1f}s after the instance was running)")
+            f"({run.phases[-1].started_at - run.phases[-1].running_at:.1f}s after the instance was running: {took})")
 
 
 def _follower(run: _Run, host: Host) -> Follower:
