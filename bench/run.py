@@ -426,10 +426,16 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
             continue
         tree = ("ok" if r.tree_same_on_all_hosts else "DIFFERS across hosts") + f" `{r.tree}`"
         for phase, t, ses, n in (("first", r.first_s, r.first_sessions, 1), ("no-op", r.noop_median, r.noop_sessions, len(r.noop_s))):
-            touched = f"; touched {len(r.files_touched_by_noop)} files" if phase == "no-op" and r.files_touched_by_noop else ""
+            if phase == "first":
+                state = tree
+            elif r.files_touched_by_noop:
+                state = f"NOT a no-op: touched {len(r.files_touched_by_noop)} files ({', '.join(r.files_touched_by_noop[:3])})"
+            else:
+                state = "no file touched"
+            ref_t = ref.get((r.hosts, "first" if phase == "first" else "noop"))
             lines.append(
-                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({n}) | {ratio(t, ref.get((r.hosts, 'first' if phase == 'first' else 'noop')))} "
-                f"| {ses.get('exec', 0):g} ({ses.get('exec_max', 0):g}) | {ses.get('sftp', 0):g} | {ses.get('conns', 0):g} | {tree if phase == 'first' else 'unchanged' + touched if not touched else touched.lstrip('; ')} |"
+                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({n}) | {ratio(t, ref_t)} "
+                f"| {ses.get('exec', 0):g} ({ses.get('exec_max', 0):g}) | {ses.get('sftp', 0):g} | {ses.get('conns', 0):g} | {state} |"
             )
     lines += ["", "## Goals (8 hosts)", ""]
     ec = next((r for r in results if r.tool == "ec2kit" and r.hosts == 8 and not r.error), None)
