@@ -22,7 +22,10 @@ def console(stderr: bool = False):
     key = "_err" if stderr else "_out"
     cached = getattr(console, key, None)
     if cached is None:
-        cached = Console(stderr=stderr, highlight=False, soft_wrap=False)
+        stream = sys.stderr if stderr else sys.stdout
+        # Piped output should not be folded to 80 columns: scripts grep it.
+        width = None if stream.isatty() else 240
+        cached = Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
         setattr(console, key, cached)
     return cached
 

@@ -29,7 +29,9 @@ def _run(ctx: Context, name: str, hosts: list[str], sets: list[str] | None, chec
     report = run_recipe(ctx, recipe, hosts=hosts, vars=parse_sets(sets), check=check,
                         tags=tuple(split_list(tags)), skip_tags=tuple(split_list(skip_tags)), start_at=start_at)
     if not report.ok:
-        raise fail(getattr(report, "summary", None) or "the recipe failed on at least one host (see above).", 2)
+        from invoke.exceptions import Exit
+
+        raise Exit(code=2)  # the report already said which hosts failed and why
 
 
 @command(iterable=["set"], help={
@@ -47,14 +49,14 @@ def recipe(ctx: Context, name: str, on: str = "", set: list[str] | None = None, 
     _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at)
 
 
-@command(iterable=["set"], help={
+@command(iterable=["set"], positional=["hosts"], help={
     "hosts": "instance names or ids, comma-separated (or use --tag)",
     "recipe": "recipe to run (default: base)",
     "tag": "select running instances by tag KEY=VALUE instead of names",
     "set": SET_HELP,
     "check": "change nothing: show what would change",
 })
-def provision(ctx: Context, hosts: str = "", recipe: str = "base", tag: str | None = None, set: list[str] | None = None,
+def provision(ctx: Context, hosts: str | None = None, recipe: str = "base", tag: str | None = None, set: list[str] | None = None,
               check: bool = False) -> None:
     """Run a recipe (default: base) on one or many hosts in parallel, with a recap per host."""
     names = split_list(hosts)

@@ -123,11 +123,11 @@ def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False)
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
     from .. import prices as p
 
-    demand = p.on_demand_prices(family, ctx.cloud.region) if ctx.sandbox is None else {}
+    demand = p.on_demand_prices(family, ctx.cloud.region, session=ctx.cloud.session) if ctx.sandbox is None else {}
     spot = {} if no_spot else p.spot_prices(family, ctx.cloud)
     if ctx.sandbox is not None:
         ui.info("[dim]The sandbox has no Pricing API: on-demand prices need AWS; spot prices are moto's placeholders.[/dim]")
-    types = sorted(set(demand) | set(spot), key=p.type_sort_key if hasattr(p, "type_sort_key") else str)
+    types = p.sort_types(set(demand) | set(spot))
     if json:
         ui.print_json({t: {"on_demand": demand.get(t), "spot": spot.get(t, {})} for t in types})
         return
@@ -138,4 +138,6 @@ def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False)
 
 
 def _money(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+    if value is None:
+        return ""
+    return f"{value:.4f}" if value >= 0.001 else f"{value:.6f}"
