@@ -8,11 +8,24 @@ from ._common import command
 
 
 @command(help={"name": "instance to freeze into an image", "image_name": "name of the image (default: the instance's name)",
-               "no_wait": "return right away instead of waiting until the image is available", "json": "print JSON"})
-def freeze(ctx: Context, name: str, image_name: str | None = None, no_wait: bool = False, json: bool = False) -> None:
-    """Make an AMI from an instance (the instance reboots); shows progress until it is available."""
-    with ui.progress(f"Freezing {name}") as progress:
-        image = ctx.cloud.freeze(name, image_name=image_name, wait=not no_wait, progress=progress)
+               "check": "change nothing: show the AWS call that would be made (EC2 DryRun)", "json": "print JSON"})
+def freeze(ctx: Context, name: str, image_name: str | None = None, check: bool = False, json: bool = False) -> None:
+    """Make an AMI from an instance through recipes/freeze.toml (the instance reboots); waits until it is available."""
+    from invoke.exceptions import Exit
+
+    import sys
+
+    from ..recipe import TextReporter, load_recipe, run_recipe
+
+    inst = ctx.instance(name)
+    report = run_recipe(ctx, load_recipe("freeze"), hosts=[inst.name or inst.id],
+                        vars={"image_name": image_name} if image_name else {}, check=check,
+                        reporter=TextReporter(sys.stderr if json else sys.stdout))
+    if not report.ok:
+        raise Exit(code=2)
+    if check:
+        return
+    image = ctx.cloud.image(image_name or inst.name or inst.id)
     if json:
         ui.print_json(image)
     else:
