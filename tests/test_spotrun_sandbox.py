@@ -257,3 +257,52 @@ def test_failed_monitor_push_falls_back_to_pulling_here(ctx, sandbox, tmp_path):
     assert (tmp_path / "results" / "k.txt").read_text() == "kept\n"
     assert any("instead" in l for l in lines), lines
     assert run_resources(sandbox, "monfb-run") == {}
+
+
+def test_stop_run_from_another_terminal_ends_a_followed_run_without_a_replacement(ctx, sandbox, tmp_path):
+    import threading
+
+    from ec2kit.runs import Runs
+
+    s = script(tmp_path, 'echo before > "$EC2KIT_RESULTS/before.txt"\nsleep 120\n')
+
+    def stop_when_running() -> None:
+        wait_until(lambda: (tmp_path / "results" / "before.txt").exists(), 60, "first result")
+        with Context(sandbox.settings, quiet=True) as other:
+            stop_run(other, "stopped-run")
+
+    thread = threading.Thread(target=stop_when_running, daemon=True)
+    thread.start()
+    rec = spot_run(ctx, options(tmp_path, s, "stopped-run", retries=2))
+    thread.join(30)
+    assert rec.state == "cancelled" and rec.attempt == 1
+    assert Runs(sandbox.settings.runs_db).get("stopped-run").state == "cancelled"
+    assert run_resources(sandbox, "stopped-run") == {}
+
+
+def test_max_hours_ends_the_run_as_timeout_and_cleans_up(ctx, sandbox, tmp_path):
+    s = script(tmp_path, "sleep 60\n")
+    rec = spot_run(ctx, options(tmp_path, s, "slow-run", max_hours=2 / 3600))
+    assert rec.state == "timeout"
+    assert run_resources(sandbox, "slow-run") == {}
+
+
+def test_cleanup_lists_and_removes_resources_of_runs_that_are_gone_but_not_the_users_own(ctx, sandbox):
+    ghost = ctx.cloud.create_volume(size=1, name="ghost-run-data", tags={RUN_TAG: "ghost-run"})
+    mine = ctx.cloud.create_volume(size=1, name="my-own-data")
+    found = cleanup(ctx, dry_run=True)
+    assert [(l.kind, l.id) for l in found if l.id in (ghost.id, mine.id)] == [("volume", ghost.id)]
+    cleanup(ctx, dry_run=False)
+    ids = {v.id for v in ctx.cloud.volumes()}
+    assert ghost.id not in ids and mine.id in ids
+    ctx.cloud.delete_volume(mine.id)
+
+
+def test_logs_of_a_finished_run_come_from_the_local_copy(ctx, sandbox, tmp_path):
+    from ec2kit.spotrun import logs
+
+    s = script(tmp_path, "echo line-for-logs\n")
+    spot_run(ctx, options(tmp_path, s, "logs-run"))
+    printed: list[str] = []
+    logs(ctx, "logs-run", out=printed.append)
+    assert "line-for-logs" in printed and any("attempt 1 of run logs-run started" in l for l in printed)

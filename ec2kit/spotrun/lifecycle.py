@@ -83,7 +83,16 @@ class _Run:
     def save(self, **changes: Any) -> None:
         for key, value in changes.items():
             setattr(self.record, key, value)
+        stored = self.runs.find(self.record.name)
+        if stored and stored.state == "cancelled" and self.record.state != "cancelled":
+            self.record.state = "cancelled"  # `inv stop-run` from another terminal wins
         self.runs.save(self.record)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether someone stopped this run (``inv stop-run``) while we were following it."""
+        stored = self.runs.find(self.record.name)
+        return self.record.state == "cancelled" or bool(stored and stored.state == "cancelled")
 
 
 def _default_say(message: str) -> None:
@@ -308,15 +317,46 @@ def _instance_gone(run: _Run) -> bool:
     return inst.state in ("shutting-down", "terminated", "stopping", "stopped")
 
 
+class _Watch:
+    """Rate-limited checks while following: stopped by `inv stop-run`? instance gone?"""
+
+    def __init__(self, run: _Run, db_every: float = 2.0, cloud_every: float = 30.0) -> None:
+        self.run, self.db_every, self.cloud_every = run, db_every, cloud_every
+        self.next_db = self.next_cloud = time.monotonic() + db_every
+        self.reason = ""
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now >= self.next_db:
+            self.next_db = now + self.db_every
+            if self.run.cancelled:
+                self.reason = "cancelled"
+                return True
+        if now >= self.next_cloud:
+            # An instance can vanish while its SSH session lingers (or hangs): ask EC2 too.
+            self.next_cloud = now + self.cloud_every
+            if _instance_gone(self.run):
+                self.reason = "lost"
+                return True
+        return False
+
+
 def _follow(run: _Run) -> str:
-    """Follow until the script ends; returns its final state or 'lost' (instance gone)."""
+    """Follow until the script ends; returns its final state, 'lost' (instance gone) or 'cancelled'."""
+    from ..errors import TimedOut
+
     assert run.follower is not None
+    watch = _Watch(run)
     failures = 0
     while True:
         try:
-            status = run.follower.follow()
+            status = run.follower.follow(should_stop=watch)
+            if watch.reason:
+                return watch.reason
             return status.get("state", "lost")
-        except RemoteError:
+        except (RemoteError, TimedOut):
+            if run.cancelled:
+                return "cancelled"
             if _instance_gone(run):
                 return "lost"
             failures += 1
@@ -370,7 +410,8 @@ def _release_instance(run: _Run) -> list[str]:
     if run.instance is not None:
         iid = run.instance.id
         run.ctx.forget_host(iid)
-        remaining += _terminate(cloud, iid, rec.request_id)
+        # Waiting for 'terminated' is only needed to free the data volumes for deletion.
+        remaining += _terminate(cloud, iid, rec.request_id, wait=bool(rec.volumes))
         rec.instance_stopped()
     for vol in list(rec.volumes):
         left = _delete_volume(cloud, vol)
@@ -381,7 +422,7 @@ def _release_instance(run: _Run) -> list[str]:
     return remaining
 
 
-def _terminate(cloud: Any, instance_id: str, request_id: str | None) -> list[str]:
+def _terminate(cloud: Any, instance_id: str, request_id: str | None, *, wait: bool = True) -> list[str]:
     try:
         if request_id:
             try:
@@ -392,7 +433,8 @@ def _terminate(cloud: Any, instance_id: str, request_id: str | None) -> list[str
             cloud.terminate(instance_id)
         except NotFound:
             return []
-        cloud.wait(instance_id, "terminated", timeout=300)
+        if wait:
+            cloud.wait(instance_id, "terminated", timeout=300)
         return []
     except Exception as err:  # noqa: BLE001 - reported to the user as a leftover
         return [f"instance {instance_id} ({err}): inv terminate {instance_id}"]
@@ -464,6 +506,11 @@ def _attempts(run: _Run) -> RunRecord:
             return rec
         state = _follow(run)
         status = run.follower.status if run.follower else {}
+        if state == "cancelled":  # `inv stop-run` did the final pull and the cleanup
+            remaining = _release_instance(run)
+            _report_leftovers(run, remaining)
+            rec.state = "cancelled"
+            return rec
         if state in ("succeeded", "failed", "timeout"):
             if opts.monitor:
                 _final_push_or_pull(run)
@@ -482,6 +529,9 @@ def _attempts(run: _Run) -> RunRecord:
         _final_pull(run)
         remaining = _release_instance(run)
         _report_leftovers(run, remaining)
+        if run.cancelled:
+            rec.state = "cancelled"
+            return rec
         if attempt > opts.retries:
             rec.ended_at = time.time()
             run.save(state="interrupted")
@@ -517,7 +567,7 @@ def release_all(ctx: Context, record: RunRecord) -> list[str]:
     remaining: list[str] = []
     for iid in record.created.get("instances", []):
         ctx.forget_host(iid)
-        remaining += _terminate(cloud, iid, None)
+        remaining += _terminate(cloud, iid, None, wait=bool(record.created.get("volumes")))
     for rid in record.created.get("requests", []):
         try:
             cloud.cancel_spot_request(rid)

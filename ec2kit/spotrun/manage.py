@@ -110,6 +110,10 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     """Stop a run: stop the script, final pull, terminate its instance, delete its volumes."""
     runs = Runs(ctx.settings.runs_db)
     record = runs.get(run)
+    was_live = record.live
+    if was_live:  # first, so a spot-run following this run does not replace the instance
+        record.state = "cancelled"
+        runs.save(record)
     inst = _live_instance(ctx, record)
     if inst is not None:
         f = _follower(ctx, record, inst, out=lambda _line: None)
@@ -117,7 +121,7 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
             ctx.host(inst).run(kill_command(run), check=False, timeout=30)
             status = f.poll()
             f.pull()
-            if status.get("state") in FINAL_STATES and status.get("ended_at") and record.live:
+            if status.get("state") in FINAL_STATES and status.get("ended_at"):
                 record.exit_code = status.get("exit_code")
         except RemoteError:
             pass  # the instance is going anyway; what was pulled before stays
@@ -126,8 +130,7 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
         from .monitor import revoke_record
 
         revoke_record(ctx, record)
-    if record.live:
-        record.state = "cancelled"
+    if was_live:
         record.ended_at = time.time()
     if remaining:
         record.options["leftovers"] = remaining
