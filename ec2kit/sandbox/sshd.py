@@ -85,7 +85,7 @@ class SshdHost:
         (self.root / "authorized_keys").write_text("".join(k.strip() + "\n" for k in self.authorized_keys))
         if not self.port:
             self.port = free_port()
-        env = {"HOME": str(self.home), **self.env}
+        env = {"HOME": str(self.home), "EC2KIT_SANDBOX_HOST": str(self.root), **self.env}
         set_env = " ".join(f'"{k}={v}"' for k, v in env.items())
         config = self.root / "sshd_config"
         config.write_text(
@@ -169,6 +169,28 @@ class SshdHost:
         if proc is not None and proc.stderr:
             proc.stderr.close()
         self.pid = None
+        self.kill_leftovers()
+
+    def kill_leftovers(self) -> int:
+        """Kill what this host's sessions left running (tmux servers, nohup'd jobs…).
+
+        Daemons leave sshd's process group, so they are found by the marker
+        every session's environment carries; a stopped machine runs nothing.
+        """
+        marker = f"EC2KIT_SANDBOX_HOST={self.root}".encode() + b"\0"
+        killed = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker not in f.read() + b"\0":
+                        continue
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except (OSError, ValueError):
+                continue
+        return killed
 
     def exec_channels(self) -> int:
         """How many SSH sessions sshd has opened (counts 'session' channel opens in its log)."""
