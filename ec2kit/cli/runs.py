@@ -127,3 +127,42 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
             return
     removed = spotrun.cleanup(ctx, dry_run=False)
     ui.console().print(f"Removed {len(removed)} resource(s).")
+
+
+@command(aws=False, help={"retries": "spot interruptions to survive (default 1)"})
+def demo(ctx: Context, retries: int = 1) -> None:
+    """The main job on the local sandbox (never AWS): examples/train.sh on a spot instance, results synced home."""
+    import time
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .. import spotrun
+    from ..context import Context as Ctx
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    if not (examples / "train.sh").exists():
+        examples = Path.cwd() / "examples"
+    if not (examples / "train.sh").exists():
+        raise fail("the demo needs examples/train.sh (run it from an ec2kit checkout).")
+    sandbox_ctx = Ctx(replace(ctx.settings, sandbox=True))
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox as run {name}")
+    try:
+        options = spotrun.SpotRunOptions(
+            script=str(examples / "train.sh"), files=str(examples / "train.py"), name=name, type="m5.large",
+            retries=retries,
+        )
+        record = spotrun.spot_run(sandbox_ctx, options)
+    finally:
+        sandbox_ctx.close()
+    results = Path(record.results_dir)
+    files = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) if results.exists() else []
+    ui.console().print(f"Run {name} {record.state} (exit code {record.exit_code}); results in {results}:")
+    for f in files:
+        ui.console().print(f"  {f}")
+    metrics = results / "metrics.csv"
+    if metrics.exists():
+        lines = metrics.read_text().splitlines()
+        ui.console().print("metrics.csv (last lines):\n  " + "\n  ".join(lines[-3:]))
+    if record.state != "succeeded":
+        raise fail(f"the demo run ended {record.state}.", 3)
