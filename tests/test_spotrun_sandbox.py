@@ -210,7 +210,6 @@ def test_snapshot_becomes_a_data_volume_at_mnt_data_and_is_deleted_after(ctx, sa
     assert ctx.cloud.snapshot(snap.id).id == snap.id  # the user's snapshot is never touched
 
 
-@pytest.mark.xfail(reason="sandbox sshd reads only its own authorized_keys file, not ~/.ssh/authorized_keys (change requested)", strict=False)
 def test_monitor_mode_sends_results_to_the_monitor_and_revokes_the_run_key(ctx, sandbox, tmp_path):
     monitor = ctx.cloud.launch("od1-test", type="t3.micro")
     try:

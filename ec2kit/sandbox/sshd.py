@@ -92,7 +92,8 @@ class SshdHost:
             f"Port {self.port}\n"
             "ListenAddress 127.0.0.1\n"
             f"HostKey {self.host_key_file}\n"
-            f"AuthorizedKeysFile {self.root / 'authorized_keys'}\n"
+            # The machine's own keys, then the login user's (~/.ssh/authorized_keys, as on AWS).
+            f"AuthorizedKeysFile {self.root / 'authorized_keys'} {self.home / '.ssh' / 'authorized_keys'}\n"
             "PubkeyAuthentication yes\n"
             "PasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\n"
@@ -117,7 +118,10 @@ class SshdHost:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True) if os.geteuid() == 0 else None
         argv = [sshd_binary(), "-D", "-f", str(config), "-E", str(self.log_file)]
         if self.private_mounts and os.geteuid() == 0 and shutil.which("unshare"):
-            argv = ["unshare", "--mount", "--propagation", "private", *argv]
+            # Own mount and PID namespaces: mounts stay on this "machine", and when
+            # sshd (PID 1 there) exits the kernel ends everything it started —
+            # sessions, tmux servers, open connections — as a power-off would.
+            argv = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", *argv]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         self.pid, self._proc = proc.pid, proc
         deadline = time.monotonic() + timeout
