@@ -5,15 +5,19 @@ contents never appear in a process list). For each step it evaluates the
 guards, probes the state, applies the change unless in check mode, and prints
 one marker line::
 
-    @@ec2kit:<nonce>:<number>:<status>:<exit code>:<ms>:<b64 reason>:<b64 stdout>:<b64 stderr>:<b64 diff>
+    @@ec2kit:<nonce>:<number>:<status>:<exit code>:<ms>:<reason>:<stdout>:<stderr>:<diff>
 
-It stops after the first failed step.
+(each field empty, base64, or ``~`` + text with ``% : CR LF`` escaped). It stops after the
+first failed step. A step's optional *quick* function decides "already ok" with bash
+builtins only, from one ``stat`` of all the batch's paths taken at its start (re-probed
+after any step that may have changed something); otherwise the full step runs in a subshell.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass
 
 from .steps import PlannedStep
@@ -132,10 +136,78 @@ __now() {  # milliseconds into __NOW, without forking when bash has EPOCHREALTIM
   if [ -n "${EPOCHREALTIME:-}" ]; then __NOW="${EPOCHREALTIME/[.,]/}"; __NOW="${__NOW:0:-3}"
   else __NOW=$(( $(date +%s%N) / 1000000 )); fi
 }
+# -- the no-fork fast path: one `stat` for all paths of the batch, then builtins only.
+# __SC caches "mode owner size type" (or "-": missing) per path. It is emptied after any step
+# that ran a command or changed something, so a probe never sees state older than the step.
+declare -A __SC=()
+__stat() {  # paths... -> __SC entries (one fork for all of them)
+  local r p
+  for p in "$@"; do __SC[$p]=-; done
+  stat --printf '%a %U %s %F\t%n\0' -- "$@" > "$__T/sc" 2>/dev/null
+  while IFS= read -r -d '' r; do __SC[${r#*$'\t'}]=${r%%$'\t'*}; done < "$__T/sc"
+}
+__get() {  # path -> __G (probes the path again if an earlier step may have touched it)
+  [ -n "${__SC[$1]+x}" ] || __stat "$1"
+  __G=${__SC[$1]}
+}
+__qattrs() {  # cached mode owner -> true when mode and owner already match
+  local c="$1" mode="$2" owner="$3" cm="" co=""
+  cm=${c%% *}; c=${c#* }; co=${c%% *}
+  while [ "${#mode}" -gt 1 ] && [ "${mode#0}" != "$mode" ]; do mode="${mode#0}"; done
+  if [ -n "$mode" ] && [ "$cm" != "$mode" ]; then return 1; fi
+  if [ -n "$owner" ] && [ "$co" != "${owner%%:*}" ]; then return 1; fi
+  return 0
+}
+__qdir() {  # path shown mode owner: ok without forking, or false (the full step decides)
+  local r=""
+  __get "$1"; r=$__G
+  [ "$r" != - ] && [ "${r#* * * }" = directory ] || return 1
+  __qattrs "$r" "$3" "$4" || return 1
+  __QS=ok; __QW="$2 already exists"
+}
+__qfile() {  # path shown mode owner size content
+  local r="" sz="" t="" cur=""
+  __get "$1"; r=$__G
+  [ "$r" != - ] || return 1
+  t=${r#* * }; sz=${t%% *}; t=${t#* }
+  case "$t" in "regular file"|"regular empty file") ;; *) return 1;; esac
+  [ "$sz" = "$5" ] || return 1
+  if [ "$5" != 0 ]; then
+    if IFS= read -r -d '' cur < "$1"; then return 1; fi  # a NUL byte: not this text
+    [[ "$cur" == "$6" ]] || return 1
+  fi
+  __qattrs "$r" "$3" "$4" || return 1
+  __QS=ok; __QW="$2 already has this content"
+}
+__qline() {  # path shown line
+  local r="" sz="" t="" cur=""
+  __get "$1"; r=$__G
+  [ "$r" != - ] || return 1
+  t=${r#* * }; sz=${t%% *}; t=${t#* }
+  [ "$t" = "regular file" ] && [ "$sz" -le 262144 ] || return 1
+  if IFS= read -r -d '' cur < "$1"; then return 1; fi
+  [[ $'\n'"$cur"$'\n' == *$'\n'"$3"$'\n'* ]] || return 1
+  __QS=ok; __QW="$2 already has this line"
+}
 __field() { printf ':'; if [ -s "$1" ]; then base64 -w0 < "$1"; fi; }
-__step() {  # number function retries delay
-  local n="$1" f="$2" tries=$(( $3 + 1 )) delay="$4" a=1 rc t0 st=""
+__tf() {  # text field: ~ then the text with % : CR LF escaped (no fork)
+  local v="$1"
+  printf ':'
+  [ -n "$v" ] || return 0
+  v=${v//%/%25}; v=${v//:/%3A}; v=${v//$'\n'/%0A}; v=${v//$'\r'/%0D}
+  printf '~%s' "$v"
+}
+__step() {  # number function retries delay quick pure
+  local n="$1" f="$2" tries=$(( $3 + 1 )) delay="$4" q="$5" a=1 rc=0 t0 st="" why=""
   __now; t0=$__NOW
+  __QS=""; __QW=""
+  if [ -n "$q" ] && "$q" < /dev/null > /dev/null 2>&1; then
+    st=$__QS; why=$__QW
+    __now
+    printf '%s:%s:%s:%s:%s' "$__M" "$n" "$st" 0 $(( __NOW - t0 ))
+    __tf "$why"; printf ':::\n'
+    return 0
+  fi
   while :; do
     : > "$__T/out"; : > "$__T/err"; : > "$__T/diff"; : > "$__T/why"; : > "$__T/st"
     ( "$f" ) > "$__T/out" 2> "$__T/err" < /dev/null
@@ -144,10 +216,12 @@ __step() {  # number function retries delay
     a=$((a + 1)); sleep "$delay"
   done
   read -r st < "$__T/st" || :
+  IFS= read -r -d '' why < "$__T/why" || :
   if [ "$rc" -ne 0 ]; then st=failed; elif [ -z "$st" ]; then st=changed; fi
+  if [ "$6" != 1 ] || { [ "$st" != ok ] && [ "$st" != skipped ]; }; then __SC=(); fi
   __now
   printf '%s:%s:%s:%s:%s' "$__M" "$n" "$st" "$rc" $(( __NOW - t0 ))
-  __field "$__T/why"; __field "$__T/out"; __field "$__T/err"; __field "$__T/diff"; printf '\n'
+  __tf "$why"; __field "$__T/out"; __field "$__T/err"; __field "$__T/diff"; printf '\n'
   [ "$st" != failed ]
 }
 """
@@ -177,22 +251,39 @@ def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str) -
     parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", PRELUDE]
     for s in steps:
         parts.append(f"__b{s.number}() {{\n{s.body}\n}}")
+        if s.quick:
+            parts.append(f"__q{s.number}() {{\n{s.quick}\n}}")
     parts.append("__main() {\n  :")
+    paths = list(dict.fromkeys(p for s in steps for p in s.probe))
+    if paths:
+        parts.append("  __stat " + " ".join(paths))
     for s in steps:
-        parts.append(f"  __step {s.number} __b{s.number} {s.retries} {s.delay:g} || exit 1")
+        quick = f"__q{s.number}" if s.quick else "''"
+        parts.append(f"  __step {s.number} __b{s.number} {s.retries} {s.delay:g} {quick} {1 if s.pure else 0} || exit 1")
     parts.append("}\n__main")
     return "\n".join(parts) + "\n"
 
 
+_ESCAPED = re.compile("%(25|3A|0A|0D)")
+
+
 def _d(text: str) -> str:
-    return base64.b64decode(text).decode("utf-8", errors="replace") if text else ""
+    """A marker field: empty, ``~`` + text with ``% : CR LF`` percent-escaped, or base64."""
+    if not text:
+        return ""
+    if text[0] == "~":
+        return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text[1:])
+    return base64.b64decode(text).decode("utf-8", errors="replace")
 
 
 def parse_output(stdout: str, nonce: str) -> tuple[list[Marker], str]:
     """The markers in a batch's stdout, and whatever else it printed (for diagnostics)."""
     prefix = f"@@ec2kit:{nonce}:"
     markers, other = [], []
-    for line in stdout.splitlines():
+    lines = stdout.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    for line in lines:
         if line.startswith(prefix):
             f = line[len(prefix):].split(":")
             if len(f) == 8:

@@ -30,6 +30,9 @@ class PlannedStep:
     command: str  # what a person is shown: the command, or "write ~/.tmux.conf"
     retries: int = 0
     delay: float = 1.0
+    quick: str = ""  # bash: decides "already ok/skipped" with builtins only (sets __QS/__QW), else false
+    probe: tuple[str, ...] = ()  # shell words of the paths `quick` looks at (stat-ed once per batch)
+    pure: bool = False  # runs no command of the user's: an ok/skipped outcome changed nothing
 
 
 def sh_path(path: str) -> str:
@@ -92,7 +95,7 @@ def plan_run(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
 
 def plan_template(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
     content = ctx.render_template(str(args["template"]))
-    return _file_body(content.encode(), args), f"write {args['dest']} from {args['template']}"
+    return _file_body(content.encode(), args, ctx), f"write {args['dest']} from {args['template']}"
 
 
 def plan_copy(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
@@ -100,7 +103,7 @@ def plan_copy(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
     if not src.is_absolute():
         src = (ctx.base_dir or Path.cwd()) / src
     if src.is_file():
-        return _file_body(src.read_bytes(), args), f"copy {args['copy']} to {args['dest']}"
+        return _file_body(src.read_bytes(), args, ctx), f"copy {args['copy']} to {args['dest']}"
     if src.is_dir():
         data = tar_directory(src)
         dest, show = sh_path(str(args["dest"])), str(args["dest"])
@@ -129,7 +132,9 @@ def tar_directory(src: Path) -> bytes:
     return buf.getvalue()
 
 
-def _file_body(data: bytes, args: dict[str, Any]) -> str:
+def _file_body(data: bytes, args: dict[str, Any], ctx: "PlanContext | None" = None) -> str:
+    if ctx is not None and ctx.on_content is not None:
+        ctx.on_content(data)
     dest, show = sh_path(str(args["dest"])), str(args["dest"])
     return (
         f"base64 -d <<< {_q(_b64(data))} > \"$__T/new\" || exit 1\n"
@@ -173,6 +178,7 @@ class PlanContext:
     where: str
     render_template: Callable[[str], str]
     base_dir: Path | None = None
+    on_content: Callable[[bytes], None] | None = None  # receives a file step's new content
 
 
 PLANNERS: dict[str, Callable[[dict[str, Any], PlanContext], tuple[str, str]]] = {
@@ -186,9 +192,70 @@ PLANNERS: dict[str, Callable[[dict[str, Any], PlanContext], tuple[str, str]]] = 
 }
 
 
+def ansi_c(data: bytes) -> str:
+    """A bash ``$'...'`` word for bytes without NUL (printable ASCII kept, the rest as octal escapes)."""
+    out = []
+    for b in data:
+        if b == 0x5C or b == 0x27:
+            out.append("\\" + chr(b))
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        elif b == 0x0A:
+            out.append("\\n")
+        elif b == 0x09:
+            out.append("\\t")
+        else:
+            out.append("\\%03o" % b)
+    return "$'" + "".join(out) + "'"
+
+
+#: Content up to this size is compared with bash builtins (larger: base64 + cmp in the full step).
+QUICK_MAX_BYTES = 64 * 1024
+_PURE_KINDS = {"template", "copy", "line", "dir", "apt"}
+
+
+def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple[str, tuple[str, ...]]:
+    """The bash deciding without forking that a step has nothing to do, and the paths it reads.
+
+    Only for steps without sudo or ``unless`` (those need a command); empty when none applies.
+    """
+    if args.get("sudo") or args.get("unless"):
+        return "", ()
+    lines: list[str] = []
+    probe: list[str] = []
+    if args.get("creates"):
+        path = str(args["creates"])
+        lines.append(f"if test -e {sh_path(path)}; then __QS=skipped; __QW={_q(f'creates: {path} exists')}; return 0; fi")
+    mode, owner = _q(_mode(args)), _q(args.get("owner"))
+    if kind == "dir":
+        path = str(args["dir"])
+        probe.append(sh_path(path))
+        lines.append(f"__qdir {sh_path(path)} {_q(path)} {mode} {owner}")
+    elif kind in ("template", "copy") and content is not None and b"\0" not in content and len(content) <= QUICK_MAX_BYTES:
+        dest = str(args["dest"])
+        probe.append(sh_path(dest))
+        lines.append(f"__qfile {sh_path(dest)} {_q(dest)} {mode} {owner} {len(content)} {ansi_c(content)}")
+    elif kind == "line" and not args.get("regexp", ""):
+        line = str(args["line"]).encode()
+        if line and b"\n" not in line and b"\0" not in line:
+            path = str(args["path"])
+            probe.append(sh_path(path))
+            lines.append(f"__qline {sh_path(path)} {_q(path)} {ansi_c(line)}")
+    if not lines:
+        return "", ()
+    if not lines[-1].startswith("__q"):
+        lines.append("return 1")
+    return "\n".join(lines), tuple(probe)
+
+
 def plan_step(number: int, name: str, kind: str, args: dict[str, Any], ctx: PlanContext) -> PlannedStep:
-    """Plan one rendered shell step: guards, then the kind's body (sudo via ``$S``)."""
+    """Plan one rendered shell step: guards, then the kind's body (sudo via ``$S``), plus its quick probe."""
+    captured: list[bytes] = []
+    ctx.on_content = captured.append
     body, command = PLANNERS[kind](args, ctx)
     head = ["S=__sudo" if args.get("sudo") else "S="]
     full = "\n".join([*head, *guard_lines(args), body])
-    return PlannedStep(number, name, kind, full, command, int(args.get("retries", 0)), float(args.get("delay", 1)))
+    quick, probe = quick_probe(kind, args, captured[0] if captured else None)
+    pure = kind in _PURE_KINDS and not args.get("unless")
+    return PlannedStep(number, name, kind, full, command, int(args.get("retries", 0)), float(args.get("delay", 1)),
+                       quick, probe, pure)
