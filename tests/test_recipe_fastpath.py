@@ -1,0 +1,162 @@
+"""The batch script's no-fork fast path, run for real with bash on a scratch home.
+
+A no-op pass decides "already ok" from one ``stat`` of all the batch's paths and bash
+builtins; these tests pin that it starts almost no programs, that it is byte-exact about
+content and lines, and that it never trusts a probe an earlier step may have made stale.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ec2kit.recipe.script import build_script, new_nonce, parse_output
+from ec2kit.recipe.steps import PlanContext, ansi_c, plan_step
+
+TRICKY = "back\\slash 'single' \"double\" $HOME `tick` %25 a:b\r\n\ttab ünïcödé\n\n"
+
+
+def _logging_path(tmp_path: Path) -> tuple[str, Path]:
+    """A PATH whose first directory logs every program the script starts, then runs the real one."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "programs.log"
+    bin_dir.mkdir()
+    for name in ("base64", "stat", "cmp", "cat", "grep", "tail", "mktemp", "rm", "diff", "tee", "cp", "chmod",
+                 "mkdir", "date", "sed", "awk", "find", "tar", "sha256sum", "test"):
+        real = next(p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p))
+        wrapper = bin_dir / name
+        wrapper.write_text(f"#!/bin/sh\necho {name} >> {log}\nexec {real} \"$@\"\n")
+        wrapper.chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin", log
+
+
+def run_batch(tmp_path: Path, steps: list[tuple[str, dict]], *, templates: dict[str, str] | None = None,
+              check: bool = False) -> tuple[list, list[str]]:
+    """Plan ``(kind, args)`` steps, run them as one batch with ``bash -s``; markers and the programs started."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    if (tmp_path / "bin").exists():
+        path, log = f"{tmp_path / 'bin'}:/usr/bin:/bin", tmp_path / "programs.log"
+        log.unlink(missing_ok=True)
+    else:
+        path, log = _logging_path(tmp_path)
+    planned = []
+    for i, (kind, args) in enumerate(steps, 1):
+        ctx = PlanContext(kind, f"step {i}", render_template=lambda name: (templates or {})[name], base_dir=tmp_path)
+        planned.append(plan_step(i, f"s{i}", kind, {kind: args.get(kind, ""), **args}, ctx))
+    nonce = new_nonce()
+    script = build_script(planned, check=check, nonce=nonce)
+    res = subprocess.run(["bash", "-s"], input=script.encode(), capture_output=True, cwd=home,
+                         env={"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"})
+    markers, other = parse_output(res.stdout.decode(errors="replace"), nonce)
+    assert len(markers) == len(steps), (other, res.stderr.decode(errors="replace"))
+    programs = log.read_text().split() if log.exists() else []
+    return markers, programs
+
+
+def _twenty_like(tmp_path: Path) -> tuple[list[tuple[str, dict]], dict[str, str]]:
+    (tmp_path / "bin.dat").write_bytes(bytes(range(256)) * 4)
+    steps = [
+        ("dir", {"dir": "~/app", "mode": "0750"}),
+        ("template", {"template": "t", "dest": "~/app/conf", "mode": "0600"}),
+        ("template", {"template": "tricky", "dest": "~/app/tricky"}),
+        ("copy", {"copy": "bin.dat", "dest": "~/app/bin.dat", "mode": "0644"}),
+        ("line", {"line": 'export PATH="$HOME/bin:$PATH"', "path": "~/.bashrc"}),
+        ("line", {"line": "alias ll='ls -la'", "path": "~/.bashrc"}),
+        ("run", {"run": "echo made > ~/app/made", "creates": "~/app/made"}),
+    ]
+    return steps, {"t": "port = 8080\n", "tricky": TRICKY}
+
+
+def test_a_no_op_pass_starts_only_mktemp_stat_and_rm(tmp_path):
+    steps, templates = _twenty_like(tmp_path)
+    first, _ = run_batch(tmp_path, steps, templates=templates)
+    assert [m.status for m in first] == ["changed"] * 7
+    again, programs = run_batch(tmp_path, steps, templates=templates)
+    statuses = [(m.status, m.reason) for m in again]
+    assert statuses[:3] == [("ok", "~/app already exists"), ("ok", "~/app/conf already has this content"),
+                            ("ok", "~/app/tricky already has this content")]
+    assert statuses[3] == ("ok", "~/app/bin.dat already has this content")  # binary: the cmp path
+    assert statuses[4:] == [("ok", "~/.bashrc already has this line")] * 2 + [("skipped", "creates: ~/app/made exists")]
+    # one stat for the batch; the binary copy's full step decodes, compares and stats its mode
+    assert sorted(programs) == ["base64", "cmp", "mktemp", "rm", "stat", "stat"]
+    del steps[3]
+    _, programs = run_batch(tmp_path, steps, templates=templates)
+    assert sorted(programs) == ["mktemp", "rm", "stat"]
+
+
+def test_text_content_is_compared_byte_for_byte(tmp_path):
+    steps = [("template", {"template": "tricky", "dest": "~/f"})]
+    run_batch(tmp_path, steps, templates={"tricky": TRICKY})
+    assert (tmp_path / "home/f").read_bytes() == TRICKY.encode()
+    for changed in (TRICKY.rstrip("\n"), TRICKY + "\n", TRICKY.replace("\r", ""), TRICKY.replace("ü", "u")):
+        (tmp_path / "home/f").write_bytes(changed.encode())
+        markers, _ = run_batch(tmp_path, steps, templates={"tricky": TRICKY})
+        assert (markers[0].status, markers[0].reason) == ("changed", "updated content of ~/f"), repr(changed)
+    (tmp_path / "home/f").write_bytes(TRICKY.encode()[:5] + b"\0" + TRICKY.encode()[6:])
+    markers, _ = run_batch(tmp_path, steps, templates={"tricky": TRICKY})
+    assert markers[0].status == "changed"
+
+
+def test_mode_and_owner_are_still_enforced_when_content_matches(tmp_path):
+    steps = [("template", {"template": "t", "dest": "~/f", "mode": "0600"}), ("dir", {"dir": "~/d", "mode": "0700"})]
+    run_batch(tmp_path, steps, templates={"t": "x\n"})
+    (tmp_path / "home/f").chmod(0o644)
+    (tmp_path / "home/d").chmod(0o755)
+    markers, _ = run_batch(tmp_path, steps, templates={"t": "x\n"})
+    assert [(m.status, m.reason) for m in markers] == [("changed", "updated mode of ~/f"), ("changed", "fixed mode of ~/d")]
+    assert oct((tmp_path / "home/f").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_line_must_be_a_whole_line_not_a_substring(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# export EDITOR=vim\nexport EDITOR=vimx")
+    markers, _ = run_batch(tmp_path, [("line", {"line": "export EDITOR=vim", "path": "~/.bashrc"})])
+    assert markers[0].status == "changed"
+    assert (home / ".bashrc").read_text() == "# export EDITOR=vim\nexport EDITOR=vimx\nexport EDITOR=vim\n"
+    (home / ".bashrc").write_text("export EDITOR=vim")  # the last line without its newline still counts
+    markers, _ = run_batch(tmp_path, [("line", {"line": "export EDITOR=vim", "path": "~/.bashrc"})])
+    assert (markers[0].status, markers[0].reason) == ("ok", "~/.bashrc already has this line")
+
+
+def test_a_probe_is_never_stale_after_an_earlier_step_changed_the_path(tmp_path):
+    steps = [("template", {"template": "t", "dest": "~/f"}), ("line", {"line": "keep", "path": "~/l"}),
+             ("dir", {"dir": "~/d"})]
+    run_batch(tmp_path, steps, templates={"t": "x\n"})
+    # the same paths, but a command earlier in the batch breaks each of them first
+    breaking = [("run", {"run": "echo other > ~/f; echo other > ~/l; rmdir ~/d"}), *steps]
+    markers, _ = run_batch(tmp_path, breaking, templates={"t": "x\n"})
+    assert [m.status for m in markers] == ["changed", "changed", "changed", "changed"]
+    assert (tmp_path / "home/f").read_text() == "x\n" and (tmp_path / "home/d").is_dir()
+    # a file step that changed its path: the next step on that path sees the new state
+    (tmp_path / "home/f").write_text("old\n")
+    markers, _ = run_batch(tmp_path, [("template", {"template": "t", "dest": "~/f"}),
+                                      ("template", {"template": "u", "dest": "~/f"})], templates={"t": "x\n", "u": "x\n"})
+    assert [(m.status, m.reason) for m in markers] == [("changed", "updated content of ~/f"),
+                                                       ("ok", "~/f already has this content")]
+
+
+def test_check_mode_on_a_no_op_reports_ok_and_on_a_change_shows_the_diff(tmp_path):
+    steps = [("template", {"template": "t", "dest": "~/f"})]
+    run_batch(tmp_path, steps, templates={"t": "x\n"})
+    markers, _ = run_batch(tmp_path, steps, templates={"t": "x\n"}, check=True)
+    assert markers[0].status == "ok"
+    markers, _ = run_batch(tmp_path, steps, templates={"t": "y\n"}, check=True)
+    assert (markers[0].status, markers[0].reason) == ("changed", "would update content of ~/f")
+    assert "-x\n+y" in markers[0].diff and (tmp_path / "home/f").read_text() == "x\n"
+
+
+def test_reasons_with_colons_percents_and_newlines_survive_the_marker(tmp_path):
+    markers, _ = run_batch(tmp_path, [("dir", {"dir": "~/a:b%25c\nd"})])
+    assert markers[0].reason == "created ~/a:b%25c\nd"
+    markers, _ = run_batch(tmp_path, [("dir", {"dir": "~/a:b%25c\nd"})])
+    assert markers[0].reason == "~/a:b%25c\nd already exists"
+
+
+@pytest.mark.parametrize("data", [b"", b"plain", b"it's \\ \"q\" $x\n", "é\u2028".encode(), b"\x01\x7f\xff\r\t"])
+def test_ansi_c_words_give_bash_the_same_bytes(data):
+    out = subprocess.run(["bash", "-c", f"printf %s {ansi_c(data)}"], capture_output=True).stdout
+    assert out == data
