@@ -19,6 +19,7 @@ from .model import COMMON_KEYS, HostReport, Recipe, RunReport, Step, StepResult,
 from .registry import TaskContext, call_task, get_task
 from .render import Masker, eval_when, referenced_names, render_template_file, render_value
 from .report import CollectingReporter, Reporter, TextReporter
+from .script import COMMAND as SCRIPT_COMMAND
 from .script import Marker, build_script, new_nonce, parse_output
 from .steps import PlanContext, PlannedStep, plan_step
 
@@ -184,10 +185,9 @@ class HostRun:
     def _plan(self, step: Step) -> PlannedStep:
         args = self._render_args(step)
         dirs = tuple(self.recipe.template_dirs) if self.recipe else ()
-        at, _ = where(step)
         ctx = PlanContext(
             kind=step.kind,
-            where=f"{at}: {step.label()}",
+            location=lambda: f"{where(step)[0]}: {step.label()}",
             render_template=lambda name: render_template_file(name, self.vars, step, dirs),
             base_dir=self.recipe.base_dir if self.recipe else None,
         )
@@ -248,7 +248,7 @@ class HostRun:
         first = entries[0].step
         try:
             host = self._get_host()
-            res = host.run("bash -s", stdin=script, check=False, stream=on_line)
+            res = host.run(SCRIPT_COMMAND, stdin=script, check=False, stream=on_line)
         except RemoteError as err:
             self._emit(self._result(first, "failed", "unreachable: " + self.masker(str(err.message))))
             raise StepFailed(f"Recipe {self.recipe_name}, {first.label()} could not run on {self.label}: "

@@ -172,13 +172,23 @@ def plan_apt(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
 
 @dataclass
 class PlanContext:
-    """What planners need besides the step's rendered arguments."""
+    """What planners need besides the step's rendered arguments.
+
+    ``where`` ("recipes/x.toml:12: step 3 'name'", for error messages) may be given as a
+    callable: it is then worked out only when a message needs it.
+    """
 
     kind: str
-    where: str
+    location: "str | Callable[[], str]"
     render_template: Callable[[str], str]
     base_dir: Path | None = None
     on_content: Callable[[bytes], None] | None = None  # receives a file step's new content
+
+    @property
+    def where(self) -> str:
+        if callable(self.location):
+            self.location = self.location()
+        return self.location
 
 
 PLANNERS: dict[str, Callable[[dict[str, Any], PlanContext], tuple[str, str]]] = {
@@ -192,21 +202,21 @@ PLANNERS: dict[str, Callable[[dict[str, Any], PlanContext], tuple[str, str]]] = 
 }
 
 
+def _ansi_c_char(b: int) -> str:
+    if b in (0x5C, 0x27):
+        return "\\" + chr(b)
+    if 0x20 <= b < 0x7F:
+        return chr(b)
+    return {0x0A: "\\n", 0x09: "\\t"}.get(b, "\\%03o" % b)
+
+
+_ANSI_C = [_ansi_c_char(b) for b in range(256)]
+
+
 def ansi_c(data: bytes) -> str:
     """A bash ``$'...'`` word for bytes without NUL (printable ASCII kept, the rest as octal escapes)."""
-    out = []
-    for b in data:
-        if b == 0x5C or b == 0x27:
-            out.append("\\" + chr(b))
-        elif 0x20 <= b < 0x7F:
-            out.append(chr(b))
-        elif b == 0x0A:
-            out.append("\\n")
-        elif b == 0x09:
-            out.append("\\t")
-        else:
-            out.append("\\%03o" % b)
-    return "$'" + "".join(out) + "'"
+    table = _ANSI_C
+    return "$'" + "".join([table[b] for b in data]) + "'"
 
 
 #: Content up to this size is compared with bash builtins (larger: base64 + cmp in the full step).
