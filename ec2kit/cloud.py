@@ -994,6 +994,21 @@ class Cloud:
         self.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=device)
         return self._wait_volume(vol.id, "attached", progress)
 
+    @_translated("set delete-on-termination for {0}")
+    def delete_with_instance(self, volume: str | Volume) -> None:
+        """Mark an attached volume to be deleted when its instance terminates.
+
+        A run's data volume must not outlive an instance that powers itself
+        off (a detached run) or whose local follower died.
+        """
+        vol = self.volume(volume)
+        if not (vol.attached_to and vol.device):
+            raise WrongState(f"Volume {vol.name or vol.id} is not attached.")
+        self.ec2.modify_instance_attribute(
+            InstanceId=vol.attached_to,
+            BlockDeviceMappings=[{"DeviceName": vol.device, "Ebs": {"VolumeId": vol.id, "DeleteOnTermination": True}}],
+        )
+
     @_translated("detach volume {0}")
     def detach_volume(self, volume: str | Volume, *, force: bool = False, progress: Progress | None = None) -> Volume:
         """Detach a volume from its instance (InstanceId always passed); a detached volume is returned as is."""

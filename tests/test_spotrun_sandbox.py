@@ -305,3 +305,31 @@ def test_logs_of_a_finished_run_come_from_the_local_copy(ctx, sandbox, tmp_path)
     printed: list[str] = []
     logs(ctx, "logs-run", out=printed.append)
     assert "line-for-logs" in printed and any("attempt 1 of run logs-run started" in l for l in printed)
+
+
+def test_detached_run_waits_for_the_final_pull_then_powers_itself_off(ctx, sandbox, tmp_path):
+    from ec2kit import actions
+
+    base = ctx.cloud.launch("detach-src", type="t3.micro")
+    try:
+        actions.wait_ssh(ctx, base)
+        vol = actions.make_volume(ctx, base.id, size=1, name="detach-data-src")
+        snap = actions.snapshot(ctx, vol.id, name="detach-data", wait=True)
+    finally:
+        ctx.forget_host(base.id)
+        ctx.cloud.terminate(base.id)
+    s = script(tmp_path, 'sleep 1; echo final > "$EC2KIT_RESULTS/final.txt"\n')
+    rec = spot_run(ctx, options(tmp_path, s, "detach-end", detach=True, snapshot=snap.id))
+    assert rec.state == "running"
+    instance_id = rec.instance_id
+    # The script ends, but the instance holds the results until someone pulls them.
+    wait_until(lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-end/status", check=False).stdout.count("succeeded"), 30, "script end")
+    time.sleep(2)
+    assert ctx.cloud.instance(instance_id).state == "running"
+    where = pull(ctx, "detach-end")
+    assert (where / "final.txt").read_text() == "final\n"
+    # The pull told the instance it may go: it powers off, and its data volume goes with it.
+    ctx.forget_host(instance_id)
+    wait_until(lambda: "instances" not in run_resources(sandbox, "detach-end"), 30, "self power-off")
+    assert run_resources(sandbox, "detach-end") == {}
+    assert [r.state for r in list_runs(ctx) if r.name == "detach-end"] == ["succeeded"]

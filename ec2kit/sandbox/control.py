@@ -63,13 +63,27 @@ class Control:
         try:
             behavior = self.shutdown_behavior(instance_id)
             if behavior == "terminate":
-                self.ec2.terminate_instances(InstanceIds=[instance_id])
+                self.terminate(instance_id)
             else:
                 self.ec2.stop_instances(InstanceIds=[instance_id])
             log.info("%s: powered itself off (%s)", instance_id, behavior)
             self.reconciler.reconcile_if_changed()
         except Exception:
             log.exception("%s: poweroff failed", instance_id)
+
+    def terminate(self, instance_id: str) -> None:
+        """Terminate as AWS does for a spot instance: its one-time request closes too.
+
+        (moto leaves the request active; cancelling it is the nearest it has to "closed".)
+        """
+        self.ec2.terminate_instances(InstanceIds=[instance_id])
+        try:
+            found = self.ec2.describe_spot_instance_requests(Filters=[{"Name": "instance-id", "Values": [instance_id]}])
+            ids = [r["SpotInstanceRequestId"] for r in found.get("SpotInstanceRequests", []) if r.get("State") in ("open", "active")]
+            if ids:
+                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=ids)
+        except Exception:
+            log.exception("%s: closing its spot request failed", instance_id)
 
     def interrupt(self, instance_id: str, delay: float) -> dict[str, str]:
         """Post a spot interruption notice now; terminate the instance after ``delay`` seconds."""
@@ -78,7 +92,7 @@ class Control:
 
         def reclaim() -> None:
             try:
-                self.ec2.terminate_instances(InstanceIds=[instance_id])
+                self.terminate(instance_id)
                 log.info("%s: reclaimed (spot interruption)", instance_id)
                 self.reconciler.reconcile_if_changed()
             except Exception:

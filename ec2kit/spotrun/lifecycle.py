@@ -55,6 +55,7 @@ class SpotRunOptions:
     poll_interval: float = 1.0           # seconds between status/log polls
     notice_poll: float = 5.0             # the instance's interruption-notice polling (s)
     pull_wait: int = 120                 # how long the instance waits for the final pull
+    detach_pull_wait: int = 3600         # detached: how long a finished instance waits for `inv pull`
     out: Callable[[str], None] | None = None      # log lines (default: print)
     say: Callable[[str], None] | None = None      # phase messages (default: ui.info)
 
@@ -221,13 +222,14 @@ def _attach_data(run: _Run, attempt: int) -> None:
     rec.volumes.append(vol.id)
     run.save()
     actions.mount_volume(run.ctx, vol.id, inst.id, mountpoint=DATA_MOUNT)
+    run.ctx.cloud.delete_with_instance(vol.id)  # gone with the instance, however it ends
 
 
 def _upload(run: _Run) -> None:
     opts, rec = run.options, run.record
     wrapper = render_wrapper(
         rec.name, Path(opts.script).name, max_hours=opts.max_hours or 0, keep=opts.keep,
-        pull_wait=0 if opts.detach else opts.pull_wait, poll=opts.notice_poll,
+        pull_wait=opts.detach_pull_wait if opts.detach else opts.pull_wait, poll=opts.notice_poll,
     )
     data = bundle(opts, wrapper)
     _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && tar -xzf - -C "$HOME/ec2kit/{rec.name}"', stdin=data, timeout=600)
@@ -502,7 +504,10 @@ def _attempts(run: _Run) -> RunRecord:
         _launch(run, attempt)
         _prepare_and_start(run, attempt)
         if opts.detach:
-            run.say(f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`.")
+            wait_min = opts.detach_pull_wait // 60
+            run.say(f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. "
+                    f"When the script ends the instance waits up to {wait_min} min for `inv pull {rec.name}` "
+                    "(which collects the final results and lets it power off at once), then powers off.")
             return rec
         state = _follow(run)
         status = run.follower.status if run.follower else {}
