@@ -604,7 +604,18 @@ class Cloud:
             except Exception as err:  # a concurrent ec2kit may have added it
                 if "Duplicate" not in str(getattr(err, "response", {}).get("Error", {}).get("Code", "")):
                     raise
-        return group["GroupId"]
+        gid = group["GroupId"]
+        if not any(pair.get("GroupId") == gid for perm in group.get("IpPermissions", []) for pair in perm.get("UserIdGroupPairs", [])):
+            # ec2kit instances may SSH to each other over private addresses: a spot
+            # run pushes its results to a monitor instance (`--monitor`).
+            try:
+                self.ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{
+                    "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                    "UserIdGroupPairs": [{"GroupId": gid, "Description": "ec2kit instances to each other"}]}])
+            except Exception as err:
+                if "Duplicate" not in str(getattr(err, "response", {}).get("Error", {}).get("Code", "")):
+                    raise
+        return gid
 
     # -- validation ------------------------------------------------------------------
     @_translated("check instance type {0}")

@@ -316,6 +316,14 @@ def test_security_group_is_idempotent_and_honours_the_cidr_setting(cloud, monkey
     assert sorted(r["CidrIp"] for p in perms for r in p["IpRanges"]) == ["127.0.0.1/32", "203.0.113.7/32"]
 
 
+def test_security_group_lets_ec2kit_instances_reach_each_other_once(cloud):
+    gid = cloud.ensure_security_group()
+    cloud.ensure_security_group()
+    perms = cloud.ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"]
+    pairs = [pair["GroupId"] for p in perms if p.get("FromPort") == 22 for pair in p.get("UserIdGroupPairs", [])]
+    assert pairs == [gid]
+
+
 def test_without_a_known_address_ssh_access_is_refused_unless_opened_explicitly(tmp_path, monkeypatch):
     monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
     aws = Cloud(Settings(home=tmp_path), credentials=CREDS, region="us-east-1")  # no endpoint: never called here
