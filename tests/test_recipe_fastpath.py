@@ -8,7 +8,6 @@ content and lines, and that it never trusts a probe an earlier step may have mad
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def run_batch(tmp_path: Path, steps: list[tuple[str, dict]], *, templates: dict[
         planned.append(plan_step(i, f"s{i}", kind, {kind: args.get(kind, ""), **args}, ctx))
     nonce = new_nonce()
     script = build_script(planned, check=check, nonce=nonce)
-    res = subprocess.run(shlex.split(COMMAND), input=script.encode(), capture_output=True, cwd=home,
+    res = subprocess.run(["bash", "-c", COMMAND], input=script.encode(), capture_output=True, cwd=home,
                          env={"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"})
     markers, other = parse_output(res.stdout.decode(errors="replace"), nonce)
     assert len(markers) == len(steps), (other, res.stderr.decode(errors="replace"))
@@ -161,3 +160,17 @@ def test_reasons_with_colons_percents_and_newlines_survive_the_marker(tmp_path):
 def test_ansi_c_words_give_bash_the_same_bytes(data):
     out = subprocess.run(["bash", "-c", f"printf %s {ansi_c(data)}"], capture_output=True).stdout
     assert out == data
+
+
+def test_hosts_share_compiled_values_but_render_with_their_own_vars():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ec2kit.recipe import render
+    from ec2kit.recipe.model import Step
+
+    step = Step("run", {"run": "echo {{ name }}-{{ n * 2 }}"}, "r")
+    before = len(render._compiled)
+    with ThreadPoolExecutor(8) as pool:
+        out = list(pool.map(lambda i: render.render_value(step.args["run"], {"name": f"h{i}", "n": i}, step, "run"), range(8)))
+    assert out == [f"echo h{i}-{i * 2}" for i in range(8)]
+    assert len(render._compiled) == before + 1

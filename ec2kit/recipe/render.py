@@ -23,6 +23,21 @@ if TYPE_CHECKING:
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 _envs: dict[tuple[str, ...], "jinja2.Environment"] = {}
 _lock = threading.Lock()
+# Compiled templates and expressions, shared by the hosts' threads: without this every host
+# compiled the same sources at once (Jinja2's own cache only helps once one has finished).
+_compiled: dict[tuple[int, str, str], Any] = {}
+_compile_lock = threading.RLock()
+
+
+def _cached(env: "jinja2.Environment", kind: str, source: str, make: Any) -> Any:
+    key = (id(env), kind, source)
+    found = _compiled.get(key)
+    if found is None:
+        with _compile_lock:
+            found = _compiled.get(key)
+            if found is None:
+                found = _compiled[key] = make()
+    return found
 
 
 def environment(template_dirs: list[Path] | tuple[Path, ...] = ()) -> "jinja2.Environment":
@@ -89,11 +104,12 @@ def _render(env: "jinja2.Environment", value: Any, vars: dict[str, Any]) -> Any:
             return value
         m = _SINGLE_EXPR.match(value)
         if m and "{{" not in m.group(1) and "}}" not in m.group(1):
-            result = env.compile_expression(m.group(1).strip(), undefined_to_none=False)(**vars)
+            expr = m.group(1).strip()
+            result = _cached(env, "expr", expr, lambda: env.compile_expression(expr, undefined_to_none=False))(**vars)
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
             return result
-        return env.from_string(value).render(vars)
+        return _cached(env, "str", value, lambda: env.from_string(value)).render(vars)
     if isinstance(value, list):
         return [_render(env, v, vars) for v in value]
     if isinstance(value, dict):
@@ -112,7 +128,8 @@ def eval_when(expr: Any, vars: dict[str, Any], step: Step) -> bool:
     if m:
         text = m.group(1)
     try:
-        value = environment().compile_expression(text.strip(), undefined_to_none=False)(**vars)
+        env = environment()
+        value = _cached(env, "expr", text.strip(), lambda: env.compile_expression(text.strip(), undefined_to_none=False))(**vars)
         if isinstance(value, jinja2.Undefined):
             value._fail_with_undefined_error()
         return bool(value)
@@ -158,7 +175,8 @@ def render_template_file(name: str, vars: dict[str, Any], step: Step, template_d
 
     env = environment(template_dirs)
     try:
-        template = env.get_template(name)
+        with _compile_lock:  # one thread compiles a template; the others then find it in Jinja2's cache
+            template = env.get_template(name)
     except jinja2.TemplateNotFound:
         at, context = where(step, "template")
         available = sorted({p.name for d in template_dirs if d.is_dir() for p in d.iterdir()})

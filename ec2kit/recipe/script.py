@@ -24,7 +24,7 @@ from .steps import PlannedStep
 
 #: The remote command: bash sources the script from stdin in one read (``bash -s`` reads a pipe
 #: byte by byte: ~10 ms for a 15 kB script); ``bash -s`` only where /dev/stdin is not readable.
-COMMAND = "bash -c 'if [ -r /dev/stdin ]; then . /dev/stdin; else exec bash -s; fi'"
+COMMAND = "exec bash -c 'if [ -r /dev/stdin ]; then . /dev/stdin; else exec bash -s; fi'"
 
 PRELUDE = r"""
 set -u
