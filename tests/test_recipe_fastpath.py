@@ -174,3 +174,14 @@ def test_hosts_share_compiled_values_but_render_with_their_own_vars():
         out = list(pool.map(lambda i: render.render_value(step.args["run"], {"name": f"h{i}", "n": i}, step, "run"), range(8)))
     assert out == [f"echo h{i}-{i * 2}" for i in range(8)]
     assert len(render._compiled) == before + 1
+
+
+def test_an_owner_that_already_matches_needs_no_program_but_stat(tmp_path):
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    steps = [("dir", {"dir": "~/d", "owner": f"{me}:{me}", "mode": "0700"}),
+             ("template", {"template": "t", "dest": "~/d/f", "owner": me})]
+    run_batch(tmp_path, steps, templates={"t": "x\n"})
+    markers, programs = run_batch(tmp_path, steps, templates={"t": "x\n"})
+    assert [m.status for m in markers] == ["ok", "ok"] and programs == ["stat"]

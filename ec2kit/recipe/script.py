@@ -137,10 +137,11 @@ __apt() {  # packages...
   fi
   __changed "installed:$missing"
 }
-__now() {  # milliseconds into __NOW, without forking when bash has EPOCHREALTIME
-  if [ -n "${EPOCHREALTIME:-}" ]; then __NOW="${EPOCHREALTIME/[.,]/}"; __NOW="${__NOW:0:-3}"
-  else __NOW=$(( $(date +%s%N) / 1000000 )); fi
-}
+if [ -n "${EPOCHREALTIME:-}" ]; then  # milliseconds into __NOW, without forking when bash has EPOCHREALTIME
+  __now() { __NOW=${EPOCHREALTIME/[.,]/}; __NOW=${__NOW%???}; }
+else
+  __now() { __NOW=$(( $(date +%s%N) / 1000000 )); }
+fi
 # -- the no-fork fast path: one `stat` for all paths of the batch, then builtins only.
 # __SC caches "mode owner size type" (or "-": missing) per path. It is emptied after any step
 # that ran a command or changed something, so a probe never sees state older than the step.
@@ -154,33 +155,17 @@ __get() {  # path -> __G (probes the path again if an earlier step may have touc
   [ -n "${__SC[$1]+x}" ] || __stat "$1"
   __G=${__SC[$1]}
 }
-__qattrs() {  # cached mode owner -> true when mode and owner already match
-  local c="$1" mode="$2" owner="$3" cm="" co=""
-  cm=${c%% *}; c=${c#* }; co=${c%% *}
-  while [ "${#mode}" -gt 1 ] && [ "${mode#0}" != "$mode" ]; do mode="${mode#0}"; done
-  if [ -n "$mode" ] && [ "$cm" != "$mode" ]; then return 1; fi
-  if [ -n "$owner" ] && [ "$co" != "${owner%%:*}" ]; then return 1; fi
-  return 0
-}
-__qdir() {  # path shown mode owner: ok without forking, or false (the full step decides)
-  local r=""
-  __get "$1"; r=$__G
-  [ "$r" != - ] && [ "${r#* * * }" = directory ] || return 1
-  __qattrs "$r" "$3" "$4" || return 1
+__qdir() {  # path shown want (a glob for its __SC record): ok without forking, or false
+  __get "$1"; [[ $__G == $3 ]] || return 1
   __QS=ok; __QW="$2 already exists"
 }
-__qfile() {  # path shown mode owner size content
-  local r="" sz="" t="" cur=""
-  __get "$1"; r=$__G
-  [ "$r" != - ] || return 1
-  t=${r#* * }; sz=${t%% *}; t=${t#* }
-  case "$t" in "regular file"|"regular empty file") ;; *) return 1;; esac
-  [ "$sz" = "$5" ] || return 1
-  if [ "$5" != 0 ]; then
+__qfile() {  # path shown want size content
+  local cur=""
+  __get "$1"; [[ $__G == $3 ]] || return 1
+  if [ "$4" != 0 ]; then
     if IFS= read -r -d '' cur < "$1"; then return 1; fi  # a NUL byte: not this text
-    [[ "$cur" == "$6" ]] || return 1
+    [[ $cur == "$5" ]] || return 1
   fi
-  __qattrs "$r" "$3" "$4" || return 1
   __QS=ok; __QW="$2 already has this content"
 }
 __qline() {  # path shown line
@@ -194,22 +179,21 @@ __qline() {  # path shown line
   __QS=ok; __QW="$2 already has this line"
 }
 __field() { printf ':'; if [ -s "$1" ]; then base64 -w0 < "$1"; fi; }
-__tf() {  # text field: ~ then the text with % : CR LF escaped (no fork)
-  local v="$1"
-  printf ':'
-  [ -n "$v" ] || return 0
-  v=${v//%/%25}; v=${v//:/%3A}; v=${v//$'\n'/%0A}; v=${v//$'\r'/%0D}
-  printf '~%s' "$v"
+__tf() {  # text field into __F: ~ then the text with % : CR LF escaped (no fork)
+  __F="$1"
+  [ -n "$__F" ] || return 0
+  if [[ $__F == *[%:$'\n\r']* ]]; then
+    __F=${__F//%/%25}; __F=${__F//:/%3A}; __F=${__F//$'\n'/%0A}; __F=${__F//$'\r'/%0D}
+  fi
+  __F="~$__F"
 }
 __step() {  # number function retries delay quick pure
   local n="$1" f="$2" tries=$(( $3 + 1 )) delay="$4" q="$5" a=1 rc=0 t0 st="" why=""
   __now; t0=$__NOW
   __QS=""; __QW=""
-  if [ -n "$q" ] && "$q" < /dev/null > /dev/null 2>&1; then
-    st=$__QS; why=$__QW
-    __now
-    printf '%s:%s:%s:%s:%s' "$__M" "$n" "$st" 0 $(( __NOW - t0 ))
-    __tf "$why"; printf ':::\n'
+  if [ -n "$q" ] && "$q" 2>/dev/null; then
+    __now; __tf "$__QW"
+    printf '%s:%s:%s:0:%s:%s:::\n' "$__M" "$n" "$__QS" $(( __NOW - t0 )) "$__F"
     return 0
   fi
   __tmp
@@ -225,8 +209,9 @@ __step() {  # number function retries delay quick pure
   if [ "$rc" -ne 0 ]; then st=failed; elif [ -z "$st" ]; then st=changed; fi
   if [ "$6" != 1 ] || { [ "$st" != ok ] && [ "$st" != skipped ]; }; then __SC=(); fi
   __now
-  printf '%s:%s:%s:%s:%s' "$__M" "$n" "$st" "$rc" $(( __NOW - t0 ))
-  __tf "$why"; __field "$__T/out"; __field "$__T/err"; __field "$__T/diff"; printf '\n'
+  __tf "$why"
+  printf '%s:%s:%s:%s:%s:%s' "$__M" "$n" "$st" "$rc" $(( __NOW - t0 )) "$__F"
+  __field "$__T/out"; __field "$__T/err"; __field "$__T/diff"; printf '\n'
   [ "$st" != failed ]
 }
 """

@@ -224,6 +224,17 @@ QUICK_MAX_BYTES = 64 * 1024
 _PURE_KINDS = {"template", "copy", "line", "dir", "apt"}
 
 
+def _attrs_glob(args: dict[str, Any]) -> str:
+    """``"755 ubuntu"`` / ``"* *"``: the start of a glob for ``stat``'s ``%a %U`` (empty: cannot say)."""
+    mode, owner = _mode(args), args.get("owner")
+    if any(c not in "01234567" for c in mode):
+        return ""  # the full step compares what `stat` prints as the shell always did
+    user = str(owner).split(":", 1)[0] if owner else ""
+    if user and not all(c.isalnum() or c in "._-" for c in user):
+        return ""
+    return f"{mode.lstrip('0') or '0' if mode else '*'} {user or '*'}"
+
+
 def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple[str, tuple[str, ...]]:
     """The bash deciding without forking that a step has nothing to do, and the paths it reads.
 
@@ -236,15 +247,17 @@ def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple
     if args.get("creates"):
         path = str(args["creates"])
         lines.append(f"if test -e {sh_path(path)}; then __QS=skipped; __QW={_q(f'creates: {path} exists')}; return 0; fi")
-    mode, owner = _q(_mode(args)), _q(args.get("owner"))
-    if kind == "dir":
+    attrs = _attrs_glob(args)
+    if kind == "dir" and attrs:
         path = str(args["dir"])
         probe.append(sh_path(path))
-        lines.append(f"__qdir {sh_path(path)} {_q(path)} {mode} {owner}")
-    elif kind in ("template", "copy") and content is not None and b"\0" not in content and len(content) <= QUICK_MAX_BYTES:
-        dest = str(args["dest"])
+        lines.append(f"__qdir {sh_path(path)} {_q(path)} {_q(attrs + ' * directory')}")
+    elif kind in ("template", "copy") and attrs and content is not None and b"\\0" not in content \
+            and len(content) <= QUICK_MAX_BYTES:
+        dest, kind_word = str(args["dest"]), "regular file" if content else "regular empty file"
         probe.append(sh_path(dest))
-        lines.append(f"__qfile {sh_path(dest)} {_q(dest)} {mode} {owner} {len(content)} {ansi_c(content)}")
+        want = f"{attrs} {len(content)} {kind_word}"
+        lines.append(f"__qfile {sh_path(dest)} {_q(dest)} {_q(want)} {len(content)} {ansi_c(content)}")
     elif kind == "line" and not args.get("regexp", ""):
         line = str(args["line"]).encode()
         if line and b"\n" not in line and b"\0" not in line:
