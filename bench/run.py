@@ -355,7 +355,7 @@ def close_ssh_masters(workdir: Path) -> None:
 def cli_startup(runs: int = 10) -> dict:
     """Median wall time of `inv --list` in the repository (and of a bare `python -c pass`)."""
     out: dict = {}
-    for label, argv in (("inv --list", ["inv", "--list"]), ("python -c pass", [sys.executable, "-c", "pass"])):
+    for label, argv in (("inv --list", [str(Path(sys.executable).with_name("inv")), "--list"]), ("python -c pass", [sys.executable, "-c", "pass"])):
         if not shutil.which(argv[0]):
             out[label] = {"error": f"{argv[0]} not found"}
             continue
