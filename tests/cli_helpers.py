@@ -45,3 +45,16 @@ def assert_clean_error(result: CliResult, *needles: str) -> None:
     assert "Traceback" not in result.text, result
     for needle in needles:
         assert needle.lower() in result.text.lower(), (needle, result)
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

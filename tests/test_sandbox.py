@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_for
 
 from ec2kit import sandbox as sb
 from ec2kit.errors import SandboxError
@@ -55,15 +56,6 @@ def state_of(sandbox, instance_id: str) -> str:
     return sandbox.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def port_open(port: int) -> bool:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_for as wait_until
 
 from ec2kit.context import Context
 from ec2kit.spotrun import SpotRunOptions, cleanup, list_runs, pull, spot_run, stop_run
@@ -92,14 +93,6 @@ def train_script(tmp_path: Path, steps: int = 20, step_seconds: float = 0.25) ->
     return s, str(ROOT / "examples" / "train.py")
 
 
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def checkpoint_step(results: Path) -> int:
