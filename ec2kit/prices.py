@@ -87,15 +87,8 @@ def on_demand_prices(family: str, region: str, *, endpoint_url: str | None = Non
 
             session = boto3.Session(**(credentials or {}))
         client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
-        entries: list[str] = []
-        kwargs: dict[str, Any] = {"ServiceCode": "AmazonEC2", "Filters": pricing_filters(family, region),
-                                  "FormatVersion": "aws_v1", "MaxResults": 100}
-        while True:
-            page = client.get_products(**kwargs)
-            entries += page.get("PriceList", [])
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+        entries: list[str] = list(_paged(client.get_products, "PriceList", ServiceCode="AmazonEC2",
+                                         Filters=pricing_filters(family, region), FormatVersion="aws_v1", MaxResults=100))
     except Ec2kitError:
         raise
     except Exception as err:
@@ -103,6 +96,16 @@ def on_demand_prices(family: str, region: str, *, endpoint_url: str | None = Non
             raise
         raise translate_client_error(err, action=f"look up on-demand prices of {family} in {region}") or err from err
     return parse_price_list(entries, family)
+
+
+def _paged(call: Any, key: str, **kwargs: Any) -> Any:
+    """Yield ``key``'s items from every page of an AWS call that pages with NextToken."""
+    while True:
+        page = call(**kwargs)
+        yield from page.get(key, [])
+        if not page.get("NextToken"):
+            return
+        kwargs["NextToken"] = page["NextToken"]
 
 
 def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
@@ -113,18 +116,13 @@ def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
         if not types:
             return {}
         latest: dict[tuple[str, str], tuple[Any, float]] = {}
-        kwargs: dict[str, Any] = {"InstanceTypes": types, "ProductDescriptions": [LINUX],
-                                  "StartTime": datetime.now(timezone.utc)}
-        while True:
-            page = cloud.ec2.describe_spot_price_history(**kwargs)
-            for rec in page.get("SpotPriceHistory", []):
-                key = (rec["InstanceType"], rec["AvailabilityZone"])
-                stamp = rec.get("Timestamp")
-                if key not in latest or (stamp and latest[key][0] and stamp > latest[key][0]):
-                    latest[key] = (stamp, float(rec["SpotPrice"]))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+        history = _paged(cloud.ec2.describe_spot_price_history, "SpotPriceHistory", InstanceTypes=types,
+                         ProductDescriptions=[LINUX], StartTime=datetime.now(timezone.utc))
+        for rec in history:
+            key = (rec["InstanceType"], rec["AvailabilityZone"])
+            stamp = rec.get("Timestamp")
+            if key not in latest or (stamp and latest[key][0] and stamp > latest[key][0]):
+                latest[key] = (stamp, float(rec["SpotPrice"]))
     except Ec2kitError:
         raise
     except Exception as err:
