@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_for
 
 from ec2kit.spotrun.commands import parse_poll, poll_command, render_wrapper, start_command
 
@@ -79,14 +80,6 @@ def start(host, key, tmp_path, imds, run, script_text, **wrapper_opts) -> Path:
     return d
 
 
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def status(d: Path) -> dict:
