@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .errors import (
@@ -169,6 +170,19 @@ def _snapshot(raw: dict) -> Snapshot:
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": str(v)} for k, v in tags.items()]
+
+
+def _polls(timeout: float, *, first: float = 0.2, factor: float = 2.0, cap: float = 5.0) -> Iterator[float]:
+    """Yield the seconds elapsed, sleeping with capped exponential backoff in between, until ``timeout``.
+
+    Every bounded wait in this module is ``for elapsed in _polls(...)``, then
+    ``raise TimedOut`` after the loop.
+    """
+    started, delay = time.monotonic(), first
+    while (elapsed := time.monotonic() - started) <= timeout:
+        yield elapsed
+        time.sleep(delay)
+        delay = min(delay * factor, cap)
 
 
 def _filters(**values: Any) -> list[dict]:
@@ -426,22 +440,17 @@ class Cloud:
     def wait(self, instance: Instance | str, state: str, *, progress: Progress | None = None, timeout: float = 900) -> Instance:
         """Poll until the instance reaches ``state``; ``progress("base: pending (12 s)")`` on each poll."""
         inst = instance if isinstance(instance, Instance) else self.instance(instance, states=list(LIVE_STATES) + ["terminated"])
-        started, delay = time.monotonic(), 0.2
-        while True:
+        for elapsed in _polls(timeout):
             inst = self._refresh(inst)
-            elapsed = time.monotonic() - started
             if inst.state == state:
                 return inst
             if state in ("running", "stopped") and inst.state in ("terminated", "shutting-down"):
                 reason = inst.raw.get("StateReason", {}).get("Message", "")
                 raise WrongState(f"Instance {inst.label} is {inst.state} while waiting for it to be {state}. {reason}".strip())
-            if elapsed > timeout:
-                raise TimedOut(f"Instance {inst.label} is still {inst.state} after {elapsed:.0f} s (waiting for {state}).",
-                               hint="Check it in the AWS console; it may still get there.")
             if progress:
                 progress(f"instance {inst.name or inst.id}: {inst.state} ({elapsed:.0f} s)")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        raise TimedOut(f"Instance {inst.label} is still {inst.state} after {timeout:.0f} s (waiting for {state}).",
+                       hint="Check it in the AWS console; it may still get there.")
 
     # -- images ------------------------------------------------------------------
     @_translated("list images")
@@ -747,24 +756,19 @@ class Cloud:
         return self.wait(instance_id, "running", progress=progress)
 
     def _wait_spot(self, request_id: str, progress: Progress | None, timeout: float = 600) -> str:
-        started, delay = time.monotonic(), 0.2
-        while True:
+        for elapsed in _polls(timeout):
             req = self.ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[request_id])["SpotInstanceRequests"][0]
             status = req.get("Status", {})
             if req.get("InstanceId"):
                 return req["InstanceId"]
-            elapsed = time.monotonic() - started
             if req.get("State") in ("cancelled", "failed", "closed") or status.get("Code") in (
                     "price-too-low", "capacity-not-available", "bad-parameters", "system-error"):
                 raise AwsError(f"Spot request {request_id} was not fulfilled: {status.get('Code')}: {status.get('Message', '')}",
                                code=status.get("Code", ""), hint="Try another instance type or zone, raise --max-price, or launch on demand.")
-            if elapsed > timeout:
-                raise TimedOut(f"Spot request {request_id} is still {status.get('Code', req.get('State'))} after {elapsed:.0f} s.",
-                               hint="Try another instance type or zone, or launch on demand.")
             if progress:
                 progress(f"spot request {request_id}: {status.get('Code', req.get('State'))} ({elapsed:.0f} s)")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        raise TimedOut(f"Spot request {request_id} is still {status.get('Code', req.get('State'))} after {timeout:.0f} s.",
+                       hint="Try another instance type or zone, or launch on demand.")
 
     def _cleanup_launch(self, token: str) -> list[str]:
         """After a failed or interrupted launch: cancel its spot request, terminate its instance.
@@ -909,23 +913,18 @@ class Cloud:
     @_translated("wait for image {0}")
     def wait_image(self, image_id: str, *, progress: Progress | None = None, timeout: float = 3600) -> Image:
         """Poll until the image is available; ``progress("image base: pending (42 s)")``."""
-        started, delay = time.monotonic(), 1.0
-        while True:
+        for elapsed in _polls(timeout, first=1.0, factor=1.5, cap=15.0):
             raw = self.ec2.describe_images(ImageIds=[image_id]).get("Images", [])
             image = _image(raw[0]) if raw else None
-            elapsed = time.monotonic() - started
             if image and image.state == "available":
                 return image
             if image and image.state in ("failed", "invalid", "deregistered", "error"):
                 reason = image.raw.get("StateReason", {}).get("Message", "")
                 raise AwsError(f"Image {image.name} ({image_id}) is {image.state}. {reason}".strip(), code=image.state)
-            if elapsed > timeout:
-                raise TimedOut(f"Image {image_id} is still pending after {elapsed:.0f} s.",
-                               hint="It may still complete; check with `inv images`.")
             if progress:
                 progress(f"image {image.name if image else image_id}: {image.state if image else 'pending'} ({elapsed:.0f} s)")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 15.0)
+        raise TimedOut(f"Image {image_id} is still pending after {timeout:.0f} s.",
+                       hint="It may still complete; check with `inv images`.")
 
     @_translated("delete image {0}")
     def delete_image(self, name_or_id: str) -> None:
@@ -973,20 +972,15 @@ class Cloud:
 
     def _wait_volume(self, volume_id: str, state: str, progress: Progress | None, timeout: float = 600) -> Volume:
         """Poll until the volume is in ``state`` ("available", "in-use") or its attachment is "attached"."""
-        started, delay = time.monotonic(), 0.2
-        while True:
+        for elapsed in _polls(timeout):
             vol = _volume(self.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
-            elapsed = time.monotonic() - started
             if vol.state == state or (state == "attached" and vol.attachment_state == "attached"):
                 return vol
             if vol.state == "error":
                 raise AwsError(f"Volume {vol.name or vol.id} is in state error.", code="error")
-            if elapsed > timeout:
-                raise TimedOut(f"Volume {vol.name or vol.id} is still {vol.state} after {elapsed:.0f} s (waiting for {state}).")
             if progress:
                 progress(f"volume {vol.name or vol.id}: {vol.state} ({elapsed:.0f} s)")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        raise TimedOut(f"Volume {vol.name or vol.id} is still {vol.state} after {timeout:.0f} s (waiting for {state}).")
 
     @_translated("attach volume {0}")
     def attach_volume(self, volume: str | Volume, instance: str | Instance, device: str = "/dev/sdf",
@@ -1054,19 +1048,16 @@ class Cloud:
             snap.name = snap_name
         if not wait:
             return snap
-        started, delay = time.monotonic(), 1.0
-        while snap.state != "completed":
-            elapsed = time.monotonic() - started
+        for attempt, elapsed in enumerate(_polls(timeout, first=1.0, factor=1.5, cap=15.0)):
+            if attempt:
+                snap = _snapshot(self.ec2.describe_snapshots(SnapshotIds=[snap.id])["Snapshots"][0])
+            if snap.state == "completed":
+                return snap
             if snap.state == "error":
                 raise AwsError(f"Snapshot {snap_name} ({snap.id}) failed.", code="error")
-            if elapsed > timeout:
-                raise TimedOut(f"Snapshot {snap_name} is still {snap.state} after {elapsed:.0f} s.")
             if progress:
                 progress(f"snapshot {snap_name}: {snap.state} {snap.progress} ({elapsed:.0f} s)")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 15.0)
-            snap = _snapshot(self.ec2.describe_snapshots(SnapshotIds=[snap.id])["Snapshots"][0])
-        return snap
+        raise TimedOut(f"Snapshot {snap_name} is still {snap.state} after {timeout:.0f} s.")
 
     @_translated("delete snapshot {0}")
     def delete_snapshot(self, name_or_id: str) -> None:
