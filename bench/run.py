@@ -159,12 +159,18 @@ class Invocation:
     cwd: Path = JOB
 
 
-def prepare_ec2kit(workdir: Path, hosts: Hosts, job_vars: Path) -> Invocation:
-    """ADAPTER (ec2kit): run bench/ec2kit_job.py, a whole process driving the recipe engine."""
-    hosts_file = workdir / "ec2kit-hosts.json"
+def prepare_ec2kit(workdir: Path, hosts: Hosts, job_vars: Path, variant: str = "ec2kit", env: dict | None = None) -> Invocation:
+    """ADAPTER (ec2kit): run bench/ec2kit_job.py, a whole process driving the recipe engine.
+
+    ``env`` picks the SSH path: the default is what `inv provision` does (the OpenSSH client,
+    connections shared for 60 s); EC2KIT_SSH_PERSIST=0 opens a new connection per run;
+    EC2KIT_SSH=paramiko is the fallback used when no ssh client is installed.
+    """
+    hosts_file = workdir / f"{variant}-{len(hosts.servers)}-hosts.json"
     hosts_file.write_text(json.dumps(hosts.as_json()))
-    argv = [sys.executable, str(BENCH / "ec2kit_job.py"), str(JOB / "recipe.toml"), str(hosts_file), "--known-hosts", str(workdir / "known_hosts_ec2kit")]
-    return Invocation(argv, {"PYTHONPATH": str(ROOT)}, ROOT)
+    argv = [sys.executable, str(BENCH / "ec2kit_job.py"), str(JOB / "recipe.toml"), str(hosts_file),
+            "--known-hosts", str(workdir / f"known_hosts_{variant}")]
+    return Invocation(argv, {"PYTHONPATH": str(ROOT), "EC2KIT_SSH": "openssh", "EC2KIT_SSH_PERSIST": "60", **(env or {})}, ROOT)
 
 
 def prepare_pyinfra(workdir: Path, hosts: Hosts, job_vars: Path) -> Invocation:
@@ -217,11 +223,13 @@ def prepare_ansible(workdir: Path, hosts: Hosts, job_vars: Path, pipelining: boo
 
 TOOLS = {
     "ec2kit": prepare_ec2kit,
+    "ec2kit-fresh": lambda w, h, v: prepare_ec2kit(w, h, v, "ec2kit-fresh", {"EC2KIT_SSH_PERSIST": "0"}),
+    "ec2kit-paramiko": lambda w, h, v: prepare_ec2kit(w, h, v, "ec2kit-paramiko", {"EC2KIT_SSH": "paramiko"}),
     "pyinfra": prepare_pyinfra,
     "ansible": lambda w, h, v: prepare_ansible(w, h, v, pipelining=True),
     "ansible-nopipe": lambda w, h, v: prepare_ansible(w, h, v, pipelining=False),
 }
-LABELS = {"ec2kit": "ec2kit", "pyinfra": "pyinfra", "ansible": "Ansible (pipelining on)", "ansible-nopipe": "Ansible (pipelining off)"}
+LABELS = {"ec2kit": "ec2kit", "ec2kit-fresh": "ec2kit, new connection per run", "ec2kit-paramiko": "ec2kit over paramiko", "pyinfra": "pyinfra", "ansible": "Ansible (pipelining on)", "ansible-nopipe": "Ansible (pipelining off)"}
 
 
 class RunFailed(Exception):
@@ -446,7 +454,11 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
             lines.append(f"- no-op rerun ≥ {goal}× faster than {LABELS[tool]}: {x:.1f}× — {'PASS' if x >= goal else 'FAIL'}")
         else:
             lines.append(f"- no-op rerun ≥ {goal}× faster than {LABELS[tool]}: not measured")
-    ec_all = [r for r in results if r.tool == "ec2kit" and not r.error]
+        for variant in ("ec2kit-fresh", "ec2kit-paramiko"):
+            other = next((r for r in results if r.tool == variant and r.hosts == 8 and not r.error), None)
+            if other and peer and other.noop_median:
+                lines.append(f"  - {LABELS[variant]}: {peer.noop_median / other.noop_median:.1f}× (for comparison)")
+    ec_all = [r for r in results if r.tool.startswith("ec2kit") and not r.error]
     if ec_all:
         worst = max(max(r.first_sessions.get("exec_max", 0), r.noop_sessions.get("exec_max", 0)) for r in ec_all)
         lines.append(f"- ≤ 2 exec channels per host for the whole recipe (any host count, first or no-op): max {worst:g} — {'PASS' if worst <= 2 else 'FAIL'}")
@@ -479,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", default="1,8", help="host counts, comma-separated (default 1,8)")
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"tools, comma-separated (default {','.join(TOOLS)})")
-    ap.add_argument("--reps", type=int, default=5, help="no-op reruns for ec2kit and pyinfra (default 5)")
+    ap.add_argument("--reps", type=int, default=5, help="no-op reruns for ec2kit (each variant) and pyinfra (default 5)")
     ap.add_argument("--ansible-reps", type=int, default=1, help="no-op reruns for Ansible (default 1: 10-100 s each here)")
     ap.add_argument("--out", type=Path, default=RESULTS / "latest", help="report path without suffix (.md and .json are written)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, hosts) for inspection")
@@ -488,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
         ap.error(f"unknown tool(s) {unknown}; choose from {list(TOOLS)}")
-    if any(t != "ec2kit" for t in tools) and not (PEERS / "bin" / "pyinfra").exists():
+    if any(not t.startswith("ec2kit") for t in tools) and not (PEERS / "bin" / "pyinfra").exists():
         print("bench/.peers/ is missing: run `bash bench/setup.sh` first.", file=sys.stderr)
         return 2
 

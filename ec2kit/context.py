@@ -14,6 +14,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .cloud import Cloud, Instance
+    from .openssh import OpenSshHost
     from .remote import Host, SshTarget
     from .sandbox import SandboxInfo
 
@@ -40,6 +41,7 @@ class Context:
         self._cloud: Cloud | None = None
         self._sandbox: SandboxInfo | None = None
         self._hosts: dict[str, Host] = {}
+        self._shells: dict[str, OpenSshHost] = {}
         self._lock = threading.RLock()
 
     # -- the cloud -----------------------------------------------------------------
@@ -107,10 +109,28 @@ class Context:
                 host = self._hosts[inst.id] = Host(self.cloud.ssh_target(inst))
             return host
 
+    def shell(self, name_or_id: str | Instance) -> Host | OpenSshHost:
+        """Where a recipe's shell batches run: the OpenSSH client with shared connections
+        (no paramiko import, no handshake on reuse), or :meth:`host` when ``ssh`` is not
+        installed or ``EC2KIT_SSH=paramiko``."""
+        from . import openssh
+
+        if not openssh.preferred():
+            return self.host(name_or_id)
+        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
+        with self._lock:
+            shell = self._shells.get(inst.id)
+            if shell is None:
+                shell = self._shells[inst.id] = openssh.OpenSshHost(self.cloud.ssh_target(inst))
+            return shell
+
     def forget_host(self, instance_id: str) -> None:
         """Close and drop a cached connection (the instance went away)."""
         with self._lock:
             host = self._hosts.pop(instance_id, None)
+            shell = self._shells.pop(instance_id, None)
+        if shell is not None:
+            shell.disconnect()
         if host is not None:
             host.close()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ec2kit.errors import RemoteError
+from ec2kit.openssh import OpenSshHost
 from ec2kit.recipe import CollectingReporter, load_recipe, register_task, run_recipe, run_steps_on_host
 from ec2kit.remote import Host, SshTarget
 
@@ -126,29 +127,30 @@ _count = iter(range(1000))
 
 @pytest.fixture
 def make_host(sshd_factory, user_key, tmp_path):
-    """``sshd, host = make_host("web1")``: a fresh sshd with a clean home and a connected Host."""
-    opened: list[Host] = []
+    """``sshd, host = make_host("web1")``: a fresh sshd with a clean home and the host object recipes use
+    (the OpenSSH client, as Context.shell gives; ``client="paramiko"`` for the fallback)."""
+    opened: list = []
 
-    def make(name: str):
+    def make(name: str, client: str = "openssh"):
         sshd = sshd_factory(f"{name}-{next(_count)}")
         target = SshTarget(host="127.0.0.1", port=sshd.port, user=sshd.user, key_file=user_key,
                            alias=f"i-{name}-{sshd.port}", known_hosts=tmp_path / "known_hosts", name=name)
-        host = Host(target)
+        host = OpenSshHost(target) if client == "openssh" else Host(target)
         opened.append(host)
         return sshd, host
 
     yield make
     for h in opened:
-        h.close()
+        h.disconnect() if isinstance(h, OpenSshHost) else h.close()
 
 
 class LoopbackHosts:
-    """The part of ec2kit.context.Context that run_recipe uses: ``host(name)`` → a real Host."""
+    """The part of ec2kit.context.Context that run_recipe uses: ``shell(name)`` → a real host object."""
 
-    def __init__(self, hosts: dict[str, Host]) -> None:
+    def __init__(self, hosts: dict) -> None:
         self.hosts = hosts
 
-    def host(self, name: str) -> Host:
+    def shell(self, name: str):
         return self.hosts[name]
 
 
@@ -156,8 +158,9 @@ def _mtimes(home: Path) -> dict[str, float]:
     return {str(p.relative_to(home)): p.stat().st_mtime_ns for p in home.rglob("*")}
 
 
-def test_second_run_of_twenty_steps_changes_nothing_with_two_exec_channels(project, make_host):
-    sshd, host = make_host("web1")
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_second_run_of_twenty_steps_changes_nothing_with_two_exec_channels(project, make_host, client):
+    sshd, host = make_host("web1", client)
     recipe = load_recipe(str(project / "recipes" / "twenty.toml"))
     assert len(recipe.steps) == 20
 
@@ -276,7 +279,7 @@ def test_many_hosts_run_in_parallel_and_one_failure_does_not_stop_the_others(mak
     assert report.hosts["web1"].recap == {"ok": 0, "changed": 2, "skipped": 0, "failed": 0}
     assert report.hosts["web3"].failure.startswith("Recipe many, step 1 'ready' failed on web3 with exit code 1.")
     assert report.hosts["web4"].failure.startswith("Recipe many, step 1 'ready' could not run on web4: Cannot connect to web4")
-    assert isinstance(hosts["web4"], Host) and "connection refused" in report.hosts["web4"].failure
+    assert "connection refused" in report.hosts["web4"].failure
     assert "2 of 4 hosts failed: web3, web4." in reporter.text
     for name in ("web1", "web2", "web3", "web4"):
         assert f"[{name}] recap:" in reporter.text

@@ -18,8 +18,10 @@ class CloudOnly:
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
 
-    def host(self, name: str):
+    def shell(self, name: str):
         raise AssertionError(f"an AWS-only recipe must not connect to {name}")
+
+    host = shell
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from .steps import PlanContext, PlannedStep, plan_step
 
 if TYPE_CHECKING:
     from ..context import Context
+    from ..openssh import OpenSshHost
     from ..remote import Host
 
 
@@ -84,7 +85,7 @@ class HostRun:
     reporter: Any = None
     masker: Masker = field(default_factory=Masker)
     ctx: "Context | None" = None
-    host: "Host | None" = None
+    host: "Host | OpenSshHost | None" = None
     target: str | None = None
     report: HostReport = field(init=False)
 
@@ -110,14 +111,14 @@ class HostRun:
             data.update(name=self.host.name, id=self.host.target.alias, user=self.host.target.user)
         return _HostVars(data, self._get_host)
 
-    def _get_host(self) -> "Host":
+    def _get_host(self) -> "Host | OpenSshHost":
         if self.host is None:
             if not self.target:
                 raise RecipeError("A shell step needs a host, but this recipe runs on none.",
                                   hint="Pass a host name, or launch one first (a step with task = \"launch\").")
             if self.ctx is None:
                 raise RecipeError(f"Cannot reach '{self.target}': no Context to resolve the instance.")
-            self.host = self.ctx.host(self.target)
+            self.host = self.ctx.shell(self.target)
         return self.host
 
     # -- running
@@ -335,7 +336,7 @@ def _describe_outputs(out: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def run_steps_on_host(host: "Host", steps: list[Step], vars: dict[str, Any] | None = None, check: bool = False, *,
+def run_steps_on_host(host: "Host | OpenSshHost", steps: list[Step], vars: dict[str, Any] | None = None, check: bool = False, *,
                       recipe: Recipe | None = None, reporter: Reporter | None = None, secrets: set[str] | None = None,
                       ctx: "Context | None" = None) -> HostReport:
     """Run steps on one connected Host (no AWS needed); returns its HostReport (never raises for step failures)."""

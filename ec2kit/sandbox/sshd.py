@@ -196,6 +196,12 @@ class SshdHost:
                 continue
         return killed
 
+    def connections(self) -> int:
+        """How many SSH connections sshd has authenticated (its 'Accepted publickey' log lines)."""
+        if not self.log_file.exists():
+            return 0
+        return sum(1 for line in self.log_file.read_text(errors="replace").splitlines() if line.startswith("Accepted publickey"))
+
     def exec_channels(self) -> int:
         """How many SSH sessions sshd has opened (counts 'session' channel opens in its log)."""
         if not self.log_file.exists():

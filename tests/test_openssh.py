@@ -1,0 +1,283 @@
+"""ec2kit.openssh: recipe commands through the system ssh client, against real sshd hosts on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ec2kit import openssh
+from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
+from ec2kit.openssh import OpenSshHost, control_path, exec_argv, ssh_failure
+from ec2kit.remote import Host, SshTarget, pinned_keys
+from ec2kit.sandbox.sshd import SshdHost, free_port
+
+_aliases = iter(range(10_000))
+
+
+def target_for(sshd: SshdHost, key: Path, known_hosts: Path, alias: str | None = None, name: str = "web") -> SshTarget:
+    return SshTarget("127.0.0.1", sshd.port, sshd.user, key, alias or f"i-{next(_aliases)}", known_hosts, name)
+
+
+@pytest.fixture
+def known_hosts(tmp_path) -> Path:
+    path = tmp_path / "ec2kit" / "known_hosts"
+    path.parent.mkdir()
+    return path
+
+
+@pytest.fixture
+def shell(sshd_host, user_key, known_hosts):
+    h = OpenSshHost(target_for(sshd_host, user_key, known_hosts, alias="i-0abc"))
+    yield h
+    h.disconnect()
+
+
+@pytest.fixture(scope="module")
+def other_sshd(sshd_factory) -> SshdHost:
+    """A second machine: same user and key, a different host key."""
+    return sshd_factory("openssh-other")
+
+
+# --------------------------------------------------------------------------- pure builders
+
+SAMPLE = SshTarget("10.0.0.5", 22, "ubuntu", Path("/k/my keys/ec2kit"), "i-0123", Path("/h/known_hosts"), "base")
+
+
+def test_exec_argv_pins_by_alias_ignores_user_config_and_shares_the_connection():
+    argv = exec_argv(SAMPLE, "echo hi", control=Path("/tmp/cm/abc"), persist=60)
+    assert argv[:4] == ["ssh", "-F", "none", "-T"] and argv[-3:] == ["--", "10.0.0.5", "echo hi"]
+    opts = {argv[i + 1] for i, a in enumerate(argv) if a == "-o"}
+    assert {"HostKeyAlias=i-0123", "UserKnownHostsFile=/h/known_hosts", "StrictHostKeyChecking=accept-new",
+            "BatchMode=yes", "ControlMaster=auto", "ControlPath=/tmp/cm/abc", "ControlPersist=60"} <= opts
+    assert ["-i", "/k/my keys/ec2kit"] == argv[argv.index("-i"):argv.index("-i") + 2]
+    assert ["-l", "ubuntu"] == argv[argv.index("-l"):argv.index("-l") + 2]
+
+
+def test_exec_argv_without_sharing_turns_multiplexing_off():
+    argv = exec_argv(SAMPLE, "true", control=Path("/tmp/cm/abc"), persist=0)
+    assert "ControlPath=none" in argv and "ControlMaster=no" in argv and not any("Persist" in a for a in argv)
+
+
+def test_exec_argv_quotes_option_values_with_spaces():
+    target = SshTarget("h", 22, "u", Path("/k"), "i-1", Path("/my home/known_hosts"))
+    assert 'UserKnownHostsFile="/my home/known_hosts"' in exec_argv(target, "true")
+
+
+def test_control_path_is_short_and_distinct_per_instance():
+    d = Path("/tmp/ec2kit-ssh-0")
+    a = control_path(SAMPLE, d)
+    b = control_path(SshTarget("10.0.0.5", 22, "ubuntu", SAMPLE.key_file, "i-0999", SAMPLE.known_hosts), d)
+    assert a != b and a.parent == d and len(str(a)) + 17 < 104  # ssh adds a 17-char suffix while binding
+    assert control_path(SAMPLE, d) == a
+
+
+@pytest.mark.parametrize("stderr, kind, expected", [
+    ("ssh: connect to host 10.0.0.5 port 22: Connection refused\r\n", RemoteError, "connection refused"),
+    ("ssh: connect to host 10.0.0.5 port 22: Connection timed out\r\n", RemoteError, "security group"),
+    ("ssh: Could not resolve hostname nowhere: Name or service not known\r\n", RemoteError, "cannot resolve 'nowhere'"),
+    ("ubuntu@10.0.0.5: Permission denied (publickey).\r\n", RemoteError, "with key /k/my keys/ec2kit failed"),
+    ("kex_exchange_identification: read: Connection reset by peer\r\n", RemoteError, "handshake failed"),
+    ("Connection to 10.0.0.5 closed by remote host.\r\n", RemoteError, "closed while running"),
+    ("@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@\n"
+     "The fingerprint for the ED25519 key sent by the remote host is\nSHA256:abcDEF123.\n"
+     "Host key verification failed.\r\n", HostKeyMismatch, "presented host key ED25519 SHA256:abcDEF123, but"),
+    ("mux_client_request_session: session request failed: Session open refused by peer\r\n", RemoteError,
+     "EC2KIT_SSH_PERSIST=0"),
+])  # fmt: skip
+def test_ssh_failure_names_what_went_wrong(stderr, kind, expected):
+    err = ssh_failure(stderr, SAMPLE)
+    assert type(err) is kind and expected in str(err), str(err)
+    assert "base" in str(err)
+
+
+def test_ssh_failure_leaves_a_remote_exit_255_to_the_command():
+    assert ssh_failure("my tool: fatal error\n", SAMPLE) is None
+    assert ssh_failure("", SAMPLE) is None
+
+
+def test_bad_settings_are_config_errors(monkeypatch):
+    monkeypatch.setenv("EC2KIT_SSH", "putty")
+    with pytest.raises(ConfigError, match="EC2KIT_SSH='putty'"):
+        openssh.preferred()
+    monkeypatch.setenv("EC2KIT_SSH", "paramiko")
+    assert openssh.preferred() is False
+    monkeypatch.setenv("EC2KIT_SSH_PERSIST", "soon")
+    with pytest.raises(ConfigError, match="EC2KIT_SSH_PERSIST"):
+        openssh.persist_seconds()
+
+
+def test_control_dir_is_private(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    d = openssh.control_dir()
+    assert d is not None and oct(d.stat().st_mode & 0o777) == "0o700"
+    d.chmod(0o777)
+    assert openssh.control_dir() is None  # open to others: never put a connection socket there
+
+
+# --------------------------------------------------------------------------- running commands
+
+
+def test_run_returns_output_and_exit_code(shell):
+    result = shell.run("echo out; echo err >&2; exit 3", check=False)
+    assert (result.stdout, result.stderr, result.exit_code, result.ok) == ("out\n", "err\n", 3, False)
+    assert shell.run("true").ok
+
+
+def test_a_command_exiting_255_is_not_a_connection_error(shell):
+    result = shell.run("echo partial; exit 255", check=False)
+    assert (result.exit_code, result.stdout) == (255, "partial\n")
+
+
+def test_failed_command_raises_unexpected_exit_with_command_code_and_output_tail(shell):
+    with pytest.raises(UnexpectedExit) as info:
+        shell.run("for i in $(seq 1 30); do echo line$i; done; exit 7")
+    err = info.value
+    assert (err.exit_code, err.host) == (7, "web") and "line30" in str(err) and "line5\n" not in str(err)
+
+
+def test_env_cwd_and_home(shell, sshd_host):
+    (sshd_host.home / "work dir").mkdir(exist_ok=True)
+    result = shell.run('echo "$GREETING" && pwd', env={"GREETING": "hello 'world'"}, cwd="~/work dir")
+    assert result.stdout == f"hello 'world'\n{sshd_host.home}/work dir\n"
+    assert shell.home == str(sshd_host.home) and shell.expand("~/a") == f"{sshd_host.home}/a"
+    assert shell.run("pwd").stdout == f"{sshd_host.home}\n"  # every command starts in $HOME
+
+
+def test_five_megabytes_of_stdin_reach_the_command_intact(shell):
+    data = os.urandom(5 * 1024 * 1024)
+    assert shell.run("sha256sum", stdin=data).stdout.split()[0] == hashlib.sha256(data).hexdigest()
+
+
+def test_command_that_echoes_large_stdin_does_not_deadlock(shell):
+    data = b"x" * (4 * 1024 * 1024)
+    assert len(shell.run("cat", stdin=data).stdout) == len(data)
+
+
+def test_command_without_stdin_sees_end_of_file(shell):
+    assert shell.run("cat", timeout=5).stdout == ""
+
+
+def test_timeout_stops_waiting_for_a_slow_command(shell):
+    with pytest.raises(TimedOut, match="sleep 5"):
+        shell.run("sleep 5", timeout=0.5)
+    assert shell.run("echo still usable").stdout == "still usable\n"
+
+
+def test_stream_receives_lines_as_they_arrive(shell):
+    lines: list[str] = []
+    result = shell.run("echo a; echo b >&2; printf c", stream=lines.append)
+    assert sorted(lines) == ["a", "b", "c"] and result.stdout == "a\nc"
+
+
+# --------------------------------------------------------------------------- shared connections
+
+
+def test_commands_share_one_connection_across_host_objects(sshd_factory, user_key, known_hosts):
+    sshd = sshd_factory("openssh-mux")
+    target = target_for(sshd, user_key, known_hosts)
+    first = OpenSshHost(target, persist=30)
+    try:
+        for _ in range(3):
+            first.run("true")
+        OpenSshHost(target, persist=30).run("true")  # a later process reaches the same master
+        assert (sshd.connections(), sshd.exec_channels()) == (1, 4)
+    finally:
+        first.disconnect()
+    OpenSshHost(target, persist=30).run("true")
+    assert sshd.connections() == 2  # disconnect() really closed it
+    OpenSshHost(target, persist=30).disconnect()
+
+
+def test_without_sharing_each_command_is_its_own_connection(sshd_factory, user_key, known_hosts):
+    sshd = sshd_factory("openssh-nomux")
+    shell = OpenSshHost(target_for(sshd, user_key, known_hosts), persist=0)
+    shell.run("true")
+    shell.run("true")
+    assert sshd.connections() == 2
+
+
+def test_a_stale_control_socket_is_replaced(sshd_factory, user_key, known_hosts):
+    sshd = sshd_factory("openssh-stale")
+    shell = OpenSshHost(target_for(sshd, user_key, known_hosts), persist=30)
+    sock = control_path(shell.target, openssh.control_dir())
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock))  # a socket file nobody listens on, as a killed master leaves behind
+    s.close()
+    try:
+        assert shell.run("echo fresh").stdout == "fresh\n"
+    finally:
+        shell.disconnect()
+
+
+def test_the_shared_connection_ends_when_the_host_goes_away(sshd_factory, user_key, known_hosts):
+    sshd = sshd_factory("openssh-gone")
+    shell = OpenSshHost(target_for(sshd, user_key, known_hosts, name="gone"), persist=30)
+    shell.run("true")
+    sshd.stop()
+    with pytest.raises(RemoteError, match="connection refused"):
+        shell.run("true")
+
+
+# --------------------------------------------------------------------------- host keys and failures
+
+
+def test_first_contact_pins_the_key_in_the_format_the_paramiko_host_reads(shell, sshd_host, known_hosts):
+    shell.run("true")
+    assert known_hosts.read_text().strip() == f"i-0abc {sshd_host.host_public_key().rsplit(' ', 1)[0]}"
+    with Host(shell.target) as host:
+        assert host.run("echo same pin").stdout == "same pin\n"
+    assert set(pinned_keys(known_hosts, "i-0abc")) == {"ssh-ed25519"}
+
+
+def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(
+    shell, other_sshd, user_key, known_hosts
+):
+    shell.run("true")
+    before = other_sshd.exec_channels()
+    impostor = OpenSshHost(target_for(other_sshd, user_key, known_hosts, alias="i-0abc"), persist=0)
+    with pytest.raises(HostKeyMismatch) as info:
+        impostor.run("touch ~/pwned")
+    message = str(info.value)
+    assert "'web' (i-0abc)" in message and "inv forget-host web" in message and message.count("SHA256:") == 2
+    assert other_sshd.exec_channels() == before and not (other_sshd.home / "pwned").exists()
+
+
+def test_closed_port_names_host_and_port(user_key, known_hosts):
+    port = free_port()
+    target = SshTarget("127.0.0.1", port, "ubuntu", user_key, "i-dead", known_hosts, "dead")
+    with pytest.raises(RemoteError) as info:
+        OpenSshHost(target).run("true")
+    assert f"127.0.0.1:{port}" in str(info.value) and "inv start dead" in str(info.value)
+
+
+def test_wrong_key_names_the_key_file(sshd_host, known_hosts, tmp_path):
+    other_key = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
+    with pytest.raises(RemoteError, match="authentication") as info:
+        OpenSshHost(target_for(sshd_host, other_key, known_hosts)).run("true")
+    assert str(other_key) in str(info.value)
+
+
+def test_missing_key_file_is_named_before_dialing(sshd_host, known_hosts, tmp_path):
+    with pytest.raises(RemoteError, match="does not exist") as info:
+        OpenSshHost(target_for(sshd_host, tmp_path / "nokey", known_hosts)).run("true")
+    assert str(tmp_path / "nokey") in str(info.value)
+
+
+def test_pinned_fingerprints_reads_plain_and_hashed_pins(sshd_host, tmp_path):
+    public = sshd_host.host_public_key().split()
+    kh = tmp_path / "kh"
+    kh.write_text(f"# comment\ni-plain {public[0]} {public[1]}\ni-hashed {public[0]} {public[1]}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(kh)], check=True, capture_output=True)
+    assert "i-hashed" not in kh.read_text()
+    expected = subprocess.run(["ssh-keygen", "-lf", "-"], input=" ".join(public[:2]), capture_output=True,
+                              text=True, check=True).stdout.split()[1]
+    for alias in ("i-plain", "i-hashed"):
+        assert openssh.pinned_fingerprints(kh, alias) == [f"{public[0]} {expected}"]
+    assert openssh.pinned_fingerprints(kh, "i-other") == []
