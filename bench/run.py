@@ -412,6 +412,11 @@ def fmt_s(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
+def n_(x: float) -> str:
+    """A per-run count: whole numbers as such, averages to two decimals."""
+    return f"{round(x, 2):g}"
+
+
 def ratio(x: float | None, ref: float | None) -> str:
     return "—" if x is None or not ref else f"{x / ref:.1f}×"
 
@@ -443,7 +448,7 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
             ref_t = ref.get((r.hosts, "first" if phase == "first" else "noop"))
             lines.append(
                 f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({n}) | {ratio(t, ref_t)} "
-                f"| {ses.get('exec', 0):g} ({ses.get('exec_max', 0):g}) | {ses.get('sftp', 0):g} | {ses.get('conns', 0):g} | {state} |"
+                f"| {n_(ses.get('exec', 0))} ({n_(ses.get('exec_max', 0))}) | {n_(ses.get('sftp', 0))} | {n_(ses.get('conns', 0))} | {state} |"
             )
     lines += ["", "## Goals (8 hosts)", ""]
     ec = next((r for r in results if r.tool == "ec2kit" and r.hosts == 8 and not r.error), None)

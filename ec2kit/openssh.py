@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .errors import ConfigError, Ec2kitError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
-from .remote import Result, SshTarget, wrap_command
+from .remote import Result, SshTarget, ensure_known_hosts, wrap_command
 
 #: Seconds an idle ControlMaster stays up (``EC2KIT_SSH_PERSIST``; 0 turns multiplexing off).
 DEFAULT_PERSIST = 60
@@ -256,6 +256,7 @@ class OpenSshHost:
         self.persist = persist_seconds() if persist is None else persist
         self._control = control_dir() if self.persist > 0 else None
         self._home: str | None = None
+        self._pins_ready = False
 
     def __repr__(self) -> str:
         return f"OpenSshHost({self.name!r}, {self.address})"
@@ -310,6 +311,9 @@ class OpenSshHost:
         if not Path(self.target.key_file).exists():
             raise RemoteError(f"Cannot connect to {self.name} ({self.address}): the private key "
                               f"{self.target.key_file} does not exist.", hint="Check EC2KIT_HOME / the key name.")
+        if not self._pins_ready:
+            ensure_known_hosts(Path(self.target.known_hosts))  # ssh would not create its directory: no pin saved
+            self._pins_ready = True
         data = stdin.encode() if isinstance(stdin, str) else stdin
         code, out, err = self._exec(self.argv(final), data, timeout, stream, command)
         stderr = err.decode(errors="replace")

@@ -234,7 +234,8 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def _ensure_known_hosts(path: Path) -> None:
+def ensure_known_hosts(path: Path) -> None:
+    """Create the pin file (0600) and its directory (0700) if missing."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
@@ -311,7 +312,7 @@ def _pin(target: SshTarget, key: paramiko.PKey) -> None:
     """Learn ``key`` for ``target.alias`` (first contact), or raise if another key won a race."""
     import fcntl
 
-    _ensure_known_hosts(target.known_hosts)
+    ensure_known_hosts(target.known_hosts)
     with open(target.known_hosts, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         pins = pinned_keys(target.known_hosts, target.alias)

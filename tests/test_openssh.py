@@ -235,6 +235,13 @@ def test_first_contact_pins_the_key_in_the_format_the_paramiko_host_reads(shell,
     assert set(pinned_keys(known_hosts, "i-0abc")) == {"ssh-ed25519"}
 
 
+def test_first_contact_creates_the_pin_file_and_its_directory(sshd_host, user_key, tmp_path):
+    known_hosts = tmp_path / "fresh home" / "known_hosts"
+    OpenSshHost(target_for(sshd_host, user_key, known_hosts, alias="i-new"), persist=0).run("true")
+    assert known_hosts.read_text().startswith("i-new ssh-ed25519 ")
+    assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
+
+
 def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(
     shell, other_sshd, user_key, known_hosts
 ):
