@@ -134,6 +134,23 @@ def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    """['role=web', 'team=ml'] → {'role': 'web', 'team': 'ml'}; Name and ec2kit:/aws: keys are refused."""
+    from ..errors import ConfigError
+
+    tags: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--tag '{pair}' is not KEY=VALUE.", hint="Example: --tag role=web (repeat --tag for more).")
+        if key == "Name" or key.lower().startswith(("ec2kit:", "aws:")):
+            raise ConfigError(f"--tag '{key}' is reserved: the Name tag is the instance's name argument, and "
+                              "ec2kit: and aws: tags are set by ec2kit and AWS.", hint="Pick another key, e.g. role.")
+        tags[key] = value.strip()
+    return tags
+
+
 def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     """['k=v', 'n=3'] → {'k': 'v', 'n': 3} (values parsed as TOML literals when they parse)."""
     from ..errors import ConfigError

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from .. import ui
 from ..context import Context
-from ._common import command, split_list
+from ._common import command, parse_tags, split_list
 
 
 def uptime(launch_time: object, state: str) -> str:
@@ -33,7 +33,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
                    empty="No instances. Launch one with `inv launch NAME`.")
 
 
-@command(help={
+@command(iterable=["tag"], help={
     "name": "Name tag for the new instance (must be unique)",
     "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
     "disk": "root disk size in GB",
@@ -42,17 +42,19 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
     "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
     "zone": "availability zone (default: any)",
     "no_wait": "return once running, without waiting for SSH",
+    "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
     "json": "print the instance as JSON",
 })
 def launch(ctx: Context, name: str, image: str | None = None, disk: int | None = None, type: str = "t3.medium",
            spot: bool = False, max_price: str | None = None, zone: str | None = None, no_wait: bool = False,
-           json: bool = False) -> None:
+           tag: list[str] | None = None, json: bool = False) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     from ..actions import launch as do_launch
 
+    tags = parse_tags(tag)
     with ui.progress(f"Launching {name}") as progress:
         inst = do_launch(ctx, name, wait=not no_wait, progress=progress, image=image, disk=disk, type=type,
-                         spot=spot, max_price=max_price, zone=zone)
+                         spot=spot, max_price=max_price, zone=zone, tags=tags or None)
     _show(inst, json)
 
 

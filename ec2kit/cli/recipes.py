@@ -50,20 +50,26 @@ def recipe(ctx: Context, name: str, on: str = "", set: list[str] | None = None, 
 
 
 @command(iterable=["set"], positional=["hosts"], help={
-    "hosts": "instance names or ids, comma-separated (or use --tag)",
+    "hosts": "instance names or ids, and/or KEY=VALUE to select running instances by tag; comma-separated",
     "recipe": "recipe to run (default: base)",
-    "tag": "select running instances by tag KEY=VALUE instead of names",
     "set": SET_HELP,
     "check": "change nothing: show what would change",
 })
-def provision(ctx: Context, hosts: str | None = None, recipe: str = "base", tag: str | None = None, set: list[str] | None = None,
-              check: bool = False) -> None:
-    """Run a recipe (default: base) on one or many hosts in parallel, with a recap per host."""
-    names = split_list(hosts)
-    if tag:
-        key, _, value = tag.partition("=")
+def provision(ctx: Context, hosts: str, recipe: str = "base", set: list[str] | None = None, check: bool = False) -> None:
+    """Run a recipe (default: base) on many hosts in parallel. Example: inv provision web1,web2 or inv provision role=web"""
+    names: list[str] = []
+    for item in split_list(hosts):
+        if "=" not in item:
+            names.append(item)
+            continue
+        key, _, value = item.partition("=")
         found = ctx.cloud.instances(states=["running"], tags={key: value} if value else {key: None})
-        names += [i.name or i.id for i in found]
+        if not found:
+            from ..errors import Ec2kitError
+
+            raise Ec2kitError(f"No running instance has the tag {key}={value}." if value else
+                              f"No running instance has a tag {key}.", hint="Tag instances at launch (inv launch NAME --tag role=web), or check `inv instances`.")
+        names += [i.name or i.id for i in found if (i.name or i.id) not in names]
     if not names:
-        raise fail("provision needs host names (inv provision web1,web2) or --tag KEY=VALUE that matches running instances.")
+        raise fail("provision needs host names (inv provision web1,web2) or KEY=VALUE tags (inv provision role=web).")
     _run(ctx, recipe, names, set, check, "", "", None)
