@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .errors import AlreadyExists, NotFound
 
-STATES = ("requested", "starting", "running", "succeeded", "failed", "timeout", "interrupted", "recovering", "cancelled")
+STATES = ("requested", "starting", "running", "succeeded", "failed", "timeout", "interrupted", "recovering", "cancelled",
+          "lost")  # lost: a detached run's instance went away before anyone saw how the script ended
 LIVE_STATES = ("requested", "starting", "running", "interrupted", "recovering")
 JSON_FIELDS = ("volumes", "created", "options")
 
@@ -61,8 +62,14 @@ class RunRecord:
 
     @property
     def live(self) -> bool:
-        """Whether the run may still own cloud resources."""
+        """Whether the run's script may still be running (a follower, or the instance, owns it)."""
         return self.state in LIVE_STATES
+
+    @property
+    def awaiting_pull(self) -> bool:
+        """A detached run that ended: its instance holds the results until `inv pull`."""
+        return bool(self.options.get("detach")) and not self.live and self.state != "lost" and \
+            not self.options.get("pulled") and not self.options.get("stopped") and not self.monitor
 
     def hours(self, now: float | None = None) -> float:
         """Instance hours so far, over every attempt."""

@@ -15,7 +15,7 @@ import pytest
 from cli_helpers import wait_for as wait_until
 
 from ec2kit.context import Context
-from ec2kit.spotrun import SpotRunOptions, cleanup, list_runs, pull, spot_run, stop_run
+from ec2kit.spotrun import SpotRunOptions, cleanup, list_runs, pull, refresh, spot_run, stop_run
 from ec2kit.spotrun.lifecycle import RUN_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,6 +222,28 @@ def test_monitor_mode_sends_results_to_the_monitor_and_revokes_the_run_key(ctx, 
         ctx.cloud.terminate(monitor.id)
 
 
+def test_a_detached_monitor_run_pushes_its_last_results_then_powers_off(ctx, sandbox, tmp_path):
+    from ec2kit import actions
+
+    monitor = ctx.cloud.launch("od1-detach", type="t3.micro")
+    try:
+        actions.wait_ssh(ctx, monitor)
+        s = script(tmp_path, 'sleep 2\necho last-words > "$EC2KIT_RESULTS/last.txt"\n')
+        rec = spot_run(ctx, options(tmp_path, s, "mon-detach", monitor="od1-detach", detach=True))
+        assert rec.state == "running"
+        # nobody pulls: the instance pushes the final results to the monitor itself, then goes
+        wait_until(lambda: "instances" not in run_resources(sandbox, "mon-detach"), 60, "self power-off")
+        host = ctx.host(monitor)
+        assert host.run("cat ~/ec2kit-runs/mon-detach/last.txt").stdout == "last-words\n"
+        assert refresh(ctx, list_runs(ctx)).get("mon-detach") is None
+        [record] = [r for r in list_runs(ctx) if r.name == "mon-detach"]
+        assert (record.state, record.exit_code) == ("succeeded", 0)
+        assert "ec2kit-run:mon-detach" not in host.run("cat ~/.ssh/authorized_keys").stdout
+    finally:
+        ctx.forget_host(monitor.id)
+        ctx.cloud.terminate(monitor.id)
+
+
 def test_failed_monitor_push_falls_back_to_pulling_here(ctx, sandbox, tmp_path):
     import threading
 
@@ -315,9 +337,15 @@ def test_detached_run_waits_for_the_final_pull_then_powers_itself_off(ctx, sandb
     rec = spot_run(ctx, options(tmp_path, s, "detach-end", detach=True, snapshot=snap.id))
     assert rec.state == "running"
     instance_id = rec.instance_id
-    # The script ends, but the instance holds the results until someone pulls them.
+    # The script ends, but the instance holds the results until someone pulls them, however long that takes.
     wait_until(lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-end/status", check=False).stdout.count("succeeded"), 30, "script end")
-    time.sleep(2)
+    assert [r.state for r in list_runs(ctx) if r.name == "detach-end"] == ["running"]  # nobody has looked yet
+    notes = refresh(ctx, list_runs(ctx))  # what `inv runs` does
+    assert notes["detach-end"] == "waiting for `inv pull detach-end`"
+    [record] = [r for r in list_runs(ctx) if r.name == "detach-end"]
+    assert (record.state, record.exit_code, record.awaiting_pull) == ("succeeded", 0, True)
+    assert all(l.id != instance_id for l in cleanup(ctx, dry_run=True))  # cleanup leaves it to the pull
+    time.sleep(FAST["pull_wait"] + 2)  # longer than an attached run would wait
     assert ctx.cloud.instance(instance_id).state == "running"
     where = pull(ctx, "detach-end")
     assert (where / "final.txt").read_text() == "final\n"
@@ -326,3 +354,19 @@ def test_detached_run_waits_for_the_final_pull_then_powers_itself_off(ctx, sandb
     wait_until(lambda: "instances" not in run_resources(sandbox, "detach-end"), 30, "self power-off")
     assert run_resources(sandbox, "detach-end") == {}
     assert [r.state for r in list_runs(ctx) if r.name == "detach-end"] == ["succeeded"]
+    assert refresh(ctx, list_runs(ctx)).get("detach-end") is None  # pulled: nothing left to say
+
+
+def test_a_detached_run_whose_instance_vanished_is_shown_lost(ctx, sandbox, tmp_path):
+    from cli_helpers import run_inv
+
+    s = script(tmp_path, "sleep 120\n")
+    rec = spot_run(ctx, options(tmp_path, s, "detach-lost", detach=True))
+    ctx.forget_host(rec.instance_id)
+    ctx.cloud.terminate(rec.instance_id)  # a spot interruption while the laptop was closed
+    shown = run_inv("runs", home=sandbox.settings.home)
+    assert shown.code == 0, shown
+    assert "lost" in shown.out and "spot interruption" in shown.out
+    [record] = [r for r in list_runs(ctx) if r.name == "detach-lost"]
+    assert record.state == "lost" and not record.live and record.ended_at
+    assert run_resources(sandbox, "detach-lost") == {}

@@ -22,7 +22,7 @@ from ._common import command, fail, parse_sets, split_list
     "max_price": "highest hourly spot price you accept",
     "retries": "replace the instance this many times if it is interrupted",
     "monitor": "push results to this always-on instance instead of this machine",
-    "detach": "return once the script has started; the instance shuts itself down at the end",
+    "detach": "return once the script has started; at the end the instance keeps the results until `inv pull RUN` (or pushes them to --monitor), then powers off",
     "keep": "keep the instance after the script ends (you stop or terminate it)",
     "max_hours": "hard limit: the instance powers itself off after this many hours",
     "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
@@ -49,22 +49,34 @@ def spot_run(ctx: Context, script: str, files: str | None = None, name: str | No
         raise fail(f"run {record.name} ended {state}" + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "") + ".", 3)
 
 
-@command(help={"json": "print JSON", "all": "include old finished runs"})
+@command(help={"json": "print JSON", "all": "include finished runs older than a week"})
 def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
-    """List spot runs with state, instance, exit code and cost so far."""
+    """List spot runs with state, instance, exit code and cost so far (detached runs are checked on the spot)."""
+    import time
+
     from .. import spotrun
 
     found = spotrun.list_runs(ctx)
+    if not all:
+        week_ago = time.time() - 7 * 86400
+        found = [r for r in found if r.live or r.awaiting_pull or r.created_at >= week_ago]
+    notes = spotrun.refresh(ctx, found)
     if json:
-        ui.print_json(found)
+        from dataclasses import asdict
+
+        ui.print_json([asdict(r) | {"cost": r.cost, "note": notes.get(r.name) or r.options.get("note")} for r in found])
         return
     rows = [
-        (r.name, r.state, r.instance_type, r.instance_id, r.attempt, r.exit_code, ui.human_duration(r.duration) if hasattr(r, "duration") else "",
-         f"${r.cost:.4f}" if getattr(r, "cost", None) is not None else "", r.results_dir)
+        (r.name, r.state + (f" · {notes[r.name]}" if r.name in notes else ""), r.instance_type, r.instance_id, r.attempt,
+         r.exit_code, ui.human_duration(r.duration) if r.duration is not None else "",
+         f"${r.cost:.4f}" if r.cost is not None else "", r.results_dir)
         for r in found
     ]
     ui.print_table("Runs", ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results"], rows,
                    empty="No runs yet. Start one with `inv spot-run --script train.sh`.")
+    for r in found:
+        if r.state == "lost" and r.options.get("note"):
+            ui.console().print(f"{r.name}: lost: {r.options['note']}.")
 
 
 @command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})

@@ -16,6 +16,6 @@ Modules: ``commands`` (pure shell/wrapper builders), ``follower`` (poll + rsync)
 
 from ..runs import RunRecord
 from .lifecycle import SpotRunOptions, spot_run
-from .manage import Leftover, attach_argv, cleanup, list_runs, logs, pull, stop_run
+from .manage import Leftover, attach_argv, cleanup, list_runs, logs, pull, refresh, stop_run
 
-__all__ = ["Leftover", "RunRecord", "SpotRunOptions", "attach_argv", "cleanup", "list_runs", "logs", "pull", "spot_run", "stop_run"]
+__all__ = ["Leftover", "RunRecord", "SpotRunOptions", "attach_argv", "cleanup", "list_runs", "logs", "pull", "refresh", "spot_run", "stop_run"]

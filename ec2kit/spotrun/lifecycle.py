@@ -55,7 +55,7 @@ class SpotRunOptions:
     poll_interval: float = 1.0           # seconds between status/log polls
     notice_poll: float = 5.0             # the instance's interruption-notice polling (s)
     pull_wait: int = 120                 # how long the instance waits for the final pull
-    detach_pull_wait: int = 3600         # detached: how long a finished instance waits for `inv pull`
+    detach_pull_wait: int = -1           # detached: how long a finished instance waits for `inv pull` (< 0: until it comes)
     out: Callable[[str], None] | None = None      # log lines (default: print)
     say: Callable[[str], None] | None = None      # phase messages (default: ui.info)
 
@@ -504,10 +504,15 @@ def _attempts(run: _Run) -> RunRecord:
         _launch(run, attempt)
         _prepare_and_start(run, attempt)
         if opts.detach:
-            wait_min = opts.detach_pull_wait // 60
-            run.say(f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. "
-                    f"When the script ends the instance waits up to {wait_min} min for `inv pull {rec.name}` "
-                    "(which collects the final results and lets it power off at once), then powers off.")
+            if opts.monitor:
+                ends = f"When the script ends the instance pushes its last results to {opts.monitor}, then powers off."
+            elif opts.detach_pull_wait < 0:
+                ends = (f"When the script ends the instance keeps its results (and keeps billing) until `inv pull {rec.name}` "
+                        f"collects them, then powers off; `inv runs` shows when it is waiting.")
+            else:
+                ends = (f"When the script ends the instance waits up to {opts.detach_pull_wait // 60} min for "
+                        f"`inv pull {rec.name}`, then powers off.")
+            run.say(f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. " + ends)
             return rec
         state = _follow(run)
         status = run.follower.status if run.follower else {}

@@ -34,6 +34,45 @@ def list_runs(ctx: Context) -> list[RunRecord]:
     return Runs(ctx.settings.runs_db).all()
 
 
+def refresh(ctx: Context, records: list[RunRecord], *, timeout: float = 15) -> dict[str, str]:
+    """Bring detached runs up to date (nothing else follows them); returns a note per run for display.
+
+    One DescribeInstances for all of them, then one status read per instance still running.
+    A run whose script ended gets its final state; one whose instance went away unseen is ``lost``.
+    """
+    pending = [r for r in records if r.options.get("detach") and r.instance_id and (r.live or r.awaiting_pull)]
+    if not pending:
+        return {}
+    running = {i.id: i for i in ctx.cloud.instances(states=["running"])}
+    runs, notes = Runs(ctx.settings.runs_db), {}
+    for record in pending:
+        inst = running.get(record.instance_id or "")
+        if inst is None and record.live and record.monitor:
+            _settle_from_monitor(ctx, record)
+            if not record.live:
+                continue  # it pushed its last results to the monitor and powered off, as planned
+        if inst is None:
+            if record.live:
+                record.state, record.ended_at = "lost", time.time()
+                record.options["note"] = ("its instance went away while no ec2kit process followed the run "
+                                          "(a spot interruption?); what was pulled before is in " + record.results_dir)
+                runs.save(record)
+            else:
+                notes[record.name] = "instance gone before `inv pull`"
+            continue
+        try:
+            status = _follower(ctx, record, inst, out=lambda _line: None, pull=False).poll()
+        except RemoteError:
+            notes[record.name] = "instance not answering"
+            continue
+        _settle(ctx, record, status)
+        if record.monitor and not record.live:
+            notes[record.name] = f"pushing its last results to {record.monitor}"
+        elif record.awaiting_pull:
+            notes[record.name] = f"waiting for `inv pull {record.name}`"
+    return notes
+
+
 def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
     if not record.instance_id:
         return None
@@ -47,6 +86,30 @@ def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
 def _follower(ctx: Context, record: RunRecord, inst: Instance, out: Callable[[str], None] = print, *, pull: bool = True) -> Follower:
     results = Path(record.results_dir) if pull and not record.monitor else None
     return Follower(ctx.host(inst), record.name, results, out=out)
+
+
+def _settle_from_monitor(ctx: Context, record: RunRecord) -> None:
+    """A detached monitor run whose instance is gone: its final status was pushed with the results."""
+    import json
+
+    from .monitor import revoke_record
+
+    try:
+        shown = ctx.host(record.monitor).run(f'cat "$HOME/ec2kit-runs/{record.name}/.ec2kit-status.json"',
+                                             check=False, timeout=15)
+        status = json.loads(shown.stdout) if shown.ok else {}
+    except (NotFound, RemoteError, ValueError):
+        return
+    if not (status.get("state") in FINAL_STATES and status.get("ended_at")):
+        return
+    _settle(ctx, record, status)
+    if not record.options.get("revoked"):  # the instance is gone, so its pushes are over
+        try:
+            revoke_record(ctx, record)
+            record.options["revoked"] = True
+            Runs(ctx.settings.runs_db).save(record)
+        except RemoteError:
+            pass
 
 
 def _settle(ctx: Context, record: RunRecord, status: dict) -> None:
@@ -90,7 +153,9 @@ def pull(ctx: Context, run: str) -> Path:
         raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {getattr(f, 'last_error', '')}")
     if status.get("state") in FINAL_STATES and status.get("ended_at"):
         f.mark_pulled()
+        record.options["pulled"] = True
     _settle(ctx, record, status)
+    Runs(ctx.settings.runs_db).save(record)
     return Path(record.results_dir)
 
 
@@ -120,11 +185,13 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
         try:
             ctx.host(inst).run(kill_command(run), check=False, timeout=30)
             status = f.poll()
-            f.pull()
+            if f.pull():
+                record.options["pulled"] = True
             if status.get("state") in FINAL_STATES and status.get("ended_at"):
                 record.exit_code = status.get("exit_code")
         except RemoteError:
             pass  # the instance is going anyway; what was pulled before stays
+    record.options["stopped"] = True
     remaining = release_all(ctx, record)
     if record.monitor:
         from .monitor import revoke_record
@@ -147,7 +214,8 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
 
     Never touches anything without a run tag: your named machines, data volumes and snapshots stay.
     """
-    live = {r.name for r in Runs(ctx.settings.runs_db).live()}
+    # a detached run that ended still owns its instance until `inv pull` takes the results
+    live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
     cloud = ctx.cloud
     found: list[Leftover] = []
     for inst in cloud.instances(tags={"ec2kit:managed": "1"}):
