@@ -23,10 +23,16 @@ DEFAULT_MOUNT = "/mnt/data"
 
 
 def wait_ssh(ctx: Context, instance: Instance, *, timeout: float = 300, progress: Progress = None) -> None:
-    """Block until the instance accepts our key over SSH (host key pinned on first contact)."""
+    """Block until the instance accepts our key over SSH (host key pinned on first contact).
+
+    Through the OpenSSH client when recipes use it, so the connection this opens is still
+    there for an `inv provision` right after `inv launch`.
+    """
+    from . import openssh
     from .remote import wait_ssh as _wait
 
-    _wait(ctx.cloud.ssh_target(instance), timeout=timeout, progress=progress)
+    client = openssh.OpenSshHost if openssh.preferred() else None
+    _wait(ctx.cloud.ssh_target(instance), timeout=timeout, progress=progress, client=client)
 
 
 def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = None, **options: object) -> Instance:

@@ -418,19 +418,7 @@ class Cloud:
     def instance(self, name_or_id: str | Instance, *, states: list[str] | tuple[str, ...] | None = None) -> Instance:
         """The instance with this Name tag or id (default: not terminated); NotFound suggests close names."""
         key = name_or_id.id if isinstance(name_or_id, Instance) else name_or_id
-        candidates = self.instances(states=states)
-        by_id = [i for i in candidates if i.id == key]
-        if by_id:
-            return by_id[0]
-        named = [i for i in candidates if i.name == key]
-        if len(named) == 1:
-            return named[0]
-        if named:
-            listed = ", ".join(f"{i.id} ({i.state})" for i in named)
-            raise ConfigError(f"{len(named)} instances are named '{key}': {listed}.",
-                              hint="Use the instance id instead, or rename one (change its Name tag).")
-        raise NotFound("instance", key, [i.name for i in candidates if i.name],
-                       hint="List instances with `inv instances`.")
+        return match_instance(key, self.instances(states=states))
 
     def _refresh(self, instance: Instance) -> Instance:
         page = self.ec2.describe_instances(InstanceIds=[instance.id])
@@ -1085,6 +1073,22 @@ class Cloud:
 
 
 # ----------------------------------------------------------------------------- helpers
+def match_instance(key: str, candidates: list[Instance]) -> Instance:
+    """The one of ``candidates`` with id or Name tag ``key``; NotFound suggests close names."""
+    by_id = [i for i in candidates if i.id == key]
+    if by_id:
+        return by_id[0]
+    named = [i for i in candidates if i.name == key]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        listed = ", ".join(f"{i.id} ({i.state})" for i in named)
+        raise ConfigError(f"{len(named)} instances are named '{key}': {listed}.",
+                          hint="Use the instance id instead, or rename one (change its Name tag).")
+    raise NotFound("instance", key, [i.name for i in candidates if i.name],
+                   hint="List instances with `inv instances`.")
+
+
 def _allows_ssh(permissions: list[dict], cidr: str) -> bool:
     for perm in permissions:
         if perm.get("IpProtocol") in ("tcp", "-1") and (perm.get("IpProtocol") == "-1" or perm.get("FromPort", 0) <= 22 <= perm.get("ToPort", 0)):

@@ -93,6 +93,21 @@ class Context:
         """The instance called ``name_or_id`` (Name tag or id)."""
         return self.cloud.instance(name_or_id)
 
+    def instances_named(self, names: list[str]) -> dict[str, Instance]:
+        """Name or id → Instance for each of ``names`` from one DescribeInstances; names that
+        match nothing (or several) are left out, for each caller's own lookup to report."""
+        from .cloud import match_instance
+        from .errors import Ec2kitError
+
+        candidates = self.cloud.instances()
+        found = {}
+        for name in names:
+            try:
+                found[name] = match_instance(name, candidates)
+            except Ec2kitError:
+                pass
+        return found
+
     def target(self, name_or_id: str | Instance) -> SshTarget:
         """How to reach an instance over SSH."""
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id

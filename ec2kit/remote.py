@@ -716,12 +716,15 @@ def wait_ssh(
     timeout: float = 300,
     interval: float = 1.0,
     progress: Callable[[str], None] | None = None,
+    client: Callable[..., Any] | None = None,
 ) -> None:
     """Retry connecting and running ``true`` until it works (a booting instance).
 
     ``progress(message)`` is called before each try. A host-key mismatch is
     raised at once (never retried); after ``timeout`` seconds → :class:`TimedOut`
-    naming the instance and the last error.
+    naming the instance and the last error. ``client(target, connect_timeout=…)``
+    makes the host object (default :class:`Host`; ``OpenSshHost`` leaves a shared
+    connection behind for the next command).
     """
     who = f"{target.name} ({target.alias})" if target.name and target.name != target.alias else target.alias
     start = time.monotonic()
@@ -734,7 +737,7 @@ def wait_ssh(
                      f"(try {attempt}, {time.monotonic() - start:.0f}s)")  # fmt: skip
         remaining = deadline - time.monotonic()
         try:
-            with Host(target, connect_timeout=max(0.5, min(10.0, remaining))) as host:
+            with (client or Host)(target, connect_timeout=max(0.5, min(10.0, remaining))) as host:
                 host.run("true")
             return
         except HostKeyMismatch:

@@ -288,3 +288,25 @@ def test_pinned_fingerprints_reads_plain_and_hashed_pins(sshd_host, tmp_path):
     for alias in ("i-plain", "i-hashed"):
         assert openssh.pinned_fingerprints(kh, alias) == [f"{public[0]} {expected}"]
     assert openssh.pinned_fingerprints(kh, "i-other") == []
+
+
+def test_wait_ssh_through_openssh_leaves_the_connection_for_the_next_command(tmp_path, user_key, known_hosts):
+    import threading
+
+    from ec2kit.remote import wait_ssh
+
+    late = SshdHost(tmp_path / "late", port=free_port(), authorized_keys=[user_key.with_suffix(".pub").read_text()])
+    late.write_config()
+    starter = threading.Timer(0.5, late.start)
+    starter.start()
+    target = target_for(late, user_key, known_hosts, alias="i-late")
+    tries: list[str] = []
+    try:
+        wait_ssh(target, timeout=15, interval=0.2, progress=tries.append, client=OpenSshHost)
+        assert len(tries) >= 2 and pinned_keys(known_hosts, "i-late")
+        assert OpenSshHost(target).run("echo next").stdout == "next\n"
+        assert late.connections() == 1  # the command after the wait needed no handshake
+    finally:
+        starter.join()
+        OpenSshHost(target).disconnect()
+        late.stop()

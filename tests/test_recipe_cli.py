@@ -124,15 +124,16 @@ def test_provision_two_hosts_then_rerun_changes_nothing_and_reuses_the_connectio
         assert "export APP_PORT=8080\n" in (d / "home" / ".profile").read_text()
     assert "All 2 hosts succeeded" in first.out
     stamp = (dirs["rc-web1"] / "home" / "app" / "stamp").read_text()
-    conns = {name: connections(d) for name, d in dirs.items()}
+    # `inv launch` waited for SSH through the connection `inv provision` then used
+    assert {name: connections(d) for name, d in dirs.items()} == {"rc-web1": 1, "rc-web2": 1}
 
     second = run_inv("provision", "rc-web1,rc-web2", "--recipe", "web", "--set", "greeting=hi there", home=home, cwd=project)
     assert second.code == 0, second
     for name in dirs:
         assert recap(second.out, name) == {"ok": 3, "changed": 0, "skipped": 1, "failed": 0}  # creates= exists
     assert (dirs["rc-web1"] / "home" / "app" / "stamp").read_text() == stamp
-    # the second process reached both hosts through the connections the first one left open
-    assert {name: connections(d) for name, d in dirs.items()} == conns
+    # and so did the second one: three processes, one SSH handshake per host
+    assert {name: connections(d) for name, d in dirs.items()} == {"rc-web1": 1, "rc-web2": 1}
 
 
 def test_recipe_check_mode_shows_the_template_diff_and_changes_nothing(home, project, launched):
@@ -193,3 +194,26 @@ def test_freeze_runs_the_freeze_recipe_and_makes_a_named_image(home, project, la
     images = run_inv("images", "--json", home=home)
     assert images.code == 0, images
     assert "rc-freeze" in {i["name"] for i in json.loads(images.out)}
+
+
+def test_a_recipe_on_many_hosts_looks_them_all_up_with_one_describe_call(sandbox, project, monkeypatch):
+    from ec2kit import actions
+    from ec2kit.context import Context
+    from ec2kit.recipe import CollectingReporter, load_recipe, run_recipe
+
+    monkeypatch.chdir(project)
+    ctx = Context(sandbox.settings)
+    names = ["rc-one1", "rc-one2", "rc-one3"]
+    try:
+        for name in names:
+            actions.launch(ctx, name, type="t3.micro")
+        calls: list = []
+        ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.DescribeInstances",
+                                           lambda **kw: calls.append(kw["params"]))
+        report = run_recipe(ctx, load_recipe("web"), hosts=names, reporter=CollectingReporter())
+        assert report.ok, report.failed_hosts
+        assert len(calls) == 1  # not one per host
+    finally:
+        for name in names:
+            ctx.cloud.terminate(name)
+        ctx.close()

@@ -87,6 +87,7 @@ class HostRun:
     ctx: "Context | None" = None
     host: "Host | OpenSshHost | None" = None
     target: str | None = None
+    instance: Any = None  # the target's Instance, when the caller already looked it up
     report: HostReport = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,7 +119,7 @@ class HostRun:
                                   hint="Pass a host name, or launch one first (a step with task = \"launch\").")
             if self.ctx is None:
                 raise RecipeError(f"Cannot reach '{self.target}': no Context to resolve the instance.")
-            self.host = self.ctx.shell(self.target)
+            self.host = self.ctx.shell(self.instance if self.instance is not None else self.target)
         return self.host
 
     # -- running
@@ -318,7 +319,7 @@ class HostRun:
         if args.get("register"):
             self.vars[args["register"]] = {"changed": tc.changed, "result": out or {}, "status": "changed" if tc.changed else "ok"}
         if tc.target != self.target:
-            self.target, self.host = tc.target, None
+            self.target, self.host, self.instance = tc.target, None, None
             self.vars["name"] = tc.target
             self.vars["host"] = self._host_vars()
         status = "changed" if tc.changed else "ok"
@@ -361,9 +362,13 @@ def run_recipe(ctx: "Context | None", recipe: Recipe | str, *, hosts: list[str] 
     targets: list[str | None] = list(hosts) if hosts else [values.get("name")]
     masker = Masker(secrets)
     t0 = time.monotonic()
+    # One DescribeInstances for every host, here, rather than one per host thread at once.
+    lookup = getattr(ctx, "instances_named", None)
+    known = lookup([t for t in targets if t]) if lookup is not None and len(targets) > 1 else {}
 
     def one(target: str | None) -> HostReport:
-        run = HostRun(steps, dict(values), recipe=recipe, check=check, reporter=reporter, masker=masker, ctx=ctx, target=target)
+        run = HostRun(steps, dict(values), recipe=recipe, check=check, reporter=reporter, masker=masker, ctx=ctx,
+                      target=target, instance=known.get(target or ""))
         return run.run()
 
     report = RunReport(check=check)
