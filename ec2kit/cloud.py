@@ -489,7 +489,7 @@ class Cloud:
     def volume(self, name_or_id: str | Volume) -> Volume:
         """A volume by Name tag or id."""
         key = name_or_id.id if isinstance(name_or_id, Volume) else name_or_id
-        return self._pick("volume", key, self.volumes(), "inv volumes")
+        return pick("volume", key, self.volumes(), "inv volumes")
 
     @_translated("list snapshots")
     def snapshots(self) -> list[Snapshot]:
@@ -516,19 +516,6 @@ class Cloud:
         if named:
             return named[0]
         raise NotFound("snapshot", name_or_id, [s.name for s in mine if s.name], hint="List snapshots with `inv snapshots`.")
-
-    @staticmethod
-    def _pick(kind: str, key: str, items: list, listing: str) -> Any:
-        by_id = [x for x in items if x.id == key]
-        if by_id:
-            return by_id[0]
-        named = [x for x in items if x.name == key]
-        if len(named) == 1:
-            return named[0]
-        if named:
-            raise ConfigError(f"{len(named)} {kind}s are named '{key}': {', '.join(x.id for x in named)}.",
-                              hint=f"Use the {kind} id instead.")
-        raise NotFound(kind, key, [x.name for x in items if x.name], hint=f"List them with `{listing}`.")
 
     # -- key pair and security group ----------------------------------------------
     @_translated("set up the EC2 key pair")
@@ -1073,20 +1060,23 @@ class Cloud:
 
 
 # ----------------------------------------------------------------------------- helpers
-def match_instance(key: str, candidates: list[Instance]) -> Instance:
-    """The one of ``candidates`` with id or Name tag ``key``; NotFound suggests close names."""
-    by_id = [i for i in candidates if i.id == key]
+def pick(kind: str, key: str, items: list, listing: str, *, label: Callable[[Any], str] = lambda x: x.id) -> Any:
+    """The one of ``items`` with id or Name ``key``; a shared name is refused, NotFound suggests close names."""
+    by_id = [x for x in items if x.id == key]
     if by_id:
         return by_id[0]
-    named = [i for i in candidates if i.name == key]
+    named = [x for x in items if x.name == key]
     if len(named) == 1:
         return named[0]
     if named:
-        listed = ", ".join(f"{i.id} ({i.state})" for i in named)
-        raise ConfigError(f"{len(named)} instances are named '{key}': {listed}.",
-                          hint="Use the instance id instead, or rename one (change its Name tag).")
-    raise NotFound("instance", key, [i.name for i in candidates if i.name],
-                   hint="List instances with `inv instances`.")
+        raise ConfigError(f"{len(named)} {kind}s are named '{key}': {', '.join(label(x) for x in named)}.",
+                          hint=f"Use the {kind} id instead, or rename one (change its Name tag).")
+    raise NotFound(kind, key, [x.name for x in items if x.name], hint=f"List them with `{listing}`.")
+
+
+def match_instance(key: str, candidates: list[Instance]) -> Instance:
+    """The one of ``candidates`` with id or Name tag ``key`` (see :func:`pick`)."""
+    return pick("instance", key, candidates, "inv instances", label=lambda i: f"{i.id} ({i.state})")
 
 
 def _allows_ssh(permissions: list[dict], cidr: str) -> bool:

@@ -15,7 +15,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .cloud import Cloud, Instance
     from .openssh import OpenSshHost
-    from .remote import Host, SshTarget
+    from .remote import CommandHost, Host, SshTarget
     from .sandbox import SandboxInfo
 
 
@@ -124,7 +124,7 @@ class Context:
                 host = self._hosts[inst.id] = Host(self.cloud.ssh_target(inst))
             return host
 
-    def shell(self, name_or_id: str | Instance) -> Host | OpenSshHost:
+    def shell(self, name_or_id: str | Instance) -> CommandHost:
         """Where a recipe's shell batches run: the OpenSSH client with shared connections
         (no paramiko import, no handshake on reuse), or :meth:`host` when ``ssh`` is not
         installed or ``EC2KIT_SSH=paramiko``."""

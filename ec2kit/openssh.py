@@ -24,15 +24,14 @@ import re
 import selectors
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ConfigError, Ec2kitError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
-from .remote import Result, SshTarget, ensure_known_hosts, wrap_command
+from .errors import ConfigError, Ec2kitError, HostKeyMismatch, RemoteError, TimedOut
+from .remote import CommandHost, SshTarget, ensure_known_hosts
 
 #: Seconds an idle ControlMaster stays up (``EC2KIT_SSH_PERSIST``; 0 turns multiplexing off).
 DEFAULT_PERSIST = 60
@@ -242,11 +241,11 @@ def preferred() -> bool:
 # --------------------------------------------------------------------------- host
 
 
-class OpenSshHost:
+class OpenSshHost(CommandHost):
     """Runs commands on one instance through ``ssh`` (see the module docstring).
 
-    ``with OpenSshHost(target) as h: h.run("uname -a").stdout`` — the same
-    ``run`` contract as :meth:`ec2kit.remote.Host.run`.
+    ``with OpenSshHost(target) as h: h.run("uname -a").stdout``: the contract of
+    :meth:`ec2kit.remote.CommandHost.run`, as :class:`~ec2kit.remote.Host` has it.
     """
 
     def __init__(self, target: SshTarget, *, connect_timeout: float = 10, persist: int | None = None) -> None:
@@ -257,21 +256,6 @@ class OpenSshHost:
         self._control = control_dir() if self.persist > 0 else None
         self._home: str | None = None
         self._pins_ready = False
-
-    def __repr__(self) -> str:
-        return f"OpenSshHost({self.name!r}, {self.address})"
-
-    def __enter__(self) -> OpenSshHost:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def address(self) -> str:
-        """``user@host:port`` for messages."""
-        t = self.target
-        return f"{t.user}@{t.host}:{t.port}"
 
     def argv(self, command: str) -> list[str]:
         """The ``ssh`` command line for ``command`` (already wrapped)."""
@@ -291,45 +275,26 @@ class OpenSshHost:
             subprocess.run(["ssh", "-F", "none", "-o", _opt("ControlPath", sock), "-O", "exit", self.target.host],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
 
-    def run(
-        self,
-        command: str,
-        *,
-        sudo: bool = False,
-        env: Mapping[str, object] | None = None,
-        cwd: str | None = None,
-        stdin: str | bytes | None = None,
-        timeout: float | None = None,
-        check: bool = True,
-        echo: bool = False,
-        stream: Callable[[str], None] | None = None,
-    ) -> Result:
-        """Run ``command`` like :meth:`ec2kit.remote.Host.run` (same arguments, result and errors)."""
-        final = wrap_command(command, sudo=sudo, env=env, cwd=cwd or "~")
-        if echo:
-            print(f"[{self.name}] $ {command}", file=sys.stderr, flush=True)
+    def _exec(self, command: str, stdin: bytes | None, timeout: float | None,
+              stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
+        """One ``ssh`` process; ssh's own failures (exit 255 with its message) become RemoteErrors."""
         if not Path(self.target.key_file).exists():
             raise RemoteError(f"Cannot connect to {self.name} ({self.address}): the private key "
                               f"{self.target.key_file} does not exist.", hint="Check EC2KIT_HOME / the key name.")
         if not self._pins_ready:
             ensure_known_hosts(Path(self.target.known_hosts))  # ssh would not create its directory: no pin saved
             self._pins_ready = True
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        code, out, err = self._exec(self.argv(final), data, timeout, stream, command)
-        stderr = err.decode(errors="replace")
-        if code == 255 and (failure := ssh_failure(stderr, self.target, started=bool(out))) is not None:
+        code, out, err = self._spawn(self.argv(command), stdin, timeout, stream, shown)
+        if code == 255 and (failure := ssh_failure(err.decode(errors="replace"), self.target, started=bool(out))):
             raise failure
         if code < 0:
             raise RemoteError(f"The ssh client for {self.name} ({self.address}) was killed (signal {-code}) "
-                              f"while running: {command}", hint="Retry the command.")
-        result = Result(command, out.decode(errors="replace"), stderr, code)
-        if check and not result.ok:
-            raise UnexpectedExit(command, code, result.stdout + result.stderr, host=self.name)
-        return result
+                              f"while running: {shown}", hint="Retry the command.")
+        return code, out, err
 
-    def _exec(self, argv: list[str], data: bytes | None, timeout: float | None,
-              stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
-        """One ``ssh`` process: feed stdin from a thread, read both pipes until EOF."""
+    def _spawn(self, argv: list[str], data: bytes | None, timeout: float | None,
+               stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
+        """Start ``argv``: feed stdin from a thread, read both pipes until EOF."""
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -351,24 +316,6 @@ class OpenSshHost:
             raise TimedOut(f"Command on {self.name} ({self.address}) did not finish within {timeout:g}s: {shown}",
                            hint="Raise the timeout, or run long jobs in tmux (spot-run) and follow their log.")
         return proc.wait(), out, err
-
-    @property
-    def home(self) -> str:
-        """The remote ``$HOME`` (one round trip, then cached)."""
-        if self._home is None:
-            home = self.run('printf %s "$HOME"').stdout.strip()
-            if not home.startswith("/"):
-                raise RemoteError(f"{self.name} ({self.address}) reported no usable $HOME ({home!r}).")
-            self._home = home
-        return self._home
-
-    def expand(self, path: str) -> str:
-        """An absolute remote path: ``~`` and relative paths are taken from :attr:`home`."""
-        if path == "~":
-            return self.home
-        if path.startswith("~/"):
-            return self.home.rstrip("/") + "/" + path[2:]
-        return path if path.startswith("/") else self.home.rstrip("/") + "/" + path
 
 
 def _feed(pipe: object, data: bytes) -> None:

@@ -345,7 +345,97 @@ def _pin_policy(target: SshTarget) -> Any:
 # --------------------------------------------------------------------------- Host
 
 
-class Host:
+class CommandHost:
+    """What every way of reaching an instance shares: :meth:`run`'s contract, ``home``, ``expand``.
+
+    Subclasses say how one wrapped command travels (:meth:`_exec`): :class:`Host` over a
+    paramiko channel, :class:`ec2kit.openssh.OpenSshHost` through the ``ssh`` client.
+    """
+
+    target: SshTarget
+    name: str
+    _home: str | None = None
+
+    def __enter__(self) -> CommandHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.address})"
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` for messages."""
+        t = self.target
+        return f"{t.user}@{t.host}:{t.port}"
+
+    def close(self) -> None:
+        """Release what this object holds (nothing by default)."""
+
+    def run(
+        self,
+        command: str,
+        *,
+        sudo: bool = False,
+        env: Mapping[str, object] | None = None,
+        cwd: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        echo: bool = False,
+        stream: Callable[[str], None] | None = None,
+    ) -> Result:
+        """Run ``command`` (wrapped by :func:`wrap_command`) and return its :class:`Result`.
+
+        ``stdin`` is fed to the command followed by EOF (no stdin → immediate EOF).
+        ``check`` raises :class:`UnexpectedExit` on a non-zero exit; ``timeout``
+        raises :class:`TimedOut` (the remote process is not killed: it loses its
+        output pipes); ``echo`` prints the command to stderr first;
+        ``stream`` receives each output line (stdout and stderr) as it arrives,
+        while the output is still captured in the result. Connection failures
+        raise :class:`RemoteError` even with ``check=False``.
+        """
+        # Start in $HOME everywhere: sshd starts commands in the passwd home,
+        # which differs from $HOME on sandbox hosts (same thing on AWS).
+        final = wrap_command(command, sudo=sudo, env=env, cwd=cwd or "~")
+        if echo:
+            print(f"[{self.name}] $ {command}", file=sys.stderr, flush=True)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        exit_code, out, err = self._exec(final, data, timeout, stream, command)
+        result = Result(command, out.decode(errors="replace"), err.decode(errors="replace"), exit_code)
+        if check and not result.ok:
+            raise UnexpectedExit(command, exit_code, result.stdout + result.stderr, host=self.name)
+        return result
+
+    def _exec(self, command: str, stdin: bytes | None, timeout: float | None,
+              stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
+        """Run the final ``command``: ``(exit code, stdout, stderr)``; ``shown`` names it in errors."""
+        raise NotImplementedError
+
+    @property
+    def home(self) -> str:
+        """The remote ``$HOME`` (one round trip, then cached)."""
+        if self._home is None:
+            home = self.run('printf %s "$HOME"').stdout.strip()
+            if not home.startswith("/"):
+                raise RemoteError(f"{self.name} ({self.address}) reported no usable $HOME ({home!r}).")
+            self._home = home
+        return self._home
+
+    def expand(self, path: str) -> str:
+        """An absolute remote path: ``~`` and relative paths are taken from :attr:`home`."""
+        if path == "~":
+            return self.home
+        if path.startswith("~/"):
+            return self.home.rstrip("/") + "/" + path[2:]
+        if not path.startswith("/"):
+            return self.home.rstrip("/") + "/" + path
+        return path
+
+
+class Host(CommandHost):
     """One SSH connection to an instance (opened lazily, reused; TCP_NODELAY set).
 
     ``with Host(target) as h: h.run("uname -a").stdout``. Host keys are checked
@@ -361,22 +451,6 @@ class Host:
         self._sftp: paramiko.SFTPClient | None = None
         self._home: str | None = None
         self._lock = threading.RLock()
-
-    def __repr__(self) -> str:
-        t = self.target
-        return f"Host({self.name!r}, {t.user}@{t.host}:{t.port})"
-
-    def __enter__(self) -> Host:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def address(self) -> str:
-        """``user@host:port`` for messages."""
-        t = self.target
-        return f"{t.user}@{t.host}:{t.port}"
 
     # -- connection
 
@@ -485,41 +559,6 @@ class Host:
 
     # -- commands
 
-    def run(
-        self,
-        command: str,
-        *,
-        sudo: bool = False,
-        env: Mapping[str, object] | None = None,
-        cwd: str | None = None,
-        stdin: str | bytes | None = None,
-        timeout: float | None = None,
-        check: bool = True,
-        echo: bool = False,
-        stream: Callable[[str], None] | None = None,
-    ) -> Result:
-        """Run ``command`` (wrapped by :func:`wrap_command`) and return its :class:`Result`.
-
-        ``stdin`` is fed to the command followed by EOF (no stdin → immediate EOF).
-        ``check`` raises :class:`UnexpectedExit` on a non-zero exit; ``timeout``
-        raises :class:`TimedOut` (the remote process is not killed: it loses its
-        output pipes); ``echo`` prints the command to stderr first;
-        ``stream`` receives each output line (stdout and stderr) as it arrives,
-        while the output is still captured in the result. Connection failures
-        raise :class:`RemoteError` even with ``check=False``.
-        """
-        # Start in $HOME everywhere: sshd starts commands in the passwd home,
-        # which differs from $HOME on sandbox hosts (same thing on AWS).
-        final = wrap_command(command, sudo=sudo, env=env, cwd=cwd or "~")
-        if echo:
-            print(f"[{self.name}] $ {command}", file=sys.stderr, flush=True)
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        exit_code, out, err = self._exec(final, data, timeout, stream, command)
-        result = Result(command, out.decode(errors="replace"), err.decode(errors="replace"), exit_code)
-        if check and not result.ok:
-            raise UnexpectedExit(command, exit_code, result.stdout + result.stderr, host=self.name)
-        return result
-
     def _channel(self) -> paramiko.Channel:
         transport = self.connection.transport
         try:
@@ -569,26 +608,6 @@ class Host:
             ) from None
         finally:
             ch.close()
-
-    @property
-    def home(self) -> str:
-        """The remote ``$HOME`` (one round trip, then cached)."""
-        if self._home is None:
-            home = self.run('printf %s "$HOME"').stdout.strip()
-            if not home.startswith("/"):
-                raise RemoteError(f"{self.name} ({self.address}) reported no usable $HOME ({home!r}).")
-            self._home = home
-        return self._home
-
-    def expand(self, path: str) -> str:
-        """An absolute remote path: ``~`` and relative paths are taken from :attr:`home`."""
-        if path == "~":
-            return self.home
-        if path.startswith("~/"):
-            return self.home.rstrip("/") + "/" + path[2:]
-        if not path.startswith("/"):
-            return self.home.rstrip("/") + "/" + path
-        return path
 
     # -- files (SFTP). Parent directories are NOT created: `run("mkdir -p DIR")` first.
 

@@ -119,58 +119,12 @@ def test_control_dir_is_private(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- running commands
-
-
-def test_run_returns_output_and_exit_code(shell):
-    result = shell.run("echo out; echo err >&2; exit 3", check=False)
-    assert (result.stdout, result.stderr, result.exit_code, result.ok) == ("out\n", "err\n", 3, False)
-    assert shell.run("true").ok
+# (the contract both clients share is tested in test_remote.py, on both)
 
 
 def test_a_command_exiting_255_is_not_a_connection_error(shell):
     result = shell.run("echo partial; exit 255", check=False)
     assert (result.exit_code, result.stdout) == (255, "partial\n")
-
-
-def test_failed_command_raises_unexpected_exit_with_command_code_and_output_tail(shell):
-    with pytest.raises(UnexpectedExit) as info:
-        shell.run("for i in $(seq 1 30); do echo line$i; done; exit 7")
-    err = info.value
-    assert (err.exit_code, err.host) == (7, "web") and "line30" in str(err) and "line5\n" not in str(err)
-
-
-def test_env_cwd_and_home(shell, sshd_host):
-    (sshd_host.home / "work dir").mkdir(exist_ok=True)
-    result = shell.run('echo "$GREETING" && pwd', env={"GREETING": "hello 'world'"}, cwd="~/work dir")
-    assert result.stdout == f"hello 'world'\n{sshd_host.home}/work dir\n"
-    assert shell.home == str(sshd_host.home) and shell.expand("~/a") == f"{sshd_host.home}/a"
-    assert shell.run("pwd").stdout == f"{sshd_host.home}\n"  # every command starts in $HOME
-
-
-def test_five_megabytes_of_stdin_reach_the_command_intact(shell):
-    data = os.urandom(5 * 1024 * 1024)
-    assert shell.run("sha256sum", stdin=data).stdout.split()[0] == hashlib.sha256(data).hexdigest()
-
-
-def test_command_that_echoes_large_stdin_does_not_deadlock(shell):
-    data = b"x" * (4 * 1024 * 1024)
-    assert len(shell.run("cat", stdin=data).stdout) == len(data)
-
-
-def test_command_without_stdin_sees_end_of_file(shell):
-    assert shell.run("cat", timeout=5).stdout == ""
-
-
-def test_timeout_stops_waiting_for_a_slow_command(shell):
-    with pytest.raises(TimedOut, match="sleep 5"):
-        shell.run("sleep 5", timeout=0.5)
-    assert shell.run("echo still usable").stdout == "still usable\n"
-
-
-def test_stream_receives_lines_as_they_arrive(shell):
-    lines: list[str] = []
-    result = shell.run("echo a; echo b >&2; printf c", stream=lines.append)
-    assert sorted(lines) == ["a", "b", "c"] and result.stdout == "a\nc"
 
 
 # --------------------------------------------------------------------------- shared connections

@@ -44,6 +44,18 @@ def host(sshd_host, user_key, known_hosts):
         yield h
 
 
+@pytest.fixture(params=["paramiko", "openssh"])
+def any_host(request, sshd_host, user_key, known_hosts):
+    """The run contract holds for both ways of reaching a host: Host (paramiko) and OpenSshHost."""
+    from ec2kit.openssh import OpenSshHost
+
+    target = target_for(sshd_host, user_key, known_hosts)
+    with (Host if request.param == "paramiko" else OpenSshHost)(target) as h:
+        yield h
+    if request.param == "openssh":
+        h.disconnect()
+
+
 @pytest.fixture(scope="module")
 def other_sshd(sshd_factory) -> SshdHost:
     """A second machine: same user and key, a different host key."""
@@ -119,63 +131,64 @@ def test_ssh_config_block_names_key_alias_and_known_hosts():
 # --------------------------------------------------------------------------- running commands
 
 
-def test_run_returns_output_and_exit_code(host):
-    result = host.run("echo out; echo err >&2; exit 3", check=False)
+def test_run_returns_output_and_exit_code(any_host):
+    result = any_host.run("echo out; echo err >&2; exit 3", check=False)
     assert (result.stdout, result.stderr, result.exit_code, result.ok) == ("out\n", "err\n", 3, False)
-    assert host.run("true").ok
+    assert any_host.run("true").ok
 
 
-def test_failed_command_raises_unexpected_exit_with_command_code_and_output_tail(host):
+def test_failed_command_raises_unexpected_exit_with_command_code_and_output_tail(any_host):
     with pytest.raises(UnexpectedExit) as info:
-        host.run("for i in $(seq 1 30); do echo line$i; done; exit 7")
+        any_host.run("for i in $(seq 1 30); do echo line$i; done; exit 7")
     err = info.value
     assert (err.command, err.exit_code, err.host) == ("for i in $(seq 1 30); do echo line$i; done; exit 7", 7, "web")
     assert "line30" in str(err) and "line5\n" not in str(err)
 
 
-def test_env_and_cwd_reach_the_command(host, sshd_host):
+def test_env_and_cwd_reach_the_command(any_host, sshd_host):
     (sshd_host.home / "work dir").mkdir(exist_ok=True)
-    result = host.run('echo "$GREETING" && pwd', env={"GREETING": "hello 'world'"}, cwd="~/work dir")
+    result = any_host.run('echo "$GREETING" && pwd', env={"GREETING": "hello 'world'"}, cwd="~/work dir")
     assert result.stdout == f"hello 'world'\n{sshd_host.home}/work dir\n"
 
 
-def test_five_megabytes_of_stdin_reach_the_command_intact(host):
+def test_five_megabytes_of_stdin_reach_the_command_intact(any_host):
     data = os.urandom(5 * 1024 * 1024)
-    result = host.run("sha256sum", stdin=data)
+    result = any_host.run("sha256sum", stdin=data)
     assert result.stdout.split()[0] == hashlib.sha256(data).hexdigest()
 
 
-def test_command_that_echoes_large_stdin_does_not_deadlock(host):
+def test_command_that_echoes_large_stdin_does_not_deadlock(any_host):
     data = b"x" * (4 * 1024 * 1024)
-    assert len(host.run("cat", stdin=data).stdout) == len(data)
+    assert len(any_host.run("cat", stdin=data).stdout) == len(data)
 
 
-def test_command_without_stdin_sees_end_of_file(host):
-    assert host.run("cat", timeout=5).stdout == ""
+def test_command_without_stdin_sees_end_of_file(any_host):
+    assert any_host.run("cat", timeout=5).stdout == ""
 
 
-def test_timeout_stops_waiting_for_a_slow_command(host):
+def test_timeout_stops_waiting_for_a_slow_command(any_host):
     with pytest.raises(TimedOut, match="sleep 5"):
-        host.run("sleep 5", timeout=0.3)
-    assert host.run("echo still usable").stdout == "still usable\n"
+        any_host.run("sleep 5", timeout=0.3)
+    assert any_host.run("echo still usable").stdout == "still usable\n"
 
 
-def test_stream_receives_lines_as_they_arrive(host):
+def test_stream_receives_lines_as_they_arrive(any_host):
     lines: list[str] = []
-    result = host.run("echo a; echo b >&2; printf c", stream=lines.append)
+    result = any_host.run("echo a; echo b >&2; printf c", stream=lines.append)
     assert sorted(lines) == ["a", "b", "c"] and result.stdout == "a\nc"
 
 
 @pytest.mark.skipif(shutil.which("sudo") is None, reason="sudo is not installed (CI installs it)")
-def test_sudo_runs_the_command_as_root_in_the_login_users_cwd(host, sshd_host):
-    result = host.run('echo "$(id -u) $V $PWD"', sudo=True, env={"V": "x y"}, cwd="~")
+def test_sudo_runs_the_command_as_root_in_the_login_users_cwd(any_host, sshd_host):
+    result = any_host.run('echo "$(id -u) $V $PWD"', sudo=True, env={"V": "x y"}, cwd="~")
     assert result.stdout == f"0 x y {sshd_host.home}\n"
 
 
-def test_home_is_the_remote_home_and_tilde_expands_against_it(host, sshd_host):
-    assert host.home == str(sshd_host.home)
-    assert host.expand("~/a/b") == f"{sshd_host.home}/a/b"
-    assert host.expand("/etc/x") == "/etc/x"
+def test_home_is_the_remote_home_and_tilde_expands_against_it(any_host, sshd_host):
+    assert any_host.home == str(sshd_host.home)
+    assert any_host.expand("~/a/b") == f"{sshd_host.home}/a/b"
+    assert any_host.expand("/etc/x") == "/etc/x"
+    assert any_host.run("pwd").stdout == f"{sshd_host.home}\n"  # every command starts in $HOME
 
 
 def test_one_connection_is_reused_for_many_commands(host):

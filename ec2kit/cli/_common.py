@@ -134,16 +134,23 @@ def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def split_pair(pair: str, flag: str, example: str) -> tuple[str, str]:
+    """``'k=v'`` → ``('k', 'v')``, or a ConfigError naming ``flag`` with an ``example``."""
+    from ..errors import ConfigError
+
+    key, sep, value = pair.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{flag} {pair!r} is not KEY=VALUE.", hint=f"Example: {example}.")
+    return key.strip(), value
+
+
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     """['role=web', 'team=ml'] → {'role': 'web', 'team': 'ml'}; Name and ec2kit:/aws: keys are refused."""
     from ..errors import ConfigError
 
     tags: dict[str, str] = {}
     for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--tag '{pair}' is not KEY=VALUE.", hint="Example: --tag role=web (repeat --tag for more).")
+        key, value = split_pair(pair, "--tag", "--tag role=web (repeat --tag for more)")
         if key == "Name" or key.lower().startswith(("ec2kit:", "aws:")):
             raise ConfigError(f"--tag '{key}' is reserved: the Name tag is the instance's name argument, and "
                               "ec2kit: and aws: tags are set by ec2kit and AWS.", hint="Pick another key, e.g. role.")
@@ -153,8 +160,6 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
 
 def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
     """['k=v', 'n=3'] → {'k': 'v', 'n': 3} (values parsed as TOML literals when they parse)."""
-    from ..errors import ConfigError
-
     try:
         import tomllib
     except ImportError:  # Python < 3.11
@@ -162,10 +167,7 @@ def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {pair!r} is not KEY=VALUE.", hint="Example: --set packages='[\"htop\"]' --set name=base")
+        key, raw = split_pair(pair, "--set", "--set packages='[\"htop\"]' --set name=base")
         try:
             result[key] = tomllib.loads(f"v = {raw}")["v"]
         except Exception:  # noqa: BLE001 - not a TOML literal: keep the text

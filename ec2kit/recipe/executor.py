@@ -25,8 +25,7 @@ from .steps import PlanContext, PlannedStep, plan_step
 
 if TYPE_CHECKING:
     from ..context import Context
-    from ..openssh import OpenSshHost
-    from ..remote import Host
+    from ..remote import CommandHost
 
 
 class _HostVars(dict):
@@ -85,7 +84,7 @@ class HostRun:
     reporter: Any = None
     masker: Masker = field(default_factory=Masker)
     ctx: "Context | None" = None
-    host: "Host | OpenSshHost | None" = None
+    host: "CommandHost | None" = None
     target: str | None = None
     instance: Any = None  # the target's Instance, when the caller already looked it up
     report: HostReport = field(init=False)
@@ -112,7 +111,7 @@ class HostRun:
             data.update(name=self.host.name, id=self.host.target.alias, user=self.host.target.user)
         return _HostVars(data, self._get_host)
 
-    def _get_host(self) -> "Host | OpenSshHost":
+    def _get_host(self) -> "CommandHost":
         if self.host is None:
             if not self.target:
                 raise RecipeError("A shell step needs a host, but this recipe runs on none.",
@@ -337,7 +336,7 @@ def _describe_outputs(out: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def run_steps_on_host(host: "Host | OpenSshHost", steps: list[Step], vars: dict[str, Any] | None = None, check: bool = False, *,
+def run_steps_on_host(host: "CommandHost", steps: list[Step], vars: dict[str, Any] | None = None, check: bool = False, *,
                       recipe: Recipe | None = None, reporter: Reporter | None = None, secrets: set[str] | None = None,
                       ctx: "Context | None" = None) -> HostReport:
     """Run steps on one connected Host (no AWS needed); returns its HostReport (never raises for step failures)."""
