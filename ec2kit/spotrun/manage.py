@@ -34,7 +34,7 @@ def list_runs(ctx: Context) -> list[RunRecord]:
     return Runs(ctx.settings.runs_db).all()
 
 
-def refresh(ctx: Context, records: list[RunRecord], *, timeout: float = 15) -> dict[str, str]:
+def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
     """Bring detached runs up to date (nothing else follows them); returns a note per run for display.
 
     One DescribeInstances for all of them, then one status read per instance still running.
