@@ -69,7 +69,8 @@ class RunRecord:
     def awaiting_pull(self) -> bool:
         """A detached run that ended: its instance holds the results until `inv pull`."""
         return bool(self.options.get("detach")) and not self.live and self.state != "lost" and \
-            not self.options.get("pulled") and not self.options.get("stopped") and not self.monitor
+            not self.options.get("pulled") and not self.options.get("stopped") and not self.monitor and \
+            not self.options.get("instance_gone")
 
     def hours(self, now: float | None = None) -> float:
         """Instance hours so far, over every attempt."""

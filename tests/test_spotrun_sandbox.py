@@ -370,3 +370,18 @@ def test_a_detached_run_whose_instance_vanished_is_shown_lost(ctx, sandbox, tmp_
     [record] = [r for r in list_runs(ctx) if r.name == "detach-lost"]
     assert record.state == "lost" and not record.live and record.ended_at
     assert run_resources(sandbox, "detach-lost") == {}
+
+
+def test_a_finished_detached_run_whose_instance_vanished_before_the_pull_says_so_once(ctx, sandbox, tmp_path):
+    s = script(tmp_path, 'echo done > "$EC2KIT_RESULTS/r.txt"\n')
+    rec = spot_run(ctx, options(tmp_path, s, "detach-gone", detach=True))
+    instance_id = rec.instance_id
+    wait_until(lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-gone/status", check=False).stdout.count("succeeded"), 30, "script end")
+    assert refresh(ctx, list_runs(ctx))["detach-gone"] == "waiting for `inv pull detach-gone`"
+    ctx.forget_host(instance_id)
+    ctx.cloud.terminate(instance_id)  # interrupted while it waited for the pull
+    assert refresh(ctx, list_runs(ctx))["detach-gone"] == "instance gone before `inv pull`"
+    [record] = [r for r in list_runs(ctx) if r.name == "detach-gone"]
+    assert record.state == "succeeded" and not record.awaiting_pull
+    assert "before `inv pull` collected the final results" in record.options["note"]
+    assert "detach-gone" not in refresh(ctx, list_runs(ctx))  # said once; no describe call for it any more

@@ -75,8 +75,8 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
     ui.print_table("Runs", ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results"], rows,
                    empty="No runs yet. Start one with `inv spot-run --script train.sh`.")
     for r in found:
-        if r.state == "lost" and r.options.get("note"):
-            ui.console().print(f"{r.name}: lost: {r.options['note']}.")
+        if r.options.get("note"):
+            ui.console().print(f"{r.name} ({r.state}): {r.options['note']}.")
 
 
 @command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})

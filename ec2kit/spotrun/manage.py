@@ -57,8 +57,11 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
                 record.options["note"] = ("its instance went away while no ec2kit process followed the run "
                                           "(a spot interruption?); what was pulled before is in " + record.results_dir)
                 runs.save(record)
-            else:
+            else:  # it was interrupted or terminated while it waited for the pull
                 notes[record.name] = "instance gone before `inv pull`"
+                record.options["instance_gone"] = True
+                record.options["note"] = "its instance went away before `inv pull` collected the final results"
+                runs.save(record)
             continue
         try:
             status = _follower(ctx, record, inst, out=lambda _line: None, pull=False).poll()
