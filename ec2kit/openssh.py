@@ -200,19 +200,30 @@ def _last_line(text: str) -> str:
 # --------------------------------------------------------------------------- control sockets
 
 
-def control_dir() -> Path | None:
-    """A private directory for ControlMaster sockets, or None when one cannot be had safely.
+def control_dir(base: Path | None = None) -> Path | None:
+    """A private directory for ControlMaster sockets (in ``base``), or None when one cannot be had safely.
 
-    Lives in the temp dir rather than EC2KIT_HOME: socket paths must stay short.
+    Lives in the temp dir rather than EC2KIT_HOME: socket paths must stay short (104 bytes
+    on macOS, whose per-user temp dir alone takes ~50; /tmp is used when it is that long).
+    A directory of ours that others could write to is locked down and emptied first: a
+    socket planted there would receive our commands.
     """
-    path = Path(tempfile.gettempdir()) / f"ec2kit-ssh-{os.getuid()}"
+    if base is None:
+        base = Path(tempfile.gettempdir())
+        if len(str(base)) > 48 and Path("/tmp").is_dir():
+            base = Path("/tmp")
+    path = base / f"ec2kit-ssh-{os.getuid()}"
     try:
         path.mkdir(mode=0o700, exist_ok=True)
         st = path.lstat()
+        if not path.is_dir() or path.is_symlink() or st.st_uid != os.getuid():
+            return None  # someone else's: never share a connection through it
+        if st.st_mode & 0o077:
+            path.chmod(0o700)
+            for entry in path.iterdir():
+                entry.unlink()
     except OSError:
         return None
-    if not path.is_dir() or path.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        return None  # someone else's, or open to others: never share a connection through it
     return path
 
 

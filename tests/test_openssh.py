@@ -110,12 +110,19 @@ def test_bad_settings_are_config_errors(monkeypatch):
         openssh.persist_seconds()
 
 
-def test_control_dir_is_private(tmp_path, monkeypatch):
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    d = openssh.control_dir()
-    assert d is not None and oct(d.stat().st_mode & 0o777) == "0o700"
+def test_control_dir_is_private_and_short(tmp_path, monkeypatch):
+    d = openssh.control_dir(tmp_path)
+    assert d == tmp_path / f"ec2kit-ssh-{os.getuid()}" and oct(d.stat().st_mode & 0o777) == "0o700"
     d.chmod(0o777)
-    assert openssh.control_dir() is None  # open to others: never put a connection socket there
+    (d / "planted").write_text("")  # others could have put a socket here
+    assert openssh.control_dir(tmp_path) == d
+    assert oct(d.stat().st_mode & 0o777) == "0o700" and list(d.iterdir()) == []
+    elsewhere = tmp_path / "theirs"
+    elsewhere.mkdir()
+    (elsewhere / f"ec2kit-ssh-{os.getuid()}").symlink_to(tmp_path)
+    assert openssh.control_dir(elsewhere) is None  # a symlink: not ours to trust
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / ("x" * 60)))
+    assert openssh.control_dir() == Path("/tmp") / f"ec2kit-ssh-{os.getuid()}"  # room for the socket name
 
 
 # --------------------------------------------------------------------------- running commands
