@@ -1,8 +1,8 @@
 """Remote commands through the system OpenSSH client, multiplexed over a ControlMaster.
 
-:class:`OpenSshHost` offers the command side of :class:`ec2kit.remote.Host`
-(``run``, ``home``, ``expand``) without importing paramiko: each command is one
-``ssh`` process. The first one to a host becomes a ControlMaster that stays up
+:class:`OpenSshHost` keeps :class:`ec2kit.remote.CommandHost`'s contract (``run``,
+``home``, ``expand``), as the paramiko :class:`~ec2kit.remote.Host` does, without
+importing paramiko: each command is one ``ssh`` process. The first one to a host becomes a ControlMaster that stays up
 for ``persist`` seconds after its last use (as Ansible's ControlPersist does),
 so a recipe's later batches, and the next ``inv recipe`` a moment later, skip
 the SSH handshake: a command then costs one local socket hop.
@@ -51,7 +51,7 @@ def control_path(target: SshTarget, directory: Path) -> Path:
 
     Named by a hash of everything that identifies the connection (user, address,
     port, instance id, key, pins), so a reused IP never reaches the wrong master,
-    and short enough for the 108-byte limit of a Unix socket path.
+    and short enough for the limit of a Unix socket path (108 bytes; 104 on macOS).
     """
     ident = "\0".join(map(str, (target.user, target.host, target.port, target.alias, target.key_file, target.known_hosts)))
     return directory / hashlib.sha256(ident.encode()).hexdigest()[:20]
@@ -100,7 +100,7 @@ _RESOLVE = re.compile(r"^ssh: Could not resolve hostname (?P<name>\S+): (?P<why>
 _KEY_SENT = re.compile(r"fingerprint for the (?P<type>\S+) key sent by the remote host is\.?\s*\n?(?P<fp>SHA256:\S+?)\.?$", re.M)
 _HANDSHAKE = ("kex_exchange_identification", "banner exchange", "Connection closed by", "Connection reset by",
               "Unable to negotiate", "no matching host key type")  # fmt: skip
-_DROPPED = ("closed by remote host", "Broken pipe", "not responding", "Connection timed out during")
+_DROPPED = ("closed by remote host", "Broken pipe", "not responding")
 _MUX = ("mux_client", "Control socket", "ControlSocket", "control_persist", "muxserver")
 
 

@@ -81,6 +81,8 @@ def test_control_path_is_short_and_distinct_per_instance():
     ("ssh: Could not resolve hostname nowhere: Name or service not known\r\n", RemoteError, "cannot resolve 'nowhere'"),
     ("ubuntu@10.0.0.5: Permission denied (publickey).\r\n", RemoteError, "with key /k/my keys/ec2kit failed"),
     ("kex_exchange_identification: read: Connection reset by peer\r\n", RemoteError, "handshake failed"),
+    ("ssh: Connection timed out during banner exchange\r\n", RemoteError, "handshake failed"),
+    ("Timeout, server 10.0.0.5 not responding.\r\n", RemoteError, "closed while running"),
     ("Connection to 10.0.0.5 closed by remote host.\r\n", RemoteError, "closed while running"),
     ("@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@\n"
      "The fingerprint for the ED25519 key sent by the remote host is\nSHA256:abcDEF123.\n"
