@@ -64,14 +64,16 @@ def exec_argv(
     control: Path | None = None,
     persist: int = DEFAULT_PERSIST,
     connect_timeout: int = 10,
+    log: Path | None = None,
 ) -> list[str]:
     """The ``ssh`` command line that runs ``command`` on ``target`` (stdin and output are pipes).
 
     With ``control`` (a socket path) the connection is shared: the first call
-    becomes the master and lingers ``persist`` seconds once idle.
+    becomes the master and lingers ``persist`` seconds once idle. ``log`` takes
+    ssh's own messages (``-E``), so the command's stderr stays the command's.
     """
     argv = [
-        "ssh", "-F", "none", "-T",
+        "ssh", "-F", "none", "-T", *(["-E", str(log)] if log is not None else []),
         "-i", str(target.key_file),
         "-p", str(target.port),
         "-l", target.user,
@@ -268,11 +270,20 @@ class OpenSshHost(CommandHost):
         self._home: str | None = None
         self._pins_ready = False
 
-    def argv(self, command: str) -> list[str]:
+    def argv(self, command: str, log: Path | None = None) -> list[str]:
         """The ``ssh`` command line for ``command`` (already wrapped)."""
         control = control_path(self.target, self._control) if self._control else None
         return exec_argv(self.target, command, control=control, persist=self.persist,
-                         connect_timeout=max(1, round(self.connect_timeout)))
+                         connect_timeout=max(1, round(self.connect_timeout)), log=log)
+
+    def _shared_connection_alive(self) -> bool:
+        """Whether this host's ControlMaster still answers (``ssh -O check``)."""
+        if self._control is None:
+            return False
+        sock = control_path(self.target, self._control)
+        done = subprocess.run(["ssh", "-F", "none", "-o", _opt("ControlPath", sock), "-O", "check", self.target.host],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        return done.returncode == 0
 
     def close(self) -> None:
         """Nothing to close: the shared connection lingers ``persist`` s, then exits by itself."""
@@ -295,9 +306,21 @@ class OpenSshHost(CommandHost):
         if not self._pins_ready:
             ensure_known_hosts(Path(self.target.known_hosts))  # ssh would not create its directory: no pin saved
             self._pins_ready = True
-        code, out, err = self._spawn(self.argv(command), stdin, timeout, stream, shown)
-        if code == 255 and (failure := ssh_failure(err.decode(errors="replace"), self.target, started=bool(out))):
-            raise failure
+        fd, name = tempfile.mkstemp(prefix="ec2kit-ssh-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+        try:
+            code, out, err = self._spawn(self.argv(command, log), stdin, timeout, stream, shown)
+            said = log.read_text(errors="replace")
+        finally:
+            log.unlink(missing_ok=True)
+        if code == 255:
+            if failure := ssh_failure(said, self.target, started=bool(out or err)):
+                raise failure
+            if self._control is not None and not self._shared_connection_alive():
+                # a shared connection that drops ends its clients with 255 and no message
+                raise RemoteError(f"The connection to {self.name} ({self.address}) closed while running: {shown}",
+                                  hint="Did the instance stop or reboot? Check with `inv instances`.")
         if code < 0:
             raise RemoteError(f"The ssh client for {self.name} ({self.address}) was killed (signal {-code}) "
                               f"while running: {shown}", hint="Retry the command.")

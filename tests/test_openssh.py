@@ -134,6 +134,23 @@ def test_control_dir_is_private_and_short(tmp_path, monkeypatch):
 def test_a_command_exiting_255_is_not_a_connection_error(shell):
     result = shell.run("echo partial; exit 255", check=False)
     assert (result.exit_code, result.stdout) == (255, "partial\n")
+    # even when it prints what ssh itself would: ssh's own messages go to a log of their own
+    fake = "echo 'ssh: connect to host db port 22: Connection refused' >&2; exit 255"
+    result = shell.run(fake, check=False)
+    assert (result.exit_code, result.stderr) == (255, "ssh: connect to host db port 22: Connection refused\n")
+    assert shell.run("exit 255", check=False).exit_code == 255  # silent, through a live shared connection
+
+
+def test_a_shared_connection_that_drops_mid_command_is_a_remote_error(sshd_factory, user_key, known_hosts):
+    import threading
+
+    sshd = sshd_factory("openssh-drop")
+    shell = OpenSshHost(target_for(sshd, user_key, known_hosts, name="dropping"), persist=30)
+    shell.run("true")  # the shared connection is up
+    threading.Timer(1.0, sshd.stop).start()
+    with pytest.raises(RemoteError, match="closed while running") as info:
+        shell.run("echo started; sleep 10")
+    assert "dropping" in str(info.value)
 
 
 # --------------------------------------------------------------------------- shared connections
