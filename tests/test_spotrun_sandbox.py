@@ -143,14 +143,18 @@ def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox,
         sleep 120
     """)
     code = textwrap.dedent(f"""
+        import faulthandler, signal, time
         from pathlib import Path
         from ec2kit.context import Context
         from ec2kit.settings import Settings
         from ec2kit.spotrun import SpotRunOptions, spot_run
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a stack dump if it hangs
+        t0 = time.monotonic()
+        say = lambda m: print(f"{{time.monotonic() - t0:6.2f}} {{m}}", flush=True)
         ctx = Context(Settings(home=Path({str(sandbox.settings.home)!r}), sandbox=True), quiet=True)
         rec = spot_run(ctx, SpotRunOptions(script={s!r}, name="sigint-run", type="t3.micro", results={str(tmp_path / 'results')!r},
-                                           pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, say=print))
-        print("final state", rec.state, flush=True)
+                                           pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, say=say))
+        say(f"final state {{rec.state}}")
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -158,7 +162,13 @@ def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox,
         assert proc.poll() is None, proc.stdout.read()
         assert run_resources(sandbox, "sigint-run").get("instances")
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            proc.kill()
+            pytest.fail("still running 60 s after Ctrl-C; its output and threads:\n" + proc.communicate()[0][-8000:])
     finally:
         if proc.poll() is None:
             proc.kill()
