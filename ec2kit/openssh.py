@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError, Ec2kitError, HostKeyMismatch, RemoteError, TimedOut
-from .remote import CommandHost, SshTarget, ensure_known_hosts
+from .remote import CommandHost, LineSplitter, SshTarget, ensure_known_hosts
 
 #: Seconds an idle ControlMaster stays up (``EC2KIT_SSH_PERSIST``; 0 turns multiplexing off).
 DEFAULT_PERSIST = 60
@@ -369,7 +369,7 @@ def _drain(proc: subprocess.Popen, deadline: float | None,
            stream: Callable[[str], None] | None) -> tuple[bytes | None, bytes]:
     """Read stdout and stderr until both close; ``(None, b"")`` when the deadline passes."""
     chunks = {1: bytearray(), 2: bytearray()}
-    partial = {1: b"", 2: b""}
+    lines = LineSplitter(stream) if stream else None
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, 1)  # type: ignore[arg-type]
     sel.register(proc.stderr, selectors.EVENT_READ, 2)  # type: ignore[arg-type]
@@ -385,14 +385,10 @@ def _drain(proc: subprocess.Popen, deadline: float | None,
                     sel.unregister(key.fileobj)
                     continue
                 chunks[fd] += chunk
-                if stream:
-                    *lines, partial[fd] = (partial[fd] + chunk).split(b"\n")
-                    for line in lines:
-                        stream(line.decode(errors="replace"))
+                if lines:
+                    lines.feed(chunk, fd)
     finally:
         sel.close()
-    if stream:
-        for rest in partial.values():
-            if rest:
-                stream(rest.decode(errors="replace"))
+    if lines:
+        lines.flush()
     return bytes(chunks[1]), bytes(chunks[2])

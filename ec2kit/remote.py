@@ -682,7 +682,7 @@ def _drain(
 ) -> tuple[bytes | None, bytes]:
     """Read stdout and stderr until EOF; ``(None, b"")`` when the deadline passes."""
     out, err = bytearray(), bytearray()
-    lines = _LineSplitter(stream) if stream else None
+    lines = LineSplitter(stream) if stream else None
     while True:
         got = False
         while ch.recv_ready():
@@ -708,7 +708,7 @@ def _drain(
     return bytes(out), bytes(err)
 
 
-class _LineSplitter:
+class LineSplitter:
     """Hands complete lines of each stream to a callback as output arrives."""
 
     def __init__(self, callback: Callable[[str], None]) -> None:
