@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import wait_for
 
-from ec2kit.spotrun.commands import parse_poll, poll_command, render_wrapper, start_command
+from ec2kit.spotrun.commands import kill_command, parse_poll, poll_command, render_wrapper, start_command
 
 
 class Imds:
@@ -146,3 +146,45 @@ def test_poll_returns_status_and_only_new_log_bytes(sshd_host, user_key, tmp_pat
     assert first.offset == (d / "log").stat().st_size
     again = parse_poll(ssh(sshd_host, user_key, poll_command("poll1", first.offset)).stdout, first.offset)
     assert again.text == "" and again.offset == first.offset
+
+
+
+def _local_env(home: Path) -> dict[str, str]:
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+
+
+def _lay_out(home: Path, run: str, wrapper: str) -> None:
+    d = home / "ec2kit" / run
+    d.mkdir(parents=True)
+    (d / "wrapper.sh").write_text(wrapper + "\n")
+
+
+def test_start_survives_a_tmux_server_that_is_exiting_as_it_connects(tmp_path):
+    # A session that ends within a few ms, then a start: the start often connects
+    # while the server (its last session gone) is exiting, and bare tmux then fails
+    # with "server exited unexpectedly" (19 of 100 here). A restart after a spot
+    # interruption, or a second run on the same instance, meets the same race.
+    home = tmp_path / "h"
+    failures = []
+    for i in range(100):
+        _lay_out(home, f"short{i}", f"sleep {(i % 20) * 0.001}")
+        _lay_out(home, f"next{i}", "exit 0")
+        both = f"{start_command(f'short{i}', 1)} && {start_command(f'next{i}', 1)}"
+        result = subprocess.run(["bash", "-c", both], capture_output=True, text=True, env=_local_env(home), timeout=30)
+        if result.returncode != 0:
+            failures.append(result.stderr.strip())
+    assert failures == []
+
+
+def test_start_reports_a_real_tmux_failure_as_it_is(tmp_path):
+    home = tmp_path / "h"
+    _lay_out(home, "dup", "sleep 30")
+    start = ["bash", "-c", start_command("dup", 1)]
+    first = subprocess.run(start, capture_output=True, text=True, env=_local_env(home), timeout=30)
+    try:
+        assert first.returncode == 0, first.stderr
+        second = subprocess.run(start, capture_output=True, text=True, env=_local_env(home), timeout=30)
+        assert second.returncode == 1
+        assert second.stderr.strip() == "duplicate session: dup"
+    finally:
+        subprocess.run(["bash", "-c", kill_command("dup")], env=_local_env(home), timeout=30)

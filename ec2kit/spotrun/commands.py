@@ -60,9 +60,20 @@ def render_wrapper(run: str, script: str, *, max_hours: float = 0, pull_wait: in
 
 
 def start_command(run: str, attempt: int, *, env: dict[str, str] | None = None) -> str:
-    """Start the wrapper in a detached tmux session named after the run (fails if it exists)."""
+    """Start the wrapper in a detached tmux session named after the run (fails if it exists).
+
+    A client that connects while the tmux server is exiting (its last session just
+    ended) gets "server exited unexpectedly" and nothing is started; that race is
+    retried. Any other failure is reported at once.
+    """
     exports = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (env or {}).items())
-    return f"cd {run_dir(run)} && {TMUX} new-session -d -s {run}{exports} bash wrapper.sh {int(attempt)}"
+    new_session = f"{TMUX} new-session -d -s {run}{exports} bash wrapper.sh {int(attempt)}"
+    return (
+        f"cd {run_dir(run)} && {{ ok=1; for try in 1 2 3 4 5 6 7 8 9 10; do "
+        f"if out=$({new_session} 2>&1); then ok=0; break; fi; "
+        f'case "$out" in *"server exited unexpectedly"*) sleep 0.1;; *) break;; esac; done; '
+        f'[ $ok = 0 ] || {{ echo "$out" >&2; false; }}; }}'
+    )
 
 
 def kill_command(run: str) -> str:
