@@ -32,8 +32,15 @@ def run_on(entry: dict, recipe, variables: dict, known_hosts: Path):
     from ec2kit.recipe import run_steps_on_host
     from ec2kit.remote import SshTarget
 
-    target = SshTarget(host=entry["host"], port=entry["port"], user=entry["user"], key_file=Path(entry["key"]),
-                       alias=f"bench-{entry['name']}-{entry['port']}", known_hosts=known_hosts, name=entry["name"])
+    target = SshTarget(
+        host=entry["host"],
+        port=entry["port"],
+        user=entry["user"],
+        key_file=Path(entry["key"]),
+        alias=f"bench-{entry['name']}-{entry['port']}",
+        known_hosts=known_hosts,
+        name=entry["name"],
+    )
     if openssh.preferred():
         host = openssh.OpenSshHost(target)
     else:

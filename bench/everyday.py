@@ -35,7 +35,9 @@ def main() -> None:
     inv = str(Path(sys.executable).with_name("inv"))
     rows = []
     rows.append(("python -c pass (floor)", f"{timed([sys.executable, '-c', 'pass'], env, 10):.3f} s"))
-    rows.append(("python -c 'import invoke' (Invoke's floor)", f"{timed([sys.executable, '-c', 'import invoke'], env, 10):.3f} s"))
+    rows.append(
+        ("python -c 'import invoke' (Invoke's floor)", f"{timed([sys.executable, '-c', 'import invoke'], env, 10):.3f} s")
+    )
     rows.append(("inv --list", f"{timed([inv, '--list'], env, 10):.3f} s"))
 
     from ec2kit import sandbox
@@ -60,7 +62,9 @@ def main() -> None:
             actions.wait_ssh(ctx, inst, timeout=60)
             starts.append((t_running - t0, time.perf_counter() - t_running))
         rows.append(("launch → running (EC2 API, median of 3)", f"{statistics.median(s[0] for s in starts):.2f} s"))
-        rows.append(("running → SSH answers (sandbox sshd start, median of 3)", f"{statistics.median(s[1] for s in starts):.2f} s"))
+        rows.append(
+            ("running → SSH answers (sandbox sshd start, median of 3)", f"{statistics.median(s[1] for s in starts):.2f} s")
+        )
         calls.clear()
         ctx.cloud.instances()
         rows.append(("EC2 API calls made by `inv instances`", f"{len(calls)} ({', '.join(calls)})"))

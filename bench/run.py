@@ -28,9 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -168,8 +169,14 @@ def prepare_ec2kit(workdir: Path, hosts: Hosts, job_vars: Path, variant: str = "
     """
     hosts_file = workdir / f"{variant}-{len(hosts.servers)}-hosts.json"
     hosts_file.write_text(json.dumps(hosts.as_json()))
-    argv = [sys.executable, str(BENCH / "ec2kit_job.py"), str(JOB / "recipe.toml"), str(hosts_file),
-            "--known-hosts", str(workdir / f"known_hosts_{variant}")]
+    argv = [
+        sys.executable,
+        str(BENCH / "ec2kit_job.py"),
+        str(JOB / "recipe.toml"),
+        str(hosts_file),
+        "--known-hosts",
+        str(workdir / f"known_hosts_{variant}"),
+    ]
     return Invocation(argv, {"PYTHONPATH": str(ROOT), "EC2KIT_SSH": "openssh", "EC2KIT_SSH_PERSIST": "60", **(env or {})}, ROOT)
 
 
@@ -179,8 +186,13 @@ def prepare_pyinfra(workdir: Path, hosts: Hosts, job_vars: Path) -> Invocation:
     entries = []
     for h in hosts.as_json():
         data = {
-            "ssh_hostname": h["host"], "ssh_port": h["port"], "ssh_user": h["user"], "ssh_key": h["key"],
-            "ssh_known_hosts_file": str(known), "ssh_strict_host_key_checking": "accept-new", "home": h["home"],
+            "ssh_hostname": h["host"],
+            "ssh_port": h["port"],
+            "ssh_user": h["user"],
+            "ssh_key": h["key"],
+            "ssh_known_hosts_file": str(known),
+            "ssh_strict_host_key_checking": "accept-new",
+            "home": h["home"],
         }
         entries.append((h["name"], data))
     inventory = workdir / "pyinfra_inventory.py"
@@ -229,7 +241,14 @@ TOOLS = {
     "ansible": lambda w, h, v: prepare_ansible(w, h, v, pipelining=True),
     "ansible-nopipe": lambda w, h, v: prepare_ansible(w, h, v, pipelining=False),
 }
-LABELS = {"ec2kit": "ec2kit", "ec2kit-fresh": "ec2kit, new connection per run", "ec2kit-paramiko": "ec2kit over paramiko", "pyinfra": "pyinfra", "ansible": "Ansible (pipelining on)", "ansible-nopipe": "Ansible (pipelining off)"}
+LABELS = {
+    "ec2kit": "ec2kit",
+    "ec2kit-fresh": "ec2kit, new connection per run",
+    "ec2kit-paramiko": "ec2kit over paramiko",
+    "pyinfra": "pyinfra",
+    "ansible": "Ansible (pipelining on)",
+    "ansible-nopipe": "Ansible (pipelining off)",
+}
 
 
 class RunFailed(Exception):
@@ -337,14 +356,20 @@ def measure_host_count(n: int, reps: dict[str, int], workdir: Path, key: Path, j
             trial = Trial(Result(tool, n), start_hosts(workdir, f"{tool}-{n}", n, key), log=workdir / f"{tool}-{n}.log", reps=k)
             trials[tool] = trial
             guarded(trial, lambda: first_run(trial, tool, workdir, job_vars))
-            say(f"{LABELS[tool]} on {n} host(s): first run " + (f"{trial.result.first_s:.2f}s" if not trial.result.error else "FAILED"))
+            say(
+                f"{LABELS[tool]} on {n} host(s): first run "
+                + (f"{trial.result.first_s:.2f}s" if not trial.result.error else "FAILED")
+            )
         for r in range(max(reps.values(), default=0)):
             order = list(trials.items())
-            order = order[r % len(order):] + order[: r % len(order)]  # rotate who goes first each round
+            order = order[r % len(order) :] + order[: r % len(order)]  # rotate who goes first each round
             for tool, trial in order:
                 if r < trial.reps:
                     guarded(trial, lambda: trial.result.noop_s.append(run_once(trial.inv, trial.log)))
-            say(f"{n} host(s): no-op round {r + 1}: " + ", ".join(f"{t} {tr.result.noop_s[-1]:.2f}s" for t, tr in trials.items() if len(tr.result.noop_s) > r))
+            say(
+                f"{n} host(s): no-op round {r + 1}: "
+                + ", ".join(f"{t} {tr.result.noop_s[-1]:.2f}s" for t, tr in trials.items() if len(tr.result.noop_s) > r)
+            )
         for trial in trials.values():
             guarded(trial, lambda: finish(trial))
     finally:
@@ -363,7 +388,10 @@ def close_ssh_masters(workdir: Path) -> None:
 def cli_startup(runs: int = 10) -> dict:
     """Median wall time of `inv --list` in the repository (and of a bare `python -c pass`)."""
     out: dict = {}
-    for label, argv in (("inv --list", [str(Path(sys.executable).with_name("inv")), "--list"]), ("python -c pass", [sys.executable, "-c", "pass"])):
+    for label, argv in (
+        ("inv --list", [str(Path(sys.executable).with_name("inv")), "--list"]),
+        ("python -c pass", [sys.executable, "-c", "pass"]),
+    ):
         if not shutil.which(argv[0]):
             out[label] = {"error": f"{argv[0]} not found"}
             continue
@@ -379,7 +407,10 @@ def cli_startup(runs: int = 10) -> dict:
 
 def machine_info() -> dict:
     """Where the numbers come from."""
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    cpu = next(
+        (l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")),
+        platform.processor(),
+    )
     mem = next((l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")), "0")
 
     def version(argv: list[str]) -> str:
@@ -430,7 +461,11 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
         "from each sshd's VERBOSE log: exec = `Starting session: command`, sftp = subsystem sessions, "
         "conns = authenticated connections. Ratio = tool time / ec2kit time."
     )
-    lines += ["", "| tool | hosts | run | median s | vs ec2kit | exec ch/host (max) | sftp/host | conns/host | tree |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| tool | hosts | run | median s | vs ec2kit | exec ch/host (max) | sftp/host | conns/host | tree |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     ref = {(r.hosts, "first"): r.first_s for r in results if r.tool == "ec2kit" and not r.error}
     ref.update({(r.hosts, "noop"): r.noop_median for r in results if r.tool == "ec2kit" and not r.error})
     for r in sorted(results, key=lambda r: (r.hosts, list(TOOLS).index(r.tool))):
@@ -438,7 +473,10 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
             lines.append(f"| {LABELS[r.tool]} | {r.hosts} | — | failed | — | — | — | — | {r.error.splitlines()[0][:80]} |")
             continue
         tree = ("ok" if r.tree_same_on_all_hosts else "DIFFERS across hosts") + f" `{r.tree}`"
-        for phase, t, ses, n in (("first", r.first_s, r.first_sessions, 1), ("no-op", r.noop_median, r.noop_sessions, len(r.noop_s))):
+        for phase, t, ses, n in (
+            ("first", r.first_s, r.first_sessions, 1),
+            ("no-op", r.noop_median, r.noop_sessions, len(r.noop_s)),
+        ):
             if phase == "first":
                 state = tree
             elif r.files_touched_by_noop:
@@ -466,7 +504,9 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
     ec_all = [r for r in results if r.tool.startswith("ec2kit") and not r.error]
     if ec_all:
         worst = max(max(r.first_sessions.get("exec_max", 0), r.noop_sessions.get("exec_max", 0)) for r in ec_all)
-        lines.append(f"- ≤ 2 exec channels per host for the whole recipe (any host count, first or no-op): max {worst:g} — {'PASS' if worst <= 2 else 'FAIL'}")
+        lines.append(
+            f"- ≤ 2 exec channels per host for the whole recipe (any host count, first or no-op): max {worst:g} — {'PASS' if worst <= 2 else 'FAIL'}"
+        )
     else:
         lines.append("- ≤ 2 exec channels per host: not measured (ec2kit did not run)")
     lines += ["", "## Same result on every host and tool", ""]
@@ -476,7 +516,9 @@ def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict
         note = v.get("error") or ("" if v.get("exit", 0) == 0 else f"exit {v['exit']}")
         lines.append(f"| `{label}` | {fmt_s(v.get('median_s'))} | {fmt_s(v.get('min_s'))} | {note} |")
     lines += ["", "## Repetitions", ""]
-    lines += [f"- {LABELS[t]}: " + ", ".join(f"{n} host(s): {k} no-op reruns" for n, k in sorted(d.items())) for t, d in reps.items()]
+    lines += [
+        f"- {LABELS[t]}: " + ", ".join(f"{n} host(s): {k} no-op reruns" for n, k in sorted(d.items())) for t, d in reps.items()
+    ]
     lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in info.items()]
     return "\n".join(lines) + "\n"
 
@@ -541,13 +583,21 @@ def main(argv: list[str] | None = None) -> int:
                     tree_check += [f"  - `{d}`" for d in diff[:12]]
         startup = cli_startup()
         info = machine_info()
-        info["load_average"] = f"{load_before} at start, {info['load_average']} at end (1/5/15 min; other work shares these 2 cores)"
+        info["load_average"] = (
+            f"{load_before} at start, {info['load_average']} at end (1/5/15 min; other work shares these 2 cores)"
+        )
         info["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
         report = render(results, reps, startup, info, tree_check)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text(report)
-        payload = {"results": [asdict(r) | {"noop_median": r.noop_median} for r in results], "reps": reps, "startup": startup, "machine": info,
-                   "tree_check": tree_check, "reference_tree": next(iter(trees.values()), {})}
+        payload = {
+            "results": [asdict(r) | {"noop_median": r.noop_median} for r in results],
+            "reps": reps,
+            "startup": startup,
+            "machine": info,
+            "tree_check": tree_check,
+            "reference_tree": next(iter(trees.values()), {}),
+        }
         args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str))
         print()
         print(report)

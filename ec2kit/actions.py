@@ -64,6 +64,7 @@ def start(ctx: Context, name: str, *, wait: bool = True, progress: Progress = No
 
 # -- data volumes -------------------------------------------------------------------
 
+
 def device_candidates(volume_id: str, device: str | None) -> list[str]:
     """Where an attached EBS volume shows up on Linux.
 
@@ -76,7 +77,9 @@ def device_candidates(volume_id: str, device: str | None) -> list[str]:
     return names
 
 
-def mount_script(candidates: list[str], mountpoint: str, *, format_blank: bool, owner: str, label: str = "data", wait_seconds: int = 60) -> str:
+def mount_script(
+    candidates: list[str], mountpoint: str, *, format_blank: bool, owner: str, label: str = "data", wait_seconds: int = 60
+) -> str:
     """Shell that finds the device, formats it if blank (and allowed), mounts it and hands it to ``owner``.
 
     Idempotent: an already-mounted mountpoint is left as it is.
@@ -93,7 +96,7 @@ def mount_script(candidates: list[str], mountpoint: str, *, format_blank: bool, 
         f"if mountpoint -q {q(mountpoint)}; then echo already-mounted; exit 0; fi\n"
         "dev=\n"
         f"for i in $(seq 1 {wait_seconds * 2}); do\n"
-        f"  for c in {cands}; do if [ -b \"$c\" ]; then dev=$(readlink -f \"$c\"); break 2; fi; done\n"
+        f'  for c in {cands}; do if [ -b "$c" ]; then dev=$(readlink -f "$c"); break 2; fi; done\n'
         "  sleep 0.5\n"
         "done\n"
         '[ -n "$dev" ] || { echo "the volume did not appear on this machine" >&2; exit 2; }\n'
@@ -124,8 +127,16 @@ def _require_volume_support(ctx: Context) -> None:
             )
 
 
-def make_volume(ctx: Context, instance: str, *, size: int | None = None, name: str | None = None,
-                snapshot: str | None = None, mountpoint: str = DEFAULT_MOUNT, progress: Progress = None) -> Volume:
+def make_volume(
+    ctx: Context,
+    instance: str,
+    *,
+    size: int | None = None,
+    name: str | None = None,
+    snapshot: str | None = None,
+    mountpoint: str = DEFAULT_MOUNT,
+    progress: Progress = None,
+) -> Volume:
     """Create a volume in the instance's zone, attach it and mount it at ``mountpoint``.
 
     A blank volume is formatted ext4 first; one made from ``snapshot`` is mounted as it is.
@@ -134,12 +145,21 @@ def make_volume(ctx: Context, instance: str, *, size: int | None = None, name: s
     cloud = ctx.cloud
     inst = cloud.instance(instance)
     if inst.state != "running":
-        raise WrongState(f"Instance '{inst.name or inst.id}' is {inst.state}; a volume can only be mounted on a running instance.", hint=f"Start it with `inv start {inst.name or inst.id}`.")
+        raise WrongState(
+            f"Instance '{inst.name or inst.id}' is {inst.state}; a volume can only be mounted on a running instance.",
+            hint=f"Start it with `inv start {inst.name or inst.id}`.",
+        )
     vol = cloud.create_volume(size=size, snapshot=snapshot, zone=inst.zone, name=name or inst.name or inst.id)
     try:
         vol = cloud.attach_volume(vol, inst)
         host = ctx.host(inst)
-        script = mount_script(device_candidates(vol.id, vol.device), mountpoint, format_blank=snapshot is None, owner=host.target.user, label=vol.name or "data")
+        script = mount_script(
+            device_candidates(vol.id, vol.device),
+            mountpoint,
+            format_blank=snapshot is None,
+            owner=host.target.user,
+            label=vol.name or "data",
+        )
         host.run("bash -s", stdin=script)
     except BaseException:
         # Leave nothing half-made behind: a detached, deleted volume costs nothing.
@@ -158,17 +178,25 @@ def _discard_volume(ctx: Context, vol: Volume) -> None:
         pass
 
 
-def mount_volume(ctx: Context, volume: str, instance: str, *, mountpoint: str = DEFAULT_MOUNT, progress: Progress = None) -> Volume:
+def mount_volume(
+    ctx: Context, volume: str, instance: str, *, mountpoint: str = DEFAULT_MOUNT, progress: Progress = None
+) -> Volume:
     """Attach an existing volume to an instance (if needed) and mount it."""
     _require_volume_support(ctx)
     cloud = ctx.cloud
     vol, inst = cloud.volume(volume), cloud.instance(instance)
     if vol.attached_to and vol.attached_to != inst.id:
-        raise WrongState(f"Volume '{vol.name or vol.id}' is attached to {vol.attached_to}.", hint=f"Detach it first: `inv detach-volume {vol.name or vol.id}`.")
+        raise WrongState(
+            f"Volume '{vol.name or vol.id}' is attached to {vol.attached_to}.",
+            hint=f"Detach it first: `inv detach-volume {vol.name or vol.id}`.",
+        )
     if not vol.attached_to:
         vol = cloud.attach_volume(vol, inst)
     host = ctx.host(inst)
-    host.run("bash -s", stdin=mount_script(device_candidates(vol.id, vol.device), mountpoint, format_blank=False, owner=host.target.user))
+    host.run(
+        "bash -s",
+        stdin=mount_script(device_candidates(vol.id, vol.device), mountpoint, format_blank=False, owner=host.target.user),
+    )
     return cloud.volume(vol.id)
 
 
@@ -184,7 +212,15 @@ def detach_volume(ctx: Context, volume: str, *, mountpoint: str = DEFAULT_MOUNT,
     return cloud.detach_volume(vol)
 
 
-def snapshot(ctx: Context, volume: str, *, name: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT, progress: Progress = None):
+def snapshot(
+    ctx: Context,
+    volume: str,
+    *,
+    name: str | None = None,
+    wait: bool = False,
+    mountpoint: str = DEFAULT_MOUNT,
+    progress: Progress = None,
+):
     """Snapshot a volume, detaching it cleanly first when it is attached (journey 3)."""
     vol = ctx.cloud.volume(volume)
     if vol.attached_to:

@@ -19,10 +19,10 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import (
     AlreadyExists,
@@ -41,8 +41,17 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
-    "Cloud", "Instance", "Image", "Volume", "Snapshot", "translate_client_error", "find_region",
-    "REGION_NAMES", "MANAGED_TAG", "SECURITY_GROUP", "CANONICAL_OWNER",
+    "Cloud",
+    "Instance",
+    "Image",
+    "Volume",
+    "Snapshot",
+    "translate_client_error",
+    "find_region",
+    "REGION_NAMES",
+    "MANAGED_TAG",
+    "SECURITY_GROUP",
+    "CANONICAL_OWNER",
 ]
 
 MANAGED_TAG = "ec2kit:managed"
@@ -136,36 +145,68 @@ def _tags(raw: dict) -> dict[str, str]:
 def _instance(raw: dict) -> Instance:
     tags = _tags(raw)
     return Instance(
-        id=raw["InstanceId"], name=tags.get("Name", ""), type=raw.get("InstanceType", ""),
-        state=raw.get("State", {}).get("Name", ""), lifecycle=raw.get("InstanceLifecycle") or "on-demand",
-        public_ip=raw.get("PublicIpAddress") or None, private_ip=raw.get("PrivateIpAddress") or None,
-        launch_time=raw.get("LaunchTime"), zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
-        image_id=raw.get("ImageId", ""), key_name=raw.get("KeyName"), tags=tags,
-        spot_request_id=raw.get("SpotInstanceRequestId") or None, raw=raw,
+        id=raw["InstanceId"],
+        name=tags.get("Name", ""),
+        type=raw.get("InstanceType", ""),
+        state=raw.get("State", {}).get("Name", ""),
+        lifecycle=raw.get("InstanceLifecycle") or "on-demand",
+        public_ip=raw.get("PublicIpAddress") or None,
+        private_ip=raw.get("PrivateIpAddress") or None,
+        launch_time=raw.get("LaunchTime"),
+        zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
+        image_id=raw.get("ImageId", ""),
+        key_name=raw.get("KeyName"),
+        tags=tags,
+        spot_request_id=raw.get("SpotInstanceRequestId") or None,
+        raw=raw,
     )
 
 
 def _image(raw: dict) -> Image:
     tags = _tags(raw)
     snaps = [b["Ebs"]["SnapshotId"] for b in raw.get("BlockDeviceMappings") or [] if b.get("Ebs", {}).get("SnapshotId")]
-    return Image(id=raw["ImageId"], name=raw.get("Name") or tags.get("Name", ""), state=raw.get("State", ""),
-                 creation_date=raw.get("CreationDate", ""), snapshot_ids=snaps, tags=tags, raw=raw)
+    return Image(
+        id=raw["ImageId"],
+        name=raw.get("Name") or tags.get("Name", ""),
+        state=raw.get("State", ""),
+        creation_date=raw.get("CreationDate", ""),
+        snapshot_ids=snaps,
+        tags=tags,
+        raw=raw,
+    )
 
 
 def _volume(raw: dict) -> Volume:
     tags = _tags(raw)
-    att = next((a for a in raw.get("Attachments") or [] if a.get("State") in ("attaching", "attached", "busy", "detaching")), None)
-    return Volume(id=raw["VolumeId"], name=tags.get("Name", ""), size=raw.get("Size", 0), state=raw.get("State", ""),
-                  zone=raw.get("AvailabilityZone", ""), attached_to=att["InstanceId"] if att else None,
-                  device=att["Device"] if att else None, snapshot_id=raw.get("SnapshotId") or None, tags=tags,
-                  attachment_state=att.get("State") if att else None)
+    att = next(
+        (a for a in raw.get("Attachments") or [] if a.get("State") in ("attaching", "attached", "busy", "detaching")), None
+    )
+    return Volume(
+        id=raw["VolumeId"],
+        name=tags.get("Name", ""),
+        size=raw.get("Size", 0),
+        state=raw.get("State", ""),
+        zone=raw.get("AvailabilityZone", ""),
+        attached_to=att["InstanceId"] if att else None,
+        device=att["Device"] if att else None,
+        snapshot_id=raw.get("SnapshotId") or None,
+        tags=tags,
+        attachment_state=att.get("State") if att else None,
+    )
 
 
 def _snapshot(raw: dict) -> Snapshot:
     tags = _tags(raw)
-    return Snapshot(id=raw["SnapshotId"], name=tags.get("Name", ""), state=raw.get("State", ""),
-                    progress=raw.get("Progress", ""), size=raw.get("VolumeSize", 0),
-                    volume_id=raw.get("VolumeId") or None, start_time=raw.get("StartTime"), tags=tags)
+    return Snapshot(
+        id=raw["SnapshotId"],
+        name=tags.get("Name", ""),
+        state=raw.get("State", ""),
+        progress=raw.get("Progress", ""),
+        size=raw.get("VolumeSize", 0),
+        volume_id=raw.get("VolumeId") or None,
+        start_time=raw.get("StartTime"),
+        tags=tags,
+    )
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -187,7 +228,9 @@ def _polls(timeout: float, *, first: float = 0.2, factor: float = 2.0, cap: floa
 
 def _filters(**values: Any) -> list[dict]:
     """``_filters(**{"tag:Name": "x"})`` → EC2 Filters (lists pass through, None is skipped)."""
-    return [{"Name": k, "Values": list(v) if isinstance(v, (list, tuple)) else [str(v)]} for k, v in values.items() if v is not None]
+    return [
+        {"Name": k, "Values": list(v) if isinstance(v, (list, tuple)) else [str(v)]} for k, v in values.items() if v is not None
+    ]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -197,8 +240,12 @@ _QUOTA_PAGES = {
     "InstanceLimitExceeded": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
 }
 _NOT_FOUND_KINDS = {
-    "InvalidInstanceID": "instance", "InvalidAMIID": "image", "InvalidVolume": "volume",
-    "InvalidSnapshot": "snapshot", "InvalidKeyPair": "key pair", "InvalidGroup": "security group",
+    "InvalidInstanceID": "instance",
+    "InvalidAMIID": "image",
+    "InvalidVolume": "volume",
+    "InvalidSnapshot": "snapshot",
+    "InvalidKeyPair": "key pair",
+    "InvalidGroup": "security group",
     "InvalidSpotInstanceRequestID": "spot request",
 }
 _ID_RE = re.compile(r"\b(?:i|ami|vol|snap|sg|sir)-[0-9a-f]+\b")
@@ -219,25 +266,36 @@ def translate_client_error(err: BaseException, *, action: str) -> Ec2kitError | 
         return CredentialsError(
             f"No usable AWS credentials were found to {action}.",
             hint="Run `aws configure` (or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), "
-                 "or try ec2kit without an account with EC2KIT_SANDBOX=1.")
+            "or try ec2kit without an account with EC2KIT_SANDBOX=1.",
+        )
     if kind == "ProfileNotFound":
-        return ConfigError(f"{err}.", hint="Check AWS_PROFILE / --profile against ~/.aws/config, or run `aws configure --profile NAME`.")
+        return ConfigError(
+            f"{err}.", hint="Check AWS_PROFILE / --profile against ~/.aws/config, or run `aws configure --profile NAME`."
+        )
     if kind in ("TokenRetrievalError", "SSOTokenLoadError", "UnauthorizedSSOTokenError"):
-        return CredentialsError(f"Your AWS login has expired, so ec2kit cannot {action}.", hint="Run `aws sso login` and try again.")
+        return CredentialsError(
+            f"Your AWS login has expired, so ec2kit cannot {action}.", hint="Run `aws sso login` and try again."
+        )
     if kind == "ParamValidationError":
-        return ConfigError(f"A value ec2kit would send to AWS to {action} is invalid: {err}",
-                           hint="Check the names, sizes and types you gave.")
+        return ConfigError(
+            f"A value ec2kit would send to AWS to {action} is invalid: {err}", hint="Check the names, sizes and types you gave."
+        )
     if kind == "NoRegionError":
         return ConfigError(f"No AWS region is configured to {action}.", hint="Set AWS_REGION (e.g. us-east-1) or pass --region.")
     if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
         return AwsError(
             f"Could not reach AWS to {action}: {err}.",
-            code=kind, hint="Check your network connection and the region; if you use the local sandbox, check it is running.")
+            code=kind,
+            hint="Check your network connection and the region; if you use the local sandbox, check it is running.",
+        )
     if kind == "WaiterError":
         last = getattr(err, "last_response", None) or {}
         if "Error" in last:
             return _translate_code(last["Error"].get("Code", ""), last["Error"].get("Message", ""), action)
-        return TimedOut(f"Gave up waiting to {action}: {getattr(err, 'reason', err)}.", hint="Check the resource in the AWS console and retry.")
+        return TimedOut(
+            f"Gave up waiting to {action}: {getattr(err, 'reason', err)}.",
+            hint="Check the resource in the AWS console and retry.",
+        )
     response = getattr(err, "response", None)
     if isinstance(response, dict) and "Error" in response:
         return _translate_code(response["Error"].get("Code", ""), response["Error"].get("Message", ""), action)
@@ -248,49 +306,92 @@ def _translate_code(code: str, message: str, action: str) -> Ec2kitError | None:
     said = f" AWS said: {message}" if message else ""
     if code == "DryRunOperation":
         return None
-    if code in ("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException", "MissingAuthenticationToken"):
-        return CredentialsError(f"AWS did not accept your credentials when trying to {action} ({code}).{said}",
-                                hint="Check the access key with `aws sts get-caller-identity` and the region; run `aws configure` if they are wrong.")
+    if code in (
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "MissingAuthenticationToken",
+    ):
+        return CredentialsError(
+            f"AWS did not accept your credentials when trying to {action} ({code}).{said}",
+            hint="Check the access key with `aws sts get-caller-identity` and the region; run `aws configure` if they are wrong.",
+        )
     if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
-        return CredentialsError(f"Your AWS credentials or session have expired, so ec2kit cannot {action} ({code}).",
-                                hint="Refresh them (`aws sso login`, or new temporary keys) and check your clock is right.")
+        return CredentialsError(
+            f"Your AWS credentials or session have expired, so ec2kit cannot {action} ({code}).",
+            hint="Refresh them (`aws sso login`, or new temporary keys) and check your clock is right.",
+        )
     if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
         hint = "Ask your AWS administrator for the EC2 permission this needs, or use another profile (AWS_PROFILE)."
         encoded = re.search(r"Encoded authorization failure message:\s*(\S+)", message or "")
         if encoded:
-            hint += (" To see exactly which permission is missing, run: "
-                     f"aws sts decode-authorization-message --encoded-message {encoded.group(1)}")
+            hint += (
+                " To see exactly which permission is missing, run: "
+                f"aws sts decode-authorization-message --encoded-message {encoded.group(1)}"
+            )
         return CredentialsError(f"Your AWS identity is not allowed to {action} ({code}).", hint=hint)
     if code in ("InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity"):
-        return AwsError(f"AWS has no spare capacity right now to {action}.{said}", code=code,
-                        hint="Try another instance type (--type) or availability zone (--zone), or retry in a few minutes.")
+        return AwsError(
+            f"AWS has no spare capacity right now to {action}.{said}",
+            code=code,
+            hint="Try another instance type (--type) or availability zone (--zone), or retry in a few minutes.",
+        )
     if code in _QUOTA_PAGES:
-        return AwsError(f"Your account's quota does not allow you to {action} ({code}).{said}", code=code,
-                        hint="Stop or terminate instances you do not need, or request a higher quota in the AWS console: "
-                             f"Service Quotas > Amazon Elastic Compute Cloud (Amazon EC2) > '{_QUOTA_PAGES[code]}'.")
+        return AwsError(
+            f"Your account's quota does not allow you to {action} ({code}).{said}",
+            code=code,
+            hint="Stop or terminate instances you do not need, or request a higher quota in the AWS console: "
+            f"Service Quotas > Amazon Elastic Compute Cloud (Amazon EC2) > '{_QUOTA_PAGES[code]}'.",
+        )
     if code == "SpotMaxPriceTooLow":
-        return AwsError(f"Your maximum spot price is below the current spot price, so AWS will not {action}.{said}", code=code,
-                        hint="Raise --max-price (see `inv prices FAMILY`) or leave it out to pay up to the on-demand price.")
+        return AwsError(
+            f"Your maximum spot price is below the current spot price, so AWS will not {action}.{said}",
+            code=code,
+            hint="Raise --max-price (see `inv prices FAMILY`) or leave it out to pay up to the on-demand price.",
+        )
     if code in ("IncorrectInstanceState", "IncorrectState", "IncorrectSpotRequestState", "VolumeInUse"):
-        return WrongState(f"Cannot {action}: the resource is in the wrong state ({code}).{said}",
-                          hint="Check its state with `inv instances` / `inv volumes` and retry when it is ready.")
+        return WrongState(
+            f"Cannot {action}: the resource is in the wrong state ({code}).{said}",
+            hint="Check its state with `inv instances` / `inv volumes` and retry when it is ready.",
+        )
     prefix = code.split(".")[0]
     if prefix in _NOT_FOUND_KINDS and (code.endswith("NotFound") or code.endswith("Malformed") or prefix == "InvalidAMIID"):
         kind = _NOT_FOUND_KINDS[prefix]
         ids = _ID_RE.findall(message or "")
-        return NotFound(kind, ids[0] if ids else message or "?",
-                        hint=f"AWS does not know it ({code}) while trying to {action}; list what exists with `inv {kind.split()[0]}s`.")
-    if code in ("InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter", "MissingParameter", "InvalidInstanceType", "Unsupported"):
-        return AwsError(f"AWS rejected a parameter when trying to {action} ({code}).{said}", code=code,
-                        hint="Check the instance type, zone, image and sizes you gave.")
+        return NotFound(
+            kind,
+            ids[0] if ids else message or "?",
+            hint=f"AWS does not know it ({code}) while trying to {action}; list what exists with `inv {kind.split()[0]}s`.",
+        )
+    if code in (
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "InvalidParameter",
+        "MissingParameter",
+        "InvalidInstanceType",
+        "Unsupported",
+    ):
+        return AwsError(
+            f"AWS rejected a parameter when trying to {action} ({code}).{said}",
+            code=code,
+            hint="Check the instance type, zone, image and sizes you gave.",
+        )
     if code.endswith(".Duplicate"):
-        return AlreadyExists(f"Cannot {action}: it already exists ({code}).{said}", hint="Use the existing one or pick another name.")
+        return AlreadyExists(
+            f"Cannot {action}: it already exists ({code}).{said}", hint="Use the existing one or pick another name."
+        )
     if code == "OptInRequired":
-        return ConfigError(f"Your AWS account is not enabled for this region or service, so ec2kit cannot {action}.{said}",
-                           hint="Enable the region under Account > AWS Regions in the console, or use another region (--region).")
+        return ConfigError(
+            f"Your AWS account is not enabled for this region or service, so ec2kit cannot {action}.{said}",
+            hint="Enable the region under Account > AWS Regions in the console, or use another region (--region).",
+        )
     if code == "PendingVerification":
-        return AwsError(f"AWS is still verifying your new account, so ec2kit cannot {action}.{said}", code=code,
-                        hint="This usually takes minutes to a few hours; AWS emails you when it is done.")
+        return AwsError(
+            f"AWS is still verifying your new account, so ec2kit cannot {action}.{said}",
+            code=code,
+            hint="This usually takes minutes to a few hours; AWS emails you when it is done.",
+        )
     if code in ("RequestLimitExceeded", "Throttling", "ThrottlingException"):
         return AwsError(f"AWS is throttling requests, so ec2kit could not {action}.", code=code, hint="Wait a minute and retry.")
     return AwsError(f"AWS refused to {action} ({code or 'unknown error'}).{said}", code=code)
@@ -347,8 +448,15 @@ class Cloud:
     ``aws_access_key_id`` / ``aws_secret_access_key`` (/ ``aws_session_token``).
     """
 
-    def __init__(self, settings: Settings, *, endpoint_url: str | None = None, resolver: Any = None,
-                 credentials: dict | None = None, region: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        endpoint_url: str | None = None,
+        resolver: Any = None,
+        credentials: dict | None = None,
+        region: str | None = None,
+    ) -> None:
         self.settings = settings
         self.endpoint_url = endpoint_url
         self.resolver = resolver
@@ -387,9 +495,15 @@ class Cloud:
 
             endpoint = self.endpoint_url if service == "ec2" else None
             self._clients[service] = self.session.client(
-                service, region_name=self.region, endpoint_url=endpoint,
-                config=Config(retries={"max_attempts": 2 if endpoint else 5, "mode": "standard"},  # sandbox: fail fast
-                              connect_timeout=10, read_timeout=60))
+                service,
+                region_name=self.region,
+                endpoint_url=endpoint,
+                config=Config(
+                    retries={"max_attempts": 2 if endpoint else 5, "mode": "standard"},  # sandbox: fail fast
+                    connect_timeout=10,
+                    read_timeout=60,
+                ),
+            )
         return self._clients[service]
 
     @property
@@ -401,8 +515,10 @@ class Cloud:
     @_translated("list instances")
     def instances(self, *, states: list[str] | tuple[str, ...] | None = None, tags: dict | None = None) -> list[Instance]:
         """Instances in this region (default: not terminated) with these tag values (None: any value); one API call."""
-        filters = _filters(**{"instance-state-name": list(states or LIVE_STATES)},
-                           **{f"tag:{k}": v for k, v in (tags or {}).items() if v is not None})
+        filters = _filters(
+            **{"instance-state-name": list(states or LIVE_STATES)},
+            **{f"tag:{k}": v for k, v in (tags or {}).items() if v is not None},
+        )
         filters += _filters(**{"tag-key": [k for k, v in (tags or {}).items() if v is None] or None})
         found: list[Instance] = []
         kwargs: dict[str, Any] = {"Filters": filters}
@@ -437,8 +553,10 @@ class Cloud:
                 raise WrongState(f"Instance {inst.label} is {inst.state} while waiting for it to be {state}. {reason}".strip())
             if progress:
                 progress(f"instance {inst.name or inst.id}: {inst.state} ({elapsed:.0f} s)")
-        raise TimedOut(f"Instance {inst.label} is still {inst.state} after {timeout:.0f} s (waiting for {state}).",
-                       hint="Check it in the AWS console; it may still get there.")
+        raise TimedOut(
+            f"Instance {inst.label} is still {inst.state} after {timeout:.0f} s (waiting for {state}).",
+            hint="Check it in the AWS console; it may still get there.",
+        )
 
     # -- images ------------------------------------------------------------------
     @_translated("list images")
@@ -465,12 +583,16 @@ class Cloud:
     def default_image(self) -> Image:
         """The newest Canonical Ubuntu 24.04 amd64 server image (falling back to 22.04)."""
         for pattern in UBUNTU_PATTERNS:
-            raw = self.ec2.describe_images(Owners=[CANONICAL_OWNER],
-                                           Filters=_filters(name=pattern, state="available")).get("Images", [])
+            raw = self.ec2.describe_images(Owners=[CANONICAL_OWNER], Filters=_filters(name=pattern, state="available")).get(
+                "Images", []
+            )
             if raw:
                 return _image(max(raw, key=lambda r: r.get("CreationDate", "")))
-        raise NotFound("image", "Ubuntu 24.04 LTS (Canonical)",
-                       hint=f"No Canonical Ubuntu LTS image is visible in {self.region}; pass an image name or id with --image.")
+        raise NotFound(
+            "image",
+            "Ubuntu 24.04 LTS (Canonical)",
+            hint=f"No Canonical Ubuntu LTS image is visible in {self.region}; pass an image name or id with --image.",
+        )
 
     # -- volumes & snapshots -------------------------------------------------------
     @_translated("list volumes")
@@ -530,17 +652,22 @@ class Cloud:
             if pairs:
                 raise ConfigError(
                     f"AWS already has a key pair named '{name}', but its private key is not at {key_file}.",
-                    hint=f"Copy that private key to {key_file} (mode 600), or choose another key pair name with EC2KIT_KEY_NAME.")
+                    hint=f"Copy that private key to {key_file} (mode 600), or choose another key pair name with EC2KIT_KEY_NAME.",
+                )
             _generate_key(key_file)
         public = _public_key(key_file)
         if pairs and not _same_key(pairs[0].get("KeyFingerprint", ""), public):
             raise ConfigError(
                 f"The key pair '{name}' in AWS ({self.region}) does not match your local key {key_file}.",
                 hint=f"Use the private key that belongs to it, delete the AWS key pair (`aws ec2 delete-key-pair --key-name {name}`) "
-                     "so ec2kit imports yours, or choose another key pair name with EC2KIT_KEY_NAME.")
+                "so ec2kit imports yours, or choose another key pair name with EC2KIT_KEY_NAME.",
+            )
         if not pairs:
-            self.ec2.import_key_pair(KeyName=name, PublicKeyMaterial=public.encode(), TagSpecifications=[
-                {"ResourceType": "key-pair", "Tags": _tag_list({MANAGED_TAG: "1", "Name": name})}])
+            self.ec2.import_key_pair(
+                KeyName=name,
+                PublicKeyMaterial=public.encode(),
+                TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list({MANAGED_TAG: "1", "Name": name})}],
+            )
         return key_file
 
     def ssh_cidr(self, *, open_ssh: bool = False) -> str:
@@ -550,8 +677,10 @@ class Cloud:
             try:
                 return str(ipaddress.ip_network(configured, strict=False))
             except ValueError:
-                raise ConfigError(f"EC2KIT_SSH_CIDR={configured!r} is not an address range.",
-                                  hint="Use your public address with a prefix, e.g. 203.0.113.7/32.") from None
+                raise ConfigError(
+                    f"EC2KIT_SSH_CIDR={configured!r} is not an address range.",
+                    hint="Use your public address with a prefix, e.g. 203.0.113.7/32.",
+                ) from None
         if self.endpoint_url:
             return "127.0.0.1/32"
         if open_ssh:
@@ -559,7 +688,8 @@ class Cloud:
         raise ConfigError(
             "ec2kit does not know your public IP address, so it cannot limit SSH access to it.",
             hint="Set EC2KIT_SSH_CIDR to your address (e.g. 203.0.113.7/32; search 'what is my ip'), "
-                 "or explicitly allow SSH from anywhere with --open-ssh.")
+            "or explicitly allow SSH from anywhere with --open-ssh.",
+        )
 
     @_translated("set up the ec2kit-ssh security group")
     def ensure_security_group(self, *, open_ssh: bool = False) -> str:
@@ -567,35 +697,60 @@ class Cloud:
         cidr = self.ssh_cidr(open_ssh=open_ssh)
         vpcs = self.ec2.describe_vpcs(Filters=_filters(isDefault="true")).get("Vpcs", [])
         if not vpcs:
-            raise ConfigError(f"Region {self.region} has no default VPC, which ec2kit launches into.",
-                              hint="Create one with `aws ec2 create-default-vpc`, or use another region.")
+            raise ConfigError(
+                f"Region {self.region} has no default VPC, which ec2kit launches into.",
+                hint="Create one with `aws ec2 create-default-vpc`, or use another region.",
+            )
         vpc_id = vpcs[0]["VpcId"]
-        groups = self.ec2.describe_security_groups(
-            Filters=_filters(**{"group-name": SECURITY_GROUP, "vpc-id": vpc_id})).get("SecurityGroups", [])
+        groups = self.ec2.describe_security_groups(Filters=_filters(**{"group-name": SECURITY_GROUP, "vpc-id": vpc_id})).get(
+            "SecurityGroups", []
+        )
         if groups:
             group = groups[0]
         else:
             gid = self.ec2.create_security_group(
-                GroupName=SECURITY_GROUP, Description="SSH to ec2kit instances", VpcId=vpc_id,
-                TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list({MANAGED_TAG: "1", "Name": SECURITY_GROUP})}],
+                GroupName=SECURITY_GROUP,
+                Description="SSH to ec2kit instances",
+                VpcId=vpc_id,
+                TagSpecifications=[
+                    {"ResourceType": "security-group", "Tags": _tag_list({MANAGED_TAG: "1", "Name": SECURITY_GROUP})}
+                ],
             )["GroupId"]
             group = {"GroupId": gid, "IpPermissions": []}
         if not _allows_ssh(group.get("IpPermissions", []), cidr):
             try:
-                self.ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[{
-                    "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-                    "IpRanges": [{"CidrIp": cidr, "Description": "ec2kit ssh"}]}])
+                self.ec2.authorize_security_group_ingress(
+                    GroupId=group["GroupId"],
+                    IpPermissions=[
+                        {
+                            "IpProtocol": "tcp",
+                            "FromPort": 22,
+                            "ToPort": 22,
+                            "IpRanges": [{"CidrIp": cidr, "Description": "ec2kit ssh"}],
+                        }
+                    ],
+                )
             except Exception as err:  # a concurrent ec2kit may have added it
                 if "Duplicate" not in str(getattr(err, "response", {}).get("Error", {}).get("Code", "")):
                     raise
         gid = group["GroupId"]
-        if not any(pair.get("GroupId") == gid for perm in group.get("IpPermissions", []) for pair in perm.get("UserIdGroupPairs", [])):
+        if not any(
+            pair.get("GroupId") == gid for perm in group.get("IpPermissions", []) for pair in perm.get("UserIdGroupPairs", [])
+        ):
             # ec2kit instances may SSH to each other over private addresses: a spot
             # run pushes its results to a monitor instance (`--monitor`).
             try:
-                self.ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{
-                    "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-                    "UserIdGroupPairs": [{"GroupId": gid, "Description": "ec2kit instances to each other"}]}])
+                self.ec2.authorize_security_group_ingress(
+                    GroupId=gid,
+                    IpPermissions=[
+                        {
+                            "IpProtocol": "tcp",
+                            "FromPort": 22,
+                            "ToPort": 22,
+                            "UserIdGroupPairs": [{"GroupId": gid, "Description": "ec2kit instances to each other"}],
+                        }
+                    ],
+                )
             except Exception as err:
                 if "Duplicate" not in str(getattr(err, "response", {}).get("Error", {}).get("Code", "")):
                     raise
@@ -615,22 +770,36 @@ class Cloud:
                 info = []
             if not info:
                 family = type.split(".")[0]
-                raise NotFound("instance type", type, hint=f"AWS offers no such type in {self.region}; "
-                               f"see `inv prices {family}` or the EC2 instance types page (e.g. t3.medium, m5.xlarge).")
+                raise NotFound(
+                    "instance type",
+                    type,
+                    hint=f"AWS offers no such type in {self.region}; "
+                    f"see `inv prices {family}` or the EC2 instance types page (e.g. t3.medium, m5.xlarge).",
+                )
             self._type_cache[type] = info[0]
         return self._type_cache[type]
 
     # -- launch ------------------------------------------------------------------------
-    def _launch_spec(self, image: Image, type: str, disk: int | None, zone: str | None, user_data: str | None,
-                     shutdown_behavior: str | None, key_name: str, group_ids: list[str]) -> dict:
+    def _launch_spec(
+        self,
+        image: Image,
+        type: str,
+        disk: int | None,
+        zone: str | None,
+        user_data: str | None,
+        shutdown_behavior: str | None,
+        key_name: str,
+        group_ids: list[str],
+    ) -> dict:
         """Parameters shared by run_instances and a spot LaunchSpecification (pure)."""
         spec: dict[str, Any] = {"ImageId": image.id, "InstanceType": type, "KeyName": key_name}
         if group_ids:
             spec["SecurityGroupIds"] = group_ids
         if disk:
             root = image.raw.get("RootDeviceName") or "/dev/sda1"
-            spec["BlockDeviceMappings"] = [{"DeviceName": root, "Ebs": {
-                "VolumeSize": int(disk), "VolumeType": "gp3", "DeleteOnTermination": True}}]
+            spec["BlockDeviceMappings"] = [
+                {"DeviceName": root, "Ebs": {"VolumeSize": int(disk), "VolumeType": "gp3", "DeleteOnTermination": True}}
+            ]
         if zone:
             spec["Placement"] = {"AvailabilityZone": zone}
         if user_data:
@@ -640,10 +809,23 @@ class Cloud:
         return spec
 
     @_translated("launch instance {0}")
-    def launch(self, name: str, *, image: str | None = None, disk: int | None = None, type: str = "t3.medium",
-               spot: bool = False, max_price: float | str | None = None, zone: str | None = None,
-               tags: dict | None = None, user_data: str | None = None, shutdown_behavior: str | None = None,
-               dry_run: bool = False, open_ssh: bool = False, progress: Progress | None = None) -> Any:
+    def launch(
+        self,
+        name: str,
+        *,
+        image: str | None = None,
+        disk: int | None = None,
+        type: str = "t3.medium",
+        spot: bool = False,
+        max_price: float | str | None = None,
+        zone: str | None = None,
+        tags: dict | None = None,
+        user_data: str | None = None,
+        shutdown_behavior: str | None = None,
+        dry_run: bool = False,
+        open_ssh: bool = False,
+        progress: Progress | None = None,
+    ) -> Any:
         """Launch one instance named ``name`` and wait until it is running; returns the Instance.
 
         ``image``: name or id (default: latest Ubuntu LTS); ``disk``: root size in GiB (gp3);
@@ -655,8 +837,10 @@ class Cloud:
             raise ConfigError(f"Shutdown behaviour '{shutdown_behavior}' is not understood.", hint="Use 'stop' or 'terminate'.")
         existing = self.instances(tags={"Name": name})
         if existing:
-            raise AlreadyExists(f"An instance named '{name}' already exists ({existing[0].id}, {existing[0].state}).",
-                                hint="Choose another name, or terminate it first with `inv terminate " + name + "`.")
+            raise AlreadyExists(
+                f"An instance named '{name}' already exists ({existing[0].id}, {existing[0].state}).",
+                hint="Choose another name, or terminate it first with `inv terminate " + name + "`.",
+            )
         img = self.image(image) if image else self.default_image()
         self.instance_type(type)
         all_tags = {"Name": name, MANAGED_TAG: "1", **(tags or {})}
@@ -675,24 +859,45 @@ class Cloud:
         except BaseException as err:
             left = self._cleanup_launch(token)
             if left:
-                raise AwsError(f"Launching '{name}' failed ({err or type(err).__name__}) and ec2kit could not remove what it "
-                               f"created: {', '.join(left)}.", hint="Remove them in the AWS console or with "
-                               "`inv terminate ID`, then retry.") from err
+                raise AwsError(
+                    f"Launching '{name}' failed ({err or type(err).__name__}) and ec2kit could not remove what it "
+                    f"created: {', '.join(left)}.",
+                    hint="Remove them in the AWS console or with `inv terminate ID`, then retry.",
+                ) from err
             raise
 
-    def _dry_run_launch(self, name: str, img: Image, type: str, disk: int | None, zone: str | None,
-                        user_data: str | None, shutdown_behavior: str | None, all_tags: dict,
-                        spot: bool, max_price: Any) -> dict:
+    def _dry_run_launch(
+        self,
+        name: str,
+        img: Image,
+        type: str,
+        disk: int | None,
+        zone: str | None,
+        user_data: str | None,
+        shutdown_behavior: str | None,
+        all_tags: dict,
+        spot: bool,
+        max_price: Any,
+    ) -> dict:
         spec = self._launch_spec(img, type, disk, zone, user_data, shutdown_behavior, self.settings.key_name, [])
         spec.pop("KeyName")  # the key pair may not exist yet: launch creates it
-        params = {**spec, "MinCount": 1, "MaxCount": 1, "TagSpecifications": [
-            {"ResourceType": r, "Tags": _tag_list(all_tags)} for r in ("instance", "volume")]}
+        params = {
+            **spec,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "TagSpecifications": [{"ResourceType": r, "Tags": _tag_list(all_tags)} for r in ("instance", "volume")],
+        }
         if spot:
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "one-time"}}
             if max_price is not None:
                 params["InstanceMarketOptions"]["SpotOptions"]["MaxPrice"] = str(max_price)
-        return {"action": "run_instances", "name": name, "would_succeed": self._dry_run(self.ec2.run_instances, params),
-                "params": params, "image": {"id": img.id, "name": img.name}}
+        return {
+            "action": "run_instances",
+            "name": name,
+            "would_succeed": self._dry_run(self.ec2.run_instances, params),
+            "params": params,
+            "image": {"id": img.id, "name": img.name},
+        }
 
     @staticmethod
     def _dry_run(call: Callable[..., Any], params: dict) -> bool:
@@ -708,15 +913,22 @@ class Cloud:
     def _launch_on_demand(self, name: str, spec: dict, tags: dict, progress: Progress | None) -> Instance:
         if progress:
             progress(f"instance {name}: launching")
-        resp = self.ec2.run_instances(MinCount=1, MaxCount=1, ClientToken=tags[LAUNCH_TAG], **spec, TagSpecifications=[
-            {"ResourceType": r, "Tags": _tag_list(tags)} for r in ("instance", "volume")])
+        resp = self.ec2.run_instances(
+            MinCount=1,
+            MaxCount=1,
+            ClientToken=tags[LAUNCH_TAG],
+            **spec,
+            TagSpecifications=[{"ResourceType": r, "Tags": _tag_list(tags)} for r in ("instance", "volume")],
+        )
         return self.wait(_instance(resp["Instances"][0]), "running", progress=progress)
 
     def _launch_spot(self, name: str, spec: dict, tags: dict, max_price: Any, progress: Progress | None) -> Instance:
         spec = dict(spec)
         if spec.pop("InstanceInitiatedShutdownBehavior", "terminate") != "terminate":
-            raise ConfigError("A one-time spot instance can only terminate when it shuts down.",
-                              hint="Drop the shutdown behaviour 'stop' or launch on demand.")
+            raise ConfigError(
+                "A one-time spot instance can only terminate when it shuts down.",
+                hint="Drop the shutdown behaviour 'stop' or launch on demand.",
+            )
         if "UserData" in spec:  # LaunchSpecification wants it base64-encoded by the caller
             spec["UserData"] = base64.b64encode(spec["UserData"].encode()).decode()
         if "SecurityGroupIds" in spec:
@@ -737,13 +949,22 @@ class Cloud:
             if req.get("InstanceId"):
                 return req["InstanceId"]
             if req.get("State") in ("cancelled", "failed", "closed") or status.get("Code") in (
-                    "price-too-low", "capacity-not-available", "bad-parameters", "system-error"):
-                raise AwsError(f"Spot request {request_id} was not fulfilled: {status.get('Code')}: {status.get('Message', '')}",
-                               code=status.get("Code", ""), hint="Try another instance type or zone, raise --max-price, or launch on demand.")
+                "price-too-low",
+                "capacity-not-available",
+                "bad-parameters",
+                "system-error",
+            ):
+                raise AwsError(
+                    f"Spot request {request_id} was not fulfilled: {status.get('Code')}: {status.get('Message', '')}",
+                    code=status.get("Code", ""),
+                    hint="Try another instance type or zone, raise --max-price, or launch on demand.",
+                )
             if progress:
                 progress(f"spot request {request_id}: {status.get('Code', req.get('State'))} ({elapsed:.0f} s)")
-        raise TimedOut(f"Spot request {request_id} is still {status.get('Code', req.get('State'))} after {timeout:.0f} s.",
-                       hint="Try another instance type or zone, or launch on demand.")
+        raise TimedOut(
+            f"Spot request {request_id} is still {status.get('Code', req.get('State'))} after {timeout:.0f} s.",
+            hint="Try another instance type or zone, or launch on demand.",
+        )
 
     def _cleanup_launch(self, token: str) -> list[str]:
         """After a failed or interrupted launch: cancel its spot request, terminate its instance.
@@ -753,15 +974,17 @@ class Cloud:
         found: list[str] = []
         instance_ids: set[str] = set()
         try:
-            reqs = self.ec2.describe_spot_instance_requests(
-                Filters=_filters(**{f"tag:{LAUNCH_TAG}": token})).get("SpotInstanceRequests", [])
+            reqs = self.ec2.describe_spot_instance_requests(Filters=_filters(**{f"tag:{LAUNCH_TAG}": token})).get(
+                "SpotInstanceRequests", []
+            )
             found += [r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")]
             instance_ids |= {r["InstanceId"] for r in reqs if r.get("InstanceId")}
             if found:
                 self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
             found = []
-            page = self.ec2.describe_instances(Filters=_filters(**{f"tag:{LAUNCH_TAG}": token,
-                                                                   "instance-state-name": list(LIVE_STATES)}))
+            page = self.ec2.describe_instances(
+                Filters=_filters(**{f"tag:{LAUNCH_TAG}": token, "instance-state-name": list(LIVE_STATES)})
+            )
             instance_ids |= {i["InstanceId"] for r in page.get("Reservations", []) for i in r.get("Instances", [])}
             if instance_ids:
                 self.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
@@ -789,8 +1012,9 @@ class Cloud:
         """The open spot request that launched this instance (found by the instance-id filter)."""
         if instance.spot_request_id:
             return instance.spot_request_id
-        reqs = self.ec2.describe_spot_instance_requests(
-            Filters=_filters(**{"instance-id": instance.id})).get("SpotInstanceRequests", [])
+        reqs = self.ec2.describe_spot_instance_requests(Filters=_filters(**{"instance-id": instance.id})).get(
+            "SpotInstanceRequests", []
+        )
         live = [r for r in reqs if r.get("State") in ("open", "active")]
         return live[0]["SpotInstanceRequestId"] if live else None
 
@@ -811,8 +1035,10 @@ class Cloud:
         if inst.state == "stopped":
             return inst
         if inst.lifecycle == "spot":
-            raise WrongState(f"Instance {inst.label} is a one-time spot instance, which cannot be stopped.",
-                             hint=f"Terminate it with `inv terminate {inst.name or inst.id}` (freeze it first to keep its disk).")
+            raise WrongState(
+                f"Instance {inst.label} is a one-time spot instance, which cannot be stopped.",
+                hint=f"Terminate it with `inv terminate {inst.name or inst.id}` (freeze it first to keep its disk).",
+            )
         self.ec2.stop_instances(InstanceIds=[inst.id])
         return self.wait(inst, "stopped", progress=progress) if wait else self._refresh(inst)
 
@@ -832,16 +1058,26 @@ class Cloud:
         """Change a stopped instance's type (stop it first)."""
         inst = self.instance(name)
         if inst.state != "stopped":
-            raise WrongState(f"Instance {inst.label} is {inst.state}; its type can only change while it is stopped.",
-                             hint=f"Run `inv stop {inst.name or inst.id}` first.")
+            raise WrongState(
+                f"Instance {inst.label} is {inst.state}; its type can only change while it is stopped.",
+                hint=f"Run `inv stop {inst.name or inst.id}` first.",
+            )
         self.instance_type(type)
         self.ec2.modify_instance_attribute(InstanceId=inst.id, InstanceType={"Value": type})
         return self._refresh(inst)
 
     # -- images ------------------------------------------------------------------------------
     @_translated("freeze instance {0} into an image")
-    def freeze(self, name: str, *, image_name: str | None = None, wait: bool = True,
-               progress: Progress | None = None, dry_run: bool = False, timeout: float = 3600) -> Any:
+    def freeze(
+        self,
+        name: str,
+        *,
+        image_name: str | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+        dry_run: bool = False,
+        timeout: float = 3600,
+    ) -> Any:
         """Make an image of the instance, named after it (or ``image_name``); waits until available.
 
         The image and its snapshots are tagged Name, ec2kit:managed and ec2kit:source-instance.
@@ -850,20 +1086,32 @@ class Cloud:
         inst = self.instance(name)
         image_name = image_name or inst.name or inst.id
         if not re.fullmatch(r"[A-Za-z0-9()\[\] ./\-'@_]{3,128}", image_name):
-            raise ConfigError(f"'{image_name}' cannot be an image name: AWS wants 3 to 128 letters, digits, spaces or ( ) [ ] . / - ' @ _.",
-                              hint="Pass another name with --image-name.")
+            raise ConfigError(
+                f"'{image_name}' cannot be an image name: AWS wants 3 to 128 letters, digits, spaces or ( ) [ ] . / - ' @ _.",
+                hint="Pass another name with --image-name.",
+            )
         mine = self.images()
         taken = {i.name for i in mine} | {i.tags.get("Name", "") for i in mine}
         if image_name in taken:
             free = next(f"{image_name}-{n}" for n in range(2, 1000) if f"{image_name}-{n}" not in taken)
-            raise AlreadyExists(f"An image named '{image_name}' already exists.",
-                                hint=f"Pick another name (e.g. --image-name {free}), or delete the old image first.")
+            raise AlreadyExists(
+                f"An image named '{image_name}' already exists.",
+                hint=f"Pick another name (e.g. --image-name {free}), or delete the old image first.",
+            )
         tags = {"Name": image_name, MANAGED_TAG: "1", SOURCE_INSTANCE_TAG: inst.id}
-        params = {"InstanceId": inst.id, "Name": image_name, "Description": f"ec2kit freeze of {inst.label}",
-                  "TagSpecifications": [{"ResourceType": "image", "Tags": _tag_list(tags)}]}
+        params = {
+            "InstanceId": inst.id,
+            "Name": image_name,
+            "Description": f"ec2kit freeze of {inst.label}",
+            "TagSpecifications": [{"ResourceType": "image", "Tags": _tag_list(tags)}],
+        }
         if dry_run:
-            return {"action": "create_image", "name": image_name,
-                    "would_succeed": self._dry_run(self.ec2.create_image, params), "params": params}
+            return {
+                "action": "create_image",
+                "name": image_name,
+                "would_succeed": self._dry_run(self.ec2.create_image, params),
+                "params": params,
+            }
         image_id = self.ec2.create_image(**params)["ImageId"]
         image = self._tag_image_snapshots(image_id, tags)
         if wait:
@@ -881,8 +1129,9 @@ class Cloud:
             self.ec2.create_tags(Resources=[image_id], Tags=_tag_list(missing))
             image.tags.update(missing)
         if image.snapshot_ids:
-            self.ec2.create_tags(Resources=image.snapshot_ids, Tags=_tag_list(
-                {"Name": tags["Name"], MANAGED_TAG: "1", "ec2kit:image": image_id}))
+            self.ec2.create_tags(
+                Resources=image.snapshot_ids, Tags=_tag_list({"Name": tags["Name"], MANAGED_TAG: "1", "ec2kit:image": image_id})
+            )
         return image
 
     @_translated("wait for image {0}")
@@ -898,8 +1147,9 @@ class Cloud:
                 raise AwsError(f"Image {image.name} ({image_id}) is {image.state}. {reason}".strip(), code=image.state)
             if progress:
                 progress(f"image {image.name if image else image_id}: {image.state if image else 'pending'} ({elapsed:.0f} s)")
-        raise TimedOut(f"Image {image_id} is still pending after {timeout:.0f} s.",
-                       hint="It may still complete; check with `inv images`.")
+        raise TimedOut(
+            f"Image {image_id} is still pending after {timeout:.0f} s.", hint="It may still complete; check with `inv images`."
+        )
 
     @_translated("delete image {0}")
     def delete_image(self, name_or_id: str) -> None:
@@ -911,9 +1161,17 @@ class Cloud:
 
     # -- volumes -------------------------------------------------------------------------------
     @_translated("create volume {0}")
-    def create_volume(self, *, size: int | None = None, snapshot: str | None = None, zone: str | None = None,
-                      name: str, tags: dict | None = None, dry_run: bool = False,
-                      progress: Progress | None = None) -> Any:
+    def create_volume(
+        self,
+        *,
+        size: int | None = None,
+        snapshot: str | None = None,
+        zone: str | None = None,
+        name: str,
+        tags: dict | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> Any:
         """Create a gp3 volume of ``size`` GiB and/or from a snapshot (name or id), named ``name``.
 
         ``zone`` defaults to the region's first zone; attach it to an instance in the same zone.
@@ -922,20 +1180,30 @@ class Cloud:
             raise ConfigError(f"Volume '{name}' needs a size (GiB) or a snapshot to start from.")
         if any(v.name == name for v in self.volumes()):
             raise AlreadyExists(f"A volume named '{name}' already exists.", hint="Choose another name, or delete it first.")
-        params: dict[str, Any] = {"AvailabilityZone": zone or self._first_zone(), "VolumeType": "gp3",
-                                  "TagSpecifications": [{"ResourceType": "volume",
-                                                         "Tags": _tag_list({"Name": name, MANAGED_TAG: "1", **(tags or {})})}]}
+        params: dict[str, Any] = {
+            "AvailabilityZone": zone or self._first_zone(),
+            "VolumeType": "gp3",
+            "TagSpecifications": [
+                {"ResourceType": "volume", "Tags": _tag_list({"Name": name, MANAGED_TAG: "1", **(tags or {})})}
+            ],
+        }
         if size:
             params["Size"] = int(size)
         if snapshot:
             snap = self.snapshot(snapshot)
             params["SnapshotId"] = snap.id
             if size and size < snap.size:
-                raise ConfigError(f"Volume '{name}' ({size} GiB) would be smaller than snapshot {snap.name or snap.id} ({snap.size} GiB).",
-                                  hint="Leave out the size or make it at least the snapshot's size.")
+                raise ConfigError(
+                    f"Volume '{name}' ({size} GiB) would be smaller than snapshot {snap.name or snap.id} ({snap.size} GiB).",
+                    hint="Leave out the size or make it at least the snapshot's size.",
+                )
         if dry_run:
-            return {"action": "create_volume", "name": name,
-                    "would_succeed": self._dry_run(self.ec2.create_volume, params), "params": params}
+            return {
+                "action": "create_volume",
+                "name": name,
+                "would_succeed": self._dry_run(self.ec2.create_volume, params),
+                "params": params,
+            }
         volume_id = self.ec2.create_volume(**params)["VolumeId"]
         return self._wait_volume(volume_id, "available", progress)
 
@@ -958,18 +1226,23 @@ class Cloud:
         raise TimedOut(f"Volume {vol.name or vol.id} is still {vol.state} after {timeout:.0f} s (waiting for {state}).")
 
     @_translated("attach volume {0}")
-    def attach_volume(self, volume: str | Volume, instance: str | Instance, device: str = "/dev/sdf",
-                      *, progress: Progress | None = None) -> Volume:
+    def attach_volume(
+        self, volume: str | Volume, instance: str | Instance, device: str = "/dev/sdf", *, progress: Progress | None = None
+    ) -> Volume:
         """Attach a volume to an instance in the same zone at ``device`` (or the next free /dev/sd[f-p])."""
         vol, inst = self.volume(volume), self.instance(instance)
         if vol.attached_to == inst.id:
             return vol
         if vol.attached_to:
-            raise WrongState(f"Volume {vol.name or vol.id} is attached to {vol.attached_to}.",
-                             hint=f"Detach it first with `inv detach-volume {vol.name or vol.id}`.")
+            raise WrongState(
+                f"Volume {vol.name or vol.id} is attached to {vol.attached_to}.",
+                hint=f"Detach it first with `inv detach-volume {vol.name or vol.id}`.",
+            )
         if vol.zone != inst.zone:
-            raise ConfigError(f"Volume {vol.name or vol.id} is in {vol.zone} but instance {inst.label} is in {inst.zone}.",
-                              hint="Volumes attach only within one zone: snapshot it and create a volume from the snapshot in the instance's zone.")
+            raise ConfigError(
+                f"Volume {vol.name or vol.id} is in {vol.zone} but instance {inst.label} is in {inst.zone}.",
+                hint="Volumes attach only within one zone: snapshot it and create a volume from the snapshot in the instance's zone.",
+            )
         device = _free_device(device, inst)
         self.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=device)
         return self._wait_volume(vol.id, "attached", progress)
@@ -1004,19 +1277,32 @@ class Cloud:
         """Delete a detached volume."""
         vol = self.volume(volume)
         if vol.attached_to:
-            raise WrongState(f"Volume {vol.name or vol.id} is still attached to {vol.attached_to}.",
-                             hint=f"Detach it first with `inv detach-volume {vol.name or vol.id}`.")
+            raise WrongState(
+                f"Volume {vol.name or vol.id} is still attached to {vol.attached_to}.",
+                hint=f"Detach it first with `inv detach-volume {vol.name or vol.id}`.",
+            )
         self.ec2.delete_volume(VolumeId=vol.id)
 
     @_translated("snapshot volume {0}")
-    def create_snapshot(self, volume: str | Volume, *, name: str | None = None, wait: bool = False,
-                        progress: Progress | None = None, tags: dict | None = None, timeout: float = 3600) -> Snapshot:
+    def create_snapshot(
+        self,
+        volume: str | Volume,
+        *,
+        name: str | None = None,
+        wait: bool = False,
+        progress: Progress | None = None,
+        tags: dict | None = None,
+        timeout: float = 3600,
+    ) -> Snapshot:
         """Snapshot a volume, named ``name`` (default: the volume's name); optionally wait until completed."""
         vol = self.volume(volume)
         snap_name = name or vol.name or vol.id
         all_tags = {"Name": snap_name, MANAGED_TAG: "1", **(tags or {})}
-        raw = self.ec2.create_snapshot(VolumeId=vol.id, Description=f"ec2kit snapshot of {vol.name or vol.id}",
-                                       TagSpecifications=[{"ResourceType": "snapshot", "Tags": _tag_list(all_tags)}])
+        raw = self.ec2.create_snapshot(
+            VolumeId=vol.id,
+            Description=f"ec2kit snapshot of {vol.name or vol.id}",
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": _tag_list(all_tags)}],
+        )
         snap = _snapshot(raw)
         if not snap.tags:
             snap.tags = all_tags
@@ -1045,18 +1331,27 @@ class Cloud:
         inst = instance if isinstance(instance, Instance) else self.instance(instance)
         settings = self.settings
         if self.resolver is not None:
-            return self.resolver.ssh_target(inst.id, key_file=settings.key_file,
-                                            known_hosts=settings.known_hosts, name=inst.name)
+            return self.resolver.ssh_target(inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name)
         from .remote import SshTarget
 
         host = inst.private_ip if settings.ssh_address == "private" else inst.public_ip
         if not host:
             which = "private" if settings.ssh_address == "private" else "public"
-            hint = (f"Start it with `inv start {inst.name or inst.id}`." if inst.state != "running"
-                    else "Launch it in a subnet that assigns public IPs, or set EC2KIT_SSH_ADDRESS=private inside the VPC.")
+            hint = (
+                f"Start it with `inv start {inst.name or inst.id}`."
+                if inst.state != "running"
+                else "Launch it in a subnet that assigns public IPs, or set EC2KIT_SSH_ADDRESS=private inside the VPC."
+            )
             raise WrongState(f"Instance {inst.label} has no {which} IP address (it is {inst.state}).", hint=hint)
-        return SshTarget(host=host, port=22, user=settings.login_user, key_file=settings.key_file,
-                         alias=inst.id, known_hosts=settings.known_hosts, name=inst.name)
+        return SshTarget(
+            host=host,
+            port=22,
+            user=settings.login_user,
+            key_file=settings.key_file,
+            alias=inst.id,
+            known_hosts=settings.known_hosts,
+            name=inst.name,
+        )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -1069,8 +1364,10 @@ def pick(kind: str, key: str, items: list, listing: str, *, label: Callable[[Any
     if len(named) == 1:
         return named[0]
     if named:
-        raise ConfigError(f"{len(named)} {kind}s are named '{key}': {', '.join(label(x) for x in named)}.",
-                          hint=f"Use the {kind} id instead, or rename one (change its Name tag).")
+        raise ConfigError(
+            f"{len(named)} {kind}s are named '{key}': {', '.join(label(x) for x in named)}.",
+            hint=f"Use the {kind} id instead, or rename one (change its Name tag).",
+        )
     raise NotFound(kind, key, [x.name for x in items if x.name], hint=f"List them with `{listing}`.")
 
 
@@ -1081,7 +1378,9 @@ def match_instance(key: str, candidates: list[Instance]) -> Instance:
 
 def _allows_ssh(permissions: list[dict], cidr: str) -> bool:
     for perm in permissions:
-        if perm.get("IpProtocol") in ("tcp", "-1") and (perm.get("IpProtocol") == "-1" or perm.get("FromPort", 0) <= 22 <= perm.get("ToPort", 0)):
+        if perm.get("IpProtocol") in ("tcp", "-1") and (
+            perm.get("IpProtocol") == "-1" or perm.get("FromPort", 0) <= 22 <= perm.get("ToPort", 0)
+        ):
             if any(r.get("CidrIp") == cidr for r in perm.get("IpRanges", [])):
                 return True
     return False
@@ -1131,11 +1430,17 @@ def _generate_key(key_file: Path) -> None:
     key_file.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(key_file.parent, 0o700)
     try:
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ec2kit-{key_file.name}", "-f", str(key_file)],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ec2kit-{key_file.name}", "-f", str(key_file)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
-        raise ConfigError("ssh-keygen is not installed, so ec2kit cannot create its SSH key.",
-                          hint="Install OpenSSH (e.g. `apt-get install openssh-client`).") from None
+        raise ConfigError(
+            "ssh-keygen is not installed, so ec2kit cannot create its SSH key.",
+            hint="Install OpenSSH (e.g. `apt-get install openssh-client`).",
+        ) from None
     except subprocess.CalledProcessError as err:
         raise ConfigError(f"ssh-keygen failed to create {key_file}: {err.stderr.strip()}") from None
     os.chmod(key_file, 0o600)
@@ -1149,7 +1454,9 @@ def _public_key(key_file: Path) -> str:
     try:
         out = subprocess.run(["ssh-keygen", "-y", "-f", str(key_file)], check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as err:
-        raise ConfigError(f"Could not read the public half of {key_file}: {getattr(err, 'stderr', err)}",
-                          hint="Check it is an unencrypted OpenSSH private key with mode 600.") from None
+        raise ConfigError(
+            f"Could not read the public half of {key_file}: {getattr(err, 'stderr', err)}",
+            hint="Check it is an unencrypted OpenSSH private key with mode 600.",
+        ) from None
     pub.write_text(out)
     return out.strip()

@@ -29,7 +29,10 @@ def aws_credentials_available(profile: str | None) -> bool:
     except botocore.exceptions.ProfileNotFound as err:
         raise ConfigError(f"The AWS profile '{profile}' does not exist.", hint="Check ~/.aws/config or drop --profile.") from err
     except botocore.exceptions.BotoCoreError as err:
-        raise CredentialsError(f"Your AWS credentials could not be read: {err}.", hint="Run `aws configure` or set EC2KIT_SANDBOX=1 to use the local sandbox.") from err
+        raise CredentialsError(
+            f"Your AWS credentials could not be read: {err}.",
+            hint="Run `aws configure` or set EC2KIT_SANDBOX=1 to use the local sandbox.",
+        ) from err
 
 
 class Context:

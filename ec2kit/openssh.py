@@ -135,25 +135,36 @@ def ssh_failure(stderr: str, target: SshTarget, *, started: bool = False) -> Ec2
     if m := _CONNECT.search(stderr):
         why = m["why"].rstrip(".")
         if "refused" in why:
-            return fail("connection refused (nothing listens on the SSH port)",
-                        f"Is the instance running and booted? `inv start {name}`, or wait a minute and retry.")
+            return fail(
+                "connection refused (nothing listens on the SSH port)",
+                f"Is the instance running and booted? `inv start {name}`, or wait a minute and retry.",
+            )
         if "timed out" in why:
-            return fail("no answer (connection timed out)",
-                        f"Is the instance running (`inv start {name}`) and does its security group allow SSH "
-                        "from this machine?")
+            return fail(
+                "no answer (connection timed out)",
+                f"Is the instance running (`inv start {name}`) and does its security group allow SSH from this machine?",
+            )
         return fail(why, f"Is the instance running? `inv start {name}`.")
     if "Permission denied" in stderr:
-        return fail(f"authentication as '{target.user}' with key {target.key_file} failed",
-                    "Was the instance launched with this key pair, and is the login user right?")
+        return fail(
+            f"authentication as '{target.user}' with key {target.key_file} failed",
+            "Was the instance launched with this key pair, and is the login user right?",
+        )
     if any(s in stderr for s in _DROPPED) or (started and any(s in stderr for s in _HANDSHAKE)):
-        return RemoteError(f"The connection to {who} closed while running a command.",
-                           hint="Did the instance stop or reboot? Check with `inv instances`.")
+        return RemoteError(
+            f"The connection to {who} closed while running a command.",
+            hint="Did the instance stop or reboot? Check with `inv instances`.",
+        )
     if any(s in stderr for s in _HANDSHAKE):
-        return fail(f"the SSH handshake failed ({_last_line(stderr)})",
-                    f"The instance may still be booting: retry in a moment (or `inv start {name}`).")
+        return fail(
+            f"the SSH handshake failed ({_last_line(stderr)})",
+            f"The instance may still be booting: retry in a moment (or `inv start {name}`).",
+        )
     if any(s in stderr for s in _MUX):
-        return RemoteError(f"Sharing the SSH connection to {who} failed ({_last_line(stderr)}).",
-                           hint="Retry; set EC2KIT_SSH_PERSIST=0 to stop sharing connections.")
+        return RemoteError(
+            f"Sharing the SSH connection to {who} failed ({_last_line(stderr)}).",
+            hint="Retry; set EC2KIT_SSH_PERSIST=0 to stop sharing connections.",
+        )
     if re.search(r"^(ssh|Load key|Warning: Identity file)\b.*", stderr, re.M):
         return fail(_last_line(stderr), "Check the key file and the instance's address.")
     return None
@@ -237,8 +248,10 @@ def persist_seconds() -> int:
     try:
         return max(0, int(raw))
     except ValueError:
-        raise ConfigError(f"EC2KIT_SSH_PERSIST={raw!r} is not a number of seconds.",
-                          hint="Use e.g. EC2KIT_SSH_PERSIST=60, or 0 to open a new connection per command.") from None
+        raise ConfigError(
+            f"EC2KIT_SSH_PERSIST={raw!r} is not a number of seconds.",
+            hint="Use e.g. EC2KIT_SSH_PERSIST=60, or 0 to open a new connection per command.",
+        ) from None
 
 
 def preferred() -> bool:
@@ -246,8 +259,10 @@ def preferred() -> bool:
     or paramiko) and whether ``ssh`` is on PATH."""
     choice = os.environ.get("EC2KIT_SSH", "openssh").strip().lower() or "openssh"
     if choice not in ("openssh", "paramiko"):
-        raise ConfigError(f"EC2KIT_SSH={choice!r} is not a known SSH client.",
-                          hint="Use EC2KIT_SSH=openssh (the system ssh, the default) or EC2KIT_SSH=paramiko.")
+        raise ConfigError(
+            f"EC2KIT_SSH={choice!r} is not a known SSH client.",
+            hint="Use EC2KIT_SSH=openssh (the system ssh, the default) or EC2KIT_SSH=paramiko.",
+        )
     return choice == "openssh" and shutil.which("ssh") is not None
 
 
@@ -273,16 +288,26 @@ class OpenSshHost(CommandHost):
     def argv(self, command: str, log: Path | None = None) -> list[str]:
         """The ``ssh`` command line for ``command`` (already wrapped)."""
         control = control_path(self.target, self._control) if self._control else None
-        return exec_argv(self.target, command, control=control, persist=self.persist,
-                         connect_timeout=max(1, round(self.connect_timeout)), log=log)
+        return exec_argv(
+            self.target,
+            command,
+            control=control,
+            persist=self.persist,
+            connect_timeout=max(1, round(self.connect_timeout)),
+            log=log,
+        )
 
     def _shared_connection_alive(self) -> bool:
         """Whether this host's ControlMaster still answers (``ssh -O check``)."""
         if self._control is None:
             return False
         sock = control_path(self.target, self._control)
-        done = subprocess.run(["ssh", "-F", "none", "-o", _opt("ControlPath", sock), "-O", "check", self.target.host],
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        done = subprocess.run(
+            ["ssh", "-F", "none", "-o", _opt("ControlPath", sock), "-O", "check", self.target.host],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+        )
         return done.returncode == 0
 
     def close(self) -> None:
@@ -294,15 +319,22 @@ class OpenSshHost(CommandHost):
             return
         sock = control_path(self.target, self._control)
         if sock.exists():
-            subprocess.run(["ssh", "-F", "none", "-o", _opt("ControlPath", sock), "-O", "exit", self.target.host],
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            subprocess.run(
+                ["ssh", "-F", "none", "-o", _opt("ControlPath", sock), "-O", "exit", self.target.host],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=10,
+            )
 
-    def _exec(self, command: str, stdin: bytes | None, timeout: float | None,
-              stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
+    def _exec(
+        self, command: str, stdin: bytes | None, timeout: float | None, stream: Callable[[str], None] | None, shown: str
+    ) -> tuple[int, bytes, bytes]:
         """One ``ssh`` process; ssh's own failures (exit 255 with its message) become RemoteErrors."""
         if not Path(self.target.key_file).exists():
-            raise RemoteError(f"Cannot connect to {self.name} ({self.address}): the private key "
-                              f"{self.target.key_file} does not exist.", hint="Check EC2KIT_HOME / the key name.")
+            raise RemoteError(
+                f"Cannot connect to {self.name} ({self.address}): the private key {self.target.key_file} does not exist.",
+                hint="Check EC2KIT_HOME / the key name.",
+            )
         if not self._pins_ready:
             ensure_known_hosts(Path(self.target.known_hosts))  # ssh would not create its directory: no pin saved
             self._pins_ready = True
@@ -319,22 +351,30 @@ class OpenSshHost(CommandHost):
                 raise failure
             if self._control is not None and not self._shared_connection_alive():
                 # a shared connection that drops ends its clients with 255 and no message
-                raise RemoteError(f"The connection to {self.name} ({self.address}) closed while running: {shown}",
-                                  hint="Did the instance stop or reboot? Check with `inv instances`.")
+                raise RemoteError(
+                    f"The connection to {self.name} ({self.address}) closed while running: {shown}",
+                    hint="Did the instance stop or reboot? Check with `inv instances`.",
+                )
         if code < 0:
-            raise RemoteError(f"The ssh client for {self.name} ({self.address}) was killed (signal {-code}) "
-                              f"while running: {shown}", hint="Retry the command.")
+            raise RemoteError(
+                f"The ssh client for {self.name} ({self.address}) was killed (signal {-code}) while running: {shown}",
+                hint="Retry the command.",
+            )
         return code, out, err
 
-    def _spawn(self, argv: list[str], data: bytes | None, timeout: float | None,
-               stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
+    def _spawn(
+        self, argv: list[str], data: bytes | None, timeout: float | None, stream: Callable[[str], None] | None, shown: str
+    ) -> tuple[int, bytes, bytes]:
         """Start ``argv``: feed stdin from a thread, read both pipes until EOF."""
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE if data else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
         except OSError as e:
-            raise RemoteError(f"Cannot start the OpenSSH client (ssh) for {self.name}: {e.strerror or e}.",
-                              hint="Install openssh-client, or set EC2KIT_SSH=paramiko.") from None
+            raise RemoteError(
+                f"Cannot start the OpenSSH client (ssh) for {self.name}: {e.strerror or e}.",
+                hint="Install openssh-client, or set EC2KIT_SSH=paramiko.",
+            ) from None
         if data:
             threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True).start()
         deadline = time.monotonic() + timeout if timeout else None
@@ -347,8 +387,10 @@ class OpenSshHost(CommandHost):
         if out is None:
             proc.kill()
             proc.wait()
-            raise TimedOut(f"Command on {self.name} ({self.address}) did not finish within {timeout:g}s: {shown}",
-                           hint="Raise the timeout, or run long jobs in tmux (spot-run) and follow their log.")
+            raise TimedOut(
+                f"Command on {self.name} ({self.address}) did not finish within {timeout:g}s: {shown}",
+                hint="Raise the timeout, or run long jobs in tmux (spot-run) and follow their log.",
+            )
         return proc.wait(), out, err
 
 
@@ -365,8 +407,7 @@ def _feed(pipe: object, data: bytes) -> None:
             pass
 
 
-def _drain(proc: subprocess.Popen, deadline: float | None,
-           stream: Callable[[str], None] | None) -> tuple[bytes | None, bytes]:
+def _drain(proc: subprocess.Popen, deadline: float | None, stream: Callable[[str], None] | None) -> tuple[bytes | None, bytes]:
     """Read stdout and stderr until both close; ``(None, b"")`` when the deadline passes."""
     chunks = {1: bytearray(), 2: bytearray()}
     lines = LineSplitter(stream) if stream else None

@@ -11,9 +11,10 @@ The Pricing API lives in us-east-1 whatever region you ask about; the sandbox
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .cloud import _size_key, translate_client_error
 from .errors import ConfigError, Ec2kitError
@@ -34,7 +35,9 @@ def sort_types(types: Iterable[str]) -> list[str]:
 def _check_family(family: str) -> str:
     family = family.strip()
     if not family or not all(c.isalnum() or c in ".-" for c in family):
-        raise ConfigError(f"'{family}' is not an instance family or type.", hint="Give a family like m5 or g4dn, or a type like m5.large.")
+        raise ConfigError(
+            f"'{family}' is not an instance family or type.", hint="Give a family like m5 or g4dn, or a type like m5.large."
+        )
     return family
 
 
@@ -44,8 +47,14 @@ def _matches(family: str, instance_type: str) -> bool:
 
 def pricing_filters(family: str, region: str) -> list[dict[str, str]]:
     """GetProducts filters for shared-tenancy Linux on-demand prices of a family (or one type) in a region."""
-    fixed = {"regionCode": region, "operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA",
-             "capacitystatus": "Used", "licenseModel": "No License required"}
+    fixed = {
+        "regionCode": region,
+        "operatingSystem": "Linux",
+        "tenancy": "Shared",
+        "preInstalledSw": "NA",
+        "capacitystatus": "Used",
+        "licenseModel": "No License required",
+    }
     filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fixed.items()]
     if "." in family:
         filters.append({"Type": "TERM_MATCH", "Field": "instanceType", "Value": family})
@@ -73,8 +82,9 @@ def parse_price_list(price_list: Iterable[str | dict], family: str) -> dict[str,
     return {t: prices[t] for t in sort_types(prices)}
 
 
-def on_demand_prices(family: str, region: str, *, endpoint_url: str | None = None, session: Any = None,
-                     credentials: dict | None = None) -> dict[str, float]:
+def on_demand_prices(
+    family: str, region: str, *, endpoint_url: str | None = None, session: Any = None, credentials: dict | None = None
+) -> dict[str, float]:
     """On-demand Linux prices (USD/hour) of a family ("m5") or one type ("m5.large") in a region.
 
     ``region`` may be a code or part of its name ("Ohio"). Uses the Pricing API in us-east-1
@@ -87,8 +97,16 @@ def on_demand_prices(family: str, region: str, *, endpoint_url: str | None = Non
 
             session = boto3.Session(**(credentials or {}))
         client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
-        entries: list[str] = list(_paged(client.get_products, "PriceList", ServiceCode="AmazonEC2",
-                                         Filters=pricing_filters(family, region), FormatVersion="aws_v1", MaxResults=100))
+        entries: list[str] = list(
+            _paged(
+                client.get_products,
+                "PriceList",
+                ServiceCode="AmazonEC2",
+                Filters=pricing_filters(family, region),
+                FormatVersion="aws_v1",
+                MaxResults=100,
+            )
+        )
     except Ec2kitError:
         raise
     except Exception as err:
@@ -116,8 +134,13 @@ def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
         if not types:
             return {}
         latest: dict[tuple[str, str], tuple[Any, float]] = {}
-        history = _paged(cloud.ec2.describe_spot_price_history, "SpotPriceHistory", InstanceTypes=types,
-                         ProductDescriptions=[LINUX], StartTime=datetime.now(timezone.utc))
+        history = _paged(
+            cloud.ec2.describe_spot_price_history,
+            "SpotPriceHistory",
+            InstanceTypes=types,
+            ProductDescriptions=[LINUX],
+            StartTime=datetime.now(timezone.utc),
+        )
         for rec in history:
             key = (rec["InstanceType"], rec["AvailabilityZone"])
             stamp = rec.get("Timestamp")
@@ -169,8 +192,9 @@ class PriceRow:
         return min(self.spot.items(), key=lambda zp: zp[1]) if self.spot else None
 
 
-def price_table(family: str, cloud: Cloud, *, pricing_endpoint_url: str | None = None,
-                with_on_demand: bool = True) -> list[PriceRow]:
+def price_table(
+    family: str, cloud: Cloud, *, pricing_endpoint_url: str | None = None, with_on_demand: bool = True
+) -> list[PriceRow]:
     """Rows for every type of a family in the cloud's region: vCPUs, memory, on-demand and spot prices."""
     family = _check_family(family)
     try:
@@ -180,12 +204,21 @@ def price_table(family: str, cloud: Cloud, *, pricing_endpoint_url: str | None =
             raise
         raise translate_client_error(err, action=f"list {family} instance types") or err from err
     if not described:
-        raise ConfigError(f"EC2 offers no instance types in family '{family}' in {cloud.region}.",
-                          hint="Check the family name (e.g. m5, c6i, g4dn, t3).")
-    on_demand = on_demand_prices(family, cloud.region, endpoint_url=pricing_endpoint_url,
-                                 session=cloud.session) if with_on_demand else {}
+        raise ConfigError(
+            f"EC2 offers no instance types in family '{family}' in {cloud.region}.",
+            hint="Check the family name (e.g. m5, c6i, g4dn, t3).",
+        )
+    on_demand = (
+        on_demand_prices(family, cloud.region, endpoint_url=pricing_endpoint_url, session=cloud.session) if with_on_demand else {}
+    )
     spot = spot_prices(family, cloud)
-    return [PriceRow(type=t["InstanceType"], vcpus=t.get("VCpuInfo", {}).get("DefaultVCpus", 0),
-                     memory_gib=t.get("MemoryInfo", {}).get("SizeInMiB", 0) / 1024,
-                     on_demand=on_demand.get(t["InstanceType"]), spot=spot.get(t["InstanceType"], {}))
-            for t in described]
+    return [
+        PriceRow(
+            type=t["InstanceType"],
+            vcpus=t.get("VCpuInfo", {}).get("DefaultVCpus", 0),
+            memory_gib=t.get("MemoryInfo", {}).get("SizeInMiB", 0) / 1024,
+            on_demand=on_demand.get(t["InstanceType"]),
+            spot=spot.get(t["InstanceType"], {}),
+        )
+        for t in described
+    ]

@@ -54,7 +54,9 @@ def find_region(text: str) -> str:
         return matches[0]
     if matches:
         listed = ", ".join(f"{c} ({REGION_NAMES[c]})" for c in matches)
-        raise ConfigError(f"Region '{text}' is ambiguous: it matches {listed}.", hint="Give the region code or a longer part of its name.")
+        raise ConfigError(
+            f"Region '{text}' is ambiguous: it matches {listed}.", hint="Give the region code or a longer part of its name."
+        )
     some = ", ".join(f"{c} ({n})" for c, n in list(REGION_NAMES.items())[:8])
     raise ConfigError(
         f"No AWS region matches '{text}'.",

@@ -409,8 +409,9 @@ class CommandHost:
             raise UnexpectedExit(command, exit_code, result.stdout + result.stderr, host=self.name)
         return result
 
-    def _exec(self, command: str, stdin: bytes | None, timeout: float | None,
-              stream: Callable[[str], None] | None, shown: str) -> tuple[int, bytes, bytes]:
+    def _exec(
+        self, command: str, stdin: bytes | None, timeout: float | None, stream: Callable[[str], None] | None, shown: str
+    ) -> tuple[int, bytes, bytes]:
         """Run the final ``command``: ``(exit code, stdout, stderr)``; ``shown`` names it in errors."""
         raise NotImplementedError
 
@@ -479,11 +480,10 @@ class Host(CommandHost):
                 "connection refused (nothing listens on the SSH port)",
                 f"Is the instance running and booted? `inv start {self.name}`, or wait a minute and retry.",
             ) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise self._fail(
                 f"no answer within {self.connect_timeout:g}s",
-                f"Is the instance running (`inv start {self.name}`) and does its security group allow SSH "
-                "from this machine?",
+                f"Is the instance running (`inv start {self.name}`) and does its security group allow SSH from this machine?",
             ) from None
         except OSError as e:
             raise self._fail(f"{e.strerror or e}", f"Is the instance running? `inv start {self.name}`.") from None
@@ -677,9 +677,7 @@ def _feed(ch: paramiko.Channel, data: bytes | None) -> None:
         pass  # the command exited without reading all of its input
 
 
-def _drain(
-    ch: paramiko.Channel, deadline: float | None, stream: Callable[[str], None] | None
-) -> tuple[bytes | None, bytes]:
+def _drain(ch: paramiko.Channel, deadline: float | None, stream: Callable[[str], None] | None) -> tuple[bytes | None, bytes]:
     """Read stdout and stderr until EOF; ``(None, b"")`` when the deadline passes."""
     out, err = bytearray(), bytearray()
     lines = LineSplitter(stream) if stream else None

@@ -16,8 +16,18 @@ from pathlib import Path
 
 from .errors import AlreadyExists, NotFound
 
-STATES = ("requested", "starting", "running", "succeeded", "failed", "timeout", "interrupted", "recovering", "cancelled",
-          "lost")  # lost: a detached run's instance went away before anyone saw how the script ended
+STATES = (
+    "requested",
+    "starting",
+    "running",
+    "succeeded",
+    "failed",
+    "timeout",
+    "interrupted",
+    "recovering",
+    "cancelled",
+    "lost",
+)  # lost: a detached run's instance went away before anyone saw how the script ended
 LIVE_STATES = ("requested", "starting", "running", "interrupted", "recovering")
 JSON_FIELDS = ("volumes", "created", "options")
 
@@ -57,7 +67,7 @@ class RunRecord:
     results_dir: str = ""
     monitor: str | None = None
     options: dict = field(default_factory=dict)
-    instance_hours: float = 0.0      # closed instance time of earlier attempts
+    instance_hours: float = 0.0  # closed instance time of earlier attempts
     instance_since: float | None = None  # when the current instance started billing
 
     @property
@@ -68,9 +78,15 @@ class RunRecord:
     @property
     def awaiting_pull(self) -> bool:
         """A detached run that ended: its instance holds the results until `inv pull`."""
-        return bool(self.options.get("detach")) and not self.live and self.state != "lost" and \
-            not self.options.get("pulled") and not self.options.get("stopped") and not self.monitor and \
-            not self.options.get("instance_gone")
+        return (
+            bool(self.options.get("detach"))
+            and not self.live
+            and self.state != "lost"
+            and not self.options.get("pulled")
+            and not self.options.get("stopped")
+            and not self.monitor
+            and not self.options.get("instance_gone")
+        )
 
     def hours(self, now: float | None = None) -> float:
         """Instance hours so far, over every attempt."""

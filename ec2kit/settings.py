@@ -43,7 +43,7 @@ class Settings:
     key_name: str = "ec2kit"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Read settings from the environment; keyword overrides win when not None."""
         ssh_address = os.environ.get("EC2KIT_SSH_ADDRESS", "public")
         if ssh_address not in ("public", "private"):

@@ -26,8 +26,14 @@ class CliResult:
         return f"CliResult(argv={self.argv}, code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
 
 
-def run_inv(*args: str, home: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 120, stdin: str | None = None) -> CliResult:
+def run_inv(
+    *args: str,
+    home: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
+) -> CliResult:
     """``inv ARGS`` in the checkout, with ec2kit's state under ``home`` and the sandbox forced on."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     full_env.update({"EC2KIT_SANDBOX": "1", "COLUMNS": "200", "PYTHONPATH": str(ROOT)})

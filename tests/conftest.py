@@ -6,7 +6,6 @@ OpenSSH servers started for the session.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

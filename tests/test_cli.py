@@ -11,9 +11,31 @@ from cli_helpers import ROOT, assert_clean_error, run_inv
 def test_list_shows_every_journey_command(tmp_path):
     result = run_inv("--list", home=tmp_path)
     assert result.code == 0, result
-    for name in ("launch", "provision", "connect", "ssh-config", "freeze", "make-volume", "snapshot", "spot-run",
-                 "runs", "logs", "pull", "stop-run", "instances", "change-type", "prices", "images", "volumes",
-                 "snapshots", "cleanup", "recipes", "recipe", "sandbox.up", "sandbox.interrupt"):
+    for name in (
+        "launch",
+        "provision",
+        "connect",
+        "ssh-config",
+        "freeze",
+        "make-volume",
+        "snapshot",
+        "spot-run",
+        "runs",
+        "logs",
+        "pull",
+        "stop-run",
+        "instances",
+        "change-type",
+        "prices",
+        "images",
+        "volumes",
+        "snapshots",
+        "cleanup",
+        "recipes",
+        "recipe",
+        "sandbox.up",
+        "sandbox.interrupt",
+    ):
         assert f"  {name} " in result.out, name
 
 
@@ -64,7 +86,12 @@ def test_non_numeric_disk_is_a_clean_error(tmp_path):
 def test_set_values_are_parsed_as_toml_literals():
     from ec2kit.cli._common import parse_sets
 
-    assert parse_sets(["n=3", "name=base", 'pkgs=["a","b"]', "flag=true"]) == {"n": 3, "name": "base", "pkgs": ["a", "b"], "flag": True}
+    assert parse_sets(["n=3", "name=base", 'pkgs=["a","b"]', "flag=true"]) == {
+        "n": 3,
+        "name": "base",
+        "pkgs": ["a", "b"],
+        "flag": True,
+    }
 
 
 def test_set_without_equals_is_a_clean_error():
@@ -78,7 +105,12 @@ def test_set_without_equals_is_a_clean_error():
 
 
 def test_console_script_exposes_the_same_tasks(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv=['ec2kit','--list']; from ec2kit.cli import main; main()"],
-                          capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.argv=['ec2kit','--list']; from ec2kit.cli import main; main()"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "spot-run" in proc.stdout and "sandbox.up" in proc.stdout

@@ -83,8 +83,12 @@ def test_unknown_instance_name_suggests_close_names(cloud):
 
 def test_two_instances_with_one_name_ask_for_the_id(cloud):
     for _ in range(2):
-        cloud.ec2.run_instances(ImageId=UBUNTU, MinCount=1, MaxCount=1, TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "twin"}]}])
+        cloud.ec2.run_instances(
+            ImageId=UBUNTU,
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "twin"}]}],
+        )
     with pytest.raises(ConfigError, match="2 instances are named 'twin'.*instance id"):
         cloud.instance("twin")
 
@@ -124,6 +128,7 @@ def test_dry_run_freeze_and_create_volume_create_nothing(cloud):
 
 def interrupt_after(cloud: Cloud, operation: str) -> None:
     """Simulate Ctrl-C right after AWS answered ``operation``, before ec2kit sees the answer."""
+
     def hook(**kwargs):
         raise KeyboardInterrupt
 
@@ -178,8 +183,12 @@ def test_ssh_target_uses_the_public_ip_and_refuses_a_stopped_instance(cloud):
 
 
 def test_ssh_target_can_use_the_private_ip(moto_reset, tmp_path):
-    cloud = Cloud(Settings(home=tmp_path, ssh_address="private", login_user="ec2-user"),
-                  endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
+    cloud = Cloud(
+        Settings(home=tmp_path, ssh_address="private", login_user="ec2-user"),
+        endpoint_url=moto_reset,
+        credentials=CREDS,
+        region="us-east-1",
+    )
     inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
     target = cloud.ssh_target("base")
     assert (target.host, target.user, target.known_hosts) == (inst.private_ip, "ec2-user", tmp_path / "known_hosts")
@@ -339,26 +348,29 @@ def client_error(code: str, message: str = "", op: str = "RunInstances"):
     return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, op)
 
 
-@pytest.mark.parametrize("code, kind, words", [
-    ("AuthFailure", CredentialsError, "did not accept your credentials"),
-    ("ExpiredToken", CredentialsError, "expired"),
-    ("RequestExpired", CredentialsError, "expired"),
-    ("InsufficientInstanceCapacity", AwsError, "another instance type"),
-    ("MaxSpotInstanceCountExceeded", AwsError, "Spot Instance Requests"),
-    ("VcpuLimitExceeded", AwsError, "Service Quotas"),
-    ("InstanceLimitExceeded", AwsError, "Running On-Demand Standard"),
-    ("InvalidAMIID.NotFound", NotFound, "image named 'ami-0abc123'"),
-    ("InvalidAMIID.Malformed", NotFound, "image"),
-    ("InvalidInstanceID.NotFound", NotFound, "instance named 'ami-0abc123'"),
-    ("InvalidParameterValue", AwsError, "rejected a parameter"),
-    ("SpotMaxPriceTooLow", AwsError, "--max-price"),
-    ("IncorrectInstanceState", WrongState, "wrong state"),
-    ("InvalidKeyPair.Duplicate", AlreadyExists, "already exists"),
-    ("OptInRequired", ConfigError, "AWS Regions"),
-    ("PendingVerification", AwsError, "verifying your new account"),
-    ("RequestLimitExceeded", AwsError, "throttling"),
-    ("SomethingNew", AwsError, "SomethingNew"),
-])
+@pytest.mark.parametrize(
+    "code, kind, words",
+    [
+        ("AuthFailure", CredentialsError, "did not accept your credentials"),
+        ("ExpiredToken", CredentialsError, "expired"),
+        ("RequestExpired", CredentialsError, "expired"),
+        ("InsufficientInstanceCapacity", AwsError, "another instance type"),
+        ("MaxSpotInstanceCountExceeded", AwsError, "Spot Instance Requests"),
+        ("VcpuLimitExceeded", AwsError, "Service Quotas"),
+        ("InstanceLimitExceeded", AwsError, "Running On-Demand Standard"),
+        ("InvalidAMIID.NotFound", NotFound, "image named 'ami-0abc123'"),
+        ("InvalidAMIID.Malformed", NotFound, "image"),
+        ("InvalidInstanceID.NotFound", NotFound, "instance named 'ami-0abc123'"),
+        ("InvalidParameterValue", AwsError, "rejected a parameter"),
+        ("SpotMaxPriceTooLow", AwsError, "--max-price"),
+        ("IncorrectInstanceState", WrongState, "wrong state"),
+        ("InvalidKeyPair.Duplicate", AlreadyExists, "already exists"),
+        ("OptInRequired", ConfigError, "AWS Regions"),
+        ("PendingVerification", AwsError, "verifying your new account"),
+        ("RequestLimitExceeded", AwsError, "throttling"),
+        ("SomethingNew", AwsError, "SomethingNew"),
+    ],
+)
 def test_client_errors_become_messages_a_person_can_act_on(code, kind, words):
     err = translate_client_error(client_error(code, "The id 'ami-0abc123' does not exist"), action="launch instance base")
     assert type(err) is kind
@@ -366,9 +378,13 @@ def test_client_errors_become_messages_a_person_can_act_on(code, kind, words):
 
 
 def test_unauthorized_operation_names_the_action_and_how_to_decode_the_message():
-    err = translate_client_error(client_error(
-        "UnauthorizedOperation", "You are not authorized to perform this operation. Encoded authorization failure message: AbC-123_x"),
-        action="launch instance base")
+    err = translate_client_error(
+        client_error(
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation. Encoded authorization failure message: AbC-123_x",
+        ),
+        action="launch instance base",
+    )
     assert isinstance(err, CredentialsError)
     assert "not allowed to launch instance base" in str(err)
     assert "aws sts decode-authorization-message --encoded-message AbC-123_x" in str(err)
@@ -384,15 +400,27 @@ def test_missing_credentials_and_unreachable_endpoints_are_translated():
     assert "aws configure" in str(translate_client_error(NoCredentialsError(), action="list instances"))
     err = translate_client_error(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), action="list instances")
     assert isinstance(err, AwsError) and "Could not reach AWS to list instances" in str(err)
-    assert isinstance(translate_client_error(WaiterError(name="x", reason="Max attempts exceeded", last_response={}),
-                                             action="wait"), TimedOut)
+    assert isinstance(
+        translate_client_error(WaiterError(name="x", reason="Max attempts exceeded", last_response={}), action="wait"), TimedOut
+    )
 
 
 def test_cloud_methods_translate_errors_from_a_real_call(cloud):
     from ec2kit.cloud import Instance
 
-    ghost = Instance(id="i-0123456789abcdef0", name="ghost", type="t3.micro", state="running", lifecycle="on-demand",
-                     public_ip=None, private_ip=None, launch_time=None, zone="us-east-1a", image_id=UBUNTU, key_name=None)
+    ghost = Instance(
+        id="i-0123456789abcdef0",
+        name="ghost",
+        type="t3.micro",
+        state="running",
+        lifecycle="on-demand",
+        public_ip=None,
+        private_ip=None,
+        launch_time=None,
+        zone="us-east-1a",
+        image_id=UBUNTU,
+        key_name=None,
+    )
     with pytest.raises(NotFound, match="instance named 'i-0123456789abcdef0'.*wait for instance ghost"):
         cloud.wait(ghost, "running")
 
@@ -416,10 +444,16 @@ def test_an_unreachable_endpoint_is_reported_without_a_traceback(tmp_path):
         dead.instances()
 
 
-@pytest.mark.parametrize("text, code", [
-    ("Ohio", "us-east-2"), ("frankfurt", "eu-central-1"), ("eu-west-1", "eu-west-1"),
-    ("N. Virginia", "us-east-1"), ("Tokyo", "ap-northeast-1"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("Ohio", "us-east-2"),
+        ("frankfurt", "eu-central-1"),
+        ("eu-west-1", "eu-west-1"),
+        ("N. Virginia", "us-east-1"),
+        ("Tokyo", "ap-northeast-1"),
+    ],
+)
 def test_find_region_maps_names_to_codes(text, code):
     assert find_region(text) == code
 
@@ -433,10 +467,24 @@ def test_find_region_refuses_unknown_and_ambiguous_names():
 
 # -- default image (a moto server of our own, seeded through MOTO_AMIS_PATH) ---------------------
 def canonical(ami_id: str, name: str, created: str) -> dict:
-    return {"ami_id": ami_id, "name": name, "owner_id": "099720109477", "state": "available", "public": True,
-            "image_location": f"amazon/{name}", "root_device_type": "ebs", "root_device_name": "/dev/sda1",
-            "description": name, "image_type": "machine", "platform": None, "architecture": "x86_64",
-            "virtualization_type": "hvm", "hypervisor": "xen", "sriov": "simple", "creation_date": created}
+    return {
+        "ami_id": ami_id,
+        "name": name,
+        "owner_id": "099720109477",
+        "state": "available",
+        "public": True,
+        "image_location": f"amazon/{name}",
+        "root_device_type": "ebs",
+        "root_device_name": "/dev/sda1",
+        "description": name,
+        "image_type": "machine",
+        "platform": None,
+        "architecture": "x86_64",
+        "virtualization_type": "hvm",
+        "hypervisor": "xen",
+        "sriov": "simple",
+        "creation_date": created,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -451,16 +499,39 @@ def seeded_moto(tmp_path_factory):
     from ec2kit.sandbox.sshd import free_port
 
     amis = tmp_path_factory.mktemp("amis") / "amis.json"
-    amis.write_text(json.dumps([
-        canonical("ami-0000000000000a404", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423", "2024-04-23T00:00:00.000Z"),
-        canonical("ami-0000000000000b404", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101", "2026-11-01T00:00:00.000Z"),
-        canonical("ami-0000000000000c404", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20261120", "2026-11-20T00:00:00.000Z"),
-        canonical("ami-0000000000000a204", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20261115", "2026-11-15T00:00:00.000Z"),
-    ]))
+    amis.write_text(
+        json.dumps(
+            [
+                canonical(
+                    "ami-0000000000000a404",
+                    "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240423",
+                    "2024-04-23T00:00:00.000Z",
+                ),
+                canonical(
+                    "ami-0000000000000b404",
+                    "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101",
+                    "2026-11-01T00:00:00.000Z",
+                ),
+                canonical(
+                    "ami-0000000000000c404",
+                    "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20261120",
+                    "2026-11-20T00:00:00.000Z",
+                ),
+                canonical(
+                    "ami-0000000000000a204",
+                    "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20261115",
+                    "2026-11-15T00:00:00.000Z",
+                ),
+            ]
+        )
+    )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            env={**os.environ, "MOTO_AMIS_PATH": str(amis)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "MOTO_AMIS_PATH": str(amis)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

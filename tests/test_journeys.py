@@ -11,7 +11,6 @@ import os
 import subprocess
 
 import pytest
-
 from cli_helpers import assert_clean_error, run_inv
 
 pytestmark = pytest.mark.usefixtures("sandbox")
@@ -70,8 +69,9 @@ def test_ssh_config_lets_plain_ssh_reach_an_instance_by_name(home, tmp_path):
     result = run_inv("ssh-config", "--path", str(cfg), home=home)
     assert result.code == 0, result
     assert "Host j-cfg" in cfg.read_text()
-    out = subprocess.run(["ssh", "-F", str(cfg), "-o", "BatchMode=yes", "j-cfg", "echo via-ssh-config"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["ssh", "-F", str(cfg), "-o", "BatchMode=yes", "j-cfg", "echo via-ssh-config"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
     assert "via-ssh-config" in out.stdout
     run_inv("terminate", "j-cfg", home=home)
@@ -121,8 +121,12 @@ def test_unknown_volume_and_snapshot_names_are_clean_errors(home):
 
 
 def test_missing_credentials_on_aws_is_one_paragraph(tmp_path):
-    env = {"EC2KIT_SANDBOX": "0", "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        "EC2KIT_SANDBOX": "0",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     assert_clean_error(run_inv("instances", home=tmp_path, env=env), "credentials")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ec2kit import openssh
-from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
+from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError
 from ec2kit.openssh import OpenSshHost, control_path, exec_argv, ssh_failure
 from ec2kit.remote import Host, SshTarget, pinned_keys
 from ec2kit.sandbox.sshd import SshdHost, free_port
@@ -51,10 +50,17 @@ def test_exec_argv_pins_by_alias_ignores_user_config_and_shares_the_connection()
     argv = exec_argv(SAMPLE, "echo hi", control=Path("/tmp/cm/abc"), persist=60)
     assert argv[:4] == ["ssh", "-F", "none", "-T"] and argv[-3:] == ["--", "10.0.0.5", "echo hi"]
     opts = {argv[i + 1] for i, a in enumerate(argv) if a == "-o"}
-    assert {"HostKeyAlias=i-0123", "UserKnownHostsFile=/h/known_hosts", "StrictHostKeyChecking=accept-new",
-            "BatchMode=yes", "ControlMaster=auto", "ControlPath=/tmp/cm/abc", "ControlPersist=60"} <= opts
-    assert ["-i", "/k/my keys/ec2kit"] == argv[argv.index("-i"):argv.index("-i") + 2]
-    assert ["-l", "ubuntu"] == argv[argv.index("-l"):argv.index("-l") + 2]
+    assert {
+        "HostKeyAlias=i-0123",
+        "UserKnownHostsFile=/h/known_hosts",
+        "StrictHostKeyChecking=accept-new",
+        "BatchMode=yes",
+        "ControlMaster=auto",
+        "ControlPath=/tmp/cm/abc",
+        "ControlPersist=60",
+    } <= opts
+    assert ["-i", "/k/my keys/ec2kit"] == argv[argv.index("-i") : argv.index("-i") + 2]
+    assert ["-l", "ubuntu"] == argv[argv.index("-l") : argv.index("-l") + 2]
 
 
 def test_exec_argv_without_sharing_turns_multiplexing_off():
@@ -222,9 +228,7 @@ def test_first_contact_creates_the_pin_file_and_its_directory(sshd_host, user_ke
     assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(
-    shell, other_sshd, user_key, known_hosts
-):
+def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(shell, other_sshd, user_key, known_hosts):
     shell.run("true")
     before = other_sshd.exec_channels()
     impostor = OpenSshHost(target_for(other_sshd, user_key, known_hosts, alias="i-0abc"), persist=0)
@@ -263,8 +267,9 @@ def test_pinned_fingerprints_reads_plain_and_hashed_pins(sshd_host, tmp_path):
     kh.write_text(f"# comment\ni-plain {public[0]} {public[1]}\ni-hashed {public[0]} {public[1]}\n")
     subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(kh)], check=True, capture_output=True)
     assert "i-hashed" not in kh.read_text()
-    expected = subprocess.run(["ssh-keygen", "-lf", "-"], input=" ".join(public[:2]), capture_output=True,
-                              text=True, check=True).stdout.split()[1]
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", "-"], input=" ".join(public[:2]), capture_output=True, text=True, check=True
+    ).stdout.split()[1]
     for alias in ("i-plain", "i-hashed"):
         assert openssh.pinned_fingerprints(kh, alias) == [f"{public[0]} {expected}"]
     assert openssh.pinned_fingerprints(kh, "i-other") == []

@@ -30,8 +30,10 @@ class PricingHandler(BaseHTTPRequestHandler):
         filters = {f["Field"]: f["Value"] for f in body.get("Filters", [])}
         status, answer = 200, {"FormatVersion": "aws_v1", "PriceList": []}
         if filters.get("regionCode") == "ap-south-1":
-            status, answer = 400, {"__type": "AccessDeniedException",
-                                   "message": "User is not authorized to perform: pricing:GetProducts"}
+            status, answer = (
+                400,
+                {"__type": "AccessDeniedException", "message": "User is not authorized to perform: pricing:GetProducts"},
+            )
         elif (filters.get("instanceType"), filters.get("regionCode")) == ("m5.", "us-east-1"):
             page = "page2" if body.get("NextToken") == M5_TOKEN else "page1"
             answer = json.loads((DATA / f"m5-us-east-1-{page}.json").read_text())
@@ -65,8 +67,17 @@ def seen():
 
 def test_on_demand_prices_follow_next_token_and_sort_by_size(pricing_endpoint, seen):
     prices = on_demand_prices("m5", "us-east-1", endpoint_url=pricing_endpoint, credentials=CREDS)
-    assert list(prices) == ["m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge", "m5.8xlarge",
-                            "m5.12xlarge", "m5.16xlarge", "m5.24xlarge", "m5.metal"]
+    assert list(prices) == [
+        "m5.large",
+        "m5.xlarge",
+        "m5.2xlarge",
+        "m5.4xlarge",
+        "m5.8xlarge",
+        "m5.12xlarge",
+        "m5.16xlarge",
+        "m5.24xlarge",
+        "m5.metal",
+    ]
     assert prices["m5.large"] == 0.096 and prices["m5.24xlarge"] == 4.608
     assert [r.get("NextToken") for r in seen] == [None, M5_TOKEN]
     assert seen[0]["target"] == "AWSPriceListService.GetProducts" and seen[0]["ServiceCode"] == "AmazonEC2"
@@ -110,7 +121,13 @@ def test_bad_family_and_region_are_refused_before_any_call(seen):
 
 def test_types_sort_by_size_not_alphabetically():
     assert sort_types(["m5.metal", "m5.2xlarge", "m5.large", "m5.12xlarge", "m5.xlarge", "t3.nano"]) == [
-        "m5.large", "m5.xlarge", "m5.2xlarge", "m5.12xlarge", "m5.metal", "t3.nano"]
+        "m5.large",
+        "m5.xlarge",
+        "m5.2xlarge",
+        "m5.12xlarge",
+        "m5.metal",
+        "t3.nano",
+    ]
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ec2kit.openssh import OpenSshHost
 from ec2kit.recipe import load_recipe, run_steps_on_host
 from ec2kit.recipe.executor import HostRun
 from ec2kit.recipe.loader import parse_toml
-from ec2kit.openssh import OpenSshHost
 from ec2kit.remote import SshTarget
 
 CASES = Path(__file__).parent / "cases"
@@ -28,8 +28,15 @@ CASE_FILES = sorted(p for p in CASES.glob("*/*.toml"))
 @pytest.fixture(scope="module")
 def case_host(sshd_factory, user_key, tmp_path_factory):
     sshd = sshd_factory("cases")
-    target = SshTarget(host="127.0.0.1", port=sshd.port, user=sshd.user, key_file=user_key, alias="i-cases",
-                       known_hosts=tmp_path_factory.mktemp("kh") / "known_hosts", name="cases")
+    target = SshTarget(
+        host="127.0.0.1",
+        port=sshd.port,
+        user=sshd.user,
+        key_file=user_key,
+        alias="i-cases",
+        known_hosts=tmp_path_factory.mktemp("kh") / "known_hosts",
+        name="cases",
+    )
     with OpenSshHost(target) as host:  # what recipes use (Context.shell)
         yield sshd, host
     host.disconnect()

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import assert_clean_error, run_inv
 
 pytestmark = pytest.mark.usefixtures("sandbox")
@@ -162,14 +161,16 @@ def test_provision_by_tag_runs_on_the_matching_instances_only(home, project, lau
 def test_a_failing_host_fails_the_command_but_not_the_other_host(home, project, launched):
     dirs = launched("rc-good", "rc-bad")
     (dirs["rc-good"] / "home" / "ready").write_text("")
-    (project / "recipes" / "ready.toml").write_text(textwrap.dedent("""
+    (project / "recipes" / "ready.toml").write_text(
+        textwrap.dedent("""
         [[step]]
         name = "must be ready"
         run = "test -f ~/ready"
         [[step]]
         name = "after"
         run = "touch ~/after"
-    """))
+    """)
+    )
     result = run_inv("provision", "rc-good,rc-bad", "--recipe", "ready", home=home, cwd=project)
     assert result.code == 2, result
     assert "Traceback" not in result.text
@@ -208,8 +209,9 @@ def test_a_recipe_on_many_hosts_looks_them_all_up_with_one_describe_call(sandbox
         for name in names:
             actions.launch(ctx, name, type="t3.micro")
         calls: list = []
-        ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.DescribeInstances",
-                                           lambda **kw: calls.append(kw["params"]))
+        ctx.cloud.ec2.meta.events.register(
+            "before-parameter-build.ec2.DescribeInstances", lambda **kw: calls.append(kw["params"])
+        )
         report = run_recipe(ctx, load_recipe("web"), hosts=names, reporter=CollectingReporter())
         assert report.ok, report.failed_hosts
         assert len(calls) == 1  # not one per host

@@ -40,11 +40,15 @@ def run_error(name: str, **vars) -> str:
 
 
 def test_toml_syntax_error_names_file_line_column_and_shows_the_line(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         description = "bad"
         [[step]]
         run = echo hi
-    """)
+    """,
+    )
     assert load_error("bad") == (
         "recipes/bad.toml:3:7: invalid TOML: Invalid value.\n"
         "    run = echo hi\n"
@@ -54,12 +58,16 @@ def test_toml_syntax_error_names_file_line_column_and_shows_the_line(project):
 
 
 def test_unknown_step_key_lists_the_valid_keys_for_that_kind(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "cfg"
         template = "x.j2"
         dst = "~/x"
-    """)
+    """,
+    )
     assert load_error("bad") == (
         "recipes/bad.toml:4: step 1 'cfg': unknown key 'dst' for a template step. Did you mean 'dest'? "
         "Valid keys for a template step: template, dest, mode, owner, name, sudo, when, creates, unless, "
@@ -68,11 +76,15 @@ def test_unknown_step_key_lists_the_valid_keys_for_that_kind(project):
 
 
 def test_a_step_with_no_kind_suggests_the_close_kind(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "oops"
         templat = "x.j2"
-    """)
+    """,
+    )
     assert load_error("bad") == (
         "recipes/bad.toml:1: step 1 'oops' has no kind (unknown key 'templat'): give exactly one of "
         "run, script, template, copy, line, dir, apt, task. Did you mean 'template'?"
@@ -80,7 +92,10 @@ def test_a_step_with_no_kind_suggests_the_close_kind(project):
 
 
 def test_a_step_with_two_kinds_says_to_split_it(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "ok"
         run = "true"
@@ -89,7 +104,8 @@ def test_a_step_with_two_kinds_says_to_split_it(project):
         name = "both"
         run = "true"
         script = "true"
-    """)
+    """,
+    )
     assert load_error("bad") == (
         "recipes/bad.toml:5: step 2 'both' has 2 kinds (run and script); a step does exactly one thing. "
         "Split it into one step per kind."
@@ -97,11 +113,15 @@ def test_a_step_with_two_kinds_says_to_split_it(project):
 
 
 def test_unknown_task_suggests_close_names(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "img"
         task = "freze"
-    """)
+    """,
+    )
     message = load_error("bad")
     assert message.startswith("recipes/bad.toml:1: step 1 'img': unknown task 'freze'. Did you mean 'freeze'? Known tasks: ")
     assert "attach_volume, detach_volume, freeze, launch, make_volume" in message
@@ -109,7 +129,10 @@ def test_unknown_task_suggests_close_names(project):
 
 
 def test_undefined_variable_in_a_step_names_file_line_step_key_and_context(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         description = "x"
         [vars]
         packages = ["tmux"]
@@ -118,35 +141,44 @@ def test_undefined_variable_in_a_step_names_file_line_step_key_and_context(proje
         name = "packages"
         apt = "{{ packagez }}"
         sudo = true
-    """)
+    """,
+    )
     assert run_error("bad") == (
         "recipes/bad.toml:7: step 1 'packages': 'packagez' is undefined (in 'apt').\n"
         "     5 | [[step]]\n"
-        "     6 | name = \"packages\"\n"
-        ">    7 | apt = \"{{ packagez }}\"\n"
+        '     6 | name = "packages"\n'
+        '>    7 | apt = "{{ packagez }}"\n'
         "     8 | sudo = true\n"
         "Define it under [vars] or pass --set packagez=VALUE."
     )
 
 
 def test_undefined_variable_in_when_names_the_when_line(project):
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "gpu only"
         run = "nvidia-smi"
         when = "has_gpu"
-    """)
+    """,
+    )
     assert run_error("bad").startswith("recipes/bad.toml:4: step 1 'gpu only': 'has_gpu' is undefined (in 'when').")
 
 
 def test_undefined_variable_in_a_template_names_template_line_and_neighbours(project):
     (project / "templates" / "app.j2").write_text("line one\nname = {{ name }}\nport = {{ port }}\nline four\n")
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "cfg"
         template = "app.j2"
         dest = "~/app"
-    """)
+    """,
+    )
     assert run_error("bad") == (
         "template app.j2:3: 'port' is undefined (recipes/bad.toml:3: step 1 'cfg').\n"
         "     1 | line one\n"
@@ -159,12 +191,16 @@ def test_undefined_variable_in_a_template_names_template_line_and_neighbours(pro
 
 def test_a_missing_template_lists_what_is_there(project):
     (project / "templates" / "tmux.conf.j2").write_text("x\n")
-    write(project, "bad", """
+    write(
+        project,
+        "bad",
+        """
         [[step]]
         name = "cfg"
         template = "tmux.conf"
         dest = "~/app"
-    """)
+    """,
+    )
     message = run_error("bad")
     assert message.startswith("recipes/bad.toml:3: step 1 'cfg': no template 'tmux.conf' in ")
     assert "Did you mean 'tmux.conf.j2'?" in message
@@ -200,7 +236,7 @@ def test_a_secret_written_in_the_recipe_is_refused(project):
 
 
 def test_unknown_top_level_key_suggests_the_right_one(project):
-    write(project, "bad", '[var]\nx = 1\n')
+    write(project, "bad", "[var]\nx = 1\n")
     assert load_error("bad") == (
         "recipes/bad.toml: unknown top-level key 'var'. Did you mean 'vars'? "
         "A recipe has: description, uses, vars, secrets, step (steps are [[step]] tables)."

@@ -23,17 +23,38 @@ def _logging_path(tmp_path: Path) -> tuple[str, Path]:
     """A PATH whose first directory logs every program the script starts, then runs the real one."""
     bin_dir, log = tmp_path / "bin", tmp_path / "programs.log"
     bin_dir.mkdir()
-    for name in ("base64", "stat", "cmp", "cat", "grep", "tail", "mktemp", "rm", "diff", "tee", "cp", "chmod",
-                 "mkdir", "date", "sed", "awk", "find", "tar", "sha256sum", "test"):
+    for name in (
+        "base64",
+        "stat",
+        "cmp",
+        "cat",
+        "grep",
+        "tail",
+        "mktemp",
+        "rm",
+        "diff",
+        "tee",
+        "cp",
+        "chmod",
+        "mkdir",
+        "date",
+        "sed",
+        "awk",
+        "find",
+        "tar",
+        "sha256sum",
+        "test",
+    ):
         real = next(p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p))
         wrapper = bin_dir / name
-        wrapper.write_text(f"#!/bin/sh\necho {name} >> {log}\nexec {real} \"$@\"\n")
+        wrapper.write_text(f'#!/bin/sh\necho {name} >> {log}\nexec {real} "$@"\n')
         wrapper.chmod(0o755)
     return f"{bin_dir}:/usr/bin:/bin", log
 
 
-def run_batch(tmp_path: Path, steps: list[tuple[str, dict]], *, templates: dict[str, str] | None = None,
-              check: bool = False) -> tuple[list, list[str]]:
+def run_batch(
+    tmp_path: Path, steps: list[tuple[str, dict]], *, templates: dict[str, str] | None = None, check: bool = False
+) -> tuple[list, list[str]]:
     """Plan ``(kind, args)`` steps, run them as one batch with ``bash -s``; markers and the programs started."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -48,8 +69,13 @@ def run_batch(tmp_path: Path, steps: list[tuple[str, dict]], *, templates: dict[
         planned.append(plan_step(i, f"s{i}", kind, {kind: args.get(kind, ""), **args}, ctx))
     nonce = new_nonce()
     script = build_script(planned, check=check, nonce=nonce)
-    res = subprocess.run(["bash", "-c", COMMAND], input=script.encode(), capture_output=True, cwd=home,
-                         env={"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"})
+    res = subprocess.run(
+        ["bash", "-c", COMMAND],
+        input=script.encode(),
+        capture_output=True,
+        cwd=home,
+        env={"HOME": str(home), "PATH": path, "LANG": "C.UTF-8"},
+    )
     markers, other = parse_output(res.stdout.decode(errors="replace"), nonce)
     assert len(markers) == len(steps), (other, res.stderr.decode(errors="replace"))
     programs = log.read_text().split() if log.exists() else []
@@ -76,8 +102,11 @@ def test_a_no_op_pass_starts_only_one_program_stat(tmp_path):
     assert [m.status for m in first] == ["changed"] * 7
     again, programs = run_batch(tmp_path, steps, templates=templates)
     statuses = [(m.status, m.reason) for m in again]
-    assert statuses[:3] == [("ok", "~/app already exists"), ("ok", "~/app/conf already has this content"),
-                            ("ok", "~/app/tricky already has this content")]
+    assert statuses[:3] == [
+        ("ok", "~/app already exists"),
+        ("ok", "~/app/conf already has this content"),
+        ("ok", "~/app/tricky already has this content"),
+    ]
     assert statuses[3] == ("ok", "~/app/bin.dat already has this content")  # binary: the cmp path
     assert statuses[4:] == [("ok", "~/.bashrc already has this line")] * 2 + [("skipped", "creates: ~/app/made exists")]
     # one stat for the batch; the binary copy's full step decodes, compares and stats its mode
@@ -123,8 +152,7 @@ def test_a_line_must_be_a_whole_line_not_a_substring(tmp_path):
 
 
 def test_a_probe_is_never_stale_after_an_earlier_step_changed_the_path(tmp_path):
-    steps = [("template", {"template": "t", "dest": "~/f"}), ("line", {"line": "keep", "path": "~/l"}),
-             ("dir", {"dir": "~/d"})]
+    steps = [("template", {"template": "t", "dest": "~/f"}), ("line", {"line": "keep", "path": "~/l"}), ("dir", {"dir": "~/d"})]
     run_batch(tmp_path, steps, templates={"t": "x\n"})
     # the same paths, but a command earlier in the batch breaks each of them first
     breaking = [("run", {"run": "echo other > ~/f; echo other > ~/l; rmdir ~/d"}), *steps]
@@ -133,10 +161,15 @@ def test_a_probe_is_never_stale_after_an_earlier_step_changed_the_path(tmp_path)
     assert (tmp_path / "home/f").read_text() == "x\n" and (tmp_path / "home/d").is_dir()
     # a file step that changed its path: the next step on that path sees the new state
     (tmp_path / "home/f").write_text("old\n")
-    markers, _ = run_batch(tmp_path, [("template", {"template": "t", "dest": "~/f"}),
-                                      ("template", {"template": "u", "dest": "~/f"})], templates={"t": "x\n", "u": "x\n"})
-    assert [(m.status, m.reason) for m in markers] == [("changed", "updated content of ~/f"),
-                                                       ("ok", "~/f already has this content")]
+    markers, _ = run_batch(
+        tmp_path,
+        [("template", {"template": "t", "dest": "~/f"}), ("template", {"template": "u", "dest": "~/f"})],
+        templates={"t": "x\n", "u": "x\n"},
+    )
+    assert [(m.status, m.reason) for m in markers] == [
+        ("changed", "updated content of ~/f"),
+        ("ok", "~/f already has this content"),
+    ]
 
 
 def test_check_mode_on_a_no_op_reports_ok_and_on_a_change_shows_the_diff(tmp_path):
@@ -156,7 +189,7 @@ def test_reasons_with_colons_percents_and_newlines_survive_the_marker(tmp_path):
     assert markers[0].reason == "~/a:b%25c\nd already exists"
 
 
-@pytest.mark.parametrize("data", [b"", b"plain", b"it's \\ \"q\" $x\n", "é\u2028".encode(), b"\x01\x7f\xff\r\t"])
+@pytest.mark.parametrize("data", [b"", b"plain", b'it\'s \\ "q" $x\n', "é\u2028".encode(), b"\x01\x7f\xff\r\t"])
 def test_ansi_c_words_give_bash_the_same_bytes(data):
     out = subprocess.run(["bash", "-c", f"printf %s {ansi_c(data)}"], capture_output=True).stdout
     assert out == data
@@ -180,8 +213,10 @@ def test_an_owner_that_already_matches_needs_no_program_but_stat(tmp_path):
     import pwd
 
     me = pwd.getpwuid(os.getuid()).pw_name
-    steps = [("dir", {"dir": "~/d", "owner": f"{me}:{me}", "mode": "0700"}),
-             ("template", {"template": "t", "dest": "~/d/f", "owner": me})]
+    steps = [
+        ("dir", {"dir": "~/d", "owner": f"{me}:{me}", "mode": "0700"}),
+        ("template", {"template": "t", "dest": "~/d/f", "owner": me}),
+    ]
     run_batch(tmp_path, steps, templates={"t": "x\n"})
     markers, programs = run_batch(tmp_path, steps, templates={"t": "x\n"})
     assert [m.status for m in markers] == ["ok", "ok"] and programs == ["stat"]

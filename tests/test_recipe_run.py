@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -133,8 +132,15 @@ def make_host(sshd_factory, user_key, tmp_path):
 
     def make(name: str, client: str = "openssh"):
         sshd = sshd_factory(f"{name}-{next(_count)}")
-        target = SshTarget(host="127.0.0.1", port=sshd.port, user=sshd.user, key_file=user_key,
-                           alias=f"i-{name}-{sshd.port}", known_hosts=tmp_path / "known_hosts", name=name)
+        target = SshTarget(
+            host="127.0.0.1",
+            port=sshd.port,
+            user=sshd.user,
+            key_file=user_key,
+            alias=f"i-{name}-{sshd.port}",
+            known_hosts=tmp_path / "known_hosts",
+            name=name,
+        )
         host = OpenSshHost(target) if client == "openssh" else Host(target)
         opened.append(host)
         return sshd, host
@@ -203,7 +209,8 @@ def test_check_mode_changes_nothing_and_shows_diffs_and_commands(project, make_h
 
 def test_a_when_on_a_result_registered_in_the_same_batch_splits_the_batch(make_host, tmp_path):
     sshd, host = make_host("web1")
-    (tmp_path / "r.toml").write_text(textwrap.dedent("""
+    (tmp_path / "r.toml").write_text(
+        textwrap.dedent("""
         [[step]]
         run = "echo yes"
         register = "answer"
@@ -215,7 +222,8 @@ def test_a_when_on_a_result_registered_in_the_same_batch_splits_the_batch(make_h
         name = "when no"
         run = "touch ~/wrong"
         when = "answer.exit_code != 0"
-    """))
+    """)
+    )
     recipe = load_recipe(str(tmp_path / "r.toml"))
     report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
     assert [s.status for s in report.steps] == ["changed", "changed", "skipped"]
@@ -227,7 +235,8 @@ def test_a_when_on_a_result_registered_in_the_same_batch_splits_the_batch(make_h
 
 def test_a_failing_step_stops_the_host_and_later_steps_do_not_run(make_host, tmp_path):
     sshd, host = make_host("web1")
-    (tmp_path / "fail.toml").write_text(textwrap.dedent("""
+    (tmp_path / "fail.toml").write_text(
+        textwrap.dedent("""
         [[step]]
         name = "fine"
         run = "touch ~/first"
@@ -237,7 +246,8 @@ def test_a_failing_step_stops_the_host_and_later_steps_do_not_run(make_host, tmp
         [[step]]
         name = "never"
         run = "touch ~/third"
-    """))
+    """)
+    )
     recipe = load_recipe(str(tmp_path / "fail.toml"))
     report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
     assert not report.ok
@@ -260,7 +270,8 @@ def test_many_hosts_run_in_parallel_and_one_failure_does_not_stop_the_others(mak
     dead_sshd, dead = make_host("web4")
     dead_sshd.stop()
     hosts["web4"] = dead
-    (tmp_path / "many.toml").write_text(textwrap.dedent("""
+    (tmp_path / "many.toml").write_text(
+        textwrap.dedent("""
         [[step]]
         name = "ready"
         run = "test -f ~/ready"
@@ -268,7 +279,8 @@ def test_many_hosts_run_in_parallel_and_one_failure_does_not_stop_the_others(mak
         name = "hello"
         template = "hello.j2"
         dest = "~/hello"
-    """))
+    """)
+    )
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "hello.j2").write_text("hello {{ name }}\n")
     recipe = load_recipe(str(tmp_path / "many.toml"))
@@ -287,19 +299,22 @@ def test_many_hosts_run_in_parallel_and_one_failure_does_not_stop_the_others(mak
 
 def test_secrets_are_masked_in_reports_and_failures(make_host, tmp_path, monkeypatch):
     sshd, host = make_host("web1")
-    (tmp_path / "s.toml").write_text(textwrap.dedent("""
+    (tmp_path / "s.toml").write_text(
+        textwrap.dedent("""
         [secrets]
         HF_TOKEN = { env = "EC2KIT_TEST_HF" }
         API_KEY = { env = "EC2KIT_TEST_UNSET_API_KEY" }
         [[step]]
         name = "login"
         run = "echo token={{ HF_TOKEN }} key={{ API_KEY }}; exit 2"
-    """))
+    """)
+    )
     monkeypatch.setenv("EC2KIT_TEST_HF", "hf_sekrit123")
     recipe = load_recipe(str(tmp_path / "s.toml"))
     reporter = CollectingReporter()
-    report = run_recipe(LoopbackHosts({"web1": host}), recipe, hosts=["web1"], reporter=reporter,
-                        vars={"secret:API_KEY": "key-0987"})
+    report = run_recipe(
+        LoopbackHosts({"web1": host}), recipe, hosts=["web1"], reporter=reporter, vars={"secret:API_KEY": "key-0987"}
+    )
     assert "Command: echo token=*** key=***; exit 2" in report.hosts["web1"].failure
     assert "token=*** key=***" in report.hosts["web1"].failure
     for text in (reporter.text, report.hosts["web1"].failure, repr(report.hosts["web1"].steps)):
@@ -312,8 +327,10 @@ def test_a_missing_secret_says_how_to_provide_it(tmp_path):
     (tmp_path / "s.toml").write_text('[secrets]\nHF_TOKEN = { env = "EC2KIT_TEST_NEVER_SET" }\n')
     with pytest.raises(RecipeError) as err:
         run_recipe(None, load_recipe(str(tmp_path / "s.toml")), reporter=CollectingReporter())
-    assert str(err.value) == ("Recipe 's' needs the secret 'HF_TOKEN': set the environment variable "
-                              "EC2KIT_TEST_NEVER_SET or pass --set secret:HF_TOKEN=VALUE.")
+    assert str(err.value) == (
+        "Recipe 's' needs the secret 'HF_TOKEN': set the environment variable "
+        "EC2KIT_TEST_NEVER_SET or pass --set secret:HF_TOKEN=VALUE."
+    )
 
 
 def test_python_tasks_run_locally_and_their_results_become_vars(make_host, tmp_path):
@@ -326,7 +343,8 @@ def test_python_tasks_run_locally_and_their_results_become_vars(make_host, tmp_p
         tc.report(f"picked {shade} {favourite}")
         return {"color": f"{shade}-{favourite}"}
 
-    (tmp_path / "t.toml").write_text(textwrap.dedent("""
+    (tmp_path / "t.toml").write_text(
+        textwrap.dedent("""
         [vars]
         fav = "blue"
         [[step]]
@@ -337,7 +355,8 @@ def test_python_tasks_run_locally_and_their_results_become_vars(make_host, tmp_p
         favourite = "{{ fav }}"
         [[step]]
         run = "echo {{ color }} > ~/color"
-    """))
+    """)
+    )
     recipe = load_recipe(str(tmp_path / "t.toml"))
     reporter = CollectingReporter()
     report = run_steps_on_host(host, recipe.steps, recipe.vars, recipe=recipe, reporter=reporter)
@@ -353,8 +372,10 @@ def test_a_task_with_a_wrong_argument_names_the_step_and_the_accepted_arguments(
     (tmp_path / "t.toml").write_text('[[step]]\nname = "freeze it"\ntask = "freeze"\nimagename = "x"\n')
     recipe = load_recipe(str(tmp_path / "t.toml"))
     report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
-    assert report.failure == (f"{tmp_path / 't.toml'}:1: step 1 'freeze it' (task freeze): unknown argument 'imagename'. "
-                              "Did you mean 'image'? It takes: image, instance, wait.")
+    assert report.failure == (
+        f"{tmp_path / 't.toml'}:1: step 1 'freeze it' (task freeze): unknown argument 'imagename'. "
+        "Did you mean 'image'? It takes: image, instance, wait."
+    )
 
 
 def test_base_recipe_is_idempotent_on_a_fresh_host(make_host):
@@ -386,7 +407,8 @@ def test_vars_nearer_recipe_wins_and_set_overrides_all(tmp_path):
 def test_tags_skip_tags_and_start_at_select_steps(tmp_path):
     from ec2kit.recipe import select_steps
 
-    (tmp_path / "t.toml").write_text(textwrap.dedent("""
+    (tmp_path / "t.toml").write_text(
+        textwrap.dedent("""
         [[step]]
         name = "one"
         run = "true"
@@ -398,7 +420,8 @@ def test_tags_skip_tags_and_start_at_select_steps(tmp_path):
         [[step]]
         name = "three"
         run = "true"
-    """))
+    """)
+    )
     steps = load_recipe(str(tmp_path / "t.toml")).steps
     assert [s.name for s in select_steps(steps, tags=("setup",))] == ["one", "two"]
     assert [s.name for s in select_steps(steps, skip_tags=("slow",))] == ["one", "three"]
@@ -412,8 +435,10 @@ def test_unreachable_host_error_passes_through_with_the_step(make_host, tmp_path
     (tmp_path / "u.toml").write_text('[[step]]\nname = "hello"\nrun = "true"\n')
     recipe = load_recipe(str(tmp_path / "u.toml"))
     report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
-    assert report.failure.startswith(f"Recipe u, step 1 'hello' could not run on gone: Cannot connect to gone "
-                                     f"({sshd.user}@127.0.0.1:{sshd.port}): connection refused")
+    assert report.failure.startswith(
+        f"Recipe u, step 1 'hello' could not run on gone: Cannot connect to gone "
+        f"({sshd.user}@127.0.0.1:{sshd.port}): connection refused"
+    )
     assert report.recap["failed"] == 1 and report.steps[0].reason.startswith("unreachable: Cannot connect to gone")
     assert isinstance(report.error, Exception) and not isinstance(report.error, RemoteError)
 

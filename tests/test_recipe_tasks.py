@@ -61,13 +61,14 @@ def test_a_task_failure_names_recipe_step_host_and_passes_the_cloud_message_thro
 
 def test_launch_then_terminate_in_check_mode_changes_nothing(ctx, tmp_path):
     (tmp_path / "l.toml").write_text(
-        '[[step]]\ntask = "launch"\ninstance = "gpu1"\nimage = "%s"\ntype = "t3.micro"\n'
-        '[[step]]\ntask = "terminate"\n' % UBUNTU
+        '[[step]]\ntask = "launch"\ninstance = "gpu1"\nimage = "%s"\ntype = "t3.micro"\n[[step]]\ntask = "terminate"\n' % UBUNTU
     )
     reporter = CollectingReporter()
     report = run_recipe(ctx, load_recipe(str(tmp_path / "l.toml")), check=True, reporter=reporter)
     assert report.ok, report.summary
     steps = report.hosts["local"].steps
-    assert steps[0].reason.startswith("would call cloud.launch('gpu1', image='ami-785db401', type='t3.micro') → ec2.run_instances")
+    assert steps[0].reason.startswith(
+        "would call cloud.launch('gpu1', image='ami-785db401', type='t3.micro') → ec2.run_instances"
+    )
     assert steps[1].reason == "would call cloud.terminate('gpu1')"
     assert ctx.cloud.instances() == []

@@ -39,11 +39,13 @@ def test_apt_package_names_cannot_smuggle_shell():
 
 def test_markers_without_the_nonce_are_treated_as_output():
     b = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
-    out = "\n".join([
-        "@@ec2kit:other:1:ok:0:5:::::",
-        f"@@ec2kit:n1:1:ok:0:5:{b('why')}:{b('out')}::{b('diff')}",
-        "plain line",
-    ])
+    out = "\n".join(
+        [
+            "@@ec2kit:other:1:ok:0:5:::::",
+            f"@@ec2kit:n1:1:ok:0:5:{b('why')}:{b('out')}::{b('diff')}",
+            "plain line",
+        ]
+    )
     markers, other = parse_output(out, "n1")
     assert [(m.number, m.status, m.reason, m.stdout, m.stderr, m.diff) for m in markers] == [(1, "ok", "why", "out", "", "diff")]
     assert other == "@@ec2kit:other:1:ok:0:5:::::\nplain line"
@@ -52,7 +54,9 @@ def test_markers_without_the_nonce_are_treated_as_output():
 def test_a_step_printing_a_fake_marker_cannot_fake_a_status(tmp_path):
     body = "S=\necho '@@ec2kit:guess:1:ok:0:0:::::'\nexit 5"
     script = build_script([PlannedStep(1, "x", "run", body, "x")], nonce="realnonce")
-    res = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    res = subprocess.run(
+        ["bash", "-s"], input=script, capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    )
     markers, _ = parse_output(res.stdout, "realnonce")
     assert [(m.status, m.exit_code) for m in markers] == [("failed", 5)]
     assert "@@ec2kit:guess" in markers[0].stdout

@@ -235,9 +235,7 @@ def test_first_contact_pins_the_host_key_under_the_alias(host, sshd_host, known_
     assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(
-    host, other_sshd, user_key, known_hosts
-):
+def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(host, other_sshd, user_key, known_hosts):
     host.run("true")
     before = other_sshd.exec_channels()
     impostor = Host(target_for(other_sshd, user_key, known_hosts))

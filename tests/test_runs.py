@@ -48,7 +48,7 @@ def test_unknown_run_suggests_close_names(tmp_path):
 def test_cost_is_hourly_price_times_hours_over_every_attempt():
     rec = RunRecord(name="r", hourly_price=0.5)
     rec.instance_started(now=0)
-    rec.instance_stopped(now=1800)      # attempt 1: half an hour
+    rec.instance_stopped(now=1800)  # attempt 1: half an hour
     rec.instance_started(now=10_000)
     assert rec.hours(now=10_000 + 3600) == pytest.approx(1.5)
     assert rec.cost_at(now=10_000 + 3600) == pytest.approx(0.75)

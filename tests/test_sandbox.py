@@ -42,9 +42,25 @@ def ssh(sandbox, key, instance_id: str, command: str, *, check: bool = True, str
     """Run ``command`` on the instance with the OpenSSH client, pinning its host key by instance id."""
     target = sandbox.resolver.ssh_target(instance_id, key_file=key[1], known_hosts=sandbox.settings.known_hosts)
     argv = [
-        "ssh", "-i", str(target.key_file), "-p", str(target.port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-        "-o", f"HostKeyAlias={instance_id}", "-o", f"UserKnownHostsFile={target.known_hosts}",
-        "-o", f"StrictHostKeyChecking={strict}", "-o", "ConnectTimeout=5", f"{target.user}@{target.host}", command,
+        "ssh",
+        "-i",
+        str(target.key_file),
+        "-p",
+        str(target.port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"HostKeyAlias={instance_id}",
+        "-o",
+        f"UserKnownHostsFile={target.known_hosts}",
+        "-o",
+        f"StrictHostKeyChecking={strict}",
+        "-o",
+        "ConnectTimeout=5",
+        f"{target.user}@{target.host}",
+        command,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if check and done.returncode != 0:
@@ -54,8 +70,6 @@ def ssh(sandbox, key, instance_id: str, command: str, *, check: bool = True, str
 
 def state_of(sandbox, instance_id: str) -> str:
     return sandbox.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
-
-
 
 
 def port_open(port: int) -> bool:
@@ -115,17 +129,24 @@ def test_running_instance_accepts_our_key_with_its_own_clean_home(sandbox, key):
     assert home == str(sandbox.info.dir / "hosts" / iid / "home")
     assert entries == "0"
     assert env_id == iid
-    print(f"\nMEASURE run_instances -> ssh answered: {answered:.2f}s (sshd start {host_entry(sandbox, iid)['sshd_start_seconds']}s)")
+    print(
+        f"\nMEASURE run_instances -> ssh answered: {answered:.2f}s (sshd start {host_entry(sandbox, iid)['sshd_start_seconds']}s)"
+    )
 
 
 def test_metadata_endpoint_answers_instance_id_and_no_spot_notice(sandbox, key):
     iid = launch(sandbox, key)
-    out = ssh(sandbox, key, iid, (
-        'T=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$EC2KIT_IMDS/latest/api/token"); '
-        'curl -fsS -H "X-aws-ec2-metadata-token: $T" "$EC2KIT_IMDS/latest/meta-data/instance-id"; echo; '
-        'curl -s -o /dev/null -w "%{http_code}" -H "X-aws-ec2-metadata-token: $T" "$EC2KIT_IMDS/latest/meta-data/spot/instance-action"; echo; '
-        'curl -s -o /dev/null -w "%{http_code}" -H "X-aws-ec2-metadata-token: bogus" "$EC2KIT_IMDS/latest/meta-data/instance-id"'
-    ))
+    out = ssh(
+        sandbox,
+        key,
+        iid,
+        (
+            'T=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$EC2KIT_IMDS/latest/api/token"); '
+            'curl -fsS -H "X-aws-ec2-metadata-token: $T" "$EC2KIT_IMDS/latest/meta-data/instance-id"; echo; '
+            'curl -s -o /dev/null -w "%{http_code}" -H "X-aws-ec2-metadata-token: $T" "$EC2KIT_IMDS/latest/meta-data/spot/instance-action"; echo; '
+            'curl -s -o /dev/null -w "%{http_code}" -H "X-aws-ec2-metadata-token: bogus" "$EC2KIT_IMDS/latest/meta-data/instance-id"'
+        ),
+    )
     assert out.splitlines() == [iid, "404", "401"]
 
 
@@ -154,7 +175,8 @@ def test_instance_from_a_frozen_image_starts_with_the_source_home(sandbox, key):
     source = launch(sandbox, key)
     ssh(sandbox, key, source, 'mkdir -p "$HOME/proj" && echo frozen > "$HOME/proj/state"')
     image = sandbox.ec2.create_image(
-        InstanceId=source, Name=f"img-{uuid.uuid4().hex[:6]}",
+        InstanceId=source,
+        Name=f"img-{uuid.uuid4().hex[:6]}",
         TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "ec2kit:source-instance", "Value": source}]}],
     )["ImageId"]
     sandbox.resolver.address(source)  # a reconcile pass: the image's home is saved now

@@ -14,7 +14,13 @@ TRAIN = Path(__file__).resolve().parent.parent / "examples" / "train.py"
 
 
 def train(results: Path, attempt: int, steps: int = 12, step_seconds: float = 0.0) -> subprocess.Popen:
-    env = {**os.environ, "EC2KIT_RESULTS": str(results), "EC2KIT_ATTEMPT": str(attempt), "TRAIN_STEPS": str(steps), "TRAIN_STEP_SECONDS": str(step_seconds)}
+    env = {
+        **os.environ,
+        "EC2KIT_RESULTS": str(results),
+        "EC2KIT_ATTEMPT": str(attempt),
+        "TRAIN_STEPS": str(steps),
+        "TRAIN_STEP_SECONDS": str(step_seconds),
+    }
     return subprocess.Popen([sys.executable, str(TRAIN)], env=env, stdout=subprocess.PIPE, text=True)
 
 
@@ -24,7 +30,10 @@ def test_interrupted_training_resumes_to_the_same_result_as_an_uninterrupted_one
     expected = json.loads((tmp_path / "a" / "final.json").read_text())
 
     first = train(tmp_path / "b", 1, step_seconds=0.05)
-    while not (tmp_path / "b" / "checkpoint.json").exists() or json.loads((tmp_path / "b" / "checkpoint.json").read_text())["step"] < 3:
+    while (
+        not (tmp_path / "b" / "checkpoint.json").exists()
+        or json.loads((tmp_path / "b" / "checkpoint.json").read_text())["step"] < 3
+    ):
         time.sleep(0.02)
     first.send_signal(signal.SIGTERM)
     assert first.wait() == 143

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,9 @@ def test_follow_prints_the_log_pulls_results_and_ends_with_the_status(host, sshd
     script = "#!/bin/bash\nfor i in 1 2 3; do echo step $i; echo $i > $EC2KIT_RESULTS/r$i.txt; sleep 0.3; done\n"
     d = start(host, sshd_host, "fol1", script, pull_wait=20)
     lines: list[str] = []
-    f = Follower(host, "fol1", tmp_path / "results", local_log=tmp_path / "log", out=lines.append, pull_interval=0.5, poll_interval=0.2)
+    f = Follower(
+        host, "fol1", tmp_path / "results", local_log=tmp_path / "log", out=lines.append, pull_interval=0.5, poll_interval=0.2
+    )
     status = f.follow()
     assert status["state"] == "succeeded"
     assert [l for l in lines if l.startswith("step")] == ["step 1", "step 2", "step 3"]

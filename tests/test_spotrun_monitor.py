@@ -39,14 +39,31 @@ def host_for(sshd: SshdHost, key: Path, alias: str, known: Path) -> Host:
 
 
 def run_key_ssh(monitor_sshd, key: Path, *args: str) -> subprocess.CompletedProcess:
-    ssh = ["ssh", "-i", str(key), "-p", str(monitor_sshd.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-           "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+    ssh = [
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(monitor_sshd.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+    ]
     return subprocess.run([*ssh, f"{monitor_sshd.user}@127.0.0.1", *args], capture_output=True, text=True, timeout=20)
 
 
 def rsync_with(monitor_sshd, key: Path, src: Path, dest: str) -> subprocess.CompletedProcess:
     e = f"ssh -i {key} -p {monitor_sshd.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR"
-    return subprocess.run(["rsync", "-az", "-e", e, str(src), f"{monitor_sshd.user}@127.0.0.1:{dest}"], capture_output=True, text=True, timeout=20)
+    return subprocess.run(
+        ["rsync", "-az", "-e", e, str(src), f"{monitor_sshd.user}@127.0.0.1:{dest}"], capture_output=True, text=True, timeout=20
+    )
 
 
 def test_run_key_can_rsync_into_its_directory_and_nowhere_else(monitor_sshd, user_key, tmp_path):
@@ -67,7 +84,11 @@ def test_run_key_can_rsync_into_its_directory_and_nowhere_else(monitor_sshd, use
     shell = run_key_ssh(monitor_sshd, key, "touch", str(monitor_sshd.home / "pwned"))
     assert shell.returncode != 0 and not (monitor_sshd.home / "pwned").exists()
     e = f"ssh -i {key} -p {monitor_sshd.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes"
-    back = subprocess.run(["rsync", "-az", "-e", e, f"{monitor_sshd.user}@127.0.0.1:f.txt", str(tmp_path / "back.txt")], capture_output=True, timeout=20)
+    back = subprocess.run(
+        ["rsync", "-az", "-e", e, f"{monitor_sshd.user}@127.0.0.1:f.txt", str(tmp_path / "back.txt")],
+        capture_output=True,
+        timeout=20,
+    )
     assert back.returncode != 0 and not (tmp_path / "back.txt").exists()
     revoke_key(monitor, "mon1")
     assert "ec2kit-run:mon1" not in (monitor_sshd.home / ".ssh" / "authorized_keys").read_text()
@@ -80,8 +101,16 @@ def test_pusher_on_the_spot_host_sends_results_to_the_monitor(monitor_sshd, sshd
     key = make_run_key(tmp_path / "keys", "mon2")
     directory = Path(authorize(monitor, "mon2", key.with_suffix(".pub").read_text()))
     host_key = monitor_sshd.host_public_key().split()
-    install_pusher(spot, "mon2", key, user=monitor_sshd.user, host="127.0.0.1", port=monitor_sshd.port,
-                   host_key=f"{host_key[0]} {host_key[1]}", interval=0.5)
+    install_pusher(
+        spot,
+        "mon2",
+        key,
+        user=monitor_sshd.user,
+        host="127.0.0.1",
+        port=monitor_sshd.port,
+        host_key=f"{host_key[0]} {host_key[1]}",
+        interval=0.5,
+    )
     results = sshd_host.home / "ec2kit" / "mon2" / "results"
     (results / "metrics.csv").write_text("1,0.5\n")
     written = time.monotonic()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,8 +35,15 @@ def script(tmp_path: Path, text: str, name: str = "job.sh") -> str:
 
 def options(tmp_path: Path, script_path: str, name: str, lines: list[str] | None = None, **kw) -> SpotRunOptions:
     sink = lines if lines is not None else []
-    return SpotRunOptions(script=script_path, name=name, type="t3.micro", results=str(tmp_path / "results"),
-                          out=sink.append, say=sink.append, **{**FAST, **kw})
+    return SpotRunOptions(
+        script=script_path,
+        name=name,
+        type="t3.micro",
+        results=str(tmp_path / "results"),
+        out=sink.append,
+        say=sink.append,
+        **{**FAST, **kw},
+    )
 
 
 def run_resources(sandbox, run: str) -> dict[str, list[str]]:
@@ -45,20 +51,31 @@ def run_resources(sandbox, run: str) -> dict[str, list[str]]:
     ec2 = sandbox.ec2
     tag = [{"Name": f"tag:{RUN_TAG}", "Values": [run]}]
     live = ["pending", "running", "stopping", "stopped", "shutting-down"]
-    instances = [i["InstanceId"] for r in ec2.describe_instances(Filters=tag + [{"Name": "instance-state-name", "Values": live}])["Reservations"] for i in r["Instances"]]
+    instances = [
+        i["InstanceId"]
+        for r in ec2.describe_instances(Filters=tag + [{"Name": "instance-state-name", "Values": live}])["Reservations"]
+        for i in r["Instances"]
+    ]
     volumes = [v["VolumeId"] for v in ec2.describe_volumes(Filters=tag)["Volumes"]]
-    requests = [r["SpotInstanceRequestId"] for r in ec2.describe_spot_instance_requests(Filters=tag)["SpotInstanceRequests"] if r["State"] in ("open", "active")]
+    requests = [
+        r["SpotInstanceRequestId"]
+        for r in ec2.describe_spot_instance_requests(Filters=tag)["SpotInstanceRequests"]
+        if r["State"] in ("open", "active")
+    ]
     return {k: v for k, v in {"instances": instances, "volumes": volumes, "requests": requests}.items() if v}
 
 
 def test_successful_run_brings_results_home_and_leaves_nothing_behind(ctx, sandbox, tmp_path):
     lines: list[str] = []
-    s = script(tmp_path, """\
+    s = script(
+        tmp_path,
+        """\
         echo "hello from attempt $EC2KIT_ATTEMPT"
         cat data.txt
         echo 42 > "$EC2KIT_RESULTS/answer.txt"
         mkdir -p "$EC2KIT_RESULTS/sub" && echo deep > "$EC2KIT_RESULTS/sub/file"
-    """)
+    """,
+    )
     files = tmp_path / "files"
     files.mkdir()
     (files / "data.txt").write_text("uploaded data\n")
@@ -73,11 +90,14 @@ def test_successful_run_brings_results_home_and_leaves_nothing_behind(ctx, sandb
 
 def test_failing_script_is_failed_with_its_log_tail_and_results_still_pulled(ctx, sandbox, tmp_path):
     lines: list[str] = []
-    s = script(tmp_path, """\
+    s = script(
+        tmp_path,
+        """\
         echo partial > "$EC2KIT_RESULTS/partial.txt"
         echo "something went wrong" >&2
         exit 3
-    """)
+    """,
+    )
     rec = spot_run(ctx, options(tmp_path, s, "fail-run", lines))
     assert rec.state == "failed" and rec.exit_code == 3
     assert (tmp_path / "results" / "partial.txt").read_text() == "partial\n"
@@ -86,13 +106,15 @@ def test_failing_script_is_failed_with_its_log_tail_and_results_still_pulled(ctx
 
 
 def train_script(tmp_path: Path, steps: int = 20, step_seconds: float = 0.25) -> tuple[str, str]:
-    s = script(tmp_path, f"""\
+    s = script(
+        tmp_path,
+        f"""\
         export TRAIN_STEPS={steps} TRAIN_STEP_SECONDS={step_seconds}
         exec python3 train.py
-    """, name="train.sh")
+    """,
+        name="train.sh",
+    )
     return s, str(ROOT / "examples" / "train.py")
-
-
 
 
 def checkpoint_step(results: Path) -> int:
@@ -131,17 +153,22 @@ def test_interrupted_run_is_replaced_and_resumes_from_its_checkpoint(ctx, sandbo
     steps = [int(l.split(",")[0]) for l in (results / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 21)), "a checkpointed step was lost or repeated"
     restarted = [t for t, m in events if "script started" in m][-1]
-    print(f"\nrecovery: interruption at step {interrupted['step']} -> script running again in {restarted - interrupted['at']:.1f}s")
+    print(
+        f"\nrecovery: interruption at step {interrupted['step']} -> script running again in {restarted - interrupted['at']:.1f}s"
+    )
     assert run_resources(sandbox, "int-run") == {}
 
 
 def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox, tmp_path):
     from ec2kit.runs import Runs
 
-    s = script(tmp_path, """\
+    s = script(
+        tmp_path,
+        """\
         echo early > "$EC2KIT_RESULTS/early.txt"
         sleep 120
-    """)
+    """,
+    )
     code = textwrap.dedent(f"""
         import faulthandler, signal, time
         from pathlib import Path
@@ -152,13 +179,15 @@ def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox,
         t0 = time.monotonic()
         say = lambda m: print(f"{{time.monotonic() - t0:6.2f}} {{m}}", flush=True)
         ctx = Context(Settings(home=Path({str(sandbox.settings.home)!r}), sandbox=True), quiet=True)
-        rec = spot_run(ctx, SpotRunOptions(script={s!r}, name="sigint-run", type="t3.micro", results={str(tmp_path / 'results')!r},
+        rec = spot_run(ctx, SpotRunOptions(script={s!r}, name="sigint-run", type="t3.micro", results={str(tmp_path / "results")!r},
                                            pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, say=say))
         say(f"final state {{rec.state}}")
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_until(lambda: (tmp_path / "results" / "early.txt").exists() or proc.poll() is not None, 60, "the first pulled result")
+        wait_until(
+            lambda: (tmp_path / "results" / "early.txt").exists() or proc.poll() is not None, 60, "the first pulled result"
+        )
         assert proc.poll() is None, proc.stdout.read()
         assert run_resources(sandbox, "sigint-run").get("instances")
         proc.send_signal(signal.SIGINT)
@@ -179,10 +208,13 @@ def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox,
 
 
 def test_detached_run_can_be_pulled_then_stopped(ctx, sandbox, tmp_path):
-    s = script(tmp_path, """\
+    s = script(
+        tmp_path,
+        """\
         echo one > "$EC2KIT_RESULTS/one.txt"
         sleep 120
-    """)
+    """,
+    )
     rec = spot_run(ctx, options(tmp_path, s, "detach-run", detach=True))
     assert rec.state == "running"
     where = wait_until(lambda: (pull(ctx, "detach-run") / "one.txt").exists() and pull(ctx, "detach-run"), 20, "one.txt")
@@ -348,7 +380,11 @@ def test_detached_run_waits_for_the_final_pull_then_powers_itself_off(ctx, sandb
     assert rec.state == "running"
     instance_id = rec.instance_id
     # The script ends, but the instance holds the results until someone pulls them, however long that takes.
-    wait_until(lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-end/status", check=False).stdout.count("succeeded"), 30, "script end")
+    wait_until(
+        lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-end/status", check=False).stdout.count("succeeded"),
+        30,
+        "script end",
+    )
     assert [r.state for r in list_runs(ctx) if r.name == "detach-end"] == ["running"]  # nobody has looked yet
     notes = refresh(ctx, list_runs(ctx))  # what `inv runs` does
     assert notes["detach-end"] == "waiting for `inv pull detach-end`"
@@ -386,7 +422,11 @@ def test_a_finished_detached_run_whose_instance_vanished_before_the_pull_says_so
     s = script(tmp_path, 'echo done > "$EC2KIT_RESULTS/r.txt"\n')
     rec = spot_run(ctx, options(tmp_path, s, "detach-gone", detach=True))
     instance_id = rec.instance_id
-    wait_until(lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-gone/status", check=False).stdout.count("succeeded"), 30, "script end")
+    wait_until(
+        lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-gone/status", check=False).stdout.count("succeeded"),
+        30,
+        "script end",
+    )
     assert refresh(ctx, list_runs(ctx))["detach-gone"] == "waiting for `inv pull detach-gone`"
     ctx.forget_host(instance_id)
     ctx.cloud.terminate(instance_id)  # interrupted while it waited for the pull

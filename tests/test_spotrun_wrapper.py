@@ -63,8 +63,23 @@ def imds():
 
 
 def ssh(host, key: Path, command: str) -> subprocess.CompletedProcess:
-    argv = ["ssh", "-i", str(key), "-p", str(host.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"{host.user}@127.0.0.1", command]
+    argv = [
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(host.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "BatchMode=yes",
+        f"{host.user}@127.0.0.1",
+        command,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 
@@ -78,8 +93,6 @@ def start(host, key, tmp_path, imds, run, script_text, **wrapper_opts) -> Path:
     result = ssh(host, key, start_command(run, 1, env=env))
     assert result.returncode == 0, result.stderr
     return d
-
-
 
 
 def status(d: Path) -> dict:
@@ -146,7 +159,6 @@ def test_poll_returns_status_and_only_new_log_bytes(sshd_host, user_key, tmp_pat
     assert first.offset == (d / "log").stat().st_size
     again = parse_poll(ssh(sshd_host, user_key, poll_command("poll1", first.offset)).stdout, first.offset)
     assert again.text == "" and again.offset == first.offset
-
 
 
 def _local_env(home: Path) -> dict[str, str]:

@@ -36,7 +36,11 @@ files.line(name="allow loopback", path=f"{HOME}/app/allowlist", line="allow 127.
 # --- 4 guarded commands (pyinfra's idiom for `creates=`: a File fact)
 GUARDED = [
     ("seed data", f"printf 'seed\\n' > {HOME}/app/data.txt", f"{HOME}/app/data.txt"),
-    ("keep original config", f"cp {HOME}/app/config/app.toml {HOME}/app/config/app.toml.orig", f"{HOME}/app/config/app.toml.orig"),
+    (
+        "keep original config",
+        f"cp {HOME}/app/config/app.toml {HOME}/app/config/app.toml.orig",
+        f"{HOME}/app/config/app.toml.orig",
+    ),
     ("numbers", f"seq 1 500 > {HOME}/app/logs/numbers.txt", f"{HOME}/app/logs/numbers.txt"),
     ("checksums", f"cd {HOME}/app/config && sha256sum app.toml app.env > {HOME}/app/checksums.txt", f"{HOME}/app/checksums.txt"),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from invoke import Collection, Program, Task
 
 from .. import __version__
-from . import instances, runs, recipes, sandbox, storage
+from . import instances, recipes, runs, sandbox, storage
 
 ns = Collection()
 for _module in (instances, storage, recipes, runs):

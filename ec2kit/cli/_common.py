@@ -70,7 +70,6 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
 
         @functools.wraps(body)
         def wrapper(c: Any, *args: Any, profile: str | None = None, region: str | None = None, **kwargs: Any) -> Any:
-            from ..context import Context
 
             ctx = None
             try:
@@ -152,8 +151,11 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         key, value = split_pair(pair, "--tag", "--tag role=web (repeat --tag for more)")
         if key == "Name" or key.lower().startswith(("ec2kit:", "aws:")):
-            raise ConfigError(f"--tag '{key}' is reserved: the Name tag is the instance's name argument, and "
-                              "ec2kit: and aws: tags are set by ec2kit and AWS.", hint="Pick another key, e.g. role.")
+            raise ConfigError(
+                f"--tag '{key}' is reserved: the Name tag is the instance's name argument, and "
+                "ec2kit: and aws: tags are set by ec2kit and AWS.",
+                hint="Pick another key, e.g. role.",
+            )
         tags[key] = value.strip()
     return tags
 

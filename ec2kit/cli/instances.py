@@ -29,32 +29,60 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         (i.name, i.id, i.type, i.state, i.lifecycle, i.public_ip, i.private_ip, uptime(i.launch_time, i.state))
         for i in sorted(found, key=lambda i: (i.name or "", i.id))
     ]
-    ui.print_table("Instances", ["name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime"], rows,
-                   empty="No instances. Launch one with `inv launch NAME`.")
+    ui.print_table(
+        "Instances",
+        ["name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime"],
+        rows,
+        empty="No instances. Launch one with `inv launch NAME`.",
+    )
 
 
-@command(iterable=["tag"], help={
-    "name": "Name tag for the new instance (must be unique)",
-    "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
-    "disk": "root disk size in GB",
-    "type": "instance type, e.g. m5.xlarge",
-    "spot": "launch a spot instance instead of on-demand",
-    "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
-    "zone": "availability zone (default: any)",
-    "no_wait": "return once running, without waiting for SSH",
-    "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
-    "json": "print the instance as JSON",
-})
-def launch(ctx: Context, name: str, image: str | None = None, disk: int | None = None, type: str = "t3.medium",
-           spot: bool = False, max_price: str | None = None, zone: str | None = None, no_wait: bool = False,
-           tag: list[str] | None = None, json: bool = False) -> None:
+@command(
+    iterable=["tag"],
+    help={
+        "name": "Name tag for the new instance (must be unique)",
+        "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
+        "disk": "root disk size in GB",
+        "type": "instance type, e.g. m5.xlarge",
+        "spot": "launch a spot instance instead of on-demand",
+        "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
+        "zone": "availability zone (default: any)",
+        "no_wait": "return once running, without waiting for SSH",
+        "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
+        "json": "print the instance as JSON",
+    },
+)
+def launch(
+    ctx: Context,
+    name: str,
+    image: str | None = None,
+    disk: int | None = None,
+    type: str = "t3.medium",
+    spot: bool = False,
+    max_price: str | None = None,
+    zone: str | None = None,
+    no_wait: bool = False,
+    tag: list[str] | None = None,
+    json: bool = False,
+) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     from ..actions import launch as do_launch
 
     tags = parse_tags(tag)
     with ui.progress(f"Launching {name}") as progress:
-        inst = do_launch(ctx, name, wait=not no_wait, progress=progress, image=image, disk=disk, type=type,
-                         spot=spot, max_price=max_price, zone=zone, tags=tags or None)
+        inst = do_launch(
+            ctx,
+            name,
+            wait=not no_wait,
+            progress=progress,
+            image=image,
+            disk=disk,
+            type=type,
+            spot=spot,
+            max_price=max_price,
+            zone=zone,
+            tags=tags or None,
+        )
     _show(inst, json)
 
 
@@ -98,11 +126,13 @@ def change_type(ctx: Context, name: str, type: str) -> None:
     ui.console().print(f"{inst.name}  {inst.id}  now {inst.type}")
 
 
-@command(help={
-    "name": "instance name or id",
-    "ports": "ports to tunnel to localhost, e.g. 8888,8008",
-    "command": "run this command instead of a login shell",
-})
+@command(
+    help={
+        "name": "instance name or id",
+        "ports": "ports to tunnel to localhost, e.g. 8888,8008",
+        "command": "run this command instead of a login shell",
+    }
+)
 def connect(ctx: Context, name: str, ports: str = "", command: str | None = None) -> None:
     """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
     from ..remote import ssh_argv
@@ -113,7 +143,10 @@ def connect(ctx: Context, name: str, ports: str = "", command: str | None = None
     os.execvp(argv[0], argv)
 
 
-@command(name="ssh-config", help={"path": "file to write (default: ~/.ec2kit/ssh_config)", "include": "also add an Include line to ~/.ssh/config"})
+@command(
+    name="ssh-config",
+    help={"path": "file to write (default: ~/.ec2kit/ssh_config)", "include": "also add an Include line to ~/.ssh/config"},
+)
 def ssh_config(ctx: Context, path: str | None = None, include: bool = False) -> None:
     """Write a Host entry per running instance so `ssh NAME` works everywhere."""
     from pathlib import Path

@@ -22,39 +22,71 @@ def recipes(ctx: Context, json: bool = False) -> None:
     ui.print_table("Recipes", ["name", "description", "variables", "file"], rows, empty="No recipes found in ./recipes.")
 
 
-def _run(ctx: Context, name: str, hosts: list[str], sets: list[str] | None, check: bool, tags: str, skip_tags: str, start_at: str | None) -> None:
+def _run(
+    ctx: Context,
+    name: str,
+    hosts: list[str],
+    sets: list[str] | None,
+    check: bool,
+    tags: str,
+    skip_tags: str,
+    start_at: str | None,
+) -> None:
     from ..recipe import load_recipe, run_recipe
 
     recipe = load_recipe(name)
-    report = run_recipe(ctx, recipe, hosts=hosts, vars=parse_sets(sets), check=check,
-                        tags=tuple(split_list(tags)), skip_tags=tuple(split_list(skip_tags)), start_at=start_at)
+    report = run_recipe(
+        ctx,
+        recipe,
+        hosts=hosts,
+        vars=parse_sets(sets),
+        check=check,
+        tags=tuple(split_list(tags)),
+        skip_tags=tuple(split_list(skip_tags)),
+        start_at=start_at,
+    )
     if not report.ok:
         from invoke.exceptions import Exit
 
         raise Exit(code=2)  # the report already said which hosts failed and why
 
 
-@command(iterable=["set"], help={
-    "name": "recipe name (a file in ./recipes without .toml) or a path",
-    "on": "host(s) to run on: instance names or ids, comma-separated",
-    "set": SET_HELP,
-    "check": "change nothing: show what would change, with diffs and the AWS calls that would be made",
-    "tags": "only run steps with one of these tags (comma-separated)",
-    "skip_tags": "skip steps with these tags",
-    "start_at": "start at this step (name or number)",
-})
-def recipe(ctx: Context, name: str, on: str = "", set: list[str] | None = None, check: bool = False, tags: str = "",
-           skip_tags: str = "", start_at: str | None = None) -> None:
+@command(
+    iterable=["set"],
+    help={
+        "name": "recipe name (a file in ./recipes without .toml) or a path",
+        "on": "host(s) to run on: instance names or ids, comma-separated",
+        "set": SET_HELP,
+        "check": "change nothing: show what would change, with diffs and the AWS calls that would be made",
+        "tags": "only run steps with one of these tags (comma-separated)",
+        "skip_tags": "skip steps with these tags",
+        "start_at": "start at this step (name or number)",
+    },
+)
+def recipe(
+    ctx: Context,
+    name: str,
+    on: str = "",
+    set: list[str] | None = None,
+    check: bool = False,
+    tags: str = "",
+    skip_tags: str = "",
+    start_at: str | None = None,
+) -> None:
     """Run any recipe. Example: inv recipe base --on web1,web2 --set packages='["htop"]' --check"""
     _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at)
 
 
-@command(iterable=["set"], positional=["hosts"], help={
-    "hosts": "instance names or ids, and/or KEY=VALUE to select running instances by tag; comma-separated",
-    "recipe": "recipe to run (default: base)",
-    "set": SET_HELP,
-    "check": "change nothing: show what would change",
-})
+@command(
+    iterable=["set"],
+    positional=["hosts"],
+    help={
+        "hosts": "instance names or ids, and/or KEY=VALUE to select running instances by tag; comma-separated",
+        "recipe": "recipe to run (default: base)",
+        "set": SET_HELP,
+        "check": "change nothing: show what would change",
+    },
+)
 def provision(ctx: Context, hosts: str, recipe: str = "base", set: list[str] | None = None, check: bool = False) -> None:
     """Run a recipe (default: base) on many hosts in parallel. Example: inv provision web1,web2 or inv provision role=web"""
     names: list[str] = []
@@ -67,8 +99,10 @@ def provision(ctx: Context, hosts: str, recipe: str = "base", set: list[str] | N
         if not found:
             from ..errors import Ec2kitError
 
-            raise Ec2kitError(f"No running instance has the tag {key}={value}." if value else
-                              f"No running instance has a tag {key}.", hint="Tag instances at launch (inv launch NAME --tag role=web), or check `inv instances`.")
+            raise Ec2kitError(
+                f"No running instance has the tag {key}={value}." if value else f"No running instance has a tag {key}.",
+                hint="Tag instances at launch (inv launch NAME --tag role=web), or check `inv instances`.",
+            )
         names += [i.name or i.id for i in found if (i.name or i.id) not in names]
     if not names:
         raise fail("provision needs host names (inv provision web1,web2) or KEY=VALUE tags (inv provision role=web).")

@@ -9,44 +9,81 @@ from ..context import Context
 from ._common import command, fail, parse_sets, split_list
 
 
-@command(name="spot-run", iterable=["set"], help={
-    "script": "the script to run (e.g. train.sh); it runs in ~/ec2kit/RUN on the instance",
-    "files": "a directory whose files are uploaded next to the script",
-    "name": "run name (default: the script's name plus a timestamp)",
-    "image": "AMI name or id (default: 'base' if you froze one, else the latest Ubuntu LTS)",
-    "type": "instance type (default m5.large)",
-    "types": "fallback types, comma-separated, tried in order when capacity is short or after an interruption",
-    "disk": "root disk size in GB",
-    "snapshot": "make a data volume from this snapshot and mount it at /mnt/data",
-    "results": "local directory for results (default runs/RUN)",
-    "max_price": "highest hourly spot price you accept",
-    "retries": "replace the instance this many times if it is interrupted",
-    "monitor": "push results to this always-on instance instead of this machine",
-    "detach": "return once the script has started; at the end the instance keeps the results until `inv pull RUN` (or pushes them to --monitor), then powers off",
-    "keep": "keep the instance after the script ends (you stop or terminate it)",
-    "max_hours": "hard limit: the instance powers itself off after this many hours",
-    "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
-    "json": "print the final run record as JSON",
-})
-def spot_run(ctx: Context, script: str, files: str | None = None, name: str | None = None, image: str | None = None,
-             type: str = "m5.large", types: str = "", disk: int | None = None, snapshot: str | None = None,
-             results: str | None = None, max_price: str | None = None, retries: int = 0, monitor: str | None = None,
-             detach: bool = False, keep: bool = False, max_hours: float | None = None, set: list[str] | None = None,
-             json: bool = False) -> None:
+@command(
+    name="spot-run",
+    iterable=["set"],
+    help={
+        "script": "the script to run (e.g. train.sh); it runs in ~/ec2kit/RUN on the instance",
+        "files": "a directory whose files are uploaded next to the script",
+        "name": "run name (default: the script's name plus a timestamp)",
+        "image": "AMI name or id (default: 'base' if you froze one, else the latest Ubuntu LTS)",
+        "type": "instance type (default m5.large)",
+        "types": "fallback types, comma-separated, tried in order when capacity is short or after an interruption",
+        "disk": "root disk size in GB",
+        "snapshot": "make a data volume from this snapshot and mount it at /mnt/data",
+        "results": "local directory for results (default runs/RUN)",
+        "max_price": "highest hourly spot price you accept",
+        "retries": "replace the instance this many times if it is interrupted",
+        "monitor": "push results to this always-on instance instead of this machine",
+        "detach": "return once the script has started; at the end the instance keeps the results until `inv pull RUN` (or pushes them to --monitor), then powers off",
+        "keep": "keep the instance after the script ends (you stop or terminate it)",
+        "max_hours": "hard limit: the instance powers itself off after this many hours",
+        "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
+        "json": "print the final run record as JSON",
+    },
+)
+def spot_run(
+    ctx: Context,
+    script: str,
+    files: str | None = None,
+    name: str | None = None,
+    image: str | None = None,
+    type: str = "m5.large",
+    types: str = "",
+    disk: int | None = None,
+    snapshot: str | None = None,
+    results: str | None = None,
+    max_price: str | None = None,
+    retries: int = 0,
+    monitor: str | None = None,
+    detach: bool = False,
+    keep: bool = False,
+    max_hours: float | None = None,
+    set: list[str] | None = None,
+    json: bool = False,
+) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
 
     options = spotrun.SpotRunOptions(
-        script=script, files=files, name=name, image=image, type=type, types=split_list(types), disk=disk,
-        snapshot=snapshot, results=results, max_price=max_price, retries=retries, monitor=monitor, detach=detach,
-        keep=keep, max_hours=max_hours, vars=parse_sets(set),
+        script=script,
+        files=files,
+        name=name,
+        image=image,
+        type=type,
+        types=split_list(types),
+        disk=disk,
+        snapshot=snapshot,
+        results=results,
+        max_price=max_price,
+        retries=retries,
+        monitor=monitor,
+        detach=detach,
+        keep=keep,
+        max_hours=max_hours,
+        vars=parse_sets(set),
     )
     record = spotrun.spot_run(ctx, options)
     if json:
         ui.print_json(record)
     state = getattr(record, "state", "")
     if state not in ("succeeded", "running", "starting") and not (detach and state in ("running", "starting")):
-        raise fail(f"run {record.name} ended {state}" + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "") + ".", 3)
+        raise fail(
+            f"run {record.name} ended {state}"
+            + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "")
+            + ".",
+            3,
+        )
 
 
 @command(help={"json": "print JSON", "all": "include finished runs older than a week"})
@@ -67,13 +104,25 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
         ui.print_json([asdict(r) | {"cost": r.cost, "note": notes.get(r.name) or r.options.get("note")} for r in found])
         return
     rows = [
-        (r.name, r.state + (f" · {notes[r.name]}" if r.name in notes else ""), r.instance_type, r.instance_id, r.attempt,
-         r.exit_code, ui.human_duration(r.duration) if r.duration is not None else "",
-         f"${r.cost:.4f}" if r.cost is not None else "", r.results_dir)
+        (
+            r.name,
+            r.state + (f" · {notes[r.name]}" if r.name in notes else ""),
+            r.instance_type,
+            r.instance_id,
+            r.attempt,
+            r.exit_code,
+            ui.human_duration(r.duration) if r.duration is not None else "",
+            f"${r.cost:.4f}" if r.cost is not None else "",
+            r.results_dir,
+        )
         for r in found
     ]
-    ui.print_table("Runs", ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results"], rows,
-                   empty="No runs yet. Start one with `inv spot-run --script train.sh`.")
+    ui.print_table(
+        "Runs",
+        ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results"],
+        rows,
+        empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
+    )
     for r in found:
         if r.options.get("note"):
             ui.console().print(f"{r.name} ({r.state}): {r.options['note']}.")
@@ -161,7 +210,10 @@ def demo(ctx: Context, retries: int = 1) -> None:
     ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox as run {name}")
     try:
         options = spotrun.SpotRunOptions(
-            script=str(examples / "train.sh"), files=str(examples / "train.py"), name=name, type="m5.large",
+            script=str(examples / "train.sh"),
+            files=str(examples / "train.py"),
+            name=name,
+            type="m5.large",
             retries=retries,
         )
         record = spotrun.spot_run(sandbox_ctx, options)

@@ -40,13 +40,17 @@ def status(ctx: Context, json: bool = False) -> None:
     if not st.get("running"):
         ui.console().print("Sandbox is not running. `inv sandbox.up` starts it (any ec2kit command does too).")
         return
-    ui.console().print(f"Sandbox running: EC2 API at {st.get('endpoint_url')}; volumes {'supported' if st.get('volumes') else 'need root'}")
+    ui.console().print(
+        f"Sandbox running: EC2 API at {st.get('endpoint_url')}; volumes {'supported' if st.get('volumes') else 'need root'}"
+    )
     hosts = st.get("hosts") or []
     rows = [(h.get("instance_id"), h.get("state", "running"), h.get("port"), h.get("pid")) for h in hosts]
     ui.print_table("Sandbox hosts", ["instance", "state", "ssh port", "sshd pid"], rows, empty="No sandbox hosts running.")
 
 
-@command(aws=False, help={"instance": "instance name or id", "delay": "seconds between the notice and the termination (default 2)"})
+@command(
+    aws=False, help={"instance": "instance name or id", "delay": "seconds between the notice and the termination (default 2)"}
+)
 def interrupt(ctx: Context, instance: str, delay: float = 2.0) -> None:
     """Deliver a spot interruption: a notice on the instance's metadata endpoint, then termination."""
     from dataclasses import replace

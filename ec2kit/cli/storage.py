@@ -7,20 +7,31 @@ from ..context import Context
 from ._common import command
 
 
-@command(help={"name": "instance to freeze into an image", "image_name": "name of the image (default: the instance's name)",
-               "check": "change nothing: show the AWS call that would be made (EC2 DryRun)", "json": "print JSON"})
+@command(
+    help={
+        "name": "instance to freeze into an image",
+        "image_name": "name of the image (default: the instance's name)",
+        "check": "change nothing: show the AWS call that would be made (EC2 DryRun)",
+        "json": "print JSON",
+    }
+)
 def freeze(ctx: Context, name: str, image_name: str | None = None, check: bool = False, json: bool = False) -> None:
     """Make an AMI from an instance through recipes/freeze.toml (the instance reboots); waits until it is available."""
-    from invoke.exceptions import Exit
-
     import sys
+
+    from invoke.exceptions import Exit
 
     from ..recipe import TextReporter, load_recipe, run_recipe
 
     inst = ctx.instance(name)
-    report = run_recipe(ctx, load_recipe("freeze"), hosts=[inst.name or inst.id],
-                        vars={"image_name": image_name} if image_name else {}, check=check,
-                        reporter=TextReporter(sys.stderr if json else sys.stdout))
+    report = run_recipe(
+        ctx,
+        load_recipe("freeze"),
+        hosts=[inst.name or inst.id],
+        vars={"image_name": image_name} if image_name else {},
+        check=check,
+        reporter=TextReporter(sys.stderr if json else sys.stdout),
+    )
     if not report.ok:
         raise Exit(code=2)
     if check:
@@ -39,20 +50,34 @@ def images(ctx: Context, json: bool = False) -> None:
     if json:
         ui.print_json(found)
         return
-    rows = [(i.name, i.id, i.state, i.creation_date, ", ".join(i.snapshot_ids)) for i in sorted(found, key=lambda i: i.name or "")]
-    ui.print_table("Images", ["name", "id", "state", "created", "snapshots"], rows, empty="No images yet. Make one with `inv freeze NAME`.")
+    rows = [
+        (i.name, i.id, i.state, i.creation_date, ", ".join(i.snapshot_ids)) for i in sorted(found, key=lambda i: i.name or "")
+    ]
+    ui.print_table(
+        "Images", ["name", "id", "state", "created", "snapshots"], rows, empty="No images yet. Make one with `inv freeze NAME`."
+    )
 
 
-@command(name="make-volume", help={
-    "instance": "instance to attach the volume to (its zone is used)",
-    "size": "size in GB (default: the snapshot's size)",
-    "name": "Name tag of the volume (default: the instance's name)",
-    "snapshot": "make the volume from this snapshot (name or id) instead of blank",
-    "mountpoint": "where to mount it (default /mnt/data)",
-    "json": "print JSON",
-})
-def make_volume(ctx: Context, instance: str, size: int | None = None, name: str | None = None, snapshot: str | None = None,
-                mountpoint: str = "/mnt/data", json: bool = False) -> None:
+@command(
+    name="make-volume",
+    help={
+        "instance": "instance to attach the volume to (its zone is used)",
+        "size": "size in GB (default: the snapshot's size)",
+        "name": "Name tag of the volume (default: the instance's name)",
+        "snapshot": "make the volume from this snapshot (name or id) instead of blank",
+        "mountpoint": "where to mount it (default /mnt/data)",
+        "json": "print JSON",
+    },
+)
+def make_volume(
+    ctx: Context,
+    instance: str,
+    size: int | None = None,
+    name: str | None = None,
+    snapshot: str | None = None,
+    mountpoint: str = "/mnt/data",
+    json: bool = False,
+) -> None:
     """Create a volume, attach it, format it (blank only) and mount it. Example: inv make-volume base --size 20 --name data"""
     from ..actions import make_volume as do
 
@@ -73,7 +98,10 @@ def _show_volume(vol, json: bool, mountpoint: str | None = None) -> None:
     ui.console().print(f"{vol.name}  {vol.id}  {vol.size} GB  {vol.state}{where}")
 
 
-@command(name="mount-volume", help={"volume": "volume name or id", "instance": "instance name or id", "mountpoint": "mount point (default /mnt/data)"})
+@command(
+    name="mount-volume",
+    help={"volume": "volume name or id", "instance": "instance name or id", "mountpoint": "mount point (default /mnt/data)"},
+)
 def mount_volume(ctx: Context, volume: str, instance: str, mountpoint: str = "/mnt/data") -> None:
     """Attach an existing volume to an instance and mount it."""
     from ..actions import mount_volume as do
@@ -93,9 +121,18 @@ def detach_volume(ctx: Context, volume: str, mountpoint: str = "/mnt/data") -> N
     _show_volume(vol, False)
 
 
-@command(help={"volume": "volume name or id", "name": "snapshot name (default: the volume's)", "wait": "wait until completed",
-               "mountpoint": "where it is mounted, if attached (default /mnt/data)", "json": "print JSON"})
-def snapshot(ctx: Context, volume: str, name: str | None = None, wait: bool = False, mountpoint: str = "/mnt/data", json: bool = False) -> None:
+@command(
+    help={
+        "volume": "volume name or id",
+        "name": "snapshot name (default: the volume's)",
+        "wait": "wait until completed",
+        "mountpoint": "where it is mounted, if attached (default /mnt/data)",
+        "json": "print JSON",
+    }
+)
+def snapshot(
+    ctx: Context, volume: str, name: str | None = None, wait: bool = False, mountpoint: str = "/mnt/data", json: bool = False
+) -> None:
     """Snapshot a volume, unmounting and detaching it cleanly first if attached."""
     from ..actions import snapshot as do
 
@@ -114,9 +151,16 @@ def volumes(ctx: Context, json: bool = False) -> None:
     if json:
         ui.print_json(found)
         return
-    rows = [(v.name, v.id, f"{v.size} GB", v.state, v.zone, v.attached_to, v.snapshot_id) for v in sorted(found, key=lambda v: v.name or "")]
-    ui.print_table("Volumes", ["name", "id", "size", "state", "zone", "attached to", "from snapshot"], rows,
-                   empty="No volumes. Make one with `inv make-volume INSTANCE --size GB`.")
+    rows = [
+        (v.name, v.id, f"{v.size} GB", v.state, v.zone, v.attached_to, v.snapshot_id)
+        for v in sorted(found, key=lambda v: v.name or "")
+    ]
+    ui.print_table(
+        "Volumes",
+        ["name", "id", "size", "state", "zone", "attached to", "from snapshot"],
+        rows,
+        empty="No volumes. Make one with `inv make-volume INSTANCE --size GB`.",
+    )
 
 
 @command(help={"json": "print JSON"})
@@ -126,12 +170,21 @@ def snapshots(ctx: Context, json: bool = False) -> None:
     if json:
         ui.print_json(found)
         return
-    rows = [(s.name, s.id, f"{s.size} GB", s.state, s.progress, s.volume_id, s.start_time) for s in sorted(found, key=lambda s: s.name or "")]
-    ui.print_table("Snapshots", ["name", "id", "size", "state", "progress", "volume", "started"], rows,
-                   empty="No snapshots. Make one with `inv snapshot VOLUME`.")
+    rows = [
+        (s.name, s.id, f"{s.size} GB", s.state, s.progress, s.volume_id, s.start_time)
+        for s in sorted(found, key=lambda s: s.name or "")
+    ]
+    ui.print_table(
+        "Snapshots",
+        ["name", "id", "size", "state", "progress", "volume", "started"],
+        rows,
+        empty="No snapshots. Make one with `inv snapshot VOLUME`.",
+    )
 
 
-@command(help={"family": "instance family or type prefix, e.g. m5, p3, g5.xlarge", "json": "print JSON", "no_spot": "skip spot prices"})
+@command(
+    help={"family": "instance family or type prefix, e.g. m5, p3, g5.xlarge", "json": "print JSON", "no_spot": "skip spot prices"}
+)
 def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False) -> None:
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
     from .. import prices as p
@@ -146,8 +199,12 @@ def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False)
         return
     zones = sorted({z for t in spot.values() for z in t})
     rows = [(t, _money(demand.get(t)), *(_money(spot.get(t, {}).get(z)) for z in zones)) for t in types]
-    ui.print_table(f"Prices for {family} in {ctx.cloud.region} (USD/hour, Linux)", ["type", "on-demand", *(f"spot {z}" for z in zones)], rows,
-                   empty=f"No instance types match '{family}'.")
+    ui.print_table(
+        f"Prices for {family} in {ctx.cloud.region} (USD/hour, Linux)",
+        ["type", "on-demand", *(f"spot {z}" for z in zones)],
+        rows,
+        empty=f"No instance types match '{family}'.",
+    )
 
 
 def _money(value: float | None) -> str:

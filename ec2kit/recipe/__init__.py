@@ -14,7 +14,20 @@ from .registry import TaskContext, register_task
 from .report import CollectingReporter, TextReporter
 
 __all__ = [
-    "CollectingReporter", "HostReport", "Recipe", "RecipeInfo", "RunReport", "Step", "StepResult", "TaskContext",
-    "TextReporter", "list_recipes", "load_recipe", "parse_overrides", "register_task", "run_recipe",
-    "run_steps_on_host", "select_steps",
+    "CollectingReporter",
+    "HostReport",
+    "Recipe",
+    "RecipeInfo",
+    "RunReport",
+    "Step",
+    "StepResult",
+    "TaskContext",
+    "TextReporter",
+    "list_recipes",
+    "load_recipe",
+    "parse_overrides",
+    "register_task",
+    "run_recipe",
+    "run_steps_on_host",
+    "select_steps",
 ]

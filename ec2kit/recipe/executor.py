@@ -42,8 +42,13 @@ class _HostVars(dict):
         raise KeyError(key)
 
 
-def select_steps(steps: list[Step], *, tags: tuple[str, ...] | list[str] = (), skip_tags: tuple[str, ...] | list[str] = (),
-                 start_at: str | int | None = None) -> list[Step]:
+def select_steps(
+    steps: list[Step],
+    *,
+    tags: tuple[str, ...] | list[str] = (),
+    skip_tags: tuple[str, ...] | list[str] = (),
+    start_at: str | int | None = None,
+) -> list[Step]:
     """Steps that carry one of ``tags`` (all when empty), minus ``skip_tags``, from ``start_at`` on."""
     chosen = list(steps)
     if start_at is not None:
@@ -83,8 +88,8 @@ class HostRun:
     check: bool = False
     reporter: Any = None
     masker: Masker = field(default_factory=Masker)
-    ctx: "Context | None" = None
-    host: "CommandHost | None" = None
+    ctx: Context | None = None
+    host: CommandHost | None = None
     target: str | None = None
     instance: Any = None  # the target's Instance, when the caller already looked it up
     report: HostReport = field(init=False)
@@ -111,11 +116,13 @@ class HostRun:
             data.update(name=self.host.name, id=self.host.target.alias, user=self.host.target.user)
         return _HostVars(data, self._get_host)
 
-    def _get_host(self) -> "CommandHost":
+    def _get_host(self) -> CommandHost:
         if self.host is None:
             if not self.target:
-                raise RecipeError("A shell step needs a host, but this recipe runs on none.",
-                                  hint="Pass a host name, or launch one first (a step with task = \"launch\").")
+                raise RecipeError(
+                    "A shell step needs a host, but this recipe runs on none.",
+                    hint='Pass a host name, or launch one first (a step with task = "launch").',
+                )
             if self.ctx is None:
                 raise RecipeError(f"Cannot reach '{self.target}': no Context to resolve the instance.")
             self.host = self.ctx.shell(self.instance if self.instance is not None else self.target)
@@ -142,8 +149,12 @@ class HostRun:
             else:
                 self._fail(self._wrap(err, current))
         except Exception as err:  # a bug (ours or a task's): report it on this host, keep others going
-            self._fail(StepFailed(f"Recipe {self.recipe_name}, {current.label() if current else 'a step'} on "
-                                  f"{self.label}: internal error {type(err).__name__}: {self.masker(str(err))}"))
+            self._fail(
+                StepFailed(
+                    f"Recipe {self.recipe_name}, {current.label() if current else 'a step'} on "
+                    f"{self.label}: internal error {type(err).__name__}: {self.masker(str(err))}"
+                )
+            )
         self.report.duration = time.monotonic() - t0
         self.reporter.recap(self.report)
         return self.report
@@ -151,9 +162,7 @@ class HostRun:
     def _wrap(self, err: Ec2kitError, step: Step | None) -> Ec2kitError:
         if isinstance(err, RecipeError) or step is None:
             return err
-        return StepFailed(
-            f"Recipe {self.recipe_name}, {step.label()} on {self.label}: {self.masker(str(err))}"
-        )
+        return StepFailed(f"Recipe {self.recipe_name}, {step.label()} on {self.label}: {self.masker(str(err))}")
 
     def _fail(self, err: Exception) -> None:
         self.report.failure = self.masker(str(err))
@@ -172,8 +181,14 @@ class HostRun:
             result = self._result(step, "skipped", f"when: {when} is false")
             self.pending.append(_Entry(step, result=result))
             if args.get("register"):
-                self.vars[args["register"]] = {"stdout": "", "stderr": "", "exit_code": None, "changed": False,
-                                               "skipped": True, "status": "skipped"}
+                self.vars[args["register"]] = {
+                    "stdout": "",
+                    "stderr": "",
+                    "exit_code": None,
+                    "changed": False,
+                    "skipped": True,
+                    "status": "skipped",
+                }
             return
         self.pending.append(_Entry(step, planned=self._plan(step), register=args.get("register")))
         if args.get("register"):
@@ -229,9 +244,14 @@ class HostRun:
             result = self._from_marker(entry, marker)
             self._emit(result)
             if entry.register:
-                self.vars[entry.register] = {"stdout": marker.stdout.rstrip("\n"), "stderr": marker.stderr.rstrip("\n"),
-                                             "exit_code": marker.exit_code, "changed": marker.status == "changed",
-                                             "skipped": marker.status == "skipped", "status": marker.status}
+                self.vars[entry.register] = {
+                    "stdout": marker.stdout.rstrip("\n"),
+                    "stderr": marker.stderr.rstrip("\n"),
+                    "exit_code": marker.exit_code,
+                    "changed": marker.status == "changed",
+                    "skipped": marker.status == "skipped",
+                    "status": marker.status,
+                }
             if marker.status == "failed":
                 failure.append(self._step_failed(entry.step, result))
 
@@ -252,8 +272,9 @@ class HostRun:
             res = host.run(SCRIPT_COMMAND, stdin=script, check=False, stream=on_line)
         except RemoteError as err:
             self._emit(self._result(first, "failed", "unreachable: " + self.masker(str(err.message))))
-            raise StepFailed(f"Recipe {self.recipe_name}, {first.label()} could not run on {self.label}: "
-                             f"{self.masker(str(err))}") from None
+            raise StepFailed(
+                f"Recipe {self.recipe_name}, {first.label()} could not run on {self.label}: {self.masker(str(err))}"
+            ) from None
         markers, other = parse_output(res.stdout, nonce)
         for m in markers:  # anything the stream did not deliver
             if m.number not in done:
@@ -266,9 +287,12 @@ class HostRun:
             tail = "\n".join((other + "\n" + res.stderr).strip().splitlines()[-20:])
             result = self._result(step, "failed", "the batch script stopped early", exit_code=res.exit_code)
             self._emit(result)
-            raise StepFailed(self.masker(
-                f"Recipe {self.recipe_name}, {step.label()} on {self.label}: the batch script stopped before this step "
-                f"(exit code {res.exit_code}).\n--- last lines of output ---\n{tail}"))
+            raise StepFailed(
+                self.masker(
+                    f"Recipe {self.recipe_name}, {step.label()} on {self.label}: the batch script stopped before this step "
+                    f"(exit code {res.exit_code}).\n--- last lines of output ---\n{tail}"
+                )
+            )
         for n in order:
             if n not in done:
                 self._emit(by_number[n].result)  # type: ignore[arg-type]
@@ -280,15 +304,27 @@ class HostRun:
         if m.status == "changed" and not reason and p.kind in ("run", "script"):
             reason = "ran" if not self.check else "would run"
         return StepResult(
-            m.number, p.name, p.kind, m.status, self.masker(reason), m.ms / 1000, m.exit_code,
-            self.masker(m.stdout), self.masker(m.stderr), self.masker(m.diff), self.masker(p.command), self.check,
+            m.number,
+            p.name,
+            p.kind,
+            m.status,
+            self.masker(reason),
+            m.ms / 1000,
+            m.exit_code,
+            self.masker(m.stdout),
+            self.masker(m.stderr),
+            self.masker(m.diff),
+            self.masker(p.command),
+            self.check,
         )
 
     def _step_failed(self, step: Step, result: StepResult) -> StepFailed:
         tail = "\n".join(result.output.splitlines()[-20:])
-        msg = (f"Recipe {self.recipe_name}, step {step.number} '{result.name}' failed on {self.label} "
-               f"with exit code {result.exit_code}.\n"
-               f"Command: {result.command}")
+        msg = (
+            f"Recipe {self.recipe_name}, step {step.number} '{result.name}' failed on {self.label} "
+            f"with exit code {result.exit_code}.\n"
+            f"Command: {result.command}"
+        )
         if tail:
             msg += f"\n--- last lines of output ---\n{tail}"
         return StepFailed(msg)
@@ -302,8 +338,13 @@ class HostRun:
         rendered = self._render_args(step)
         task_args = {k: v for k, v in rendered.items() if k not in COMMON_KEYS and k != "task"}
         fn = get_task(str(rendered["task"]), at=f"{where(step)[0]}: {step.label()}")
-        tc = TaskContext(self.ctx, self.vars, check=self.check, target=self.target,
-                         on_message=None if self.check else (lambda msg: self.reporter.message(self.label, self.masker(msg))))
+        tc = TaskContext(
+            self.ctx,
+            self.vars,
+            check=self.check,
+            target=self.target,
+            on_message=None if self.check else (lambda msg: self.reporter.message(self.label, self.masker(msg))),
+        )
         at = f"{where(step)[0]}: {step.label()} (task {rendered['task']})"
         try:
             out = call_task(fn, tc, task_args, at=at)
@@ -311,20 +352,27 @@ class HostRun:
             raise
         except Ec2kitError as err:
             self._emit(self._result(step, "failed", str(err).splitlines()[0], duration=time.monotonic() - t0))
-            raise StepFailed(f"Recipe {self.recipe_name}, {step.label()} (task {rendered['task']}) failed on "
-                             f"{self.label}: {self.masker(str(err))}") from None
+            raise StepFailed(
+                f"Recipe {self.recipe_name}, {step.label()} (task {rendered['task']}) failed on "
+                f"{self.label}: {self.masker(str(err))}"
+            ) from None
         if out:
             self.vars.update(out)
         if args.get("register"):
-            self.vars[args["register"]] = {"changed": tc.changed, "result": out or {}, "status": "changed" if tc.changed else "ok"}
+            self.vars[args["register"]] = {
+                "changed": tc.changed,
+                "result": out or {},
+                "status": "changed" if tc.changed else "ok",
+            }
         if tc.target != self.target:
             self.target, self.host, self.instance = tc.target, None, None
             self.vars["name"] = tc.target
             self.vars["host"] = self._host_vars()
         status = "changed" if tc.changed else "ok"
         reason = tc.reason or ("; ".join(tc.messages[-1:]) if self.check else _describe_outputs(out))
-        self._emit(self._result(step, status, reason, duration=time.monotonic() - t0,
-                                command=self.masker("; ".join(tc.messages))))
+        self._emit(
+            self._result(step, status, reason, duration=time.monotonic() - t0, command=self.masker("; ".join(tc.messages)))
+        )
 
 
 def _describe_outputs(out: dict[str, Any] | None) -> str:
@@ -336,18 +384,37 @@ def _describe_outputs(out: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def run_steps_on_host(host: "CommandHost", steps: list[Step], vars: dict[str, Any] | None = None, check: bool = False, *,
-                      recipe: Recipe | None = None, reporter: Reporter | None = None, secrets: set[str] | None = None,
-                      ctx: "Context | None" = None) -> HostReport:
+def run_steps_on_host(
+    host: CommandHost,
+    steps: list[Step],
+    vars: dict[str, Any] | None = None,
+    check: bool = False,
+    *,
+    recipe: Recipe | None = None,
+    reporter: Reporter | None = None,
+    secrets: set[str] | None = None,
+    ctx: Context | None = None,
+) -> HostReport:
     """Run steps on one connected Host (no AWS needed); returns its HostReport (never raises for step failures)."""
-    run = HostRun(steps, dict(vars or {}), recipe=recipe, check=check, reporter=reporter, masker=Masker(secrets),
-                  ctx=ctx, host=host)
+    run = HostRun(
+        steps, dict(vars or {}), recipe=recipe, check=check, reporter=reporter, masker=Masker(secrets), ctx=ctx, host=host
+    )
     return run.run()
 
 
-def run_recipe(ctx: "Context | None", recipe: Recipe | str, *, hosts: list[str] | None = None, vars: dict[str, Any] | None = None,
-               check: bool = False, tags: tuple[str, ...] | list[str] = (), skip_tags: tuple[str, ...] | list[str] = (),
-               start_at: str | int | None = None, reporter: Reporter | None = None, max_parallel: int = 16) -> RunReport:
+def run_recipe(
+    ctx: Context | None,
+    recipe: Recipe | str,
+    *,
+    hosts: list[str] | None = None,
+    vars: dict[str, Any] | None = None,
+    check: bool = False,
+    tags: tuple[str, ...] | list[str] = (),
+    skip_tags: tuple[str, ...] | list[str] = (),
+    start_at: str | int | None = None,
+    reporter: Reporter | None = None,
+    max_parallel: int = 16,
+) -> RunReport:
     """Run a recipe on each host in parallel (one connection each); returns a RunReport (``.ok``, per-host recap).
 
     ``vars`` override the recipe's (``secret:KEY`` entries are secrets); ``check`` changes nothing and
@@ -366,8 +433,17 @@ def run_recipe(ctx: "Context | None", recipe: Recipe | str, *, hosts: list[str] 
     known = lookup([t for t in targets if t]) if lookup is not None and len(targets) > 1 else {}
 
     def one(target: str | None) -> HostReport:
-        run = HostRun(steps, dict(values), recipe=recipe, check=check, reporter=reporter, masker=masker, ctx=ctx,
-                      target=target, instance=known.get(target or ""))
+        run = HostRun(
+            steps,
+            dict(values),
+            recipe=recipe,
+            check=check,
+            reporter=reporter,
+            masker=masker,
+            ctx=ctx,
+            target=target,
+            instance=known.get(target or ""),
+        )
         return run.run()
 
     report = RunReport(check=check)

@@ -127,9 +127,7 @@ def _step_kind(args: dict[str, Any], at: str, label: str) -> str:
     unknown = [k for k in args if k not in COMMON_KEYS]
     guess = "".join(_suggest(k, KINDS) for k in unknown)
     what = f" (unknown key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)})" if unknown else ""
-    raise RecipeError(
-        f"{at}: {label} has no kind{what}: give exactly one of {', '.join(KINDS)}.{guess}"
-    )
+    raise RecipeError(f"{at}: {label} has no kind{what}: give exactly one of {', '.join(KINDS)}.{guess}")
 
 
 def _validate_step(args: dict[str, Any], kind: str, at: str, label: str, key_at: Any = None) -> None:
@@ -233,7 +231,7 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
     seen.add(path.resolve())
     for used in recipe.uses:
         if used in stack:
-            cycle = " → ".join([*stack[stack.index(used):], used])
+            cycle = " → ".join([*stack[stack.index(used) :], used])
             raise RecipeError(f"{_show(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'.")
         try:
             used_path = find_recipe(used, list(dict.fromkeys([path.parent.resolve(), *(d.resolve() for d in dirs)])))
@@ -295,7 +293,9 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def resolve_vars(recipe: Recipe, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> tuple[dict[str, Any], set[str]]:
+def resolve_vars(
+    recipe: Recipe, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> tuple[dict[str, Any], set[str]]:
     """Merge recipe vars < ``overrides``; resolve secrets. Returns (vars, secret values to mask)."""
     import os
 

@@ -35,7 +35,7 @@ TASKS: dict[str, TaskFn] = {}
 class TaskContext:
     """What a task gets: the ec2kit Context, the vars, check mode and the current target host."""
 
-    ctx: "Context | None"
+    ctx: Context | None
     vars: dict[str, Any]
     check: bool = False
     target: str | None = None  # set it (e.g. after launch) to point later shell steps at another host
@@ -80,7 +80,7 @@ def get_task(name: str, *, at: str = "") -> TaskFn:
         guess = (" Did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
         raise RecipeError(
             f"{at + ': ' if at else ''}unknown task '{name}'.{guess} Known tasks: {', '.join(sorted(TASKS))}.",
-            hint="Register your own with @register_task(\"name\") in tasks.py.",
+            hint='Register your own with @register_task("name") in tasks.py.',
         )
     return fn
 
@@ -114,7 +114,7 @@ def _describe(fn: str, *args: Any, **kwargs: Any) -> str:
 
 
 def _dry_run_line(plan: Any, call: str) -> str:
-    """"would call cloud.freeze('base') → ec2.create_image (DryRun: would succeed)"."""
+    """ "would call cloud.freeze('base') → ec2.create_image (DryRun: would succeed)"."""
     line = f"would call {call}"
     if isinstance(plan, dict) and plan.get("action"):
         verdict = {True: "would succeed", False: "would fail"}.get(plan.get("would_succeed"), "not checked")
@@ -134,7 +134,7 @@ def _action(name: str) -> Callable[..., Any]:
 def _target(tc: TaskContext, instance: str | None) -> str:
     chosen = instance or tc.target or tc.vars.get("name")
     if not chosen:
-        raise RecipeError("This task needs an instance: give instance = \"...\" or run the recipe on a host.")
+        raise RecipeError('This task needs an instance: give instance = "..." or run the recipe on a host.')
     return str(chosen)
 
 
@@ -184,21 +184,36 @@ def freeze(tc: TaskContext, image: str | None = None, instance: str | None = Non
     """Make an image of `instance` (default: the target), named `image` (default: the instance's name)."""
     target = _target(tc, instance)
     if tc.check:
-        tc.report(_dry_run_line(tc.cloud.freeze(target, image_name=image, dry_run=True), _describe("cloud.freeze", target, image_name=image)))
+        tc.report(
+            _dry_run_line(
+                tc.cloud.freeze(target, image_name=image, dry_run=True), _describe("cloud.freeze", target, image_name=image)
+            )
+        )
         return {}
     img = tc.cloud.freeze(target, image_name=image, wait=wait, progress=_progress(tc))
     return {"image": img}
 
 
 @register_task("make_volume")
-def make_volume(tc: TaskContext, size: int | None = None, volume: str | None = None, snapshot: str | None = None,
-                mountpoint: str = "/mnt/data", instance: str | None = None) -> dict[str, Any]:
+def make_volume(
+    tc: TaskContext,
+    size: int | None = None,
+    volume: str | None = None,
+    snapshot: str | None = None,
+    mountpoint: str = "/mnt/data",
+    instance: str | None = None,
+) -> dict[str, Any]:
     """Create a volume (`size` GiB or from `snapshot`) named `volume`, attach and mount it on `instance` (default: the target)."""
     target = _target(tc, instance)
     if tc.check:
-        tc.report("would call " + _describe("actions.make_volume", target, size=size, name=volume, snapshot=snapshot, mountpoint=mountpoint))
+        tc.report(
+            "would call "
+            + _describe("actions.make_volume", target, size=size, name=volume, snapshot=snapshot, mountpoint=mountpoint)
+        )
         return {}
-    vol = _action("make_volume")(tc.ctx, target, size=size, name=volume, snapshot=snapshot, mountpoint=mountpoint, progress=_progress(tc))
+    vol = _action("make_volume")(
+        tc.ctx, target, size=size, name=volume, snapshot=snapshot, mountpoint=mountpoint, progress=_progress(tc)
+    )
     return {"volume": vol}
 
 
@@ -222,8 +237,9 @@ def detach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data") -
 
 
 @register_task("snapshot")
-def snapshot(tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = False,
-             mountpoint: str = "/mnt/data") -> dict[str, Any]:
+def snapshot(
+    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = False, mountpoint: str = "/mnt/data"
+) -> dict[str, Any]:
     """Snapshot `volume` (detached cleanly first), named `snapshot` (default: the volume's name)."""
     if tc.check:
         tc.report("would call " + _describe("actions.snapshot", volume, name=snapshot, wait=wait))

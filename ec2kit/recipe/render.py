@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import jinja2
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
-_envs: dict[tuple[str, ...], "jinja2.Environment"] = {}
+_envs: dict[tuple[str, ...], jinja2.Environment] = {}
 _lock = threading.Lock()
 # Compiled templates and expressions, shared by the hosts' threads: without this every host
 # compiled the same sources at once (Jinja2's own cache only helps once one has finished).
@@ -29,7 +29,7 @@ _compiled: dict[tuple[int, str, str], Any] = {}
 _compile_lock = threading.RLock()
 
 
-def _cached(env: "jinja2.Environment", kind: str, source: str, make: Any) -> Any:
+def _cached(env: jinja2.Environment, kind: str, source: str, make: Any) -> Any:
     key = (id(env), kind, source)
     found = _compiled.get(key)
     if found is None:
@@ -40,7 +40,7 @@ def _cached(env: "jinja2.Environment", kind: str, source: str, make: Any) -> Any
     return found
 
 
-def environment(template_dirs: list[Path] | tuple[Path, ...] = ()) -> "jinja2.Environment":
+def environment(template_dirs: list[Path] | tuple[Path, ...] = ()) -> jinja2.Environment:
     """A cached Jinja2 environment (StrictUndefined, keep trailing newline, ``quote`` filter)."""
     import shlex
 
@@ -96,7 +96,7 @@ def render_value(value: Any, vars: dict[str, Any], step: Step, key: str, templat
         raise _fail(step, key, err) from None
 
 
-def _render(env: "jinja2.Environment", value: Any, vars: dict[str, Any]) -> Any:
+def _render(env: jinja2.Environment, value: Any, vars: dict[str, Any]) -> Any:
     import jinja2
 
     if isinstance(value, str):

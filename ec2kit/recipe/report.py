@@ -46,14 +46,20 @@ def detail_lines(result: StepResult) -> list[str]:
 def recap_line(report: HostReport) -> str:
     """``[web1] recap: ok=18 changed=2 skipped=0 failed=0 in 1.23s``."""
     counts = " ".join(f"{k}={v}" for k, v in report.recap.items())
-    return f"[{report.name}] recap: {counts} in {report.duration:.2f}s" + (" (check mode: nothing changed)" if report.check else "")
+    return f"[{report.name}] recap: {counts} in {report.duration:.2f}s" + (
+        " (check mode: nothing changed)" if report.check else ""
+    )
 
 
 def summary_line(report: RunReport) -> str:
     """``All 3 hosts succeeded.`` or ``1 of 3 hosts failed: web2.``"""
     n = len(report.hosts)
     if report.ok:
-        return f"All {n} host{'s' if n != 1 else ''} succeeded in {report.duration:.2f}s." if n != 1 else f"Succeeded in {report.duration:.2f}s."
+        return (
+            f"All {n} host{'s' if n != 1 else ''} succeeded in {report.duration:.2f}s."
+            if n != 1
+            else f"Succeeded in {report.duration:.2f}s."
+        )
     failed = report.failed_hosts
     return f"{len(failed)} of {n} host{'s' if n != 1 else ''} failed: {', '.join(failed)}."
 

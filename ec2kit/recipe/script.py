@@ -275,7 +275,7 @@ def parse_output(stdout: str, nonce: str) -> tuple[list[Marker], str]:
         lines.pop()
     for line in lines:
         if line.startswith(prefix):
-            f = line[len(prefix):].split(":")
+            f = line[len(prefix) :].split(":")
             if len(f) == 8:
                 markers.append(Marker(int(f[0]), f[1], int(f[2]), int(f[3]), _d(f[4]), _d(f[5]), _d(f[6]), _d(f[7])))
                 continue

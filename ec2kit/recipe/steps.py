@@ -86,19 +86,19 @@ def _mode(args: dict[str, Any]) -> str:
 # -- the kinds ------------------------------------------------------------------------
 
 
-def plan_run(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
+def plan_run(args: dict[str, Any], ctx: PlanContext) -> tuple[str, str]:
     cmd = str(args[ctx.kind])
     line = wrap_command(cmd, sudo=bool(args.get("sudo")), env=args.get("env"), cwd=args.get("cwd"))
     body = f'if [ "$__CHECK" = 1 ]; then __changed "would run"; return 0; fi\n{line} || exit $?\n__changed ""'
     return body, cmd
 
 
-def plan_template(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
+def plan_template(args: dict[str, Any], ctx: PlanContext) -> tuple[str, str]:
     content = ctx.render_template(str(args["template"]))
     return _file_body(content.encode(), args, ctx), f"write {args['dest']} from {args['template']}"
 
 
-def plan_copy(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
+def plan_copy(args: dict[str, Any], ctx: PlanContext) -> tuple[str, str]:
     src = Path(str(args["copy"])).expanduser()
     if not src.is_absolute():
         src = (ctx.base_dir or Path.cwd()) / src
@@ -107,7 +107,7 @@ def plan_copy(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
     if src.is_dir():
         data = tar_directory(src)
         dest, show = sh_path(str(args["dest"])), str(args["dest"])
-        body = f"base64 -d <<< {_q(_b64(data))} > \"$__T/new.tar\" || exit 1\n__put_dir {dest} {_q(show)} {_q(_mode(args))} {_q(args.get('owner'))}"
+        body = f'base64 -d <<< {_q(_b64(data))} > "$__T/new.tar" || exit 1\n__put_dir {dest} {_q(show)} {_q(_mode(args))} {_q(args.get("owner"))}'
         return body, f"copy directory {args['copy']} to {show}"
     raise RecipeError(f"{ctx.where}: the file or directory to copy, {src}, does not exist.")
 
@@ -132,23 +132,23 @@ def tar_directory(src: Path) -> bytes:
     return buf.getvalue()
 
 
-def _file_body(data: bytes, args: dict[str, Any], ctx: "PlanContext | None" = None) -> str:
+def _file_body(data: bytes, args: dict[str, Any], ctx: PlanContext | None = None) -> str:
     if ctx is not None and ctx.on_content is not None:
         ctx.on_content(data)
     dest, show = sh_path(str(args["dest"])), str(args["dest"])
     return (
-        f"base64 -d <<< {_q(_b64(data))} > \"$__T/new\" || exit 1\n"
+        f'base64 -d <<< {_q(_b64(data))} > "$__T/new" || exit 1\n'
         f"__put_file {dest} {_q(show)} {_q(_mode(args))} {_q(args.get('owner'))}"
     )
 
 
-def plan_line(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
+def plan_line(args: dict[str, Any], ctx: PlanContext) -> tuple[str, str]:
     path, line = str(args["path"]), str(args["line"])
     body = f"__line {sh_path(path)} {_q(path)} {_q(line)} {_q(args.get('regexp', ''))}"
     return body, f"ensure line in {path}: {line}"
 
 
-def plan_dir(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
+def plan_dir(args: dict[str, Any], ctx: PlanContext) -> tuple[str, str]:
     path = str(args["dir"])
     return f"__dir {sh_path(path)} {_q(path)} {_q(_mode(args))} {_q(args.get('owner'))}", f"mkdir -p {path}"
 
@@ -162,7 +162,7 @@ def apt_packages(value: Any) -> list[str]:
     return items
 
 
-def plan_apt(args: dict[str, Any], ctx: "PlanContext") -> tuple[str, str]:
+def plan_apt(args: dict[str, Any], ctx: PlanContext) -> tuple[str, str]:
     try:
         pkgs = apt_packages(args["apt"])
     except RecipeError as err:
@@ -179,7 +179,7 @@ class PlanContext:
     """
 
     kind: str
-    location: "str | Callable[[], str]"
+    location: str | Callable[[], str]
     render_template: Callable[[str], str]
     base_dir: Path | None = None
     on_content: Callable[[bytes], None] | None = None  # receives a file step's new content
@@ -252,8 +252,13 @@ def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple
         path = str(args["dir"])
         probe.append(sh_path(path))
         lines.append(f"__qdir {sh_path(path)} {_q(path)} {_q(attrs + ' * directory')}")
-    elif kind in ("template", "copy") and attrs and content is not None and b"\\0" not in content \
-            and len(content) <= QUICK_MAX_BYTES:
+    elif (
+        kind in ("template", "copy")
+        and attrs
+        and content is not None
+        and b"\\0" not in content
+        and len(content) <= QUICK_MAX_BYTES
+    ):
         dest, kind_word = str(args["dest"]), "regular file" if content else "regular empty file"
         probe.append(sh_path(dest))
         want = f"{attrs} {len(content)} {kind_word}"
@@ -280,5 +285,6 @@ def plan_step(number: int, name: str, kind: str, args: dict[str, Any], ctx: Plan
     full = "\n".join([*head, *guard_lines(args), body])
     quick, probe = quick_probe(kind, args, captured[0] if captured else None)
     pure = kind in _PURE_KINDS and not args.get("unless")
-    return PlannedStep(number, name, kind, full, command, int(args.get("retries", 0)), float(args.get("delay", 1)),
-                       quick, probe, pure)
+    return PlannedStep(
+        number, name, kind, full, command, int(args.get("retries", 0)), float(args.get("delay", 1)), quick, probe, pure
+    )

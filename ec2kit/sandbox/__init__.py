@@ -20,10 +20,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import SandboxError
@@ -34,8 +35,18 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 __all__ = [
-    "SANDBOX_CREDENTIALS", "SANDBOX_REGION", "SandboxInfo", "Resolver", "ensure_running", "up", "down",
-    "status", "interrupt", "reset", "volumes_supported", "require_volumes",
+    "SANDBOX_CREDENTIALS",
+    "SANDBOX_REGION",
+    "SandboxInfo",
+    "Resolver",
+    "ensure_running",
+    "up",
+    "down",
+    "status",
+    "interrupt",
+    "reset",
+    "volumes_supported",
+    "require_volumes",
 ]
 
 SANDBOX_REGION = "us-east-1"
@@ -170,12 +181,17 @@ def _spawn(root: Path) -> int:
     with open(root / "daemon.log", "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ec2kit.sandbox.daemon", "--dir", str(root)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=str(root), env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=str(root),
+            env=env,
         )
     return proc.pid
 
 
-def ensure_running(settings: "Settings") -> SandboxInfo:
+def ensure_running(settings: Settings) -> SandboxInfo:
     """Return the running sandbox for ``settings.sandbox_dir``, starting its daemon if needed.
 
     Waits up to 30 s for the daemon; on failure raises SandboxError with the log's last lines.
@@ -210,12 +226,12 @@ def ensure_running(settings: "Settings") -> SandboxInfo:
         )
 
 
-def up(settings: "Settings") -> SandboxInfo:
+def up(settings: Settings) -> SandboxInfo:
     """Start the sandbox (or find it running) and return where it answers."""
     return ensure_running(settings)
 
 
-def down(settings: "Settings", timeout: float = 15.0) -> bool:
+def down(settings: Settings, timeout: float = 15.0) -> bool:
     """Stop the sandbox: every sshd host, loop device and moto. Returns False if it was not running."""
     root = Path(settings.sandbox_dir).expanduser().resolve()
     state = _read_state(root)
@@ -238,13 +254,13 @@ def down(settings: "Settings", timeout: float = 15.0) -> bool:
     return True
 
 
-def _control(settings_or_info: "Settings | SandboxInfo") -> SandboxInfo:
+def _control(settings_or_info: Settings | SandboxInfo) -> SandboxInfo:
     if isinstance(settings_or_info, SandboxInfo):
         return settings_or_info
     return ensure_running(settings_or_info)
 
 
-def status(settings: "Settings") -> dict[str, Any]:
+def status(settings: Settings) -> dict[str, Any]:
     """The sandbox's state: running?, endpoints, hosts (instance id/state/port/pid), volumes supported."""
     root = Path(settings.sandbox_dir).expanduser().resolve()
     info = _live_info(root)
@@ -256,7 +272,7 @@ def status(settings: "Settings") -> dict[str, Any]:
     return body
 
 
-def interrupt(settings: "Settings | SandboxInfo", instance_id: str, delay: float = 2.0) -> dict[str, Any]:
+def interrupt(settings: Settings | SandboxInfo, instance_id: str, delay: float = 2.0) -> dict[str, Any]:
     """Schedule a spot interruption: the notice shows now, the instance terminates after ``delay`` s."""
     info = _control(settings)
     code, body = _request(f"{info.control_url}/interrupt/{instance_id}?delay={float(delay)}", "POST")
@@ -265,7 +281,7 @@ def interrupt(settings: "Settings | SandboxInfo", instance_id: str, delay: float
     return body
 
 
-def reset(settings: "Settings | SandboxInfo") -> None:
+def reset(settings: Settings | SandboxInfo) -> None:
     """Wipe the sandbox's EC2 state (moto reset) and drop every host, volume and image file."""
     info = _control(settings)
     code, body = _request(f"{info.control_url}/reset", "POST", timeout=60)
@@ -276,7 +292,7 @@ def reset(settings: "Settings | SandboxInfo") -> None:
 class Resolver:
     """Finds a sandbox instance's sshd: ``Resolver(info).ssh_target(instance_id, key_file=…, known_hosts=…)``."""
 
-    def __init__(self, info: "SandboxInfo | Settings") -> None:
+    def __init__(self, info: SandboxInfo | Settings) -> None:
         self.info = _control(info)
 
     def address(self, instance_id: str) -> dict[str, Any] | None:
@@ -285,10 +301,14 @@ class Resolver:
         if code == 200 and isinstance(body, dict):
             return body
         if code == 0:
-            raise SandboxError(f"The sandbox at {self.info.control_url} does not answer.", hint="Restart it: `inv sandbox-down`, then retry.")
+            raise SandboxError(
+                f"The sandbox at {self.info.control_url} does not answer.", hint="Restart it: `inv sandbox-down`, then retry."
+            )
         return None
 
-    def ssh_target(self, instance_id: str, *, key_file: Path, known_hosts: Path, name: str = "", timeout: float = 10) -> "SshTarget":
+    def ssh_target(
+        self, instance_id: str, *, key_file: Path, known_hosts: Path, name: str = "", timeout: float = 10
+    ) -> SshTarget:
         """The SshTarget of a running sandbox instance, waiting up to ``timeout`` s for its sshd."""
         from ..remote import SshTarget
 
@@ -297,8 +317,13 @@ class Resolver:
             address = self.address(instance_id)
             if address:
                 return SshTarget(
-                    host=address["host"], port=int(address["port"]), user=address["user"],
-                    key_file=Path(key_file), alias=instance_id, known_hosts=Path(known_hosts), name=name,
+                    host=address["host"],
+                    port=int(address["port"]),
+                    user=address["user"],
+                    key_file=Path(key_file),
+                    alias=instance_id,
+                    known_hosts=Path(known_hosts),
+                    name=name,
                 )
             if time.monotonic() >= deadline:
                 raise SandboxError(

@@ -22,9 +22,10 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .reconciler import Reconciler
@@ -42,8 +43,15 @@ def iso_utc(when: datetime) -> str:
 class Control:
     """What the HTTP handler acts on: the reconciler, moto's client and spot notices."""
 
-    def __init__(self, reconciler: Reconciler, ec2: Any, *, info: dict[str, Any], on_shutdown: Callable[[], None],
-                 on_reset: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        ec2: Any,
+        *,
+        info: dict[str, Any],
+        on_shutdown: Callable[[], None],
+        on_reset: Callable[[], None],
+    ) -> None:
         self.reconciler, self.ec2, self.info = reconciler, ec2, info
         self.on_shutdown, self.on_reset = on_shutdown, on_reset
         self.notices: dict[str, dict[str, str]] = {}
@@ -79,7 +87,9 @@ class Control:
         self.ec2.terminate_instances(InstanceIds=[instance_id])
         try:
             found = self.ec2.describe_spot_instance_requests(Filters=[{"Name": "instance-id", "Values": [instance_id]}])
-            ids = [r["SpotInstanceRequestId"] for r in found.get("SpotInstanceRequests", []) if r.get("State") in ("open", "active")]
+            ids = [
+                r["SpotInstanceRequestId"] for r in found.get("SpotInstanceRequests", []) if r.get("State") in ("open", "active")
+            ]
             if ids:
                 self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=ids)
         except Exception:

@@ -112,7 +112,9 @@ def run(root: Path) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     write_state(root, {**info, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    log.info("sandbox up in %.2fs: ec2 %s, control %s, volumes %s", time.monotonic() - started, endpoint_url, control_url, volumes)
+    log.info(
+        "sandbox up in %.2fs: ec2 %s, control %s, volumes %s", time.monotonic() - started, endpoint_url, control_url, volumes
+    )
 
     while not stop.wait(0.1):
         if not (root / "state.json").exists():  # directory deleted (e.g. an old pytest tmp dir): nobody can find us

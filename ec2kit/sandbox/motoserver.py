@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs
 
 READ_ONLY_PREFIXES = ("Describe", "Get", "List")
@@ -64,7 +65,7 @@ class MotoServer:
         self.port = port
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
 
-    def start(self) -> "MotoServer":
+    def start(self) -> MotoServer:
         self.thread.start()
         return self
 

@@ -134,9 +134,7 @@ class Reconciler:
                 self.reconcile_volumes()
             self.seen_generation = generation
             self.last_pass = time.monotonic()
-            self.unsettled = any(
-                i["State"]["Name"] in ("pending", "stopping", "shutting-down") for i in self.instances.values()
-            )
+            self.unsettled = any(i["State"]["Name"] in ("pending", "stopping", "shutting-down") for i in self.instances.values())
 
     # images -----------------------------------------------------------------
     def reconcile_images(self) -> None:
@@ -322,15 +320,17 @@ class Reconciler:
             hosts = []
             for instance_id, instance in self.instances.items():
                 host = self.hosts.get(instance_id)
-                hosts.append({
-                    "instance_id": instance_id,
-                    "state": instance["State"]["Name"],
-                    "port": host.port if host else None,
-                    "pid": host.pid if host else None,
-                    "user": host.user if host else None,
-                    "home": str(host.home) if host else None,
-                    "sshd_start_seconds": round(self.started_at.get(instance_id, 0.0), 3) if host else None,
-                })
+                hosts.append(
+                    {
+                        "instance_id": instance_id,
+                        "state": instance["State"]["Name"],
+                        "port": host.port if host else None,
+                        "pid": host.pid if host else None,
+                        "user": host.user if host else None,
+                        "home": str(host.home) if host else None,
+                        "sshd_start_seconds": round(self.started_at.get(instance_id, 0.0), 3) if host else None,
+                    }
+                )
             attached = [
                 {"volume_id": v, "instance_id": a.instance_id, "device": a.device, "link": str(vol.by_id_path(v))}
                 for v, a in self.attached.items()

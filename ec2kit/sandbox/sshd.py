@@ -122,7 +122,9 @@ class SshdHost:
             # sshd (PID 1 there) exits the kernel ends everything it started —
             # sessions, tmux servers, open connections — as a power-off would.
             argv = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", *argv]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         self.pid, self._proc = proc.pid, proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -18,4 +18,16 @@ from ..runs import RunRecord
 from .lifecycle import SpotRunOptions, spot_run
 from .manage import Leftover, attach_argv, cleanup, list_runs, logs, pull, refresh, stop_run
 
-__all__ = ["Leftover", "RunRecord", "SpotRunOptions", "attach_argv", "cleanup", "list_runs", "logs", "pull", "refresh", "spot_run", "stop_run"]
+__all__ = [
+    "Leftover",
+    "RunRecord",
+    "SpotRunOptions",
+    "attach_argv",
+    "cleanup",
+    "list_runs",
+    "logs",
+    "pull",
+    "refresh",
+    "spot_run",
+    "stop_run",
+]

@@ -43,11 +43,15 @@ def run_dir(run: str) -> str:
     return f'"$HOME/ec2kit/{check_run_name(run)}"'
 
 
-def render_wrapper(run: str, script: str, *, max_hours: float = 0, pull_wait: int = 120, keep: bool = False, poll: float = 5) -> str:
+def render_wrapper(
+    run: str, script: str, *, max_hours: float = 0, pull_wait: int = 120, keep: bool = False, poll: float = 5
+) -> str:
     """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
     env.filters["q"] = lambda v: shlex.quote(str(v))
     return env.get_template("wrapper.sh.j2").render(
         run=check_run_name(run),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, Ec2kitError, NotFound, RemoteError, RunError
 from ..runs import RunRecord, Runs
 from .commands import check_run_name, kill_command, render_wrapper, start_command
-from .follower import FINAL_STATES, Follower
+from .follower import Follower
 
 if TYPE_CHECKING:
     from ..cloud import Instance
@@ -35,14 +35,14 @@ class SpotRunOptions:
     """What to run and how; mirrors ``inv spot-run``'s flags."""
 
     script: str
-    files: str | None = None             # a directory (its contents) or one file, uploaded next to the script
-    name: str | None = None              # default: script stem + timestamp
-    image: str | None = None             # default: 'base' if it exists, else the latest Ubuntu LTS
+    files: str | None = None  # a directory (its contents) or one file, uploaded next to the script
+    name: str | None = None  # default: script stem + timestamp
+    image: str | None = None  # default: 'base' if it exists, else the latest Ubuntu LTS
     type: str = "m5.large"
     types: list[str] = field(default_factory=list)  # fallbacks: capacity errors and later attempts
     disk: int | None = None
-    snapshot: str | None = None          # data volume from this snapshot at /mnt/data
-    results: str | None = None           # default runs/RUN (relative to cwd)
+    snapshot: str | None = None  # data volume from this snapshot at /mnt/data
+    results: str | None = None  # default runs/RUN (relative to cwd)
     max_price: str | float | None = None
     retries: int = 0
     monitor: str | None = None
@@ -50,14 +50,14 @@ class SpotRunOptions:
     keep: bool = False
     max_hours: float | None = None
     vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
-    recipe: str | None = "spot-run"      # pre-script steps (None: none)
-    pull_interval: float = 3.0           # seconds between result pulls
-    poll_interval: float = 1.0           # seconds between status/log polls
-    notice_poll: float = 5.0             # the instance's interruption-notice polling (s)
-    pull_wait: int = 120                 # how long the instance waits for the final pull
-    detach_pull_wait: int = -1           # detached: how long a finished instance waits for `inv pull` (< 0: until it comes)
-    out: Callable[[str], None] | None = None      # log lines (default: print)
-    say: Callable[[str], None] | None = None      # phase messages (default: ui.info)
+    recipe: str | None = "spot-run"  # pre-script steps (None: none)
+    pull_interval: float = 3.0  # seconds between result pulls
+    poll_interval: float = 1.0  # seconds between status/log polls
+    notice_poll: float = 5.0  # the instance's interruption-notice polling (s)
+    pull_wait: int = 120  # how long the instance waits for the final pull
+    detach_pull_wait: int = -1  # detached: how long a finished instance waits for `inv pull` (< 0: until it comes)
+    out: Callable[[str], None] | None = None  # log lines (default: print)
+    say: Callable[[str], None] | None = None  # phase messages (default: ui.info)
 
 
 @dataclass
@@ -112,9 +112,14 @@ def validate(options: SpotRunOptions) -> tuple[str, Path]:
     """Check the options before any resource is created; returns (run name, results dir)."""
     script = Path(options.script)
     if not script.is_file():
-        raise ConfigError(f"The script '{options.script}' does not exist.", hint="Give the path of the script to run, e.g. --script train.sh.")
+        raise ConfigError(
+            f"The script '{options.script}' does not exist.", hint="Give the path of the script to run, e.g. --script train.sh."
+        )
     if options.files and not Path(options.files).exists():
-        raise ConfigError(f"--files '{options.files}' does not exist.", hint="Give a directory (its files are uploaded next to the script) or a file.")
+        raise ConfigError(
+            f"--files '{options.files}' does not exist.",
+            hint="Give a directory (its files are uploaded next to the script) or a file.",
+        )
     if options.retries < 0:
         raise ConfigError("--retries cannot be negative.")
     if options.max_hours is not None and options.max_hours <= 0:
@@ -164,8 +169,14 @@ def _launch(run: _Run, attempt: int) -> Instance:
         run.save(state="requested" if attempt == 1 else "recovering", instance_type=type_, attempt=attempt)
         try:
             inst = run.ctx.cloud.launch(
-                name, image=opts.image or _default_image(run.ctx), type=type_, spot=True, max_price=opts.max_price,
-                disk=opts.disk, tags={RUN_TAG: rec.name}, shutdown_behavior="terminate",
+                name,
+                image=opts.image or _default_image(run.ctx),
+                type=type_,
+                spot=True,
+                max_price=opts.max_price,
+                disk=opts.disk,
+                tags={RUN_TAG: rec.name},
+                shutdown_behavior="terminate",
             )
         except AwsError as err:
             last_error = err
@@ -190,7 +201,10 @@ def spot_price(ctx: Context, instance_type: str, zone: str) -> float | None:
     """The current spot price of ``instance_type`` in ``zone`` (USD/hour), or None if unknown."""
     try:
         history = ctx.cloud.ec2.describe_spot_price_history(
-            InstanceTypes=[instance_type], AvailabilityZone=zone, ProductDescriptions=["Linux/UNIX"], MaxResults=1,
+            InstanceTypes=[instance_type],
+            AvailabilityZone=zone,
+            ProductDescriptions=["Linux/UNIX"],
+            MaxResults=1,
         ).get("SpotPriceHistory", [])
         return float(history[0]["SpotPrice"]) if history else None
     except Exception:  # noqa: BLE001 - the cost column is informative only
@@ -217,7 +231,9 @@ def _attach_data(run: _Run, attempt: int) -> None:
     opts, rec, inst = run.options, run.record, run.instance
     assert inst is not None
     run.say(f"{rec.name}: making a data volume from snapshot {opts.snapshot}")
-    vol = run.ctx.cloud.create_volume(snapshot=opts.snapshot, zone=inst.zone, name=f"{rec.name}-data-{attempt}", tags={RUN_TAG: rec.name})
+    vol = run.ctx.cloud.create_volume(
+        snapshot=opts.snapshot, zone=inst.zone, name=f"{rec.name}-data-{attempt}", tags={RUN_TAG: rec.name}
+    )
     rec.add_created("volumes", vol.id)
     rec.volumes.append(vol.id)
     run.save()
@@ -228,8 +244,12 @@ def _attach_data(run: _Run, attempt: int) -> None:
 def _upload(run: _Run) -> None:
     opts, rec = run.options, run.record
     wrapper = render_wrapper(
-        rec.name, Path(opts.script).name, max_hours=opts.max_hours or 0, keep=opts.keep,
-        pull_wait=opts.detach_pull_wait if opts.detach else opts.pull_wait, poll=opts.notice_poll,
+        rec.name,
+        Path(opts.script).name,
+        max_hours=opts.max_hours or 0,
+        keep=opts.keep,
+        pull_wait=opts.detach_pull_wait if opts.detach else opts.pull_wait,
+        poll=opts.notice_poll,
     )
     data = bundle(opts, wrapper)
     _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && tar -xzf - -C "$HOME/ec2kit/{rec.name}"', stdin=data, timeout=600)
@@ -250,9 +270,11 @@ def _pre_steps(run: _Run) -> None:
     report = run_recipe(run.ctx, recipe, hosts=[run.instance.id], vars=variables, reporter=reporter)
     output = reporter.stream.getvalue().strip()
     if not report.ok:
-        raise RunError(f"Run {run.record.name}: a setup step of recipe '{run.options.recipe}' failed on {run.instance.label}; "
-                       f"the script was not started.\n{output[-3000:]}",
-                       hint="Fix recipes/spot-run.toml (or the image) and run again.")
+        raise RunError(
+            f"Run {run.record.name}: a setup step of recipe '{run.options.recipe}' failed on {run.instance.label}; "
+            f"the script was not started.\n{output[-3000:]}",
+            hint="Fix recipes/spot-run.toml (or the image) and run again.",
+        )
     run.say(f"{run.record.name}: setup steps of recipe '{run.options.recipe}' done")
 
 
@@ -296,16 +318,22 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
     rec.started_at = rec.started_at or time.time()
     run.save(state="running")
     took = ", ".join(f"{what} {secs:.1f}s" for what, secs in marks)
-    run.say(f"{rec.name}: script started on {run.instance.label} "
-            f"({run.phases[-1].started_at - run.phases[-1].running_at:.1f}s after the instance was running: {took})")
+    run.say(
+        f"{rec.name}: script started on {run.instance.label} "
+        f"({run.phases[-1].started_at - run.phases[-1].running_at:.1f}s after the instance was running: {took})"
+    )
 
 
 def _follower(run: _Run, host: Host) -> Follower:
     rec, opts = run.record, run.options
     return Follower(
-        host, rec.name, None if opts.monitor else Path(rec.results_dir),
-        local_log=run.ctx.settings.home / "runs" / rec.name / "log", out=run.out,
-        pull_interval=opts.pull_interval, poll_interval=opts.poll_interval,
+        host,
+        rec.name,
+        None if opts.monitor else Path(rec.results_dir),
+        local_log=run.ctx.settings.home / "runs" / rec.name / "log",
+        out=run.out,
+        pull_interval=opts.pull_interval,
+        poll_interval=opts.poll_interval,
     )
 
 
@@ -313,7 +341,9 @@ def _instance_gone(run: _Run) -> bool:
     """Whether the run's current instance is terminated / shutting down / unknown."""
     assert run.instance is not None
     try:
-        inst = run.ctx.cloud.instance(run.instance.id, states=["pending", "running", "stopping", "stopped", "shutting-down", "terminated"])
+        inst = run.ctx.cloud.instance(
+            run.instance.id, states=["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
+        )
     except NotFound:
         return True
     return inst.state in ("shutting-down", "terminated", "stopping", "stopped")
@@ -507,12 +537,18 @@ def _attempts(run: _Run) -> RunRecord:
             if opts.monitor:
                 ends = f"When the script ends the instance pushes its last results to {opts.monitor}, then powers off."
             elif opts.detach_pull_wait < 0:
-                ends = (f"When the script ends the instance keeps its results (and keeps billing) until `inv pull {rec.name}` "
-                        f"collects them, then powers off; `inv runs` shows when it is waiting.")
+                ends = (
+                    f"When the script ends the instance keeps its results (and keeps billing) until `inv pull {rec.name}` "
+                    f"collects them, then powers off; `inv runs` shows when it is waiting."
+                )
             else:
-                ends = (f"When the script ends the instance waits up to {opts.detach_pull_wait // 60} min for "
-                        f"`inv pull {rec.name}`, then powers off.")
-            run.say(f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. " + ends)
+                ends = (
+                    f"When the script ends the instance waits up to {opts.detach_pull_wait // 60} min for "
+                    f"`inv pull {rec.name}`, then powers off."
+                )
+            run.say(
+                f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. " + ends
+            )
             return rec
         state = _follow(run)
         status = run.follower.status if run.follower else {}
@@ -533,7 +569,9 @@ def _attempts(run: _Run) -> RunRecord:
             run.save(state=state)
             _report_leftovers(run, remaining)
             if state != "succeeded":
-                run.say(f"{rec.name}: {state} (exit code {rec.exit_code}). Last lines of the log:\n" + log_tail(run.ctx, rec.name))
+                run.say(
+                    f"{rec.name}: {state} (exit code {rec.exit_code}). Last lines of the log:\n" + log_tail(run.ctx, rec.name)
+                )
             return rec
         # interrupted (notice seen) or lost (instance vanished): results pulled so far are kept
         _final_pull(run)
@@ -545,8 +583,10 @@ def _attempts(run: _Run) -> RunRecord:
         if attempt > opts.retries:
             rec.ended_at = time.time()
             run.save(state="interrupted")
-            raise RunError(f"Run {rec.name} was interrupted on attempt {attempt} and has no retries left; results so far are in {rec.results_dir}.",
-                           hint="Run again with --retries N to replace interrupted instances automatically.")
+            raise RunError(
+                f"Run {rec.name} was interrupted on attempt {attempt} and has no retries left; results so far are in {rec.results_dir}.",
+                hint="Run again with --retries N to replace interrupted instances automatically.",
+            )
         run.say(f"{rec.name}: instance {state}; replacing it (retry {attempt} of {opts.retries})")
         run.save(state="recovering")
         run.instance, run.follower, run.script_started = None, None, False

@@ -54,8 +54,10 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
         if inst is None:
             if record.live:
                 record.state, record.ended_at = "lost", time.time()
-                record.options["note"] = ("its instance went away while no ec2kit process followed the run "
-                                          "(a spot interruption?); what was pulled before is in " + record.results_dir)
+                record.options["note"] = (
+                    "its instance went away while no ec2kit process followed the run "
+                    "(a spot interruption?); what was pulled before is in " + record.results_dir
+                )
                 runs.save(record)
             else:  # it was interrupted or terminated while it waited for the pull
                 notes[record.name] = "instance gone before `inv pull`"
@@ -86,7 +88,9 @@ def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
     return inst if inst.state == "running" else None
 
 
-def _follower(ctx: Context, record: RunRecord, inst: Instance, out: Callable[[str], None] = print, *, pull: bool = True) -> Follower:
+def _follower(
+    ctx: Context, record: RunRecord, inst: Instance, out: Callable[[str], None] = print, *, pull: bool = True
+) -> Follower:
     results = Path(record.results_dir) if pull and not record.monitor else None
     return Follower(ctx.host(inst), record.name, results, out=out)
 
@@ -98,8 +102,9 @@ def _settle_from_monitor(ctx: Context, record: RunRecord) -> None:
     from .monitor import revoke_record
 
     try:
-        shown = ctx.host(record.monitor).run(f'cat "$HOME/ec2kit-runs/{record.name}/.ec2kit-status.json"',
-                                             check=False, timeout=15)
+        shown = ctx.host(record.monitor).run(
+            f'cat "$HOME/ec2kit-runs/{record.name}/.ec2kit-status.json"', check=False, timeout=15
+        )
         status = json.loads(shown.stdout) if shown.ok else {}
     except (NotFound, RemoteError, ValueError):
         return
@@ -145,8 +150,10 @@ def pull(ctx: Context, run: str) -> Path:
     """Pull the run's results into its results directory now; returns that directory."""
     record = Runs(ctx.settings.runs_db).get(run)
     if record.monitor:
-        raise WrongState(f"Run {run} sends its results to the monitor instance '{record.monitor}', not here.",
-                         hint=f"Find them in ~/ec2kit-runs/{run} on {record.monitor}.")
+        raise WrongState(
+            f"Run {run} sends its results to the monitor instance '{record.monitor}', not here.",
+            hint=f"Find them in ~/ec2kit-runs/{run} on {record.monitor}.",
+        )
     inst = _live_instance(ctx, record)
     if inst is None:
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
@@ -169,8 +176,9 @@ def attach_argv(ctx: Context, run: str) -> list[str]:
     record = Runs(ctx.settings.runs_db).get(run)
     inst = _live_instance(ctx, record)
     if inst is None:
-        raise WrongState(f"Run {run} has no running instance to attach to (it is {record.state}).",
-                         hint=f"See its log with `inv logs {run}`.")
+        raise WrongState(
+            f"Run {run} has no running instance to attach to (it is {record.state}).", hint=f"See its log with `inv logs {run}`."
+        )
     return ssh_argv(ctx.cloud.ssh_target(inst), command=attach_command(run), tty=True)
 
 
@@ -230,16 +238,24 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
         if run and run not in live and not any(l.id == vol.attached_to for l in found if l.kind == "instance"):
             if vol.attached_to is None:
                 found.append(Leftover("volume", vol.id, vol.name, f"data volume of run {run}, detached"))
-    reqs = cloud.ec2.describe_spot_instance_requests(Filters=[{"Name": f"tag-key", "Values": [RUN_TAG]}]).get("SpotInstanceRequests", [])
+    reqs = cloud.ec2.describe_spot_instance_requests(Filters=[{"Name": "tag-key", "Values": [RUN_TAG]}]).get(
+        "SpotInstanceRequests", []
+    )
     for req in reqs:
         tags = {t["Key"]: t["Value"] for t in req.get("Tags", [])}
         if req.get("State") in ("open", "active") and tags.get(RUN_TAG) not in live and not req.get("InstanceId"):
-            found.append(Leftover("spot-request", req["SpotInstanceRequestId"], tags.get("Name", ""), f"open request of run {tags.get(RUN_TAG)}"))
+            found.append(
+                Leftover(
+                    "spot-request", req["SpotInstanceRequestId"], tags.get("Name", ""), f"open request of run {tags.get(RUN_TAG)}"
+                )
+            )
     if not dry_run:
         record = RunRecord(name="cleanup")
-        record.created = {"instances": [l.id for l in found if l.kind == "instance"],
-                          "requests": [l.id for l in found if l.kind == "spot-request"],
-                          "volumes": [l.id for l in found if l.kind == "volume"]}
+        record.created = {
+            "instances": [l.id for l in found if l.kind == "instance"],
+            "requests": [l.id for l in found if l.kind == "spot-request"],
+            "volumes": [l.id for l in found if l.kind == "volume"],
+        }
         remaining = _release_quietly(ctx, record)
         if remaining:
             from ..errors import RunError

@@ -37,8 +37,12 @@ def make_run_key(directory: Path, run: str) -> Path:
     key = directory / "monitor_key"
     for old in (key, key.with_suffix(".pub")):
         old.unlink(missing_ok=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key_comment(run), "-f", str(key)],
-                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key_comment(run), "-f", str(key)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     return key
 
 
@@ -69,12 +73,13 @@ def revoke_key(monitor: Host, run: str) -> None:
     monitor.run(f"[ -f {q} ] || exit 0; grep -v -F {shlex.quote(key_comment(run))} {q} > {q}.ec2kit; mv {q}.ec2kit {q}")
 
 
-def install_pusher(spot: Host, run: str, private_key: Path, *, user: str, host: str, port: int,
-                   host_key: str, interval: float = 2.0) -> None:
+def install_pusher(
+    spot: Host, run: str, private_key: Path, *, user: str, host: str, port: int, host_key: str, interval: float = 2.0
+) -> None:
     """Put the run key, the monitor's pinned host key and push.sh on the spot instance, start it."""
-    from .commands import TEMPLATES, check_run_name
-
     import jinja2
+
+    from .commands import TEMPLATES, check_run_name
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined)
     env.filters["q"] = lambda v: shlex.quote(str(v))
@@ -126,8 +131,16 @@ def start_push(run: Any) -> None:
     directory = authorize(ctx.host(inst), rec.name, key.with_suffix(".pub").read_text())
     rec.options["monitor_dir"] = directory
     run.save()
-    install_pusher(ctx.host(run.instance), rec.name, key, user=target.user, host=target.host, port=target.port,
-                   host_key=_host_key(ctx, inst), interval=min(run.options.pull_interval, 2.0))
+    install_pusher(
+        ctx.host(run.instance),
+        rec.name,
+        key,
+        user=target.user,
+        host=target.host,
+        port=target.port,
+        host_key=_host_key(ctx, inst),
+        interval=min(run.options.pull_interval, 2.0),
+    )
     run.say(f"{rec.name}: results go to {run.options.monitor}:{directory}")
 
 
