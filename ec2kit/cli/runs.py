@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import command, fail, parse_sets, split_list
+from ._common import check_disk, command, fail, parse_sets, split_list
 
 
 @command(
@@ -55,6 +55,7 @@ def spot_run(
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
 
+    check_disk(disk)
     options = spotrun.SpotRunOptions(
         script=script,
         files=files,
