@@ -111,3 +111,14 @@ def sandbox_reset(sandbox):
 
     sb.reset(sandbox.info)
     return sandbox
+
+
+SERVER_FIXTURES = {"sandbox", "sandbox_reset", "moto_server", "moto_reset", "sshd_host", "sshd_factory"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a server (moto, the sandbox daemon or sshd) as ``sandbox``, so
+    ``pytest -m "not sandbox"`` is the fast tier."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sandbox)

@@ -21,6 +21,22 @@ def home(sandbox):
     return sandbox.settings.home
 
 
+@pytest.fixture
+def launch(home):
+    """``launch(NAME, *flags)``: inv launch --json; the instance is terminated after the test, pass or fail."""
+    names: list[str] = []
+
+    def do(name: str, *flags: str) -> dict:
+        names.append(name)
+        return inv_json(home, "launch", name, *flags)
+
+    yield do
+    listed = {i["name"] for i in inv_json(home, "instances")}
+    for name in names:
+        if name in listed:
+            run_inv("terminate", name, home=home)
+
+
 def inv_json(home, *args):
     result = run_inv(*args, "--json", home=home)
     assert result.code == 0, result
@@ -33,8 +49,8 @@ def ssh(home, name, command):
     return result.out
 
 
-def test_launch_connect_freeze_relaunch_change_type_terminate(home):
-    inst = inv_json(home, "launch", "j-base", "--disk", "12", "--type", "t3.small")
+def test_launch_connect_freeze_relaunch_change_type_terminate(home, launch):
+    inst = launch("j-base", "--disk", "12", "--type", "t3.small")
     assert inst["name"] == "j-base" and inst["state"] == "running" and inst["type"] == "t3.small"
 
     listed = inv_json(home, "instances")
@@ -46,7 +62,7 @@ def test_launch_connect_freeze_relaunch_change_type_terminate(home):
     assert image["name"] == "j-base" and image["state"] == "available"
     assert any(i["name"] == "j-base" for i in inv_json(home, "images"))
 
-    child = inv_json(home, "launch", "j-child", "--image", "j-base")
+    child = launch("j-child", "--image", "j-base")
     assert child["image_id"] == image["id"]
     assert "hello-from-base" in ssh(home, "j-child", "cat ~/marker")
 
@@ -63,8 +79,8 @@ def test_launch_connect_freeze_relaunch_change_type_terminate(home):
     assert not [i for i in inv_json(home, "instances") if i["name"] in ("j-base", "j-child")]
 
 
-def test_ssh_config_lets_plain_ssh_reach_an_instance_by_name(home, tmp_path):
-    inv_json(home, "launch", "j-cfg")
+def test_ssh_config_lets_plain_ssh_reach_an_instance_by_name(home, launch, tmp_path):
+    launch("j-cfg")
     cfg = tmp_path / "ssh_config"
     result = run_inv("ssh-config", "--path", str(cfg), home=home)
     assert result.code == 0, result
@@ -74,12 +90,11 @@ def test_ssh_config_lets_plain_ssh_reach_an_instance_by_name(home, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "via-ssh-config" in out.stdout
-    run_inv("terminate", "j-cfg", home=home)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="sandbox volumes are loop devices, which need root")
-def test_volume_snapshot_and_volume_from_snapshot_keep_the_data(home):
-    inv_json(home, "launch", "j-vol1")
+def test_volume_snapshot_and_volume_from_snapshot_keep_the_data(home, launch):
+    launch("j-vol1")
     vol = inv_json(home, "make-volume", "j-vol1", "--size", "1", "--name", "j-data")
     assert vol["attached_to"] and vol["size"] == 1
     ssh(home, "j-vol1", "echo dataset-v1 > /mnt/data/train.csv && sync")
@@ -89,24 +104,20 @@ def test_volume_snapshot_and_volume_from_snapshot_keep_the_data(home):
     assert snap["name"] == "j-data"
     assert any(s["id"] == snap["id"] for s in inv_json(home, "snapshots"))
 
-    inv_json(home, "launch", "j-vol2")
+    launch("j-vol2")
     vol2 = inv_json(home, "make-volume", "j-vol2", "--snapshot", "j-data", "--name", "j-data2")
     assert vol2["snapshot_id"] == snap["id"]
     assert "dataset-v1" in ssh(home, "j-vol2", "cat /mnt/data/train.csv")
-    for name in ("j-vol1", "j-vol2"):
-        run_inv("terminate", name, home=home)
 
 
-def test_unknown_instance_name_suggests_close_names(home):
-    inv_json(home, "launch", "j-trainer")
+def test_unknown_instance_name_suggests_close_names(home, launch):
+    launch("j-trainer")
     assert_clean_error(run_inv("stop", "j-trainr", home=home), "j-trainr", "j-trainer")
-    run_inv("terminate", "j-trainer", home=home)
 
 
-def test_duplicate_name_on_launch_is_refused(home):
-    inv_json(home, "launch", "j-dup")
+def test_duplicate_name_on_launch_is_refused(home, launch):
+    launch("j-dup")
     assert_clean_error(run_inv("launch", "j-dup", home=home), "j-dup", "already")
-    run_inv("terminate", "j-dup", home=home)
 
 
 def test_unknown_image_and_bogus_type_are_refused(home):

@@ -263,6 +263,7 @@ def test_a_python_without_moto_fails_to_start_with_the_install_command(tmp_path,
         sb.ensure_running(Settings(home=tmp_path / "home", sandbox=True))
 
 
+@pytest.mark.sandbox
 def test_an_unreadable_state_file_is_never_wiped_and_sandbox_down_resets_on_purpose(tmp_path):
     """A truncated state.json must not make the next command start a fresh sandbox over the old one."""
     from cli_helpers import assert_clean_error, run_inv
