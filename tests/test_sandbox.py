@@ -195,6 +195,26 @@ def test_spot_interruption_posts_a_notice_then_terminates(sandbox, key):
     wait_for(lambda: not (sandbox.info.dir / "hosts" / iid).exists(), what="the host to go")
 
 
+def test_an_interruption_with_no_notice_terminates_at_once(sandbox, key):
+    iid = launch(sandbox, key, InstanceMarketOptions={"MarketType": "spot"})
+    ssh(sandbox, key, iid, "true")
+    assert sb.interrupt(sandbox.info, iid, delay=0)["notice"] == "none"
+    assert state_of(sandbox, iid) == "terminated"
+
+
+def test_imds_refuses_tokenless_requests_when_the_launch_required_imdsv2(sandbox, key):
+    required = launch(sandbox, key, MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2})
+    optional = launch(sandbox, key)
+    v1 = 'curl -sS -o /dev/null -w "%{http_code}" "$EC2KIT_IMDS/latest/meta-data/instance-id"'
+    v2 = (
+        'T=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$EC2KIT_IMDS/latest/api/token") && '
+        'curl -fsS -H "X-aws-ec2-metadata-token: $T" "$EC2KIT_IMDS/latest/meta-data/instance-id"'
+    )
+    assert ssh(sandbox, key, required, v1) == "401"
+    assert ssh(sandbox, key, required, v2) == required
+    assert ssh(sandbox, key, optional, v1) == "200"
+
+
 def test_interrupting_an_unknown_instance_says_which(sandbox):
     with pytest.raises(SandboxError, match="i-00000000000000000"):
         sb.interrupt(sandbox.info, "i-00000000000000000")

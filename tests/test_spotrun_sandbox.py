@@ -124,7 +124,8 @@ def checkpoint_step(results: Path) -> int:
         return 0
 
 
-def test_interrupted_run_is_replaced_and_resumes_from_its_checkpoint(ctx, sandbox, tmp_path):
+@pytest.mark.parametrize("notice", [2.0, 0.0], ids=["with-notice", "no-notice"])
+def test_interrupted_run_is_replaced_and_resumes_from_its_checkpoint(ctx, sandbox, tmp_path, notice):
     import threading
 
     from ec2kit import sandbox as sb
@@ -141,7 +142,7 @@ def test_interrupted_run_is_replaced_and_resumes_from_its_checkpoint(ctx, sandbo
         wait_until(lambda: checkpoint_step(results) >= 5, 60, "a pulled checkpoint")
         rec = Runs(sandbox.settings.runs_db).get("int-run")
         interrupted.update(at=time.monotonic(), step=checkpoint_step(results), instance=rec.instance_id)
-        sb.interrupt(sandbox.settings, rec.instance_id, delay=2.0)
+        sb.interrupt(sandbox.settings, rec.instance_id, delay=notice)
 
     thread = threading.Thread(target=interrupt_mid_run, daemon=True)
     thread.start()

@@ -49,9 +49,13 @@ def status(ctx: Context, json: bool = False) -> None:
 
 
 @command(
-    aws=False, help={"instance": "instance name or id", "delay": "seconds between the notice and the termination (default 2)"}
+    aws=False,
+    help={
+        "instance": "instance name or id",
+        "delay": "seconds between the notice and the termination (default 120, as on AWS; 0: no notice at all)",
+    },
 )
-def interrupt(ctx: Context, instance: str, delay: float = 2.0) -> None:
+def interrupt(ctx: Context, instance: str, delay: float = 120.0) -> None:
     """Deliver a spot interruption: a notice on the instance's metadata endpoint, then termination."""
     from dataclasses import replace
 
@@ -60,4 +64,7 @@ def interrupt(ctx: Context, instance: str, delay: float = 2.0) -> None:
     sctx = Context(replace(ctx.settings, sandbox=True), quiet=True)
     inst = sctx.instance(instance)
     sandbox.interrupt(ctx.settings, inst.id, delay=delay)
-    ui.console().print(f"Interruption notice sent to {inst.name or inst.id} ({inst.id}); it terminates in {delay:g}s.")
+    if delay <= 0:
+        ui.console().print(f"{inst.name or inst.id} ({inst.id}) was reclaimed with no notice.")
+    else:
+        ui.console().print(f"Interruption notice sent to {inst.name or inst.id} ({inst.id}); it terminates in {delay:g}s.")

@@ -311,8 +311,9 @@ def status(settings: Settings) -> dict[str, Any]:
     return body
 
 
-def interrupt(settings: Settings | SandboxInfo, instance_id: str, delay: float = 2.0) -> dict[str, Any]:
-    """Schedule a spot interruption: the notice shows now, the instance terminates after ``delay`` s."""
+def interrupt(settings: Settings | SandboxInfo, instance_id: str, delay: float = 120.0) -> dict[str, Any]:
+    """Schedule a spot interruption: the notice shows now, the instance terminates after ``delay`` s
+    (AWS's 120 by default; 0 terminates at once with no notice, which AWS may also do)."""
     info = _control(settings)
     code, body = _request(f"{info.control_url}/interrupt/{instance_id}?delay={float(delay)}", "POST")
     if code != 200:

@@ -10,6 +10,7 @@ Control::
 
     POST /poweroff/<id>          the instance shut itself down (InstanceInitiatedShutdownBehavior)
     POST /interrupt/<id>?delay=S spot interruption notice now, termination after S seconds
+                                 (AWS gives 120 s; S=0: terminated at once with no notice, as AWS may)
     GET  /status                 hosts, attached volumes, endpoints
     GET  /address/<id>           reconcile, then {"host","port","user"} or 404
     POST /reset                  wipe moto and every host, volume and image file
@@ -96,8 +97,14 @@ class Control:
             log.exception("%s: closing its spot request failed", instance_id)
 
     def interrupt(self, instance_id: str, delay: float) -> dict[str, str]:
-        """Post a spot interruption notice now; terminate the instance after ``delay`` seconds."""
-        notice = {"action": "terminate", "time": iso_utc(datetime.now(timezone.utc) + timedelta(seconds=delay))}
+        """Post a spot interruption notice now; terminate the instance after ``delay`` seconds
+        (``delay`` <= 0: at once, with no notice)."""
+        notice = {"action": "terminate", "time": iso_utc(datetime.now(timezone.utc) + timedelta(seconds=max(delay, 0)))}
+        if delay <= 0:
+            self.terminate(instance_id)
+            log.info("%s: reclaimed with no notice", instance_id)
+            self.reconciler.reconcile_if_changed()
+            return {**notice, "notice": "none"}
         self.notices[instance_id] = notice
 
         def reclaim() -> None:
@@ -205,6 +212,8 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 instance = control.known(path[1])
                 if instance is None:
                     return self.reply(404, "Not Found", "text/plain")
+                if token is None and instance.get("MetadataOptions", {}).get("HttpTokens") == "required":
+                    return self.reply(401, "Unauthorized", "text/plain")  # IMDSv2 only, as the launch asked
                 status, ctype, body = control.metadata(instance, "/".join(path[4:]))
                 return self.reply(status, body, ctype)
             self.reply(404, {"error": f"no route GET {self.path}"})
@@ -225,7 +234,7 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
             if len(path) == 2 and path[0] == "interrupt":
                 if control.known(path[1]) is None:
                     return self.reply(404, {"error": f"no instance {path[1]}"})
-                delay = float(query.get("delay", ["2"])[0])
+                delay = float(query.get("delay", ["120"])[0])
                 return self.reply(200, {"instance_id": path[1], **control.interrupt(path[1], delay)})
             if path == ["reset"]:
                 control.on_reset()
