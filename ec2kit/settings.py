@@ -1,13 +1,16 @@
 """Where ec2kit keeps its state and how it reaches AWS, from the environment.
 
 ``EC2KIT_HOME``        state directory (default ``~/.ec2kit``): keys, known_hosts,
-                       runs database, sandbox state.
+                       runs database, sandbox state, config.toml.
 ``EC2KIT_SANDBOX``     ``1`` forces the local sandbox, ``0`` forbids it; unset means
                        "sandbox when no AWS credentials are configured".
 ``EC2KIT_USER``        login user on instances (default ``ubuntu``).
 ``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
 ``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
+``EC2KIT_DEBUG``       1: tracebacks for unexpected errors.
+Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
+``~/.ec2kit/config.toml``: see :mod:`ec2kit.config`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from . import config
+from .config import Config
 from .errors import ConfigError
 
 
@@ -30,33 +36,48 @@ def _bool_env(name: str) -> bool | None:
     raise ConfigError(f"{name}={value!r} is not understood.", hint="Use 1 (sandbox), 0 (real AWS) or leave it unset (auto).")
 
 
+def _default_home() -> Path:
+    return Path(os.environ.get("EC2KIT_HOME") or Path.home() / ".ec2kit").expanduser()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ec2kit needs to know before talking to AWS or a host."""
 
-    home: Path = field(default_factory=lambda: Path(os.environ.get("EC2KIT_HOME") or Path.home() / ".ec2kit").expanduser())
+    home: Path = field(default_factory=_default_home)
     profile: str | None = None
     region: str | None = None
     sandbox: bool | None = None
     login_user: str = "ubuntu"
     ssh_address: str = "public"
     key_name: str = "ec2kit"
+    defaults: Config | None = field(default=None, compare=False, hash=False, repr=False)  # launch defaults and their sources
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Read settings from the environment; keyword overrides win when not None."""
-        ssh_address = os.environ.get("EC2KIT_SSH_ADDRESS", "public")
-        if ssh_address not in ("public", "private"):
-            raise ConfigError(f"EC2KIT_SSH_ADDRESS={ssh_address!r} is not understood.", hint="Use 'public' or 'private'.")
+        """Read settings from the config files and the environment; keyword overrides (flags) win when not None."""
+        home = Path(overrides["home"]) if overrides.get("home") else _default_home()  # type: ignore[arg-type]
+        cfg = config.load(home)
+        sources = dict(cfg.sources)
+        for key, value in overrides.items():
+            if value is not None and key in sources:
+                sources[key] = "flag"
+        cfg = Config({**cfg.values, **{k: v for k, v in overrides.items() if v is not None and k in cfg.values}}, sources)
         base = cls(
-            profile=os.environ.get("AWS_PROFILE") or None,
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+            home=home,
+            profile=cfg.values["profile"],
+            region=cfg.values["region"],
             sandbox=_bool_env("EC2KIT_SANDBOX"),
-            login_user=os.environ.get("EC2KIT_USER", "ubuntu"),
-            ssh_address=ssh_address,
-            key_name=os.environ.get("EC2KIT_KEY_NAME", "ec2kit"),
+            login_user=cfg.values["login_user"],
+            ssh_address=cfg.values["ssh_address"],
+            key_name=cfg.values["key_name"],
+            defaults=cfg,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def default(self, key: str) -> Any:
+        """The configured default for ``key`` (flag > env > ./ec2kit.toml > ~/.ec2kit/config.toml > built-in)."""
+        return (self.defaults or config.load(self.home, environ={})).values[key]
 
     # Well-known paths under home -------------------------------------------------
     @property

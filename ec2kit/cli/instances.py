@@ -42,8 +42,8 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
     help={
         "name": "Name tag for the new instance (must be unique)",
         "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
-        "disk": "root disk size in GB",
-        "type": "instance type, e.g. m5.xlarge",
+        "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
+        "type": "instance type, e.g. m5.xlarge (default: `type` in ec2kit.toml, else t3.medium)",
         "spot": "launch a spot instance instead of on-demand",
         "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
         "zone": "availability zone (default: any)",
@@ -57,7 +57,7 @@ def launch(
     name: str,
     image: str | None = None,
     disk: int | None = None,
-    type: str = "t3.medium",
+    type: str | None = None,
     spot: bool = False,
     max_price: str | None = None,
     zone: str | None = None,
@@ -69,7 +69,11 @@ def launch(
     from ..actions import launch as do_launch
 
     tags = parse_tags(tag)
-    check_disk(disk)
+    defaults = ctx.settings.default
+    type = type or defaults("type") or "t3.medium"
+    image = image or defaults("image")
+    disk = check_disk(disk or defaults("disk"))
+    max_price = max_price or defaults("max_price")
     with ui.progress(f"Launching {name}") as progress:
         inst = do_launch(
             ctx,

@@ -17,9 +17,9 @@ from ._common import check_disk, command, fail, parse_sets, split_list
         "files": "a directory whose files are uploaded next to the script",
         "name": "run name (default: the script's name plus a timestamp)",
         "image": "AMI name or id (default: 'base' if you froze one, else the latest Ubuntu LTS)",
-        "type": "instance type (default m5.large)",
+        "type": "instance type (default: `type` in ec2kit.toml, else m5.large)",
         "types": "fallback types, comma-separated, tried in order when capacity is short or after an interruption",
-        "disk": "root disk size in GB",
+        "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
         "snapshot": "make a data volume from this snapshot and mount it at /mnt/data",
         "results": "local directory for results (default runs/RUN)",
         "max_price": "highest hourly spot price you accept",
@@ -38,7 +38,7 @@ def spot_run(
     files: str | None = None,
     name: str | None = None,
     image: str | None = None,
-    type: str = "m5.large",
+    type: str | None = None,
     types: str = "",
     disk: int | None = None,
     snapshot: str | None = None,
@@ -55,18 +55,19 @@ def spot_run(
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
 
-    check_disk(disk)
+    defaults = ctx.settings.default
+    check_disk(disk or defaults("disk"))
     options = spotrun.SpotRunOptions(
         script=script,
         files=files,
         name=name,
-        image=image,
-        type=type,
-        types=split_list(types),
-        disk=disk,
+        image=image or defaults("image"),
+        type=type or defaults("type") or "m5.large",
+        types=split_list(types) or list(defaults("types")),
+        disk=disk or defaults("disk"),
         snapshot=snapshot,
         results=results,
-        max_price=max_price,
+        max_price=max_price or defaults("max_price"),
         retries=retries,
         monitor=monitor,
         detach=detach,
