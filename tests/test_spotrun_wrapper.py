@@ -222,3 +222,15 @@ def test_many_runs_starting_and_ending_at_once_all_start(tmp_path):
     ]
     errors = [(p.wait(timeout=60), p.stderr.read().strip() if p.stderr else "") for p in procs]
     assert [e for e in errors if e[0] != 0] == []
+
+
+def test_the_heartbeat_is_fresh_while_the_wrapper_lives_and_goes_stale_when_tmux_is_killed(sshd_host, user_key, tmp_path, imds):
+    start(sshd_host, user_key, tmp_path, imds, "beat1", "#!/bin/bash\nsleep 60\n", pull_wait=0)
+
+    def beat_age() -> float | None:
+        return parse_poll(ssh(sshd_host, user_key, poll_command("beat1", 0)).stdout, 0).beat_age
+
+    wait_for(lambda: (beat_age() or 99) <= 2, what="a fresh heartbeat")
+    ssh(sshd_host, user_key, f"{tmux('beat1')} kill-server")  # as the OOM killer or a reboot would
+    wait_for(lambda: (beat_age() or 0) >= 3, timeout=30, what="the heartbeat to go stale")
+    ssh(sshd_host, user_key, kill_command("beat1"))

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "spot-run"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LOG_MARK = "--ec2kit-log--"
+BEAT_MARK = "--ec2kit-beat--"
 
 
 def tmux(run: str) -> str:
@@ -103,6 +104,7 @@ def poll_command(run: str, offset: int) -> str:
     d = run_dir(run)
     return (
         f"cd {d} 2>/dev/null || exit 0; cat status 2>/dev/null; echo; "
+        f"echo {BEAT_MARK} $(( $(date +%s) - $(cat .beat 2>/dev/null || echo 0) )); "
         f"size=$(stat -c %s log 2>/dev/null || echo 0); echo {LOG_MARK} $size; "
         f"[ $size -gt {int(offset)} ] && tail -c +{int(offset) + 1} log | head -c $((size - {int(offset)})); true"
     )
@@ -120,24 +122,31 @@ class Poll:
     status: dict
     text: str
     offset: int
+    beat_age: float | None = None  # seconds since the wrapper's last heartbeat (None: not reported)
 
 
 def parse_poll(stdout: str, offset: int) -> Poll:
     """Split :func:`poll_command` output into status, new log text and the next offset."""
     head, sep, rest = stdout.partition(LOG_MARK)
     status: dict = {}
+    beat_age: float | None = None
     for line in head.splitlines():
         line = line.strip()
-        if line.startswith("{"):
+        if line.startswith(BEAT_MARK):
+            try:
+                beat_age = float(line[len(BEAT_MARK) :])
+            except ValueError:
+                pass
+        elif line.startswith("{"):
             try:
                 status = json.loads(line)
             except ValueError:
                 pass  # a half-written file cannot happen (atomic mv), but never crash the follower
     if not sep:
-        return Poll(status, "", offset)
+        return Poll(status, "", offset, beat_age)
     size_line, _, text = rest.partition("\n")
     try:
         size = int(size_line.strip())
     except ValueError:
         size = offset
-    return Poll(status, text if size > offset else "", max(size, offset))
+    return Poll(status, text if size > offset else "", max(size, offset), beat_age)
