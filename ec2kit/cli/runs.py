@@ -202,11 +202,9 @@ def demo(ctx: Context, retries: int = 1) -> None:
     from .. import spotrun
     from ..context import Context as Ctx
 
-    examples = Path(__file__).resolve().parents[2] / "examples"
+    examples = Path(__file__).resolve().parents[1] / "data" / "examples"  # the repo's examples/, as package data
     if not (examples / "train.sh").exists():
-        examples = Path.cwd() / "examples"
-    if not (examples / "train.sh").exists():
-        raise fail("the demo needs examples/train.sh (run it from an ec2kit checkout).")
+        raise fail(f"the demo needs {examples / 'train.sh'}, which this installation lacks; reinstall ec2kit.")
     sandbox_ctx = Ctx(replace(ctx.settings, sandbox=True))
     name = time.strftime("demo-%Y%m%d-%H%M%S")
     ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox as run {name}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "spot-run"
+TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "templates" / "spot-run"  # the repo's templates/, as package data
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LOG_MARK = "--ec2kit-log--"
 BEAT_MARK = "--ec2kit-beat--"
