@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Protocol, TextIO
 
+from .kinds import KINDS
 from .model import HostReport, RunReport, StepResult
 
 
@@ -36,7 +37,8 @@ def detail_lines(result: StepResult) -> list[str]:
     """What goes under a step line: the command that would run, the diff (check mode or changes)."""
     lines: list[str] = []
     if result.check and result.status == "changed":
-        if result.kind in ("run", "script", "apt") and result.command:
+        kind = KINDS.get(result.kind)
+        if kind is not None and kind.shows_command and result.command:
             lines += [f"    $ {ln}" for ln in result.command.splitlines()]
         if result.diff:
             lines += ["    " + ln for ln in result.diff.rstrip("\n").splitlines()]
