@@ -188,8 +188,9 @@ class HostRun:
     def _plan(self, step: Step) -> PlannedStep:
         """Render the step's values, check them again (a template may give a number), plan its shell."""
         args = self._render_args(step)
-        KINDS[step.kind].validate(args, step_where(step))
-        validate_common(args, step_where(step))
+        located = step_where(step)
+        KINDS[step.kind].validate(args, located)
+        validate_common(args, located)
         ctx = PlanContext(
             kind=step.kind,
             location=lambda: f"{where(step)[0]}: {step.label()}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,8 @@ def _show(path: Path) -> str:
 def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
     """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line."""
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -152,7 +154,12 @@ def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
 
 def step_where(step: Step) -> Where:
     """A :class:`Where` for a loaded step (its keys' lines read from its file when a message needs them)."""
-    return Where(where(step)[0], step.label(), lambda key: where(step, key)[0])
+    return Where(lambda: where(step)[0], step.label(), lambda key: where(step, key)[0])
+
+
+def _key_locator(shown: str, text: str, header: int) -> Callable[[str], str]:
+    """``key`` → ``recipes/x.toml:7``, the line of that key in the step starting at ``header``."""
+    return lambda key: f"{shown}:{key_line(text, header, key)}"
 
 
 def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
@@ -175,7 +182,7 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         at = f"{shown}:{line}"
         label = f"step {i + 1}" + (f" '{args['name']}'" if args.get("name") else "")
         kind = _step_kind(args, at, label)
-        validate_step(args, kind, Where(at, label, lambda key, line=line: f"{shown}:{key_line(text, line, key)}"))
+        validate_step(args, kind, Where(at, label, _key_locator(shown, text, line)))
         steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
     for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("description", str)):
         if key in data and not isinstance(data[key], types):

@@ -110,7 +110,8 @@ class CollectingReporter(TextReporter):
     def __init__(self) -> None:
         import io
 
-        super().__init__(io.StringIO())
+        self.buffer = io.StringIO()
+        super().__init__(self.buffer)
         self.results: dict[str, list[StepResult]] = {}
 
     def step(self, host: str, result: StepResult) -> None:
@@ -120,7 +121,7 @@ class CollectingReporter(TextReporter):
 
     @property
     def text(self) -> str:
-        return self.stream.getvalue()  # type: ignore[attr-defined]
+        return self.buffer.getvalue()
 
     @property
     def lines(self) -> list[str]:

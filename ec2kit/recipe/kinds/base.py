@@ -24,9 +24,15 @@ Args = dict[str, Any]
 class Where:
     """Where a step's values come from, for located messages: ``recipes/x.toml:7: step 2 'cfg'``."""
 
-    at: str  # file:line of the step's [[step]] header (or a description of the step)
+    location: str | Callable[[], str]  # file:line of the step's [[step]] header (a callable: worked out when needed)
     label: str  # "step 2 'cfg'"
     key_at: Callable[[str], str] | None = None  # file:line of one of its keys
+
+    @property
+    def at(self) -> str:
+        if callable(self.location):
+            self.location = self.location()
+        return self.location
 
     def error(self, key: str | None, message: str, hint: str = "") -> RecipeError:
         """A RecipeError naming the file, the line of ``key`` (when known) and the step."""
