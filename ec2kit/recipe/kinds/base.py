@@ -190,11 +190,17 @@ def check_mode_owner(args: Args, where: Where) -> None:
     if "mode" in args:
         mode = args["mode"]
         if isinstance(mode, int) and not isinstance(mode, bool):
-            digits = str(mode).rjust(4, "0") if re.fullmatch(r"[0-7]{1,4}", str(mode)) else "0755"
+            looks_octal = re.fullmatch(r"[0-7]{1,4}", str(mode)) is not None
+            typed = (str(mode) if looks_octal else format(mode, "o")).rjust(4, "0")  # the digits meant
+            why = (
+                f"chmod would get mode {format(mode, 'o')}, not {typed}"
+                if looks_octal
+                else f"0o{format(mode, 'o')} reads as {mode}"
+            )
             raise where.error(
                 "mode",
-                f"mode = {mode} is a number, which would not be the octal mode {str(mode)!r} (and may be world-writable).",
-                f'Write the mode as a string: mode = "{digits}".',
+                f"mode = {mode} is a number ({why}); a mode is a string.",
+                f'Write mode = "{typed}".',
             )
         if not isinstance(mode, str):
             raise where.error(
