@@ -40,6 +40,7 @@ class Context:
 
     def __init__(self, settings: Settings | None = None, *, quiet: bool = False) -> None:
         self.settings = settings or Settings.from_env()
+        self.settings.ensure_home()
         self.quiet = quiet
         self._cloud: Cloud | None = None
         self._sandbox: SandboxInfo | None = None

@@ -2,19 +2,26 @@
 
 One row per run name. The lifecycle writes a row at every phase change, so a crash or
 Ctrl-C leaves a record of which instance, request and volumes belonged to the run.
+
+Several processes write the same row (the run's own ``inv spot-run``, ``inv runs``, ``inv pull``,
+``inv stop-run``), so :meth:`Runs.save` writes only what the caller changed since it read the
+record (dict fields key by key), and a state change is a compare-and-set: it applies only while
+the stored state is still the one the caller read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from .errors import AlreadyExists, NotFound
+from .errors import AlreadyExists, ConfigError, NotFound
 
 STATES = (
     "requested",
@@ -28,8 +35,16 @@ STATES = (
     "cancelled",
     "lost",
 )  # lost: a detached run's instance went away before anyone saw how the script ended
-LIVE_STATES = ("requested", "starting", "running", "interrupted", "recovering")
+ACTIVE_STATES = ("requested", "starting", "running", "interrupted", "recovering")  # the script may still run
 JSON_FIELDS = ("volumes", "created", "options")
+SECRET_PREFIX = "secret:"
+MASK = "***"
+
+
+def masked_vars(values: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` variables as they may be stored or shown: every ``secret:NAME`` value is ``***``."""
+    return {k: (MASK if k.startswith(SECRET_PREFIX) else v) for k, v in values.items()}
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -73,7 +88,7 @@ class RunRecord:
     @property
     def live(self) -> bool:
         """Whether the run's script may still be running (a follower, or the instance, owns it)."""
-        return self.state in LIVE_STATES
+        return self.state in ACTIVE_STATES
 
     @property
     def awaiting_pull(self) -> bool:
@@ -134,14 +149,26 @@ class Runs:
         self.path = Path(path)
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=10)
+    def _db(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.path.exists():  # private from its first byte: it names instances, runs and options
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
             con.row_factory = sqlite3.Row
             con.execute(SCHEMA)
-            with con:
+            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
                 yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            raise ConfigError(
+                f"The runs database {self.path} cannot be read ({err}).",
+                hint=f"Move it aside to start a fresh one (your results in runs/ are not in it): mv {self.path} {self.path}.bad",
+            ) from None
         finally:
             con.close()
 
@@ -153,19 +180,37 @@ class Runs:
                 f"A run named '{record.name}' is still {existing.state} (instance {existing.instance_id or 'not yet launched'}).",
                 hint=f"Pick another --name, or stop it first: inv stop-run {record.name}",
             )
-        with self._db() as con:
+        with self._db(write=True) as con:
             con.execute("DELETE FROM runs WHERE name = ?", (record.name,))
             self._write(con, record)
         return record
 
-    def save(self, record: RunRecord) -> RunRecord:
-        """Write every field of ``record`` (insert or update)."""
-        with self._db() as con:
+    def save(self, record: RunRecord) -> bool:
+        """Store what this caller changed in ``record`` since it was read; False when its state
+        change lost to another writer's (``record`` then holds the stored state).
+
+        A record that was never read from the table (built by hand) is written whole. Afterwards
+        ``record`` holds the merged row, other writers' changes included.
+        """
+        with self._db(write=True) as con:
+            base = _base_of(record)
+            row = con.execute("SELECT * FROM runs WHERE name = ?", (record.name,)).fetchone()
+            if base is None or row is None:
+                self._write(con, record)
+                return True
+            stored = _record(row)
+            merged, won = _merge(base, asdict(record), asdict(stored))
+            for key, value in merged.items():
+                setattr(record, key, value)
             self._write(con, record)
-        return record
+        return won
 
     def _write(self, con: sqlite3.Connection, record: RunRecord) -> None:
         data = asdict(record)
+        data["options"] = {**data["options"], "vars": masked_vars(data["options"].get("vars") or {})}
+        if not data["options"]["vars"]:
+            del data["options"]["vars"]
+        _remember(record, asdict(record))
         for key in JSON_FIELDS:
             data[key] = json.dumps(data[key])
         cols = ", ".join(data)
@@ -200,4 +245,42 @@ def _record(row: sqlite3.Row) -> RunRecord:
     data = {k: row[k] for k in row.keys() if k in names}
     for key in JSON_FIELDS:
         data[key] = json.loads(data[key] or ("[]" if key == "volumes" else "{}"))
-    return RunRecord(**data)
+    record = RunRecord(**data)
+    _remember(record, asdict(record))
+    return record
+
+
+def _remember(record: RunRecord, values: dict[str, Any]) -> None:
+    """Keep the values a record was read (or last written) with, to tell what a caller changed."""
+    record.__dict__["_base"] = json.loads(json.dumps(values))
+
+
+def _base_of(record: RunRecord) -> dict[str, Any] | None:
+    base: dict[str, Any] | None = record.__dict__.get("_base")
+    return base
+
+
+def _merge(base: dict[str, Any], mine: dict[str, Any], stored: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Apply what changed from ``base`` to ``mine`` onto ``stored``; state is compare-and-set."""
+    mine = json.loads(json.dumps(mine))
+    merged = dict(stored)
+    won = True
+    for key, value in mine.items():
+        if key == "state":
+            if value != base["state"]:
+                if stored["state"] == base["state"]:
+                    merged["state"] = value
+                else:
+                    won = False  # someone else moved the run first (e.g. stop-run): theirs stands
+        elif isinstance(value, dict) and isinstance(stored.get(key), dict):
+            old = base.get(key) or {}
+            inner = dict(stored[key])
+            for k in set(old) | set(value):
+                if k not in value:
+                    inner.pop(k, None)
+                elif value[k] != old.get(k):
+                    inner[k] = value[k]
+            merged[key] = inner
+        elif value != base.get(key):
+            merged[key] = value
+    return merged, won

@@ -80,3 +80,26 @@ class Settings:
     @property
     def runs_db(self) -> Path:
         return self.home / "runs.sqlite"
+
+    def ensure_home(self) -> Path:
+        """Create the state directory private to this user (0700): it holds keys, pins and run records."""
+        home = self.home
+        if home.exists() and not home.is_dir():
+            raise ConfigError(
+                f"EC2KIT_HOME={home} is not a directory.", hint="Point EC2KIT_HOME at a directory (or unset it for ~/.ec2kit)."
+            )
+        try:
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if home.stat().st_mode & 0o077 and home.stat().st_uid == os.getuid():
+                home.chmod(0o700)  # made by an older ec2kit (0755): nobody else may read keys or records
+        except OSError as err:
+            raise ConfigError(
+                f"ec2kit cannot use {home} for its state ({err.strerror}).",
+                hint="Make it writable by you, or set EC2KIT_HOME to a directory you own.",
+            ) from None
+        return home
+
+
+def debug_enabled() -> bool:
+    """EC2KIT_DEBUG=1: show tracebacks of unexpected errors instead of a one-line message."""
+    return os.environ.get("EC2KIT_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")

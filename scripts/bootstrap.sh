@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for ec2kit: the system tools the sandbox uses, and a venv.
-#   - openssh-server, tmux, rsync, lsyncd, sudo, curl (apt-get, when root or with sudo)
+#   - openssh-server, tmux, rsync, sudo, curl (apt-get, when root or with sudo)
 #   - .venv with ec2kit installed in editable mode with its sandbox and test extras
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in sshd:openssh-server tmux:tmux rsync:rsync lsyncd:lsyncd sudo:sudo curl:curl; do
+for tool in sshd:openssh-server tmux:tmux rsync:rsync sudo:sudo curl:curl; do
   bin=${tool%%:*}; pkg=${tool##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done

@@ -261,3 +261,27 @@ def test_a_python_without_moto_fails_to_start_with_the_install_command(tmp_path,
     monkeypatch.setattr(sys, "executable", str(venv / "bin" / "python"))  # a real interpreter lacking moto
     with pytest.raises(SandboxError, match=r"pip install 'ec2kit\[sandbox\]'"):
         sb.ensure_running(Settings(home=tmp_path / "home", sandbox=True))
+
+
+def test_an_unreadable_state_file_is_never_wiped_and_sandbox_down_resets_on_purpose(tmp_path):
+    """A truncated state.json must not make the next command start a fresh sandbox over the old one."""
+    from cli_helpers import assert_clean_error, run_inv
+
+    home = tmp_path / "home"
+    settings = Settings(home=home, sandbox=True)
+    info = sb.ensure_running(settings)
+    try:
+        marker = info.dir / "hosts" / "keep-me"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("instance files")
+        state = info.dir / "state.json"
+        state.write_text(state.read_text()[:20])  # truncated mid-write, as a full disk would leave it
+        result = run_inv("instances", home=home)
+        assert_clean_error(result, "state.json", "inv sandbox.down")
+        assert marker.read_text() == "instance files"
+        assert sb._pid_alive(info.pid)  # the old daemon was left alone
+        assert run_inv("sandbox.down", home=home).code == 0
+        wait_for(lambda: not sb._pid_alive(info.pid), timeout=20, what="the old daemon to stop")
+        assert run_inv("instances", home=home).code == 0  # a fresh sandbox starts on request
+    finally:
+        sb.down(settings)

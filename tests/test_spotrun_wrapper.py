@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from cli_helpers import wait_for
 
-from ec2kit.spotrun.commands import kill_command, parse_poll, poll_command, render_wrapper, start_command
+from ec2kit.spotrun.commands import kill_command, parse_poll, poll_command, render_wrapper, start_command, tmux
 
 
 class Imds:
@@ -24,6 +23,7 @@ class Imds:
 
     def __init__(self) -> None:
         self.noticed = False
+        self.action_polls = 0  # authenticated reads of spot/instance-action
         imds = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,8 +37,10 @@ class Imds:
             def do_GET(self):
                 if self.headers.get("X-aws-ec2-metadata-token") != "token123":
                     return self._send(401, b"")
-                if self.path == "/latest/meta-data/spot/instance-action" and imds.noticed:
-                    return self._send(200, b'{"action": "terminate", "time": "2026-11-26T00:00:00Z"}')
+                if self.path == "/latest/meta-data/spot/instance-action":
+                    imds.action_polls += 1
+                    if imds.noticed:
+                        return self._send(200, b'{"action": "terminate", "time": "2026-11-26T00:00:00Z"}')
                 self._send(404, b"")
 
             def _send(self, code, body):
@@ -95,6 +97,11 @@ def start(host, key, tmp_path, imds, run, script_text, **wrapper_opts) -> Path:
     return d
 
 
+def wrapper_exited(host, key, run: str) -> bool:
+    """True once the run's tmux session (the wrapper) is gone: nothing of it can act any more."""
+    return ssh(host, key, f"{tmux(run)} has-session -t {run} 2>/dev/null").returncode != 0
+
+
 def status(d: Path) -> dict:
     try:
         return json.loads((d / "status").read_text())
@@ -110,7 +117,7 @@ def test_successful_script_gets_its_env_and_powers_off_after_the_final_pull(sshd
     assert (d / "results" / "out.txt").read_text() == "done\n"
     log = (d / "log").read_text()
     assert f"attempt=1 run=ok1 cwd={d}" in log and "attempt 1 of run ok1 started" in log
-    time.sleep(0.6)
+    wait_for(lambda: "waiting up to 30s for the final pull" in (d / "log").read_text())
     assert not (tmp_path / "poweroff").exists(), "powered off before the local side pulled"
     (d / "pulled").touch()
     wait_for(lambda: (tmp_path / "poweroff").exists())
@@ -127,13 +134,14 @@ def test_interruption_notice_stops_the_script_and_leaves_the_instance_to_ec2kit(
     script = "#!/bin/bash\ntrap 'echo got-term > \"$EC2KIT_RESULTS/term\"; exit 143' TERM\nwhile true; do sleep 0.1; done\n"
     d = start(sshd_host, user_key, tmp_path, imds, "int1", script, pull_wait=0)
     wait_for(lambda: status(d).get("state") == "running")
-    time.sleep(0.5)
-    assert status(d)["state"] == "running"
+    polls = imds.action_polls
+    wait_for(lambda: imds.action_polls >= polls + 2, what="two more polls of spot/instance-action")
+    assert status(d)["state"] == "running"  # polled with no notice: still running
     imds.notice()
     wait_for(lambda: status(d).get("state") == "interrupted" and status(d).get("ended_at"))
     assert (d / "results" / "term").read_text() == "got-term\n"
     assert "spot interruption notice" in (d / "log").read_text()
-    time.sleep(0.5)
+    wait_for(lambda: wrapper_exited(sshd_host, user_key, "int1"), what="the wrapper to exit")
     assert not (tmp_path / "poweroff").exists()
 
 
@@ -146,7 +154,7 @@ def test_max_hours_stops_the_script_and_powers_off_even_when_kept(sshd_host, use
 def test_kept_run_does_not_power_off(sshd_host, user_key, tmp_path, imds):
     d = start(sshd_host, user_key, tmp_path, imds, "keep1", "#!/bin/bash\necho hi\n", keep=True, pull_wait=0)
     wait_for(lambda: status(d).get("state") == "succeeded")
-    time.sleep(0.5)
+    wait_for(lambda: wrapper_exited(sshd_host, user_key, "keep1"), what="the wrapper to exit")
     assert not (tmp_path / "poweroff").exists()
 
 
@@ -200,3 +208,17 @@ def test_start_reports_a_real_tmux_failure_as_it_is(tmp_path):
         assert second.stderr.strip() == "duplicate session: dup"
     finally:
         subprocess.run(["bash", "-c", kill_command("dup")], env=_local_env(home), timeout=30)
+
+
+def test_many_runs_starting_and_ending_at_once_all_start(tmp_path):
+    # Runs that start while others end, concurrently: each run has a tmux server of its own, so
+    # no start can meet another run's exiting server.
+    home = tmp_path / "h"
+    for i in range(24):
+        _lay_out(home, f"burst{i}", f"sleep {(i % 6) * 0.002}")
+    procs = [
+        subprocess.Popen(["bash", "-c", start_command(f"burst{i}", 1)], stderr=subprocess.PIPE, text=True, env=_local_env(home))
+        for i in range(24)
+    ]
+    errors = [(p.wait(timeout=60), p.stderr.read().strip() if p.stderr else "") for p in procs]
+    assert [e for e in errors if e[0] != 0] == []

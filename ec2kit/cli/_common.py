@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +48,9 @@ def translate(err: BaseException) -> Exit | None:
         translated = translate_client_error(err, action="the last AWS call")
         if translated is not None:
             return fail(str(translated))
-    if os.environ.get("EC2KIT_DEBUG"):
+    from ..settings import debug_enabled
+
+    if debug_enabled():
         return None
     return fail(
         f"unexpected {type(err).__name__}: {err}. This is a bug in ec2kit; "
@@ -131,6 +132,32 @@ def make_context(profile: str | None, region: str | None):
 def split_list(value: str | None) -> list[str]:
     """'a,b, c' → ['a', 'b', 'c']."""
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def parse_ports(value: str | None, flag: str = "--ports") -> list[int]:
+    """``'8888,8008'`` → ``[8888, 8008]``; anything but TCP ports 1-65535 is a ConfigError naming ``flag``."""
+    from ..errors import ConfigError
+
+    ports = []
+    for item in split_list(value):
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ConfigError(
+                f"{flag} {value!r}: {item!r} is not a TCP port.", hint=f"Give ports 1-65535, e.g. {flag} 8888,6006."
+            )
+        ports.append(int(item))
+    return ports
+
+
+MAX_DISK_GB = 16384  # the largest gp3 volume AWS makes
+
+
+def check_disk(disk: int | None, flag: str = "--disk") -> int | None:
+    """A root/data disk size in GB within what EBS allows (gp3: 1-16384), or a ConfigError naming ``flag``."""
+    from ..errors import ConfigError
+
+    if disk is not None and not 1 <= disk <= MAX_DISK_GB:
+        raise ConfigError(f"{flag} {disk}: a disk is 1 to {MAX_DISK_GB} GB.", hint=f"Example: {flag} 60.")
+    return disk
 
 
 def split_pair(pair: str, flag: str, example: str) -> tuple[str, str]:

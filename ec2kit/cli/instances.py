@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from .. import ui
 from ..context import Context
-from ._common import command, parse_tags, split_list
+from ._common import check_disk, command, parse_ports, parse_tags
 
 
 def uptime(launch_time: object, state: str) -> str:
@@ -69,6 +69,7 @@ def launch(
     from ..actions import launch as do_launch
 
     tags = parse_tags(tag)
+    check_disk(disk)
     with ui.progress(f"Launching {name}") as progress:
         inst = do_launch(
             ctx,
@@ -137,8 +138,9 @@ def connect(ctx: Context, name: str, ports: str = "", command: str | None = None
     """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
     from ..remote import ssh_argv
 
+    forwards = parse_ports(ports)
     target = ctx.target(name)
-    argv = ssh_argv(target, ports=[int(p) for p in split_list(ports)], command=command, tty=command is None)
+    argv = ssh_argv(target, ports=forwards, command=command, tty=command is None)
     ctx.close()
     os.execvp(argv[0], argv)
 

@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import command, fail, split_list
+from ._common import check_disk, command, fail, split_list
 
 
 @command(
@@ -56,6 +56,7 @@ def spot_run(
     from .. import spotrun
     from ..recipe.loader import parse_overrides
 
+    check_disk(disk)
     options = spotrun.SpotRunOptions(
         script=script,
         files=files,

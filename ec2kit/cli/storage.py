@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import command
+from ._common import check_disk, command
 
 
 @command(
@@ -81,6 +81,7 @@ def make_volume(
     """Create a volume, attach it, format it (blank only) and mount it. Example: inv make-volume base --size 20 --name data"""
     from ..actions import make_volume as do
 
+    check_disk(size, "--size")
     if size is None and snapshot is None:
         from ..errors import ConfigError
 

@@ -146,16 +146,44 @@ def _log_tail(root: Path, lines: int = 15) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _read_state(root: Path) -> dict[str, Any] | None:
+def _read_state(root: Path, *, strict: bool = False) -> dict[str, Any] | None:
+    """root/state.json, or None when there is none. A file that cannot be read is an error when
+    ``strict``: starting a new daemon over it would wipe every sandbox instance's files."""
+    path = root / "state.json"
     try:
-        return json.loads((root / "state.json").read_text())
-    except (OSError, ValueError):
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or not {"pid", "endpoint_url", "control_url"} <= state.keys():
+            raise ValueError("it lacks pid, endpoint_url or control_url")
+        return state
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as err:
+        if not strict:
+            return None
+        raise SandboxError(
+            f"The sandbox's state file {path} cannot be read ({err}). ec2kit will not start a new sandbox over it: "
+            "that would discard every sandbox instance's files.",
+            hint="To reset the sandbox on purpose (its instances, images and volumes are lost): inv sandbox.down",
+        ) from None
+
+
+def _daemons_for(root: Path) -> list[int]:
+    """Pids of sandbox daemons serving ``root`` (found without state.json)."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        text = " ".join(a.decode(errors="replace") for a in argv)
+        if "ec2kit.sandbox.daemon" in text and str(root) in text:
+            pids.append(int(entry.name))
+    return pids
 
 
 def _live_info(root: Path) -> SandboxInfo | None:
     """The running sandbox described by root/state.json, or None if it is gone."""
-    state = _read_state(root)
+    state = _read_state(root, strict=True)
     if not state or not _pid_alive(int(state.get("pid", 0))):
         return None
     if not _port_answers(state["endpoint_url"]) or _request(state["control_url"] + "/status", timeout=5)[0] != 200:
@@ -222,7 +250,7 @@ def ensure_running(settings: Settings) -> SandboxInfo:
         _signal_daemon(pid, root, signal.SIGTERM)
         raise SandboxError(
             f"The sandbox daemon did not start within {START_TIMEOUT:.0f}s (log: {root / 'daemon.log'}):\n{_log_tail(root)}",
-            hint="Look at the log above; `inv sandbox-down` then try again.",
+            hint="Look at the log above; `inv sandbox.down` then try again.",
         )
 
 
@@ -236,6 +264,17 @@ def down(settings: Settings, timeout: float = 15.0) -> bool:
     root = Path(settings.sandbox_dir).expanduser().resolve()
     state = _read_state(root)
     pid = int((state or {}).get("pid", 0))
+    if state is None and (root / "state.json").exists():  # unreadable: stop whatever serves this directory
+        pids = _daemons_for(root)
+        for other in pids:
+            _signal_daemon(other, root, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+            time.sleep(0.05)
+        for other in pids:
+            _signal_daemon(other, root, signal.SIGKILL)
+        (root / "state.json").unlink(missing_ok=True)
+        return bool(pids)
     if not state or not _pid_alive(pid) or not _is_daemon(pid, root):
         (root / "state.json").unlink(missing_ok=True)
         return False
@@ -302,7 +341,7 @@ class Resolver:
             return body
         if code == 0:
             raise SandboxError(
-                f"The sandbox at {self.info.control_url} does not answer.", hint="Restart it: `inv sandbox-down`, then retry."
+                f"The sandbox at {self.info.control_url} does not answer.", hint="Restart it: `inv sandbox.down`, then retry."
             )
         return None
 

@@ -23,9 +23,16 @@ from ..errors import ConfigError
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "spot-run"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LOG_MARK = "--ec2kit-log--"
-# One tmux server per home directory: sandbox instances share a user, and a shared
-# server would hand every session the first client's HOME.
-TMUX = 'tmux -L "ec2kit-$(printf %s "$HOME" | cksum | cut -d" " -f1)"'
+
+
+def tmux(run: str) -> str:
+    """tmux on a server of the run's own (socket named by home and run).
+
+    Sandbox instances share a user, and a server shared across homes would hand every session
+    the first client's HOME; a server shared across runs would make a run that starts just as
+    another ends race that server's exit ("server exited unexpectedly").
+    """
+    return f'tmux -L "ec2kit-$(printf %s "$HOME" | cksum | cut -d" " -f1)-{check_run_name(run)}"'
 
 
 def check_run_name(name: str) -> str:
@@ -68,10 +75,11 @@ def start_command(run: str, attempt: int, *, env: dict[str, str] | None = None) 
 
     A client that connects while the tmux server is exiting (its last session just
     ended) gets "server exited unexpectedly" and nothing is started; that race is
-    retried. Any other failure is reported at once.
+    retried (a run has a server of its own, so only a restart of the same run can meet it).
+    Any other failure is reported at once.
     """
     exports = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (env or {}).items())
-    new_session = f"{TMUX} new-session -d -s {run}{exports} bash wrapper.sh {int(attempt)}"
+    new_session = f"{tmux(run)} new-session -d -s {run}{exports} bash wrapper.sh {int(attempt)}"
     return (
         f"cd {run_dir(run)} && {{ ok=1; for try in 1 2 3 4 5 6 7 8 9 10; do "
         f"if out=$({new_session} 2>&1); then ok=0; break; fi; "
@@ -86,7 +94,7 @@ def kill_command(run: str) -> str:
     return (
         f"pid=$(sed -n 's/.*\"script_pid\": \\([0-9]*\\).*/\\1/p' {d}/status 2>/dev/null); "
         f'[ -n "$pid" ] && [ "$pid" != 0 ] && kill -TERM -- -"$pid" 2>/dev/null; '
-        f"{TMUX} kill-session -t {run} 2>/dev/null; true"
+        f"{tmux(run)} kill-session -t {run} 2>/dev/null; true"
     )
 
 
@@ -102,7 +110,7 @@ def poll_command(run: str, offset: int) -> str:
 
 def attach_command(run: str) -> str:
     """The remote command that attaches a terminal to the run's tmux session."""
-    return f"{TMUX} attach -t {check_run_name(run)}"
+    return f"{tmux(run)} attach -t {check_run_name(run)}"
 
 
 @dataclass

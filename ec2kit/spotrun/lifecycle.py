@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, Ec2kitError, NotFound, RemoteError, RunError
-from ..runs import RunRecord, Runs
+from ..runs import RunRecord, Runs, masked_vars
 from .commands import check_run_name, kill_command, render_wrapper, start_command
 from .follower import Follower
 
@@ -111,10 +111,17 @@ def default_name(script: str) -> str:
 def validate(options: SpotRunOptions) -> tuple[str, Path]:
     """Check the options before any resource is created; returns (run name, results dir)."""
     script = Path(options.script)
+    if script.is_dir():
+        raise ConfigError(
+            f"--script '{options.script}' is a directory, not a script.",
+            hint="Give the script to run (e.g. --script train.sh); upload a directory beside it with --files DIR.",
+        )
     if not script.is_file():
         raise ConfigError(
             f"The script '{options.script}' does not exist.", hint="Give the path of the script to run, e.g. --script train.sh."
         )
+    if not os.access(script, os.R_OK):
+        raise ConfigError(f"The script '{options.script}' cannot be read (permissions).", hint=f"Fix with: chmod u+r {script}")
     if options.files and not Path(options.files).exists():
         raise ConfigError(
             f"--files '{options.files}' does not exist.",
@@ -127,6 +134,29 @@ def validate(options: SpotRunOptions) -> tuple[str, Path]:
     name = check_run_name(options.name or default_name(options.script))
     results = Path(options.results or Path("runs") / name).expanduser().resolve()
     return name, results
+
+
+def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
+    """Resolve every named resource and check the results directory before anything is paid for."""
+    if options.image:
+        ctx.cloud.image(options.image)
+    if options.snapshot:
+        ctx.cloud.snapshot(options.snapshot)
+    if options.monitor:
+        monitor = ctx.cloud.instance(options.monitor)
+        if monitor.state != "running":
+            raise ConfigError(
+                f"--monitor {options.monitor} is {monitor.state}, not running.",
+                hint=f"Start it first: inv start {options.monitor}",
+            )
+    probe = results
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"The results directory {results} cannot be created ({probe} is not a writable directory).",
+            hint="Give a writable place with --results DIR.",
+        )
 
 
 def bundle(options: SpotRunOptions, wrapper: str) -> bytes:
@@ -507,7 +537,9 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
     Example: ``spot_run(ctx, SpotRunOptions(script="train.sh", files="data/", retries=1))``.
     """
     name, results = validate(options)
+    preflight(ctx, options, results)
     opts = {k: v for k, v in asdict(options).items() if k not in ("out", "say")}
+    opts["vars"] = masked_vars(options.vars)  # a secret's value is never stored or shown, only its name
     record = RunRecord(name=name, script=options.script, results_dir=str(results), monitor=options.monitor, options=opts)
     runs = Runs(ctx.settings.runs_db)
     runs.create(record)
