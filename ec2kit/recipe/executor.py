@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Ec2kitError, RecipeError, StepFailed
 from .batch import Batch, BatchRun, Entry
-from .kinds import COMMON_KEYS, KINDS, PlanContext
-from .kinds.common import validate_common
+from .kinds import COMMON_KEYS, PlanContext, check_values
 from .loader import load_recipe, resolve_vars, step_where, where
 from .model import HostReport, Recipe, RunReport, Step, StepResult, step_name
 from .plan import PlannedStep, plan_step
@@ -188,9 +187,7 @@ class HostRun:
     def _plan(self, step: Step) -> PlannedStep:
         """Render the step's values, check them again (a template may give a number), plan its shell."""
         args = self._render_args(step)
-        located = step_where(step)
-        KINDS[step.kind].validate(args, located)
-        validate_common(args, located)
+        check_values(step.kind, args, step_where(step))
         ctx = PlanContext(
             kind=step.kind,
             location=lambda: f"{where(step)[0]}: {step.label()}",

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NotFound, RecipeError
-from .kinds import COMMON_KEYS, KINDS, Where
-from .kinds.common import validate_common
+from .kinds import COMMON_KEYS, KINDS, Where, check_values
 from .model import Recipe, RecipeInfo, Step
 
 if sys.version_info >= (3, 11):
@@ -148,8 +147,7 @@ def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
     for key in spec.required:
         if key not in args:
             raise RecipeError(f"{where.at}: {where.label}: a {kind} step needs '{key}'.")
-    spec.validate(args, where)
-    validate_common(args, where)
+    check_values(kind, args, where)
 
 
 def step_where(step: Step) -> Where:

@@ -9,8 +9,8 @@ one line below. The order is the order messages list the kinds in.
 from __future__ import annotations
 
 from . import apt, copy, dir, line, run, script, task, template
-from .base import Kind, PlanContext, Where, ansi_c, sh_path, wrap_command
-from .common import COMMON_KEYS
+from .base import Args, Kind, PlanContext, Where, ansi_c, sh_path, wrap_command
+from .common import COMMON_KEYS, validate_common
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -28,4 +28,22 @@ KINDS: dict[str, Kind] = {
 #: Kinds that run on the host, inside the generated batch script.
 SHELL_KINDS = tuple(name for name, k in KINDS.items() if k.plan is not None)
 
-__all__ = ["COMMON_KEYS", "KINDS", "SHELL_KINDS", "Kind", "PlanContext", "Where", "ansi_c", "sh_path", "wrap_command"]
+
+def check_values(kind: str, args: Args, where: Where) -> None:
+    """The kind's own value checks, then the common keys' (as loaded, and again once rendered)."""
+    KINDS[kind].validate(args, where)
+    validate_common(args, where)
+
+
+__all__ = [
+    "COMMON_KEYS",
+    "KINDS",
+    "SHELL_KINDS",
+    "Kind",
+    "check_values",
+    "PlanContext",
+    "Where",
+    "ansi_c",
+    "sh_path",
+    "wrap_command",
+]
