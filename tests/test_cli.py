@@ -84,7 +84,7 @@ def test_non_numeric_disk_is_a_clean_error(tmp_path):
 
 
 def test_set_values_are_parsed_as_toml_literals():
-    from ec2kit.cli._common import parse_sets
+    from ec2kit.recipe.loader import parse_overrides as parse_sets
 
     assert parse_sets(["n=3", "name=base", 'pkgs=["a","b"]', "flag=true"]) == {
         "n": 3,
@@ -97,8 +97,8 @@ def test_set_values_are_parsed_as_toml_literals():
 def test_set_without_equals_is_a_clean_error():
     import pytest
 
-    from ec2kit.cli._common import parse_sets
     from ec2kit.errors import ConfigError
+    from ec2kit.recipe.loader import parse_overrides as parse_sets
 
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_sets(["oops"])

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ec2kit.recipe.kinds import PlanContext, ansi_c
+from ec2kit.recipe.plan import plan_step
 from ec2kit.recipe.script import COMMAND, build_script, new_nonce, parse_output
-from ec2kit.recipe.steps import PlanContext, ansi_c, plan_step
 
 TRICKY = "back\\slash 'single' \"double\" $HOME `tick` %25 a:b\r\n\ttab ünïcödé\n\n"
 

@@ -8,11 +8,13 @@ import subprocess
 import pytest
 
 from ec2kit.errors import RecipeError
+from ec2kit.recipe.kinds import sh_path, wrap_command
+from ec2kit.recipe.kinds.apt import apt_packages
 from ec2kit.recipe.model import HostReport, Step, StepResult
+from ec2kit.recipe.plan import PlannedStep
 from ec2kit.recipe.render import Masker, referenced_names
 from ec2kit.recipe.report import recap_line, step_line
 from ec2kit.recipe.script import build_script, parse_output
-from ec2kit.recipe.steps import PlannedStep, apt_packages, sh_path, wrap_command
 
 
 def test_wrap_command_is_a_pure_string_builder():

@@ -187,22 +187,5 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     return tags
 
 
-def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
-    """['k=v', 'n=3'] → {'k': 'v', 'n': 3} (values parsed as TOML literals when they parse)."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
-
-    result: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, raw = split_pair(pair, "--set", "--set packages='[\"htop\"]' --set name=base")
-        try:
-            result[key] = tomllib.loads(f"v = {raw}")["v"]
-        except Exception:  # noqa: BLE001 - not a TOML literal: keep the text
-            result[key] = raw
-    return result
-
-
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import command, fail, parse_sets, split_list
+from ._common import command, fail, split_list
 
 SET_HELP = "set a variable, KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
 
@@ -32,14 +32,14 @@ def _run(
     skip_tags: str,
     start_at: str | None,
 ) -> None:
-    from ..recipe import load_recipe, run_recipe
+    from ..recipe import load_recipe, parse_overrides, run_recipe
 
     recipe = load_recipe(name)
     report = run_recipe(
         ctx,
         recipe,
         hosts=hosts,
-        vars=parse_sets(sets),
+        vars=parse_overrides(sets),
         check=check,
         tags=tuple(split_list(tags)),
         skip_tags=tuple(split_list(skip_tags)),

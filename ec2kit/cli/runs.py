@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import check_disk, command, fail, parse_sets, split_list
+from ._common import check_disk, command, fail, split_list
 
 
 @command(
@@ -54,6 +54,7 @@ def spot_run(
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
+    from ..recipe.loader import parse_overrides
 
     defaults = ctx.settings.default
     check_disk(disk or defaults("disk"))
@@ -73,7 +74,7 @@ def spot_run(
         detach=detach,
         keep=keep,
         max_hours=max_hours,
-        vars=parse_sets(set),
+        vars=parse_overrides(set),
     )
     record = spotrun.spot_run(ctx, options)
     if json:

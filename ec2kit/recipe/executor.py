@@ -10,25 +10,24 @@ connection each; one host's failure does not stop the others.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Ec2kitError, RecipeError, RemoteError, StepFailed
-from .loader import load_recipe, resolve_vars, where
-from .model import COMMON_KEYS, HostReport, Recipe, RunReport, Step, StepResult, step_name
+from ..errors import Ec2kitError, RecipeError, StepFailed
+from .batch import Batch, BatchRun, Entry
+from .kinds import COMMON_KEYS, PlanContext, check_values
+from .loader import load_recipe, resolve_vars, step_where, where
+from .model import HostReport, Recipe, RunReport, Step, StepResult, step_name
+from .plan import PlannedStep, plan_step
 from .registry import TaskContext, call_task, get_task
-from .render import Masker, eval_when, referenced_names, render_template_file, render_value
+from .render import Masker, eval_when, render_template_file, render_value
 from .report import CollectingReporter, Reporter, TextReporter
-from .script import COMMAND as SCRIPT_COMMAND
-from .script import Marker, build_script, new_nonce, parse_output
-from .steps import PlanContext, PlannedStep, plan_step
 
 if TYPE_CHECKING:
     from ..context import Context
     from ..remote import CommandHost
 
 
-class _HostVars(dict):
+class _HostVars(dict[str, Any]):
     """The ``host`` variable: name, id, user; ``home`` is fetched (one round trip) only if used."""
 
     def __init__(self, data: dict[str, Any], get_host: Any) -> None:
@@ -68,43 +67,41 @@ def select_steps(
     return chosen
 
 
-@dataclass
-class _Entry:
-    """A step waiting in the current batch: planned (runs remotely) or already decided locally."""
-
-    step: Step
-    planned: PlannedStep | None = None
-    result: StepResult | None = None
-    register: str | None = None
-
-
-@dataclass
 class HostRun:
-    """Runs a recipe's steps for one target; collects a HostReport."""
+    """Runs a recipe's steps for one target (a connected ``host``, or an instance name resolved via ``ctx``)."""
 
-    steps: list[Step]
-    vars: dict[str, Any]
-    recipe: Recipe | None = None
-    check: bool = False
-    reporter: Any = None
-    masker: Masker = field(default_factory=Masker)
-    ctx: Context | None = None
-    host: CommandHost | None = None
-    target: str | None = None
-    instance: Any = None  # the target's Instance, when the caller already looked it up
-    report: HostReport = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.label = self.target or (self.host.name if self.host else "local")
-        self.report = HostReport(self.label, check=self.check)
-        self.reporter = self.reporter or CollectingReporter()
-        self.pending: list[_Entry] = []
-        self.in_batch: set[str] = set()
-        self.recipe_name = self.recipe.name if self.recipe else (self.steps[0].recipe if self.steps else "")
-        if self.target:
-            self.vars["name"] = self.target
-        elif self.host is not None:
-            self.vars.setdefault("name", self.host.name)
+    def __init__(
+        self,
+        steps: list[Step],
+        vars: dict[str, Any],
+        recipe: Recipe | None = None,
+        check: bool = False,
+        reporter: Reporter | None = None,
+        masker: Masker | None = None,
+        ctx: Context | None = None,
+        host: CommandHost | None = None,
+        target: str | None = None,
+        instance: Any = None,  # the target's Instance, when the caller already looked it up
+    ) -> None:
+        self.steps = steps
+        self.vars = vars  # the run's variables; tasks and ``register`` add to them
+        self.recipe = recipe
+        self.check = check
+        self.reporter: Reporter = reporter or CollectingReporter()
+        self.masker = masker or Masker()
+        self.ctx = ctx
+        self.host = host
+        self.target = target
+        self.instance = instance
+        self.label = target or (host.name if host else "local")
+        self.report = HostReport(self.label, check=check)
+        self.batch = Batch()
+        self.recipe_name = recipe.name if recipe else (steps[0].recipe if steps else "")
+        self.template_dirs = tuple(recipe.template_dirs) if recipe else ()
+        if target:
+            self.vars["name"] = target
+        elif host is not None:
+            self.vars.setdefault("name", host.name)
         if "host" not in self.vars:
             self.vars["host"] = self._host_vars()
 
@@ -131,6 +128,7 @@ class HostRun:
     # -- running
 
     def run(self) -> HostReport:
+        """Every step in order, batch by batch; the report (failures are recorded, not raised)."""
         t0 = time.monotonic()
         current: Step | None = None
         try:
@@ -169,171 +167,59 @@ class HostRun:
         self.report.error = err
 
     def _add(self, step: Step) -> None:
-        if step.kind == "task":
+        if not step.is_shell:
             self._flush()
             self._run_task(step)
             return
-        if referenced_names(step) & self.in_batch:
+        if self.batch.needs(step):
             self._flush()
         args = step.args
         if "when" in args and not eval_when(args["when"], self.vars, step):
-            when = args["when"]
-            result = self._result(step, "skipped", f"when: {when} is false")
-            self.pending.append(_Entry(step, result=result))
+            self.batch.add(Entry(step, result=self.result(step, "skipped", f"when: {args['when']} is false")))
             if args.get("register"):
-                self.vars[args["register"]] = {
-                    "stdout": "",
-                    "stderr": "",
-                    "exit_code": None,
-                    "changed": False,
-                    "skipped": True,
-                    "status": "skipped",
-                }
+                self.vars[args["register"]] = {**_SKIPPED}
             return
-        self.pending.append(_Entry(step, planned=self._plan(step), register=args.get("register")))
-        if args.get("register"):
-            self.in_batch.add(args["register"])
+        self.batch.add(Entry(step, planned=self._plan(step), register=args.get("register")))
 
     def _render_args(self, step: Step) -> dict[str, Any]:
-        dirs = tuple(self.recipe.template_dirs) if self.recipe else ()
-        return {k: (v if k == "when" else render_value(v, self.vars, step, k, dirs)) for k, v in step.args.items()}
+        return {k: (v if k == "when" else render_value(v, self.vars, step, k, self.template_dirs)) for k, v in step.args.items()}
 
     def _plan(self, step: Step) -> PlannedStep:
+        """Render the step's values, check them again (a template may give a number), plan its shell."""
         args = self._render_args(step)
-        dirs = tuple(self.recipe.template_dirs) if self.recipe else ()
+        check_values(step.kind, args, step_where(step))
         ctx = PlanContext(
             kind=step.kind,
             location=lambda: f"{where(step)[0]}: {step.label()}",
-            render_template=lambda name: render_template_file(name, self.vars, step, dirs),
+            render_template=lambda name: render_template_file(name, self.vars, step, self.template_dirs),
             base_dir=self.recipe.base_dir if self.recipe else None,
         )
         return plan_step(step.number, step_name(step.kind, args), step.kind, args, ctx)
 
-    def _result(self, step: Step, status: str, reason: str = "", **kw: Any) -> StepResult:
+    def result(self, step: Step, status: str, reason: str = "", **kw: Any) -> StepResult:
+        """A locally decided result for ``step`` (reason masked)."""
         return StepResult(step.number, step.name, step.kind, status, self.masker(reason), check=self.check, **kw)
 
-    def _emit(self, result: StepResult) -> None:
+    def emit(self, result: StepResult) -> None:
+        """Record a step's result and show it."""
         self.report.steps.append(result)
         self.reporter.step(self.label, result)
 
     def _flush(self) -> None:
-        """Run the pending batch (one exec) and report its steps in order."""
-        entries, self.pending, self.in_batch = self.pending, [], set()
-        planned = [e.planned for e in entries if e.planned]
-        if not planned:
+        """Run the waiting batch (one exec) and report its steps in order."""
+        entries = self.batch.take()
+        if any(e.planned for e in entries):
+            BatchRun(self, entries).run(self._get_host)
+        else:
             for e in entries:
-                self._emit(e.result)  # type: ignore[arg-type]
-            return
-        by_number = {e.step.number: e for e in entries}
-        order = [e.step.number for e in entries]
-        done: set[int] = set()
-        failure: list[StepFailed] = []
-
-        def finish(marker: Marker) -> None:
-            # emit local decisions that precede this step, then the step itself
-            for n in order:
-                if n in done:
-                    continue
-                if n == marker.number:
-                    break
-                if by_number[n].result is not None:
-                    done.add(n)
-                    self._emit(by_number[n].result)  # type: ignore[arg-type]
-            done.add(marker.number)
-            entry = by_number[marker.number]
-            result = self._from_marker(entry, marker)
-            self._emit(result)
-            if entry.register:
-                self.vars[entry.register] = {
-                    "stdout": marker.stdout.rstrip("\n"),
-                    "stderr": marker.stderr.rstrip("\n"),
-                    "exit_code": marker.exit_code,
-                    "changed": marker.status == "changed",
-                    "skipped": marker.status == "skipped",
-                    "status": marker.status,
-                }
-            if marker.status == "failed":
-                failure.append(self._step_failed(entry.step, result))
-
-        nonce = new_nonce()
-        script = build_script(planned, check=self.check, nonce=nonce)
-        prefix = f"@@ec2kit:{nonce}:"
-
-        def on_line(line: str) -> None:
-            if line.startswith(prefix):
-                markers, _ = parse_output(line, nonce)
-                for m in markers:
-                    if m.number not in done:
-                        finish(m)
-
-        first = entries[0].step
-        try:
-            host = self._get_host()
-            res = host.run(SCRIPT_COMMAND, stdin=script, check=False, stream=on_line)
-        except RemoteError as err:
-            self._emit(self._result(first, "failed", "unreachable: " + self.masker(str(err.message))))
-            raise StepFailed(
-                f"Recipe {self.recipe_name}, {first.label()} could not run on {self.label}: {self.masker(str(err))}"
-            ) from None
-        markers, other = parse_output(res.stdout, nonce)
-        for m in markers:  # anything the stream did not deliver
-            if m.number not in done:
-                finish(m)
-        if failure:
-            raise failure[0]
-        missing = [n for n in order if n not in done and by_number[n].planned is not None]
-        if missing:
-            step = by_number[missing[0]].step
-            tail = "\n".join((other + "\n" + res.stderr).strip().splitlines()[-20:])
-            result = self._result(step, "failed", "the batch script stopped early", exit_code=res.exit_code)
-            self._emit(result)
-            raise StepFailed(
-                self.masker(
-                    f"Recipe {self.recipe_name}, {step.label()} on {self.label}: the batch script stopped before this step "
-                    f"(exit code {res.exit_code}).\n--- last lines of output ---\n{tail}"
-                )
-            )
-        for n in order:
-            if n not in done:
-                self._emit(by_number[n].result)  # type: ignore[arg-type]
-
-    def _from_marker(self, entry: _Entry, m: Marker) -> StepResult:
-        p = entry.planned
-        assert p is not None
-        reason = m.reason
-        if m.status == "changed" and not reason and p.kind in ("run", "script"):
-            reason = "ran" if not self.check else "would run"
-        return StepResult(
-            m.number,
-            p.name,
-            p.kind,
-            m.status,
-            self.masker(reason),
-            m.ms / 1000,
-            m.exit_code,
-            self.masker(m.stdout),
-            self.masker(m.stderr),
-            self.masker(m.diff),
-            self.masker(p.command),
-            self.check,
-        )
-
-    def _step_failed(self, step: Step, result: StepResult) -> StepFailed:
-        tail = "\n".join(result.output.splitlines()[-20:])
-        msg = (
-            f"Recipe {self.recipe_name}, step {step.number} '{result.name}' failed on {self.label} "
-            f"with exit code {result.exit_code}.\n"
-            f"Command: {result.command}"
-        )
-        if tail:
-            msg += f"\n--- last lines of output ---\n{tail}"
-        return StepFailed(msg)
+                assert e.result is not None
+                self.emit(e.result)
 
     def _run_task(self, step: Step) -> None:
         t0 = time.monotonic()
         args = step.args
         if "when" in args and not eval_when(args["when"], self.vars, step):
-            self._emit(self._result(step, "skipped", f"when: {args['when']} is false"))
+            self.emit(self.result(step, "skipped", f"when: {args['when']} is false"))
             return
         rendered = self._render_args(step)
         task_args = {k: v for k, v in rendered.items() if k not in COMMON_KEYS and k != "task"}
@@ -351,7 +237,7 @@ class HostRun:
         except RecipeError:
             raise
         except Ec2kitError as err:
-            self._emit(self._result(step, "failed", str(err).splitlines()[0], duration=time.monotonic() - t0))
+            self.emit(self.result(step, "failed", str(err).splitlines()[0], duration=time.monotonic() - t0))
             raise StepFailed(
                 f"Recipe {self.recipe_name}, {step.label()} (task {rendered['task']}) failed on "
                 f"{self.label}: {self.masker(str(err))}"
@@ -370,9 +256,11 @@ class HostRun:
             self.vars["host"] = self._host_vars()
         status = "changed" if tc.changed else "ok"
         reason = tc.reason or ("; ".join(tc.messages[-1:]) if self.check else _describe_outputs(out))
-        self._emit(
-            self._result(step, status, reason, duration=time.monotonic() - t0, command=self.masker("; ".join(tc.messages)))
-        )
+        self.emit(self.result(step, status, reason, duration=time.monotonic() - t0, command=self.masker("; ".join(tc.messages))))
+
+
+#: What ``register`` stores for a step skipped by its ``when``.
+_SKIPPED = {"stdout": "", "stderr": "", "exit_code": None, "changed": False, "skipped": True, "status": "skipped"}
 
 
 def _describe_outputs(out: dict[str, Any] | None) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFound, RecipeError
-from .model import COMMON_KEYS, KIND_KEYS, KINDS, REQUIRED_KEYS, Recipe, RecipeInfo, Step
+from ..errors import ConfigError, NotFound, RecipeError
+from .kinds import COMMON_KEYS, KINDS, Where, check_values
+from .model import Recipe, RecipeInfo, Step
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,7 +97,8 @@ def _show(path: Path) -> str:
 def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
     """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line."""
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -125,37 +128,36 @@ def _step_kind(args: dict[str, Any], at: str, label: str) -> str:
             hint="Split it into one step per kind.",
         )
     unknown = [k for k in args if k not in COMMON_KEYS]
-    guess = "".join(_suggest(k, KINDS) for k in unknown)
+    guess = "".join(_suggest(k, list(KINDS)) for k in unknown)
     what = f" (unknown key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)})" if unknown else ""
     raise RecipeError(f"{at}: {label} has no kind{what}: give exactly one of {', '.join(KINDS)}.{guess}")
 
 
-def _validate_step(args: dict[str, Any], kind: str, at: str, label: str, key_at: Any = None) -> None:
-    from .registry import get_task
-
-    valid = (kind, *KIND_KEYS[kind], *COMMON_KEYS)
-    if kind != "task":
+def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
+    """Keys known to the kind, required ones present, every value of the right type (the kind's own checks)."""
+    spec = KINDS[kind]
+    valid = (kind, *spec.keys, *COMMON_KEYS)
+    if not spec.open_keys:
         for key in args:
             if key not in valid:
-                raise RecipeError(
-                    f"{key_at(key) if key_at else at}: {label}: unknown key '{key}' for a {kind} step.{_suggest(key, valid)} "
-                    f"Valid keys for a {kind} step: {', '.join(valid)}."
+                raise where.error(
+                    key,
+                    f"unknown key '{key}' for a {kind} step.{_suggest(key, valid)} Valid keys for a {kind} step: {', '.join(valid)}.",
                 )
-    for key in REQUIRED_KEYS.get(kind, ()):
+    for key in spec.required:
         if key not in args:
-            raise RecipeError(f"{at}: {label}: a {kind} step needs '{key}'.")
-    if kind == "task":
-        if not isinstance(args["task"], str):
-            raise RecipeError(f"{at}: {label}: 'task' must be the name of a task (a string).")
-        get_task(args["task"], at=f"{at}: {label}")
-    elif kind == "apt":
-        if not isinstance(args["apt"], (str, list)):
-            raise RecipeError(f"{at}: {label}: 'apt' must be a package name or a list of them.")
-    elif not isinstance(args[kind], str):
-        raise RecipeError(f"{at}: {label}: '{kind}' must be a string.")
-    for key, types in (("env", dict), ("tags", (list, str)), ("retries", int), ("delay", (int, float)), ("sudo", bool)):
-        if key in args and not isinstance(args[key], types):
-            raise RecipeError(f"{at}: {label}: '{key}' has the wrong type ({type(args[key]).__name__}).")
+            raise RecipeError(f"{where.at}: {where.label}: a {kind} step needs '{key}'.")
+    check_values(kind, args, where)
+
+
+def step_where(step: Step) -> Where:
+    """A :class:`Where` for a loaded step (its keys' lines read from its file when a message needs them)."""
+    return Where(lambda: where(step)[0], step.label(), lambda key: where(step, key)[0])
+
+
+def _key_locator(shown: str, text: str, header: int) -> Callable[[str], str]:
+    """``key`` → ``recipes/x.toml:7``, the line of that key in the step starting at ``header``."""
+    return lambda key: f"{shown}:{key_line(text, header, key)}"
 
 
 def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
@@ -178,7 +180,7 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         at = f"{shown}:{line}"
         label = f"step {i + 1}" + (f" '{args['name']}'" if args.get("name") else "")
         kind = _step_kind(args, at, label)
-        _validate_step(args, kind, at, label, lambda key, line=line: f"{shown}:{key_line(text, line, key)}")
+        validate_step(args, kind, Where(at, label, _key_locator(shown, text, line)))
         steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
     for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("description", str)):
         if key in data and not isinstance(data[key], types):
@@ -281,14 +283,21 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["k=v", "secret:TOKEN=x"]`` → ``{"k": v, "secret:TOKEN": "x"}`` (secrets stay strings)."""
+def parse_overrides(items: list[str] | tuple[str, ...] | None, *, flag: str = "--set") -> dict[str, Any]:
+    """``["k=v", "n=3", "secret:TOKEN=x"]`` → ``{"k": "v", "n": 3, "secret:TOKEN": "x"}``.
+
+    Values are TOML literals when they parse (42, true, ["a"]), else text; secrets stay text.
+    The command line's ``--set`` (``inv provision``, ``inv spot-run``) goes through here.
+    """
     out: dict[str, Any] = {}
-    for item in items:
+    for item in items or ():
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise RecipeError(f"--set {item!r}: expected KEY=VALUE (or secret:KEY=VALUE).")
+            raise ConfigError(
+                f"{flag} {item!r} is not KEY=VALUE (or secret:KEY=VALUE).",
+                hint=f"Example: {flag} packages='[\"htop\"]' {flag} name=base.",
+            )
         out[key] = value if key.startswith("secret:") else parse_value(value)
     return out
 

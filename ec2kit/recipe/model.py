@@ -6,25 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Step kinds that run on the host, inside the generated batch script.
-SHELL_KINDS = ("run", "script", "template", "copy", "line", "dir", "apt")
-#: Every step kind: the shell kinds plus ``task`` (a registered Python function run locally).
-KINDS = (*SHELL_KINDS, "task")
-#: Keys every step may have, whatever its kind.
-COMMON_KEYS = ("name", "sudo", "when", "creates", "unless", "register", "retries", "delay", "tags", "env", "cwd")
-#: Extra keys per kind (besides the kind key itself and the common keys).
-KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "run": (),
-    "script": (),
-    "template": ("dest", "mode", "owner"),
-    "copy": ("dest", "mode", "owner"),
-    "line": ("path", "regexp"),
-    "dir": ("mode", "owner"),
-    "apt": (),
-    "task": (),  # any other key is an argument of the task
-}
-#: Keys a kind cannot do without.
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"template": ("dest",), "copy": ("dest",), "line": ("path",)}
+from .kinds import KINDS
 
 
 def step_name(kind: str, args: dict[str, Any]) -> str:
@@ -60,7 +42,7 @@ class Step:
 
     @property
     def is_shell(self) -> bool:
-        return self.kind in SHELL_KINDS
+        return KINDS[self.kind].plan is not None
 
     def label(self) -> str:
         """``step 3 'tmux config'`` for messages."""

@@ -117,7 +117,8 @@ def _dry_run_line(plan: Any, call: str) -> str:
     """ "would call cloud.freeze('base') → ec2.create_image (DryRun: would succeed)"."""
     line = f"would call {call}"
     if isinstance(plan, dict) and plan.get("action"):
-        verdict = {True: "would succeed", False: "would fail"}.get(plan.get("would_succeed"), "not checked")
+        value = plan.get("would_succeed")
+        verdict = "would succeed" if value is True else "would fail" if value is False else "not checked"
         line += f" → ec2.{plan['action']} (DryRun: {verdict})"
     return line
 
@@ -125,7 +126,7 @@ def _dry_run_line(plan: Any, call: str) -> str:
 def _action(name: str) -> Callable[..., Any]:
     from .. import actions
 
-    fn = getattr(actions, name, None)
+    fn: Callable[..., Any] | None = getattr(actions, name, None)
     if fn is None:
         raise Ec2kitError(f"The '{name}' task needs ec2kit.actions.{name}, which this version of ec2kit does not have yet.")
     return fn

@@ -1,6 +1,7 @@
 """Jinja2 rendering of step values, ``when`` expressions and template files.
 
-StrictUndefined everywhere: an undefined name is a RecipeError that names the
+Sandboxed (:func:`environment`) and StrictUndefined everywhere: an undefined name (or an
+unsafe attribute such as ``__class__``) is a RecipeError that names the
 recipe file, the step, the key, the line and two lines of context (or the
 template file and line). Secrets are masked by :class:`Masker` wherever text
 is shown.
@@ -40,20 +41,30 @@ def _cached(env: jinja2.Environment, kind: str, source: str, make: Any) -> Any:
     return found
 
 
-def environment(template_dirs: list[Path] | tuple[Path, ...] = ()) -> jinja2.Environment:
-    """A cached Jinja2 environment (StrictUndefined, keep trailing newline, ``quote`` filter)."""
+def environment(
+    template_dirs: list[Path] | tuple[Path, ...] | Path | str = (), *, trailing_newline: bool = True
+) -> jinja2.Environment:
+    """The one Jinja2 environment factory: sandboxed, StrictUndefined, the ``quote`` filter; cached per directories.
+
+    Sandboxed because recipes and templates get shared: an expression may read attributes of
+    the vars, never reach Python internals (``cycler.__init__.__globals__``, ``__subclasses__``)
+    and so never this machine's ``os.system``, even in check mode. ``quote`` makes a value
+    one shell word (``{{ path | quote }}``).
+    """
     import shlex
 
-    import jinja2
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
 
-    key = tuple(str(d) for d in template_dirs)
+    dirs = (template_dirs,) if isinstance(template_dirs, (Path, str)) else tuple(template_dirs)
+    key = (*(str(d) for d in dirs), str(trailing_newline))
     with _lock:
         env = _envs.get(key)
         if env is None:
-            env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
-                undefined=jinja2.StrictUndefined,
-                keep_trailing_newline=True,
+            env = SandboxedEnvironment(
+                loader=FileSystemLoader([str(d) for d in dirs]),
+                undefined=StrictUndefined,
+                keep_trailing_newline=trailing_newline,
                 autoescape=False,
             )
             env.filters["quote"] = lambda v: shlex.quote(str(v))

@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Protocol, TextIO
 
+from .kinds import KINDS
 from .model import HostReport, RunReport, StepResult
 
 
@@ -36,7 +37,8 @@ def detail_lines(result: StepResult) -> list[str]:
     """What goes under a step line: the command that would run, the diff (check mode or changes)."""
     lines: list[str] = []
     if result.check and result.status == "changed":
-        if result.kind in ("run", "script", "apt") and result.command:
+        kind = KINDS.get(result.kind)
+        if kind is not None and kind.shows_command and result.command:
             lines += [f"    $ {ln}" for ln in result.command.splitlines()]
         if result.diff:
             lines += ["    " + ln for ln in result.diff.rstrip("\n").splitlines()]
@@ -108,7 +110,8 @@ class CollectingReporter(TextReporter):
     def __init__(self) -> None:
         import io
 
-        super().__init__(io.StringIO())
+        self.buffer = io.StringIO()
+        super().__init__(self.buffer)
         self.results: dict[str, list[StepResult]] = {}
 
     def step(self, host: str, result: StepResult) -> None:
@@ -118,7 +121,7 @@ class CollectingReporter(TextReporter):
 
     @property
     def text(self) -> str:
-        return self.stream.getvalue()  # type: ignore[attr-defined]
+        return self.buffer.getvalue()
 
     @property
     def lines(self) -> list[str]:

@@ -20,7 +20,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from .steps import PlannedStep
+from .kinds import KINDS
+from .plan import PlannedStep
 
 #: The remote command: bash sources the script from stdin in one read (``bash -s`` reads a pipe
 #: byte by byte: ~10 ms for a 15 kB script); ``bash -s`` only where /dev/stdin is not readable.
@@ -50,93 +51,6 @@ __fix_attrs() {
   if [ -n "$2" ]; then $S chmod "$2" "$1" || exit 1; fi
   if [ -n "$3" ]; then $S chown "$3" "$1" || exit 1; fi
 }
-__put_file() {  # dest shown mode owner; new content in $__T/new
-  local d="$1" show="$2" ch=""
-  if ! { $S test -f "$d" && $S cmp -s "$__T/new" "$d"; }; then
-    ch=" content"
-    if $S test -f "$d"; then $S cat "$d" > "$__T/old" || exit 1; else : > "$__T/old"; fi
-    diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
-  fi
-  if $S test -e "$d" || [ -z "$ch" ]; then __attrs "$d" "$3" "$4"; ch="$ch$__A"; fi
-  if [ -z "$ch" ]; then __ok "$show already has this content"; return 0; fi
-  if [ "$__CHECK" = 1 ]; then __changed "would update$ch of $show"; return 0; fi
-  case "$ch" in " content"*)
-    __mkparent "$d"
-    if $S test -f "$d"; then $S tee "$d" < "$__T/new" > /dev/null || exit 1; else $S cp "$__T/new" "$d" || exit 1; fi
-  esac
-  __fix_attrs "$d" "$3" "$4"
-  __changed "updated$ch of $show"
-}
-__put_dir() {  # dest shown mode owner; gzip tar in $__T/new.tar
-  local d="$1" show="$2" f n=0 diffs=""
-  mkdir -p "$__T/nd" && tar -xzf "$__T/new.tar" -C "$__T/nd" || exit 1
-  while IFS= read -r f; do
-    n=$((n+1))
-    $S cmp -s "$__T/nd/$f" "$d/$f" || { diffs="$diffs${f#./}"$'\n'; }
-  done < <(cd "$__T/nd" && find . -type f | sort)
-  printf %s "$diffs" > "$__T/diff"
-  local ch="" what
-  [ -n "$diffs" ] && ch=" $(printf %s "$diffs" | grep -c .) file(s)"
-  if $S test -d "$d"; then __attrs "$d" "$3" "$4"; ch="$ch$__A"; what="update$ch in $show"; else ch=" new"; what="create $show with $n file(s)"; fi
-  if [ -z "$ch" ]; then __ok "$show already has these $n files"; return 0; fi
-  if [ "$__CHECK" = 1 ]; then __changed "would $what"; return 0; fi
-  $S mkdir -p "$d" && $S cp -R "$__T/nd/." "$d/" || exit 1
-  __fix_attrs "$d" "$3" "$4"
-  if [ -n "$4" ]; then $S chown -R "$4" "$d" || exit 1; fi
-  __changed "$(printf %s "$what" | sed 's/^update/updated/;s/^create/created/')"
-}
-__line() {  # path shown line regexp
-  local f="$1" show="$2" how did
-  if $S test -f "$f"; then $S cat "$f" > "$__T/old" || exit 1; else : > "$__T/old"; fi
-  if grep -qxF -- "$3" "$__T/old"; then __ok "$show already has this line"; return 0; fi
-  if [ -n "$4" ] && grep -qE -- "$4" "$__T/old"; then
-    RE="$4" LINE="$3" awk '$0 ~ ENVIRON["RE"] { print ENVIRON["LINE"]; next } { print }' "$__T/old" > "$__T/new" || exit 1
-    how="replace the line matching $4 in"; did="replaced the line matching $4 in"
-  else
-    cp "$__T/old" "$__T/new"
-    if [ -s "$__T/new" ] && [ -n "$(tail -c1 "$__T/new")" ]; then echo >> "$__T/new"; fi
-    printf '%s\n' "$3" >> "$__T/new"
-    how="add a line to"; did="added a line to"
-  fi
-  diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
-  if [ "$__CHECK" = 1 ]; then __changed "would $how $show"; return 0; fi
-  __mkparent "$f"
-  $S tee "$f" < "$__T/new" > /dev/null || exit 1
-  __changed "$did $show"
-}
-__dir() {  # path shown mode owner
-  local d="$1" show="$2" ch=""
-  if $S test -e "$d" && ! $S test -d "$d"; then echo "$show exists and is not a directory" >&2; exit 1; fi
-  if $S test -d "$d"; then __attrs "$d" "$3" "$4"; ch="$__A"; else ch=" create"; fi
-  if [ -z "$ch" ]; then __ok "$show already exists"; return 0; fi
-  if [ "$__CHECK" = 1 ]; then
-    if [ "$ch" = " create" ]; then __changed "would create $show"; else __changed "would fix$ch of $show"; fi
-    return 0
-  fi
-  $S mkdir -p "$d" || exit 1
-  __fix_attrs "$d" "$3" "$4"
-  if [ "$ch" = " create" ]; then __changed "created $show"; else __changed "fixed$ch of $show"; fi
-}
-__apt() {  # packages...
-  local p missing=""
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed$' || missing="$missing $p"
-  done
-  if [ -z "$missing" ]; then __ok "already installed: $*"; return 0; fi
-  if [ "$__CHECK" = 1 ]; then __changed "would install:$missing"; return 0; fi
-  # a fresh instance's cloud-init / unattended-upgrades may hold the dpkg lock: wait for it
-  local updated=0 lock="-o DPkg::Lock::Timeout=300"
-  if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
-    __sudo apt-get $lock update -q || exit $?
-    updated=1
-  fi
-  if ! __sudo env DEBIAN_FRONTEND=noninteractive apt-get $lock install -y -q $missing; then
-    [ "$updated" = 1 ] && exit 1
-    __sudo apt-get $lock update -q || exit $?   # stale package lists: refresh once and retry
-    __sudo env DEBIAN_FRONTEND=noninteractive apt-get $lock install -y -q $missing || exit $?
-  fi
-  __changed "installed:$missing"
-}
 if [ -n "${EPOCHREALTIME:-}" ]; then  # milliseconds into __NOW, without forking when bash has EPOCHREALTIME
   __now() { __NOW=${EPOCHREALTIME/[.,]/}; __NOW=${__NOW%???}; }
 else
@@ -154,29 +68,6 @@ __stat() {  # paths... -> __SC entries (one fork for all of them)
 __get() {  # path -> __G (probes the path again if an earlier step may have touched it)
   [ -n "${__SC[$1]+x}" ] || __stat "$1"
   __G=${__SC[$1]}
-}
-__qdir() {  # path shown want (a glob for its __SC record): ok without forking, or false
-  __get "$1"; [[ $__G == $3 ]] || return 1
-  __QS=ok; __QW="$2 already exists"
-}
-__qfile() {  # path shown want size content
-  local cur=""
-  __get "$1"; [[ $__G == $3 ]] || return 1
-  if [ "$4" != 0 ]; then
-    if IFS= read -r -d '' cur < "$1"; then return 1; fi  # a NUL byte: not this text
-    [[ $cur == "$5" ]] || return 1
-  fi
-  __QS=ok; __QW="$2 already has this content"
-}
-__qline() {  # path shown line
-  local r="" sz="" t="" cur=""
-  __get "$1"; r=$__G
-  [ "$r" != - ] || return 1
-  t=${r#* * }; sz=${t%% *}; t=${t#* }
-  [ "$t" = "regular file" ] && [ "$sz" -le 262144 ] || return 1
-  if IFS= read -r -d '' cur < "$1"; then return 1; fi
-  [[ $'\n'"$cur"$'\n' == *$'\n'"$3"$'\n'* ]] || return 1
-  __QS=ok; __QW="$2 already has this line"
 }
 __field() { printf ':'; if [ -s "$1" ]; then base64 -w0 < "$1"; fi; }
 __tf() {  # text field into __F: ~ then the text with % : CR LF escaped (no fork)
@@ -237,8 +128,10 @@ def new_nonce() -> str:
 
 
 def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str) -> str:
-    """The whole batch: prelude, one function per step, then the calls (stopping at a failure)."""
+    """The whole batch: prelude, the helpers its kinds call, one function per step, then the calls (stopping at a failure)."""
     parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", PRELUDE]
+    # only the helpers of the kinds in this batch (in table order, each once)
+    parts += dict.fromkeys(h for k in KINDS.values() if any(s.kind == k.name for s in steps) for h in k.helpers)
     for s in steps:
         parts.append(f"__b{s.number}() {{\n{s.body}\n}}")
         if s.quick:

@@ -1,0 +1,67 @@
+"""``line = "text"`` + ``path`` (+ ``regexp``): a file has this line (replacing the one matching regexp)."""
+
+from __future__ import annotations
+
+from .base import Args, Kind, PlanContext, Where, ansi_c, check_string, q, sh_path
+
+HELPERS = r"""
+__line() {  # path shown line regexp
+  local f="$1" show="$2" how did
+  if $S test -f "$f"; then $S cat "$f" > "$__T/old" || exit 1; else : > "$__T/old"; fi
+  if grep -qxF -- "$3" "$__T/old"; then __ok "$show already has this line"; return 0; fi
+  if [ -n "$4" ] && grep -qE -- "$4" "$__T/old"; then
+    RE="$4" LINE="$3" awk '$0 ~ ENVIRON["RE"] { print ENVIRON["LINE"]; next } { print }' "$__T/old" > "$__T/new" || exit 1
+    how="replace the line matching $4 in"; did="replaced the line matching $4 in"
+  else
+    cp "$__T/old" "$__T/new"
+    if [ -s "$__T/new" ] && [ -n "$(tail -c1 "$__T/new")" ]; then echo >> "$__T/new"; fi
+    printf '%s\n' "$3" >> "$__T/new"
+    how="add a line to"; did="added a line to"
+  fi
+  diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
+  if [ "$__CHECK" = 1 ]; then __changed "would $how $show"; return 0; fi
+  __mkparent "$f"
+  $S tee "$f" < "$__T/new" > /dev/null || exit 1
+  __changed "$did $show"
+}
+__qline() {  # path shown line
+  local r="" sz="" t="" cur=""
+  __get "$1"; r=$__G
+  [ "$r" != - ] || return 1
+  t=${r#* * }; sz=${t%% *}; t=${t#* }
+  [ "$t" = "regular file" ] && [ "$sz" -le 262144 ] || return 1
+  if IFS= read -r -d '' cur < "$1"; then return 1; fi
+  [[ $'\n'"$cur"$'\n' == *$'\n'"$3"$'\n'* ]] || return 1
+  __QS=ok; __QW="$2 already has this line"
+}
+"""
+
+
+def validate(args: Args, where: Where) -> None:
+    """The line, ``path`` and ``regexp`` are strings (``line = 5`` would write "5")."""
+    check_string(args, where, "line", "the text of the line", '"export EDITOR=vim"')
+    check_string(args, where, "path", "a path", '"~/.bashrc"')
+    check_string(args, where, "regexp", "an extended regular expression", '"^export EDITOR="')
+
+
+def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
+    """Add the line (or replace the one matching ``regexp``) unless it is there."""
+    path, line = str(args["path"]), str(args["line"])
+    body = f"__line {sh_path(path)} {q(path)} {q(line)} {q(args.get('regexp', ''))}"
+    return body, f"ensure line in {path}: {line}"
+
+
+def quick(args: Args, content: bytes | None) -> tuple[list[str], list[str]]:
+    """ "The file has this exact line" with builtins only (no ``regexp``, one line of text)."""
+    if args.get("regexp", ""):
+        return [], []
+    line = str(args["line"]).encode()
+    if not line or b"\n" in line or b"\0" in line:
+        return [], []
+    path = str(args["path"])
+    return [f"__qline {sh_path(path)} {q(path)} {ansi_c(line)}"], [sh_path(path)]
+
+
+KIND = Kind(
+    "line", keys=("path", "regexp"), required=("path",), validate=validate, plan=plan, quick=quick, helpers=(HELPERS,), pure=True
+)

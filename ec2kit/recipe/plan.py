@@ -1,0 +1,68 @@
+"""The planner: a rendered shell step → the bash that probes and applies it, from its kind's module.
+
+Each kind's ``plan`` gives a bash function body calling its helpers (``__put_file``,
+``__line``, ``__dir``, ``__apt``, ...), which compare the host's state first and change
+nothing when it already matches (or in check mode, ``$__CHECK = 1``). The common guards
+(``creates``/``unless``, sudo via ``$S``) go on top, and the kind's ``quick`` check becomes
+the step's no-fork probe. Nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .kinds import KINDS, PlanContext
+from .kinds.common import guard_lines, quick_guard_lines
+
+__all__ = ["PlanContext", "PlannedStep", "plan_step", "quick_probe"]
+
+
+@dataclass
+class PlannedStep:
+    """A shell step ready to go into a batch script."""
+
+    number: int
+    name: str
+    kind: str
+    body: str  # bash: guards then the kind's probe-and-apply logic
+    command: str  # what a person is shown: the command, or "write ~/.tmux.conf"
+    retries: int = 0
+    delay: float = 1.0
+    quick: str = ""  # bash: decides "already ok/skipped" with builtins only (sets __QS/__QW), else false
+    probe: tuple[str, ...] = ()  # shell words of the paths `quick` looks at (stat-ed once per batch)
+    pure: bool = False  # runs no command of the user's: an ok/skipped outcome changed nothing
+
+
+def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple[str, tuple[str, ...]]:
+    """The bash deciding without forking that a step has nothing to do, and the paths it reads.
+
+    Only for steps without sudo or ``unless`` (those need a command); empty when none applies.
+    """
+    if args.get("sudo") or args.get("unless"):
+        return "", ()
+    lines = quick_guard_lines(args)
+    check = KINDS[kind].quick
+    kind_lines, probe = check(args, content) if check is not None else ([], [])
+    lines += kind_lines
+    if not lines:
+        return "", ()
+    if not kind_lines:
+        lines.append("return 1")  # `creates` alone: a missing path means the full step decides
+    return "\n".join(lines), tuple(probe)
+
+
+def plan_step(number: int, name: str, kind: str, args: dict[str, Any], ctx: PlanContext) -> PlannedStep:
+    """Plan one rendered shell step: guards, then the kind's body (sudo via ``$S``), plus its quick probe."""
+    spec = KINDS[kind]
+    assert spec.plan is not None, f"{kind} steps do not run in the batch script"
+    captured: list[bytes] = []
+    ctx.on_content = captured.append
+    body, command = spec.plan(args, ctx)
+    head = ["S=__sudo" if args.get("sudo") else "S="]
+    full = "\n".join([*head, *guard_lines(args), body])
+    quick, probe = quick_probe(kind, args, captured[0] if captured else None)
+    pure = spec.pure and not args.get("unless")
+    return PlannedStep(
+        number, name, kind, full, command, int(args.get("retries", 0)), float(args.get("delay", 1)), quick, probe, pure
+    )
