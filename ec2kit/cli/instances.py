@@ -72,7 +72,7 @@ def launch(
     defaults = ctx.settings.default
     type = type or defaults("type") or "t3.medium"
     image = image or defaults("image")
-    disk = check_disk(disk or defaults("disk"))
+    disk = check_disk(disk if disk is not None else defaults("disk"))
     max_price = max_price or defaults("max_price")
     with ui.progress(f"Launching {name}") as progress:
         inst = do_launch(

@@ -57,7 +57,7 @@ def spot_run(
     from ..recipe.loader import parse_overrides
 
     defaults = ctx.settings.default
-    check_disk(disk or defaults("disk"))
+    disk = check_disk(disk if disk is not None else defaults("disk"))
     options = spotrun.SpotRunOptions(
         script=script,
         files=files,
@@ -65,7 +65,7 @@ def spot_run(
         image=image or defaults("image"),
         type=type or defaults("type") or "m5.large",
         types=split_list(types) or list(defaults("types")),
-        disk=disk or defaults("disk"),
+        disk=disk,
         snapshot=snapshot,
         results=results,
         max_price=max_price or defaults("max_price"),
