@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .metrics import Metrics, format_value
+from .errors import ConfigError, NotFound
+from .metrics import FILES, Metrics, find_file, format_value, load
+from .runs import RunRecord, Runs
 
 INSTALL = "pip install 'ec2kit[plot]'"
 PNG_DPI = 100
@@ -98,3 +100,101 @@ def write_png(
         Path(tmp).unlink(missing_ok=True)
         raise
     return round(size[0] * dpi), round(size[1] * dpi)
+
+
+# -- a run's metrics: lookup, choice, following ------------------------------------------------
+
+
+def find_run(runs: Runs, name: str) -> RunRecord:
+    """The run called ``name``; NotFound naming the runs that exist otherwise."""
+    record = runs.find(name)
+    if record is None:
+        names = [r.name for r in runs.all()]
+        listing = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        hint = f"Runs recorded here: {listing}." if names else "No runs are recorded yet (inv spot-run --script train.sh)."
+        raise NotFound("run", name, names, hint=hint)
+    return record
+
+
+def no_metrics_error(record: RunRecord) -> ConfigError:
+    """The error for a run whose results hold no metrics: says what the results directory does hold."""
+    where = Path(record.results_dir) if record.results_dir else None
+    if where is None or not where.is_dir():
+        return ConfigError(
+            f"run {record.name} ({record.state}) has no results here yet" + (f": {where} does not exist." if where else "."),
+            hint=f"Bring them home with: inv pull {record.name}",
+        )
+    found = find_file(where)
+    if found is not None:
+        return ConfigError(f"run {record.name}: {found} has no numeric columns yet.", hint="Its script writes them as it trains.")
+    files = sorted(p.name for p in where.iterdir())
+    held = ", ".join(files[:12]) + (" …" if len(files) > 12 else "") if files else "nothing"
+    return ConfigError(
+        f"run {record.name} has no metrics: {where} holds no {' or '.join(FILES)} (it holds {held}).",
+        hint="Have the script append a header row then one row per step to $EC2KIT_RESULTS/metrics.csv, e.g. step,loss.",
+    )
+
+
+def choose(metrics: Metrics, wanted: Sequence[str], run: str) -> list[str]:
+    """The metrics to draw: ``wanted`` (every one when empty); an unknown name is an error listing the known ones."""
+    if not wanted:
+        return metrics.names
+    for name in wanted:
+        if name not in metrics.series:
+            import difflib
+
+            close = difflib.get_close_matches(name, metrics.names, n=1)
+            raise ConfigError(
+                f"run {run} has no metric '{name}'"
+                + (f" (did you mean '{close[0]}'?)" if close else "")
+                + f". Its metrics: {', '.join(metrics.names)} (from {metrics.source}).",
+                hint=f"Example: inv plot {run} --metric {metrics.names[0]}",
+            )
+    return list(dict.fromkeys(wanted))
+
+
+def signature(results_dir: str) -> tuple[str, int, int] | None:
+    """What changes when the metrics file grows: its path, size and mtime (None without one)."""
+    path = find_file(results_dir) if results_dir else None
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def follow(
+    runs: Runs,
+    name: str,
+    draw: Callable[[RunRecord, Metrics], None],
+    *,
+    interval: float = 1.0,
+    waiting: Callable[[RunRecord], None] = lambda _record: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunRecord:
+    """Call ``draw`` whenever the run's metrics file changes, until the run is no longer live.
+
+    Reads only the local results directory (the one the run's follower syncs into) and the runs
+    database; ``waiting`` is called once while a live run has no metrics yet. Returns the record
+    as it was last read.
+    """
+    last: tuple[str, int, int] | None = None
+    told = False
+    while True:
+        record = find_run(runs, name)
+        sig = signature(record.results_dir)
+        if sig is not None and sig != last:
+            metrics = load(record.results_dir)
+            if metrics is not None and metrics.series:
+                draw(record, metrics)
+                last = sig
+        if not record.live:
+            if last is None:
+                raise no_metrics_error(record)
+            return record
+        if last is None and not told:
+            waiting(record)
+            told = True
+        sleep(interval)
