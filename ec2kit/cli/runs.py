@@ -172,7 +172,7 @@ def plot(
     follow: bool = False,
     png: str | None = None,
     json: bool = False,
-    interval: float = 1.0,
+    interval: float | None = None,
 ) -> None:
     """Chart a run's metrics (metrics.csv or metrics.jsonl in its results) in the terminal, or as a PNG. Example: inv plot RUN --metric loss"""
     import json as jsonlib
@@ -184,6 +184,8 @@ def plot(
     from ..metrics import Metrics
     from ..runs import RunRecord, Runs
 
+    if interval is not None and interval <= 0:
+        raise fail(f"--interval {interval}: give a number of seconds above 0, e.g. --interval 2.")
     runs = Runs(ctx.settings.runs_db)
     wanted = split_list(metric)
     tty = sys.stdout.isatty()
@@ -218,7 +220,7 @@ def plot(
             runs,
             run,
             draw,
-            interval=interval,
+            interval=interval or 1.0,
             waiting=lambda r: ui.info(f"Waiting for metrics in {r.results_dir} (Ctrl-C to stop)…"),
         )
     except KeyboardInterrupt:
