@@ -41,8 +41,8 @@ def terminal_chart(metrics: Metrics, name: str, *, width: int = 60, height: int 
     uniplot = need("uniplot", "Drawing charts in the terminal")
     series = metrics.series[name]
     xs, ys = list(series.xs), list(series.ys)
-    if len(xs) == 1:  # a lone point has no x range to draw; give it one
-        xs, ys = [xs[0], xs[0] + 1], [ys[0], ys[0]]
+    if len(xs) == 1:  # a lone point has no x range to draw: centre it on one
+        xs, ys = [xs[0] - 1, xs[0] + 1], [ys[0], ys[0]]
     title = f"{name} · latest {format_value(ys[-1])} at {metrics.x} {format_value(series.xs[-1])}"
     text: str = uniplot.plot_to_string(
         ys,
