@@ -104,7 +104,13 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
     if json:
         from dataclasses import asdict
 
-        ui.print_json([asdict(r) | {"cost": r.cost, "note": notes.get(r.name) or r.options.get("note")} for r in found])
+        ui.print_json(
+            [
+                asdict(r)
+                | {"cost": r.cost, "note": notes.get(r.name) or r.options.get("note"), "metrics": run_metrics_json(r.results_dir)}
+                for r in found
+            ]
+        )
         return
     rows = [
         (
@@ -117,18 +123,109 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
             ui.human_duration(r.duration) if r.duration is not None else "",
             f"${r.cost:.4f}" if r.cost is not None else "",
             r.results_dir,
+            run_metrics_cell(r.results_dir),
         )
         for r in found
     ]
     ui.print_table(
         "Runs",
-        ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results"],
+        ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results", "metrics"],
         rows,
         empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
     )
     for r in found:
         if r.options.get("note"):
             ui.console().print(f"{r.name} ({r.state}): {r.options['note']}.")
+
+
+def run_metrics_cell(results_dir: str) -> str:
+    """The runs table's metrics column: latest value and trend line per metric ('' without metrics)."""
+    from .. import metrics
+
+    found = metrics.load(results_dir) if results_dir else None
+    return metrics.summary(found, limit=3, width=12) if found else ""
+
+
+def run_metrics_json(results_dir: str) -> dict | None:
+    """`inv runs --json`'s metrics: per metric its latest value, the step it was written at and its trend."""
+    from .. import metrics
+
+    found = metrics.load(results_dir) if results_dir else None
+    return metrics.as_json(found) if found and found.series else None
+
+
+@command(
+    aws=False,
+    help={
+        "run": "run name (see inv runs)",
+        "metric": "draw only this metric (comma-separated for several; default: every one)",
+        "follow": "redraw as the run's results grow, until it is no longer live (or Ctrl-C)",
+        "png": "write the charts to this PNG file instead (needs matplotlib: pip install 'ec2kit[plot]')",
+        "json": "print the metrics' points as JSON (with --follow: one JSON line per change)",
+        "interval": "with --follow: seconds between checks of the results (default 1)",
+    },
+)
+def plot(
+    ctx: Context,
+    run: str,
+    metric: str = "",
+    follow: bool = False,
+    png: str | None = None,
+    json: bool = False,
+    interval: float | None = None,
+) -> None:
+    """Chart a run's metrics (metrics.csv or metrics.jsonl in its results) in the terminal, or as a PNG. Example: inv plot RUN --metric loss"""
+    import json as jsonlib
+    import shutil
+    import sys
+
+    from .. import metrics as metricslib
+    from .. import plot as plotting
+    from ..metrics import Metrics
+    from ..runs import RunRecord, Runs
+
+    if interval is not None and interval <= 0:
+        raise fail(f"--interval {interval}: give a number of seconds above 0, e.g. --interval 2.")
+    runs = Runs(ctx.settings.runs_db)
+    wanted = split_list(metric)
+    tty = sys.stdout.isatty()
+
+    def draw(record: RunRecord, found: Metrics) -> None:
+        names = plotting.choose(found, wanted, record.name)
+        if png:
+            w, h = plotting.write_png(found, names, png, title=f"{record.name} ({record.state})")
+            (ui.info if json else ui.console().print)(f"Wrote {png} ({w}×{h} px): {', '.join(names)} of {record.name}")
+        if json:
+            points = metricslib.as_json(found, points=True, names=names)
+            doc = {"run": record.name, "state": record.state, "source": found.source, "x": found.x, "metrics": points}
+            print(jsonlib.dumps(doc, indent=None if follow else 2), flush=True)
+        if png or json:
+            return
+        cols, rows = shutil.get_terminal_size((100, 40)) if tty else (80, 40)
+        height = max(8, min(25, rows - 8)) if len(names) == 1 and tty else 12
+        charts = plotting.terminal_charts(found, names, width=max(20, min(cols - 12, 120)), height=height, color=tty)
+        header = f"{record.name} ({record.state}) · {found.x} {metricslib.format_value(found.last_x() or 0)} · {found.source}"
+        sys.stdout.write(("\x1b[H\x1b[2J" if tty and follow else "") + header + "\n" + charts + "\n\n")
+        sys.stdout.flush()
+
+    if not follow:
+        record = plotting.find_run(runs, run)
+        found = metricslib.load(record.results_dir) if record.results_dir else None
+        if not found or not found.series:
+            raise plotting.no_metrics_error(record)
+        draw(record, found)
+        return
+    try:
+        final = plotting.follow(
+            runs,
+            run,
+            draw,
+            interval=interval or 1.0,
+            waiting=lambda r: ui.info(f"Waiting for metrics in {r.results_dir} (Ctrl-C to stop)…"),
+        )
+    except KeyboardInterrupt:
+        return
+    ui.info(f"Run {run} is {final.state}; stopped following.")
 
 
 @command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})
