@@ -114,3 +114,27 @@ def test_console_script_exposes_the_same_tasks(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "spot-run" in proc.stdout and "sandbox.up" in proc.stdout
+
+
+def test_a_closed_pipe_ends_a_listing_quietly(tmp_path):
+    """`inv runs --json | head`: the reader left before the output; no traceback, no 'unexpected error'."""
+    import os
+
+    from ec2kit.runs import RunRecord, Runs
+
+    Runs(tmp_path / "runs.sqlite").save(RunRecord(name="r1", state="succeeded"))
+    env = {**os.environ, "EC2KIT_HOME": str(tmp_path), "PYTHONPATH": str(ROOT), "EC2KIT_SANDBOX": "1"}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before ec2kit writes a byte
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "runs", "--json"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr, proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141

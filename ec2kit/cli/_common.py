@@ -38,6 +38,11 @@ def translate(err: BaseException) -> Exit | None:
         return fail(str(err), err.exit_code)
     if isinstance(err, KeyboardInterrupt):
         return fail("interrupted.", 130)
+    if isinstance(err, BrokenPipeError):  # `inv runs --json | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit(code=141)
     try:
         import botocore.exceptions as bex
     except ImportError:  # pragma: no cover
