@@ -324,7 +324,9 @@ def test_secrets_are_masked_in_reports_and_failures(make_host, tmp_path, monkeyp
 def test_a_missing_secret_says_how_to_provide_it(tmp_path):
     from ec2kit.errors import RecipeError
 
-    (tmp_path / "s.toml").write_text('[secrets]\nHF_TOKEN = { env = "EC2KIT_TEST_NEVER_SET" }\n')
+    (tmp_path / "s.toml").write_text(
+        '[secrets]\nHF_TOKEN = { env = "EC2KIT_TEST_NEVER_SET" }\n[[step]]\nname = "use it"\nrun = "true"\n'
+    )
     with pytest.raises(RecipeError) as err:
         run_recipe(None, load_recipe(str(tmp_path / "s.toml")), reporter=CollectingReporter())
     assert str(err.value) == (

@@ -33,13 +33,16 @@ def _run(
     start_at: str | None,
 ) -> None:
     from ..recipe import load_recipe, parse_overrides, run_recipe
+    from ..recipe.loader import check_overrides
 
     recipe = load_recipe(name)
+    overrides = parse_overrides(sets)
+    check_overrides(recipe, overrides)
     report = run_recipe(
         ctx,
         recipe,
         hosts=hosts,
-        vars=parse_overrides(sets),
+        vars=overrides,
         check=check,
         tags=tuple(split_list(tags)),
         skip_tags=tuple(split_list(skip_tags)),

@@ -58,8 +58,21 @@ def select_steps(
 
             close = difflib.get_close_matches(key, [s.name for s in chosen], n=3, cutoff=0.5)
             guess = (" Did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
-            raise RecipeError(f"--start-at '{key}': no step has that name or number.{guess}")
+            listing = ", ".join(f"{s.number} '{s.name}'" for s in chosen[:12]) + (" …" if len(chosen) > 12 else "")
+            raise RecipeError(f"--start-at '{key}': no step has that name or number.{guess} Steps: {listing}.")
+        twins = [s for s in chosen if s.name == key]
+        if len(twins) > 1 and not key.isdigit():
+            where = ", ".join(f"{s.number} (recipe {s.recipe})" for s in twins)
+            raise RecipeError(f"--start-at '{key}': several steps have that name: {where}.", hint="Give its number instead.")
         chosen = chosen[idx:]
+    known_tags = sorted({t for s in steps for t in s.tags})
+    for flag, wanted in (("--tags", tags), ("--skip-tags", skip_tags)):
+        unknown = [t for t in wanted if t not in known_tags]
+        if unknown:
+            raise RecipeError(
+                f"{flag} {','.join(unknown)}: no step has {'that tag' if len(unknown) == 1 else 'those tags'}.",
+                hint=f"Tags in this recipe: {', '.join(known_tags) or 'none'}.",
+            )
     if tags:
         chosen = [s for s in chosen if set(s.tags) & set(tags)]
     if skip_tags:

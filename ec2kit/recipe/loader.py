@@ -160,8 +160,25 @@ def _key_locator(shown: str, text: str, header: int) -> Callable[[str], str]:
     return lambda key: f"{shown}:{key_line(text, header, key)}"
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; anything else is a RecipeError naming the byte and line."""
+    shown = _show(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise RecipeError(f"{shown} cannot be read ({err.strerror}).") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise RecipeError(
+            f"{shown}:{line}: byte {err.start} (0x{raw[err.start]:02x}) is not UTF-8.",
+            hint="Save the recipe as UTF-8 (most editors: 'Save with encoding').",
+        ) from None
+
+
 def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
-    text = path.read_text()
+    text = _read_text(path)
     shown = _show(path)
     data = parse_toml(text, shown)
     for key in data:
@@ -175,10 +192,18 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         raise RecipeError(f"{shown}: steps are written [[step]] (an array of tables), not [step].")
     headers = step_header_lines(text)
     steps = []
+    named: dict[str, int] = {}
     for i, args in enumerate(raw_steps):
         line = headers[i] if i < len(headers) else 0
         at = f"{shown}:{line}"
         label = f"step {i + 1}" + (f" '{args['name']}'" if args.get("name") else "")
+        if isinstance(args, dict) and isinstance(args.get("name"), str):
+            if args["name"] in named:
+                raise RecipeError(
+                    f"{at}: a second step named '{args['name']}' (the first is at line {named[args['name']]}).",
+                    hint="Give each step its own name: --start-at, --tags and the report tell steps apart by it.",
+                )
+            named[args["name"]] = line
         kind = _step_kind(args, at, label)
         validate_step(args, kind, Where(at, label, _key_locator(shown, text, line)))
         steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
@@ -220,7 +245,31 @@ def load_recipe(name_or_path: str, search_path: list[Path] | None = None, *, ext
     """
     dirs = [Path(d) for d in (search_path if search_path is not None else default_search_path())]
     path = find_recipe(name_or_path, dirs)
-    return _load(path, dirs, stack=[], seen=set(), extra_keys=extra_keys)
+    recipe = _load(path, dirs, stack=[], seen=set(), extra_keys=extra_keys)
+    if not recipe.steps:
+        raise RecipeError(
+            f"{_show(path)}: recipe '{recipe.name}' has no steps.",
+            hint='Add one: [[step]] with name = "..." and run = "..." (or uses = ["base"] to take another\'s).',
+        )
+    return recipe
+
+
+def check_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
+    """Refuse a ``--set`` of a variable the recipe neither declares nor mentions (a typo would be
+    silently ignored otherwise). A recipe that takes a variable declares it in ``[vars]``."""
+    from .render import mentioned_names
+
+    known = set(recipe.vars) | set(recipe.secrets) | mentioned_names(recipe)
+    for key in overrides:
+        name = key.split(":", 1)[1] if key.startswith("secret:") else key
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+            guess = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            declared = ", ".join(sorted(recipe.vars)) or "none"
+            raise RecipeError(
+                f"--set {name}: recipe '{recipe.name}' has no variable '{name}'.{guess} Its variables: {declared}.",
+                hint=f"To pass a new variable, declare it with a default in {_show(recipe.path)}'s [vars].",
+            )
 
 
 def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra_keys: tuple[str, ...] = ()) -> Recipe:

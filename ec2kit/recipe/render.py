@@ -148,6 +148,25 @@ def eval_when(expr: Any, vars: dict[str, Any], step: Step) -> bool:
         raise _fail(step, "when", err) from None
 
 
+def mentioned_names(recipe: Any) -> set[str]:
+    """Every variable a recipe's steps and the templates they name mention (for checking --set)."""
+    import jinja2
+    from jinja2 import meta
+
+    names: set[str] = set()
+    for step in recipe.steps:
+        names |= referenced_names(step)
+        source = step.args.get("template")
+        if step.kind == "template" and isinstance(source, str) and "{" not in source:
+            env = environment(recipe.template_dirs)
+            try:
+                text = env.loader.get_source(env, source)[0] if env.loader else ""
+                names |= meta.find_undeclared_variables(env.parse(text))
+            except jinja2.TemplateError:
+                pass  # reported with its location when the step runs
+    return names
+
+
 def referenced_names(step: Step) -> set[str]:
     """Top-level variable names a step's values and ``when`` mention (to split batches)."""
     import jinja2

@@ -138,6 +138,11 @@ def validate(options: SpotRunOptions) -> tuple[str, Path]:
 
 def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
     """Resolve every named resource and check the results directory before anything is paid for."""
+    if options.recipe:
+        from ..recipe import load_recipe
+        from ..recipe.loader import check_overrides
+
+        check_overrides(load_recipe(options.recipe), options.vars)
     if options.image:
         ctx.cloud.image(options.image)
     if options.snapshot:
