@@ -7,6 +7,7 @@
 ``EC2KIT_USER``        login user on instances (default ``ubuntu``).
 ``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
 ``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
+``EC2KIT_SSH_CIDR``    where SSH to instances may come from (e.g. ``203.0.113.7/32``); read when used.
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -43,7 +45,7 @@ class Settings:
     key_name: str = "ec2kit"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         """Read settings from the environment; keyword overrides win when not None."""
         ssh_address = os.environ.get("EC2KIT_SSH_ADDRESS", "public")
         if ssh_address not in ("public", "private"):
@@ -80,3 +82,20 @@ class Settings:
     @property
     def runs_db(self) -> Path:
         return self.home / "runs.sqlite"
+
+    # Read when used, so a new address applies to the next security-group check ---------
+    @property
+    def ssh_cidr(self) -> str | None:
+        """EC2KIT_SSH_CIDR as a network (``203.0.113.7`` → ``203.0.113.7/32``), or None when unset."""
+        configured = os.environ.get("EC2KIT_SSH_CIDR", "").strip()
+        if not configured:
+            return None
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_network(configured, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"EC2KIT_SSH_CIDR={configured!r} is not an address range.",
+                hint="Use your public address with a prefix, e.g. 203.0.113.7/32.",
+            ) from None
