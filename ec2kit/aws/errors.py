@@ -196,8 +196,11 @@ def _translate_code(code: str, message: str, action: str) -> Ec2kitError | None:
 
 
 @contextmanager
-def translating(action: str) -> Iterator[None]:
-    """Translate a botocore error raised in the block (``DryRunOperation`` passes through untouched)."""
+def translating(action: str | Callable[[], str]) -> Iterator[None]:
+    """Translate a botocore error raised in the block (``DryRunOperation`` passes through untouched).
+
+    ``action`` may be a function, called only when there is an error to describe.
+    """
     try:
         yield
     except Ec2kitError:
@@ -205,7 +208,7 @@ def translating(action: str) -> Iterator[None]:
     except Exception as err:
         if not is_aws_exception(err):
             raise
-        translated_err = translate_client_error(err, action=action)
+        translated_err = translate_client_error(err, action=action if isinstance(action, str) else action())
         if translated_err is None:
             raise
         raise translated_err from err
@@ -225,17 +228,8 @@ def translated(action: str) -> Callable[[F], F]:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with translating(lambda: _action(action, signature, is_method, args, kwargs)):
                 return fn(*args, **kwargs)
-            except Ec2kitError:
-                raise
-            except Exception as err:
-                if not is_aws_exception(err):
-                    raise
-                translated_err = translate_client_error(err, action=_action(action, signature, is_method, args, kwargs))
-                if translated_err is None:
-                    raise
-                raise translated_err from err
 
         return wrapper  # type: ignore[return-value]
 
