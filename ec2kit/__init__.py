@@ -5,7 +5,7 @@ Layers (dependencies point down only)::
     ec2kit.cli        Invoke task collections: parse, call, print
     ec2kit.spotrun    the spot-run lifecycle
     ec2kit.recipe     TOML playbooks: load, render, plan, execute
-    ec2kit.cloud      EC2 through boto3 (knows nothing of SSH)
+    ec2kit.aws        EC2 and prices through boto3 (knows nothing of SSH)
     ec2kit.remote     Fabric connections (knows nothing of AWS)
     ec2kit.sandbox    the local cloud: moto's EC2 server + real sshd hosts
 

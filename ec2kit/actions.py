@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import SandboxError, WrongState
 
 if TYPE_CHECKING:
-    from .cloud import Instance, Volume
+    from .aws.models import Instance, Volume
     from .context import Context
 
 Progress = Callable[[str], None] | None
@@ -38,7 +38,7 @@ def wait_ssh(ctx: Context, instance: Instance, *, timeout: float = 300, progress
 def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = None, **options: object) -> Instance:
     """Launch an instance named ``name`` and, with ``wait``, return once SSH answers.
 
-    ``options`` are :meth:`ec2kit.cloud.Cloud.launch`'s (image, disk, type, spot, …).
+    ``options`` are :meth:`ec2kit.aws.cloud.Cloud.launch`'s (image, disk, type, spot, …).
     """
     cloud = ctx.cloud
     inst = cloud.launch(name, progress=progress, **options)  # type: ignore[arg-type]

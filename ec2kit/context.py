@@ -13,7 +13,8 @@ from .errors import ConfigError, CredentialsError
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .cloud import Cloud, Instance
+    from .aws.cloud import Cloud
+    from .aws.models import Instance
     from .openssh import OpenSshHost
     from .remote import CommandHost, Host, SshTarget
     from .sandbox import SandboxInfo
@@ -71,7 +72,7 @@ class Context:
             return self._cloud
 
     def _make_cloud(self) -> Cloud:
-        from .cloud import Cloud
+        from .aws.cloud import Cloud
 
         if not self.uses_sandbox:
             return Cloud(self.settings)
@@ -100,7 +101,7 @@ class Context:
     def instances_named(self, names: list[str]) -> dict[str, Instance]:
         """Name or id → Instance for each of ``names`` from one DescribeInstances; names that
         match nothing (or several) are left out, for each caller's own lookup to report."""
-        from .cloud import match_instance
+        from .aws.models import match_instance
         from .errors import Ec2kitError
 
         candidates = self.cloud.instances()

@@ -7,6 +7,7 @@
 ``EC2KIT_USER``        login user on instances (default ``ubuntu``).
 ``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
 ``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
+``EC2KIT_SSH_CIDR``    where SSH to instances may come from (e.g. ``203.0.113.7/32``); read when used.
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
 ``EC2KIT_DEBUG``       1: tracebacks for unexpected errors.
 Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
@@ -54,9 +55,9 @@ class Settings:
     defaults: Config | None = field(default=None, compare=False, hash=False, repr=False)  # launch defaults and their sources
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         """Read settings from the config files and the environment; keyword overrides (flags) win when not None."""
-        home = Path(overrides["home"]) if overrides.get("home") else _default_home()  # type: ignore[arg-type]
+        home = Path(overrides["home"]) if overrides.get("home") else _default_home()
         cfg = config.load(home)
         sources = dict(cfg.sources)
         for key, value in overrides.items():
@@ -119,6 +120,24 @@ class Settings:
                 hint="Make it writable by you, or set EC2KIT_HOME to a directory you own.",
             ) from None
         return home
+
+
+    # Read when used, so a new address applies to the next security-group check ---------
+    @property
+    def ssh_cidr(self) -> str | None:
+        """EC2KIT_SSH_CIDR as a network (``203.0.113.7`` → ``203.0.113.7/32``), or None when unset."""
+        configured = os.environ.get("EC2KIT_SSH_CIDR", "").strip() or (self.defaults.values["ssh_cidr"] if self.defaults else "")
+        if not configured:
+            return None
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_network(configured, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"EC2KIT_SSH_CIDR={configured!r} is not an address range.",
+                hint="Use your public address with a prefix, e.g. 203.0.113.7/32.",
+            ) from None
 
 
 def debug_enabled() -> bool:

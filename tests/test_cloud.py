@@ -7,7 +7,10 @@ import subprocess
 
 import pytest
 
-from ec2kit.cloud import MANAGED_TAG, SECURITY_GROUP, Cloud, find_region, translate_client_error
+from ec2kit.aws.cloud import Cloud
+from ec2kit.aws.errors import translate_client_error
+from ec2kit.aws.models import MANAGED_TAG, SECURITY_GROUP
+from ec2kit.aws.regions import find_region
 from ec2kit.errors import (
     AlreadyExists,
     AwsError,
@@ -113,16 +116,17 @@ def test_default_image_without_ubuntu_lts_says_to_pass_an_image(cloud):
 
 
 def test_dry_run_launch_describes_the_call_and_creates_nothing(cloud):
-    plan = cloud.launch("base", image=UBUNTU, disk=30, type="t3.micro", dry_run=True)
-    assert plan["action"] == "run_instances" and plan["would_succeed"] is True
-    assert plan["params"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 30
+    plan = cloud.plan_launch("base", image=UBUNTU, disk=30, type="t3.micro")
+    assert plan.action == "run_instances" and cloud.check(plan) is True
+    assert plan.params["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 30
     assert cloud.instances() == [] and not cloud.settings.key_file.exists()
 
 
 def test_dry_run_freeze_and_create_volume_create_nothing(cloud):
     cloud.launch("base", image=UBUNTU, type="t3.micro")
-    assert cloud.freeze("base", dry_run=True)["would_succeed"] is True
-    assert cloud.create_volume(size=5, name="data", dry_run=True)["params"]["Size"] == 5
+    assert cloud.check(cloud.plan_freeze("base")) is True
+    volume = cloud.plan_volume(size=5, name="data")
+    assert cloud.check(volume) is True and volume.params["Size"] == 5
     assert cloud.images() == [] and [v.name for v in cloud.volumes()] == ["base"]
 
 
@@ -309,7 +313,7 @@ def test_key_pair_in_aws_for_another_key_is_a_clear_error(cloud, user_key):
 
 
 def test_key_fingerprints_match_what_aws_reports_for_an_imported_key():
-    from ec2kit.cloud import key_fingerprints
+    from ec2kit.aws.access import key_fingerprints
 
     # ssh-keygen -lf of this key prints SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU
     line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host"
@@ -406,7 +410,7 @@ def test_missing_credentials_and_unreachable_endpoints_are_translated():
 
 
 def test_cloud_methods_translate_errors_from_a_real_call(cloud):
-    from ec2kit.cloud import Instance
+    from ec2kit.aws.models import Instance
 
     ghost = Instance(
         id="i-0123456789abcdef0",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit.cloud import Cloud
+from ec2kit.aws.cloud import Cloud
+from ec2kit.aws.prices import on_demand_prices, parse_price_list, price_table, sort_types, spot_prices
 from ec2kit.errors import ConfigError, CredentialsError
-from ec2kit.prices import on_demand_prices, parse_price_list, price_table, sort_types, spot_prices
 from ec2kit.settings import Settings
 
 DATA = Path(__file__).parent / "data" / "pricing"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ec2kit.cloud import Cloud
+from ec2kit.aws.cloud import Cloud
 from ec2kit.recipe import CollectingReporter, load_recipe, run_recipe
 from ec2kit.settings import Settings
 

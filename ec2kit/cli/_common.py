@@ -48,7 +48,7 @@ def translate(err: BaseException) -> Exit | None:
     except ImportError:  # pragma: no cover
         bex = None
     if bex is not None and isinstance(err, (bex.ClientError, bex.BotoCoreError)):
-        from ..cloud import translate_client_error
+        from ..aws.errors import translate_client_error
 
         translated = translate_client_error(err, action="the last AWS call")
         if translated is not None:
@@ -128,7 +128,7 @@ def make_context(profile: str | None, region: str | None):
     from ..settings import Settings
 
     if region:
-        from ..cloud import find_region
+        from ..aws.regions import find_region
 
         region = find_region(region)
     return Context(Settings.from_env(profile=profile, region=region))

@@ -191,6 +191,6 @@ def forget_host(ctx: Context, name: str) -> None:
 @command(aws=False, help={"text": "part of a region's name, e.g. Ohio, Frankfurt, Tokyo"})
 def region(ctx: Context, text: str) -> None:
     """Print the code of the first region whose name contains TEXT: inv region Ohio → us-east-2."""
-    from ..cloud import find_region
+    from ..aws.regions import find_region
 
     print(find_region(text))

@@ -188,7 +188,7 @@ def snapshots(ctx: Context, json: bool = False) -> None:
 )
 def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False) -> None:
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
-    from .. import prices as p
+    from ..aws import prices as p
 
     demand = p.on_demand_prices(family, ctx.cloud.region, session=ctx.cloud.session) if ctx.sandbox is None else {}
     spot = {} if no_spot else p.spot_prices(family, ctx.cloud)

@@ -56,7 +56,7 @@ class TaskContext:
 
     @property
     def cloud(self) -> Any:
-        """``ctx.cloud`` (an :class:`ec2kit.cloud.Cloud`)."""
+        """``ctx.cloud`` (an :class:`ec2kit.aws.cloud.Cloud`)."""
         if self.ctx is None:
             raise Ec2kitError("This task needs AWS (a Context), but the recipe runs without one.")
         return self.ctx.cloud
@@ -105,7 +105,7 @@ def call_task(fn: TaskFn, tc: TaskContext, args: dict[str, Any], *, at: str) -> 
     return result
 
 
-# -- built-in tasks: thin wrappers over ec2kit.cloud / ec2kit.actions ------------------------
+# -- built-in tasks: thin wrappers over ec2kit.aws / ec2kit.actions ------------------------
 
 
 def _describe(fn: str, *args: Any, **kwargs: Any) -> str:
@@ -113,14 +113,10 @@ def _describe(fn: str, *args: Any, **kwargs: Any) -> str:
     return f"{fn}({', '.join(parts)})"
 
 
-def _dry_run_line(plan: Any, call: str) -> str:
-    """ "would call cloud.freeze('base') → ec2.create_image (DryRun: would succeed)"."""
-    line = f"would call {call}"
-    if isinstance(plan, dict) and plan.get("action"):
-        value = plan.get("would_succeed")
-        verdict = "would succeed" if value is True else "would fail" if value is False else "not checked"
-        line += f" → ec2.{plan['action']} (DryRun: {verdict})"
-    return line
+def _check_line(tc: TaskContext, plan: Any, call: str) -> str:
+    """ "would call cloud.freeze('base') → ec2.create_image (DryRun: would succeed)": ``plan`` asked with DryRun."""
+    verdict = "would succeed" if tc.cloud.check(plan) else "would fail"
+    return f"would call {call} → ec2.{plan.action} (DryRun: {verdict})"
 
 
 def _action(name: str) -> Callable[..., Any]:
@@ -151,7 +147,7 @@ def launch(tc: TaskContext, instance: str | None = None, **options: Any) -> dict
     """
     target = _target(tc, instance)
     if tc.check:
-        tc.report(_dry_run_line(tc.cloud.launch(target, dry_run=True, **options), _describe("cloud.launch", target, **options)))
+        tc.report(_check_line(tc, tc.cloud.plan_launch(target, **options), _describe("cloud.launch", target, **options)))
         tc.target = target
         return {}
     inst = _action("launch")(tc.ctx, target, progress=_progress(tc), **options)
@@ -185,11 +181,8 @@ def freeze(tc: TaskContext, image: str | None = None, instance: str | None = Non
     """Make an image of `instance` (default: the target), named `image` (default: the instance's name)."""
     target = _target(tc, instance)
     if tc.check:
-        tc.report(
-            _dry_run_line(
-                tc.cloud.freeze(target, image_name=image, dry_run=True), _describe("cloud.freeze", target, image_name=image)
-            )
-        )
+        plan = tc.cloud.plan_freeze(target, image_name=image)
+        tc.report(_check_line(tc, plan, _describe("cloud.freeze", target, image_name=image)))
         return {}
     img = tc.cloud.freeze(target, image_name=image, wait=wait, progress=_progress(tc))
     return {"image": img}

@@ -22,7 +22,7 @@ from .commands import check_run_name, kill_command, render_wrapper, start_comman
 from .follower import Follower
 
 if TYPE_CHECKING:
-    from ..cloud import Instance
+    from ..aws.models import Instance
     from ..context import Context
     from ..remote import Host
 
@@ -235,14 +235,8 @@ def _launch(run: _Run, attempt: int) -> Instance:
 def spot_price(ctx: Context, instance_type: str, zone: str) -> float | None:
     """The current spot price of ``instance_type`` in ``zone`` (USD/hour), or None if unknown."""
     try:
-        history = ctx.cloud.ec2.describe_spot_price_history(
-            InstanceTypes=[instance_type],
-            AvailabilityZone=zone,
-            ProductDescriptions=["Linux/UNIX"],
-            MaxResults=1,
-        ).get("SpotPriceHistory", [])
-        return float(history[0]["SpotPrice"]) if history else None
-    except Exception:  # noqa: BLE001 - the cost column is informative only
+        return ctx.cloud.spot_price(instance_type, zone)
+    except Ec2kitError:  # the cost column is informative only
         return None
 
 
@@ -652,22 +646,28 @@ def _abort(run: _Run, state: str) -> None:
 
 
 def release_all(ctx: Context, record: RunRecord) -> list[str]:
-    """Cancel every request, terminate every instance and delete every volume the run created."""
+    """Cancel every request, terminate every instance and delete every volume the run created; save the record."""
+    remaining = release(ctx, record.created)
+    record.instance_stopped()
+    record.volumes = []
+    Runs(ctx.settings.runs_db).save(record)
+    return remaining
+
+
+def release(ctx: Context, created: dict[str, list[str]]) -> list[str]:
+    """Terminate these instances, cancel these spot requests, delete these volumes; what could not go, as hints."""
     cloud = ctx.cloud
     remaining: list[str] = []
-    for iid in record.created.get("instances", []):
+    for iid in created.get("instances", []):
         ctx.forget_host(iid)
-        remaining += _terminate(cloud, iid, None, wait=bool(record.created.get("volumes")))
-    for rid in record.created.get("requests", []):
+        remaining += _terminate(cloud, iid, None, wait=bool(created.get("volumes")))  # only volumes need it gone
+    for rid in created.get("requests", []):
         try:
             cloud.cancel_spot_request(rid)
         except Exception:  # noqa: BLE001 - gone already (moto drops cancelled requests)
             pass
-    for vid in record.created.get("volumes", []):
+    for vid in created.get("volumes", []):
         remaining += _delete_volume(cloud, vid)
-    record.instance_stopped()
-    record.volumes = []
-    Runs(ctx.settings.runs_db).save(record)
     return remaining
 
 

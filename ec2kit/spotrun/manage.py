@@ -12,10 +12,10 @@ from ..errors import NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
 from .commands import attach_command, kill_command
 from .follower import FINAL_STATES, Follower
-from .lifecycle import RUN_TAG, log_tail, release_all
+from .lifecycle import RUN_TAG, log_tail, release, release_all
 
 if TYPE_CHECKING:
-    from ..cloud import Instance
+    from ..aws.models import Instance
     from ..context import Context
 
 
@@ -238,48 +238,22 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
         if run and run not in live and not any(l.id == vol.attached_to for l in found if l.kind == "instance"):
             if vol.attached_to is None:
                 found.append(Leftover("volume", vol.id, vol.name, f"data volume of run {run}, detached"))
-    reqs = cloud.ec2.describe_spot_instance_requests(Filters=[{"Name": "tag-key", "Values": [RUN_TAG]}]).get(
-        "SpotInstanceRequests", []
-    )
-    for req in reqs:
-        tags = {t["Key"]: t["Value"] for t in req.get("Tags", [])}
-        if req.get("State") in ("open", "active") and tags.get(RUN_TAG) not in live and not req.get("InstanceId"):
-            found.append(
-                Leftover(
-                    "spot-request", req["SpotInstanceRequestId"], tags.get("Name", ""), f"open request of run {tags.get(RUN_TAG)}"
-                )
-            )
+    for req in cloud.spot_requests(tag_key=RUN_TAG):
+        run = req.tags.get(RUN_TAG)
+        if req.state in ("open", "active") and run not in live and not req.instance_id:
+            found.append(Leftover("spot-request", req.id, req.name, f"open request of run {run}"))
     if not dry_run:
-        record = RunRecord(name="cleanup")
-        record.created = {
+        created = {
             "instances": [l.id for l in found if l.kind == "instance"],
             "requests": [l.id for l in found if l.kind == "spot-request"],
             "volumes": [l.id for l in found if l.kind == "volume"],
         }
-        remaining = _release_quietly(ctx, record)
+        remaining = release(ctx, created)  # no run record: these runs are gone
         if remaining:
             from ..errors import RunError
 
             raise RunError("Cleanup could not remove: " + "; ".join(remaining))
     return found
-
-
-def _release_quietly(ctx: Context, record: RunRecord) -> list[str]:
-    """release_all without writing a run record."""
-    from .lifecycle import _delete_volume, _terminate
-
-    remaining: list[str] = []
-    for iid in record.created["instances"]:
-        ctx.forget_host(iid)
-        remaining += _terminate(ctx.cloud, iid, None)
-    for rid in record.created["requests"]:
-        try:
-            ctx.cloud.cancel_spot_request(rid)
-        except Exception:  # noqa: BLE001
-            pass
-    for vid in record.created["volumes"]:
-        remaining += _delete_volume(ctx.cloud, vid)
-    return remaining
 
 
 __all__ = ["Leftover", "attach_argv", "cleanup", "list_runs", "log_tail", "logs", "pull", "stop_run"]

@@ -5,7 +5,7 @@ Static AWS data (the names shown in the console and used by the Pricing API).
 
 from __future__ import annotations
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 REGION_NAMES: dict[str, str] = {
     "us-east-1": "US East (N. Virginia)",

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .cloud import _size_key, translate_client_error
-from .errors import ConfigError, Ec2kitError
+from ..errors import ConfigError
+from .errors import translated, translating
 from .regions import find_region
+from .session import paginate
 
 if TYPE_CHECKING:
     from .cloud import Cloud
@@ -27,9 +28,24 @@ PRICING_REGION = "us-east-1"
 LINUX = "Linux/UNIX"
 
 
+def size_key(instance_type: str) -> tuple[str, int, str]:
+    """Sort key for instance types: family, then nano < … < large < xlarge < 2xlarge < … < metal."""
+    family, _, size = instance_type.partition(".")
+    order = ["nano", "micro", "small", "medium", "large", "xlarge"]
+    if size in order:
+        rank = order.index(size)
+    elif size.endswith("xlarge") and size[:-6].isdigit():
+        rank = len(order) + int(size[:-6])
+    elif size.startswith("metal"):
+        rank = 10_000
+    else:
+        rank = 5_000
+    return (family, rank, size)
+
+
 def sort_types(types: Iterable[str]) -> list[str]:
     """Instance types ordered by family then size: m5.large, m5.xlarge, m5.2xlarge, …, m5.metal."""
-    return sorted(types, key=_size_key)
+    return sorted(types, key=size_key)
 
 
 def _check_family(family: str) -> str:
@@ -63,7 +79,7 @@ def pricing_filters(family: str, region: str) -> list[dict[str, str]]:
     return filters
 
 
-def parse_price_list(price_list: Iterable[str | dict], family: str) -> dict[str, float]:
+def parse_price_list(price_list: Iterable[str | dict[str, Any]], family: str) -> dict[str, float]:
     """Hourly USD on-demand price per instance type from GetProducts PriceList entries (JSON strings)."""
     prices: dict[str, float] = {}
     for entry in price_list:
@@ -83,7 +99,7 @@ def parse_price_list(price_list: Iterable[str | dict], family: str) -> dict[str,
 
 
 def on_demand_prices(
-    family: str, region: str, *, endpoint_url: str | None = None, session: Any = None, credentials: dict | None = None
+    family: str, region: str, *, endpoint_url: str | None = None, session: Any = None, credentials: dict[str, str] | None = None
 ) -> dict[str, float]:
     """On-demand Linux prices (USD/hour) of a family ("m5") or one type ("m5.large") in a region.
 
@@ -91,89 +107,70 @@ def on_demand_prices(
     (``endpoint_url`` overrides it); ``session`` is a boto3 Session (default: a new one).
     """
     family, region = _check_family(family), find_region(region)
-    try:
-        if session is None:
-            import boto3
-
-            session = boto3.Session(**(credentials or {}))
-        client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
-        entries: list[str] = list(
-            _paged(
-                client.get_products,
-                "PriceList",
-                ServiceCode="AmazonEC2",
-                Filters=pricing_filters(family, region),
-                FormatVersion="aws_v1",
-                MaxResults=100,
-            )
-        )
-    except Ec2kitError:
-        raise
-    except Exception as err:
-        if not type(err).__module__.startswith("botocore"):
-            raise
-        raise translate_client_error(err, action=f"look up on-demand prices of {family} in {region}") or err from err
-    return parse_price_list(entries, family)
+    return parse_price_list(_price_list(family, region, endpoint_url, session, credentials), family)
 
 
-def _paged(call: Any, key: str, **kwargs: Any) -> Any:
-    """Yield ``key``'s items from every page of an AWS call that pages with NextToken."""
-    while True:
-        page = call(**kwargs)
-        yield from page.get(key, [])
-        if not page.get("NextToken"):
-            return
-        kwargs["NextToken"] = page["NextToken"]
+@translated("look up on-demand prices of {family} in {region}")
+def _price_list(
+    family: str, region: str, endpoint_url: str | None, session: Any, credentials: dict[str, str] | None
+) -> list[str]:
+    if session is None:
+        import boto3
+
+        kwargs: dict[str, Any] = dict(credentials or {})
+        session = boto3.Session(**kwargs)
+    client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
+    filters = pricing_filters(family, region)
+    return paginate(
+        client, "get_products", "PriceList[]", ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1", MaxResults=100
+    )
 
 
 def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
     """Current spot prices (USD/hour, Linux) per type and zone in the cloud's region: ``{type: {zone: price}}``."""
     family = _check_family(family)
-    try:
-        types = family_types(family, cloud)
-        if not types:
-            return {}
-        latest: dict[tuple[str, str], tuple[Any, float]] = {}
-        history = _paged(
-            cloud.ec2.describe_spot_price_history,
-            "SpotPriceHistory",
-            InstanceTypes=types,
-            ProductDescriptions=[LINUX],
-            StartTime=datetime.now(timezone.utc),
-        )
-        for rec in history:
-            key = (rec["InstanceType"], rec["AvailabilityZone"])
-            stamp = rec.get("Timestamp")
-            if key not in latest or (stamp and latest[key][0] and stamp > latest[key][0]):
-                latest[key] = (stamp, float(rec["SpotPrice"]))
-    except Ec2kitError:
-        raise
-    except Exception as err:
-        if not type(err).__module__.startswith("botocore"):
-            raise
-        raise translate_client_error(err, action=f"look up spot prices of {family} in {cloud.region}") or err from err
+    latest: dict[tuple[str, str], tuple[Any, float]] = {}
+    for rec in _spot_history(family, cloud):
+        key = (rec["InstanceType"], rec["AvailabilityZone"])
+        stamp = rec.get("Timestamp")
+        if key not in latest or (stamp and latest[key][0] and stamp > latest[key][0]):
+            latest[key] = (stamp, float(rec["SpotPrice"]))
     result: dict[str, dict[str, float]] = {}
     for (itype, zone), (_, price) in sorted(latest.items()):
         result.setdefault(itype, {})[zone] = price
     return {t: result[t] for t in sort_types(result)}
 
 
+@translated("look up spot prices of {family} in {cloud.region}")
+def _spot_history(family: str, cloud: Cloud) -> list[dict[str, Any]]:
+    types = [t["InstanceType"] for t in _describe_types(family, cloud)]
+    if not types:
+        return []
+    now = datetime.now(timezone.utc)
+    return cloud.paginate(
+        "describe_spot_price_history", "SpotPriceHistory[]", InstanceTypes=types, ProductDescriptions=[LINUX], StartTime=now
+    )
+
+
+@translated("look up the spot price of {instance_type} in {zone}")
+def spot_price(instance_type: str, zone: str, cloud: Cloud) -> float | None:
+    """The current spot price of ``instance_type`` in ``zone`` (USD/hour, Linux), or None if AWS has none."""
+    history = cloud.ec2.describe_spot_price_history(
+        InstanceTypes=[instance_type], AvailabilityZone=zone, ProductDescriptions=[LINUX], MaxResults=1
+    ).get("SpotPriceHistory", [])
+    return float(history[0]["SpotPrice"]) if history else None
+
+
+@translated("list {family} instance types")
 def family_types(family: str, cloud: Cloud) -> list[str]:
     """Instance types EC2 offers in the cloud's region for a family (or the one type), sorted by size."""
     return [t["InstanceType"] for t in _describe_types(family, cloud)]
 
 
-def _describe_types(family: str, cloud: Cloud) -> list[dict]:
+def _describe_types(family: str, cloud: Cloud) -> list[dict[str, Any]]:
     pattern = family if "." in family else f"{family}.*"
-    found: list[dict] = []
-    kwargs: dict[str, Any] = {"Filters": [{"Name": "instance-type", "Values": [pattern]}]}
-    while True:
-        page = cloud.ec2.describe_instance_types(**kwargs)
-        found += [t for t in page.get("InstanceTypes", []) if _matches(family, t["InstanceType"])]
-        if not page.get("NextToken"):
-            break
-        kwargs["NextToken"] = page["NextToken"]
-    return sorted(found, key=lambda t: _size_key(t["InstanceType"]))
+    found = cloud.paginate("describe_instance_types", "InstanceTypes[]", Filters=[{"Name": "instance-type", "Values": [pattern]}])
+    return sorted((t for t in found if _matches(family, t["InstanceType"])), key=lambda t: size_key(t["InstanceType"]))
 
 
 @dataclass
@@ -197,12 +194,8 @@ def price_table(
 ) -> list[PriceRow]:
     """Rows for every type of a family in the cloud's region: vCPUs, memory, on-demand and spot prices."""
     family = _check_family(family)
-    try:
+    with translating(f"list {family} instance types"):
         described = _describe_types(family, cloud)
-    except Exception as err:
-        if not type(err).__module__.startswith("botocore"):
-            raise
-        raise translate_client_error(err, action=f"list {family} instance types") or err from err
     if not described:
         raise ConfigError(
             f"EC2 offers no instance types in family '{family}' in {cloud.region}.",

@@ -1,0 +1,169 @@
+"""Instances: find by name or id, wait for a state, start, stop, terminate, change type; spot requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NotFound, TimedOut, WrongState
+from .errors import translated
+from .models import LIVE_STATES, Instance, SpotRequest, filters, match_instance
+from .session import AwsSession, Progress, error_code, wait_until
+
+__all__ = ["Instances"]
+
+States = list[str] | tuple[str, ...]
+_WAITERS = {"running": "instance_running", "stopped": "instance_stopped", "terminated": "instance_terminated"}
+
+
+class Instances(AwsSession):
+    """Instance verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+
+    # -- find ----------------------------------------------------------------------------
+    @translated("list instances")
+    def instances(self, *, states: States | None = None, tags: dict[str, str | None] | None = None) -> list[Instance]:
+        """Instances in this region (default: not terminated) with these tag values (None: any value); one API call."""
+        wanted = filters(
+            **{"instance-state-name": list(states or LIVE_STATES)},
+            **{f"tag:{k}": v for k, v in (tags or {}).items() if v is not None},
+        )
+        wanted += filters(**{"tag-key": [k for k, v in (tags or {}).items() if v is None] or None})
+        found = [Instance.from_raw(r) for r in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=wanted)]
+        return sorted(found, key=lambda i: (i.name, str(i.launch_time)))
+
+    @translated("find instance {0}")
+    def instance(self, name_or_id: str | Instance, *, states: States | None = None) -> Instance:
+        """The instance with this Name tag or id (default: not terminated); NotFound suggests close names."""
+        key = name_or_id.id if isinstance(name_or_id, Instance) else name_or_id
+        return match_instance(key, self.instances(states=states))
+
+    def _refresh(self, instance: Instance) -> Instance:
+        return self._describe(instance.id)[1]
+
+    def _describe(self, instance_id: str) -> tuple[dict[str, Any], Instance]:
+        response = self.ec2.describe_instances(InstanceIds=[instance_id])
+        return response, Instance.from_raw(response["Reservations"][0]["Instances"][0])
+
+    @translated("check instance type {0}")
+    def instance_type(self, type: str) -> dict[str, Any]:
+        """Describe an instance type (cached); NotFound with where to look if AWS does not offer it."""
+        cache = self._type_cache
+        if type not in cache:
+            try:
+                info = self.ec2.describe_instance_types(InstanceTypes=[type])["InstanceTypes"]
+            except Exception as err:
+                if error_code(err) not in ("InvalidInstanceType", "InvalidParameterValue"):
+                    raise
+                info = []
+            if not info:
+                family = type.split(".")[0]
+                raise NotFound(
+                    "instance type",
+                    type,
+                    hint=f"AWS offers no such type in {self.region}; "
+                    f"see `inv prices {family}` or the EC2 instance types page (e.g. t3.medium, m5.xlarge).",
+                )
+            cache[type] = info[0]
+        return dict(cache[type])
+
+    # -- wait ----------------------------------------------------------------------------
+    @translated("wait for instance {0}")
+    def wait(self, instance: Instance | str, state: str, *, progress: Progress | None = None, timeout: float = 900) -> Instance:
+        """Poll until the instance reaches ``state``; ``progress("instance base: pending (12 s)")`` on each poll.
+
+        For running, stopped and terminated, botocore's waiter acceptors decide (a terminated
+        instance never becomes running); other states are compared as they are.
+        """
+        inst = instance if isinstance(instance, Instance) else self.instance(instance, states=[*LIVE_STATES, "terminated"])
+        waiter = _WAITERS.get(state)
+
+        def done(polled: tuple[dict[str, Any], Instance]) -> bool:
+            response, now = polled
+            verdict = self.waiter_verdict(waiter, response) if waiter else None
+            if now.state == state or verdict == "success":
+                return True
+            if verdict == "failure" or (state in ("running", "stopped") and now.state in ("terminated", "shutting-down")):
+                reason = now.raw.get("StateReason", {}).get("Message", "")
+                raise WrongState(f"Instance {now.label} is {now.state} while waiting for it to be {state}. {reason}".strip())
+            return False
+
+        _, inst = wait_until(
+            lambda: self._describe(inst.id),
+            done,
+            status=lambda polled: f"instance {polled[1].name or polled[1].id}: {polled[1].state}",
+            timed_out=lambda polled: TimedOut(
+                f"Instance {polled[1].label} is still {polled[1].state} after {timeout:.0f} s (waiting for {state}).",
+                hint="Check it in the AWS console; it may still get there.",
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+        return inst
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @translated("start instance {0}")
+    def start(self, name: str, *, wait: bool = True, progress: Progress | None = None) -> Instance:
+        """Start a stopped instance (and wait until it is running)."""
+        inst = self.instance(name)
+        if inst.state == "running":
+            return inst
+        self.ec2.start_instances(InstanceIds=[inst.id])
+        return self.wait(inst, "running", progress=progress) if wait else self._refresh(inst)
+
+    @translated("stop instance {0}")
+    def stop(self, name: str, *, wait: bool = True, progress: Progress | None = None) -> Instance:
+        """Stop a running instance (and wait until it is stopped); spot instances cannot stop."""
+        inst = self.instance(name)
+        if inst.state == "stopped":
+            return inst
+        if inst.lifecycle == "spot":
+            raise WrongState(
+                f"Instance {inst.label} is a one-time spot instance, which cannot be stopped.",
+                hint=f"Terminate it with `inv terminate {inst.name or inst.id}` (freeze it first to keep its disk).",
+            )
+        self.ec2.stop_instances(InstanceIds=[inst.id])
+        return self.wait(inst, "stopped", progress=progress) if wait else self._refresh(inst)
+
+    @translated("terminate instance {0}")
+    def terminate(self, name: str, *, wait: bool = False, progress: Progress | None = None) -> Instance:
+        """Terminate an instance, cancelling its spot request first."""
+        inst = self.instance(name)
+        if inst.lifecycle == "spot":
+            request_id = self.spot_request_for(inst)
+            if request_id:
+                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
+        self.ec2.terminate_instances(InstanceIds=[inst.id])
+        return self.wait(inst, "terminated", progress=progress) if wait else self._refresh(inst)
+
+    @translated("change the type of instance {0}")
+    def change_type(self, name: str, type: str) -> Instance:
+        """Change a stopped instance's type (stop it first)."""
+        inst = self.instance(name)
+        if inst.state != "stopped":
+            raise WrongState(
+                f"Instance {inst.label} is {inst.state}; its type can only change while it is stopped.",
+                hint=f"Run `inv stop {inst.name or inst.id}` first.",
+            )
+        self.instance_type(type)
+        self.ec2.modify_instance_attribute(InstanceId=inst.id, InstanceType={"Value": type})
+        return self._refresh(inst)
+
+    # -- spot requests -------------------------------------------------------------------------
+    @translated("find the spot request of {0}")
+    def spot_request_for(self, instance: Instance) -> str | None:
+        """The open spot request that launched this instance (found by the instance-id filter)."""
+        if instance.spot_request_id:
+            return instance.spot_request_id
+        live = [r for r in self.spot_requests(instance_id=instance.id) if r.state in ("open", "active")]
+        return live[0].id if live else None
+
+    @translated("list spot requests")
+    def spot_requests(self, *, tag_key: str | None = None, instance_id: str | None = None) -> list[SpotRequest]:
+        """Spot requests with a tag (any value) and/or for an instance (moto forgets cancelled ones)."""
+        wanted = filters(**{"tag-key": tag_key, "instance-id": instance_id})
+        raw = self.paginate("describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=wanted)
+        return [SpotRequest.from_raw(r) for r in raw]
+
+    @translated("cancel spot request {0}")
+    def cancel_spot_request(self, request_id: str) -> None:
+        """Cancel a spot request (the instance, if any, is not terminated by this)."""
+        self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])

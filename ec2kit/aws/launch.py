@@ -1,0 +1,273 @@
+"""Launching: plan it (:class:`LaunchPlan`, what ``--check`` asks EC2 about), then do it.
+
+    plan = cloud.plan_launch("base", disk=60, type="m5.xlarge")   # validated, nothing created
+    cloud.check(plan)                                               # EC2 DryRun
+    cloud.launch(plan)                                              # or cloud.launch("base", disk=60, …)
+
+Everything a launch creates is tagged with a launch token, so a failure or Ctrl-C part-way
+finds and removes it (:meth:`Launching.cleanup_launch`).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import AlreadyExists, AwsError, ConfigError, TimedOut
+from .access import Access
+from .errors import translated
+from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, SPOT_REQUEST_TAG, Instance, SpotRequest, filters, tag_list
+from .session import Progress, wait_until
+from .storage import Storage
+
+__all__ = ["LaunchPlan", "Launching"]
+
+_SPOT_FAILED = ("price-too-low", "capacity-not-available", "bad-parameters", "system-error")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """One instance to launch, from the arguments of ``inv launch`` (pure data: building it calls nothing).
+
+    :attr:`params` is the run_instances call DryRun sends (no key pair or security group:
+    the launch creates those); :meth:`spec` adds them for the real call.
+    """
+
+    action: ClassVar[str] = "run_instances"
+    name: str
+    image_id: str
+    image_name: str = ""
+    root_device: str = "/dev/sda1"
+    type: str = "t3.medium"
+    disk: int | None = None
+    zone: str | None = None
+    spot: bool = False
+    max_price: str | None = None  # USD/hour; None: up to the on-demand price
+    tags: dict[str, str] = field(default_factory=dict)  # all of them: Name and ec2kit:managed included
+    user_data: str | None = None
+    shutdown_behavior: str | None = None  # stop | terminate
+    open_ssh: bool = False  # allow SSH from anywhere when ec2kit cannot tell your address
+
+    @property
+    def purpose(self) -> str:
+        """For error messages."""
+        return f"launch instance {self.name}"
+
+    def spec(self, *, key_name: str | None = None, group_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Parameters shared by run_instances and a spot LaunchSpecification."""
+        spec: dict[str, Any] = {"ImageId": self.image_id, "InstanceType": self.type}
+        if key_name:
+            spec["KeyName"] = key_name
+        if group_ids:
+            spec["SecurityGroupIds"] = list(group_ids)
+        if self.disk:
+            spec["BlockDeviceMappings"] = [
+                {
+                    "DeviceName": self.root_device,
+                    "Ebs": {"VolumeSize": int(self.disk), "VolumeType": "gp3", "DeleteOnTermination": True},
+                }
+            ]
+        if self.zone:
+            spec["Placement"] = {"AvailabilityZone": self.zone}
+        if self.user_data:
+            spec["UserData"] = self.user_data
+        if self.shutdown_behavior:
+            spec["InstanceInitiatedShutdownBehavior"] = self.shutdown_behavior
+        return spec
+
+    def tag_specifications(self, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Tags for the instance and its volumes."""
+        return [{"ResourceType": r, "Tags": tag_list(tags or self.tags)} for r in ("instance", "volume")]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The run_instances call, as DryRun sends it."""
+        params = {**self.spec(), "MinCount": 1, "MaxCount": 1, "TagSpecifications": self.tag_specifications()}
+        if self.spot:
+            options: dict[str, Any] = {"SpotInstanceType": "one-time"}
+            if self.max_price is not None:
+                options["MaxPrice"] = self.max_price
+            params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+        return params
+
+
+class Launching(Storage, Access):
+    """Launch verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+
+    @translated("launch instance {0}")
+    def plan_launch(
+        self,
+        name: str,
+        *,
+        image: str | None = None,
+        disk: int | None = None,
+        type: str = "t3.medium",
+        spot: bool = False,
+        max_price: float | str | None = None,
+        zone: str | None = None,
+        tags: dict[str, str] | None = None,
+        user_data: str | None = None,
+        shutdown_behavior: str | None = None,
+        open_ssh: bool = False,
+    ) -> LaunchPlan:
+        """Check the arguments (name free, image and type known) and return what :meth:`launch` would do.
+
+        ``image``: name or id (default: latest Ubuntu LTS); ``disk``: root size in GiB (gp3);
+        ``spot``: one-time spot request (``max_price`` in USD/hour, default up to on-demand).
+        """
+        if shutdown_behavior not in (None, "stop", "terminate"):
+            raise ConfigError(f"Shutdown behaviour '{shutdown_behavior}' is not understood.", hint="Use 'stop' or 'terminate'.")
+        if spot and shutdown_behavior == "stop":
+            raise ConfigError(
+                "A one-time spot instance can only terminate when it shuts down.",
+                hint="Drop the shutdown behaviour 'stop' or launch on demand.",
+            )
+        existing = self.instances(tags={"Name": name})
+        if existing:
+            raise AlreadyExists(
+                f"An instance named '{name}' already exists ({existing[0].id}, {existing[0].state}).",
+                hint="Choose another name, or terminate it first with `inv terminate " + name + "`.",
+            )
+        img = self.image(image) if image else self.default_image()
+        self.instance_type(type)
+        return LaunchPlan(
+            name=name,
+            image_id=img.id,
+            image_name=img.name,
+            root_device=img.raw.get("RootDeviceName") or "/dev/sda1",
+            type=type,
+            disk=disk,
+            zone=zone,
+            spot=spot,
+            max_price=None if max_price is None else str(max_price),
+            tags={"Name": name, MANAGED_TAG: "1", **(tags or {})},
+            user_data=user_data,
+            shutdown_behavior=shutdown_behavior,
+            open_ssh=open_ssh,
+        )
+
+    @translated("launch instance {0}")
+    def launch(self, name: str | LaunchPlan, *, progress: Progress | None = None, **options: Any) -> Instance:
+        """Launch one instance and wait until it is running: ``launch(plan)`` or ``launch(name, **plan_launch options)``.
+
+        Sets up the key pair and security group first. Ctrl-C or a failure part-way
+        terminates what was created.
+        """
+        plan = name if isinstance(name, LaunchPlan) else self.plan_launch(name, **options)
+        self.ensure_key_pair()
+        group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh),)
+        spec = plan.spec(key_name=self.settings.key_name, group_ids=group_ids)
+        token = uuid.uuid4().hex[:16]
+        tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
+        try:
+            if plan.spot:
+                return self._launch_spot(plan, spec, tags, progress)
+            return self._launch_on_demand(plan, spec, tags, progress)
+        except BaseException as err:
+            left = self.cleanup_launch(token)
+            if left:
+                raise AwsError(
+                    f"Launching '{plan.name}' failed ({err or type(err).__name__}) and ec2kit could not remove what it "
+                    f"created: {', '.join(left)}.",
+                    hint="Remove them in the AWS console or with `inv terminate ID`, then retry.",
+                ) from err
+            raise
+
+    def _launch_on_demand(
+        self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None
+    ) -> Instance:
+        if progress:
+            progress(f"instance {plan.name}: launching")
+        resp = self.ec2.run_instances(
+            MinCount=1, MaxCount=1, ClientToken=tags[LAUNCH_TAG], **spec, TagSpecifications=plan.tag_specifications(tags)
+        )
+        return self.wait(Instance.from_raw(resp["Instances"][0]), "running", progress=progress)
+
+    def _launch_spot(self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None) -> Instance:
+        spec = dict(spec)
+        spec.pop("InstanceInitiatedShutdownBehavior", None)  # one-time spot instances terminate (checked by the plan)
+        if "UserData" in spec:  # LaunchSpecification wants it base64-encoded by the caller
+            spec["UserData"] = base64.b64encode(spec["UserData"].encode()).decode()
+        if progress:
+            progress(f"instance {plan.name}: requesting a spot instance")
+        request_id = self.request_spot(spec, tags=tags, max_price=plan.max_price)
+        instance_id = self._wait_spot(request_id, progress)
+        _, inst = self._describe(instance_id)
+        volume_ids = [b["Ebs"]["VolumeId"] for b in inst.raw.get("BlockDeviceMappings", []) if "Ebs" in b]
+        self.ec2.create_tags(Resources=[instance_id, *volume_ids], Tags=tag_list({**tags, SPOT_REQUEST_TAG: request_id}))
+        return self.wait(instance_id, "running", progress=progress)
+
+    def _wait_spot(self, request_id: str, progress: Progress | None, timeout: float = 600) -> str:
+        """The instance id once the request is fulfilled; fails at once on capacity or price (spot-run tries the next type).
+
+        botocore's spot_instance_request_fulfilled waiter keeps waiting on those, so it does not fit.
+        """
+
+        def fetch() -> SpotRequest:
+            raw = self.ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[request_id])["SpotInstanceRequests"][0]
+            return SpotRequest.from_raw(raw)
+
+        def done(req: SpotRequest) -> bool:
+            if req.instance_id:
+                return True
+            if req.state in ("cancelled", "failed", "closed") or req.status in _SPOT_FAILED:
+                raise AwsError(
+                    f"Spot request {request_id} was not fulfilled: {req.status}: {req.message}",
+                    code=req.status,
+                    hint="Try another instance type or zone, raise --max-price, or launch on demand.",
+                )
+            return False
+
+        req = wait_until(
+            fetch,
+            done,
+            status=lambda r: f"spot request {request_id}: {r.status or r.state}",
+            timed_out=lambda r: TimedOut(
+                f"Spot request {request_id} is still {r.status or r.state} after {timeout:.0f} s.",
+                hint="Try another instance type or zone, or launch on demand.",
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+        assert req.instance_id is not None
+        return req.instance_id
+
+    def cleanup_launch(self, token: str) -> list[str]:
+        """After a failed or interrupted launch: cancel its spot request, terminate its instance.
+
+        Finds them by the launch's token tag; returns the ids it could not remove (best effort).
+        """
+        found: list[str] = []
+        instance_ids: set[str] = set()
+        try:
+            reqs = self.paginate(
+                "describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token})
+            )
+            found += [r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")]
+            instance_ids |= {r["InstanceId"] for r in reqs if r.get("InstanceId")}
+            if found:
+                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
+            found = []
+            live = filters(**{f"tag:{LAUNCH_TAG}": token, "instance-state-name": list(LIVE_STATES)})
+            instance_ids |= {
+                i["InstanceId"] for i in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=live)
+            }
+            if instance_ids:
+                self.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
+            return []
+        except BaseException:
+            return found + sorted(instance_ids) or [f"anything tagged {LAUNCH_TAG}={token}"]
+
+    @translated("request a spot instance")
+    def request_spot(
+        self, launch_specification: dict[str, Any], *, tags: dict[str, str] | None = None, max_price: Any = None
+    ) -> str:
+        """Place a one-time spot request; returns its id (UserData must already be base64)."""
+        kwargs: dict[str, Any] = {"InstanceCount": 1, "Type": "one-time", "LaunchSpecification": launch_specification}
+        if max_price is not None:
+            kwargs["SpotPrice"] = str(max_price)
+        if tags:
+            kwargs["TagSpecifications"] = [{"ResourceType": "spot-instances-request", "Tags": tag_list(tags)}]
+        return str(self.ec2.request_spot_instances(**kwargs)["SpotInstanceRequests"][0]["SpotInstanceRequestId"])

@@ -1,0 +1,185 @@
+"""The boto3 session and clients (made on first use), paging, waiting and DryRun checks.
+
+    paginate(client, "describe_volumes", "Volumes[]")          # botocore's paginator, every page
+    wait_until(fetch, done, status=…, timed_out=…, timeout=600, progress=print)
+    session.waiter_verdict("instance_running", response)       # botocore's own acceptors
+
+Waits poll with capped exponential backoff and report progress on each poll; where botocore
+has a waiter for the state, its acceptors decide success and failure (see ``waiter_verdict``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ..errors import Ec2kitError
+from .errors import translating
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["AwsSession", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
+
+Progress = Callable[[str], None]
+T = TypeVar("T")
+
+
+def polls(timeout: float, *, first: float = 0.2, factor: float = 2.0, cap: float = 5.0) -> Iterator[float]:
+    """Yield the seconds elapsed, sleeping with capped exponential backoff in between, until ``timeout``."""
+    started, delay = time.monotonic(), first
+    while (elapsed := time.monotonic() - started) <= timeout:
+        yield elapsed
+        time.sleep(delay)
+        delay = min(delay * factor, cap)
+
+
+def wait_until(
+    fetch: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    status: Callable[[T], str],
+    timed_out: Callable[[T], Ec2kitError],
+    timeout: float,
+    progress: Progress | None = None,
+    slow: bool = False,
+) -> T:
+    """Call ``fetch`` until ``done`` says yes (``done`` raises to give up); ``progress("<status> (12 s)")`` in between.
+
+    ``slow`` polls every 1 s growing to 15 s (images, snapshots) instead of 0.2 s growing to 5 s.
+    """
+    backoff = {"first": 1.0, "factor": 1.5, "cap": 15.0} if slow else {}
+    last: T | None = None
+    for elapsed in polls(timeout, **backoff):
+        last = fetch()
+        if done(last):
+            return last
+        if progress:
+            progress(f"{status(last)} ({elapsed:.0f} s)")
+    if last is None:  # a timeout below zero: never looked
+        last = fetch()
+    raise timed_out(last)
+
+
+def paginate(client: Any, operation: str, expression: str, **params: Any) -> list[Any]:
+    """Every item the JMESPath ``expression`` selects across all pages of ``operation`` (botocore's paginator).
+
+    ``paginate(ec2, "describe_instances", "Reservations[].Instances[]", Filters=[...])``
+    """
+    pages = client.get_paginator(operation).paginate(**params)
+    return [item for item in pages.search(expression) if item is not None]
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(err, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+class Plan(Protocol):
+    """What a verb would do, built before doing it: one EC2 call that DryRun can check."""
+
+    @property
+    def action(self) -> str:
+        """The EC2 client method, e.g. ``run_instances``."""
+        ...
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Its parameters, exactly as DryRun sends them."""
+        ...
+
+    @property
+    def purpose(self) -> str:
+        """What it is for, in error messages: ``launch instance base``."""
+        ...
+
+
+class AwsSession:
+    """One boto3 session in one region; the EC2 client points at ``endpoint_url`` (the sandbox) when given.
+
+    ``credentials`` is a dict of ``aws_access_key_id`` / ``aws_secret_access_key`` (/ ``aws_session_token``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        endpoint_url: str | None = None,
+        credentials: dict[str, str] | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.endpoint_url = endpoint_url
+        self._credentials = dict(credentials or {})
+        self._region = region or settings.region
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._type_cache: dict[str, dict[str, Any]] = {}  # describe_instance_types answers by type
+
+    @property
+    def session(self) -> Any:
+        """The boto3 Session (profile from settings unless explicit credentials were given)."""
+        if self._session is None:
+            import boto3
+
+            kwargs: dict[str, Any] = dict(self._credentials)
+            if not kwargs and self.settings.profile:
+                kwargs["profile_name"] = self.settings.profile
+            if self._region:
+                kwargs["region_name"] = self._region
+            self._session = boto3.Session(**kwargs)
+        return self._session
+
+    @property
+    def region(self) -> str:
+        """settings.region, else the profile's region, else us-east-1."""
+        if not self._region:
+            self._region = self.session.region_name or "us-east-1"
+        return self._region
+
+    def client(self, service: str) -> Any:
+        """A cached boto3 client for ``service`` in this region (sandbox endpoint for ec2)."""
+        if service not in self._clients:
+            from botocore.config import Config
+
+            endpoint = self.endpoint_url if service == "ec2" else None
+            self._clients[service] = self.session.client(
+                service,
+                region_name=self.region,
+                endpoint_url=endpoint,
+                config=Config(
+                    retries={"max_attempts": 2 if endpoint else 5, "mode": "standard"},  # sandbox: fail fast
+                    connect_timeout=10,
+                    read_timeout=60,
+                ),
+            )
+        return self._clients[service]
+
+    @property
+    def ec2(self) -> Any:
+        """The boto3 EC2 client (created on first use)."""
+        return self.client("ec2")
+
+    def paginate(self, operation: str, expression: str, **params: Any) -> list[Any]:
+        """:func:`paginate` on the EC2 client."""
+        return paginate(self.ec2, operation, expression, **params)
+
+    def waiter_verdict(self, waiter: str, response: dict[str, Any]) -> str | None:
+        """What botocore's EC2 waiter ``waiter`` makes of ``response``: "success", "failure", "retry" or None (not yet)."""
+        for acceptor in self.ec2.get_waiter(waiter).config.acceptors:
+            if acceptor.matcher_func(response):
+                return str(acceptor.state)
+        return None
+
+    def check(self, plan: Plan) -> bool:
+        """Ask EC2 with DryRun whether ``plan`` would succeed: True, else the translated reason it would not is raised."""
+        with translating(plan.purpose):
+            try:
+                getattr(self.ec2, plan.action)(DryRun=True, **plan.params)
+            except Exception as err:
+                if error_code(err) == "DryRunOperation":
+                    return True
+                raise
+        return True  # some servers ignore DryRun; the parameters were accepted
