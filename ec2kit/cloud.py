@@ -37,8 +37,8 @@ from .errors import (
 from .regions import REGION_NAMES, find_region
 
 if TYPE_CHECKING:
-    from .remote import SshTarget
     from .settings import Settings
+    from .ssh.target import SshTarget
 
 __all__ = [
     "Cloud",
@@ -1332,7 +1332,7 @@ class Cloud:
         settings = self.settings
         if self.resolver is not None:
             return self.resolver.ssh_target(inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name)
-        from .remote import SshTarget
+        from .ssh.target import SshTarget
 
         host = inst.private_ip if settings.ssh_address == "private" else inst.public_ip
         if not host:

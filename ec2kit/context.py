@@ -14,9 +14,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .cloud import Cloud, Instance
-    from .openssh import OpenSshHost
-    from .remote import CommandHost, Host, SshTarget
     from .sandbox import SandboxInfo
+    from .ssh import SshTarget, Transport
 
 
 def aws_credentials_available(profile: str | None) -> bool:
@@ -43,8 +42,7 @@ class Context:
         self.quiet = quiet
         self._cloud: Cloud | None = None
         self._sandbox: SandboxInfo | None = None
-        self._hosts: dict[str, Host] = {}
-        self._shells: dict[str, OpenSshHost] = {}
+        self._hosts: dict[str, Transport] = {}
         self._lock = threading.RLock()
 
     # -- the cloud -----------------------------------------------------------------
@@ -116,44 +114,33 @@ class Context:
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
         return self.cloud.ssh_target(inst)
 
-    def host(self, name_or_id: str | Instance) -> Host:
-        """An SSH connection to an instance, opened once and reused."""
-        from .remote import Host
+    def connect(self, name_or_id: str | Instance) -> Transport:
+        """The SSH transport to an instance, made once per instance id and reused.
+
+        The system ``ssh`` with shared connections (no paramiko import, no handshake on
+        reuse), or the Fabric transport with ``EC2KIT_SSH=fabric`` or no ``ssh`` installed.
+        """
+        from .ssh import connect
 
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
         with self._lock:
             host = self._hosts.get(inst.id)
             if host is None:
-                host = self._hosts[inst.id] = Host(self.cloud.ssh_target(inst))
+                host = self._hosts[inst.id] = connect(self.cloud.ssh_target(inst))
             return host
 
-    def shell(self, name_or_id: str | Instance) -> CommandHost:
-        """Where a recipe's shell batches run: the OpenSSH client with shared connections
-        (no paramiko import, no handshake on reuse), or :meth:`host` when ``ssh`` is not
-        installed or ``EC2KIT_SSH=paramiko``."""
-        from . import openssh
-
-        if not openssh.preferred():
-            return self.host(name_or_id)
-        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
-        with self._lock:
-            shell = self._shells.get(inst.id)
-            if shell is None:
-                shell = self._shells[inst.id] = openssh.OpenSshHost(self.cloud.ssh_target(inst))
-            return shell
-
     def forget_host(self, instance_id: str) -> None:
-        """Close and drop a cached connection (the instance went away)."""
+        """End and drop a cached connection (the instance went away, or the link is suspect)."""
         with self._lock:
             host = self._hosts.pop(instance_id, None)
-            shell = self._shells.pop(instance_id, None)
-        if shell is not None:
-            shell.disconnect()
         if host is not None:
-            host.close()
+            try:
+                host.disconnect()
+            finally:
+                host.close()
 
     def close(self) -> None:
-        """Close every SSH connection this context opened."""
+        """Close every SSH connection this context opened (shared ones linger, then end by themselves)."""
         with self._lock:
             hosts, self._hosts = list(self._hosts.values()), {}
         for host in hosts:

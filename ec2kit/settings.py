@@ -7,6 +7,8 @@
 ``EC2KIT_USER``        login user on instances (default ``ubuntu``).
 ``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
 ``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
+``EC2KIT_SSH``         ``openssh`` (the system ssh, default) or ``fabric`` (paramiko; ``paramiko`` is an alias).
+``EC2KIT_SSH_PERSIST`` seconds an idle shared ssh connection lingers (default 60; 0: none).
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -43,7 +46,7 @@ class Settings:
     key_name: str = "ec2kit"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         """Read settings from the environment; keyword overrides win when not None."""
         ssh_address = os.environ.get("EC2KIT_SSH_ADDRESS", "public")
         if ssh_address not in ("public", "private"):
@@ -80,3 +83,34 @@ class Settings:
     @property
     def runs_db(self) -> Path:
         return self.home / "runs.sqlite"
+
+
+def ssh_client() -> str:
+    """``EC2KIT_SSH``: ``openssh`` (the default) or ``fabric`` (``paramiko`` is accepted as an alias)."""
+    choice = os.environ.get("EC2KIT_SSH", "openssh").strip().lower() or "openssh"
+    if choice == "paramiko":
+        return "fabric"
+    if choice not in ("openssh", "fabric"):
+        raise ConfigError(
+            f"EC2KIT_SSH={choice!r} is not a known SSH client.",
+            hint="Use EC2KIT_SSH=openssh (the system ssh, the default) or EC2KIT_SSH=fabric (paramiko).",
+        )
+    return choice
+
+
+#: Seconds an idle shared ssh connection stays up when ``EC2KIT_SSH_PERSIST`` is unset.
+DEFAULT_SSH_PERSIST = 60
+
+
+def ssh_persist() -> int:
+    """``EC2KIT_SSH_PERSIST``: seconds an idle shared connection lingers (0 = a new connection per command)."""
+    raw = os.environ.get("EC2KIT_SSH_PERSIST", "").strip()
+    if not raw:
+        return DEFAULT_SSH_PERSIST
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise ConfigError(
+            f"EC2KIT_SSH_PERSIST={raw!r} is not a number of seconds.",
+            hint="Use e.g. EC2KIT_SSH_PERSIST=60, or 0 to open a new connection per command.",
+        ) from None

@@ -201,7 +201,7 @@ class LoopbackResolver:
         self.asked: list[tuple] = []
 
     def ssh_target(self, instance_id, key_file, known_hosts, name):
-        from ec2kit.remote import SshTarget
+        from ec2kit.ssh.target import SshTarget
 
         self.asked.append((instance_id, key_file, known_hosts, name))
         return SshTarget("127.0.0.1", 2222, "me", key_file, instance_id, known_hosts, name)

@@ -25,7 +25,7 @@ from .steps import PlanContext, PlannedStep, plan_step
 
 if TYPE_CHECKING:
     from ..context import Context
-    from ..remote import CommandHost
+    from ..ssh import Transport
 
 
 class _HostVars(dict):
@@ -89,7 +89,7 @@ class HostRun:
     reporter: Any = None
     masker: Masker = field(default_factory=Masker)
     ctx: Context | None = None
-    host: CommandHost | None = None
+    host: Transport | None = None
     target: str | None = None
     instance: Any = None  # the target's Instance, when the caller already looked it up
     report: HostReport = field(init=False)
@@ -116,7 +116,7 @@ class HostRun:
             data.update(name=self.host.name, id=self.host.target.alias, user=self.host.target.user)
         return _HostVars(data, self._get_host)
 
-    def _get_host(self) -> CommandHost:
+    def _get_host(self) -> Transport:
         if self.host is None:
             if not self.target:
                 raise RecipeError(
@@ -125,7 +125,7 @@ class HostRun:
                 )
             if self.ctx is None:
                 raise RecipeError(f"Cannot reach '{self.target}': no Context to resolve the instance.")
-            self.host = self.ctx.shell(self.instance if self.instance is not None else self.target)
+            self.host = self.ctx.connect(self.instance if self.instance is not None else self.target)
         return self.host
 
     # -- running
@@ -385,7 +385,7 @@ def _describe_outputs(out: dict[str, Any] | None) -> str:
 
 
 def run_steps_on_host(
-    host: CommandHost,
+    host: Transport,
     steps: list[Step],
     vars: dict[str, Any] | None = None,
     check: bool = False,
