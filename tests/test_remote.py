@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit.errors import HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
+from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
 from ec2kit.sandbox.sshd import SshdHost, free_port
 from ec2kit.ssh import wait_ssh
 from ec2kit.ssh.fabric import FabricTransport
@@ -39,8 +39,8 @@ def make_host(request):
     """Makes transports of one kind (each test runs on both); every one is disconnected afterwards."""
     made = []
 
-    def make(target: SshTarget):
-        made.append(TRANSPORTS[request.param](target))
+    def make(target: SshTarget, **options):
+        made.append(TRANSPORTS[request.param](target, **options))
         return made[-1]
 
     yield make
@@ -238,6 +238,48 @@ def test_put_into_a_missing_directory_says_to_create_it(host):
         host.put_bytes(b"x", "~/no/such/dir/f")
 
 
+def test_put_sets_the_mode_before_the_file_appears_and_keeps_an_existing_mode(host, sshd_host):
+    host.run("mkdir -p ~/modes")
+    host.put_bytes(b"#!/bin/sh\necho hi\n", "~/modes/run.sh", mode=0o750)
+    target = sshd_host.home / "modes" / "run.sh"
+    assert oct(target.stat().st_mode & 0o777) == "0o750"
+    host.put_bytes(b"#!/bin/sh\necho again\n", "~/modes/run.sh")  # no mode: the file keeps its own
+    assert oct(target.stat().st_mode & 0o777) == "0o750" and target.read_bytes().endswith(b"again\n")
+    assert host.run("~/modes/run.sh").stdout == "again\n"
+
+
+def test_put_replaces_a_file_atomically_and_leaves_no_temp_file(host, sshd_host):
+    host.run("mkdir -p ~/atomic")
+    host.put_bytes(b"old contents\n", "~/atomic/f")
+    path = sshd_host.home / "atomic" / "f"
+    with open(path, "rb") as reader:  # a reader of the old file keeps the whole old file
+        host.put_bytes(b"new\n", "~/atomic/f")
+        assert reader.read() == b"old contents\n"
+    assert path.read_bytes() == b"new\n"
+    assert [p.name for p in path.parent.iterdir()] == ["f"]
+
+
+def test_several_megabytes_round_trip_intact(host, tmp_path):
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(6 * 1024 * 1024 + 123))
+    host.run("mkdir -p ~/big")
+    host.put(local, "~/big/big.bin")
+    assert host.run("sha256sum ~/big/big.bin").stdout.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
+    back = tmp_path / "back" / "big.bin"
+    host.get("~/big/big.bin", back)
+    assert back.read_bytes() == local.read_bytes()
+
+
+def test_get_of_a_missing_file_names_it_and_keeps_the_local_copy(host, tmp_path):
+    local = tmp_path / "local" / "keep.txt"
+    local.parent.mkdir()
+    local.write_text("complete\n")
+    with pytest.raises(RemoteError, match="no such file or directory") as info:
+        host.get("~/no/such/file.txt", local)
+    assert f"{host.home}/no/such/file.txt" in str(info.value) and "web" in str(info.value)
+    assert local.read_text() == "complete\n" and [p.name for p in local.parent.iterdir()] == ["keep.txt"]
+
+
 # --------------------------------------------------------------------------- host keys
 
 
@@ -285,6 +327,24 @@ def test_corrupt_known_hosts_lines_are_ignored_and_kept(host, known_hosts):
     assert host.run("echo ok").stdout == "ok\n"
     assert known_hosts.read_text().startswith(junk) and set(pinned_keys(known_hosts, "i-0abc")) == {"ssh-ed25519"}
     assert forget_host(known_hosts, "i-0abc") == 1 and known_hosts.read_text() == junk
+
+
+def test_an_unreadable_known_hosts_file_stops_the_connection_and_says_how_to_recover(make_host, sshd_host, user_key, known_hosts):
+    known_hosts.parent.mkdir(parents=True)
+    public = sshd_host.host_public_key().split()
+    damaged = f"i-0abc {public[0]} {public[1]}\n".encode() + b"\0" * 512  # as a crash mid-append leaves it
+    known_hosts.write_bytes(damaged)
+    before = sshd_host.exec_channels()
+    with pytest.raises(ConfigError) as info:
+        make_host(target_for(sshd_host, user_key, known_hosts)).run("touch ~/should-not-run")
+    message = str(info.value)
+    assert str(known_hosts) in message and "NUL" in message and f"mv {known_hosts} {known_hosts}.corrupt" in message
+    assert known_hosts.read_bytes() == damaged  # no key re-learned behind the user's back
+    assert sshd_host.exec_channels() == before and not (sshd_host.home / "should-not-run").exists()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        forget_host(known_hosts, "i-0abc")
+    with pytest.raises(ConfigError):
+        wait_ssh(target_for(sshd_host, user_key, known_hosts), timeout=10, client=make_host)  # never retried
 
 
 def _ssh_batch(target: SshTarget, command: str, *extra: str) -> subprocess.CompletedProcess:
