@@ -135,9 +135,11 @@ def change_type(ctx: Context, name: str, type: str) -> None:
 )
 def connect(ctx: Context, name: str, ports: str = "", command: str | None = None) -> None:
     """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
+    from ..ssh.pins import check
     from ..ssh.target import ssh_argv
 
     target = ctx.target(name)
+    check(target.known_hosts)  # ssh itself would skip a damaged pin file and re-learn the key
     argv = ssh_argv(target, ports=[int(p) for p in split_list(ports)], command=command, tty=command is None)
     ctx.close()
     os.execvp(argv[0], argv)

@@ -603,8 +603,8 @@ def _abort(run: _Run, state: str) -> None:
     """Ctrl-C / failure: final pull if the script started, then remove everything the run created."""
     try:
         if run.script_started and run.instance is not None:
-            # Ctrl-C may have landed inside paramiko mid-packet, leaving that connection
-            # wedged (every later call then waits out its timeout): clean up on a fresh one.
+            # Ctrl-C may have landed mid-command (with the Fabric transport, inside paramiko
+            # mid-packet, wedging that connection): clean up on a fresh one.
             run.ctx.forget_host(run.instance.id)
             try:
                 _host(run).run(kill_command(run.record.name), check=False, timeout=15)

@@ -171,6 +171,7 @@ def pull(ctx: Context, run: str) -> Path:
 
 def attach_argv(ctx: Context, run: str) -> list[str]:
     """``ssh -t … tmux attach -t RUN``: attach a terminal to the run's tmux session."""
+    from ..ssh.pins import check
     from ..ssh.target import ssh_argv
 
     record = Runs(ctx.settings.runs_db).get(run)
@@ -179,7 +180,9 @@ def attach_argv(ctx: Context, run: str) -> list[str]:
         raise WrongState(
             f"Run {run} has no running instance to attach to (it is {record.state}).", hint=f"See its log with `inv logs {run}`."
         )
-    return ssh_argv(ctx.cloud.ssh_target(inst), command=attach_command(run), tty=True)
+    target = ctx.cloud.ssh_target(inst)
+    check(target.known_hosts)  # ssh itself would skip a damaged pin file and re-learn the key
+    return ssh_argv(target, command=attach_command(run), tty=True)
 
 
 def stop_run(ctx: Context, run: str) -> RunRecord:

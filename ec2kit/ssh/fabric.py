@@ -210,7 +210,7 @@ class FabricTransport(Transport):
             ch.exec_command(command)
             if not has_stdin:
                 ch.shutdown_write()
-        except (OSError, EOFError, Exception) as e:  # noqa: BLE001 - paramiko raises SSHException here
+        except Exception as e:  # noqa: BLE001 - OSError, EOFError, paramiko's SSHException
             ch.close()
             raise closed_while_running(self.target, command, f"failed ({e or type(e).__name__})") from None
         return _Channel(self, ch)

@@ -315,7 +315,7 @@ class OpenSshTransport(Transport):
         if not Path(self.target.key_file).exists():
             raise connect_error(self.target, "no-key")
         if not self._pins_ready:
-            pins.read_lines(self.target.known_hosts)  # a corrupt pin file stops us before ssh re-learns keys
+            pins.check(self.target.known_hosts)  # a corrupt pin file stops us before ssh re-learns keys
             pins.ensure_known_hosts(self.target.known_hosts)  # ssh would not create its directory: no pin saved
             self._pins_ready = True
         fd, name = tempfile.mkstemp(prefix="ec2kit-ssh-", suffix=".log")

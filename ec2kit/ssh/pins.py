@@ -77,6 +77,14 @@ def read_lines(known_hosts: Path | str) -> list[str]:
         raise _corrupt(path, "it is not text") from None
 
 
+def check(known_hosts: Path | str) -> None:
+    """Raise ConfigError (naming the file and the way out) when the pin file exists but cannot be read.
+
+    For callers that hand the file to ``ssh`` itself, which would skip what it cannot parse.
+    """
+    read_lines(known_hosts)
+
+
 def parse_line(line: str) -> tuple[list[str], HostKey] | None:
     """``(host names, key)`` of a known_hosts line, or None for comments, markers and bad keys."""
     fields = line.split()

@@ -369,6 +369,9 @@ class Transport:
 
     def rsync_argv(self, src: str, dest: str, **options: object) -> list[str]:
         """:func:`~ec2kit.ssh.target.rsync_argv` for this host (a transport may share its connection)."""
+        from . import pins
+
+        pins.check(self.target.known_hosts)
         return rsync_argv(self.target, src, dest, **options)  # type: ignore[arg-type]
 
 
