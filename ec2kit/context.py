@@ -136,8 +136,9 @@ class Context:
         if host is not None:
             try:
                 host.disconnect()
-            finally:
                 host.close()
+            except Exception:  # noqa: BLE001 - best effort: callers are cleaning up after a lost instance
+                pass
 
     def close(self) -> None:
         """Close every SSH connection this context opened (shared ones linger, then end by themselves)."""

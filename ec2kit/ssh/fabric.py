@@ -154,11 +154,12 @@ class FabricTransport(Transport):
         # under the dialled address so paramiko negotiates and compares exactly those.
         dialled = t.host if t.port == 22 else f"[{t.host}]:{t.port}"
         for keytype, key in known.items():
-            try:
-                pkey = paramiko.PKey.from_type_string(keytype, key.blob)
+            try:  # HostKeyEntry (not PKey.from_type_string) works with every paramiko fabric 3 allows
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(f"{t.alias} {keytype} {key.get_base64()}")
             except Exception:  # noqa: BLE001 - a key type paramiko cannot load: not offered
-                continue
-            conn.client.get_host_keys().add(dialled, keytype, pkey)
+                entry = None
+            if entry is not None and entry.key is not None:
+                conn.client.get_host_keys().add(dialled, keytype, entry.key)
         conn.client.set_missing_host_key_policy(_pin_policy(t))
         conn.connect_kwargs["sock"] = self._dial()
         try:

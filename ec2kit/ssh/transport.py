@@ -152,8 +152,8 @@ def _feed(session: Session, data: bytes | IO[bytes]) -> None:
         else:
             while chunk := data.read(1 << 20):
                 session.send(chunk)
-    except (OSError, EOFError):
-        pass  # the command exited without reading all of its input
+    except (OSError, EOFError, ValueError):
+        pass  # the command exited without reading all of its input (or the caller gave up and closed the file)
     finally:
         try:
             session.close_stdin()
