@@ -298,3 +298,29 @@ def test_wait_ssh_through_openssh_leaves_the_connection_for_the_next_command(tmp
         starter.join()
         OpenSshTransport(target).disconnect()
         late.stop()
+
+
+def test_connect_picks_openssh_by_default_and_fabric_on_request(monkeypatch):
+    from ec2kit.ssh import connect
+
+    monkeypatch.delenv("EC2KIT_SSH", raising=False)
+    assert type(connect(SAMPLE)) is OpenSshTransport
+    for choice in ("fabric", "paramiko"):
+        monkeypatch.setenv("EC2KIT_SSH", choice)
+        assert type(connect(SAMPLE)) is FabricTransport
+    monkeypatch.setenv("EC2KIT_SSH", "openssh")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no ssh client installed
+    assert type(connect(SAMPLE)) is FabricTransport
+
+
+def test_put_and_get_travel_over_the_shared_connection(sshd_factory, user_key, known_hosts, tmp_path):
+    sshd = sshd_factory("openssh-files")
+    shell = OpenSshTransport(target_for(sshd, user_key, known_hosts), persist=30)
+    try:
+        shell.put_bytes(b"one\n", "~/one.txt", mode=0o600)
+        shell.get("~/one.txt", tmp_path / "one.txt")
+        assert (tmp_path / "one.txt").read_bytes() == b"one\n"
+        # one handshake; one exec for $HOME (once per transport), one per transfer; no SFTP subsystem
+        assert (sshd.connections(), sshd.exec_channels()) == (1, 3)
+    finally:
+        shell.disconnect()
