@@ -324,3 +324,23 @@ def test_put_and_get_travel_over_the_shared_connection(sshd_factory, user_key, k
         assert (sshd.connections(), sshd.exec_channels()) == (1, 3)
     finally:
         shell.disconnect()
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_the_upload_script_renames_only_a_complete_file(shell, tmp_path):
+    from ec2kit.ssh.openssh import put_script
+
+    dest = tmp_path / "f"
+    dest.write_bytes(b"complete\n")
+    short = subprocess.run([shell, "-c", put_script(str(dest), 0o600, 100)], input=b"partial", capture_output=True)
+    assert short.returncode == 75 and dest.read_bytes() == b"complete\n" and list(tmp_path.iterdir()) == [dest]
+    done = subprocess.run([shell, "-c", put_script(str(dest), None, 4)], input=b"new\n", capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == b"new\n" and list(tmp_path.iterdir()) == [dest]
+    assert oct(dest.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the old file's mode, kept
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -240,7 +240,7 @@ class FabricTransport(Transport):
             what = str(e) or type(e).__name__
         return transfer_error(self.target, verb, path, what)
 
-    def _put_stream(self, stream: IO[bytes], path: str, mode: int | None) -> None:
+    def _put_stream(self, stream: IO[bytes], path: str, mode: int | None, size: int) -> None:
         import os
         import stat
 

@@ -92,14 +92,15 @@ def exec_argv(
 
 
 # Exit codes of the transfer scripts (chosen outside what cat/mv/chmod return).
-_MISSING, _DENIED, _FAILED, _IS_DIR = 71, 72, 73, 74
-_WHAT = {_MISSING: "missing", _DENIED: "denied", _IS_DIR: "directory"}
+_MISSING, _DENIED, _FAILED, _IS_DIR, _SHORT = 71, 72, 73, 74, 75
+_WHAT = {_MISSING: "missing", _DENIED: "denied", _IS_DIR: "directory", _SHORT: "it arrived incomplete (the connection dropped?)"}
 
 
-def put_script(path: str, mode: int | None) -> str:
+def put_script(path: str, mode: int | None, size: int) -> str:
     """Shell that streams stdin into a temp file beside absolute ``path``, sets its mode, renames it over ``path``.
 
-    Without ``mode`` an existing file's mode is kept, a new file gets the login's umask.
+    Without ``mode`` an existing file's mode is kept, a new file gets the login's umask. The rename
+    happens only when all ``size`` bytes arrived: a dropped connection ends ``cat`` as EOF would.
     """
     parent, base = os.path.split(path)
     q, tmp = shlex.quote(path), shlex.quote(f"{parent or '/'}/.{base}.ec2kit-XXXXXX")
@@ -110,7 +111,7 @@ def put_script(path: str, mode: int | None) -> str:
     return (
         f"[ -d {shlex.quote(parent or '/')} ] || exit {_MISSING}; [ -d {q} ] && exit {_IS_DIR}; "
         f"t=$(mktemp {tmp}) || exit {_DENIED}; trap 'rm -f \"$t\"' EXIT; "
-        f'cat > "$t" || exit {_FAILED}; {chmod} || exit {_FAILED}; mv -f "$t" {q} || exit {_FAILED}; trap - EXIT'
+        f'cat > "$t" || exit {_FAILED}; [ "$(wc -c < "$t")" -eq {size} ] || exit {_SHORT}; {chmod} || exit {_FAILED}; mv -f "$t" {q} || exit {_FAILED}; trap - EXIT'
     )
 
 
@@ -338,8 +339,8 @@ class OpenSshTransport(Transport):
 
     # -- files: through the same (shared) connection as commands
 
-    def _put_stream(self, stream: IO[bytes], path: str, mode: int | None) -> None:
-        code, _, err = self.execute(put_script(path, mode), stream, shown=f"upload {path}")
+    def _put_stream(self, stream: IO[bytes], path: str, mode: int | None, size: int) -> None:
+        code, _, err = self.execute(put_script(path, mode, size), stream, shown=f"upload {path}")
         if code:
             raise transfer_error(self.target, "write", path, _WHAT.get(code) or _last_line(err.decode(errors="replace")))
 

@@ -327,17 +327,19 @@ class Transport:
         The file appears complete or not at all (written beside it, then renamed) with
         ``mode`` already set; without ``mode`` an existing file keeps its mode.
         """
+        import os
+
         local = Path(local)
         if not local.is_file():
             raise RemoteError(f"Cannot upload {local} to {self.name}: no such local file.")
         with open(local, "rb") as f:
-            self._put_stream(f, self.expand(remote), mode)
+            self._put_stream(f, self.expand(remote), mode, os.fstat(f.fileno()).st_size)
 
     def put_bytes(self, data: bytes, remote: str, mode: int | None = None) -> None:
         """Write ``data`` to the file ``remote`` (``~`` expanded); parents must exist. Atomic, as :meth:`put`."""
         import io
 
-        self._put_stream(io.BytesIO(data), self.expand(remote), mode)
+        self._put_stream(io.BytesIO(data), self.expand(remote), mode, len(data))
 
     def get(self, remote: str, local: Path | str) -> None:
         """Copy the file ``remote`` (``~`` expanded) to ``local`` (its parent is created).
@@ -361,7 +363,8 @@ class Transport:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _put_stream(self, stream: IO[bytes], path: str, mode: int | None) -> None:
+    def _put_stream(self, stream: IO[bytes], path: str, mode: int | None, size: int) -> None:
+        """Write ``size`` bytes from ``stream`` to absolute ``path``, atomically."""
         raise NotImplementedError
 
     def _get_stream(self, path: str, sink: IO[bytes]) -> None:
