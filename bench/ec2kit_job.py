@@ -4,10 +4,10 @@
     python bench/ec2kit_job.py bench/job/recipe.toml HOSTS.json --known-hosts FILE
 
 HOSTS.json is bench/run.py's list of {name, host, port, user, home, key}. Every host gets
-its own host object (what Context.shell gives) and the recipe's steps run on all hosts at
+its own transport (what Context.connect gives) and the recipe's steps run on all hosts at
 once, one thread per host, like `inv provision` does on several instances. The shell
 batches go through the OpenSSH client with shared connections, as `inv provision` does
-(EC2KIT_SSH=paramiko runs them over paramiko instead; EC2KIT_SSH_PERSIST=0 turns sharing off). Exits 1 when a
+(EC2KIT_SSH=fabric runs them over paramiko instead; EC2KIT_SSH_PERSIST=0 turns sharing off). Exits 1 when a
 host failed, printing its failure.
 """
 
@@ -28,9 +28,8 @@ sys.dont_write_bytecode = False
 
 def run_on(entry: dict, recipe, variables: dict, known_hosts: Path):
     """One host: connect, run every step, close; returns the engine's report for that host."""
-    from ec2kit import openssh
     from ec2kit.recipe import run_steps_on_host
-    from ec2kit.remote import SshTarget
+    from ec2kit.ssh import SshTarget, connect
 
     target = SshTarget(
         host=entry["host"],
@@ -41,13 +40,7 @@ def run_on(entry: dict, recipe, variables: dict, known_hosts: Path):
         known_hosts=known_hosts,
         name=entry["name"],
     )
-    if openssh.preferred():
-        host = openssh.OpenSshHost(target)
-    else:
-        from ec2kit.remote import Host
-
-        host = Host(target)
-    with host:
+    with connect(target) as host:
         return run_steps_on_host(host, recipe.steps, variables, recipe=recipe)
 
 

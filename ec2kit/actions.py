@@ -25,14 +25,12 @@ DEFAULT_MOUNT = "/mnt/data"
 def wait_ssh(ctx: Context, instance: Instance, *, timeout: float = 300, progress: Progress = None) -> None:
     """Block until the instance accepts our key over SSH (host key pinned on first contact).
 
-    Through the OpenSSH client when recipes use it, so the connection this opens is still
-    there for an `inv provision` right after `inv launch`.
+    Through the same transport as every command (:func:`ec2kit.ssh.connect`), so the shared
+    connection this opens is still there for an `inv provision` right after `inv launch`.
     """
-    from . import openssh
-    from .remote import wait_ssh as _wait
+    from .ssh import wait_ssh as _wait
 
-    client = openssh.OpenSshHost if openssh.preferred() else None
-    _wait(ctx.cloud.ssh_target(instance), timeout=timeout, progress=progress, client=client)
+    _wait(ctx.target(instance), timeout=timeout, progress=progress)
 
 
 def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = None, **options: object) -> Instance:
@@ -152,7 +150,7 @@ def make_volume(
     vol = cloud.create_volume(size=size, snapshot=snapshot, zone=inst.zone, name=name or inst.name or inst.id)
     try:
         vol = cloud.attach_volume(vol, inst)
-        host = ctx.host(inst)
+        host = ctx.connect(inst)
         script = mount_script(
             device_candidates(vol.id, vol.device),
             mountpoint,
@@ -192,7 +190,7 @@ def mount_volume(
         )
     if not vol.attached_to:
         vol = cloud.attach_volume(vol, inst)
-    host = ctx.host(inst)
+    host = ctx.connect(inst)
     host.run(
         "bash -s",
         stdin=mount_script(device_candidates(vol.id, vol.device), mountpoint, format_blank=False, owner=host.target.user),
@@ -208,7 +206,7 @@ def detach_volume(ctx: Context, volume: str, *, mountpoint: str = DEFAULT_MOUNT,
         return vol
     inst = cloud.instance(vol.attached_to)
     if inst.state == "running":
-        ctx.host(inst).run("bash -s", stdin=unmount_script(mountpoint))
+        ctx.connect(inst).run("bash -s", stdin=unmount_script(mountpoint))
     return cloud.detach_volume(vol)
 
 

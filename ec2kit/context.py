@@ -7,7 +7,7 @@ sandbox, and owns the SSH connections it opens (closed by :meth:`close`).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, CredentialsError
 from .settings import Settings
@@ -15,9 +15,8 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .aws.cloud import Cloud
     from .aws.models import Instance
-    from .openssh import OpenSshHost
-    from .remote import CommandHost, Host, SshTarget
     from .sandbox import SandboxInfo
+    from .ssh import SshTarget, Transport
 
 
 def aws_credentials_available(profile: str | None) -> bool:
@@ -39,14 +38,18 @@ def aws_credentials_available(profile: str | None) -> bool:
 class Context:
     """Settings plus lazily created cloud and SSH hosts, shared by a command."""
 
-    def __init__(self, settings: Settings | None = None, *, quiet: bool = False) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, quiet: bool = False, cloud: Cloud | None = None, resolver: Any = None
+    ) -> None:
+        """``cloud``/``resolver``: use this EC2 layer (e.g. a bare moto server) and instance → SSH
+        address map instead of choosing AWS or the sandbox."""
         self.settings = settings or Settings.from_env()
         self.settings.ensure_home()
         self.quiet = quiet
-        self._cloud: Cloud | None = None
+        self._cloud: Cloud | None = cloud
         self._sandbox: SandboxInfo | None = None
-        self._hosts: dict[str, Host] = {}
-        self._shells: dict[str, OpenSshHost] = {}
+        self._resolver: Any = resolver  # the sandbox's instance → loopback sshd map; None on AWS
+        self._hosts: dict[str, Transport] = {}
         self._lock = threading.RLock()
 
     # -- the cloud -----------------------------------------------------------------
@@ -80,6 +83,7 @@ class Context:
 
         info = sandbox.ensure_running(self.settings)
         self._sandbox = info
+        self._resolver = sandbox.Resolver(info)
         if not self.quiet:
             from .ui import info as say
 
@@ -88,7 +92,6 @@ class Context:
         return Cloud(
             self.settings,
             endpoint_url=info.endpoint_url,
-            resolver=sandbox.Resolver(info),
             credentials=dict(sandbox.SANDBOX_CREDENTIALS),
             region=info.region,
         )
@@ -114,48 +117,66 @@ class Context:
         return found
 
     def target(self, name_or_id: str | Instance) -> SshTarget:
-        """How to reach an instance over SSH."""
-        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
-        return self.cloud.ssh_target(inst)
+        """How to reach an instance over SSH: the sandbox's loopback sshd, or its public (or
+        private, with EC2KIT_SSH_ADDRESS=private) IP on port 22; pinned by instance id."""
+        from .errors import WrongState
+        from .ssh.target import SshTarget
 
-    def host(self, name_or_id: str | Instance) -> Host:
-        """An SSH connection to an instance, opened once and reused."""
-        from .remote import Host
+        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
+        settings = self.settings
+        self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
+        if self._resolver is not None:
+            target: SshTarget = self._resolver.ssh_target(
+                inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name
+            )
+            return target
+        host = inst.private_ip if settings.ssh_address == "private" else inst.public_ip
+        if not host:
+            which = "private" if settings.ssh_address == "private" else "public"
+            hint = (
+                f"Start it with `inv start {inst.name or inst.id}`."
+                if inst.state != "running"
+                else "Launch it in a subnet that assigns public IPs, or set EC2KIT_SSH_ADDRESS=private inside the VPC."
+            )
+            raise WrongState(f"Instance {inst.label} has no {which} IP address (it is {inst.state}).", hint=hint)
+        return SshTarget(
+            host=host,
+            port=22,
+            user=settings.login_user,
+            key_file=settings.key_file,
+            alias=inst.id,
+            known_hosts=settings.known_hosts,
+            name=inst.name,
+        )
+
+    def connect(self, name_or_id: str | Instance) -> Transport:
+        """The SSH transport to an instance, made once per instance id and reused.
+
+        The system ``ssh`` with shared connections (no paramiko import, no handshake on
+        reuse), or the Fabric transport with ``EC2KIT_SSH=fabric`` or no ``ssh`` installed.
+        """
+        from .ssh import connect
 
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
         with self._lock:
             host = self._hosts.get(inst.id)
             if host is None:
-                host = self._hosts[inst.id] = Host(self.cloud.ssh_target(inst))
+                host = self._hosts[inst.id] = connect(self.target(inst))
             return host
 
-    def shell(self, name_or_id: str | Instance) -> CommandHost:
-        """Where a recipe's shell batches run: the OpenSSH client with shared connections
-        (no paramiko import, no handshake on reuse), or :meth:`host` when ``ssh`` is not
-        installed or ``EC2KIT_SSH=paramiko``."""
-        from . import openssh
-
-        if not openssh.preferred():
-            return self.host(name_or_id)
-        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
-        with self._lock:
-            shell = self._shells.get(inst.id)
-            if shell is None:
-                shell = self._shells[inst.id] = openssh.OpenSshHost(self.cloud.ssh_target(inst))
-            return shell
-
     def forget_host(self, instance_id: str) -> None:
-        """Close and drop a cached connection (the instance went away)."""
+        """End and drop a cached connection (the instance went away, or the link is suspect)."""
         with self._lock:
             host = self._hosts.pop(instance_id, None)
-            shell = self._shells.pop(instance_id, None)
-        if shell is not None:
-            shell.disconnect()
         if host is not None:
-            host.close()
+            try:
+                host.disconnect()
+                host.close()
+            except Exception:  # noqa: BLE001 - best effort: callers are cleaning up after a lost instance
+                pass
 
     def close(self) -> None:
-        """Close every SSH connection this context opened."""
+        """Close every SSH connection this context opened (shared ones linger, then end by themselves)."""
         with self._lock:
             hosts, self._hosts = list(self._hosts.values()), {}
         for host in hosts:

@@ -8,6 +8,8 @@
 ``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
 ``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
 ``EC2KIT_SSH_CIDR``    where SSH to instances may come from (e.g. ``203.0.113.7/32``); read when used.
+``EC2KIT_SSH``         ``openssh`` (the system ssh, default) or ``fabric`` (paramiko; ``paramiko`` is an alias).
+``EC2KIT_SSH_PERSIST`` seconds an idle shared ssh connection lingers (default 60; 0: none).
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
 ``EC2KIT_DEBUG``       1: tracebacks for unexpected errors.
 Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
@@ -121,7 +123,6 @@ class Settings:
             ) from None
         return home
 
-
     # Read when used, so a new address applies to the next security-group check ---------
     @property
     def ssh_cidr(self) -> str | None:
@@ -143,3 +144,34 @@ class Settings:
 def debug_enabled() -> bool:
     """EC2KIT_DEBUG=1: show tracebacks of unexpected errors instead of a one-line message."""
     return os.environ.get("EC2KIT_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def ssh_client() -> str:
+    """``EC2KIT_SSH``: ``openssh`` (the default) or ``fabric`` (``paramiko`` is accepted as an alias)."""
+    choice = os.environ.get("EC2KIT_SSH", "openssh").strip().lower() or "openssh"
+    if choice == "paramiko":
+        return "fabric"
+    if choice not in ("openssh", "fabric"):
+        raise ConfigError(
+            f"EC2KIT_SSH={choice!r} is not a known SSH client.",
+            hint="Use EC2KIT_SSH=openssh (the system ssh, the default) or EC2KIT_SSH=fabric (paramiko).",
+        )
+    return choice
+
+
+#: Seconds an idle shared ssh connection stays up when ``EC2KIT_SSH_PERSIST`` is unset.
+DEFAULT_SSH_PERSIST = 60
+
+
+def ssh_persist() -> int:
+    """``EC2KIT_SSH_PERSIST``: seconds an idle shared connection lingers (0 = a new connection per command)."""
+    raw = os.environ.get("EC2KIT_SSH_PERSIST", "").strip()
+    if not raw:
+        return DEFAULT_SSH_PERSIST
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        raise ConfigError(
+            f"EC2KIT_SSH_PERSIST={raw!r} is not a number of seconds.",
+            hint="Use e.g. EC2KIT_SSH_PERSIST=60, or 0 to open a new connection per command.",
+        ) from None

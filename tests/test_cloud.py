@@ -11,6 +11,7 @@ from ec2kit.aws.cloud import Cloud
 from ec2kit.aws.errors import translate_client_error
 from ec2kit.aws.models import MANAGED_TAG, SECURITY_GROUP
 from ec2kit.aws.regions import find_region
+from ec2kit.context import Context
 from ec2kit.errors import (
     AlreadyExists,
     AwsError,
@@ -179,11 +180,12 @@ def test_change_type_of_a_stopped_instance_changes_it(cloud):
 
 def test_ssh_target_uses_the_public_ip_and_refuses_a_stopped_instance(cloud):
     inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
-    target = cloud.ssh_target(inst)
+    ctx = Context(cloud.settings, cloud=cloud)
+    target = ctx.target(inst)
     assert (target.host, target.port, target.user, target.alias) == (inst.public_ip, 22, "ubuntu", inst.id)
     cloud.stop("base")
     with pytest.raises(WrongState, match="no public IP.*inv start base"):
-        cloud.ssh_target("base")
+        ctx.target("base")
 
 
 def test_ssh_target_can_use_the_private_ip(moto_reset, tmp_path):
@@ -194,7 +196,7 @@ def test_ssh_target_can_use_the_private_ip(moto_reset, tmp_path):
         region="us-east-1",
     )
     inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
-    target = cloud.ssh_target("base")
+    target = Context(cloud.settings, cloud=cloud).target("base")
     assert (target.host, target.user, target.known_hosts) == (inst.private_ip, "ec2-user", tmp_path / "known_hosts")
 
 
@@ -205,7 +207,7 @@ class LoopbackResolver:
         self.asked: list[tuple] = []
 
     def ssh_target(self, instance_id, key_file, known_hosts, name):
-        from ec2kit.remote import SshTarget
+        from ec2kit.ssh.target import SshTarget
 
         self.asked.append((instance_id, key_file, known_hosts, name))
         return SshTarget("127.0.0.1", 2222, "me", key_file, instance_id, known_hosts, name)
@@ -213,9 +215,9 @@ class LoopbackResolver:
 
 def test_ssh_target_asks_the_resolver_when_there_is_one(moto_reset, tmp_path):
     resolver = LoopbackResolver()
-    cloud = Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, resolver=resolver, credentials=CREDS, region="us-east-1")
+    cloud = Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
     inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
-    assert cloud.ssh_target("base").port == 2222
+    assert Context(cloud.settings, cloud=cloud, resolver=resolver).target("base").port == 2222
     assert resolver.asked == [(inst.id, cloud.settings.key_file, cloud.settings.known_hosts, "base")]
 
 

@@ -1,4 +1,4 @@
-"""ec2kit.openssh: recipe commands through the system ssh client, against real sshd hosts on loopback."""
+"""ec2kit.ssh.openssh: commands through the system ssh client, against real sshd hosts on loopback."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit import openssh
+from ec2kit import settings, ssh
 from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError
-from ec2kit.openssh import OpenSshHost, control_path, exec_argv, ssh_failure
-from ec2kit.remote import Host, SshTarget, pinned_keys
 from ec2kit.sandbox.sshd import SshdHost, free_port
+from ec2kit.ssh import openssh, pins
+from ec2kit.ssh.fabric import FabricTransport
+from ec2kit.ssh.openssh import OpenSshTransport, control_path, exec_argv, ssh_failure
+from ec2kit.ssh.pins import pinned_keys
+from ec2kit.ssh.target import SshTarget
 
 _aliases = iter(range(10_000))
 
@@ -30,7 +33,7 @@ def known_hosts(tmp_path) -> Path:
 
 @pytest.fixture
 def shell(sshd_host, user_key, known_hosts):
-    h = OpenSshHost(target_for(sshd_host, user_key, known_hosts, alias="i-0abc"))
+    h = OpenSshTransport(target_for(sshd_host, user_key, known_hosts, alias="i-0abc"))
     yield h
     h.disconnect()
 
@@ -110,12 +113,12 @@ def test_ssh_failure_leaves_a_remote_exit_255_to_the_command():
 def test_bad_settings_are_config_errors(monkeypatch):
     monkeypatch.setenv("EC2KIT_SSH", "putty")
     with pytest.raises(ConfigError, match="EC2KIT_SSH='putty'"):
-        openssh.preferred()
+        ssh.openssh_preferred()
     monkeypatch.setenv("EC2KIT_SSH", "paramiko")
-    assert openssh.preferred() is False
+    assert ssh.openssh_preferred() is False
     monkeypatch.setenv("EC2KIT_SSH_PERSIST", "soon")
     with pytest.raises(ConfigError, match="EC2KIT_SSH_PERSIST"):
-        openssh.persist_seconds()
+        settings.ssh_persist()
 
 
 def test_control_dir_is_private_and_short(tmp_path, monkeypatch):
@@ -134,7 +137,7 @@ def test_control_dir_is_private_and_short(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- running commands
-# (the contract both clients share is tested in test_remote.py, on both)
+# (the contract both transports share is tested in test_remote.py, on both)
 
 
 def test_a_command_exiting_255_is_not_a_connection_error(shell):
@@ -151,7 +154,7 @@ def test_a_shared_connection_that_drops_mid_command_is_a_remote_error(sshd_facto
     import threading
 
     sshd = sshd_factory("openssh-drop")
-    shell = OpenSshHost(target_for(sshd, user_key, known_hosts, name="dropping"), persist=30)
+    shell = OpenSshTransport(target_for(sshd, user_key, known_hosts, name="dropping"), persist=30)
     shell.run("true")  # the shared connection is up
     threading.Timer(1.0, sshd.stop).start()
     with pytest.raises(RemoteError, match="closed while running") as info:
@@ -165,22 +168,22 @@ def test_a_shared_connection_that_drops_mid_command_is_a_remote_error(sshd_facto
 def test_commands_share_one_connection_across_host_objects(sshd_factory, user_key, known_hosts):
     sshd = sshd_factory("openssh-mux")
     target = target_for(sshd, user_key, known_hosts)
-    first = OpenSshHost(target, persist=30)
+    first = OpenSshTransport(target, persist=30)
     try:
         for _ in range(3):
             first.run("true")
-        OpenSshHost(target, persist=30).run("true")  # a later process reaches the same master
+        OpenSshTransport(target, persist=30).run("true")  # a later process reaches the same master
         assert (sshd.connections(), sshd.exec_channels()) == (1, 4)
     finally:
         first.disconnect()
-    OpenSshHost(target, persist=30).run("true")
+    OpenSshTransport(target, persist=30).run("true")
     assert sshd.connections() == 2  # disconnect() really closed it
-    OpenSshHost(target, persist=30).disconnect()
+    OpenSshTransport(target, persist=30).disconnect()
 
 
 def test_without_sharing_each_command_is_its_own_connection(sshd_factory, user_key, known_hosts):
     sshd = sshd_factory("openssh-nomux")
-    shell = OpenSshHost(target_for(sshd, user_key, known_hosts), persist=0)
+    shell = OpenSshTransport(target_for(sshd, user_key, known_hosts), persist=0)
     shell.run("true")
     shell.run("true")
     assert sshd.connections() == 2
@@ -188,7 +191,7 @@ def test_without_sharing_each_command_is_its_own_connection(sshd_factory, user_k
 
 def test_a_stale_control_socket_is_replaced(sshd_factory, user_key, known_hosts):
     sshd = sshd_factory("openssh-stale")
-    shell = OpenSshHost(target_for(sshd, user_key, known_hosts), persist=30)
+    shell = OpenSshTransport(target_for(sshd, user_key, known_hosts), persist=30)
     sock = control_path(shell.target, openssh.control_dir())
     import socket
 
@@ -203,7 +206,7 @@ def test_a_stale_control_socket_is_replaced(sshd_factory, user_key, known_hosts)
 
 def test_the_shared_connection_ends_when_the_host_goes_away(sshd_factory, user_key, known_hosts):
     sshd = sshd_factory("openssh-gone")
-    shell = OpenSshHost(target_for(sshd, user_key, known_hosts, name="gone"), persist=30)
+    shell = OpenSshTransport(target_for(sshd, user_key, known_hosts, name="gone"), persist=30)
     shell.run("true")
     sshd.stop()
     with pytest.raises(RemoteError, match="connection refused"):
@@ -216,14 +219,14 @@ def test_the_shared_connection_ends_when_the_host_goes_away(sshd_factory, user_k
 def test_first_contact_pins_the_key_in_the_format_the_paramiko_host_reads(shell, sshd_host, known_hosts):
     shell.run("true")
     assert known_hosts.read_text().strip() == f"i-0abc {sshd_host.host_public_key().rsplit(' ', 1)[0]}"
-    with Host(shell.target) as host:
+    with FabricTransport(shell.target) as host:
         assert host.run("echo same pin").stdout == "same pin\n"
     assert set(pinned_keys(known_hosts, "i-0abc")) == {"ssh-ed25519"}
 
 
 def test_first_contact_creates_the_pin_file_and_its_directory(sshd_host, user_key, tmp_path):
     known_hosts = tmp_path / "fresh home" / "known_hosts"
-    OpenSshHost(target_for(sshd_host, user_key, known_hosts, alias="i-new"), persist=0).run("true")
+    OpenSshTransport(target_for(sshd_host, user_key, known_hosts, alias="i-new"), persist=0).run("true")
     assert known_hosts.read_text().startswith("i-new ssh-ed25519 ")
     assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
 
@@ -231,7 +234,7 @@ def test_first_contact_creates_the_pin_file_and_its_directory(sshd_host, user_ke
 def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(shell, other_sshd, user_key, known_hosts):
     shell.run("true")
     before = other_sshd.exec_channels()
-    impostor = OpenSshHost(target_for(other_sshd, user_key, known_hosts, alias="i-0abc"), persist=0)
+    impostor = OpenSshTransport(target_for(other_sshd, user_key, known_hosts, alias="i-0abc"), persist=0)
     with pytest.raises(HostKeyMismatch) as info:
         impostor.run("touch ~/pwned")
     message = str(info.value)
@@ -243,7 +246,7 @@ def test_closed_port_names_host_and_port(user_key, known_hosts):
     port = free_port()
     target = SshTarget("127.0.0.1", port, "ubuntu", user_key, "i-dead", known_hosts, "dead")
     with pytest.raises(RemoteError) as info:
-        OpenSshHost(target).run("true")
+        OpenSshTransport(target).run("true")
     assert f"127.0.0.1:{port}" in str(info.value) and "inv start dead" in str(info.value)
 
 
@@ -251,13 +254,13 @@ def test_wrong_key_names_the_key_file(sshd_host, known_hosts, tmp_path):
     other_key = tmp_path / "other"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
     with pytest.raises(RemoteError, match="authentication") as info:
-        OpenSshHost(target_for(sshd_host, other_key, known_hosts)).run("true")
+        OpenSshTransport(target_for(sshd_host, other_key, known_hosts)).run("true")
     assert str(other_key) in str(info.value)
 
 
 def test_missing_key_file_is_named_before_dialing(sshd_host, known_hosts, tmp_path):
     with pytest.raises(RemoteError, match="does not exist") as info:
-        OpenSshHost(target_for(sshd_host, tmp_path / "nokey", known_hosts)).run("true")
+        OpenSshTransport(target_for(sshd_host, tmp_path / "nokey", known_hosts)).run("true")
     assert str(tmp_path / "nokey") in str(info.value)
 
 
@@ -271,14 +274,14 @@ def test_pinned_fingerprints_reads_plain_and_hashed_pins(sshd_host, tmp_path):
         ["ssh-keygen", "-lf", "-"], input=" ".join(public[:2]), capture_output=True, text=True, check=True
     ).stdout.split()[1]
     for alias in ("i-plain", "i-hashed"):
-        assert openssh.pinned_fingerprints(kh, alias) == [f"{public[0]} {expected}"]
-    assert openssh.pinned_fingerprints(kh, "i-other") == []
+        assert pins.pinned_fingerprints(kh, alias) == [f"{public[0]} {expected}"]
+    assert pins.pinned_fingerprints(kh, "i-other") == []
 
 
 def test_wait_ssh_through_openssh_leaves_the_connection_for_the_next_command(tmp_path, user_key, known_hosts):
     import threading
 
-    from ec2kit.remote import wait_ssh
+    from ec2kit.ssh import wait_ssh
 
     late = SshdHost(tmp_path / "late", port=free_port(), authorized_keys=[user_key.with_suffix(".pub").read_text()])
     late.write_config()
@@ -287,11 +290,57 @@ def test_wait_ssh_through_openssh_leaves_the_connection_for_the_next_command(tmp
     target = target_for(late, user_key, known_hosts, alias="i-late")
     tries: list[str] = []
     try:
-        wait_ssh(target, timeout=15, interval=0.2, progress=tries.append, client=OpenSshHost)
+        wait_ssh(target, timeout=15, interval=0.2, progress=tries.append, client=OpenSshTransport)
         assert len(tries) >= 2 and pinned_keys(known_hosts, "i-late")
-        assert OpenSshHost(target).run("echo next").stdout == "next\n"
+        assert OpenSshTransport(target).run("echo next").stdout == "next\n"
         assert late.connections() == 1  # the command after the wait needed no handshake
     finally:
         starter.join()
-        OpenSshHost(target).disconnect()
+        OpenSshTransport(target).disconnect()
         late.stop()
+
+
+def test_connect_picks_openssh_by_default_and_fabric_on_request(monkeypatch):
+    from ec2kit.ssh import connect
+
+    monkeypatch.delenv("EC2KIT_SSH", raising=False)
+    assert type(connect(SAMPLE)) is OpenSshTransport
+    for choice in ("fabric", "paramiko"):
+        monkeypatch.setenv("EC2KIT_SSH", choice)
+        assert type(connect(SAMPLE)) is FabricTransport
+    monkeypatch.setenv("EC2KIT_SSH", "openssh")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no ssh client installed
+    assert type(connect(SAMPLE)) is FabricTransport
+
+
+def test_put_and_get_travel_over_the_shared_connection(sshd_factory, user_key, known_hosts, tmp_path):
+    sshd = sshd_factory("openssh-files")
+    shell = OpenSshTransport(target_for(sshd, user_key, known_hosts), persist=30)
+    try:
+        shell.put_bytes(b"one\n", "~/one.txt", mode=0o600)
+        shell.get("~/one.txt", tmp_path / "one.txt")
+        assert (tmp_path / "one.txt").read_bytes() == b"one\n"
+        # one handshake; one exec for $HOME (once per transport), one per transfer; no SFTP subsystem
+        assert (sshd.connections(), sshd.exec_channels()) == (1, 3)
+    finally:
+        shell.disconnect()
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_the_upload_script_renames_only_a_complete_file(shell, tmp_path):
+    from ec2kit.ssh.openssh import put_script
+
+    dest = tmp_path / "f"
+    dest.write_bytes(b"complete\n")
+    short = subprocess.run([shell, "-c", put_script(str(dest), 0o600, 100)], input=b"partial", capture_output=True)
+    assert short.returncode == 75 and dest.read_bytes() == b"complete\n" and list(tmp_path.iterdir()) == [dest]
+    done = subprocess.run([shell, "-c", put_script(str(dest), None, 4)], input=b"new\n", capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == b"new\n" and list(tmp_path.iterdir()) == [dest]
+    assert oct(dest.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the old file's mode, kept
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

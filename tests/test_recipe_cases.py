@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit.openssh import OpenSshHost
 from ec2kit.recipe import load_recipe, run_steps_on_host
 from ec2kit.recipe.executor import HostRun
 from ec2kit.recipe.loader import parse_toml
-from ec2kit.remote import SshTarget
+from ec2kit.ssh.openssh import OpenSshTransport
+from ec2kit.ssh.target import SshTarget
 
 CASES = Path(__file__).parent / "cases"
 CASE_FILES = sorted(p for p in CASES.glob("*/*.toml"))
@@ -37,7 +37,7 @@ def case_host(sshd_factory, user_key, tmp_path_factory):
         known_hosts=tmp_path_factory.mktemp("kh") / "known_hosts",
         name="cases",
     )
-    with OpenSshHost(target) as host:  # what recipes use (Context.shell)
+    with OpenSshTransport(target) as host:  # what recipes use (Context.connect)
         yield sshd, host
     host.disconnect()
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from ec2kit.errors import RemoteError
-from ec2kit.openssh import OpenSshHost
 from ec2kit.recipe import CollectingReporter, load_recipe, register_task, run_recipe, run_steps_on_host
-from ec2kit.remote import Host, SshTarget
+from ec2kit.ssh.fabric import FabricTransport
+from ec2kit.ssh.openssh import OpenSshTransport
+from ec2kit.ssh.target import SshTarget
 
 TWENTY_STEPS = """
 description = "twenty idempotent steps of every kind"
@@ -127,7 +128,7 @@ _count = iter(range(1000))
 @pytest.fixture
 def make_host(sshd_factory, user_key, tmp_path):
     """``sshd, host = make_host("web1")``: a fresh sshd with a clean home and the host object recipes use
-    (the OpenSSH client, as Context.shell gives; ``client="paramiko"`` for the fallback)."""
+    (the OpenSSH transport, as Context.connect gives; ``client="paramiko"`` for the Fabric fallback)."""
     opened: list = []
 
     def make(name: str, client: str = "openssh"):
@@ -141,22 +142,22 @@ def make_host(sshd_factory, user_key, tmp_path):
             known_hosts=tmp_path / "known_hosts",
             name=name,
         )
-        host = OpenSshHost(target) if client == "openssh" else Host(target)
+        host = OpenSshTransport(target) if client == "openssh" else FabricTransport(target)
         opened.append(host)
         return sshd, host
 
     yield make
     for h in opened:
-        h.disconnect() if isinstance(h, OpenSshHost) else h.close()
+        h.disconnect()
 
 
 class LoopbackHosts:
-    """The part of ec2kit.context.Context that run_recipe uses: ``shell(name)`` → a real host object."""
+    """The part of ec2kit.context.Context that run_recipe uses: ``connect(name)`` → a real transport."""
 
     def __init__(self, hosts: dict) -> None:
         self.hosts = hosts
 
-    def shell(self, name: str):
+    def connect(self, name: str):
         return self.hosts[name]
 
 

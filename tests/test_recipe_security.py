@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ec2kit.errors import RecipeError
-from ec2kit.openssh import OpenSshHost
 from ec2kit.recipe import load_recipe, run_steps_on_host
-from ec2kit.remote import SshTarget
+from ec2kit.ssh.openssh import OpenSshTransport
+from ec2kit.ssh.target import SshTarget
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def shared_host(sshd_factory, user_key, tmp_path_factory):
         known_hosts=tmp_path_factory.mktemp("kh") / "known_hosts",
         name="security",
     )
-    with OpenSshHost(target) as host:
+    with OpenSshTransport(target) as host:
         yield sshd, host
     host.disconnect()
 

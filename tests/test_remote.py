@@ -1,4 +1,4 @@
-"""ec2kit.remote against real OpenSSH servers on loopback (no mocks)."""
+"""The SSH transport contract (ec2kit.ssh), on both transports, against real OpenSSH servers on loopback (no mocks)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit.errors import HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
-from ec2kit.remote import (
-    Host,
-    SshTarget,
-    forget_host,
-    pinned_keys,
-    rsync_argv,
-    ssh_argv,
-    ssh_config_block,
-    wait_ssh,
-    wrap_command,
-    write_ssh_config,
-)
+from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
 from ec2kit.sandbox.sshd import SshdHost, free_port
+from ec2kit.ssh import wait_ssh
+from ec2kit.ssh.fabric import FabricTransport
+from ec2kit.ssh.openssh import OpenSshTransport
+from ec2kit.ssh.pins import forget_host, pinned_keys
+from ec2kit.ssh.target import SshTarget, rsync_argv, ssh_argv, ssh_config_block, wrap_command, write_ssh_config
 
 
 def target_for(sshd: SshdHost, key: Path, known_hosts: Path, alias: str = "i-0abc", name: str = "web") -> SshTarget:
@@ -38,22 +31,40 @@ def known_hosts(tmp_path) -> Path:
     return tmp_path / "ec2kit" / "known_hosts"
 
 
+TRANSPORTS = {"fabric": FabricTransport, "openssh": OpenSshTransport}
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def make_host(request):
+    """Makes transports of one kind (each test runs on both); every one is disconnected afterwards."""
+    made = []
+
+    def make(target: SshTarget, **options):
+        made.append(TRANSPORTS[request.param](target, **options))
+        return made[-1]
+
+    yield make
+    for t in made:
+        t.disconnect()
+
+
 @pytest.fixture
-def host(sshd_host, user_key, known_hosts):
-    with Host(target_for(sshd_host, user_key, known_hosts)) as h:
+def host(make_host, sshd_host, user_key, known_hosts):
+    with make_host(target_for(sshd_host, user_key, known_hosts)) as h:
         yield h
 
 
-@pytest.fixture(params=["paramiko", "openssh"])
-def any_host(request, sshd_host, user_key, known_hosts):
-    """The run contract holds for both ways of reaching a host: Host (paramiko) and OpenSshHost."""
-    from ec2kit.openssh import OpenSshHost
-
-    target = target_for(sshd_host, user_key, known_hosts)
-    with (Host if request.param == "paramiko" else OpenSshHost)(target) as h:
+@pytest.fixture
+def fabric_host(sshd_host, user_key, known_hosts):
+    """The Fabric transport alone (tests of its own connection handling)."""
+    with FabricTransport(target_for(sshd_host, user_key, known_hosts)) as h:
         yield h
-    if request.param == "openssh":
-        h.disconnect()
+
+
+@pytest.fixture
+def any_host(host):
+    """The run contract holds for both transports: Fabric (paramiko) and OpenSSH."""
+    return host
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +202,8 @@ def test_home_is_the_remote_home_and_tilde_expands_against_it(any_host, sshd_hos
     assert any_host.run("pwd").stdout == f"{sshd_host.home}\n"  # every command starts in $HOME
 
 
-def test_one_connection_is_reused_for_many_commands(host):
+def test_one_connection_is_reused_for_many_commands(fabric_host):
+    host = fabric_host
     host.run("true")
     transport = host.connection.transport
     for _ in range(3):
@@ -199,7 +211,8 @@ def test_one_connection_is_reused_for_many_commands(host):
     assert host.connection.transport is transport
 
 
-def test_host_reconnects_after_the_connection_drops(host):
+def test_host_reconnects_after_the_connection_drops(fabric_host):
+    host = fabric_host
     host.run("true")
     host.connection.transport.close()
     assert host.run("echo back").stdout == "back\n"
@@ -225,6 +238,48 @@ def test_put_into_a_missing_directory_says_to_create_it(host):
         host.put_bytes(b"x", "~/no/such/dir/f")
 
 
+def test_put_sets_the_mode_before_the_file_appears_and_keeps_an_existing_mode(host, sshd_host):
+    host.run("mkdir -p ~/modes")
+    host.put_bytes(b"#!/bin/sh\necho hi\n", "~/modes/run.sh", mode=0o750)
+    target = sshd_host.home / "modes" / "run.sh"
+    assert oct(target.stat().st_mode & 0o777) == "0o750"
+    host.put_bytes(b"#!/bin/sh\necho again\n", "~/modes/run.sh")  # no mode: the file keeps its own
+    assert oct(target.stat().st_mode & 0o777) == "0o750" and target.read_bytes().endswith(b"again\n")
+    assert host.run("~/modes/run.sh").stdout == "again\n"
+
+
+def test_put_replaces_a_file_atomically_and_leaves_no_temp_file(host, sshd_host):
+    host.run("mkdir -p ~/atomic")
+    host.put_bytes(b"old contents\n", "~/atomic/f")
+    path = sshd_host.home / "atomic" / "f"
+    with open(path, "rb") as reader:  # a reader of the old file keeps the whole old file
+        host.put_bytes(b"new\n", "~/atomic/f")
+        assert reader.read() == b"old contents\n"
+    assert path.read_bytes() == b"new\n"
+    assert [p.name for p in path.parent.iterdir()] == ["f"]
+
+
+def test_several_megabytes_round_trip_intact(host, tmp_path):
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(6 * 1024 * 1024 + 123))
+    host.run("mkdir -p ~/big")
+    host.put(local, "~/big/big.bin")
+    assert host.run("sha256sum ~/big/big.bin").stdout.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
+    back = tmp_path / "back" / "big.bin"
+    host.get("~/big/big.bin", back)
+    assert back.read_bytes() == local.read_bytes()
+
+
+def test_get_of_a_missing_file_names_it_and_keeps_the_local_copy(host, tmp_path):
+    local = tmp_path / "local" / "keep.txt"
+    local.parent.mkdir()
+    local.write_text("complete\n")
+    with pytest.raises(RemoteError, match="no such file or directory") as info:
+        host.get("~/no/such/file.txt", local)
+    assert f"{host.home}/no/such/file.txt" in str(info.value) and "web" in str(info.value)
+    assert local.read_text() == "complete\n" and [p.name for p in local.parent.iterdir()] == ["keep.txt"]
+
+
 # --------------------------------------------------------------------------- host keys
 
 
@@ -235,10 +290,12 @@ def test_first_contact_pins_the_host_key_under_the_alias(host, sshd_host, known_
     assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(host, other_sshd, user_key, known_hosts):
+def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anything(
+    make_host, host, other_sshd, user_key, known_hosts
+):
     host.run("true")
     before = other_sshd.exec_channels()
-    impostor = Host(target_for(other_sshd, user_key, known_hosts))
+    impostor = make_host(target_for(other_sshd, user_key, known_hosts))
     with pytest.raises(HostKeyMismatch) as info:
         impostor.run("touch ~/pwned")
     message = str(info.value)
@@ -247,17 +304,17 @@ def test_a_different_host_key_for_the_same_alias_is_refused_before_running_anyth
     assert not (other_sshd.home / "pwned").exists()
 
 
-def test_forget_host_then_reconnect_learns_the_new_key(host, other_sshd, user_key, known_hosts):
+def test_forget_host_then_reconnect_learns_the_new_key(make_host, host, other_sshd, user_key, known_hosts):
     host.run("true")
     assert forget_host(known_hosts, "i-0abc") == 1
-    with Host(target_for(other_sshd, user_key, known_hosts)) as rebuilt:
+    with make_host(target_for(other_sshd, user_key, known_hosts)) as rebuilt:
         assert rebuilt.run("echo ok").stdout == "ok\n"
     assert pinned_keys(known_hosts, "i-0abc")["ssh-ed25519"].get_base64() in other_sshd.host_public_key()
 
 
-def test_pins_are_per_alias_not_per_address(sshd_host, user_key, known_hosts):
+def test_pins_are_per_alias_not_per_address(make_host, sshd_host, user_key, known_hosts):
     for alias in ("i-1", "i-2"):
-        with Host(target_for(sshd_host, user_key, known_hosts, alias=alias)) as h:
+        with make_host(target_for(sshd_host, user_key, known_hosts, alias=alias)) as h:
             h.run("true")
     assert set(pinned_keys(known_hosts, "i-1")) == {"ssh-ed25519"} and pinned_keys(known_hosts, "i-2")
     assert "127.0.0.1" not in known_hosts.read_text()
@@ -270,6 +327,24 @@ def test_corrupt_known_hosts_lines_are_ignored_and_kept(host, known_hosts):
     assert host.run("echo ok").stdout == "ok\n"
     assert known_hosts.read_text().startswith(junk) and set(pinned_keys(known_hosts, "i-0abc")) == {"ssh-ed25519"}
     assert forget_host(known_hosts, "i-0abc") == 1 and known_hosts.read_text() == junk
+
+
+def test_an_unreadable_known_hosts_file_stops_the_connection_and_says_how_to_recover(make_host, sshd_host, user_key, known_hosts):
+    known_hosts.parent.mkdir(parents=True)
+    public = sshd_host.host_public_key().split()
+    damaged = f"i-0abc {public[0]} {public[1]}\n".encode() + b"\0" * 512  # as a crash mid-append leaves it
+    known_hosts.write_bytes(damaged)
+    before = sshd_host.exec_channels()
+    with pytest.raises(ConfigError) as info:
+        make_host(target_for(sshd_host, user_key, known_hosts)).run("touch ~/should-not-run")
+    message = str(info.value)
+    assert str(known_hosts) in message and "NUL" in message and f"mv {known_hosts} {known_hosts}.corrupt" in message
+    assert known_hosts.read_bytes() == damaged  # no key re-learned behind the user's back
+    assert sshd_host.exec_channels() == before and not (sshd_host.home / "should-not-run").exists()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        forget_host(known_hosts, "i-0abc")
+    with pytest.raises(ConfigError):
+        wait_ssh(target_for(sshd_host, user_key, known_hosts), timeout=10, client=make_host)  # never retried
 
 
 def _ssh_batch(target: SshTarget, command: str, *extra: str) -> subprocess.CompletedProcess:
@@ -289,15 +364,15 @@ def test_openssh_client_uses_the_pin_that_host_learned(host, other_sshd, user_ke
     assert "IDENTIFICATION HAS CHANGED" in refused.stderr
 
 
-def test_host_accepts_a_hashed_pin_the_openssh_client_learned_first(sshd_host, other_sshd, user_key, known_hosts):
+def test_host_accepts_a_hashed_pin_the_openssh_client_learned_first(make_host, sshd_host, other_sshd, user_key, known_hosts):
     target = target_for(sshd_host, user_key, known_hosts, alias="i-ssh-first")
     known_hosts.parent.mkdir(parents=True)
     assert _ssh_batch(target, "true", "-o", "HashKnownHosts=yes").returncode == 0
     assert known_hosts.read_text().startswith("|1|")  # hashed, as Debian's ssh_config does by default
-    with Host(target) as h:
+    with make_host(target) as h:
         assert h.run("echo fine").stdout == "fine\n"
     with pytest.raises(HostKeyMismatch):
-        Host(target_for(other_sshd, user_key, known_hosts, alias="i-ssh-first")).run("true")
+        make_host(target_for(other_sshd, user_key, known_hosts, alias="i-ssh-first")).run("true")
     assert forget_host(known_hosts, "i-ssh-first") == 1 and not pinned_keys(known_hosts, "i-ssh-first")
 
 
@@ -324,27 +399,27 @@ def test_write_ssh_config_lets_plain_ssh_connect_by_name(host, tmp_path):
 # --------------------------------------------------------------------------- failures and waiting
 
 
-def test_closed_port_raises_remote_error_naming_host_and_port(user_key, known_hosts):
+def test_closed_port_raises_remote_error_naming_host_and_port(make_host, user_key, known_hosts):
     port = free_port()
     target = SshTarget("127.0.0.1", port, "ubuntu", user_key, "i-dead", known_hosts, "dead")
     with pytest.raises(RemoteError) as info:
-        Host(target).run("true")
+        make_host(target).run("true")
     assert type(info.value) is RemoteError
     assert f"127.0.0.1:{port}" in str(info.value) and "inv start dead" in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_wrong_key_raises_remote_error_naming_the_key_file(sshd_host, known_hosts, tmp_path):
+def test_wrong_key_raises_remote_error_naming_the_key_file(make_host, sshd_host, known_hosts, tmp_path):
     other_key = tmp_path / "other"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True)
     with pytest.raises(RemoteError, match="authentication") as info:
-        Host(target_for(sshd_host, other_key, known_hosts)).run("true")
+        make_host(target_for(sshd_host, other_key, known_hosts)).run("true")
     assert str(other_key) in str(info.value)
 
 
-def test_missing_key_file_is_named_before_dialing(sshd_host, known_hosts, tmp_path):
+def test_missing_key_file_is_named_before_dialing(make_host, sshd_host, known_hosts, tmp_path):
     with pytest.raises(RemoteError, match="does not exist") as info:
-        Host(target_for(sshd_host, tmp_path / "nokey", known_hosts)).run("true")
+        make_host(target_for(sshd_host, tmp_path / "nokey", known_hosts)).run("true")
     assert str(tmp_path / "nokey") in str(info.value)
 
 

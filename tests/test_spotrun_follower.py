@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 from cli_helpers import wait_for
 
-from ec2kit.remote import Host, SshTarget
 from ec2kit.spotrun.commands import kill_command, render_wrapper, start_command
 from ec2kit.spotrun.follower import Follower
+from ec2kit.ssh import SshTarget, Transport, connect
 
 
 @pytest.fixture
 def host(sshd_host, user_key, tmp_path):
     target = SshTarget("127.0.0.1", sshd_host.port, sshd_host.user, user_key, "i-follower", tmp_path / "known_hosts", "box")
-    with Host(target) as h:
+    with connect(target) as h:
         yield h
 
 
-def start(host: Host, sshd_host, run: str, script: str, **opts) -> Path:
+def start(host: Transport, sshd_host, run: str, script: str, **opts) -> Path:
     d = sshd_host.home / "ec2kit" / run
     d.mkdir(parents=True)
     (d / "job.sh").write_text(script)
@@ -75,6 +75,6 @@ def test_push_sends_local_results_back_to_the_instance(host, sshd_host, tmp_path
 
 def test_pull_failure_is_reported_not_raised(sshd_host, user_key, tmp_path):
     target = SshTarget("127.0.0.1", 9, sshd_host.user, user_key, "i-gone", tmp_path / "kh", "gone")
-    f = Follower(Host(target), "x", tmp_path / "results")
+    f = Follower(connect(target), "x", tmp_path / "results")
     f.host._home = "/nonexistent"  # skip the round trip to a host that is not there
     assert f.pull() is False

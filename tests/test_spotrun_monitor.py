@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit.remote import Host, SshTarget
 from ec2kit.sandbox.sshd import SshdHost
 from ec2kit.spotrun.monitor import authorize, final_push, install_pusher, make_run_key, revoke_key
+from ec2kit.ssh import SshTarget, Transport, connect
 
 
 class MonitorHost(SshdHost):
@@ -34,8 +34,8 @@ def monitor_sshd(tmp_path_factory, user_key):
     host.stop()
 
 
-def host_for(sshd: SshdHost, key: Path, alias: str, known: Path) -> Host:
-    return Host(SshTarget("127.0.0.1", sshd.port, sshd.user, key, alias, known, alias))
+def host_for(sshd: SshdHost, key: Path, alias: str, known: Path) -> Transport:
+    return connect(SshTarget("127.0.0.1", sshd.port, sshd.user, key, alias, known, alias))
 
 
 def run_key_ssh(monitor_sshd, key: Path, *args: str) -> subprocess.CompletedProcess:

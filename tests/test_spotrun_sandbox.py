@@ -233,7 +233,7 @@ def test_snapshot_becomes_a_data_volume_at_mnt_data_and_is_deleted_after(ctx, sa
     try:
         actions.wait_ssh(ctx, base)
         vol = actions.make_volume(ctx, base.id, size=1, name="spotrun-data-src")
-        ctx.host(base).run("echo dataset-v1 > /mnt/data/dataset.txt && sync")
+        ctx.connect(base).run("echo dataset-v1 > /mnt/data/dataset.txt && sync")
         snap = actions.snapshot(ctx, vol.id, name="spotrun-data", wait=True)
     finally:
         ctx.forget_host(base.id)
@@ -255,7 +255,7 @@ def test_monitor_mode_sends_results_to_the_monitor_and_revokes_the_run_key(ctx, 
         s = script(tmp_path, 'echo via-monitor > "$EC2KIT_RESULTS/m.txt"\nsleep 1\n')
         rec = spot_run(ctx, options(tmp_path, s, "mon-run", monitor="od1-test"))
         assert rec.state == "succeeded", rec
-        host = ctx.host(monitor)
+        host = ctx.connect(monitor)
         assert host.run("cat ~/ec2kit-runs/mon-run/m.txt").stdout == "via-monitor\n"
         assert "ec2kit-run:mon-run" not in host.run("cat ~/.ssh/authorized_keys").stdout
         assert not (tmp_path / "results" / "m.txt").exists()
@@ -276,7 +276,7 @@ def test_a_detached_monitor_run_pushes_its_last_results_then_powers_off(ctx, san
         assert rec.state == "running"
         # nobody pulls: the instance pushes the final results to the monitor itself, then goes
         wait_until(lambda: "instances" not in run_resources(sandbox, "mon-detach"), 60, "self power-off")
-        host = ctx.host(monitor)
+        host = ctx.connect(monitor)
         assert host.run("cat ~/ec2kit-runs/mon-detach/last.txt").stdout == "last-words\n"
         assert refresh(ctx, list_runs(ctx)).get("mon-detach") is None
         [record] = [r for r in list_runs(ctx) if r.name == "mon-detach"]
@@ -382,7 +382,7 @@ def test_detached_run_waits_for_the_final_pull_then_powers_itself_off(ctx, sandb
     instance_id = rec.instance_id
     # The script ends, but the instance holds the results until someone pulls them, however long that takes.
     wait_until(
-        lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-end/status", check=False).stdout.count("succeeded"),
+        lambda: ctx.connect(instance_id).run("cat ~/ec2kit/detach-end/status", check=False).stdout.count("succeeded"),
         30,
         "script end",
     )
@@ -424,7 +424,7 @@ def test_a_finished_detached_run_whose_instance_vanished_before_the_pull_says_so
     rec = spot_run(ctx, options(tmp_path, s, "detach-gone", detach=True))
     instance_id = rec.instance_id
     wait_until(
-        lambda: ctx.host(instance_id).run("cat ~/ec2kit/detach-gone/status", check=False).stdout.count("succeeded"),
+        lambda: ctx.connect(instance_id).run("cat ~/ec2kit/detach-gone/status", check=False).stdout.count("succeeded"),
         30,
         "script end",
     )

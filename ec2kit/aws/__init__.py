@@ -7,7 +7,7 @@
     instances.py find, wait, start/stop/terminate/change_type, spot requests (Instances)
     storage.py   images and freeze, volumes, snapshots                     (Storage, FreezePlan, VolumePlan)
     launch.py    LaunchPlan, plan_launch, launch, cleanup by launch token   (Launching)
-    cloud.py     Cloud: the facade composing the above (+ ssh_target)
+    cloud.py     Cloud: the facade composing the above
     prices.py    on-demand (Pricing API) and spot prices;  regions.py  "Ohio" -> us-east-2
 
 Nothing here imports boto3 or botocore at module level.

@@ -140,10 +140,12 @@ def change_type(ctx: Context, name: str, type: str) -> None:
 )
 def connect(ctx: Context, name: str, ports: str = "", command: str | None = None) -> None:
     """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
-    from ..remote import ssh_argv
+    from ..ssh.pins import check
+    from ..ssh.target import ssh_argv
 
     forwards = parse_ports(ports)
     target = ctx.target(name)
+    check(target.known_hosts)  # ssh itself would skip a damaged pin file and re-learn the key
     argv = ssh_argv(target, ports=forwards, command=command, tty=command is None)
     ctx.close()
     os.execvp(argv[0], argv)
@@ -157,11 +159,11 @@ def ssh_config(ctx: Context, path: str | None = None, include: bool = False) -> 
     """Write a Host entry per running instance so `ssh NAME` works everywhere."""
     from pathlib import Path
 
-    from ..remote import ssh_config_block, write_ssh_config
+    from ..ssh.target import ssh_config_block, write_ssh_config
 
     out = Path(path).expanduser() if path else ctx.settings.home / "ssh_config"
     running = [i for i in ctx.cloud.instances(states=["running"]) if i.name]
-    blocks = [ssh_config_block(i.name, ctx.cloud.ssh_target(i)) for i in sorted(running, key=lambda i: i.name)]
+    blocks = [ssh_config_block(i.name, ctx.target(i)) for i in sorted(running, key=lambda i: i.name)]
     write_ssh_config(out, blocks)
     ui.console().print(f"Wrote {len(blocks)} host(s) to {out}")
     line = f"Include {out}"
@@ -180,7 +182,7 @@ def ssh_config(ctx: Context, path: str | None = None, include: bool = False) -> 
 @command(name="forget-host", help={"name": "instance name or id whose pinned host key to forget"})
 def forget_host(ctx: Context, name: str) -> None:
     """Forget an instance's pinned SSH host key (after you really rebuilt it)."""
-    from ..remote import forget_host as forget
+    from ..ssh.pins import forget_host as forget
 
     inst = ctx.instance(name) if not name.startswith("i-") else None
     alias = inst.id if inst else name

@@ -3,7 +3,7 @@
 ``load_recipe("base")`` reads recipes/base.toml (and the recipes it ``uses``);
 ``run_recipe(ctx, recipe, hosts=["web1"])`` runs it on each host in parallel,
 consecutive shell steps in one SSH exec; ``run_steps_on_host(host, steps)``
-does the same on a connected :class:`ec2kit.remote.Host` without AWS.
+does the same on a connected :class:`ec2kit.ssh.Transport` without AWS.
 Register Python tasks with ``@register_task("name")``.
 """
 

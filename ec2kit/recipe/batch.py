@@ -19,7 +19,7 @@ from .script import COMMAND as SCRIPT_COMMAND
 from .script import Marker, build_script, new_nonce, parse_output
 
 if TYPE_CHECKING:
-    from ..remote import CommandHost
+    from ..ssh import Transport
 
 
 @dataclass
@@ -96,7 +96,7 @@ class BatchRun:
         o, first = self.owner, self.entries[0].step
         script = build_script([e.planned for e in self.entries if e.planned], check=o.check, nonce=self.nonce)
         try:
-            host: CommandHost = get_host()
+            host: Transport = get_host()
             res = host.run(SCRIPT_COMMAND, stdin=script, check=False, stream=self.on_line)
         except RemoteError as err:
             o.emit(o.result(first, "failed", "unreachable: " + o.masker(str(err.message))))

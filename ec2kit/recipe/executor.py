@@ -24,7 +24,7 @@ from .report import CollectingReporter, Reporter, TextReporter
 
 if TYPE_CHECKING:
     from ..context import Context
-    from ..remote import CommandHost
+    from ..ssh import Transport
 
 
 class _HostVars(dict[str, Any]):
@@ -92,7 +92,7 @@ class HostRun:
         reporter: Reporter | None = None,
         masker: Masker | None = None,
         ctx: Context | None = None,
-        host: CommandHost | None = None,
+        host: Transport | None = None,
         target: str | None = None,
         instance: Any = None,  # the target's Instance, when the caller already looked it up
     ) -> None:
@@ -126,7 +126,7 @@ class HostRun:
             data.update(name=self.host.name, id=self.host.target.alias, user=self.host.target.user)
         return _HostVars(data, self._get_host)
 
-    def _get_host(self) -> CommandHost:
+    def _get_host(self) -> Transport:
         if self.host is None:
             if not self.target:
                 raise RecipeError(
@@ -135,7 +135,7 @@ class HostRun:
                 )
             if self.ctx is None:
                 raise RecipeError(f"Cannot reach '{self.target}': no Context to resolve the instance.")
-            self.host = self.ctx.shell(self.instance if self.instance is not None else self.target)
+            self.host = self.ctx.connect(self.instance if self.instance is not None else self.target)
         return self.host
 
     # -- running
@@ -286,7 +286,7 @@ def _describe_outputs(out: dict[str, Any] | None) -> str:
 
 
 def run_steps_on_host(
-    host: CommandHost,
+    host: Transport,
     steps: list[Step],
     vars: dict[str, Any] | None = None,
     check: bool = False,

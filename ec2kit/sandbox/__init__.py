@@ -31,8 +31,8 @@ from ..errors import SandboxError
 from .volumes import require_volumes, volumes_supported
 
 if TYPE_CHECKING:
-    from ..remote import SshTarget
     from ..settings import Settings
+    from ..ssh.target import SshTarget
 
 __all__ = [
     "SANDBOX_CREDENTIALS",
@@ -350,7 +350,7 @@ class Resolver:
         self, instance_id: str, *, key_file: Path, known_hosts: Path, name: str = "", timeout: float = 10
     ) -> SshTarget:
         """The SshTarget of a running sandbox instance, waiting up to ``timeout`` s for its sshd."""
-        from ..remote import SshTarget
+        from ..ssh.target import SshTarget
 
         deadline = time.monotonic() + timeout
         while True:

@@ -1,7 +1,7 @@
 """The local side of a running spot run: print its log, pull its results, see it end.
 
-One :class:`~ec2kit.remote.Host` connection carries the polls (status file + new log
-bytes in one exec); results come home with rsync over ec2kit's ssh (pinned host key).
+One :class:`~ec2kit.ssh.Transport` carries the polls (status file + new log
+bytes in one exec); results come home with rsync over the same (shared) connection, pinned host key.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..errors import RemoteError
 from .commands import parse_poll, poll_command
 
 if TYPE_CHECKING:
-    from ..remote import Host
+    from ..ssh import Transport
 
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted")
 RSYNC_OK = (0, 24)  # 24: files vanished while rsync ran (a checkpoint renamed mid-transfer)
@@ -30,7 +30,7 @@ class Follower:
     ``out`` receives each log line; ``local_log`` keeps a copy of the log on this machine.
     """
 
-    host: Host
+    host: Transport
     run: str
     results: Path | None
     local_log: Path | None = None
@@ -79,10 +79,8 @@ class Follower:
         """rsync the instance's results into :attr:`results`; False when rsync failed."""
         if self.results is None:
             return True
-        from ..remote import rsync_argv
-
         self.results.mkdir(parents=True, exist_ok=True)
-        argv = rsync_argv(self.host.target, self.remote_results(), str(self.results) + "/", connect_timeout=5)
+        argv = self.host.rsync_argv(self.remote_results(), str(self.results) + "/", connect_timeout=5)
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         self.last_pull = time.monotonic()
         if done.returncode in RSYNC_OK:
@@ -95,10 +93,8 @@ class Follower:
         """rsync :attr:`results` up to the instance (a replacement resumes from them)."""
         if self.results is None or not self.results.exists():
             return
-        from ..remote import rsync_argv
-
         self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results"')
-        argv = rsync_argv(self.host.target, str(self.results) + "/", self.remote_results(), remote_src=False)
+        argv = self.host.rsync_argv(str(self.results) + "/", self.remote_results(), remote_src=False)
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         if done.returncode not in RSYNC_OK:
             raise RemoteError(

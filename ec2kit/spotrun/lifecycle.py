@@ -24,7 +24,7 @@ from .follower import Follower
 if TYPE_CHECKING:
     from ..aws.models import Instance
     from ..context import Context
-    from ..remote import Host
+    from ..ssh import Transport
 
 RUN_TAG = "ec2kit:run"
 DATA_MOUNT = "/mnt/data"
@@ -248,9 +248,9 @@ def _default_image(ctx: Context) -> str | None:
         return None
 
 
-def _host(run: _Run) -> Host:
+def _host(run: _Run) -> Transport:
     assert run.instance is not None
-    return run.ctx.host(run.instance)
+    return run.ctx.connect(run.instance)
 
 
 def _attach_data(run: _Run, attempt: int) -> None:
@@ -331,7 +331,14 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
     if opts.monitor:
         from .monitor import start_push
 
-        start_push(run)
+        def authorized(directory: str) -> None:
+            rec.options["monitor_dir"] = directory
+            run.save()
+
+        directory = start_push(
+            run.ctx, rec.name, run.instance, opts.monitor, interval=min(opts.pull_interval, 2.0), authorized=authorized
+        )
+        run.say(f"{rec.name}: results go to {opts.monitor}:{directory}")
         mark("monitor")
     run.follower = _follower(run, _host(run))
     if attempt > 1:
@@ -353,7 +360,7 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
     )
 
 
-def _follower(run: _Run, host: Host) -> Follower:
+def _follower(run: _Run, host: Transport) -> Follower:
     rec, opts = run.record, run.options
     return Follower(
         host,
@@ -443,10 +450,10 @@ def _final_pull(run: _Run) -> bool:
 
 def _final_push_or_pull(run: _Run) -> None:
     """Monitor mode: the last push to the monitor; if it fails, pull here so nothing is lost."""
-    from .monitor import finish_push
+    from .monitor import final_push
 
     try:
-        finish_push(run)
+        final_push(_host(run), run.record.name)
     except RemoteError as err:
         run.say(f"{run.record.name}: {err} Pulling the results to {run.record.results_dir} instead.")
         if run.follower is not None:
@@ -455,10 +462,10 @@ def _final_push_or_pull(run: _Run) -> None:
 
 def _revoke_quietly(run: _Run) -> list[str]:
     """Remove the run key from the monitor; a failure is reported as a leftover."""
-    from .monitor import revoke
+    from .monitor import revoke_record
 
     try:
-        revoke(run)
+        revoke_record(run.ctx, run.record)
         return []
     except Exception as err:  # noqa: BLE001
         return [f"the line 'ec2kit-run:{run.record.name}' in ~/.ssh/authorized_keys on {run.options.monitor} ({err})"]
@@ -627,8 +634,8 @@ def _abort(run: _Run, state: str) -> None:
     """Ctrl-C / failure: final pull if the script started, then remove everything the run created."""
     try:
         if run.script_started and run.instance is not None:
-            # Ctrl-C may have landed inside paramiko mid-packet, leaving that connection
-            # wedged (every later call then waits out its timeout): clean up on a fresh one.
+            # Ctrl-C may have landed mid-command (with the Fabric transport, inside paramiko
+            # mid-packet, wedging that connection): clean up on a fresh one.
             run.ctx.forget_host(run.instance.id)
             try:
                 _host(run).run(kill_command(run.record.name), check=False, timeout=15)

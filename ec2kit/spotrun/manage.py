@@ -92,7 +92,7 @@ def _follower(
     ctx: Context, record: RunRecord, inst: Instance, out: Callable[[str], None] = print, *, pull: bool = True
 ) -> Follower:
     results = Path(record.results_dir) if pull and not record.monitor else None
-    return Follower(ctx.host(inst), record.name, results, out=out)
+    return Follower(ctx.connect(inst), record.name, results, out=out)
 
 
 def _settle_from_monitor(ctx: Context, record: RunRecord) -> None:
@@ -102,7 +102,7 @@ def _settle_from_monitor(ctx: Context, record: RunRecord) -> None:
     from .monitor import revoke_record
 
     try:
-        shown = ctx.host(record.monitor).run(
+        shown = ctx.connect(record.monitor).run(
             f'cat "$HOME/ec2kit-runs/{record.name}/.ec2kit-status.json"', check=False, timeout=15
         )
         status = json.loads(shown.stdout) if shown.ok else {}
@@ -171,7 +171,8 @@ def pull(ctx: Context, run: str) -> Path:
 
 def attach_argv(ctx: Context, run: str) -> list[str]:
     """``ssh -t … tmux attach -t RUN``: attach a terminal to the run's tmux session."""
-    from ..remote import ssh_argv
+    from ..ssh.pins import check
+    from ..ssh.target import ssh_argv
 
     record = Runs(ctx.settings.runs_db).get(run)
     inst = _live_instance(ctx, record)
@@ -179,7 +180,9 @@ def attach_argv(ctx: Context, run: str) -> list[str]:
         raise WrongState(
             f"Run {run} has no running instance to attach to (it is {record.state}).", hint=f"See its log with `inv logs {run}`."
         )
-    return ssh_argv(ctx.cloud.ssh_target(inst), command=attach_command(run), tty=True)
+    target = ctx.target(inst)
+    check(target.known_hosts)  # ssh itself would skip a damaged pin file and re-learn the key
+    return ssh_argv(target, command=attach_command(run), tty=True)
 
 
 def stop_run(ctx: Context, run: str) -> RunRecord:
@@ -194,7 +197,7 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     if inst is not None:
         f = _follower(ctx, record, inst, out=lambda _line: None)
         try:
-            ctx.host(inst).run(kill_command(run), check=False, timeout=30)
+            ctx.connect(inst).run(kill_command(run), check=False, timeout=30)
             status = f.poll()
             if f.pull():
                 record.options["pulled"] = True

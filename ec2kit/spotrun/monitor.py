@@ -13,15 +13,17 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import RemoteError
 
 if TYPE_CHECKING:
+    from ..cloud import Instance
     from ..context import Context
-    from ..remote import Host
     from ..runs import RunRecord
+    from ..ssh import SshTarget, Transport
 
 AUTHORIZED_KEYS = "~/.ssh/authorized_keys"
 
@@ -52,7 +54,7 @@ def authorized_line(run: str, public_key: str, directory: str) -> str:
     return f'command="rrsync -wo {directory}",restrict {key_type} {key_data} {key_comment(run)}'
 
 
-def authorize(monitor: Host, run: str, public_key: str) -> str:
+def authorize(monitor: Transport, run: str, public_key: str) -> str:
     """Create ~/ec2kit-runs/RUN on the monitor and admit the run key for it; returns the directory."""
     directory = monitor.expand(f"~/ec2kit-runs/{run}")
     line = authorized_line(run, public_key, directory)
@@ -66,7 +68,7 @@ def authorize(monitor: Host, run: str, public_key: str) -> str:
     return directory
 
 
-def revoke_key(monitor: Host, run: str) -> None:
+def revoke_key(monitor: Transport, run: str) -> None:
     """Remove the run key's line from the monitor's authorized_keys."""
     keys = monitor.expand(AUTHORIZED_KEYS)
     q = shlex.quote(keys)
@@ -74,7 +76,7 @@ def revoke_key(monitor: Host, run: str) -> None:
 
 
 def install_pusher(
-    spot: Host, run: str, private_key: Path, *, user: str, host: str, port: int, host_key: str, interval: float = 2.0
+    spot: Transport, run: str, private_key: Path, *, user: str, host: str, port: int, host_key: str, interval: float = 2.0
 ) -> None:
     """Put the run key, the monitor's pinned host key and push.sh on the spot instance, start it."""
     import jinja2
@@ -94,28 +96,28 @@ def install_pusher(
     spot.run(f'cd "$HOME/ec2kit/{run}" && {{ setsid nohup bash push.sh > push.log 2>&1 < /dev/null & }}')
 
 
-def final_push(spot: Host, run: str) -> None:
+def final_push(spot: Transport, run: str) -> None:
     """One last synchronous push (the loop may be between rounds); raises if it failed."""
     result = spot.run(f'cd "$HOME/ec2kit/{run}" && bash push.sh once', check=False, timeout=600)
     if not result.ok:
         raise RemoteError(f"The final push of run {run}'s results to the monitor failed: {result.stderr.strip()[-400:]}")
 
 
-def _monitor_address(ctx: Context, name: str) -> tuple[Any, Any]:
+def _monitor_address(ctx: Context, name: str) -> tuple[Instance, SshTarget]:
     """(monitor instance, the SshTarget as the spot instance should dial it)."""
     from dataclasses import replace
 
     inst = ctx.cloud.instance(name)
-    target = ctx.cloud.ssh_target(inst)
+    target = ctx.target(inst)
     if ctx.sandbox is None and inst.private_ip:
         target = replace(target, host=inst.private_ip, port=22)  # same VPC: the private address
     return inst, target
 
 
-def _host_key(ctx: Context, inst: Any) -> str:
-    from ..remote import pinned_keys
+def _host_key(ctx: Context, inst: Instance) -> str:
+    from ..ssh.pins import pinned_keys
 
-    ctx.host(inst).home  # connect once so the monitor's key is pinned
+    ctx.connect(inst).home  # noqa: B018 - connect once so the monitor's key is pinned
     keys = pinned_keys(ctx.settings.known_hosts, inst.id)
     if not keys:
         raise RemoteError(f"No host key is pinned for the monitor {inst.label}; cannot let the run trust it.")
@@ -123,35 +125,28 @@ def _host_key(ctx: Context, inst: Any) -> str:
     return f"{key.get_name()} {key.get_base64()}"
 
 
-def start_push(run: Any) -> None:
-    """Lifecycle hook: run key, authorize it on the monitor, start the pusher on the spot instance."""
-    ctx, rec = run.ctx, run.record
-    inst, target = _monitor_address(ctx, run.options.monitor)
-    key = make_run_key(ctx.settings.home / "runs" / rec.name, rec.name)
-    directory = authorize(ctx.host(inst), rec.name, key.with_suffix(".pub").read_text())
-    rec.options["monitor_dir"] = directory
-    run.save()
+def start_push(
+    ctx: Context, run: str, spot: Instance, monitor: str, *, interval: float, authorized: Callable[[str], None]
+) -> str:
+    """Run key, authorize it on ``monitor``, start the pusher on ``spot``; returns the monitor's directory.
+
+    ``authorized(directory)`` is called as soon as the monitor admits the key (to record it).
+    """
+    inst, target = _monitor_address(ctx, monitor)
+    key = make_run_key(ctx.settings.home / "runs" / run, run)
+    directory = authorize(ctx.connect(inst), run, key.with_suffix(".pub").read_text())
+    authorized(directory)
     install_pusher(
-        ctx.host(run.instance),
-        rec.name,
+        ctx.connect(spot),
+        run,
         key,
         user=target.user,
         host=target.host,
         port=target.port,
         host_key=_host_key(ctx, inst),
-        interval=min(run.options.pull_interval, 2.0),
+        interval=interval,
     )
-    run.say(f"{rec.name}: results go to {run.options.monitor}:{directory}")
-
-
-def finish_push(run: Any) -> None:
-    """Lifecycle hook: the last push before the instance is terminated."""
-    final_push(run.ctx.host(run.instance), run.record.name)
-
-
-def revoke(run: Any) -> None:
-    """Lifecycle hook: remove the run key from the monitor and delete it here."""
-    revoke_record(run.ctx, run.record)
+    return directory
 
 
 def revoke_record(ctx: Context, record: RunRecord) -> None:
@@ -159,7 +154,7 @@ def revoke_record(ctx: Context, record: RunRecord) -> None:
     if not record.monitor:
         return
     try:
-        revoke_key(ctx.host(record.monitor), record.name)
+        revoke_key(ctx.connect(record.monitor), record.name)
     finally:
         shutil.rmtree(ctx.settings.home / "runs" / record.name / "monitor_key", ignore_errors=True)
         for path in (ctx.settings.home / "runs" / record.name).glob("monitor_key*"):
