@@ -419,3 +419,12 @@ def test_a_default_spot_request_is_still_terminated_by_an_interruption(aws):
     iid = sandbox.ec2.request_spot_instances(InstanceCount=1, LaunchSpecification=spec)["SpotInstanceRequests"][0]["InstanceId"]
     assert sb.interrupt(sandbox.info, iid, delay=0)["action"] == "terminate"
     assert state(sandbox, iid) == "terminated"
+
+
+def test_a_stop_behaviour_spot_instance_that_powers_itself_off_is_stopped_not_terminated(aws):
+    sandbox, key_name, _ = aws
+    options = {"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
+    iid = launch(sandbox, key_name, InstanceMarketOptions=options)
+    address(sandbox, iid)
+    urllib.request.urlopen(urllib.request.Request(f"{sandbox.info.control_url}/poweroff/{iid}", method="POST"), timeout=5).read()
+    wait_for(lambda: state(sandbox, iid) == "stopped", timeout=15)

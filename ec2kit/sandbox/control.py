@@ -83,9 +83,10 @@ class Control:
 
     # actions -----------------------------------------------------------------
     def shutdown_behavior(self, instance_id: str) -> str:
-        """terminate or stop: spot instances terminate; on-demand ones honour the attribute (default stop)."""
+        """terminate or stop: spot instances terminate, unless their request asked to be stopped when
+        interrupted; those and on-demand ones honour the attribute (default stop)."""
         instance = self.reconciler.instances.get(instance_id) or {}
-        if instance.get("InstanceLifecycle") == "spot":
+        if instance.get("InstanceLifecycle") == "spot" and self.interruption_behavior(instance_id) != "stop":
             return "terminate"
         attr = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")
         return attr.get("InstanceInitiatedShutdownBehavior", {}).get("Value") or "stop"
@@ -347,6 +348,9 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 control.notices.clear()
                 control.stopped_by_interruption.clear()
                 control.account.reset()
+                from .aws_behaviours import MARKET_OPTIONS
+
+                MARKET_OPTIONS.clear()
                 return self.reply(200, {"reset": True})
             if path == ["shutdown"]:
                 self.reply(200, {"shutdown": True})
