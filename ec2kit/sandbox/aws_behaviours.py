@@ -308,7 +308,7 @@ def _patch_ssm() -> None:
 
             for name, value in SSM_PARAMETERS.items():
                 self.setdefault(name, []).append(
-                    Parameter(
+                    Parameter(  # type: ignore[abstract]
                         account_id=self.account_id,
                         name=name,
                         value=value,
