@@ -122,12 +122,17 @@ def test_ssh_times_out_unless_a_group_rule_admits_the_callers_ip(aws):
     assert "filtered" not in address(sandbox, iid)
 
 
-def test_a_world_open_rule_admits_every_caller_ip(aws):
+def test_a_world_open_rule_admits_every_caller_ip_also_for_spot_requests_naming_group_ids(aws):
     sandbox, key_name, _ = aws
     sb.enforce_ssh_rules(sandbox.info)
-    iid = launch(sandbox, key_name, SecurityGroupIds=[group(sandbox, "open", cidrs=("0.0.0.0/0",))])
+    gid = group(sandbox, "open", cidrs=("0.0.0.0/0",))
+    iid = launch(sandbox, key_name, SecurityGroupIds=[gid])
     sb.set_caller_ip(sandbox.info, "192.0.2.1")
     assert "filtered" not in address(sandbox, iid)
+    spec = {"ImageId": UBUNTU_AMI_ID, "InstanceType": "t3.micro", "KeyName": key_name, "SecurityGroupIds": [gid]}
+    spot = sandbox.ec2.request_spot_instances(InstanceCount=1, LaunchSpecification=spec)["SpotInstanceRequests"][0]
+    assert [g["GroupId"] for g in describe(sandbox, spot["InstanceId"])["SecurityGroups"]] == [gid]
+    assert "filtered" not in address(sandbox, spot["InstanceId"])
 
 
 def test_instances_in_one_group_reach_each_other_through_its_self_referencing_rule(aws):

@@ -189,11 +189,25 @@ def _patch_run_instances() -> None:
 
 def _patch_spot_requests() -> None:
     from moto.ec2.models.spot_requests import SpotInstanceRequest, SpotRequestBackend
+    from moto.ec2.responses.spot_instances import SpotInstances
 
     original_request = SpotRequestBackend.request_spot_instances
+    original_response = SpotInstances.request_spot_instances
+
+    def request_spot_instances_response(self: Any) -> Any:
+        # moto reads LaunchSpecification.SecurityGroups (names) only; AWS also takes SecurityGroupIds
+        _local.spot_group_ids = self._get_param("LaunchSpecification.SecurityGroupIds", []) or []
+        try:
+            return original_response(self)
+        finally:
+            _local.spot_group_ids = []
+
     original_init = SpotInstanceRequest.__init__
 
     def request_spot_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        group_ids = getattr(_local, "spot_group_ids", None)
+        if group_ids and kwargs.get("spot_fleet_id") is None:
+            kwargs["security_groups"] = list(kwargs.get("security_groups") or []) + list(group_ids)
         if kwargs.get("spot_fleet_id") is None:  # fleets check their own quota per override
             check_quota(self, kwargs.get("instance_type") or "m1.small", int(kwargs.get("count") or 1), "spot")
         return original_request(self, *args, **kwargs)
@@ -239,6 +253,7 @@ def _patch_spot_requests() -> None:
         return self.instance.id if self.instance is not None else None
 
     SpotRequestBackend.request_spot_instances = request_spot_instances  # type: ignore[method-assign]
+    SpotInstances.request_spot_instances = request_spot_instances_response  # type: ignore[method-assign]
     SpotInstanceRequest.launch_instance = launch_instance  # type: ignore[method-assign]
     SpotInstanceRequest.__init__ = init  # type: ignore[method-assign]
     SpotInstanceRequest.instance_id = property(instance_id)  # type: ignore[method-assign,assignment]
