@@ -433,3 +433,21 @@ def test_a_stop_behaviour_spot_instance_that_powers_itself_off_is_stopped_not_te
     address(sandbox, iid)
     urllib.request.urlopen(urllib.request.Request(f"{sandbox.info.control_url}/poweroff/{iid}", method="POST"), timeout=5).read()
     wait_for(lambda: state(sandbox, iid) == "stopped", timeout=15)
+
+
+def test_a_pool_marked_to_interrupt_reclaims_each_spot_instance_launched_into_it(aws):
+    sandbox, key_name, _ = aws
+    sb.set_capacity(sandbox.info, "c5.large", "us-east-1d", True, interrupt_after=1.5)
+    spec = {
+        "ImageId": UBUNTU_AMI_ID,
+        "InstanceType": "c5.large",
+        "KeyName": key_name,
+        "Placement": {"AvailabilityZone": "us-east-1d"},
+    }
+    iid = sandbox.ec2.request_spot_instances(InstanceCount=1, LaunchSpecification=spec)["SpotInstanceRequests"][0]["InstanceId"]
+    calm = launch(sandbox, key_name, InstanceType="c5.large", Placement={"AvailabilityZone": "us-east-1c"})
+    assert wait_for(lambda: notice(sandbox, iid), timeout=5)["action"] == "terminate"
+    wait_for(lambda: state(sandbox, iid) == "terminated", timeout=10)
+    assert state(sandbox, calm) == "running"
+    sb.set_capacity(sandbox.info, "c5.large", "us-east-1d", True, interrupt_after=-1)
+    assert sb.account(sandbox.info)["interrupt_pools"] == []

@@ -11,7 +11,9 @@ Defaults, those of a young account as a first-time user meets it:
 - vCPU quotas: 5 for Standard (A, C, D, H, I, M, R, T, Z) on-demand and spot, 0 for every other
   family (G and VT, P, Inf, F, X, DL, Trn, High Memory). ``GetServiceQuota`` always answers
   with them; launches are checked only against quotas a test set (or all, once enforced);
-- every (instance type, zone, market) pool has capacity.
+- every (instance type, zone, market) pool has capacity, and no pool interrupts its spot
+  instances by itself (``interrupt_pools``: a pool marked so has each spot instance launched
+  into it interrupted that many seconds after launch, with AWS's 2-minute notice or less).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +125,8 @@ class Account:
     enforce_all_quotas: bool = False
     quota_access_denied: bool = False
     no_capacity: set[tuple[str, str, str]] = field(default_factory=set)  # (type, zone, market or "*")
+    interrupt_pools: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, zone) -> s after launch
+    on_spot_launch: Callable[[str, float], None] | None = field(default=None, repr=False, compare=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def reset(self) -> None:
@@ -131,6 +136,7 @@ class Account:
                 setattr(self, name, getattr(fresh, name))
             self.quota_access_denied = False
             self.no_capacity = set()
+            self.interrupt_pools = {}
 
     # quotas ---------------------------------------------------------------------
     def quota_value(self, code: str) -> float:
@@ -175,6 +181,7 @@ class Account:
                 "enforced_quotas": "all" if self.enforce_all_quotas else sorted(self.enforced_quotas),
                 "quota_access_denied": self.quota_access_denied,
                 "no_capacity": sorted(list(k) for k in self.no_capacity),
+                "interrupt_pools": [[t, z, s] for (t, z), s in sorted(self.interrupt_pools.items())],
             }
 
 

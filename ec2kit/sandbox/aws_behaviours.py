@@ -150,6 +150,16 @@ def subnet_zone(backend: Any, subnet_id: str | None) -> str | None:
         return None
 
 
+def spot_launched(reservation: Any) -> Any:
+    """Tell the control layer about spot instances launched into pools marked to be interrupted."""
+    hook = ACCOUNT.on_spot_launch
+    for instance in reservation.instances:
+        after = ACCOUNT.interrupt_pools.get((instance.instance_type, instance.placement.zone))
+        if hook is not None and after is not None:
+            hook(instance.id, after)
+    return reservation
+
+
 # patches ---------------------------------------------------------------------------
 def _patch_run_instances() -> None:
     from moto.ec2.models.instances import InstanceBackend
@@ -160,7 +170,7 @@ def _patch_run_instances() -> None:
 
     def run_instances(self: Any, image_id: str, count: int, user_data: Any, security_group_names: Any, **kwargs: Any) -> Any:
         if kwargs.get("lifecycle") == "spot":  # a spot request's instance: checked by the request
-            return original(self, image_id, count, user_data, security_group_names, **kwargs)
+            return spot_launched(original(self, image_id, count, user_data, security_group_names, **kwargs))
         market = "spot" if kwargs.get("instance_market_options") else "on-demand"
         instance_type = kwargs.get("instance_type") or "m1.small"
         with ACCOUNT.lock:
@@ -174,7 +184,7 @@ def _patch_run_instances() -> None:
         if market == "spot" and options:
             for instance in reservation.instances:
                 MARKET_OPTIONS[instance.id] = options
-        return reservation
+        return spot_launched(reservation) if market == "spot" else reservation
 
     def run_instances_response(self: Any) -> Any:
         _local.market_options = self._get_param("InstanceMarketOptions", {}) or None

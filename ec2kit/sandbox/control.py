@@ -29,8 +29,11 @@ Control::
     POST /quota/<code>?value=N[&enforce=0|1]
                                  an EC2 vCPU quota's value for GetServiceQuota, enforced on launches
                                  (RunInstances, RequestSpotInstances, CreateFleet) unless enforce=0
-    POST /capacity?type=T&zone=Z[&market=spot|on-demand]&available=0|1
-                                 empty or refill a capacity pool; refilling fulfils waiting spot requests
+    POST /capacity?type=T&zone=Z[&market=spot|on-demand]&available=0|1[&interrupt_after=S]
+                                 empty or refill a capacity pool; refilling fulfils waiting spot requests.
+                                 interrupt_after=S: every spot instance launched into (type, zone) from
+                                 now on is reclaimed S s after launch (notice min(S,120) s before);
+                                 interrupt_after=-1 clears it
     POST /reset                  wipe moto and every host, volume and image file; account knobs to defaults
     POST /shutdown               stop everything and exit
 """
@@ -80,6 +83,7 @@ class Control:
         self.account: Account = ACCOUNT
         self.blackhole: Blackhole | None = None
         self.stopped_by_interruption: set[str] = set()
+        self.account.on_spot_launch = self.interrupt_later
 
     # actions -----------------------------------------------------------------
     def shutdown_behavior(self, instance_id: str) -> str:
@@ -167,6 +171,14 @@ class Control:
         timer.start()
         log.info("%s: spot interruption (%s) scheduled in %.1fs", instance_id, action, delay)
         return notice
+
+    def interrupt_later(self, instance_id: str, after: float) -> None:
+        """A spot instance landed in a pool that interrupts: notice after ``after`` s (at most
+        AWS's 120 s before the end), reclaimed ``after`` s after launch plus the notice."""
+        notice = min(120.0, max(after, 0.0))
+        timer = threading.Timer(max(after - notice, 0.0), self.interrupt, args=(instance_id, notice))
+        timer.daemon = True
+        timer.start()
 
     def stop_for_interruption(self, instance_id: str, restart_after: float | None) -> None:
         """Stop as AWS does for InstanceInterruptionBehavior=stop: disk kept, request disabled."""
@@ -390,6 +402,13 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
             if path == ["capacity"] and "type" in one and "zone" in one:
                 available = one.get("available", "0") in ("1", "true")
                 account.set_capacity(one["type"], one["zone"], available, one.get("market") or None)
+                if "interrupt_after" in one:
+                    after = float(one["interrupt_after"])
+                    with account.lock:
+                        if after < 0:
+                            account.interrupt_pools.pop((one["type"], one["zone"]), None)
+                        else:
+                            account.interrupt_pools[(one["type"], one["zone"])] = after
                 launched = fulfil_waiting() if available else []
                 if launched and control.reconciler.changes is not None:
                     control.reconciler.changes.bump()  # launched inside moto, not through its HTTP front

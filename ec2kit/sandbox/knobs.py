@@ -79,10 +79,18 @@ def deny_quota_access(settings_or_info: Settings | SandboxInfo, denied: bool = T
 
 
 def set_capacity(
-    settings_or_info: Settings | SandboxInfo, instance_type: str, zone: str, available: bool, *, market: str | None = None
+    settings_or_info: Settings | SandboxInfo,
+    instance_type: str,
+    zone: str,
+    available: bool = True,
+    *,
+    market: str | None = None,
+    interrupt_after: float | None = None,
 ) -> list[str]:
     """Empty (``available=False``) or refill pool (type, zone[, market: spot|on-demand; both when
-    None]). Refilling fulfils spot requests waiting on it; returns the instance ids launched."""
+    None]). Refilling fulfils spot requests waiting on it; returns the instance ids launched.
+    ``interrupt_after=S`` marks the pool as one that interrupts: each spot instance launched into
+    it from now on is reclaimed S s after launch (notice min(S, 120) s before); -1 unmarks it."""
     body = _post(
         settings_or_info,
         "/capacity",
@@ -91,6 +99,7 @@ def set_capacity(
         zone=zone,
         market=market,
         available=int(available),
+        interrupt_after=interrupt_after,
     )
     return list(body.get("launched", []))
 
