@@ -26,7 +26,7 @@ back to their defaults on ``reset()``):
   quotas a test set or all (``enforce_quotas``); AccessDeniedException (``deny_quota_access``).
 - Capacity (``set_capacity``): InsufficientInstanceCapacity for empty (type, zone, market)
   pools; spot requests wait ``open``/capacity-not-available; instant fleets skip empty pools and
-  list them in ``Errors``.
+  list them in ``Errors``; ``interrupt_after=S`` makes a pool interrupt its spot instances.
 - Spot interruptions (``interrupt``): the 2-minute notice in instance metadata, then terminate,
   or stop (InstanceInterruptionBehavior=stop, disk kept) and start again with a new public IP on
   ``capacity_returns`` or after ``restart_after`` s.
