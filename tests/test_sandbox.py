@@ -114,7 +114,7 @@ def test_daemon_starts_resets_stops_and_is_reused_while_running(tmp_path):
 
 def test_canonical_ubuntu_2404_image_is_seeded(sandbox):
     images = sandbox.ec2.describe_images(
-        Owners=[CANONICAL_OWNER], Filters=[{"Name": "name", "Values": ["ubuntu/images/*24.04*"]}]
+        Owners=[CANONICAL_OWNER], Filters=[{"Name": "name", "Values": ["ubuntu/images/*24.04-amd64*"]}]
     )["Images"]
     assert [i["Name"] for i in images] == ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101"]
     assert len(sandbox.ec2.describe_images(Owners=["amazon", CANONICAL_OWNER])["Images"]) > 1  # moto's defaults kept

@@ -8,6 +8,34 @@ A newcomer with no AWS account (and every test) uses it::
     target = Resolver(info).ssh_target(instance_id, key_file=..., known_hosts=...)
 
 Only stdlib is imported here; moto and boto3 live in the daemon process.
+
+What the sandbox imitates of a real AWS account (knobs in ``knobs.py``, re-exported here; all
+back to their defaults on ``reset()``):
+
+- "What is my IP": ``GET info.checkip_url`` answers the caller's public IPv4 + "\n" like
+  https://checkip.amazonaws.com (default 198.51.100.7; ``set_caller_ip``).
+- Security groups gate SSH (``enforce_ssh_rules``, off by default because ec2kit's own sandbox
+  launches allow 127.0.0.1/32): without a tcp/22 rule for the caller IP (or, with
+  ``Resolver.ssh_target(..., from_instance=…)``, a rule naming the source's group or private IP)
+  the address handed out is a blackhole port and connecting times out, as on AWS.
+- SSM public parameters for Canonical Ubuntu 24.04/22.04 (amd64, arm64) and the Deep Learning
+  Base OSS Nvidia Driver GPU AMIs (x86_64, arm64), naming images describe_images knows.
+- Service Quotas' EC2 vCPU quotas (young-account defaults: 5 Standard, 0 for G/VT, P, Inf, F,
+  X, DL, Trn, High Memory), settable (``set_quota``), enforced on RunInstances,
+  RequestSpotInstances and CreateFleet (VcpuLimitExceeded / MaxSpotInstanceCountExceeded) for
+  quotas a test set or all (``enforce_quotas``); AccessDeniedException (``deny_quota_access``).
+- Capacity (``set_capacity``): InsufficientInstanceCapacity for empty (type, zone, market)
+  pools; spot requests wait ``open``/capacity-not-available; instant fleets skip empty pools and
+  list them in ``Errors``; ``interrupt_after=S`` makes a pool interrupt its spot instances.
+- Spot interruptions (``interrupt``): the 2-minute notice in instance metadata, then terminate,
+  or stop (InstanceInterruptionBehavior=stop, disk kept) and start again with a new public IP on
+  ``capacity_returns`` or after ``restart_after`` s.
+
+Not imitated: IAM and permissions beyond the quota AccessDenied switch; security groups for
+anything but SSH, egress rules, NACLs, IPv6; real public IPs (instances live on 127.0.0.1
+ports); quota usage of stopped or open-request capacity; persistent requests relaunching
+a *terminated* instance; spot prices and price-driven interruptions; hibernation; the
+instance-type/AMI validation AWS does (see docs/ARCHITECTURE.md and /work/shared/NOTES.md).
 """
 
 from __future__ import annotations
@@ -47,6 +75,15 @@ __all__ = [
     "reset",
     "volumes_supported",
     "require_volumes",
+    "account",
+    "caller_ip",
+    "set_caller_ip",
+    "enforce_ssh_rules",
+    "set_quota",
+    "enforce_quotas",
+    "deny_quota_access",
+    "set_capacity",
+    "capacity_returns",
 ]
 
 SANDBOX_REGION = "us-east-1"
@@ -64,6 +101,11 @@ class SandboxInfo:
     region: str
     dir: Path
     pid: int
+
+    @property
+    def checkip_url(self) -> str:
+        """The sandbox's https://checkip.amazonaws.com: the caller's public IPv4 + newline."""
+        return f"{self.control_url}/checkip"
 
     def client(self, service: str = "ec2") -> Any:
         """A boto3 client for the sandbox (dummy credentials, us-east-1)."""
@@ -311,11 +353,18 @@ def status(settings: Settings) -> dict[str, Any]:
     return body
 
 
-def interrupt(settings: Settings | SandboxInfo, instance_id: str, delay: float = 120.0) -> dict[str, Any]:
-    """Schedule a spot interruption: the notice shows now, the instance terminates after ``delay`` s
-    (AWS's 120 by default; 0 terminates at once with no notice, which AWS may also do)."""
+def interrupt(
+    settings: Settings | SandboxInfo, instance_id: str, delay: float = 120.0, *, restart_after: float | None = None
+) -> dict[str, Any]:
+    """Schedule a spot interruption: the notice shows now, the instance is reclaimed after ``delay`` s
+    (AWS's 120 by default; 0 at once with no notice, which AWS may also do). Reclaimed means
+    terminated, or stopped when its request asked InstanceInterruptionBehavior=stop; a stopped one
+    starts again after ``restart_after`` s, or when ``capacity_returns(settings, instance_id)``."""
     info = _control(settings)
-    code, body = _request(f"{info.control_url}/interrupt/{instance_id}?delay={float(delay)}", "POST")
+    url = f"{info.control_url}/interrupt/{instance_id}?delay={float(delay)}"
+    if restart_after is not None:
+        url += f"&restart_after={float(restart_after)}"
+    code, body = _request(url, "POST")
     if code != 200:
         raise SandboxError(f"Could not interrupt {instance_id} in the sandbox: {(body or {}).get('error', code)}.")
     return body
@@ -335,9 +384,13 @@ class Resolver:
     def __init__(self, info: SandboxInfo | Settings) -> None:
         self.info = _control(info)
 
-    def address(self, instance_id: str) -> dict[str, Any] | None:
-        """{"host","port","user"} of the instance's sshd now, or None when it is not running."""
-        code, body = _request(f"{self.info.control_url}/address/{instance_id}")
+    def address(self, instance_id: str, *, from_instance: str | None = None) -> dict[str, Any] | None:
+        """{"host","port","user"} of the instance's sshd now, or None when it is not running.
+
+        With SSH enforcement on, the port may be a blackhole (``"filtered": True``) when no security
+        group rule lets this machine (or instance ``from_instance``) in."""
+        query = f"?from={from_instance}" if from_instance else ""
+        code, body = _request(f"{self.info.control_url}/address/{instance_id}{query}")
         if code == 200 and isinstance(body, dict):
             return body
         if code == 0:
@@ -347,14 +400,22 @@ class Resolver:
         return None
 
     def ssh_target(
-        self, instance_id: str, *, key_file: Path, known_hosts: Path, name: str = "", timeout: float = 10
+        self,
+        instance_id: str,
+        *,
+        key_file: Path,
+        known_hosts: Path,
+        name: str = "",
+        timeout: float = 10,
+        from_instance: str | None = None,
     ) -> SshTarget:
-        """The SshTarget of a running sandbox instance, waiting up to ``timeout`` s for its sshd."""
+        """The SshTarget of a running sandbox instance, waiting up to ``timeout`` s for its sshd
+        (as seen from this machine, or from instance ``from_instance``: security groups decide)."""
         from ..ssh.target import SshTarget
 
         deadline = time.monotonic() + timeout
         while True:
-            address = self.address(instance_id)
+            address = self.address(instance_id, from_instance=from_instance)
             if address:
                 return SshTarget(
                     host=address["host"],
@@ -371,3 +432,16 @@ class Resolver:
                     hint="Is it running? Check `inv instances`; start it with `inv start NAME`.",
                 )
             time.sleep(0.1)
+
+
+from .knobs import (  # noqa: E402  (they use SandboxInfo, _control and _request above)
+    account,
+    caller_ip,
+    capacity_returns,
+    deny_quota_access,
+    enforce_quotas,
+    enforce_ssh_rules,
+    set_caller_ip,
+    set_capacity,
+    set_quota,
+)

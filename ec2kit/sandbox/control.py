@@ -4,16 +4,37 @@ Instance metadata (IMDSv2-compatible), per instance under ``/i/<id>``::
 
     PUT /i/<id>/latest/api/token                      -> a session token
     GET /i/<id>/latest/meta-data/instance-id          -> i-…
-    GET /i/<id>/latest/meta-data/spot/instance-action -> 404, or {"action":"terminate","time":…}
+    GET /i/<id>/latest/meta-data/spot/instance-action -> 404, or {"action":"terminate"|"stop","time":…}
 
 Control::
 
     POST /poweroff/<id>          the instance shut itself down (InstanceInitiatedShutdownBehavior)
-    POST /interrupt/<id>?delay=S spot interruption notice now, termination after S seconds
-                                 (AWS gives 120 s; S=0: terminated at once with no notice, as AWS may)
+    POST /interrupt/<id>?delay=S[&restart_after=R]
+                                 spot interruption notice now, then after S seconds (AWS gives 120 s;
+                                 S=0: at once with no notice, as AWS may) the instance is terminated, or
+                                 STOPPED when its spot request (RequestSpotInstances, CreateFleet, or
+                                 RunInstances' SpotOptions) says InstanceInterruptionBehavior=stop: root
+                                 disk and home kept, request "disabled"/instance-stopped-no-capacity;
+                                 started again (new public IP) after R s or on /capacity-returns
+    POST /capacity-returns/<id>  EC2 restarts an instance stopped by an interruption (request active)
     GET  /status                 hosts, attached volumes, endpoints
-    GET  /address/<id>           reconcile, then {"host","port","user"} or 404
-    POST /reset                  wipe moto and every host, volume and image file
+    GET  /address/<id>[?from=<id>]
+                                 reconcile, then {"host","port","user"} or 404. With SSH enforcement on
+                                 and no security-group rule admitting tcp/22 from the caller's IP (or from
+                                 instance <from>), the port is a blackhole: connects time out as on AWS
+    GET  /checkip                the caller's public IPv4 + "\n" (like https://checkip.amazonaws.com)
+    GET  /account                the account's knobs (caller IP, quotas, empty pools, enforcement)
+    POST /account?caller_ip=IP&enforce_ssh=0|1&enforce_quotas=0|1&quota_access=allowed|denied
+                                 change any of them (only those given)
+    POST /quota/<code>?value=N[&enforce=0|1]
+                                 an EC2 vCPU quota's value for GetServiceQuota, enforced on launches
+                                 (RunInstances, RequestSpotInstances, CreateFleet) unless enforce=0
+    POST /capacity?type=T&zone=Z[&market=spot|on-demand]&available=0|1[&interrupt_after=S]
+                                 empty or refill a capacity pool; refilling fulfils waiting spot requests.
+                                 interrupt_after=S: every spot instance launched into (type, zone) from
+                                 now on is reclaimed S s after launch (notice min(S,120) s before);
+                                 interrupt_after=-1 clears it
+    POST /reset                  wipe moto and every host, volume and image file; account knobs to defaults
     POST /shutdown               stop everything and exit
 """
 
@@ -29,6 +50,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .account import ACCOUNT, Account
+from .reach import Blackhole, ssh_allowed
 from .reconciler import Reconciler
 
 log = logging.getLogger("ec2kit.sandbox")
@@ -57,12 +80,17 @@ class Control:
         self.on_shutdown, self.on_reset = on_shutdown, on_reset
         self.notices: dict[str, dict[str, str]] = {}
         self.tokens: set[str] = set()
+        self.account: Account = ACCOUNT
+        self.blackhole: Blackhole | None = None
+        self.stopped_by_interruption: set[str] = set()
+        self.account.on_spot_launch = self.interrupt_later
 
     # actions -----------------------------------------------------------------
     def shutdown_behavior(self, instance_id: str) -> str:
-        """terminate or stop: spot instances terminate; on-demand ones honour the attribute (default stop)."""
+        """terminate or stop: spot instances terminate, unless their request asked to be stopped when
+        interrupted; those and on-demand ones honour the attribute (default stop)."""
         instance = self.reconciler.instances.get(instance_id) or {}
-        if instance.get("InstanceLifecycle") == "spot":
+        if instance.get("InstanceLifecycle") == "spot" and self.interruption_behavior(instance_id) != "stop":
             return "terminate"
         attr = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")
         return attr.get("InstanceInitiatedShutdownBehavior", {}).get("Value") or "stop"
@@ -96,30 +124,107 @@ class Control:
         except Exception:
             log.exception("%s: closing its spot request failed", instance_id)
 
-    def interrupt(self, instance_id: str, delay: float) -> dict[str, str]:
-        """Post a spot interruption notice now; terminate the instance after ``delay`` seconds
-        (``delay`` <= 0: at once, with no notice)."""
-        notice = {"action": "terminate", "time": iso_utc(datetime.now(timezone.utc) + timedelta(seconds=max(delay, 0)))}
-        if delay <= 0:
-            self.terminate(instance_id)
-            log.info("%s: reclaimed with no notice", instance_id)
-            self.reconciler.reconcile_if_changed()
-            return {**notice, "notice": "none"}
-        self.notices[instance_id] = notice
+    def spot_request(self, instance_id: str) -> Any:
+        """moto's spot request object that launched ``instance_id`` (None if none)."""
+        from .aws_behaviours import ec2_backend
+
+        for request in ec2_backend().spot_instance_requests.values():
+            if request.instance is not None and request.instance.id == instance_id:
+                return request
+        return None
+
+    def interruption_behavior(self, instance_id: str) -> str:
+        """terminate or stop, as the instance's spot request (or RunInstances' SpotOptions) asked."""
+        from .aws_behaviours import MARKET_OPTIONS
+
+        request = self.spot_request(instance_id)
+        if request is not None:
+            return request.instance_interruption_behaviour or "terminate"
+        spot = (MARKET_OPTIONS.get(instance_id) or {}).get("SpotOptions") or {}
+        return spot.get("InstanceInterruptionBehavior") or "terminate"
+
+    def interrupt(self, instance_id: str, delay: float, restart_after: float | None = None) -> dict[str, str]:
+        """Post a spot interruption notice now; after ``delay`` seconds terminate the instance, or
+        stop it when it asked for ``InstanceInterruptionBehavior=stop`` (``delay`` <= 0: at once,
+        with no notice). A stopped one starts again after ``restart_after`` s (None: on
+        :meth:`capacity_returns`)."""
+        action = "stop" if self.interruption_behavior(instance_id) == "stop" else "terminate"
+        notice = {"action": action, "time": iso_utc(datetime.now(timezone.utc) + timedelta(seconds=max(delay, 0)))}
 
         def reclaim() -> None:
             try:
-                self.terminate(instance_id)
-                log.info("%s: reclaimed (spot interruption)", instance_id)
+                if action == "stop":
+                    self.stop_for_interruption(instance_id, restart_after)
+                else:
+                    self.terminate(instance_id)
+                log.info("%s: reclaimed (spot interruption, %s)", instance_id, action)
                 self.reconciler.reconcile_if_changed()
             except Exception:
                 log.exception("%s: spot interruption failed", instance_id)
 
+        if delay <= 0:
+            reclaim()
+            return {**notice, "notice": "none"}
+        self.notices[instance_id] = notice
         timer = threading.Timer(delay, reclaim)
         timer.daemon = True
         timer.start()
-        log.info("%s: spot interruption scheduled in %.1fs", instance_id, delay)
+        log.info("%s: spot interruption (%s) scheduled in %.1fs", instance_id, action, delay)
         return notice
+
+    def interrupt_later(self, instance_id: str, after: float) -> None:
+        """A spot instance landed in a pool that interrupts: notice after ``after`` s (at most
+        AWS's 120 s before the end), reclaimed ``after`` s after launch plus the notice."""
+        notice = min(120.0, max(after, 0.0))
+        timer = threading.Timer(max(after - notice, 0.0), self.interrupt, args=(instance_id, notice))
+        timer.daemon = True
+        timer.start()
+
+    def stop_for_interruption(self, instance_id: str, restart_after: float | None) -> None:
+        """Stop as AWS does for InstanceInterruptionBehavior=stop: disk kept, request disabled."""
+        self.ec2.stop_instances(InstanceIds=[instance_id])
+        self.notices.pop(instance_id, None)
+        self.stopped_by_interruption.add(instance_id)
+        request = self.spot_request(instance_id)
+        if request is not None:
+            request.state, request._status_code = "disabled", "instance-stopped-no-capacity"
+            request.status_message = "Your Spot Instance was stopped because there is no more capacity available."
+        if restart_after is not None:
+            timer = threading.Timer(max(restart_after, 0.0), self.capacity_returns, args=(instance_id,))
+            timer.daemon = True
+            timer.start()
+
+    def capacity_returns(self, instance_id: str) -> dict[str, Any]:
+        """EC2 restarts an instance it stopped for an interruption: running again, new public IP."""
+        if instance_id not in self.stopped_by_interruption:
+            raise KeyError(f"{instance_id} was not stopped by a spot interruption")
+        self.stopped_by_interruption.discard(instance_id)
+        self.ec2.start_instances(InstanceIds=[instance_id])
+        request = self.spot_request(instance_id)
+        if request is not None:
+            request.state, request._status_code, request.status_message = "active", "fulfilled", ""
+        log.info("%s: capacity returned, started again", instance_id)
+        self.reconciler.reconcile_if_changed()
+        return {"instance_id": instance_id, "state": "running"}
+
+    def reachable_address(self, instance_id: str, address: dict[str, Any], source_id: str | None) -> dict[str, Any]:
+        """``address``, or the blackhole when security groups keep the caller (or ``source_id``) out."""
+        if not self.account.enforce_ssh:
+            return address
+        instance = self.reconciler.instances.get(instance_id) or {}
+        group_ids = [g["GroupId"] for g in instance.get("SecurityGroups", []) if g.get("GroupId")]
+        groups = self.ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"] if group_ids else []
+        if source_id:
+            source = self.known(source_id)
+            allowed = source is not None and ssh_allowed(groups, source=source)
+        else:
+            allowed = ssh_allowed(groups, caller_ip=self.account.caller_ip)
+        if allowed:
+            return address
+        if self.blackhole is None:
+            self.blackhole = Blackhole()
+        log.info("%s: SSH from %s not allowed by its security groups", instance_id, source_id or self.account.caller_ip)
+        return {**address, "port": self.blackhole.port, "filtered": True}
 
     def known(self, instance_id: str) -> dict[str, Any] | None:
         """The instance's last description, looking again once if it is new."""
@@ -204,7 +309,12 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                     instance = control.reconciler.instances.get(path[1])
                     state = instance["State"]["Name"] if instance else "unknown"
                     return self.reply(404, {"error": f"{path[1]} has no running sshd", "state": state})
-                return self.reply(200, address)
+                source = query.get("from", [None])[0]
+                return self.reply(200, control.reachable_address(path[1], address, source))
+            if path == ["checkip"]:
+                return self.reply(200, control.account.caller_ip + "\n", "text/plain")
+            if path == ["account"]:
+                return self.reply(200, control.account.snapshot())
             if len(path) >= 4 and path[0] == "i" and path[2:4] == ["latest", "meta-data"]:
                 token = self.headers.get("X-aws-ec2-metadata-token")
                 if token is not None and token not in control.tokens:
@@ -235,16 +345,76 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 if control.known(path[1]) is None:
                     return self.reply(404, {"error": f"no instance {path[1]}"})
                 delay = float(query.get("delay", ["120"])[0])
-                return self.reply(200, {"instance_id": path[1], **control.interrupt(path[1], delay)})
+                restart = query.get("restart_after", [None])[0]
+                notice = control.interrupt(path[1], delay, None if restart is None else float(restart))
+                return self.reply(200, {"instance_id": path[1], **notice})
+            if len(path) == 2 and path[0] == "capacity-returns":
+                try:
+                    return self.reply(200, control.capacity_returns(path[1]))
+                except KeyError as err:
+                    return self.reply(409, {"error": str(err.args[0])})
+            if path[:1] in (["account"], ["quota"], ["capacity"]):
+                return self.route_account(path, query)
             if path == ["reset"]:
                 control.on_reset()
                 control.notices.clear()
+                control.stopped_by_interruption.clear()
+                control.account.reset()
+                from .aws_behaviours import MARKET_OPTIONS
+
+                MARKET_OPTIONS.clear()
                 return self.reply(200, {"reset": True})
             if path == ["shutdown"]:
                 self.reply(200, {"shutdown": True})
                 threading.Thread(target=control.on_shutdown, daemon=True).start()
                 return
             self.reply(404, {"error": f"no route POST {self.path}"})
+
+        def route_account(self, path: list[str], query: dict[str, list[str]]) -> None:
+            from .account import QUOTAS_BY_CODE
+            from .aws_behaviours import fulfil_waiting
+
+            one = {k: v[0] for k, v in query.items()}
+            account = control.account
+            if path == ["account"]:
+                with account.lock:
+                    if "caller_ip" in one:
+                        import ipaddress
+
+                        try:
+                            account.caller_ip = str(ipaddress.IPv4Address(one["caller_ip"]))
+                        except ValueError:
+                            return self.reply(400, {"error": f"not an IPv4 address: {one['caller_ip']!r}"})
+                    if "enforce_ssh" in one:
+                        account.enforce_ssh = one["enforce_ssh"] in ("1", "true")
+                    if "enforce_quotas" in one:
+                        account.enforce_all_quotas = one["enforce_quotas"] in ("1", "true")
+                    if "quota_access" in one:
+                        account.quota_access_denied = one["quota_access"] == "denied"
+                return self.reply(200, account.snapshot())
+            if len(path) == 2 and path[0] == "quota":
+                if path[1] not in QUOTAS_BY_CODE or "value" not in one:
+                    return self.reply(
+                        400, {"error": f"unknown EC2 quota {path[1]!r} or no value; known: {sorted(QUOTAS_BY_CODE)}"}
+                    )
+                account.set_quota(path[1], float(one["value"]), enforce=one.get("enforce", "1") in ("1", "true"))
+                return self.reply(200, account.snapshot())
+            if path == ["capacity"] and "type" in one and "zone" in one:
+                available = one.get("available", "0") in ("1", "true")
+                account.set_capacity(one["type"], one["zone"], available, one.get("market") or None)
+                if "interrupt_after" in one:
+                    after = float(one["interrupt_after"])
+                    with account.lock:
+                        if after < 0:
+                            account.interrupt_pools.pop((one["type"], one["zone"]), None)
+                        else:
+                            account.interrupt_pools[(one["type"], one["zone"])] = after
+                launched = fulfil_waiting() if available else []
+                if launched and control.reconciler.changes is not None:
+                    control.reconciler.changes.bump()  # launched inside moto, not through its HTTP front
+                    control.reconciler.reconcile_if_changed()
+                return self.reply(200, {**account.snapshot(), "launched": launched})
+            self.reply(400, {"error": f"bad request POST {self.path}"})
 
     return Handler
 

@@ -1,7 +1,8 @@
 """The sandbox daemon: ``python -m ec2kit.sandbox.daemon --dir D``.
 
-One long-lived background process running moto's EC2 server, the control and
-metadata server, and the reconciler that keeps one sshd per running instance.
+One long-lived background process running moto's EC2 server (taught some of AWS's behaviours
+by ``aws_behaviours.install()``), the control and metadata server, and the reconciler that
+keeps one sshd per running instance.
 Writes ``D/state.json`` once both servers listen; logs to ``D/daemon.log``.
 SIGTERM or ``POST /shutdown`` stops every host, frees loop devices and exits.
 """
@@ -64,6 +65,7 @@ def run(root: Path) -> int:
     try:
         import boto3
 
+        from .aws_behaviours import install
         from .motoserver import MotoServer
     except ImportError as err:
         log.error("%s (%s)", MISSING_MOTO, err)
@@ -78,6 +80,7 @@ def run(root: Path) -> int:
     clear_leftovers(root)
     moto_port = free_port()
     moto = MotoServer(moto_port).start()
+    install()  # SSM public parameters, Service Quotas, vCPU quotas, capacity (aws_behaviours)
     endpoint_url = f"http://127.0.0.1:{moto_port}"
     ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=REGION, **CREDENTIALS)
 

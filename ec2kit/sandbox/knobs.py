@@ -1,0 +1,109 @@
+"""Tests' handles on the sandbox's pretend AWS account (re-exported by ``ec2kit.sandbox``).
+
+Each function takes Settings or a SandboxInfo, talks to the daemon's control server and raises
+SandboxError when it refuses. ``reset()`` puts every knob back to its default.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from ..errors import SandboxError
+from . import SandboxInfo, _control, _request
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = [
+    "account",
+    "caller_ip",
+    "set_caller_ip",
+    "enforce_ssh_rules",
+    "set_quota",
+    "enforce_quotas",
+    "deny_quota_access",
+    "set_capacity",
+    "capacity_returns",
+]
+
+
+def _post(settings_or_info: Settings | SandboxInfo, path: str, what: str, **params: Any) -> dict[str, Any]:
+    info = _control(settings_or_info)
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    code, body = _request(f"{info.control_url}{path}{'?' + query if query else ''}", "POST")
+    if code != 200:
+        raise SandboxError(f"The sandbox refused to {what}: {(body or {}).get('error', code)}.")
+    return body
+
+
+def account(settings_or_info: Settings | SandboxInfo) -> dict[str, Any]:
+    """The account's knobs now: caller_ip, enforce_ssh, quotas, enforced_quotas, no_capacity, …"""
+    info = _control(settings_or_info)
+    code, body = _request(f"{info.control_url}/account")
+    if code != 200:
+        raise SandboxError(f"The sandbox did not describe its account ({code}).")
+    return body
+
+
+def caller_ip(settings_or_info: Settings | SandboxInfo) -> str:
+    """The public IPv4 the sandbox says this machine has (what ``GET info.checkip_url`` answers)."""
+    return str(account(settings_or_info)["caller_ip"])
+
+
+def set_caller_ip(settings_or_info: Settings | SandboxInfo, ip: str) -> None:
+    """Pretend this machine's public IPv4 is ``ip`` (a laptop that moved networks)."""
+    _post(settings_or_info, "/account", f"set the caller IP to {ip!r}", caller_ip=ip)
+
+
+def enforce_ssh_rules(settings_or_info: Settings | SandboxInfo, on: bool = True) -> None:
+    """Gate SSH by security groups (off by default): an instance whose groups do not allow tcp/22
+    from the caller IP gets a blackhole address, so connecting times out as on AWS."""
+    _post(settings_or_info, "/account", "switch SSH enforcement", enforce_ssh=int(on))
+
+
+def set_quota(settings_or_info: Settings | SandboxInfo, quota_code: str, value: float, *, enforce: bool = True) -> None:
+    """Set EC2 vCPU quota ``quota_code`` (e.g. ``L-DB2E81BA``, Running On-Demand G and VT) to
+    ``value``: GetServiceQuota reports it and, unless ``enforce=False``, launches past it fail."""
+    _post(settings_or_info, f"/quota/{quota_code}", f"set quota {quota_code}", value=value, enforce=int(enforce))
+
+
+def enforce_quotas(settings_or_info: Settings | SandboxInfo, on: bool = True) -> None:
+    """Check launches against every vCPU quota, defaults included (5 Standard, 0 for G/P/…)."""
+    _post(settings_or_info, "/account", "switch quota enforcement", enforce_quotas=int(on))
+
+
+def deny_quota_access(settings_or_info: Settings | SandboxInfo, denied: bool = True) -> None:
+    """Service Quotas calls fail with AccessDeniedException (a user without servicequotas:*)."""
+    _post(settings_or_info, "/account", "change quota access", quota_access="denied" if denied else "allowed")
+
+
+def set_capacity(
+    settings_or_info: Settings | SandboxInfo,
+    instance_type: str,
+    zone: str,
+    available: bool = True,
+    *,
+    market: str | None = None,
+    interrupt_after: float | None = None,
+) -> list[str]:
+    """Empty (``available=False``) or refill pool (type, zone[, market: spot|on-demand; both when
+    None]). Refilling fulfils spot requests waiting on it; returns the instance ids launched.
+    ``interrupt_after=S`` marks the pool as one that interrupts: each spot instance launched into
+    it from now on is reclaimed S s after launch (notice min(S, 120) s before); -1 unmarks it."""
+    body = _post(
+        settings_or_info,
+        "/capacity",
+        f"change capacity of {instance_type} in {zone}",
+        type=instance_type,
+        zone=zone,
+        market=market,
+        available=int(available),
+        interrupt_after=interrupt_after,
+    )
+    return list(body.get("launched", []))
+
+
+def capacity_returns(settings_or_info: Settings | SandboxInfo, instance_id: str) -> None:
+    """EC2 starts again an instance it stopped for a spot interruption (new public IP)."""
+    _post(settings_or_info, f"/capacity-returns/{instance_id}", f"restart {instance_id}")
