@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import RemoteError
 
 if TYPE_CHECKING:
-    from ..cloud import Instance
+    from ..aws.models import Instance
     from ..context import Context
     from ..runs import RunRecord
     from ..ssh import SshTarget, Transport
