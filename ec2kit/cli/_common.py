@@ -43,10 +43,7 @@ def translate(err: BaseException) -> Exit | None:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return Exit(code=141)
-    try:
-        import botocore.exceptions as bex
-    except ImportError:  # pragma: no cover
-        bex = None
+    bex = sys.modules.get("botocore.exceptions")  # loaded only if an AWS call was made
     if bex is not None and isinstance(err, (bex.ClientError, bex.BotoCoreError)):
         from ..aws.errors import translate_client_error
 

@@ -268,7 +268,8 @@ def check_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
             declared = ", ".join(sorted(recipe.vars)) or "none"
             raise RecipeError(
                 f"--set {name}: recipe '{recipe.name}' has no variable '{name}'.{guess} Its variables: {declared}.",
-                hint=f"To pass a new variable, declare it with a default in {_show(recipe.path)}'s [vars].",
+                hint="To pass a new variable, declare it with a default in the recipe's [vars]"
+                + (f" ({_show(recipe.path)})." if recipe.path else "."),
             )
 
 

@@ -111,7 +111,14 @@ class SandboxInfo:
         """A boto3 client for the sandbox (dummy credentials, us-east-1)."""
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region, **SANDBOX_CREDENTIALS)
+        make: Any = boto3.client  # any service name (the stubs want a literal one)
+        return make(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        )
 
 
 # small HTTP helpers ---------------------------------------------------------------

@@ -82,7 +82,13 @@ def run(root: Path) -> int:
     moto = MotoServer(moto_port).start()
     install()  # SSM public parameters, Service Quotas, vCPU quotas, capacity (aws_behaviours)
     endpoint_url = f"http://127.0.0.1:{moto_port}"
-    ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=REGION, **CREDENTIALS)
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
 
     ctl_port = free_port()
     control_url = f"http://127.0.0.1:{ctl_port}"

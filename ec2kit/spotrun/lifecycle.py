@@ -297,7 +297,7 @@ def _pre_steps(run: _Run) -> None:
     variables = {"run": run.record.name, "script": Path(run.options.script).name, **run.options.vars}
     reporter = CollectingReporter()
     report = run_recipe(run.ctx, recipe, hosts=[run.instance.id], vars=variables, reporter=reporter)
-    output = reporter.stream.getvalue().strip()
+    output = reporter.buffer.getvalue().strip()
     if not report.ok:
         raise RunError(
             f"Run {run.record.name}: a setup step of recipe '{run.options.recipe}' failed on {run.instance.label}; "

@@ -101,6 +101,8 @@ def _settle_from_monitor(ctx: Context, record: RunRecord) -> None:
 
     from .monitor import revoke_record
 
+    if not record.monitor:
+        return
     try:
         shown = ctx.connect(record.monitor).run(
             f'cat "$HOME/ec2kit-runs/{record.name}/.ec2kit-status.json"', check=False, timeout=15

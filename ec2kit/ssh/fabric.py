@@ -32,7 +32,7 @@ def _pin_policy(target: SshTarget) -> Any:
     """A paramiko policy: unknown alias → pin the key; alias known under other key types → mismatch."""
     import paramiko
 
-    class PinPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    class PinPolicy(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
             got = host_key(key)
             known = pins.pinned_keys(target.known_hosts, target.alias)
