@@ -12,7 +12,8 @@ from ..errors import NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
 from .commands import attach_command, kill_command
 from .follower import FINAL_STATES, Follower
-from .lifecycle import RUN_TAG, log_tail, release, release_all
+from .options import RUN_TAG
+from .release import log_tail, release, release_all
 
 if TYPE_CHECKING:
     from ..aws.models import Instance

@@ -1,0 +1,97 @@
+"""Follow an attempt: poll and pull until the script ends, the instance goes, or someone stops the run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import NotFound, RemoteError
+from .prepare import _host
+from .state import _Run
+
+
+def _instance_gone(run: _Run) -> bool:
+    """Whether the run's current instance is terminated / shutting down / unknown."""
+    assert run.instance is not None
+    try:
+        inst = run.ctx.cloud.instance(
+            run.instance.id, states=["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
+        )
+    except NotFound:
+        return True
+    return inst.state in ("shutting-down", "terminated", "stopping", "stopped")
+
+
+class _Watch:
+    """Rate-limited checks while following: stopped by `inv stop-run`? instance gone?"""
+
+    def __init__(self, run: _Run, db_every: float = 2.0, cloud_every: float = 30.0) -> None:
+        self.run, self.db_every, self.cloud_every = run, db_every, cloud_every
+        self.next_db = self.next_cloud = time.monotonic() + db_every
+        self.reason = ""
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now >= self.next_db:
+            self.next_db = now + self.db_every
+            if self.run.cancelled:
+                self.reason = "cancelled"
+                return True
+        if now >= self.next_cloud:
+            # An instance can vanish while its SSH session lingers (or hangs): ask EC2 too.
+            self.next_cloud = now + self.cloud_every
+            if _instance_gone(self.run):
+                self.reason = "lost"
+                return True
+        return False
+
+
+def _follow(run: _Run) -> str:
+    """Follow until the script ends; returns its final state, 'lost' (instance gone) or 'cancelled'."""
+    from ..errors import TimedOut
+
+    assert run.follower is not None
+    watch = _Watch(run)
+    failures = 0
+    while True:
+        try:
+            status = run.follower.follow(should_stop=watch)
+            if watch.reason:
+                return watch.reason
+            return status.get("state", "lost")
+        except (RemoteError, TimedOut):
+            if run.cancelled:
+                return "cancelled"
+            if _instance_gone(run):
+                return "lost"
+            failures += 1
+            if failures > 5:
+                raise
+            run.ctx.forget_host(run.instance.id)  # type: ignore[union-attr]
+            run.follower.host = _host(run)
+            time.sleep(1)
+
+
+def _final_pull(run: _Run) -> bool:
+    """The last pull before anything is terminated; says where results are if it failed."""
+    if run.follower is None or not run.script_started:
+        return True
+    try:
+        ok = run.follower.finish()
+    except RemoteError:
+        ok = False
+    if not ok:
+        run.say(f"{run.record.name}: the final pull failed; {run.record.results_dir} has the results of the last successful pull")
+    return ok
+
+
+def _final_push_or_pull(run: _Run) -> None:
+    """Monitor mode: the last push to the monitor; if it fails, pull here so nothing is lost."""
+    from .monitor import final_push
+
+    try:
+        final_push(_host(run), run.record.name)
+    except RemoteError as err:
+        run.say(f"{run.record.name}: {err} Pulling the results to {run.record.results_dir} instead.")
+        if run.follower is not None:
+            run.follower.results = Path(run.record.results_dir)

@@ -1,0 +1,140 @@
+"""What a spot run is asked to do: :class:`SpotRunOptions`, checked before anything is paid for.
+
+``validate`` (pure: the options and local files), ``preflight`` (resolves named resources in the
+cloud, checks the results directory), ``bundle`` (the upload: script, files, wrapper).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from .commands import check_run_name
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+RUN_TAG = "ec2kit:run"
+DATA_MOUNT = "/mnt/data"
+
+
+@dataclass
+class SpotRunOptions:
+    """What to run and how; mirrors ``inv spot-run``'s flags."""
+
+    script: str
+    files: str | None = None  # a directory (its contents) or one file, uploaded next to the script
+    name: str | None = None  # default: script stem + timestamp
+    image: str | None = None  # default: 'base' if it exists, else the latest Ubuntu LTS
+    type: str = "m5.large"
+    types: list[str] = field(default_factory=list)  # fallbacks: capacity errors and later attempts
+    disk: int | None = None
+    snapshot: str | None = None  # data volume from this snapshot at /mnt/data
+    results: str | None = None  # default runs/RUN (relative to cwd)
+    max_price: str | float | None = None
+    retries: int = 0
+    monitor: str | None = None
+    detach: bool = False
+    keep: bool = False
+    max_hours: float | None = None
+    vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
+    recipe: str | None = "spot-run"  # pre-script steps (None: none)
+    pull_interval: float = 3.0  # seconds between result pulls
+    poll_interval: float = 1.0  # seconds between status/log polls
+    notice_poll: float = 5.0  # the instance's interruption-notice polling (s)
+    pull_wait: int = 120  # how long the instance waits for the final pull
+    detach_pull_wait: int = -1  # detached: how long a finished instance waits for `inv pull` (< 0: until it comes)
+    out: Callable[[str], None] | None = None  # log lines (default: print)
+    say: Callable[[str], None] | None = None  # phase messages (default: ui.info)
+
+
+def default_name(script: str) -> str:
+    """``train.sh`` → ``train-20261126-061530``."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(script).stem) or "run"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def validate(options: SpotRunOptions) -> tuple[str, Path]:
+    """Check the options before any resource is created; returns (run name, results dir)."""
+    script = Path(options.script)
+    if script.is_dir():
+        raise ConfigError(
+            f"--script '{options.script}' is a directory, not a script.",
+            hint="Give the script to run (e.g. --script train.sh); upload a directory beside it with --files DIR.",
+        )
+    if not script.is_file():
+        raise ConfigError(
+            f"The script '{options.script}' does not exist.", hint="Give the path of the script to run, e.g. --script train.sh."
+        )
+    if not os.access(script, os.R_OK):
+        raise ConfigError(f"The script '{options.script}' cannot be read (permissions).", hint=f"Fix with: chmod u+r {script}")
+    if options.files and not Path(options.files).exists():
+        raise ConfigError(
+            f"--files '{options.files}' does not exist.",
+            hint="Give a directory (its files are uploaded next to the script) or a file.",
+        )
+    if options.retries < 0:
+        raise ConfigError("--retries cannot be negative.")
+    if options.max_hours is not None and options.max_hours <= 0:
+        raise ConfigError(f"--max-hours {options.max_hours} must be more than 0.")
+    name = check_run_name(options.name or default_name(options.script))
+    results = Path(options.results or Path("runs") / name).expanduser().resolve()
+    return name, results
+
+
+def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
+    """Resolve every named resource and check the results directory before anything is paid for."""
+    if options.recipe:
+        from ..recipe import load_recipe
+        from ..recipe.loader import check_overrides
+
+        check_overrides(load_recipe(options.recipe), options.vars)
+    if options.image:
+        ctx.cloud.image(options.image)
+    if options.snapshot:
+        ctx.cloud.snapshot(options.snapshot)
+    if options.monitor:
+        monitor = ctx.cloud.instance(options.monitor)
+        if monitor.state != "running":
+            raise ConfigError(
+                f"--monitor {options.monitor} is {monitor.state}, not running.",
+                hint=f"Start it first: inv start {options.monitor}",
+            )
+    probe = results
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"The results directory {results} cannot be created ({probe} is not a writable directory).",
+            hint="Give a writable place with --results DIR.",
+        )
+
+
+def bundle(options: SpotRunOptions, wrapper: str) -> bytes:
+    """A gzipped tar of the script, its files and the wrapper (one upload over stdin)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        if options.files:
+            files = Path(options.files)
+            if files.is_dir():
+                for child in sorted(files.iterdir()):
+                    tar.add(child, arcname=child.name)
+            else:
+                tar.add(files, arcname=files.name)
+        script = Path(options.script)
+        info = tar.gettarinfo(str(script), arcname=script.name)
+        info.mode |= 0o755
+        with open(script, "rb") as f:
+            tar.addfile(info, f)
+        data = wrapper.encode()
+        info = tarfile.TarInfo("wrapper.sh")
+        info.size, info.mode, info.mtime = len(data), 0o755, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

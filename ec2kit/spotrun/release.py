@@ -1,0 +1,123 @@
+"""Release what a run holds: terminate its instances, cancel its spot requests, delete its volumes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Ec2kitError, NotFound
+from ..runs import RunRecord, Runs
+from .state import _Run
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+
+def _revoke_quietly(run: _Run) -> list[str]:
+    """Remove the run key from the monitor; a failure is reported as a leftover."""
+    from .monitor import revoke_record
+
+    try:
+        revoke_record(run.ctx, run.record)
+        return []
+    except Exception as err:  # noqa: BLE001
+        return [f"the line 'ec2kit-run:{run.record.name}' in ~/.ssh/authorized_keys on {run.options.monitor} ({err})"]
+
+
+def _release_instance(run: _Run) -> list[str]:
+    """Terminate the current instance and delete its data volumes; returns what could not be removed."""
+    remaining: list[str] = []
+    cloud, rec = run.ctx.cloud, run.record
+    if run.instance is not None:
+        iid = run.instance.id
+        run.ctx.forget_host(iid)
+        # Waiting for 'terminated' is only needed to free the data volumes for deletion.
+        remaining += _terminate(cloud, iid, rec.request_id, wait=bool(rec.volumes))
+        rec.instance_stopped()
+    for vol in list(rec.volumes):
+        left = _delete_volume(cloud, vol)
+        remaining += left
+        if not left:
+            rec.volumes.remove(vol)
+    run.save()
+    return remaining
+
+
+def _terminate(cloud: Any, instance_id: str, request_id: str | None, *, wait: bool = True) -> list[str]:
+    try:
+        if request_id:
+            try:
+                cloud.cancel_spot_request(request_id)
+            except Ec2kitError:
+                pass  # already closed or gone
+        try:
+            cloud.terminate(instance_id)
+        except NotFound:
+            return []
+        if wait:
+            cloud.wait(instance_id, "terminated", timeout=300)
+        return []
+    except Exception as err:  # noqa: BLE001 - reported to the user as a leftover
+        return [f"instance {instance_id} ({err}): inv terminate {instance_id}"]
+
+
+def _delete_volume(cloud: Any, volume_id: str) -> list[str]:
+    try:
+        try:
+            vol = cloud.volume(volume_id)
+        except NotFound:
+            return []
+        if vol.attached_to:
+            cloud.detach_volume(vol, force=True)
+        cloud.delete_volume(volume_id)
+        return []
+    except Exception as err:  # noqa: BLE001
+        return [f"volume {volume_id} ({err}): inv delete-volume {volume_id}"]
+
+
+def _report_leftovers(run: _Run, remaining: list[str]) -> None:
+    if remaining:
+        text = "; ".join(remaining)
+        run.say(f"{run.record.name}: could not remove everything. Still there: {text}")
+        run.record.options["leftovers"] = remaining
+        run.save()
+
+
+def release_all(ctx: Context, record: RunRecord) -> list[str]:
+    """Cancel every request, terminate every instance and delete every volume the run created; save the record."""
+    remaining = release(ctx, record.created)
+    record.instance_stopped()
+    record.volumes = []
+    Runs(ctx.settings.runs_db).save(record)
+    return remaining
+
+
+def release(ctx: Context, created: dict[str, list[str]]) -> list[str]:
+    """Terminate these instances, cancel these spot requests, delete these volumes; what could not go, as hints."""
+    cloud = ctx.cloud
+    remaining: list[str] = []
+    for iid in created.get("instances", []):
+        ctx.forget_host(iid)
+        remaining += _terminate(cloud, iid, None, wait=bool(created.get("volumes")))  # only volumes need it gone
+    for rid in created.get("requests", []):
+        try:
+            cloud.cancel_spot_request(rid)
+        except Exception:  # noqa: BLE001 - gone already (moto drops cancelled requests)
+            pass
+    for vid in created.get("volumes", []):
+        remaining += _delete_volume(cloud, vid)
+    return remaining
+
+
+def log_tail(ctx: Context, run: str, lines: int = 20) -> str:
+    """The last lines of the run's local log copy."""
+    path = ctx.settings.home / "runs" / run / "log"
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def results_path(record: RunRecord) -> Path:
+    """Where the run's results land on this machine."""
+    return Path(record.results_dir or os.path.join("runs", record.name))
