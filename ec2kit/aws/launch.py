@@ -49,6 +49,7 @@ class LaunchPlan:
     user_data: str | None = None
     shutdown_behavior: str | None = None  # stop | terminate
     open_ssh: bool = False  # allow SSH from anywhere when ec2kit cannot tell your address
+    interruption: str | None = None  # spot: "stop" = a persistent request whose instance (and disk) is stopped, not terminated
 
     @property
     def purpose(self) -> str:
@@ -87,6 +88,8 @@ class LaunchPlan:
         params = {**self.spec(), "MinCount": 1, "MaxCount": 1, "TagSpecifications": self.tag_specifications()}
         if self.spot:
             options: dict[str, Any] = {"SpotInstanceType": "one-time"}
+            if self.interruption:
+                options = {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": self.interruption}
             if self.max_price is not None:
                 options["MaxPrice"] = self.max_price
             params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
@@ -111,6 +114,7 @@ class Launching(Storage, Access):
         user_data: str | None = None,
         shutdown_behavior: str | None = None,
         open_ssh: bool = False,
+        interruption: str | None = None,
     ) -> LaunchPlan:
         """Check the arguments (name free, image and type known) and return what :meth:`launch` would do.
 
@@ -119,6 +123,8 @@ class Launching(Storage, Access):
         """
         if shutdown_behavior not in (None, "stop", "terminate"):
             raise ConfigError(f"Shutdown behaviour '{shutdown_behavior}' is not understood.", hint="Use 'stop' or 'terminate'.")
+        if interruption not in (None, "stop") or (interruption and not spot):
+            raise ConfigError(f"Interruption behaviour '{interruption}' is not understood.", hint="Use 'stop', with spot.")
         if spot and shutdown_behavior == "stop":
             raise ConfigError(
                 "A one-time spot instance can only terminate when it shuts down.",
@@ -146,6 +152,7 @@ class Launching(Storage, Access):
             user_data=user_data,
             shutdown_behavior=shutdown_behavior,
             open_ssh=open_ssh,
+            interruption=interruption,
         )
 
     @translated("launch instance {0}")
@@ -192,7 +199,7 @@ class Launching(Storage, Access):
             spec["UserData"] = base64.b64encode(spec["UserData"].encode()).decode()
         if progress:
             progress(f"instance {plan.name}: requesting a spot instance")
-        request_id = self.request_spot(spec, tags=tags, max_price=plan.max_price)
+        request_id = self.request_spot(spec, tags=tags, max_price=plan.max_price, interruption=plan.interruption)
         instance_id = self._wait_spot(request_id, progress)
         _, inst = self._describe(instance_id)
         volume_ids = [b["Ebs"]["VolumeId"] for b in inst.raw.get("BlockDeviceMappings", []) if "Ebs" in b]
@@ -262,10 +269,18 @@ class Launching(Storage, Access):
 
     @translated("request a spot instance")
     def request_spot(
-        self, launch_specification: dict[str, Any], *, tags: dict[str, str] | None = None, max_price: Any = None
+        self,
+        launch_specification: dict[str, Any],
+        *,
+        tags: dict[str, str] | None = None,
+        max_price: Any = None,
+        interruption: str | None = None,
     ) -> str:
-        """Place a one-time spot request; returns its id (UserData must already be base64)."""
+        """Place a one-time spot request (``interruption="stop"``: a persistent one whose instance is
+        stopped when interrupted and started again when capacity returns); returns its id (UserData must already be base64)."""
         kwargs: dict[str, Any] = {"InstanceCount": 1, "Type": "one-time", "LaunchSpecification": launch_specification}
+        if interruption:
+            kwargs.update(Type="persistent", InstanceInterruptionBehavior=interruption)
         if max_price is not None:
             kwargs["SpotPrice"] = str(max_price)
         if tags:

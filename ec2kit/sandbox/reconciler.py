@@ -73,6 +73,7 @@ class Reconciler:
         self.attached: dict[str, Attachment] = {}
         self.started_at: dict[str, float] = {}  # instance id -> seconds from first seen running to sshd listening
         self.first_running: dict[str, float] = {}
+        self.stopped: set[str] = set()  # instances whose host was stopped: their next start is a boot (hooks run)
         for sub in ("hosts", "images", "volumes", "snapshots"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -213,11 +214,17 @@ class Reconciler:
                 "EC2KIT_IMDS": f"{self.control_url}/i/{instance_id}",
                 "EC2KIT_POWEROFF": f"curl -fsS -X POST {self.control_url}/poweroff/{instance_id}",
                 "EC2KIT_INSTANCE_ID": instance_id,
+                "EC2KIT_ONBOOT": "sandbox",  # the sandbox runs ~/.ec2kit/boot/*.sh itself (cron @reboot on AWS)
             },
         )
         host.start()
         port_file.write_text(str(host.port))
         self.hosts[instance_id] = host
+        if instance_id in self.stopped:  # started again after a stop: a boot, so its boot hooks run
+            self.stopped.discard(instance_id)
+            ran = host.run_boot_hooks()
+            if ran:
+                log.info("%s: boot hooks run: %s", instance_id, ", ".join(ran))
         self.started_at[instance_id] = time.monotonic() - self.first_running.pop(instance_id)
         log.info("%s: sshd on port %d (pid %s)", instance_id, host.port, host.pid)
 
@@ -226,6 +233,7 @@ class Reconciler:
         host = self.hosts.pop(instance_id, None)
         self.first_running.pop(instance_id, None)
         if host is not None:
+            self.stopped.add(instance_id)
             host.stop()
             log.info("%s: sshd stopped", instance_id)
         self.detach_instance_volumes(instance_id)

@@ -177,6 +177,49 @@ class SshdHost:
         self.pid = None
         self.kill_leftovers()
 
+    def run_boot_hooks(self) -> list[str]:
+        """Run ``~/.ec2kit/boot/*.sh`` as the machine's boot would (cron's @reboot on AWS): in the
+        host's namespaces, with cron's small environment plus the instance's own variables."""
+        hooks = sorted((self.home / ".ec2kit" / "boot").glob("*.sh"))
+        if not hooks:
+            return []
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "SHELL": "/bin/sh",
+            "HOME": str(self.home),
+            "EC2KIT_SANDBOX_HOST": str(self.root),  # so a stop ends what the hooks started
+            **self.env,
+        }
+        prefix: list[str] = []
+        inner = self._namespace_pid()
+        if inner is not None and shutil.which("nsenter"):
+            prefix = ["nsenter", "-t", str(inner), "-m", "-p", "--"]
+        import threading
+
+        with open(self.root / "boot.log", "ab") as log:
+            for hook in hooks:
+                proc = subprocess.Popen(
+                    [*prefix, "sh", str(hook)],
+                    env=env,
+                    cwd=self.home,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+                threading.Thread(target=proc.wait, daemon=True).start()
+        return [h.name for h in hooks]
+
+    def _namespace_pid(self) -> int | None:
+        """The sshd inside the host's own namespaces (the child of ``unshare``), if it has them."""
+        if self.pid is None or not (self.private_mounts and os.geteuid() == 0):
+            return None
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
     def kill_leftovers(self) -> int:
         """Kill what this host's sessions left running (tmux servers, nohup'd jobs…).
 

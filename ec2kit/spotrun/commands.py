@@ -52,7 +52,15 @@ def run_dir(run: str) -> str:
 
 
 def render_wrapper(
-    run: str, script: str, *, max_hours: float = 0, pull_wait: int = 120, keep: bool = False, poll: float = 5
+    run: str,
+    script: str,
+    *,
+    max_hours: float = 0,
+    pull_wait: int = 120,
+    keep: bool = False,
+    poll: float = 5,
+    follower_stale: float = 30,
+    resume_on_boot: bool = False,
 ) -> str:
     """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
     import jinja2
@@ -68,6 +76,9 @@ def render_wrapper(
         pull_wait=int(pull_wait),
         keep=keep,
         poll=poll,
+        follower_stale=max(1, int(round(follower_stale))),
+        tmux=tmux(run),
+        resume_on_boot=resume_on_boot,
     )
 
 
@@ -99,11 +110,16 @@ def kill_command(run: str) -> str:
     )
 
 
-def poll_command(run: str, offset: int) -> str:
-    """One exec: the status file, the log's size, then the log bytes after ``offset``."""
+def poll_command(run: str, offset: int, *, follower: bool = False) -> str:
+    """One exec: the status file, the heartbeat's age, the log's size, then the log bytes after ``offset``.
+
+    ``follower``: the run's own follower polls; it touches ``.follower`` so the wrapper knows
+    someone will make the final pull (without one it waits for ``inv pull`` as a detached run does).
+    """
     d = run_dir(run)
+    touch = "touch .follower 2>/dev/null; " if follower else ""
     return (
-        f"cd {d} 2>/dev/null || exit 0; cat status 2>/dev/null; echo; "
+        f"cd {d} 2>/dev/null || exit 0; {touch}cat status 2>/dev/null; echo; "
         f"echo {BEAT_MARK} $(( $(date +%s) - $(cat .beat 2>/dev/null || echo 0) )); "
         f"size=$(stat -c %s log 2>/dev/null || echo 0); echo {LOG_MARK} $size; "
         f"[ $size -gt {int(offset)} ] && tail -c +{int(offset) + 1} log | head -c $((size - {int(offset)})); true"

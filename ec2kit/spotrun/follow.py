@@ -46,13 +46,41 @@ class _Watch:
         return False
 
 
-def _follow(run: _Run) -> str:
-    """Follow until the script ends; returns its final state, 'lost' (instance gone) or 'cancelled'."""
-    from ..errors import TimedOut
+OUTAGE_BACKOFF_MAX = 30.0  # seconds between reconnection attempts, at most
 
-    assert run.follower is not None
+
+def _ec2_state(run: _Run) -> str | None:
+    """What EC2 says of the run's instance ('running', 'gone', …), or None when EC2 cannot be asked either."""
+    from ..errors import Ec2kitError
+
+    try:
+        return "gone" if _instance_gone(run) else "running"
+    except Ec2kitError:
+        return None
+
+
+def _follow(run: _Run) -> str:
+    """Follow until the script ends; returns its final state, 'lost' (instance or wrapper gone) or 'cancelled'.
+
+    A link outage never ends a healthy run: while EC2 says the instance runs, reconnect with a
+    capped backoff and say so (the wrapper keeps the results; it waits for the final pull).
+    """
+    from ..errors import Ec2kitError, TimedOut
+
+    assert run.follower is not None and run.instance is not None
+    iid, name = run.instance.id, run.record.name
     watch = _Watch(run)
-    failures = 0
+    delay = 1.0
+
+    def contact() -> None:
+        nonlocal delay
+        if run.outage_since is not None:
+            run.say(
+                f"{name}: contact with {iid} is back after {time.monotonic() - run.outage_since:.0f} s; following the run again"
+            )
+            run.outage_since, delay = None, 1.0
+
+    run.follower.contact = contact
     while True:
         try:
             status = run.follower.follow(should_stop=watch)
@@ -62,14 +90,21 @@ def _follow(run: _Run) -> str:
         except (RemoteError, TimedOut):
             if run.cancelled:
                 return "cancelled"
-            if _instance_gone(run):
+            ec2 = _ec2_state(run)
+            if ec2 == "gone":
                 return "lost"
-            failures += 1
-            if failures > 5:
-                raise
-            run.ctx.forget_host(run.instance.id)  # type: ignore[union-attr]
-            run.follower.host = _host(run)
-            time.sleep(1)
+            now = time.monotonic()
+            if run.outage_since is None:
+                run.outage_since = now
+            said = "EC2 says it is running" if ec2 == "running" else "EC2 cannot be reached either"
+            run.say(f"{name}: lost contact with {iid} for {now - run.outage_since:.0f} s; {said}; retrying in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, OUTAGE_BACKOFF_MAX)
+            run.ctx.forget_host(iid)
+            try:
+                run.follower.host = _host(run)
+            except Ec2kitError:
+                pass  # the next poll fails the same way and we come back here
 
 
 def _final_pull(run: _Run) -> bool:

@@ -6,6 +6,8 @@ bytes in one exec); results come home with rsync over the same (shared) connecti
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,14 +15,77 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import RemoteError
-from .commands import parse_poll, poll_command
+from ..errors import ConfigError, RemoteError
+from .commands import parse_poll, poll_command, tmux
 
 if TYPE_CHECKING:
     from ..ssh import Transport
 
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted")
 RSYNC_OK = (0, 24)  # 24: files vanished while rsync ran (a checkpoint renamed mid-transfer)
+PARTIAL_DIR = ".rsync-partial"
+# A transfer lands beside its file in PARTIAL_DIR and replaces it only once complete; all of a pull's
+# updates are renamed into place at its end (--delay-updates), so a pull cut short (a dropped link,
+# a killed rsync) leaves the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
+SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
+SPECIAL_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def special_kind(path: Path) -> str | None:
+    """'a FIFO', 'a socket', … when ``path`` is a special file (not followed if a link), else None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return SPECIAL_KINDS.get(stat.S_IFMT(mode))
+
+
+def check_no_special_files(root: Path, what: str = "results directory") -> None:
+    """Raise a ConfigError naming the first device, FIFO or socket in ``root`` (ec2kit never writes over or through one)."""
+    kind = special_kind(root)
+    found: tuple[Path, str] | None = (root, kind) if kind else None
+    stack = [root] if found is None and root.is_dir() and not root.is_symlink() else []
+    while stack and found is None:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            kind = special_kind(Path(entry.path))
+            if kind:
+                found = (Path(entry.path), kind)
+                break
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    if found:
+        raise ConfigError(
+            f"{found[0]} in the {what} is {found[1]}; ec2kit never writes over or through a special file.",
+            hint=f"Move it out of {root} (or give another --results), then pull again.",
+        )
+
+
+def append_regular(path: Path, text: str) -> None:
+    """Append to ``path``, refusing to follow a link or write into a device, FIFO or socket."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot write the run's log copy {path}: {err.strerror} (it is {special_kind(path) or 'not a regular file'}?).",
+            hint=f"Move {path} away; ec2kit never writes through links or into special files.",
+        ) from None
+    with os.fdopen(fd, "a") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ConfigError(
+                f"The run's log copy {path} is {special_kind(path) or 'not a regular file'}; ec2kit never writes into special files.",
+                hint=f"Move {path} away.",
+            )
+        f.write(text)
 
 
 @dataclass
@@ -37,30 +102,46 @@ class Follower:
     out: Callable[[str], None] = print
     pull_interval: float = 3.0
     poll_interval: float = 1.0
+    attached: bool = False  # the run's own follower: each poll tells the wrapper it is still followed
+    beat_stale: float = 0.0  # > 0: a 'running' status whose heartbeat is older than this is checked (dead wrapper?)
+    poll_timeout: float = 30.0
+    contact: Callable[[], None] | None = None  # called after each poll that got an answer
     offset: int = 0
     status: dict = field(default_factory=dict)
+    beat_age: float | None = None
     last_pull: float = 0.0
     pulls: int = 0
+    last_error: str = ""
     _partial: str = ""
 
     def poll(self) -> dict:
         """One round trip: refresh :attr:`status`, hand new complete log lines to ``out``."""
-        result = self.host.run(poll_command(self.run, self.offset), check=False, timeout=30)
+        command = poll_command(self.run, self.offset, follower=self.attached)
+        result = self.host.run(command, check=False, timeout=self.poll_timeout)
         if not result.ok:
             raise RemoteError(f"Could not read the status of run {self.run} on {self.host.name}: {result.stderr.strip()}")
         seen = parse_poll(result.stdout, self.offset)
         self.offset = seen.offset
+        self.beat_age = seen.beat_age
         if seen.status:
             self.status = seen.status
         if seen.text:
             self._emit(seen.text)
+        if self.contact is not None:
+            self.contact()
         return self.status
+
+    def wrapper_dead(self) -> bool:
+        """The status says running but the wrapper's heartbeat is stale and its tmux session is gone."""
+        running = self.status.get("state") == "running" and not self.status.get("ended_at")
+        if not (self.beat_stale > 0 and running and self.beat_age is not None and self.beat_age > self.beat_stale):
+            return False
+        check = self.host.run(f"{tmux(self.run)} has-session -t {self.run} 2>/dev/null", check=False, timeout=self.poll_timeout)
+        return not check.ok
 
     def _emit(self, text: str) -> None:
         if self.local_log is not None:
-            self.local_log.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.local_log, "a") as f:
-                f.write(text)
+            append_regular(self.local_log, text)
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
             self.out(line)
@@ -75,12 +156,24 @@ class Follower:
         """The results directory on the instance, absolute (rsync starts in the login dir)."""
         return self.host.expand(f"~/ec2kit/{self.run}/results") + "/"
 
+    def pull_argv(self) -> list[str]:
+        """The rsync that brings the instance's results into :attr:`results` (complete files only)."""
+        assert self.results is not None
+        return self.host.rsync_argv(
+            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
+        )
+
     def pull(self) -> bool:
-        """rsync the instance's results into :attr:`results`; False when rsync failed."""
+        """rsync the instance's results into :attr:`results`; False when rsync failed.
+
+        A file is replaced only by a complete new version; a device, FIFO or socket in the
+        results directory stops the pull (ConfigError naming it) before rsync runs.
+        """
         if self.results is None:
             return True
         self.results.mkdir(parents=True, exist_ok=True)
-        argv = self.host.rsync_argv(self.remote_results(), str(self.results) + "/", connect_timeout=5)
+        check_no_special_files(self.results)
+        argv = self.pull_argv()
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         self.last_pull = time.monotonic()
         if done.returncode in RSYNC_OK:
@@ -90,11 +183,14 @@ class Follower:
         return False
 
     def push(self) -> None:
-        """rsync :attr:`results` up to the instance (a replacement resumes from them)."""
+        """rsync :attr:`results` up to the instance (a replacement resumes from them): complete files only."""
         if self.results is None or not self.results.exists():
             return
+        check_no_special_files(self.results)
         self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results"')
-        argv = self.host.rsync_argv(str(self.results) + "/", self.remote_results(), remote_src=False)
+        argv = self.host.rsync_argv(
+            str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
+        )
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         if done.returncode not in RSYNC_OK:
             raise RemoteError(
@@ -119,6 +215,9 @@ class Follower:
                 self.poll()
                 next_poll = now + self.poll_interval
                 if self.status.get("state") in FINAL_STATES and self.status.get("ended_at"):
+                    break
+                if self.wrapper_dead():
+                    self.status = {**self.status, "state": "lost", "why": "wrapper", "beat_age": self.beat_age}
                     break
             if self.results is not None and now - self.last_pull >= self.pull_interval:
                 self.pull()

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import Ec2kitError, NotFound, RunError
 from ..runs import RunRecord, Runs, masked_vars
+from . import owner
 from .commands import kill_command
 from .follow import _final_pull, _final_push_or_pull, _follow
 from .options import DATA_MOUNT, RUN_TAG, SpotRunOptions, bundle, default_name, preflight, validate
-from .prepare import _host, _prepare_and_start
+from .prepare import _host, _prepare_and_start, launch_resumable, resumable
 from .release import (
     _release_instance,
     _report_leftovers,
@@ -130,6 +131,7 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
     preflight(ctx, options, results)
     opts = {k: v for k, v in asdict(options).items() if k not in ("out", "say")}
     opts["vars"] = masked_vars(options.vars)  # a secret's value is never stored or shown, only its name
+    opts["owner"] = owner.me()  # `inv runs` settles the run if this process dies without cleaning up
     record = RunRecord(name=name, script=options.script, results_dir=str(results), monitor=options.monitor, options=opts)
     runs = Runs(ctx.settings.runs_db)
     runs.create(record)
@@ -138,6 +140,8 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
     try:
         return _attempts(run)
     except KeyboardInterrupt:
+        if run.outage_since is not None and run.script_started and run.instance is not None:
+            return _leave_detached(run)
         run.say(f"{name}: interrupted (Ctrl-C): pulling results and cleaning up")
         _abort(run, "cancelled")
         return run.record
@@ -153,7 +157,10 @@ def _attempts(run: _Run) -> RunRecord:
     attempt = 0
     while True:
         attempt += 1
-        _launch(run, attempt)
+        if resumable(opts):
+            launch_resumable(run, attempt)
+        else:
+            _launch(run, attempt)
         _prepare_and_start(run, attempt)
         if opts.detach:
             if opts.monitor:
@@ -195,23 +202,50 @@ def _attempts(run: _Run) -> RunRecord:
                     f"{rec.name}: {state} (exit code {rec.exit_code}). Last lines of the log:\n" + log_tail(run.ctx, rec.name)
                 )
             return rec
-        # interrupted (notice seen) or lost (instance vanished): results pulled so far are kept
+        # interrupted (notice seen) or lost (instance vanished, or its wrapper died): results pulled so far are kept
+        if status.get("why") == "wrapper":
+            run.say(
+                f"{rec.name}: the run's wrapper on {run.instance.label if run.instance else '?'} died (no heartbeat for "
+                f"{status.get('beat_age') or 0:.0f} s, no tmux session): stopping what is left of the script, pulling its results"
+            )
+            try:
+                _host(run).run(kill_command(rec.name), check=False, timeout=30)
+            except Ec2kitError:
+                pass
         _final_pull(run)
         remaining = _release_instance(run)
         _report_leftovers(run, remaining)
         if run.cancelled:
             rec.state = "cancelled"
             return rec
+        wrapper_died = status.get("why") == "wrapper"
         if attempt > opts.retries:
             rec.ended_at = time.time()
-            run.save(state="interrupted")
+            run.save(state="lost" if wrapper_died else "interrupted")
+            what = "lost its wrapper" if wrapper_died else "was interrupted"
             raise RunError(
-                f"Run {rec.name} was interrupted on attempt {attempt} and has no retries left; results so far are in {rec.results_dir}.",
+                f"Run {rec.name} {what} on attempt {attempt} and has no retries left; results so far are in {rec.results_dir}.",
                 hint="Run again with --retries N to replace interrupted instances automatically.",
             )
-        run.say(f"{rec.name}: instance {state}; replacing it (retry {attempt} of {opts.retries})")
+        why = "its wrapper died" if wrapper_died else f"instance {state}"
+        run.say(f"{rec.name}: {why}; replacing the instance (retry {attempt} of {opts.retries}), resuming from {rec.results_dir}")
         run.save(state="recovering")
         run.instance, run.follower, run.script_started = None, None, False
+
+
+def _leave_detached(run: _Run) -> RunRecord:
+    """Ctrl-C while out of contact: the instance is healthy as far as EC2 knows, so leave the run to
+    itself as a detached run (its wrapper waits for `inv pull`) instead of destroying it blind."""
+    rec = run.record
+    assert run.instance is not None
+    rec.options["detach"] = True
+    rec.options["note"] = f"left running when Ctrl-C came during a link outage; `inv pull {rec.name}` brings its results"
+    run.save()
+    run.say(
+        f"{rec.name}: Ctrl-C while out of contact with {run.instance.id}; EC2 says it is running, so the run goes on "
+        f"as a detached run: `inv runs` shows it, `inv pull {rec.name}` brings its results, `inv stop-run {rec.name}` ends it"
+    )
+    return rec
 
 
 def _abort(run: _Run, state: str) -> None:

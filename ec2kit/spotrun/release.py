@@ -85,8 +85,13 @@ def _report_leftovers(run: _Run, remaining: list[str]) -> None:
 
 
 def release_all(ctx: Context, record: RunRecord) -> list[str]:
-    """Cancel every request, terminate every instance and delete every volume the run created; save the record."""
-    remaining = release(ctx, record.created)
+    """Cancel every request, terminate every instance and delete every volume the run created (its record's,
+    and whatever carries its ec2kit:run tag: a crash may have come before the record was written); save the record."""
+    try:
+        found = merged(record.created, tagged(ctx, record.name))
+    except Ec2kitError:
+        found = record.created
+    remaining = release(ctx, found)
     record.instance_stopped()
     record.volumes = []
     Runs(ctx.settings.runs_db).save(record)
@@ -94,20 +99,49 @@ def release_all(ctx: Context, record: RunRecord) -> list[str]:
 
 
 def release(ctx: Context, created: dict[str, list[str]]) -> list[str]:
-    """Terminate these instances, cancel these spot requests, delete these volumes; what could not go, as hints."""
+    """Cancel these spot requests, terminate these instances, delete these volumes; what could not go, as hints.
+
+    Requests first: a persistent request whose instance is terminated opens again and launches another.
+    """
     cloud = ctx.cloud
     remaining: list[str] = []
-    for iid in created.get("instances", []):
-        ctx.forget_host(iid)
-        remaining += _terminate(cloud, iid, None, wait=bool(created.get("volumes")))  # only volumes need it gone
     for rid in created.get("requests", []):
         try:
             cloud.cancel_spot_request(rid)
         except Exception:  # noqa: BLE001 - gone already (moto drops cancelled requests)
             pass
+    for iid in created.get("instances", []):
+        ctx.forget_host(iid)
+        remaining += _terminate(cloud, iid, None, wait=bool(created.get("volumes")))  # only volumes need it gone
     for vid in created.get("volumes", []):
         remaining += _delete_volume(cloud, vid)
     return remaining
+
+
+def tagged(ctx: Context, run: str) -> dict[str, list[str]]:
+    """What the cloud holds for run ``run`` by its ec2kit:run tag, whatever its record says:
+    live instances, open/active/disabled spot requests, volumes."""
+    from .options import RUN_TAG
+
+    cloud = ctx.cloud
+    instances = [i.id for i in cloud.instances(states=["pending", "running", "stopping", "stopped"], tags={RUN_TAG: run})]
+    requests = [
+        r.id
+        for r in cloud.spot_requests(tag_key=RUN_TAG)
+        if r.tags.get(RUN_TAG) == run and r.state in ("open", "active", "disabled")
+    ]
+    volumes = [v.id for v in cloud.volumes() if v.tags.get(RUN_TAG) == run]
+    return {"instances": instances, "requests": requests, "volumes": volumes}
+
+
+def merged(*found: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Resource ids by kind from several sources, each once."""
+    out: dict[str, list[str]] = {}
+    for one in found:
+        for kind, ids in one.items():
+            out.setdefault(kind, [])
+            out[kind] += [i for i in ids if i not in out[kind]]
+    return out
 
 
 def log_tail(ctx: Context, run: str, lines: int = 20) -> str:

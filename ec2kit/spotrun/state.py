@@ -33,6 +33,7 @@ class _Run:
         self.instance: Instance | None = None
         self.follower: Follower | None = None
         self.script_started = False
+        self.outage_since: float | None = None  # monotonic time contact with the instance was lost (None: in contact)
         self.phases: list[Phase] = []
 
     def save(self, **changes: Any) -> None:

@@ -136,17 +136,19 @@ def rsync_argv(
     remote_src: bool = True,
     connect_timeout: int = 10,
     ssh_options: Sequence[str] = (),
+    options: Sequence[str] = (),
 ) -> list[str]:
     """``rsync -az --partial`` between this machine and ``target`` over ec2kit's ssh.
 
     ``remote_src=True`` pulls ``src`` (remote) into ``dest`` (local); False pushes
     local ``src`` to remote ``dest``. Give remote paths absolute (``Transport.expand``):
     a relative one is relative to the login directory. Trailing-slash rules are rsync's.
-    ``ssh_options`` go to rsync's ssh too (e.g. a shared connection's ControlPath).
+    ``ssh_options`` go to rsync's ssh too (e.g. a shared connection's ControlPath); ``options``
+    are more rsync flags (e.g. ``--partial-dir=DIR --delay-updates``).
     """
     ssh = ["ssh", *_ssh_options(target), *ssh_options, "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15",
            "-o", f"ConnectTimeout={connect_timeout}"]  # fmt: skip
-    argv = ["rsync", "-az", "--partial"]
+    argv = ["rsync", "-az", "--partial", *options]
     if delete:
         argv.append("--delete")
     for pattern in excludes:
