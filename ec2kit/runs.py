@@ -92,9 +92,9 @@ class RunRecord:
 
     @property
     def awaiting_pull(self) -> bool:
-        """A detached run that ended: its instance holds the results until `inv pull`."""
+        """A detached run (or one whose `inv spot-run` died) that ended: its instance holds the results until `inv pull`."""
         return (
-            bool(self.options.get("detach"))
+            bool(self.options.get("detach") or self.options.get("orphaned"))
             and not self.live
             and self.state != "lost"
             and not self.options.get("pulled")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
+from . import owner
 from .commands import attach_command, kill_command
 from .follower import FINAL_STATES, Follower
 from .options import RUN_TAG
@@ -35,19 +36,46 @@ def list_runs(ctx: Context) -> list[RunRecord]:
     return Runs(ctx.settings.runs_db).all()
 
 
-def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
-    """Bring detached runs up to date (nothing else follows them); returns a note per run for display.
+def _orphaned(record: RunRecord) -> bool:
+    """A followed run whose ``inv spot-run`` process died (kill -9, a crash) without cleaning up."""
+    return record.live and not record.options.get("detach") and owner.alive(record.options.get("owner")) is False
 
-    One DescribeInstances for all of them, then one status read per instance still running.
-    A run whose script ended gets its final state; one whose instance went away unseen is ``lost``.
+
+def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
+    """Bring runs nothing follows up to date; returns a note per run for display.
+
+    Those are detached runs, and followed runs whose ``inv spot-run`` died (their owner's pid is gone):
+    one DescribeInstances for all of them (instances found by id, or by the run's tag when a crash
+    came before the record had one), then one status read per instance still running. A run whose
+    script ended gets its final state; one whose instance went away unseen is ``lost``; one that
+    never got its script started is ``failed`` and its leftovers are `inv cleanup`'s.
     """
-    pending = [r for r in records if r.options.get("detach") and r.instance_id and (r.live or r.awaiting_pull)]
+    orphans = {r.name for r in records if _orphaned(r)}
+    pending = [
+        r
+        for r in records
+        if (r.options.get("detach") or r.options.get("orphaned") or r.name in orphans) and (r.live or r.awaiting_pull)
+    ]
     if not pending:
         return {}
-    running = {i.id: i for i in ctx.cloud.instances(states=["running"])}
-    runs, notes = Runs(ctx.settings.runs_db), {}
+    found = ctx.cloud.instances(states=["pending", "running", "stopping", "stopped"], tags={RUN_TAG: None})
+    by_id = {i.id: i for i in found}
+    by_run: dict[str, Instance] = {}
+    for one in sorted(found, key=lambda i: i.state != "running"):  # a running one first
+        by_run.setdefault(one.tags.get(RUN_TAG, ""), one)
+    runs = Runs(ctx.settings.runs_db)
+    notes: dict[str, str] = {}
+    inst: Instance | None
     for record in pending:
-        inst = running.get(record.instance_id or "")
+        inst = by_id.get(record.instance_id or "") or by_run.get(record.name)
+        if record.name in orphans and not _adopt(ctx, record, inst, notes):
+            continue
+        if inst is not None and inst.state != "running":
+            if record.options.get("resumable") and inst.state in ("stopping", "stopped"):
+                notes[record.name] = "stopped by a spot interruption; it resumes from its checkpoint when capacity returns"
+            else:
+                notes[record.name] = f"instance {inst.state}"
+            continue
         if inst is None and record.live and record.monitor:
             _settle_from_monitor(ctx, record)
             if not record.live:
@@ -66,11 +94,19 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
                 record.options["note"] = "its instance went away before `inv pull` collected the final results"
                 runs.save(record)
             continue
+        follower = _follower(ctx, record, inst, out=lambda _line: None, pull=False)
         try:
-            status = _follower(ctx, record, inst, out=lambda _line: None, pull=False).poll()
+            status = follower.poll()
         except RemoteError:
-            notes[record.name] = "instance not answering"
+            notes[record.name] = f"instance {inst.id} not answering (EC2 says it is running)"
             continue
+        if status.get("attempt") and status["attempt"] != record.attempt:
+            record.attempt = status["attempt"]  # a resumable run resumed on its own after an interruption
+            runs.save(record)
+        if status.get("state") == "interrupted":
+            notes[record.name] = _notice_note(follower, record)
+            if record.options.get("resumable"):
+                continue  # not the end: the instance stops, and resumes when capacity returns
         _settle(ctx, record, status)
         if record.monitor and not record.live:
             notes[record.name] = f"pushing its last results to {record.monitor}"
@@ -79,14 +115,80 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
     return notes
 
 
-def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
-    if not record.instance_id:
-        return None
+def _adopt(ctx: Context, record: RunRecord, inst: Instance | None, notes: dict[str, str]) -> bool:
+    """A followed run whose owner died: True when its script runs on (it becomes a detached run), else
+    settle it (nothing left, or the script never started) and return False."""
+    runs = Runs(ctx.settings.runs_db)
+    who = owner.describe(record.options.get("owner"))
+    started = False
+    if inst is not None and inst.state == "running":
+        try:
+            status = _follower(ctx, record, inst, out=lambda _line: None, pull=False).poll()
+            started = bool(status.get("state"))
+        except RemoteError:
+            started = record.state == "running"
+    elif inst is not None:
+        started = record.state == "running"  # stopped: it cannot be asked; trust the record
+    if started and inst is not None:
+        record.options["orphaned"] = True
+        record.options["note"] = f"its `inv spot-run` ({who}) is gone; the run goes on, and waits for `inv pull {record.name}`"
+        record.instance_id = record.instance_id or inst.id
+        runs.save(record)
+        return True
+    if inst is not None:
+        record.options["note"] = (
+            f"its `inv spot-run` ({who}) died before the script started; instance {inst.id} is still there: "
+            f"`inv stop-run {record.name}` or `inv cleanup` removes it"
+        )
+        notes[record.name] = f"its `inv spot-run` died; instance {inst.id} left for `inv cleanup`"
+        record.instance_id = record.instance_id or inst.id
+    else:
+        record.options["note"] = (
+            f"its `inv spot-run` ({who}) died; no instance of it is left (`inv cleanup` finds any other leftover)"
+        )
+        notes[record.name] = "its `inv spot-run` died; nothing left running"
+    record.state = "lost" if record.state == "running" else "failed"
+    record.ended_at = time.time()
+    runs.save(record)
+    return False
+
+
+def _notice_note(follower: Follower, record: RunRecord) -> str:
+    """What `inv runs` says during a spot interruption's notice window."""
+    import json
+    from datetime import datetime, timezone
+
+    left = ""
     try:
-        inst = ctx.cloud.instance(record.instance_id)
-    except NotFound:
-        return None
-    return inst if inst.state == "running" else None
+        shown = follower.host.run(f'cat "$HOME/ec2kit/{record.name}/notice" 2>/dev/null', check=False, timeout=15)
+        when = json.loads(shown.stdout).get("time", "")
+        secs = (
+            datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) - datetime.now(timezone.utc)
+        ).total_seconds()
+        left = f" within {max(int(secs), 0)} s"
+    except (RemoteError, ValueError, AttributeError, TypeError):
+        pass
+    note = f"interrupted — `inv pull {record.name}`{left} saves the latest results"
+    if record.options.get("resumable"):
+        note += "; the instance then stops and the run resumes when capacity returns"
+    return note
+
+
+def _instance_of(ctx: Context, record: RunRecord) -> Instance | None:
+    """The run's current instance in any live state: by the record's id, else by the run's tag."""
+    if record.instance_id:
+        try:
+            return ctx.cloud.instance(record.instance_id)
+        except NotFound:
+            return None
+    found = ctx.cloud.instances(tags={RUN_TAG: record.name})
+    found.sort(key=lambda i: i.state != "running")
+    return found[0] if found else None
+
+
+def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
+    inst = _instance_of(ctx, record)
+    return inst if inst is not None and inst.state == "running" else None
 
 
 def _follower(
@@ -159,16 +261,31 @@ def pull(ctx: Context, run: str) -> Path:
         )
     inst = _live_instance(ctx, record)
     if inst is None:
+        stopped = _instance_of(ctx, record)
+        if stopped is not None and record.options.get("resumable"):
+            raise WrongState(
+                f"Run {run}'s instance {stopped.id} is {stopped.state} (a spot interruption); its results are on its disk.",
+                hint=f"It resumes when capacity returns; `inv pull {run}` then (`inv runs` shows when).",
+            )
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
     f = _follower(ctx, record, inst, out=lambda _line: None)
     status = f.poll()
     if not f.pull():
-        raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {getattr(f, 'last_error', '')}")
-    if status.get("state") in FINAL_STATES and status.get("ended_at"):
+        raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {f.last_error}")
+    ended = status.get("state") in FINAL_STATES and status.get("ended_at")
+    resumable = bool(record.options.get("resumable"))
+    if ended and not (resumable and status.get("state") == "interrupted"):  # an interrupted resumable run goes on
         f.mark_pulled()
         record.options["pulled"] = True
     _settle(ctx, record, status)
     Runs(ctx.settings.runs_db).save(record)
+    if resumable and record.options.get("pulled"):
+        # Its persistent request would start it again (or launch another): cancel it, terminate the instance.
+        remaining = release_all(ctx, record)
+        if remaining:
+            from ..errors import RunError
+
+            raise RunError(f"Results of {run} pulled, but these could not be removed: {'; '.join(remaining)}.")
     return Path(record.results_dir)
 
 
@@ -231,7 +348,9 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
 
     Never touches anything without a run tag: your named machines, data volumes and snapshots stay.
     """
-    # a detached run that ended still owns its instance until `inv pull` takes the results
+    # Settle runs whose `inv spot-run` died first: their leftovers are found by tag, whatever the record says.
+    # A detached run that ended still owns its instance until `inv pull` takes the results.
+    refresh(ctx, Runs(ctx.settings.runs_db).all())
     live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
     cloud = ctx.cloud
     found: list[Leftover] = []
@@ -246,8 +365,8 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
                 found.append(Leftover("volume", vol.id, vol.name, f"data volume of run {run}, detached"))
     for req in cloud.spot_requests(tag_key=RUN_TAG):
         run = req.tags.get(RUN_TAG)
-        if req.state in ("open", "active") and run not in live and not req.instance_id:
-            found.append(Leftover("spot-request", req.id, req.name, f"open request of run {run}"))
+        if req.state in ("open", "active", "disabled") and run not in live:
+            found.append(Leftover("spot-request", req.id, req.name, f"{req.state} request of run {run}"))
     if not dry_run:
         created = {
             "instances": [l.id for l in found if l.kind == "instance"],

@@ -107,6 +107,10 @@ def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
                 f"--monitor {options.monitor} is {monitor.state}, not running.",
                 hint=f"Start it first: inv start {options.monitor}",
             )
+    from .follower import check_no_special_files
+
+    if results.exists() or results.is_symlink():
+        check_no_special_files(results)  # a device, FIFO or socket there would be written over, or through
     probe = results
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

@@ -23,6 +23,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import paramiko
 
 
+def _quiet_paramiko() -> None:
+    """paramiko's transport thread logs a failed handshake with a traceback ("Exception (client): Error
+    reading SSH protocol banner"); with no handler configured Python prints it on the terminal. The
+    failure reaches ec2kit as an exception anyway, and is said there: keep paramiko's log off the terminal."""
+    import logging
+
+    logger = logging.getLogger("paramiko")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
 def host_key(key: paramiko.PKey) -> pins.HostKey:
     """A paramiko key as ec2kit's :class:`~ec2kit.ssh.pins.HostKey`."""
     return pins.HostKey(key.get_name(), key.asbytes())
@@ -131,6 +143,7 @@ class FabricTransport(Transport):
         import fabric
         import paramiko
 
+        _quiet_paramiko()
         t = self.target
         if not Path(t.key_file).exists():
             raise connect_error(t, "no-key")

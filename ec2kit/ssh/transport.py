@@ -89,7 +89,7 @@ def connect_error(target: SshTarget, reason: str, detail: str = "") -> RemoteErr
         ),
         "handshake": (
             f"the SSH handshake failed ({detail})",
-            f"The instance may still be booting: retry in a moment (or `inv start {name}`).",
+            f"Retry in a moment; `inv instances` shows whether {name} is running (`inv start {name}` if not).",
         ),
         "no-key": (f"the private key {target.key_file} does not exist", "Check EC2KIT_HOME / the key name."),
     }.get(reason, (detail, start))
