@@ -354,7 +354,9 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
     live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
     cloud = ctx.cloud
     found: list[Leftover] = []
-    for inst in cloud.instances(tags={"ec2kit:managed": "1"}):
+    managed = cloud.instances(tags={"ec2kit:managed": "1"})
+    untagged = {i.id: i for i in managed if RUN_TAG not in i.tags and i.state not in ("terminated", "shutting-down")}
+    for inst in managed:
         run = inst.tags.get(RUN_TAG)
         if run and run not in live and inst.state not in ("terminated", "shutting-down"):
             found.append(Leftover("instance", inst.id, inst.name, f"run {run} is not running"))
@@ -367,6 +369,8 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
         run = req.tags.get(RUN_TAG)
         if req.state in ("open", "active", "disabled") and run not in live:
             found.append(Leftover("spot-request", req.id, req.name, f"{req.state} request of run {run}"))
+            if req.instance_id in untagged and not any(l.id == req.instance_id for l in found):
+                found.append(Leftover("instance", req.instance_id, req.name, f"launched by a request of run {run}"))
     if not dry_run:
         created = {
             "instances": [l.id for l in found if l.kind == "instance"],

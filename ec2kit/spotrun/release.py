@@ -125,11 +125,14 @@ def tagged(ctx: Context, run: str) -> dict[str, list[str]]:
 
     cloud = ctx.cloud
     instances = [i.id for i in cloud.instances(states=["pending", "running", "stopping", "stopped"], tags={RUN_TAG: run})]
-    requests = [
-        r.id
+    reqs = [
+        r
         for r in cloud.spot_requests(tag_key=RUN_TAG)
         if r.tags.get(RUN_TAG) == run and r.state in ("open", "active", "disabled")
     ]
+    requests = [r.id for r in reqs]
+    # a crash between fulfilment and tagging leaves an untagged instance: its request names it
+    instances += [r.instance_id for r in reqs if r.instance_id and r.instance_id not in instances]
     volumes = [v.id for v in cloud.volumes() if v.tags.get(RUN_TAG) == run]
     return {"instances": instances, "requests": requests, "volumes": volumes}
 
