@@ -354,9 +354,9 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
     live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
     cloud = ctx.cloud
     found: list[Leftover] = []
-    managed = cloud.instances(tags={"ec2kit:managed": "1"})
-    untagged = {i.id: i for i in managed if RUN_TAG not in i.tags and i.state not in ("terminated", "shutting-down")}
-    for inst in managed:
+    every = cloud.instances()  # live states; a spot instance is tagged only once its request is fulfilled
+    untagged = {i.id: i for i in every if RUN_TAG not in i.tags and i.state not in ("terminated", "shutting-down")}
+    for inst in [i for i in every if i.tags.get("ec2kit:managed") == "1"]:
         run = inst.tags.get(RUN_TAG)
         if run and run not in live and inst.state not in ("terminated", "shutting-down"):
             found.append(Leftover("instance", inst.id, inst.name, f"run {run} is not running"))
