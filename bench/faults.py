@@ -5,8 +5,8 @@
 Faults (each injected for real: moto + one sshd per instance, tmux, rsync):
   crash     kill -9 the `inv spot-run` process group right after its instance runs; then `inv runs` + `inv cleanup`
   wrapper   kill the instance's tmux server mid-run (--retries 1): the run must resume on a new instance
-  outage    SIGSTOP the instance's sshd processes for 45 s mid-run, then SIGCONT
-  rsync     kill rsync mid-pull of a rewritten 96 MiB checkpoint: the local copy must stay the old one
+  outage    SIGSTOP the instance's sshd processes for 45 s mid-run, then SIGCONT (recover: thaw → contact back)
+  rsync     kill rsync mid-pull of a rewritten 256 MiB checkpoint: the local copy must stay the old one
   follower  kill -9 `inv spot-run` while the script runs; the script ends; `inv pull` later
   detached  interrupt a detached run (stop), capacity returns: it must resume and finish; `inv pull`
 
@@ -182,13 +182,14 @@ def fault_outage(b: Bench, d: Path, run: str, freeze: float = 45.0) -> dict:
         time.sleep(freeze)
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
+        at["thaw"] = time.monotonic()
         wait(lambda: any("is back" in m for _, m in events), 120, "contact")
         at["resumed"] = time.monotonic()
 
     threading.Thread(target=inject, daemon=True).start()
     rec = spot_run(b.ctx, o)
     ok, missing = complete(d / "results")
-    return dict(recovered=rec.state == "succeeded", complete=ok, lost=missing, recover_s=at.get("resumed", 0) - at.get("t", 0))
+    return dict(recovered=rec.state == "succeeded", complete=ok, lost=missing, recover_s=at.get("resumed", 0) - at.get("thaw", 0))
 
 
 def fault_rsync(b: Bench, d: Path, run: str) -> dict:
@@ -205,11 +206,13 @@ def fault_rsync(b: Bench, d: Path, run: str) -> dict:
         local = d / "results" / "model.ckpt"
         good = hashlib.sha256(local.read_bytes()).hexdigest()
         host.run(
-            f"head -c 96M /dev/urandom > ~/ec2kit/{run}/results/model.ckpt.new && mv ~/ec2kit/{run}/results/model.ckpt.new ~/ec2kit/{run}/results/model.ckpt"
+            f"head -c 256M /dev/urandom > ~/ec2kit/{run}/results/model.ckpt.new && mv ~/ec2kit/{run}/results/model.ckpt.new ~/ec2kit/{run}/results/model.ckpt"
         )
         proc = subprocess.Popen(f.pull_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         partial = d / "results" / PARTIAL_DIR / "model.ckpt"
         wait(lambda: partial.exists() or proc.poll() is not None, 60, "partial")
+        if proc.poll() is not None:
+            raise RuntimeError("the pull ended before it could be cut")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kept = hashlib.sha256(local.read_bytes()).hexdigest() == good

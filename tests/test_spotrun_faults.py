@@ -392,3 +392,37 @@ def test_a_pull_never_writes_over_or_into_a_fifo(sshd_host, user_key, tmp_path):
         with pytest.raises(ConfigError, match="log"):
             f._emit("line\n")
         assert (tmp_path / "log").is_fifo()
+
+
+# ------------------------------------------------------------------ 8. messages during faults
+
+
+def test_a_link_that_never_answers_gives_a_message_and_no_paramiko_traceback(user_key, tmp_path):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; no SSH banner ever comes, as on a frozen link
+    code = textwrap.dedent(f"""
+        import threading, paramiko
+        from pathlib import Path
+        from ec2kit.errors import RemoteError
+        from ec2kit.ssh import SshTarget
+        from ec2kit.ssh.fabric import FabricTransport
+        target = SshTarget("127.0.0.1", {silent.getsockname()[1]}, "ubuntu", Path({str(user_key)!r}), "i-silent",
+                           Path({str(tmp_path / "known_hosts")!r}), "silent")
+        try:
+            FabricTransport(target, connect_timeout=1).run("true")
+        except RemoteError as err:
+            print("said:", err, err.hint)
+        for t in threading.enumerate():  # paramiko's transport thread logs after the caller has its exception
+            if isinstance(t, paramiko.Transport):
+                t.join(10)
+    """)
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finally:
+        silent.close()
+    assert "said: Cannot connect to silent" in done.stdout, done
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "may still be booting" not in done.stdout
