@@ -219,6 +219,35 @@ def test_a_link_outage_longer_than_the_old_budget_never_kills_a_healthy_run(ctx,
     assert run_resources(sandbox, "outage") == {}
 
 
+def test_ctrl_c_during_an_outage_leaves_a_detached_run_for_inv_pull(ctx, sandbox, tmp_path):
+    s = script(tmp_path, 'for i in $(seq 1 10); do echo $i > "$EC2KIT_RESULTS/r$i"; sleep 1; done\n')
+    proc = spot_run_process(sandbox, tmp_path, s, "outage-ctrl-c")
+    frozen: list[int] = []
+    try:
+        wait_until(lambda: (tmp_path / "results" / "r2").exists(), 120, "a pulled result")
+        frozen = sshd_processes(sandbox, record(sandbox, "outage-ctrl-c").instance_id)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        wait_until(lambda: "lost contact" in (tmp_path / "out").read_text(), 60, "the follower to notice")
+        os.killpg(proc.pid, signal.SIGINT)  # the user gives up waiting
+        proc.wait(60)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        if proc.poll() is None:
+            kill_group(proc)
+    out = (tmp_path / "out").read_text()
+    assert "goes on as a detached run" in out and "Traceback" not in out, out
+    rec = record(sandbox, "outage-ctrl-c")
+    assert rec.live and rec.options.get("detach"), rec
+    assert run_resources(sandbox, "outage-ctrl-c").get("instances"), "the run was destroyed"
+    wait_until(lambda: run_inv("runs", home=sandbox.settings.home).out.count("waiting for `inv pull outage-ctrl-c`"), 90, "end")
+    got = run_inv("pull", "outage-ctrl-c", home=sandbox.settings.home)
+    assert got.code == 0, got
+    assert sorted(int(p.name[1:]) for p in (tmp_path / "results").glob("r*")) == list(range(1, 11))
+    wait_until(lambda: run_resources(sandbox, "outage-ctrl-c") == {}, 60, "power-off after the pull")
+
+
 # ------------------------------------------------------------------ 4. rsync killed mid-pull
 
 
