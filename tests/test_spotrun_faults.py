@@ -159,6 +159,20 @@ def test_a_dead_wrapper_without_retries_releases_the_instance_after_a_final_pull
     assert run_resources(sandbox, "dead-wrapper-0") == {}
 
 
+def test_a_detached_run_whose_wrapper_died_is_settled_by_inv_runs_after_a_final_pull(ctx, sandbox, tmp_path):
+    s = script(tmp_path, 'for i in $(seq 1 300); do echo $i > "$EC2KIT_RESULTS/step"; sleep 0.2; done\n')
+    rec = spot_run(ctx, options(tmp_path, s, "dead-wrapper-d", detach=True))
+    host = ctx.connect(rec.instance_id)
+    wait_until(lambda: host.run("cat ~/ec2kit/dead-wrapper-d/results/step", check=False).stdout.strip(), 60, "a result")
+    host.run(f"{tmux('dead-wrapper-d')} kill-server", check=False)
+    note = wait_until(lambda: refresh(ctx, list_runs(ctx)).get("dead-wrapper-d", "").startswith("wrapper died"), 90, "it noticed")
+    assert note
+    stored = record(sandbox, "dead-wrapper-d")
+    assert stored.state == "lost" and "wrapper" in stored.options["note"]
+    assert int((tmp_path / "results" / "step").read_text()) > 1
+    assert run_resources(sandbox, "dead-wrapper-d") == {}
+
+
 # ------------------------------------------------------------------ 3. a link outage
 
 

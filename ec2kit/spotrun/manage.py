@@ -100,6 +100,9 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
         except RemoteError:
             notes[record.name] = f"instance {inst.id} not answering (EC2 says it is running)"
             continue
+        if follower.wrapper_dead():
+            notes[record.name] = _wrapper_died(ctx, record, follower)
+            continue
         if status.get("attempt") and status["attempt"] != record.attempt:
             record.attempt = status["attempt"]  # a resumable run resumed on its own after an interruption
             runs.save(record)
@@ -153,6 +156,33 @@ def _adopt(ctx: Context, record: RunRecord, inst: Instance | None, notes: dict[s
     return False
 
 
+def _wrapper_died(ctx: Context, record: RunRecord, follower: Follower) -> str:
+    """Nothing follows this run and its wrapper died (stale heartbeat, no tmux session): stop what is left
+    of the script, make a final pull, release the instance; the run is ``lost``."""
+    from ..errors import Ec2kitError
+
+    try:
+        follower.host.run(kill_command(record.name), check=False, timeout=30)
+    except Ec2kitError:
+        pass
+    pulled = False
+    if not record.monitor:
+        follower.results = Path(record.results_dir)
+        try:
+            pulled = follower.pull()
+        except Ec2kitError:
+            pulled = False
+    record.state, record.ended_at = "lost", time.time()
+    where = f"its results were pulled into {record.results_dir}" if pulled else "the final pull failed"
+    record.options["note"] = (
+        f"its wrapper on {follower.host.name} died (no heartbeat for {follower.beat_age or 0:.0f} s, no tmux session); "
+        f"{where}, and its instance was released"
+    )
+    Runs(ctx.settings.runs_db).save(record)
+    remaining = release_all(ctx, record)
+    return "wrapper died; instance released" + (f" (still there: {'; '.join(remaining)})" if remaining else "")
+
+
 def _notice_note(follower: Follower, record: RunRecord) -> str:
     """What `inv runs` says during a spot interruption's notice window."""
     import json
@@ -195,7 +225,8 @@ def _follower(
     ctx: Context, record: RunRecord, inst: Instance, out: Callable[[str], None] = print, *, pull: bool = True
 ) -> Follower:
     results = Path(record.results_dir) if pull and not record.monitor else None
-    return Follower(ctx.connect(inst), record.name, results, out=out)
+    beat = max(10.0, 5 * float(record.options.get("notice_poll") or 5))  # as prepare.beat_stale
+    return Follower(ctx.connect(inst), record.name, results, out=out, beat_stale=beat)
 
 
 def _settle_from_monitor(ctx: Context, record: RunRecord) -> None:
