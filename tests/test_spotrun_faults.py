@@ -67,6 +67,13 @@ def spot_run_process(sandbox, tmp_path: Path, script_path: str, name: str, **kw)
     )
 
 
+def runs_note(sandbox, name: str) -> str:
+    """The note `inv runs --json` shows for run ``name`` (what the table says beside its state)."""
+    shown = run_inv("runs", "--json", home=sandbox.settings.home)
+    assert shown.code == 0 and "Traceback" not in shown.text, shown
+    return next((r.get("note") or "" for r in json.loads(shown.out) if r["name"] == name), "")
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
@@ -255,7 +262,7 @@ def test_ctrl_c_during_an_outage_leaves_a_detached_run_for_inv_pull(ctx, sandbox
     rec = record(sandbox, "outage-ctrl-c")
     assert rec.live and rec.options.get("detach"), rec
     assert run_resources(sandbox, "outage-ctrl-c").get("instances"), "the run was destroyed"
-    wait_until(lambda: run_inv("runs", home=sandbox.settings.home).out.count("waiting for `inv pull outage-ctrl-c`"), 90, "end")
+    wait_until(lambda: runs_note(sandbox, "outage-ctrl-c") == "waiting for `inv pull outage-ctrl-c`", 90, "end")
     got = run_inv("pull", "outage-ctrl-c", home=sandbox.settings.home)
     assert got.code == 0, got
     assert sorted(int(p.name[1:]) for p in (tmp_path / "results").glob("r*")) == list(range(1, 11))
@@ -314,8 +321,7 @@ def test_an_attached_run_whose_process_dies_keeps_its_results_for_inv_pull(ctx, 
         "the wrapper to see its follower gone",
     )
     assert ctx.cloud.instance(iid).state == "running"
-    shown = run_inv("runs", home=sandbox.settings.home)
-    assert "waiting for `inv pull dead-follower`" in shown.out, shown
+    assert runs_note(sandbox, "dead-follower") == "waiting for `inv pull dead-follower`"
     got = run_inv("pull", "dead-follower", home=sandbox.settings.home)
     assert got.code == 0, got
     assert (tmp_path / "results" / "late").read_text() == "late\n"

@@ -209,7 +209,7 @@ def _instance_of(ctx: Context, record: RunRecord) -> Instance | None:
     if record.instance_id:
         try:
             return ctx.cloud.instance(record.instance_id)
-        except NotFound:
+        except (NotFound, WrongState):  # gone, or terminated
             return None
     found = ctx.cloud.instances(tags={RUN_TAG: record.name})
     found.sort(key=lambda i: i.state != "running")
