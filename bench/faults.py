@@ -6,7 +6,7 @@ Faults (each injected for real: moto + one sshd per instance, tmux, rsync):
   crash     kill -9 the `inv spot-run` process group right after its instance runs; then `inv runs` + `inv cleanup`
   wrapper   kill the instance's tmux server mid-run (--retries 1): the run must resume on a new instance
   outage    SIGSTOP the instance's sshd processes for 45 s mid-run, then SIGCONT (recover: thaw → contact back)
-  rsync     kill rsync mid-pull of a rewritten 256 MiB checkpoint: the local copy must stay the old one
+  rsync     kill rsync's ssh (a dropped link) mid-pull of a rewritten 256 MiB checkpoint: the local copy must stay the old one
   follower  kill -9 `inv spot-run` while the script runs; the script ends; `inv pull` later
   detached  interrupt a detached run (stop), capacity returns: it must resume and finish; `inv pull`
 
@@ -209,15 +209,20 @@ def fault_rsync(b: Bench, d: Path, run: str) -> dict:
             f"head -c 256M /dev/urandom > ~/ec2kit/{run}/results/model.ckpt.new && mv ~/ec2kit/{run}/results/model.ckpt.new ~/ec2kit/{run}/results/model.ckpt"
         )
         proc = subprocess.Popen(f.pull_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        partial = d / "results" / PARTIAL_DIR / "model.ckpt"
-        wait(lambda: partial.exists() or proc.poll() is not None, 60, "partial")
+        partial = d / "results" / PARTIAL_DIR
+        wait(lambda: any(p.name.startswith("model.ckpt.") for p in partial.glob("*")) or proc.poll() is not None, 60, "midway")
         if proc.poll() is not None:
             raise RuntimeError("the pull ended before it could be cut")
-        os.killpg(proc.pid, signal.SIGKILL)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        for c in children:  # the link drops: rsync's ssh dies, rsync sees it and ends
+            if Path(f"/proc/{c}/comm").read_text().strip() == "ssh":
+                os.kill(int(c), signal.SIGKILL)
         proc.wait()
         kept = hashlib.sha256(local.read_bytes()).hexdigest() == good
         t0 = time.monotonic()
         ok = f.pull()
+        remote = host.run(f"sha256sum ~/ec2kit/{run}/results/model.ckpt").stdout.split()[0]
+        ok = ok and hashlib.sha256(local.read_bytes()).hexdigest() == remote and local.stat().st_size == 256 << 20
         return dict(recovered=kept and ok, complete=ok, lost=0 if kept else 1, recover_s=time.monotonic() - t0)
     finally:
         b.ctx.forget_host(inst.id)

@@ -287,12 +287,22 @@ def test_a_pull_killed_midway_keeps_the_last_complete_checkpoint(sshd_host, user
         good = sha(local)
         (remote / "model.ckpt").write_bytes(os.urandom(160 << 20))  # the script rewrites its checkpoint
         rsync = subprocess.Popen(f.pull_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
-        partial = tmp_path / "results" / PARTIAL_DIR / "model.ckpt"
-        wait_until(lambda: partial.exists() and partial.stat().st_size > 0 or rsync.poll() is not None, 60, "a partial file")
+        partial = tmp_path / "results" / PARTIAL_DIR
+
+        def midway() -> bool:  # the new version is arriving (rsync's temp file [.]model.ckpt.XXXXXX)
+            temps = [*partial.glob("model.ckpt.*"), *local.parent.glob(".model.ckpt.*")]
+            return any(p.stat().st_size > 0 for p in temps if p.exists())
+
+        wait_until(lambda: midway() or rsync.poll() is not None, 60, "a partial file")
         assert rsync.poll() is None, "the pull finished before it could be cut"
-        os.killpg(rsync.pid, signal.SIGKILL)  # rsync and its ssh, mid-transfer
-        rsync.wait(10)
+        children = Path(f"/proc/{rsync.pid}/task/{rsync.pid}/children").read_text().split()
+        [ssh] = [int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "ssh"]
+        os.kill(ssh, signal.SIGKILL)  # the link drops mid-transfer: rsync itself sees it and ends
+        rsync.wait(30)
         assert sha(local) == good, "a cut pull replaced the last good checkpoint"
+        assert [p.name for p in local.parent.iterdir()] == ["model.ckpt", PARTIAL_DIR] or sorted(
+            p.name for p in local.parent.iterdir()
+        ) == sorted(["model.ckpt", PARTIAL_DIR]), "a half-written file beside the results"
         f.push()  # what goes back to a replacement: complete files only, never the partial dir
         assert not (remote / PARTIAL_DIR).exists()
         assert f.pull() and sha(local) == sha(remote / "model.ckpt")

@@ -7,6 +7,7 @@ bytes in one exec); results come home with rsync over the same (shared) connecti
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import time
@@ -24,10 +25,11 @@ if TYPE_CHECKING:
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted")
 RSYNC_OK = (0, 24)  # 24: files vanished while rsync ran (a checkpoint renamed mid-transfer)
 PARTIAL_DIR = ".rsync-partial"
-# A transfer lands beside its file in PARTIAL_DIR and replaces it only once complete; all of a pull's
-# updates are renamed into place at its end (--delay-updates), so a pull cut short (a dropped link,
-# a killed rsync) leaves the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
-SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
+# A transfer is written into PARTIAL_DIR (--temp-dir: even a SIGKILLed rsync leaves nothing half-written
+# beside the results) and replaces its file only once complete; all of a pull's updates are renamed
+# into place at its end (--delay-updates), so a pull cut short (a dropped link, a killed rsync) leaves
+# the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
+SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",
@@ -159,6 +161,7 @@ class Follower:
     def pull_argv(self) -> list[str]:
         """The rsync that brings the instance's results into :attr:`results` (complete files only)."""
         assert self.results is not None
+        (self.results / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
         return self.host.rsync_argv(
             self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
         )
@@ -178,6 +181,8 @@ class Follower:
         self.last_pull = time.monotonic()
         if done.returncode in RSYNC_OK:
             self.pulls += 1
+            if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
+                shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
             return True
         self.last_error = done.stderr.decode(errors="replace").strip()
         return False
@@ -187,7 +192,7 @@ class Follower:
         if self.results is None or not self.results.exists():
             return
         check_no_special_files(self.results)
-        self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results"')
+        self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results/{PARTIAL_DIR}"')
         argv = self.host.rsync_argv(
             str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
         )
