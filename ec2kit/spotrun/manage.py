@@ -83,7 +83,7 @@ def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
         return None
     try:
         inst = ctx.cloud.instance(record.instance_id)
-    except NotFound:
+    except (NotFound, WrongState):  # gone, or terminated
         return None
     return inst if inst.state == "running" else None
 
