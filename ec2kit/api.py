@@ -108,6 +108,13 @@ class Text(str):
 class _Shown:
     """Mixin: one description (``_show()``) rendered as HTML for Jupyter and as text for IPython."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # IPython's pretty printer stops at the first class in the MRO that defines __repr__ (or is a
+        # registered type such as list): every subclass carries _repr_pretty_ itself so it is found first.
+        if "_repr_pretty_" not in cls.__dict__:
+            cls._repr_pretty_ = _Shown._repr_pretty_  # type: ignore[method-assign]
+
     def _show(self) -> tuple[str, Sequence[str], Sequence[Sequence[Any]], str]:
         """``(title, columns, rows, empty)``; subclasses with fields override ``_fields`` instead."""
         raise NotImplementedError
@@ -174,7 +181,8 @@ class CommandResult(Result):
 
     def _text(self) -> str:
         status = "" if self.ok else f"[exit code {self.exit_code}]\n"
-        return status + self.stdout + (("\n" if self.stdout and not self.stdout.endswith("\n") else "") + self.stderr)
+        gap = "\n" if self.stderr and self.stdout and not self.stdout.endswith("\n") else ""
+        return status + self.stdout + gap + self.stderr
 
     def _repr_html_(self) -> str:
         title = f"{self.host} $ {self.command}" + ("" if self.ok else f"  (exit code {self.exit_code})")
