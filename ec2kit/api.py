@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from .aws.models import Instance as InstanceInfo
     from .context import Context
     from .metrics import Metrics, Series
-    from .recipe import RecipeInfo
     from .recipe import Recipe as RecipeModel
+    from .recipe import RecipeInfo
     from .recipe.model import HostReport, RunReport
     from .runs import RunRecord
     from .settings import Settings
@@ -479,7 +479,7 @@ class InstanceNames:
         return "<instances: " + " ".join(sorted(self._names())) + ">"
 
 
-class UnknownInstance(NotFound, AttributeError):
+class UnknownInstance(NotFound, AttributeError):  # type: ignore[misc]  # name: str vs str | None
     """``ec2.i.<name>`` with no such instance: a NotFound (with suggestions) that is also an AttributeError."""
 
     def __init__(self, name: str, candidates: list[str]) -> None:
@@ -533,10 +533,12 @@ class RecipeReport(_Shown):
     def _show(self) -> tuple[str, Sequence[str], Sequence[Sequence[Any]], str]:
         from .recipe.report import status_word
 
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for host, report in self.hosts.items():
             for s in report.steps:
-                rows.append((host, s.number, s.name, status_word(s), s.reason or (f"exit code {s.exit_code}" if s.exit_code else "")))
+                rows.append(
+                    (host, s.number, s.name, status_word(s), s.reason or (f"exit code {s.exit_code}" if s.exit_code else ""))
+                )
             if report.failure:
                 rows.append((host, "", "failure", "failed", report.failure))
         title = f"Recipe {self.recipe}" + (" (check mode: nothing changed)" if self.check else "") + f": {self.summary}"
@@ -926,7 +928,11 @@ class EC2:
         items = [Instance(self, i) for i in sorted(found, key=lambda i: (i.name or "", i.id))]
         self._names_cache = (time.monotonic(), [i.name for i in found if i.name and i.state != "terminated"])
         return Listing(
-            items, title="Instances", columns=INSTANCE_COLUMNS, row=_instance_row, empty="No instances. Launch one with ec2.launch(NAME)."
+            items,
+            title="Instances",
+            columns=INSTANCE_COLUMNS,
+            row=_instance_row,
+            empty="No instances. Launch one with ec2.launch(NAME).",
         )
 
     def instance(self, name_or_id: str | Instance) -> Instance:
@@ -1069,7 +1075,9 @@ class EC2:
             raise ConfigError(f"size={size}: a volume is 1 to 16384 GB.", hint="Example: ec2.create_volume(inst, 20).")
         inst = self.instance(instance)
         with self._progress(f"Making volume for {inst.label}") as progress:
-            return make_volume(self.ctx, inst.id, size=size, name=name, snapshot=snapshot, mountpoint=mountpoint, progress=progress)
+            return make_volume(
+                self.ctx, inst.id, size=size, name=name, snapshot=snapshot, mountpoint=mountpoint, progress=progress
+            )
 
     def mount_volume(self, volume: str | Volume, instance: str | Instance, *, mountpoint: str = DEFAULT_MOUNT) -> Volume:
         """Attach an existing volume to an instance (if needed) and mount it (``inv mount-volume``)."""
@@ -1092,7 +1100,8 @@ class EC2:
         """Snapshot a volume, detaching it cleanly first if attached (``inv snapshot``)."""
         from .actions import snapshot
 
-        return snapshot(self.ctx, _id(volume), name=name, wait=wait)
+        snap: Snapshot = snapshot(self.ctx, _id(volume), name=name, wait=wait)
+        return snap
 
     def volumes(self) -> Listing[Volume]:
         """Your EBS volumes."""

@@ -11,11 +11,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, NotFound
 from .metrics import FILES, Metrics, find_file, format_value, load
 from .runs import RunRecord, Runs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 INSTALL = "pip install 'ec2kit[plot]'"
 PNG_DPI = 100
@@ -61,7 +64,7 @@ def terminal_charts(metrics: Metrics, names: Sequence[str], *, width: int = 60, 
     return "\n\n".join(terminal_chart(metrics, n, width=width, height=height, color=color) for n in names)
 
 
-def figure(metrics: Metrics, names: Sequence[str], *, title: str = "", dpi: int = PNG_DPI, inline: bool = False) -> Any:
+def figure(metrics: Metrics, names: Sequence[str], *, title: str = "", dpi: int = PNG_DPI, inline: bool = False) -> Figure:
     """A matplotlib Figure with one subplot per metric (x = the run's step), as ``--png`` draws it.
 
     No pyplot: no GUI backend, no global state. With ``inline`` the figure also shows itself as a
@@ -73,7 +76,7 @@ def figure(metrics: Metrics, names: Sequence[str], *, title: str = "", dpi: int 
     if not names:
         raise ConfigError("no metrics to draw.")
     size = (PNG_WIDTH_IN, PNG_ROW_HEIGHT_IN * len(names))
-    fig = (_inline_figure_class() if inline else Figure)(figsize=size, dpi=dpi, layout="constrained")
+    fig: Figure = (_inline_figure_class() if inline else Figure)(figsize=size, dpi=dpi, layout="constrained")
     axes = fig.subplots(len(names), 1, squeeze=False, sharex=True)
     for ax, name in zip(axes[:, 0], names):
         s = metrics.series[name]

@@ -321,7 +321,9 @@ def test_stop_change_type_start_freeze_terminate_and_the_objects_stay_current(ec
 
 def test_a_detached_spot_run_can_be_watched_pulled_measured_and_plotted(ec2, tmp_path):
     ex = examples_dir()
-    run = ec2.spot_run(ex / "train.sh", files=ex / "train.py", name="api-train", type="t3.small", results=tmp_path / "r", detach=True)
+    run = ec2.spot_run(
+        ex / "train.sh", files=ex / "train.py", name="api-train", type="t3.small", results=tmp_path / "r", detach=True
+    )
     assert isinstance(run, Run) and run.status in ("starting", "running", "succeeded")
     assert wait_until(lambda: "attempt 1" in run.logs(), what="the log")
     assert wait_until(lambda: run.status == "succeeded", timeout=90, what="the script to end")

@@ -74,7 +74,9 @@ def test_quickstart_runs_top_to_bottom_on_the_sandbox(sandbox, kernel, tmp_path,
     work.mkdir()
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell("import ec2kit, os\nprint('EC2KIT_FILE', ec2kit.__file__)\nprint('CWD', os.getcwd())"))
+    nb.cells.insert(
+        0, nbformat.v4.new_code_cell("import ec2kit, os\nprint('EC2KIT_FILE', ec2kit.__file__)\nprint('CWD', os.getcwd())")
+    )
     client = nbclient.NotebookClient(
         nb, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(work)}}, allow_errors=False
     )
