@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from .recipe.model import HostReport, RunReport
     from .runs import RunRecord
     from .settings import Settings
+    from .spotrun import Leftover
     from .ssh import Transport
 
 __all__ = [
@@ -656,7 +657,7 @@ class Run(_Shown):
         return self._record
 
     def _fresh(self) -> RunRecord:
-        self._read_at = 0.0
+        self._record = None
         return self.record
 
     @property
@@ -716,6 +717,14 @@ class Run(_Shown):
 
         spotrun.logs(self._ec2.ctx, self.name, follow=True, out=print)
         return self.status
+
+    def attach_command(self) -> str:
+        """The ``ssh -t … tmux attach`` command line that shows its tmux session in a terminal (Ctrl-b d detaches)."""
+        import shlex
+
+        from . import spotrun
+
+        return shlex.join(spotrun.attach_argv(self._ec2.ctx, self.name))
 
     def pull(self) -> Path:
         """Bring its results home now (``inv pull``); returns the results directory."""
@@ -926,7 +935,8 @@ class EC2:
 
         found = self.cloud.instances(states=[*LIVE_STATES, "terminated"] if all else None, tags=tags)
         items = [Instance(self, i) for i in sorted(found, key=lambda i: (i.name or "", i.id))]
-        self._names_cache = (time.monotonic(), [i.name for i in found if i.name and i.state != "terminated"])
+        if not tags:  # a complete listing doubles as the names tab completion offers
+            self._names_cache = (time.monotonic(), sorted({i.name for i in found if i.name and i.state != "terminated"}))
         return Listing(
             items,
             title="Instances",
@@ -1215,6 +1225,19 @@ class EC2:
             columns=("name", "state", "type", "instance", "exit", "time", "cost", "metrics"),
             row=_run_row,
             empty="No runs yet. Start one with ec2.spot_run('train.sh').",
+        )
+
+    def cleanup(self, *, dry_run: bool = True) -> Listing[Leftover]:
+        """What spot runs left behind (instances, volumes, spot requests of runs that are over), as ``inv cleanup``
+        lists it; ``dry_run=False`` removes them. Your named machines, volumes and snapshots are never touched."""
+        from . import spotrun
+
+        return Listing(
+            spotrun.cleanup(self.ctx, dry_run=dry_run),
+            title="Leftovers" if dry_run else "Removed",
+            columns=("kind", "id", "name", "why"),
+            row=lambda x: (x.kind, x.id, x.name, x.reason),
+            empty="Nothing to clean up.",
         )
 
     def run(self, name: str) -> Run:

@@ -352,11 +352,15 @@ def test_stopping_a_spot_run_cancels_it_and_removes_its_instance(ec2, tmp_path):
     run = ec2.spot_run(script, name="api-long", type="t3.small", results=tmp_path / "r", detach=True)
     instance_id = run.record.instance_id
     assert instance_id and wait_until(lambda: "started long job" in run.logs(), what="the log")
+    attach = run.attach_command()
+    assert attach.startswith("ssh ") and "tmux" in attach and f"HostKeyAlias={instance_id}" in attach
     assert run.stop() is run and run.state == "cancelled"
     assert run.instance is None or run.instance.state in ("shutting-down", "terminated")
     assert run.metrics() == {}
     with pytest.raises(ConfigError, match="no metrics"):
         run.plot()
+    leftovers = ec2.cleanup()
+    assert isinstance(leftovers, Listing) and instance_id not in [x.id for x in leftovers]
 
 
 # -- the REPL ---------------------------------------------------------------------------------------------
