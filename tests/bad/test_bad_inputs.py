@@ -134,6 +134,9 @@ def test_bad_input_fails_cleanly_and_changes_nothing(case, sandbox, web, tmp_pat
         (project / rel).chmod(0)
     env = fill(case.get("env", {}), subs)
     home = Path(env.pop("EC2KIT_HOME", sandbox.settings.home))
+    for argv in case.get("setup", []):  # commands that make the situation (not checked for side effects)
+        made = run_inv(*fill(argv, subs), home=home, env=env, cwd=project)
+        assert made.code == 0, made
     host = host_home(sandbox, web)
     before = (ec2_state(sandbox.ec2), tree(host), runs_state(sandbox.settings.home), tree(project))
 
