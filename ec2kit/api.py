@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import display
-from .errors import ConfigError, Ec2kitError, NotFound, StepFailed
+from .errors import ConfigError, Ec2kitError, NotFound, StepFailed, WrongState
 from .ssh.transport import Result
 
 if TYPE_CHECKING:
@@ -700,7 +700,7 @@ class Run(_Shown):
             return None
         try:
             return self._ec2.instance(iid)
-        except NotFound:
+        except (NotFound, WrongState):  # gone, or terminated and still listed
             return None
 
     def logs(self) -> Text:
@@ -959,11 +959,7 @@ class EC2:
         """``"gpu1" in ec2``: whether a (not terminated) instance has this name or id."""
         if not isinstance(name_or_id, str):
             return False
-        try:
-            self.cloud.instance(name_or_id)
-        except NotFound:
-            return False
-        return True
+        return any(name_or_id in (i.name, i.id) for i in self.cloud.instances())
 
     def _instance_names(self, max_age: float = 5.0) -> list[str]:
         at, names = self._names_cache

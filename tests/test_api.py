@@ -314,6 +314,8 @@ def test_stop_change_type_start_freeze_terminate_and_the_objects_stay_current(ec
     assert inst.state in ("shutting-down", "terminated")
     assert wait_until(lambda: other.state == "terminated", what="the other view to see the termination")
     assert "api-life" not in ec2
+    with pytest.raises(WrongState, match="terminated"):
+        ec2["api-life"]  # noqa: B018
 
 
 # -- spot runs ----------------------------------------------------------------------------------------
