@@ -321,7 +321,7 @@ def test_stop_change_type_start_freeze_terminate_and_the_objects_stay_current(ec
 # -- spot runs ----------------------------------------------------------------------------------------
 
 
-def test_a_detached_spot_run_can_be_watched_pulled_measured_and_plotted(ec2, tmp_path):
+def test_a_detached_spot_run_can_be_watched_pulled_measured_and_plotted(ec2, tmp_path, capsys):
     ex = examples_dir()
     run = ec2.spot_run(
         ex / "train.sh", files=ex / "train.py", name="api-train", type="t3.small", results=tmp_path / "r", detach=True
@@ -331,6 +331,8 @@ def test_a_detached_spot_run_can_be_watched_pulled_measured_and_plotted(ec2, tmp
     assert wait_until(lambda: run.status == "succeeded", timeout=90, what="the script to end")
     assert run.exit_code == 0
     assert "api-train" in [r.name for r in ec2.runs()]
+    assert run.follow() == "succeeded"
+    assert "step 30/30" in capsys.readouterr().out
 
     assert run.pull() == tmp_path / "r"
     metrics = run.metrics()
