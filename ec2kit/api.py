@@ -1089,13 +1089,15 @@ class EC2:
         """Attach an existing volume to an instance (if needed) and mount it (``inv mount-volume``)."""
         from .actions import mount_volume
 
-        return mount_volume(self.ctx, _id(volume), self.instance(instance).id, mountpoint=mountpoint)
+        with self._progress(f"Mounting {_id(volume)}") as progress:
+            return mount_volume(self.ctx, _id(volume), self.instance(instance).id, mountpoint=mountpoint, progress=progress)
 
     def detach_volume(self, volume: str | Volume, *, mountpoint: str = DEFAULT_MOUNT) -> Volume:
         """Unmount a volume on its instance, then detach it (``inv detach-volume``)."""
         from .actions import detach_volume
 
-        return detach_volume(self.ctx, _id(volume), mountpoint=mountpoint)
+        with self._progress(f"Detaching {_id(volume)}") as progress:
+            return detach_volume(self.ctx, _id(volume), mountpoint=mountpoint, progress=progress)
 
     def delete_volume(self, volume: str | Volume, *, mountpoint: str = DEFAULT_MOUNT) -> None:
         """Unmount and detach a volume if attached, then delete it (its data is gone; snapshot it first to keep it)."""
@@ -1106,7 +1108,8 @@ class EC2:
         """Snapshot a volume, detaching it cleanly first if attached (``inv snapshot``)."""
         from .actions import snapshot
 
-        snap: Snapshot = snapshot(self.ctx, _id(volume), name=name, wait=wait)
+        with self._progress(f"Snapshotting {_id(volume)}") as progress:
+            snap: Snapshot = snapshot(self.ctx, _id(volume), name=name, wait=wait, progress=progress)
         return snap
 
     def volumes(self) -> Listing[Volume]:

@@ -119,14 +119,27 @@ def test_ssh_command_logs_in_with_the_pinned_key(box):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="volumes in the sandbox need root (loop devices)")
-def test_create_volume_formats_and_mounts_it_and_delete_volume_removes_it(ec2, box):
+def test_volumes_are_made_mounted_snapshotted_remounted_and_deleted(ec2, box):
     vol = ec2.create_volume(box, 1, name="api-data")
     assert (vol.name, vol.attached_to, vol.size) == ("api-data", box.id, 1)
-    assert box.run("mountpoint -q /mnt/data && touch /mnt/data/x && echo writable").stdout == "writable\n"
+    assert box.run("mountpoint -q /mnt/data && echo kept > /mnt/data/x && echo writable").stdout == "writable\n"
     assert any(v.id == vol.id for v in ec2.volumes())
+
+    snap = ec2.snapshot(vol, name="api-snap", wait=True)
+    assert (snap.name, snap.state) == ("api-snap", "completed")
+    assert box.run("mountpoint -q /mnt/data", check=False).exit_code != 0, "unmounted and detached first"
+    assert ec2.volume(vol.id).attached_to is None
+    assert ec2.mount_volume(vol, box).attached_to == box.id
+    assert box.run("cat /mnt/data/x").stdout == "kept\n"
+
     ec2.delete_volume(vol)
     assert box.run("mountpoint -q /mnt/data", check=False).exit_code != 0
     assert not [v for v in ec2.volumes() if v.id == vol.id]
+    copy = ec2.create_volume(box, snapshot="api-snap", name="api-data2")
+    try:
+        assert box.run("cat /mnt/data/x").stdout == "kept\n"
+    finally:
+        ec2.delete_volume(copy)
 
 
 def test_create_volume_needs_a_size_or_a_snapshot(ec2, box):
