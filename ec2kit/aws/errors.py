@@ -33,7 +33,6 @@ __all__ = ["is_aws_exception", "quota_refused", "translate_client_error", "trans
 F = TypeVar("F", bound=Callable[..., Any])
 
 _QUOTA_MARKETS = {"MaxSpotInstanceCountExceeded": "spot", "VcpuLimitExceeded": "on-demand", "InstanceLimitExceeded": "on-demand"}
-_LIMIT_RE = re.compile(r"vCPU limit of (\d+(?:\.\d+)?)")
 _NOT_FOUND_KINDS = {
     "InvalidInstanceID": "instance",
     "InvalidAMIID": "image",
@@ -194,7 +193,7 @@ def quota_refused(code: str, message: str, action: str, instance_type: str | Non
 
     Without the instance type the family is unknown, so the message says how to find the quota instead of guessing.
     """
-    from .quotas import quota_error, quota_for
+    from .quotas import limit_in, quota_error, quota_for
 
     market = _QUOTA_MARKETS.get(code, "on-demand")
     quota = quota_for(instance_type, market) if instance_type else None
@@ -207,13 +206,12 @@ def quota_refused(code: str, message: str, action: str, instance_type: str | Non
             "`aws service-quotas list-service-quotas --service-code ec2`, then ask for more with "
             "`aws service-quotas request-service-quota-increase`.",
         )
-    limit = _LIMIT_RE.search(message or "")
     return quota_error(
         quota,
         instance_type=instance_type or "",
         region=region,
         action=action,
-        limit=float(limit.group(1)) if limit else None,
+        limit=limit_in(message),
         code=code,
         said=message,
     )

@@ -25,7 +25,17 @@ from .instances import Instances
 from .models import Instance, filters
 from .session import error_code
 
-__all__ = ["QUOTAS", "QUOTA_ERRORS", "Quotas", "VcpuQuota", "family_of", "quota_error", "quota_for", "request_command"]
+__all__ = [
+    "QUOTAS",
+    "QUOTA_ERRORS",
+    "Quotas",
+    "VcpuQuota",
+    "family_of",
+    "limit_in",
+    "quota_error",
+    "quota_for",
+    "request_command",
+]
 
 QUOTA_ERRORS = ("VcpuLimitExceeded", "MaxSpotInstanceCountExceeded", "InstanceLimitExceeded")
 
@@ -61,6 +71,7 @@ QUOTAS = (
     VcpuQuota("L-6B0D517C", "All Trn Spot Instance Requests", "spot", ("trn",)),
 )
 _LIVE = ("pending", "running")
+_LIMIT_RE = re.compile(r"vCPU limit of (\d+(?:\.\d+)?)")
 
 
 def family_of(instance_type: str) -> str:
@@ -73,6 +84,12 @@ def quota_for(instance_type: str, market: str) -> VcpuQuota | None:
     """The vCPU quota a launch of ``instance_type`` on ``market`` (on-demand | spot) counts against."""
     family = family_of(instance_type)
     return next((q for q in QUOTAS if q.market == market and family in q.families), None)
+
+
+def limit_in(message: str) -> float | None:
+    """The limit VcpuLimitExceeded's message states ("…your current vCPU limit of 8 allows…"), if any."""
+    found = _LIMIT_RE.search(message or "")
+    return float(found.group(1)) if found else None
 
 
 def _number(value: float) -> str:
@@ -203,6 +220,8 @@ class Quotas(Instances):
         if quota is None:
             return None
         limit = self.quota_limit(quota)
+        if limit is None:
+            limit = limit_in(said)
         try:
             used: int | None = self.vcpus_in_use(quota)
         except Exception as err:  # noqa: BLE001 - the explanation must not hide AWS's refusal
