@@ -18,6 +18,7 @@ from ec2kit.errors import (
     ConfigError,
     CredentialsError,
     NotFound,
+    QuotaExceeded,
     TimedOut,
     WrongState,
 )
@@ -361,9 +362,9 @@ def client_error(code: str, message: str = "", op: str = "RunInstances"):
         ("ExpiredToken", CredentialsError, "expired"),
         ("RequestExpired", CredentialsError, "expired"),
         ("InsufficientInstanceCapacity", AwsError, "another instance type"),
-        ("MaxSpotInstanceCountExceeded", AwsError, "Spot Instance Requests"),
-        ("VcpuLimitExceeded", AwsError, "Service Quotas"),
-        ("InstanceLimitExceeded", AwsError, "Running On-Demand Standard"),
+        ("MaxSpotInstanceCountExceeded", QuotaExceeded, "spot vCPU quota for this instance family"),
+        ("VcpuLimitExceeded", QuotaExceeded, "aws service-quotas list-service-quotas --service-code ec2"),
+        ("InstanceLimitExceeded", QuotaExceeded, "on-demand vCPU quota"),
         ("InvalidAMIID.NotFound", NotFound, "image named 'ami-0abc123'"),
         ("InvalidAMIID.Malformed", NotFound, "image"),
         ("InvalidInstanceID.NotFound", NotFound, "instance named 'ami-0abc123'"),
@@ -381,6 +382,20 @@ def test_client_errors_become_messages_a_person_can_act_on(code, kind, words):
     err = translate_client_error(client_error(code, "The id 'ami-0abc123' does not exist"), action="launch instance base")
     assert type(err) is kind
     assert words in str(err) and "launch instance base" in str(err)
+
+
+def test_a_quota_error_for_a_known_type_names_its_familys_quota_and_the_request_command():
+    message = "You have requested more vCPU capacity than your current vCPU limit of 8 allows for the instance bucket"
+    err = translate_client_error(
+        client_error("VcpuLimitExceeded", message), action="launch instance gpu1", instance_type="g5.xlarge"
+    )
+    assert type(err) is QuotaExceeded and "'Running On-Demand G and VT instances' (L-DB2E81BA)" in str(err)
+    assert "its limit is 8 vCPUs" in str(err) and "Standard" not in str(err)
+    assert "request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value" in str(err)
+    spot = translate_client_error(
+        client_error("MaxSpotInstanceCountExceeded", "x"), action="launch", instance_type="p4d.24xlarge"
+    )
+    assert "'All P Spot Instance Requests' (L-7212CCBC)" in str(spot)
 
 
 def test_unauthorized_operation_names_the_action_and_how_to_decode_the_message():

@@ -226,15 +226,21 @@ class Launching(Fleets, Storage, Access):
             reqs = self.paginate(
                 "describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token})
             )
-            found += [r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")]
             instance_ids |= {r["InstanceId"] for r in reqs if r.get("InstanceId")}
-            if found:
-                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
-            found = []
             live = filters(**{f"tag:{LAUNCH_TAG}": token, "instance-state-name": list(LIVE_STATES)})
             instance_ids |= {
                 i["InstanceId"] for i in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=live)
             }
+            if instance_ids:  # a fleet's spot requests carry no tags of their own: found through their instances
+                reqs += self.paginate(
+                    "describe_spot_instance_requests",
+                    "SpotInstanceRequests[]",
+                    Filters=filters(**{"instance-id": sorted(instance_ids)}),
+                )
+            found += sorted({r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")})
+            if found:
+                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
+            found = []
             if instance_ids:
                 self.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
             self.delete_launch_templates(token)
