@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from typing import Any
 
 from .. import ui
 from ..context import Context
@@ -116,31 +117,30 @@ def launch(
     _show(inst, json)
 
 
-def _check_launch(ctx: Context, name: str, *, types: list[str], on_demand_fallback: bool, **options: object) -> None:
+def _check_launch(ctx: Context, name: str, *, types: list[str], on_demand_fallback: bool, **options: Any) -> None:
     """``inv launch --check``: the plan, then the very call the launch makes, sent with DryRun."""
-    cloud = ctx.cloud
-    plan = cloud.plan_launch(name, **options)  # type: ignore[arg-type]
-    shown: object = plan
+    cloud, console = ctx.cloud, ui.console()
+    plan = cloud.plan_launch(name, **options)
     if plan.spot:
-        shown = cloud.fit_quotas(cloud.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback))
-        pools = ", ".join(f"{t} in {p}" for t, p in shown.pools("spot"))  # type: ignore[attr-defined]
-        ui.console().print(f"would launch {name}: one instant EC2 Fleet (spot, price-capacity-optimized) over {pools}")
+        fleet = cloud.fit_quotas(cloud.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback))
+        by_type: dict[str, list[str]] = {}
+        for type_, place in fleet.pools("spot"):
+            by_type.setdefault(type_, []).append(place)
+        console.print(f"would launch {name}: one instant EC2 Fleet, spot, price-capacity-optimized, over", soft_wrap=True)
+        for type_, places in by_type.items():
+            console.print(f"  {type_} in {', '.join(places)}", soft_wrap=True)
         if on_demand_fallback:
-            ui.console().print("then, only if no pool had spot capacity, an on-demand fleet over the same types")
+            console.print("then, only if no pool had spot capacity, an on-demand fleet over the same types", soft_wrap=True)
+        cloud.check(fleet)
+        action = fleet.action
     else:
         refused = cloud.check_quotas(plan.type, "on-demand", action=f"launch instance {name}")
         if refused is not None:
             raise refused
-        ui.console().print(f"would launch {name}: {plan.type} on-demand{' in ' + plan.zone if plan.zone else ''}")
-    cloud.check(shown)  # type: ignore[arg-type]
-    ui.console().print(f"ec2.{shown.action} with DryRun: would succeed")  # type: ignore[attr-defined]
-
-
-def _show(inst, json: bool) -> None:
-    if json:
-        ui.print_json(inst)
-    else:
-        ui.console().print(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
+        console.print(f"would launch {name}: {plan.type} on-demand{' in ' + plan.zone if plan.zone else ''}", soft_wrap=True)
+        cloud.check(plan)
+        action = plan.action
+    console.print(f"ec2.{action} with DryRun: would succeed", soft_wrap=True)
 
 
 @command(help={"name": "instance name or id", "no_wait": "do not wait for SSH", "json": "print JSON"})
