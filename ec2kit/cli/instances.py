@@ -143,6 +143,13 @@ def _check_launch(ctx: Context, name: str, *, types: list[str], on_demand_fallba
     console.print(f"ec2.{action} with DryRun: would succeed", soft_wrap=True)
 
 
+def _show(inst, json: bool) -> None:
+    if json:
+        ui.print_json(inst)
+    else:
+        ui.console().print(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
+
+
 @command(help={"name": "instance name or id", "no_wait": "do not wait for SSH", "json": "print JSON"})
 def start(ctx: Context, name: str, no_wait: bool = False, json: bool = False) -> None:
     """Start a stopped instance; returns when SSH answers."""
