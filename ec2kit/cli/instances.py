@@ -63,14 +63,14 @@ def launch(
     disk: int | None = None,
     type: str | None = None,
     spot: bool = False,
-    types: str = "",
-    on_demand_fallback: bool = False,
     max_price: str | None = None,
     zone: str | None = None,
     no_wait: bool = False,
     tag: list[str] | None = None,
-    check: bool = False,
     json: bool = False,
+    types: str = "",  # after the older flags, so their short forms (-o: --no-wait) stay as they were
+    on_demand_fallback: bool = False,
+    check: bool = False,
 ) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     from ..actions import launch as do_launch

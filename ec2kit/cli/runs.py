@@ -41,7 +41,6 @@ def spot_run(
     image: str | None = None,
     type: str | None = None,
     types: str = "",
-    on_demand_fallback: bool = False,
     disk: int | None = None,
     snapshot: str | None = None,
     results: str | None = None,
@@ -53,6 +52,7 @@ def spot_run(
     max_hours: float | None = None,
     set: list[str] | None = None,
     json: bool = False,
+    on_demand_fallback: bool = False,  # last, so the older flags keep their short forms
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
