@@ -9,7 +9,7 @@ import pytest
 
 from ec2kit.aws.cloud import Cloud
 from ec2kit.aws.errors import translate_client_error
-from ec2kit.aws.models import MANAGED_TAG, SECURITY_GROUP
+from ec2kit.aws.models import LAUNCH_TAG, MANAGED_TAG, SECURITY_GROUP
 from ec2kit.aws.regions import find_region
 from ec2kit.context import Context
 from ec2kit.errors import (
@@ -155,6 +155,28 @@ def test_ctrl_c_during_a_spot_launch_cancels_the_request_and_terminates_the_inst
         cloud.launch("cheap", image=UBUNTU, type="t3.micro", spot=True)
     assert cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"] == []
     assert cloud.instances() == [] and len(cloud.instances(states=["terminated"])) == 1
+
+
+def test_ctrl_c_right_after_create_fleet_terminates_the_instance_and_deletes_the_launch_template(cloud):
+    interrupt_after(cloud, "CreateFleet")  # the instance exists, ec2kit never saw its id
+    with pytest.raises(KeyboardInterrupt):
+        cloud.launch("cheap", image=UBUNTU, type="t3.micro", types=["t3.small"], spot=True)
+    assert cloud.instances() == [] and len(cloud.instances(states=["terminated"])) == 1
+    assert cloud.ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert [r["State"] for r in cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"]] in ([], ["cancelled"])
+
+
+def test_a_launch_template_a_killed_launch_left_is_found_by_its_tag(cloud):
+    cloud.ec2.create_launch_template(
+        LaunchTemplateName="ec2kit-0123456789abcdef",
+        LaunchTemplateData={"ImageId": UBUNTU},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": LAUNCH_TAG, "Value": "0123456789abcdef"}]}],
+    )
+    cloud.ec2.create_launch_template(LaunchTemplateName="theirs", LaunchTemplateData={"ImageId": UBUNTU})
+    assert cloud.stale_launch_templates() == []  # young: maybe a launch in another terminal
+    assert [t["LaunchTemplateName"] for t in cloud.stale_launch_templates(older_than=0)] == ["ec2kit-0123456789abcdef"]
+    assert cloud.cleanup_launch("0123456789abcdef") == []
+    assert [t["LaunchTemplateName"] for t in cloud.ec2.describe_launch_templates()["LaunchTemplates"]] == ["theirs"]
 
 
 def test_freeze_refuses_names_aws_would_reject(cloud):

@@ -287,6 +287,26 @@ class Fleets(Quotas):
             if not error_code(err):
                 raise
 
+    def stale_launch_templates(self, *, older_than: float = 600) -> list[dict[str, Any]]:
+        """ec2kit's launch templates older than ``older_than`` s: each lives for one CreateFleet call, so these are
+        what a launch killed mid-way (power cut, SIGKILL) left; ``inv cleanup`` lists and deletes them."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        found = self.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{"tag-key": LAUNCH_TAG}))
+        stale = []
+        for template in found:
+            created = template.get("CreateTime")
+            if isinstance(created, dt.datetime) and created.tzinfo is None:
+                created = created.replace(tzinfo=dt.timezone.utc)
+            if not isinstance(created, dt.datetime) or (now - created).total_seconds() >= older_than:
+                stale.append(template)
+        return stale
+
+    def delete_launch_template(self, name: str) -> None:
+        """Delete one launch template by name (gone already: fine)."""
+        self._delete_template(name)
+
     def delete_launch_templates(self, token: str) -> list[str]:
         """Delete the launch templates a launch made (by its token tag); returns their names."""
         found = self.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token}))
