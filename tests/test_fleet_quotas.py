@@ -71,6 +71,7 @@ def test_with_the_first_pools_empty_one_fleet_call_launches_another_type_in_anot
     fleets = count_calls(ctx, "CreateFleet")
     inst = ctx.cloud.launch("fleet1", type="t3.micro", types=["t3.small"], spot=True)
     assert (inst.type, inst.lifecycle, inst.state) == ("t3.small", "spot", "running") and inst.zone != "us-east-1a"
+    assert inst.hourly_price is not None and inst.hourly_price > 0  # the pool's spot price (moto: a fixed one)
     assert len(fleets) == 1
     call = fleets[0]
     assert call["Type"] == "instant" and call["SpotOptions"] == {"AllocationStrategy": "price-capacity-optimized"}
@@ -196,6 +197,19 @@ def test_a_type_over_its_quota_is_left_out_of_the_fleet_and_another_type_launche
     assert {o["InstanceType"] for o in fleets[0]["LaunchTemplateConfigs"][0]["Overrides"]} == {"t3.micro"}
 
 
+def test_a_command_reads_each_quota_once_and_running_instances_once_per_launch(ctx, sandbox_reset):
+    read: list[str] = []
+    quotas = ctx.cloud.client("service-quotas")
+    quotas.meta.events.register(
+        "before-parameter-build.service-quotas.GetServiceQuota", lambda **kw: read.append(kw["params"]["QuotaCode"])
+    )
+    ctx.cloud.launch("q1", type="t3.micro", types=["t3.small", "g5.xlarge"], spot=True, on_demand_fallback=True)
+    described = count_calls(ctx, "DescribeInstances")
+    ctx.cloud.launch("q2", type="g5.xlarge", types=["t3.micro"], spot=True)
+    assert sorted(read) == sorted(["L-34B43A08", G_SPOT, "L-1216C47A", G_ON_DEMAND])  # each once, for both launches
+    assert len([c for c in described if not c.get("InstanceIds")]) <= 2  # the name check, then the quota usage
+
+
 def test_when_quotas_cannot_be_read_the_launch_goes_ahead(ctx, sandbox_reset):
     sb.deny_quota_access(sandbox_reset.info)
     inst = ctx.cloud.launch("noread", type="g5.xlarge")  # G quota 0 by default, but nothing enforces it
@@ -247,7 +261,7 @@ def test_spot_run_records_the_type_and_zone_the_fleet_obtained(ctx, sandbox_rese
     rec = spot_run(ctx, run_options(tmp_path, script, "fleet-run", lines, type="t3.micro", types=["t3.small"]))
     assert rec.state == "succeeded", lines
     assert rec.instance_type == "t3.small" and rec.zone and rec.zone.startswith("us-east-1")
-    assert rec.options["market"] == "spot" and len(fleets) == 1
+    assert rec.options["market"] == "spot" and len(fleets) == 1 and rec.hourly_price is not None
     assert any("got spot t3.small in " + rec.zone in line for line in lines), lines
     assert (tmp_path / "results" / "done.txt").exists()
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ..errors import AwsError, ConfigError, Ec2kitError, NoCapacity
 from .errors import _translate_code, translating
 from .models import LAUNCH_TAG, MANAGED_TAG, SPOT_REQUEST_TAG, Instance, filters, tag_list
-from .quotas import QUOTA_ERRORS, Quotas
+from .quotas import QUOTA_ERRORS, Quotas, quota_for
 from .session import Progress, error_code
 
 if TYPE_CHECKING:
@@ -182,11 +182,23 @@ class Fleets(Quotas):
     def fit_quotas(self, fleet: FleetPlan, *, progress: Progress | None = None) -> FleetPlan:
         """Drop the types whose vCPU quota the launch would pass; QuotaExceeded when no market has one left."""
         refused: list[Ec2kitError] = []
+        running: list[Instance] = []
+        looked: list[bool] = []
+
+        def live() -> list[Instance]:  # one DescribeInstances for every type and market, only if a quota is readable
+            if not looked:
+                running.extend(self.live_instances())
+                looked.append(True)
+            return running
 
         def fitting(types: tuple[str, ...], market: str) -> tuple[str, ...]:
             kept = []
             for type_ in types:
-                problem = self.check_quotas(type_, market, action=f"launch {market} instance {fleet.name}")
+                quota = quota_for(type_, market)
+                if quota is None or self.quota_limit(quota) is None:
+                    kept.append(type_)
+                    continue
+                problem = self.check_quotas(type_, market, action=f"launch {market} instance {fleet.name}", running=live())
                 if problem is None:
                     kept.append(type_)
                 else:
@@ -227,11 +239,26 @@ class Fleets(Quotas):
             instance_id, market = self._fill(fleet, name, token, progress)
         finally:
             self._delete_template(name)
+        launched = Instance.from_raw({"InstanceId": instance_id})
         if market == "spot":
-            request = self.spot_request_for(Instance.from_raw({"InstanceId": instance_id}))
+            request = self.spot_request_for(launched)
             if request:  # how spot-run and terminate find the request to cancel
                 self.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
-        return self.wait(instance_id, "running", progress=progress)
+        inst = self.wait(launched, "running", progress=progress)
+        if market == "spot":
+            inst.hourly_price = self._spot_price(inst)
+        return inst
+
+    def _spot_price(self, inst: Instance) -> float | None:
+        """The spot price of the pool AWS chose (informative: None when it cannot be read)."""
+        from .prices import spot_price
+
+        try:
+            return spot_price(inst.type, inst.zone, cast(Any, self))
+        except Exception as err:  # noqa: BLE001 - a price is shown, never needed
+            if not error_code(err) and not isinstance(err, Ec2kitError):
+                raise
+            return None
 
     def _fill(self, fleet: FleetPlan, template: str, token: str, progress: Progress | None) -> tuple[str, str]:
         """(instance id, market) from the first fleet that launches; capacity errors move on, others stop."""

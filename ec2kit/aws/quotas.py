@@ -166,11 +166,16 @@ class Quotas(Instances):
         """Default vCPUs of ``instance_type`` (DescribeInstanceTypes, cached)."""
         return int(self.instance_type(instance_type).get("VCpuInfo", {}).get("DefaultVCpus", 1))
 
-    def vcpus_in_use(self, quota: VcpuQuota) -> int:
-        """vCPUs of pending and running instances that count against ``quota`` (one DescribeInstances)."""
+    def live_instances(self) -> list[Instance]:
+        """Pending and running instances: what counts against vCPU quotas (one DescribeInstances)."""
         lifecycle = filters(**{"instance-state-name": list(_LIVE)})
-        raw = self.paginate("describe_instances", "Reservations[].Instances[]", Filters=lifecycle)
-        found = [Instance.from_raw(r) for r in raw]
+        return [
+            Instance.from_raw(r) for r in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=lifecycle)
+        ]
+
+    def vcpus_in_use(self, quota: VcpuQuota, running: list[Instance] | None = None) -> int:
+        """vCPUs of pending and running instances (``running``, else looked up) that count against ``quota``."""
+        found = self.live_instances() if running is None else running
         mine = [i for i in found if quota_for(i.type, "spot" if i.lifecycle == "spot" else "on-demand") == quota]
         self._describe_types({i.type for i in mine})
         return sum(self._vcpus_of(i) for i in mine)
@@ -196,8 +201,13 @@ class Quotas(Instances):
             for info in answer:
                 self._type_cache[info["InstanceType"]] = info
 
-    def check_quotas(self, instance_type: str, market: str, *, action: str = "launch it") -> QuotaExceeded | None:
-        """The QuotaExceeded a launch of one ``instance_type`` on ``market`` would meet, or None (fits, or unknown)."""
+    def check_quotas(
+        self, instance_type: str, market: str, *, action: str = "launch it", running: list[Instance] | None = None
+    ) -> QuotaExceeded | None:
+        """The QuotaExceeded a launch of one ``instance_type`` on ``market`` would meet, or None (fits, or unknown).
+
+        ``running``: the live instances, when the caller checks several types at once (one DescribeInstances).
+        """
         quota = quota_for(instance_type, market)
         if quota is None:
             return None
@@ -205,7 +215,7 @@ class Quotas(Instances):
         if limit is None:
             return None
         needed = self.vcpus(instance_type)
-        used = self.vcpus_in_use(quota)
+        used = self.vcpus_in_use(quota, running)
         if used + needed <= limit:
             return None
         return quota_error(

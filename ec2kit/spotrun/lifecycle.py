@@ -222,7 +222,8 @@ def _launch(run: _Run, attempt: int) -> Instance:
     rec.instance_started()
     market = "spot" if inst.lifecycle == "spot" else "on-demand"
     rec.options["market"] = market
-    rec.hourly_price = (spot_price(run.ctx, inst.type, inst.zone) if market == "spot" else None) or rec.hourly_price
+    obtained = inst.hourly_price or (spot_price(run.ctx, inst.type, inst.zone) if market == "spot" else None)
+    rec.hourly_price = obtained or rec.hourly_price
     run.save(state="starting", instance_id=inst.id, request_id=request, zone=inst.zone, instance_type=inst.type)
     if market != "spot" or inst.type != opts.type:
         run.say(f"{rec.name}: got {market} {inst.type} in {inst.zone}")
