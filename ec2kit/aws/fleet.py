@@ -146,7 +146,8 @@ class Fleets(Quotas):
         every = tuple(dict.fromkeys([plan.type, *types]))
         for type_ in every[1:]:
             self.instance_type(type_)
-        subnet = getattr(plan, "subnet", None)  # launch plans that name a subnet place the instance there
+        # a plan that names a subnet places the instance there (whatever the plan calls the field, its spec says SubnetId)
+        subnet = plan.spec().get("SubnetId") or getattr(plan, "subnet", None)
         subnets: tuple[str, ...] = (str(subnet),) if subnet else ()
         zones: tuple[str, ...] = () if subnets else ((plan.zone,) if plan.zone else self._zones())
         offered = {} if subnets else self._offered(every, zones)
