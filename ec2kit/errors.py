@@ -112,3 +112,11 @@ class SandboxError(Ec2kitError):
 
 class RunError(Ec2kitError):
     """A spot run failed or was interrupted beyond its retries."""
+
+
+class QuotaExceeded(AwsError):
+    """A launch would pass (or passed) a Service Quotas vCPU limit of the account."""
+
+
+class NoCapacity(AwsError):
+    """AWS had no capacity in any of the pools (instance type × zone × market) tried."""
