@@ -18,7 +18,8 @@ from ._common import check_disk, command, fail, split_list
         "name": "run name (default: the script's name plus a timestamp)",
         "image": "AMI name or id (default: 'base' if you froze one, else the latest Ubuntu LTS)",
         "type": "instance type (default: `type` in ec2kit.toml, else m5.large)",
-        "types": "fallback types, comma-separated, tried in order when capacity is short or after an interruption",
+        "types": "more instance types AWS may pick from (one EC2 Fleet call over all types × zones), comma-separated",
+        "on_demand_fallback": "when no pool has spot capacity, run on an on-demand instance instead (also after an interruption)",
         "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
         "snapshot": "make a data volume from this snapshot and mount it at /mnt/data",
         "results": "local directory for results (default runs/RUN)",
@@ -51,6 +52,7 @@ def spot_run(
     max_hours: float | None = None,
     set: list[str] | None = None,
     json: bool = False,
+    on_demand_fallback: bool = False,  # last, so the older flags keep their short forms
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
@@ -65,6 +67,7 @@ def spot_run(
         image=image or defaults("image"),
         type=type or defaults("type") or "m5.large",
         types=split_list(types) or list(defaults("types")),
+        on_demand_fallback=on_demand_fallback,
         disk=disk,
         snapshot=snapshot,
         results=results,

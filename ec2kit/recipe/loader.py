@@ -11,6 +11,7 @@ import difflib
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-TOP_KEYS = ("description", "uses", "vars", "secrets", "step")
+TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -39,11 +40,30 @@ def builtin_templates_dir() -> Path:
     return packaged if packaged.is_dir() else _REPO / "templates"
 
 
+def user_dir(kind: str) -> Path:
+    """``~/.ec2kit/recipes`` or ``~/.ec2kit/templates`` (under EC2KIT_HOME): yours, for every project."""
+    from ..settings import default_home
+
+    return default_home() / kind
+
+
 def default_search_path() -> list[Path]:
-    """``./recipes`` then the built-in recipes directory."""
-    here = Path.cwd() / "recipes"
-    builtin = builtin_recipes_dir()
-    return [here] if here.resolve() == builtin.resolve() else [here, builtin]
+    """``./recipes``, then ``~/.ec2kit/recipes``, then the built-in recipes (the first of a name wins)."""
+    dirs = [Path.cwd() / "recipes", user_dir("recipes"), builtin_recipes_dir()]
+    unique: dict[Path, Path] = {}
+    for d in dirs:
+        unique.setdefault(d.resolve(), d)
+    return list(unique.values())
+
+
+def source_of(path: Path) -> str:
+    """Where a recipe file comes from: ``project``, ``user`` (~/.ec2kit/recipes) or ``built-in``."""
+    folder = path.resolve().parent
+    if folder == builtin_recipes_dir().resolve():
+        return "built-in"
+    if folder == user_dir("recipes").resolve():
+        return "user"
+    return "project"
 
 
 # -- source locations ---------------------------------------------------------------
@@ -207,9 +227,12 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         kind = _step_kind(args, at, label)
         validate_step(args, kind, Where(at, label, _key_locator(shown, text, line)))
         steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
-    for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("description", str)):
+    for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("hosts", dict), ("description", str)):
         if key in data and not isinstance(data[key], types):
             raise RecipeError(f"{shown}: '{key}' must be a {types.__name__}.")
+    for host, values in data.get("hosts", {}).items():
+        if not isinstance(values, dict):
+            raise RecipeError(f"{shown}: hosts.{host} must be a table: [hosts.{host}] then key = value lines.")
     for name, spec in data.get("secrets", {}).items():
         if not isinstance(spec, dict) or set(spec) - {"env", "required"}:
             raise RecipeError(
@@ -260,8 +283,9 @@ def check_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
     from .render import mentioned_names
 
     known = set(recipe.vars) | set(recipe.secrets) | mentioned_names(recipe)
+    known |= {k for values in recipe.host_vars.values() for k in values}
     for key in overrides:
-        name = key.split(":", 1)[1] if key.startswith("secret:") else key
+        name = key.split(":", 1)[1] if ":" in key else key  # secret:NAME and HOST:NAME
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             guess = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -295,14 +319,18 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
         recipe.steps.extend(sub.steps)
         recipe.vars.update(sub.vars)
         recipe.secrets.update(sub.secrets)
+        for host, values in sub.host_vars.items():
+            recipe.host_vars.setdefault(host, {}).update(values)
         local_dirs.extend(d for d in sub.template_dirs if d not in local_dirs)
     recipe.vars.update(data.get("vars", {}))
     recipe.secrets.update(data.get("secrets", {}))
+    for host, values in data.get("hosts", {}).items():
+        recipe.host_vars.setdefault(host, {}).update(values)
     recipe.steps.extend(own_steps)
     for i, step in enumerate(recipe.steps, 1):
         step.number = i
     builtin = builtin_templates_dir()
-    recipe.template_dirs = [d for d in dict.fromkeys([*local_dirs, Path.cwd() / "templates", builtin])]
+    recipe.template_dirs = [d for d in dict.fromkeys([*local_dirs, Path.cwd() / "templates", user_dir("templates"), builtin])]
     return recipe
 
 
@@ -316,10 +344,11 @@ def list_recipes(search_path: list[Path] | None = None) -> list[RecipeInfo]:
             try:
                 data = parse_toml(f.read_text(), f)
             except RecipeError as err:
-                found[f.stem] = RecipeInfo(f.stem, f"(invalid: {err.message.splitlines()[0]})", {}, f)
+                found[f.stem] = RecipeInfo(f.stem, f"(invalid: {err.message.splitlines()[0]})", {}, f, source_of(f))
                 continue
-            found[f.stem] = RecipeInfo(f.stem, str(data.get("description", "")), dict(data.get("vars", {})), f)
-    return [found[k] for k in sorted(found)]
+            found[f.stem] = RecipeInfo(f.stem, str(data.get("description", "")), dict(data.get("vars", {})), f, source_of(f))
+    builtins = {f.stem for f in builtin_recipes_dir().glob("*.toml")}
+    return [replace(found[k], overrides_builtin=found[k].source != "built-in" and k in builtins) for k in sorted(found)]
 
 
 # -- variables ----------------------------------------------------------------------

@@ -402,7 +402,15 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
             found.append(Leftover("spot-request", req.id, req.name, f"{req.state} request of run {run}"))
             if req.instance_id in untagged and not any(l.id == req.instance_id for l in found):
                 found.append(Leftover("instance", req.instance_id, req.name, f"launched by a request of run {run}"))
+    for template in cloud.stale_launch_templates():  # a spot launch killed mid-way (each lives one fleet call)
+        found.append(
+            Leftover(
+                "launch-template", template["LaunchTemplateName"], template["LaunchTemplateName"], "left by an interrupted launch"
+            )
+        )
     if not dry_run:
+        for left in [l for l in found if l.kind == "launch-template"]:
+            cloud.delete_launch_template(left.id)
         created = {
             "instances": [l.id for l in found if l.kind == "instance"],
             "requests": [l.id for l in found if l.kind == "spot-request"],

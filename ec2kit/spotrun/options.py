@@ -34,7 +34,8 @@ class SpotRunOptions:
     name: str | None = None  # default: script stem + timestamp
     image: str | None = None  # default: 'base' if it exists, else the latest Ubuntu LTS
     type: str = "m5.large"
-    types: list[str] = field(default_factory=list)  # fallbacks: capacity errors and later attempts
+    types: list[str] = field(default_factory=list)  # more types for the fleet to choose from (every attempt)
+    on_demand_fallback: bool = False  # no spot capacity in any pool: an on-demand instance instead
     disk: int | None = None
     snapshot: str | None = None  # data volume from this snapshot at /mnt/data
     results: str | None = None  # default runs/RUN (relative to cwd)

@@ -130,6 +130,12 @@ def tagged(ctx: Context, run: str) -> dict[str, list[str]]:
         for r in cloud.spot_requests(tag_key=RUN_TAG)
         if r.tags.get(RUN_TAG) == run and r.state in ("open", "active", "disabled")
     ]
+    for iid in instances:  # a RunInstances spot request (a resumable run's) carries no tags: found by its instance
+        reqs += [
+            r
+            for r in cloud.spot_requests(instance_id=iid)
+            if r.state in ("open", "active", "disabled") and r.id not in {q.id for q in reqs}
+        ]
     requests = [r.id for r in reqs]
     # a crash between fulfilment and tagging leaves an untagged instance: its request names it
     instances += [r.instance_id for r in reqs if r.instance_id and r.instance_id not in instances]
