@@ -140,11 +140,11 @@ class AwsSession:
         return self._region
 
     def client(self, service: str) -> Any:
-        """A cached boto3 client for ``service`` in this region (sandbox endpoint for ec2)."""
+        """A cached boto3 client for ``service`` in this region (every service at the sandbox's endpoint)."""
         if service not in self._clients:
             from botocore.config import Config
 
-            endpoint = self.endpoint_url if service == "ec2" else None
+            endpoint = self.endpoint_url  # the sandbox's moto answers EC2, SSM, IAM and Service Quotas alike
             self._clients[service] = self.session.client(
                 service,
                 region_name=self.region,
