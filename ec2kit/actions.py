@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import SandboxError, WrongState
 
 if TYPE_CHECKING:
+    from .aws.launch import LaunchPlan
     from .aws.models import Instance, Volume
     from .context import Context
 
@@ -39,7 +40,9 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
     ``options`` are :meth:`ec2kit.aws.cloud.Cloud.launch`'s (image, disk, type, spot, …).
     """
     cloud = ctx.cloud
-    inst = cloud.launch(name, progress=progress, **options)  # type: ignore[arg-type]
+    plan = cloud.plan_launch(name, **options)  # type: ignore[arg-type]
+    say_launch_plan(ctx, plan)
+    inst = cloud.launch(plan, progress=progress)
     if wait:
         try:
             wait_ssh(ctx, inst, progress=progress)
@@ -49,6 +52,22 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
             raise
         inst = cloud.instance(inst.id)
     return inst
+
+
+def say_launch_plan(ctx: Context, plan: LaunchPlan, prefix: str = "") -> None:
+    """The lines a launch prints before it starts: which image and why; a warning for --open-ssh."""
+    if ctx.quiet:
+        return
+    from .ui import info
+
+    if plan.image_note:
+        info(f"{prefix}Image: {plan.image_note}")
+    if plan.open_ssh and not ctx.settings.ssh_cidr:
+        info(
+            f"{prefix}[yellow]Warning:[/yellow] --open-ssh allows SSH from anywhere (0.0.0.0/0) to every instance in "
+            "ec2kit's security group; only your key opens it, but the whole internet can knock. "
+            "`inv access --prune` narrows it to your address again."
+        )
 
 
 def start(ctx: Context, name: str, *, wait: bool = True, progress: Progress = None) -> Instance:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import AlreadyExists, AwsError, ConfigError, TimedOut
-from .access import Access
+from .aliases import ImageChoice
 from .errors import translated
 from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, SPOT_REQUEST_TAG, Instance, SpotRequest, filters, tag_list
+from .network import Networks
 from .session import Progress, wait_until
-from .storage import Storage
 
 __all__ = ["LaunchPlan", "Launching"]
 
@@ -48,7 +48,19 @@ class LaunchPlan:
     tags: dict[str, str] = field(default_factory=dict)  # all of them: Name and ec2kit:managed included
     user_data: str | None = None
     shutdown_behavior: str | None = None  # stop | terminate
-    open_ssh: bool = False  # allow SSH from anywhere when ec2kit cannot tell your address
+    open_ssh: bool = False  # allow SSH from anywhere (0.0.0.0/0), not just your address
+    vpc_id: str | None = None  # where ec2kit's own group goes (None: the default VPC, looked up at launch)
+    subnet_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()  # extra groups, beside ec2kit-ssh
+    instance_profile: str | None = None  # IAM instance profile name
+    image_note: str = ""  # which image and why: "ubuntu 24.04 arm64 because t4g.large is Graviton: …"
+
+    #: IMDSv2 only (a tokenless metadata request gets 401); hop limit 2 lets containers on the instance use it.
+    METADATA_OPTIONS: ClassVar[dict[str, Any]] = {
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+        "HttpEndpoint": "enabled",
+    }
 
     @property
     def purpose(self) -> str:
@@ -60,8 +72,14 @@ class LaunchPlan:
         spec: dict[str, Any] = {"ImageId": self.image_id, "InstanceType": self.type}
         if key_name:
             spec["KeyName"] = key_name
-        if group_ids:
-            spec["SecurityGroupIds"] = list(group_ids)
+        groups = [*group_ids, *(g for g in self.security_group_ids if g not in group_ids)]
+        if groups:
+            spec["SecurityGroupIds"] = groups
+        if self.subnet_id:
+            spec["SubnetId"] = self.subnet_id
+        if self.instance_profile:
+            spec["IamInstanceProfile"] = {"Name": self.instance_profile}
+        spec["MetadataOptions"] = dict(self.METADATA_OPTIONS)
         if self.disk:
             spec["BlockDeviceMappings"] = [
                 {
@@ -93,7 +111,7 @@ class LaunchPlan:
         return params
 
 
-class Launching(Storage, Access):
+class Launching(ImageChoice, Networks):
     """Launch verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
 
     @translated("launch instance {0}")
@@ -111,11 +129,18 @@ class Launching(Storage, Access):
         user_data: str | None = None,
         shutdown_behavior: str | None = None,
         open_ssh: bool = False,
+        subnet: str | None = None,
+        security_groups: list[str] | tuple[str, ...] = (),
+        instance_profile: str | None = None,
     ) -> LaunchPlan:
-        """Check the arguments (name free, image and type known) and return what :meth:`launch` would do.
+        """Check the arguments (name free, image, type, subnet, groups and profile known) and return
+        what :meth:`launch` would do.
 
-        ``image``: name or id (default: latest Ubuntu LTS); ``disk``: root size in GiB (gp3);
-        ``spot``: one-time spot request (``max_price`` in USD/hour, default up to on-demand).
+        ``image``: alias (``ubuntu``, ``ubuntu-22.04``, ``gpu``), name or id (default: ``gpu`` for a
+        type with an NVIDIA GPU, else ``ubuntu``, for the type's architecture); ``disk``: root size
+        in GiB (gp3); ``spot``: one-time spot request (``max_price`` in USD/hour, default up to
+        on-demand); ``subnet``: id or Name tag (default: the default VPC); ``security_groups``:
+        extra groups (ids or names in that VPC); ``instance_profile``: IAM instance profile name.
         """
         if shutdown_behavior not in (None, "stop", "terminate"):
             raise ConfigError(f"Shutdown behaviour '{shutdown_behavior}' is not understood.", hint="Use 'stop' or 'terminate'.")
@@ -130,8 +155,11 @@ class Launching(Storage, Access):
                 f"An instance named '{name}' already exists ({existing[0].id}, {existing[0].state}).",
                 hint="Choose another name, or terminate it first with `inv terminate " + name + "`.",
             )
-        img = self.image(image) if image else self.default_image()
         self.instance_type(type)
+        img, image_note = self.choose_image(image, type)
+        net = self.network(subnet=subnet, security_groups=security_groups, zone=zone)
+        if instance_profile:
+            self.instance_profile(instance_profile)
         return LaunchPlan(
             name=name,
             image_id=img.id,
@@ -146,6 +174,11 @@ class Launching(Storage, Access):
             user_data=user_data,
             shutdown_behavior=shutdown_behavior,
             open_ssh=open_ssh,
+            vpc_id=net.vpc_id,
+            subnet_id=net.subnet_id,
+            security_group_ids=net.group_ids,
+            instance_profile=instance_profile,
+            image_note=image_note,
         )
 
     @translated("launch instance {0}")
@@ -157,7 +190,7 @@ class Launching(Storage, Access):
         """
         plan = name if isinstance(name, LaunchPlan) else self.plan_launch(name, **options)
         self.ensure_key_pair()
-        group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh),)
+        group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh, vpc_id=plan.vpc_id),)
         spec = plan.spec(key_name=self.settings.key_name, group_ids=group_ids)
         token = uuid.uuid4().hex[:16]
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
@@ -188,6 +221,7 @@ class Launching(Storage, Access):
     def _launch_spot(self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None) -> Instance:
         spec = dict(spec)
         spec.pop("InstanceInitiatedShutdownBehavior", None)  # one-time spot instances terminate (checked by the plan)
+        metadata = spec.pop("MetadataOptions", None)  # not part of a spot LaunchSpecification: set once it exists
         if "UserData" in spec:  # LaunchSpecification wants it base64-encoded by the caller
             spec["UserData"] = base64.b64encode(spec["UserData"].encode()).decode()
         if progress:
@@ -197,6 +231,8 @@ class Launching(Storage, Access):
         _, inst = self._describe(instance_id)
         volume_ids = [b["Ebs"]["VolumeId"] for b in inst.raw.get("BlockDeviceMappings", []) if "Ebs" in b]
         self.ec2.create_tags(Resources=[instance_id, *volume_ids], Tags=tag_list({**tags, SPOT_REQUEST_TAG: request_id}))
+        if metadata:
+            self.ec2.modify_instance_metadata_options(InstanceId=instance_id, **metadata)
         return self.wait(instance_id, "running", progress=progress)
 
     def _wait_spot(self, request_id: str, progress: Progress | None, timeout: float = 600) -> str:

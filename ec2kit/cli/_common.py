@@ -131,6 +131,28 @@ def make_context(profile: str | None, region: str | None):
     return Context(Settings.from_env(profile=profile, region=region))
 
 
+NETWORK_HELP = {
+    "subnet": "subnet id or Name tag to launch into (default: `subnet` in ec2kit.toml, else the default VPC); "
+    "ec2kit's security group is made in its VPC",
+    "security_group": "extra security group, id or name (repeatable or comma-separated; default: `security_groups` in ec2kit.toml)",
+    "instance_profile": "IAM instance profile NAME for the instance (default: `instance_profile` in ec2kit.toml)",
+    "open_ssh": "allow SSH from anywhere (0.0.0.0/0) instead of only your public IP (prints a warning)",
+}
+
+
+def network_options(
+    ctx: Any, subnet: str | None, security_group: list[str] | None, instance_profile: str | None
+) -> dict[str, Any]:
+    """``--subnet`` / ``--security-group`` / ``--instance-profile`` with the config file's defaults filled in."""
+    defaults = ctx.settings.default
+    groups = [g for item in security_group or [] for g in split_list(item)] or list(defaults("security_groups") or [])
+    return {
+        "subnet": subnet or defaults("subnet"),
+        "security_groups": groups,
+        "instance_profile": instance_profile or defaults("instance_profile"),
+    }
+
+
 def split_list(value: str | None) -> list[str]:
     """'a,b, c' → ['a', 'b', 'c']."""
     return [v.strip() for v in (value or "").split(",") if v.strip()]

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from .. import ui
 from ..context import Context
-from ._common import check_disk, command, parse_ports, parse_tags
+from ._common import NETWORK_HELP, check_disk, command, network_options, parse_ports, parse_tags
 
 
 def uptime(launch_time: object, state: str) -> str:
@@ -38,10 +38,11 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
 
 
 @command(
-    iterable=["tag"],
+    iterable=["tag", "security_group"],
     help={
         "name": "Name tag for the new instance (must be unique)",
-        "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
+        "image": "ubuntu (24.04), ubuntu-22.04, gpu (NVIDIA driver + CUDA), or an AMI name or id "
+        "(default: gpu for a type with an NVIDIA GPU, else ubuntu; the architecture follows --type)",
         "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
         "type": "instance type, e.g. m5.xlarge (default: `type` in ec2kit.toml, else t3.medium)",
         "spot": "launch a spot instance instead of on-demand",
@@ -50,6 +51,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         "no_wait": "return once running, without waiting for SSH",
         "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
         "json": "print the instance as JSON",
+        **NETWORK_HELP,
     },
 )
 def launch(
@@ -64,6 +66,10 @@ def launch(
     no_wait: bool = False,
     tag: list[str] | None = None,
     json: bool = False,
+    subnet: str | None = None,
+    security_group: list[str] | None = None,
+    instance_profile: str | None = None,
+    open_ssh: bool = False,
 ) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     from ..actions import launch as do_launch
@@ -87,6 +93,8 @@ def launch(
             max_price=max_price,
             zone=zone,
             tags=tags or None,
+            open_ssh=open_ssh,
+            **network_options(ctx, subnet, security_group, instance_profile),
         )
     _show(inst, json)
 
@@ -188,6 +196,39 @@ def forget_host(ctx: Context, name: str) -> None:
     alias = inst.id if inst else name
     removed = forget(ctx.settings.known_hosts, alias)
     ui.console().print(f"Forgot the host key of {alias}." if removed else f"No host key was pinned for {alias}.")
+
+
+@command(
+    help={
+        "json": "print the rules as JSON",
+        "prune": "remove every address rule except your current address (the rule between ec2kit instances stays)",
+    }
+)
+def access(ctx: Context, json: bool = False, prune: bool = False) -> None:
+    """SSH rules of ec2kit's security groups: who may reach port 22. Re-checks your public address and adds it."""
+    cloud = ctx.cloud
+    groups = sorted({r.group_id for r in cloud.ssh_rules()})
+    said = cloud.admit_caller(groups, fresh=True)
+    if said:
+        ui.info(said)
+    removed = cloud.prune_ssh_rules() if prune else []
+    rules = cloud.ssh_rules()
+    if json:
+        ui.print_json([{k: v for k, v in vars(r).items() if k != "permission"} for r in rules])
+    else:
+        ui.print_table(
+            "SSH access (tcp/22)",
+            ["group", "vpc", "from", "description", ""],
+            [
+                (r.group_id, r.vpc_id, r.source, r.description, "everyone!" if r.everyone else "current" if r.current else "old")
+                for r in rules
+            ],
+            empty="ec2kit has no security group in this region yet; `inv launch` makes one.",
+        )
+    for rule in removed:
+        ui.info(f"Removed SSH from {rule.source} ({rule.description or 'no description'}) in {rule.group_id}.")
+    if not prune and any(not r.current for r in rules):
+        ui.info("`inv access --prune` removes the rules marked old.")
 
 
 @command(aws=False, help={"text": "part of a region's name, e.g. Ohio, Frankfurt, Tokyo"})

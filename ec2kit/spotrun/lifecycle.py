@@ -49,6 +49,10 @@ class SpotRunOptions:
     detach: bool = False
     keep: bool = False
     max_hours: float | None = None
+    subnet: str | None = None  # id or Name tag (default: the default VPC)
+    security_groups: list[str] = field(default_factory=list)  # extra groups beside ec2kit-ssh
+    instance_profile: str | None = None  # IAM instance profile name
+    open_ssh: bool = False  # SSH from anywhere, not just this machine's address
     vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
     recipe: str | None = "spot-run"  # pre-script steps (None: none)
     pull_interval: float = 3.0  # seconds between result pulls
@@ -144,7 +148,10 @@ def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
 
         check_overrides(load_recipe(options.recipe), options.vars)
     if options.image:
-        ctx.cloud.image(options.image)
+        ctx.cloud.choose_image(options.image, options.type)
+    ctx.cloud.network(subnet=options.subnet, security_groups=options.security_groups)
+    if options.instance_profile:
+        ctx.cloud.instance_profile(options.instance_profile)
     if options.snapshot:
         ctx.cloud.snapshot(options.snapshot)
     if options.monitor:
@@ -192,6 +199,7 @@ def bundle(options: SpotRunOptions, wrapper: str) -> bytes:
 
 def _launch(run: _Run, attempt: int) -> Instance:
     """Place the spot request (next type on capacity errors); record the instance at once."""
+    from ..actions import say_launch_plan
     from ..errors import AwsError
 
     opts, rec = run.options, run.record
@@ -203,7 +211,7 @@ def _launch(run: _Run, attempt: int) -> Instance:
         run.say(f"{rec.name}: requesting a {type_} spot instance (attempt {attempt})")
         run.save(state="requested" if attempt == 1 else "recovering", instance_type=type_, attempt=attempt)
         try:
-            inst = run.ctx.cloud.launch(
+            plan = run.ctx.cloud.plan_launch(
                 name,
                 image=opts.image or _default_image(run.ctx),
                 type=type_,
@@ -212,7 +220,14 @@ def _launch(run: _Run, attempt: int) -> Instance:
                 disk=opts.disk,
                 tags={RUN_TAG: rec.name},
                 shutdown_behavior="terminate",
+                subnet=opts.subnet,
+                security_groups=opts.security_groups,
+                instance_profile=opts.instance_profile,
+                open_ssh=opts.open_ssh,
             )
+            if attempt == 1:
+                say_launch_plan(run.ctx, plan, f"{rec.name}: ")
+            inst = run.ctx.cloud.launch(plan)
         except AwsError as err:
             last_error = err
             if type_ != types[-1]:
