@@ -41,7 +41,10 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
     """
     cloud = ctx.cloud
     plan = cloud.plan_launch(name, **options)  # type: ignore[arg-type]
-    say_launch_plan(ctx, plan)
+    if not ctx.quiet:
+        from .ui import info
+
+        say_launch_plan(plan, info)
     inst = cloud.launch(plan, progress=progress)
     if wait:
         try:
@@ -54,17 +57,13 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
     return inst
 
 
-def say_launch_plan(ctx: Context, plan: LaunchPlan, prefix: str = "") -> None:
-    """The lines a launch prints before it starts: which image and why; a warning for --open-ssh."""
-    if ctx.quiet:
-        return
-    from .ui import info
-
+def say_launch_plan(plan: LaunchPlan, say: Callable[[str], None], prefix: str = "") -> None:
+    """The lines a launch says before it starts: which image and why; a warning for --open-ssh."""
     if plan.image_note:
-        info(f"{prefix}Image: {plan.image_note}")
-    if plan.open_ssh and not ctx.settings.ssh_cidr:
-        info(
-            f"{prefix}[yellow]Warning:[/yellow] --open-ssh allows SSH from anywhere (0.0.0.0/0) to every instance in "
+        say(f"{prefix}Image: {plan.image_note}")
+    if plan.open_ssh:
+        say(
+            f"{prefix}Warning: --open-ssh allows SSH from anywhere (0.0.0.0/0) to every instance in "
             "ec2kit's security group; only your key opens it, but the whole internet can knock. "
             "`inv access --prune` narrows it to your address again."
         )

@@ -522,7 +522,8 @@ def seeded_moto(tmp_path_factory):
                     "ami-0000000000000c404",
                     "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20261120",
                     "2026-11-20T00:00:00.000Z",
-                ),
+                )
+                | {"architecture": "arm64"},
                 canonical(
                     "ami-0000000000000a204",
                     "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20261115",
@@ -556,3 +557,14 @@ def test_default_image_is_the_newest_ubuntu_24_04_amd64_then_22_04(seeded_moto, 
     for ami in ("ami-0000000000000a404", "ami-0000000000000b404"):
         cloud.ec2.deregister_image(ImageId=ami)
     assert cloud.default_image().id == "ami-0000000000000a204"
+
+
+def test_without_ssm_an_alias_is_found_by_searching_images_and_the_note_says_so(seeded_moto, tmp_path):
+    # a plain moto server has none of AWS's public image parameters: GetParameter fails
+    cloud = Cloud(Settings(home=tmp_path), endpoint_url=seeded_moto, credentials=CREDS, region="us-east-1")
+    image, why = cloud.choose_image(None, "t4g.large")
+    assert image.id == "ami-0000000000000c404"
+    assert why.startswith("ubuntu 24.04 arm64 because t4g.large is Graviton")
+    assert why.endswith("(SSM parameter unreadable: ParameterNotFound; found by searching images instead)")
+    image, _ = cloud.choose_image("ubuntu-22.04", "t3.micro")
+    assert image.id == "ami-0000000000000a204"

@@ -237,11 +237,15 @@ class Access(AwsSession):
 
     @translated("remove old SSH rules")
     def prune_ssh_rules(self) -> list[SshRule]:
-        """Revoke every address rule of ec2kit's groups except the current one; returns what was removed.
-
-        The rule letting ec2kit instances reach each other stays.
+        """Revoke every address rule of ec2kit's groups except the current one (added first where
+        missing); returns what was removed. The rule letting ec2kit instances reach each other stays.
         """
-        removed = [r for r in self.ssh_rules() if not r.current]
+        rules = self.ssh_rules()
+        keep = self.ssh_cidr()
+        for gid in sorted({r.group_id for r in rules} - {r.group_id for r in rules if r.current and "/" in r.source}):
+            # only a wider rule (--open-ssh) let this machine in: add its own before removing that
+            self._authorize(gid, {"IpRanges": [{"CidrIp": keep, "Description": rule_description(keep)}]})
+        removed = [r for r in rules if not r.current]
         for rule in removed:
             perm: dict[str, Any] = {k: rule.permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in rule.permission}
             self.ec2.revoke_security_group_ingress(

@@ -173,7 +173,7 @@ class Launching(ImageChoice, Networks):
             tags={"Name": name, MANAGED_TAG: "1", **(tags or {})},
             user_data=user_data,
             shutdown_behavior=shutdown_behavior,
-            open_ssh=open_ssh,
+            open_ssh=open_ssh and not self.settings.ssh_cidr,  # EC2KIT_SSH_CIDR / ssh_cidr still decide
             vpc_id=net.vpc_id,
             subnet_id=net.subnet_id,
             security_group_ids=net.group_ids,

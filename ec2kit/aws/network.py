@@ -54,12 +54,12 @@ class Networks(Access):
                 hint="Pass the subnet id with --subnet instead.",
             )
         if not found:
-            named = [tags_of(s).get("Name", "") for s in self.paginate("describe_subnets", "Subnets[]")]
+            named = sorted({n for s in self.paginate("describe_subnets", "Subnets[]") if (n := tags_of(s).get("Name", ""))})
+            known = f"Subnets with a Name tag in {self.region}: {', '.join(named[:10])}. " if named else ""
             raise NotFound(
                 "subnet",
                 name_or_id,
-                [n for n in named if n],
-                hint=f"List them with `aws ec2 describe-subnets --region {self.region}`; --subnet takes an id or a Name tag.",
+                hint=f"{known}--subnet takes an id or a Name tag; list them with `aws ec2 describe-subnets --region {self.region}`.",
             )
         return dict(found[0])
 

@@ -226,7 +226,7 @@ def _launch(run: _Run, attempt: int) -> Instance:
                 open_ssh=opts.open_ssh,
             )
             if attempt == 1:
-                say_launch_plan(run.ctx, plan, f"{rec.name}: ")
+                say_launch_plan(plan, run.say, f"{rec.name}: ")
             inst = run.ctx.cloud.launch(plan)
         except AwsError as err:
             last_error = err
