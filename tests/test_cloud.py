@@ -341,10 +341,13 @@ def test_security_group_lets_ec2kit_instances_reach_each_other_once(cloud):
 
 def test_without_a_known_address_ssh_access_is_refused_unless_opened_explicitly(tmp_path, monkeypatch):
     monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
-    aws = Cloud(Settings(home=tmp_path), credentials=CREDS, region="us-east-1")  # no endpoint: never called here
-    with pytest.raises(ConfigError, match="EC2KIT_SSH_CIDR"):
+    monkeypatch.setenv("EC2KIT_CHECKIP_URL", "http://127.0.0.1:9/")  # nothing answers there
+    aws = Cloud(Settings.from_env(home=tmp_path), credentials=CREDS, region="us-east-1")  # no endpoint: never called here
+    with pytest.raises(ConfigError, match="could not learn your public IP address from http://127.0.0.1:9/.*EC2KIT_SSH_CIDR"):
         aws.ssh_cidr()
     assert aws.ssh_cidr(open_ssh=True) == "0.0.0.0/0"
+    monkeypatch.setenv("EC2KIT_SSH_CIDR", "203.0.113.7")
+    assert aws.ssh_cidr() == aws.ssh_cidr(open_ssh=True) == "203.0.113.7/32"
 
 
 # -- errors and regions ----------------------------------------------------------------
