@@ -165,9 +165,12 @@ def make_volume(
             f"Instance '{inst.name or inst.id}' is {inst.state}; a volume can only be mounted on a running instance.",
             hint=f"Start it with `inv start {inst.name or inst.id}`.",
         )
-    vol = cloud.create_volume(size=size, snapshot=snapshot, zone=inst.zone, name=name or inst.name or inst.id)
+    say = progress or (lambda _message: None)
+    say(f"creating a {f'{size} GB ' if size else ''}volume" + (f" from snapshot {snapshot}" if snapshot else ""))
+    vol = cloud.create_volume(size=size, snapshot=snapshot, zone=inst.zone, name=name or inst.name or inst.id, progress=progress)
     try:
-        vol = cloud.attach_volume(vol, inst)
+        vol = cloud.attach_volume(vol, inst, progress=progress)
+        say(f"{'formatting and ' if snapshot is None else ''}mounting {vol.id} at {mountpoint}")
         host = ctx.connect(inst)
         script = mount_script(
             device_candidates(vol.id, vol.device),
@@ -207,7 +210,9 @@ def mount_volume(
             hint=f"Detach it first: `inv detach-volume {vol.name or vol.id}`.",
         )
     if not vol.attached_to:
-        vol = cloud.attach_volume(vol, inst)
+        vol = cloud.attach_volume(vol, inst, progress=progress)
+    if progress:
+        progress(f"mounting {vol.id} at {mountpoint}")
     host = ctx.connect(inst)
     host.run(
         "bash -s",

@@ -149,6 +149,14 @@ class Context:
 
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
         settings = self.settings
+        if inst.state in ("stopped", "stopping", "shutting-down", "terminated"):
+            which = "private" if settings.ssh_address == "private" else "public"
+            raise WrongState(
+                f"Instance {inst.label} is {inst.state}: it has no {which} IP address and nothing answers SSH there.",
+                hint=f"Start it with `inv start {inst.name or inst.id}`."
+                if inst.state in ("stopped", "stopping")
+                else "Launch a new one with `inv launch NAME`.",
+            )
         self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
         self.admit_caller(inst)
         if self._resolver is not None:

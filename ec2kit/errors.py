@@ -73,6 +73,10 @@ class HostKeyMismatch(RemoteError):
     """An instance presented a host key different from the one pinned for it."""
 
 
+class AuthFailed(RemoteError):
+    """The host answered but refused our key (wrong key pair or login user)."""
+
+
 class UnexpectedExit(RemoteError):
     """A remote command exited non-zero: shows the command, exit code and output tail."""
 

@@ -51,8 +51,11 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_jsonable(value), indent=2, default=str) + "\n")
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str = "") -> None:
-    """Print a table; ``empty`` is printed instead when there are no rows."""
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str = "", keep: Sequence[str] = ()
+) -> None:
+    """Print a table; ``empty`` is printed instead when there are no rows. Columns named in ``keep``
+    stay on one line (others fold first when the terminal is narrow)."""
     out = console()
     if not rows:
         out.print(empty or f"No {title.lower()}.")
@@ -61,7 +64,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in keep)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)

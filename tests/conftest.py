@@ -114,11 +114,15 @@ def sandbox_reset(sandbox):
 
 
 SERVER_FIXTURES = {"sandbox", "sandbox_reset", "moto_server", "moto_reset", "sshd_host", "sshd_factory"}
+#: Modules whose tests start real programs (the CLI as a process, tmux, the sandbox daemon, rsync).
+PROCESS_MODULES = {"test_cli", "test_plot_cli", "test_installed", "test_spotrun_wrapper", "test_sandbox", "test_spotrun_monitor"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that needs a server (moto, the sandbox daemon or sshd) as ``sandbox``, so
-    ``pytest -m "not sandbox"`` is the fast tier."""
+    """Mark every test that needs a server (moto, the sandbox daemon, sshd) or starts real programs as
+    ``sandbox``, so ``pytest -m "not sandbox"`` is the fast, host-free tier."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        module = getattr(item, "module", None)
+        slow = module is not None and module.__name__.rsplit(".", 1)[-1] in PROCESS_MODULES
+        if slow or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sandbox)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ec2kit import settings, ssh
-from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError
+from ec2kit.errors import AuthFailed, ConfigError, HostKeyMismatch, RemoteError
 from ec2kit.sandbox.sshd import SshdHost, free_port
 from ec2kit.ssh import openssh, pins
 from ec2kit.ssh.fabric import FabricTransport
@@ -88,7 +88,7 @@ def test_control_path_is_short_and_distinct_per_instance():
     ("ssh: connect to host 10.0.0.5 port 22: Connection refused\r\n", RemoteError, "connection refused"),
     ("ssh: connect to host 10.0.0.5 port 22: Connection timed out\r\n", RemoteError, "security group"),
     ("ssh: Could not resolve hostname nowhere: Name or service not known\r\n", RemoteError, "cannot resolve 'nowhere'"),
-    ("ubuntu@10.0.0.5: Permission denied (publickey).\r\n", RemoteError, "with key /k/my keys/ec2kit failed"),
+    ("ubuntu@10.0.0.5: Permission denied (publickey).\r\n", AuthFailed, "with key /k/my keys/ec2kit failed"),
     ("kex_exchange_identification: read: Connection reset by peer\r\n", RemoteError, "handshake failed"),
     ("ssh: Connection timed out during banner exchange\r\n", RemoteError, "handshake failed"),
     ("Timeout, server 10.0.0.5 not responding.\r\n", RemoteError, "closed while running"),

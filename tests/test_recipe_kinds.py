@@ -1,7 +1,8 @@
 """Host-free table tests of every step kind's planner (tests/kinds/<kind>/*.toml), like pyinfra's tests/operations.
 
 A case is a one-step recipe in the format users write, plus:
-``[state]``  the host's facts: files (path → content), dirs, modes (path → "0644"), made in a scratch home;
+``[state]``  the host's facts: files (path → content), dirs, modes (path → "0644"), fifos, links (link → target),
+             made in a scratch home;
 ``check``    plan (and run) in check mode;
 ``[expect]`` what the planner gives and what the host then says:
              ``error`` / ``error_contains`` (the message: the step is refused when loaded or planned),
@@ -9,7 +10,7 @@ A case is a one-step recipe in the format users write, plus:
              ``body_contains``, ``probe`` (paths the quick check stats), ``pure``,
              ``status`` / ``reason`` (the step's bash run locally by ``bash`` on the scratch home: no sshd, no moto),
              ``fast`` (decided by the no-fork quick check, without starting a program),
-             ``files`` / ``absent`` afterwards.
+             ``files`` / ``absent`` / ``modes`` / ``fifos`` / ``links`` afterwards, ``stderr_contains``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def _prepare(home: Path, state: dict[str, Any]) -> None:
         p.write_text(content)
     for f, mode in state.get("modes", {}).items():
         _local(home, f).chmod(int(mode, 8))
+    for f in state.get("fifos", []):  # a canary special file: nothing may write into it or replace it
+        p = _local(home, f)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(p)
+    for link, to in state.get("links", {}).items():
+        os.symlink(_local(home, to), _local(home, link))
 
 
 def _bin_logging_mktemp(tmp_path: Path) -> tuple[str, Path]:
@@ -118,6 +125,14 @@ def test_kind_case_plans_as_expected(case_file: Path, tmp_path: Path, monkeypatc
         assert _local(home, f).read_text() == content, f
     for f in expect.get("absent", []):
         assert not _local(home, f).exists(), f
+    for f, mode in expect.get("modes", {}).items():
+        assert oct(_local(home, f).stat().st_mode & 0o7777) == oct(int(mode, 8)), f
+    for f in expect.get("fifos", []):
+        assert _local(home, f).is_fifo(), f"{f} is no longer the FIFO it was"
+    for f in expect.get("links", []):
+        assert _local(home, f).is_symlink(), f"{f} is no longer a link"
+    for text in expect.get("stderr_contains", []):
+        assert text in res.stderr.decode(errors="replace") + marker.stderr
 
 
 def test_every_kind_in_the_table_has_planner_cases() -> None:

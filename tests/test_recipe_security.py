@@ -140,3 +140,46 @@ def test_an_integer_mode_is_refused_before_anything_runs(project: Path, shared_h
         "recipes/shared.toml:7: step 2 'bin': mode = 755 is a number (chmod would get mode 1363, not 0755); "
         'a mode is a string. Write mode = "0755".'
     )
+
+
+def test_rendered_secrets_and_env_values_never_reach_a_process_list(shared_host, project):
+    sshd, host = shared_host
+    secret = "s3cr3t-9f1c27e0"
+    _write(
+        project,
+        """
+        [secrets]
+        TOKEN = { env = "EC2KIT_TEST_TOKEN_NEVER_SET" }
+
+        [[step]]
+        name = "uses the token"
+        run = "sleep 0.2 & T={{ TOKEN }}; ps -eo args > ~/ps.txt; test \\"$T\\" = \\"$API\\" && echo same > ~/same.txt; wait"
+        env = { API = "{{ TOKEN }}" }
+        """,
+    )
+    recipe = load_recipe("shared")
+    from ec2kit.recipe.loader import resolve_vars
+
+    values, secrets = resolve_vars(recipe, {"secret:TOKEN": secret})
+    report = run_steps_on_host(host, recipe.steps, values, recipe=recipe, secrets=secrets)
+    assert report.ok, report.failure
+    processes = (sshd.home / "ps.txt").read_text()
+    assert "ps -eo args" in processes  # the listing was taken while the step ran
+    assert secret not in processes
+    assert (sshd.home / "same.txt").read_text() == "same\n"  # the command and its env both got the value
+
+
+def test_a_five_megabyte_command_runs_and_its_failure_message_stays_short(shared_host, project):
+    sshd, host = shared_host
+    (sshd.home / "big-ran").unlink(missing_ok=True)
+    filler = "x" * 5_000_000
+    _write(project, f'[[step]]\nname = "big"\nrun = ": {filler}; echo ok > ~/big-ran"\n')
+    recipe = load_recipe("shared")
+    report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
+    assert report.ok, report.failure[:2000]
+    assert (sshd.home / "big-ran").read_text() == "ok\n"
+    _write(project, f'[[step]]\nname = "big fail"\nrun = ": {filler}; exit 3"\n')
+    recipe = load_recipe("shared")
+    report = run_steps_on_host(host, recipe.steps, {}, recipe=recipe)
+    assert not report.ok and "exit code 3" in report.failure
+    assert len(report.failure) < 2000 and "more characters" in report.failure

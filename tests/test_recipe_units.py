@@ -17,10 +17,19 @@ from ec2kit.recipe.report import recap_line, step_line
 from ec2kit.recipe.script import build_script, parse_output
 
 
-def test_wrap_command_is_a_pure_string_builder():
-    assert wrap_command("make") == "bash -c make"
-    assert wrap_command("echo $X", sudo=True) == "__sudo bash -c 'echo $X'"
-    assert wrap_command("ls", env={"A": "1 2"}, cwd="~/src") == "cd \"$HOME\"/src || exit 1; env A='1 2' bash -c ls"
+def test_wrap_command_is_a_pure_string_builder_that_keeps_the_command_out_of_argv():
+    import hashlib
+
+    def delim(body: str) -> str:
+        return "__EC2KIT_" + hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    loader = "bash -c 'exec 3<&0 </dev/null; . /dev/fd/3'"
+    assert wrap_command("make") == f"{loader} <<'{delim('make')}'\nmake\n{delim('make')}"
+    assert wrap_command("echo $X", sudo=True) == f"__sudo {loader} <<'{delim('echo $X')}'\necho $X\n{delim('echo $X')}"
+    body = "export A='1 2'\nls"
+    assert wrap_command("ls", env={"A": "1 2"}, cwd="~/src", then=" || exit $?") == (
+        f"cd \"$HOME\"/src || exit 1; {loader} <<'{delim(body)}' || exit $?\n{body}\n{delim(body)}"
+    )
 
 
 def test_remote_paths_expand_home_and_quote_the_rest():

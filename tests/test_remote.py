@@ -456,3 +456,18 @@ def test_wait_ssh_does_not_retry_a_host_key_mismatch(host, other_sshd, user_key,
     with pytest.raises(HostKeyMismatch):
         wait_ssh(target_for(other_sshd, user_key, known_hosts), timeout=10, progress=calls.append)
     assert len(calls) == 1
+
+
+def test_wait_ssh_gives_up_on_a_key_the_host_refuses_after_a_few_tries(sshd_host, tmp_path, known_hosts):
+    """A .pub that does not belong to the key (or the wrong login user) never starts working: no 300 s wait."""
+    from ec2kit.errors import AuthFailed
+
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    calls: list[str] = []
+    with pytest.raises(AuthFailed) as info:
+        wait_ssh(
+            target_for(sshd_host, stranger, known_hosts, alias="i-stranger"), timeout=120, interval=0.1, progress=calls.append
+        )
+    assert len(calls) == 3  # AUTH_TRIES: the first seconds after boot may refuse a key cloud-init has not written yet
+    assert "authentication" in str(info.value) and str(stranger) in str(info.value)

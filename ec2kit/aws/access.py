@@ -41,7 +41,10 @@ class Access(AwsSession):
 
         The private key is generated here (``ssh-keygen``) and never leaves this machine.
         """
+        from ..keypair import check_key_pair
+
         key_file, name = self.settings.key_file, self.settings.key_name
+        check_key_pair(key_file)  # before any AWS call: a mismatched .pub would lock us out of what we launch
         pairs = self.ec2.describe_key_pairs(Filters=filters(**{"key-name": name})).get("KeyPairs", [])
         if not key_file.exists():
             if pairs:

@@ -34,7 +34,19 @@ class Instances(AwsSession):
     def instance(self, name_or_id: str | Instance, *, states: States | None = None) -> Instance:
         """The instance with this Name tag or id (default: not terminated); NotFound suggests close names."""
         key = name_or_id.id if isinstance(name_or_id, Instance) else name_or_id
-        return match_instance(key, self.instances(states=states))
+        try:
+            return match_instance(key, self.instances(states=states))
+        except NotFound:
+            if states is not None:
+                raise
+            gone = [i for i in self.instances(states=("terminated",)) if key in (i.id, i.name)]
+            if not gone:
+                raise
+            last = max(gone, key=lambda i: str(i.launch_time or ""))
+            raise WrongState(
+                f"Instance {last.label} was terminated; a terminated instance cannot be used again.",
+                hint=f"Launch a new one: inv launch {last.name or 'NAME'}",
+            ) from None
 
     def _refresh(self, instance: Instance) -> Instance:
         return self._describe(instance.id)[1]

@@ -234,7 +234,3 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
             )
         tags[key] = value.strip()
     return tags
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

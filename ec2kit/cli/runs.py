@@ -140,6 +140,7 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
         ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results", "metrics"],
         rows,
         empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
+        keep=("name", "metrics"),
     )
     for r in found:
         if r.options.get("note"):

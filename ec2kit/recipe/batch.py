@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from ..ssh import Transport
 
 
+MAX_SHOWN = 500  # characters of a command or output line shown in a failure message
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text``, or its first ``limit`` characters and how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 @dataclass
 class Entry:
     """A step waiting in the batch: planned (runs remotely) or already decided locally (``result``)."""
@@ -167,11 +175,12 @@ class BatchRun:
         )
 
     def step_failed(self, step: Step, result: StepResult) -> StepFailed:
-        tail = "\n".join(result.output.splitlines()[-20:])
+        """The located failure message; a long command or output line is cut (a 5 MB ``run`` is not repeated)."""
+        tail = "\n".join(line[:MAX_SHOWN] for line in result.output.splitlines()[-20:])
         msg = (
             f"Recipe {self.owner.recipe_name}, step {step.number} '{result.name}' failed on {self.owner.label} "
             f"with exit code {result.exit_code}.\n"
-            f"Command: {result.command}"
+            f"Command: {shorten(result.command)}"
         )
         if tail:
             msg += f"\n--- last lines of output ---\n{tail}"

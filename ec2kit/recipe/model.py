@@ -117,8 +117,12 @@ class HostReport:
 
     @property
     def recap(self) -> dict[str, int]:
-        """``{"ok": N, "changed": N, "skipped": N, "failed": N}``."""
-        return {s: self.count(s) for s in ("ok", "changed", "skipped", "failed")}
+        """``{"ok": N, "changed": N, "skipped": N, "failed": N}``, plus ``unreachable: 1`` when the
+        host failed outside any step (it could not be reached, or its steps could not be planned)."""
+        counts = {s: self.count(s) for s in ("ok", "changed", "skipped", "failed")}
+        if self.failure and not counts["failed"]:
+            counts["unreachable"] = 1
+        return counts
 
     def raise_for_failure(self) -> None:
         """Raise the error that stopped this host, if any."""

@@ -51,6 +51,30 @@ __fix_attrs() {
   if [ -n "$2" ]; then $S chmod "$2" "$1" || exit 1; fi
   if [ -n "$3" ]; then $S chown "$3" "$1" || exit 1; fi
 }
+__owner_ok() {  # user[:group]: fail with a message before anything changes when either is unknown here
+  [ -z "$1" ] && return 0
+  local u="${1%%:*}" g=""
+  case "$1" in *:*) g="${1#*:}";; esac
+  if [ -n "$u" ] && ! id -u -- "$u" >/dev/null 2>&1; then echo "owner $1: there is no user '$u' on this host" >&2; return 1; fi
+  if [ -n "$g" ] && ! getent group -- "$g" >/dev/null 2>&1; then echo "owner $1: there is no group '$g' on this host" >&2; return 1; fi
+}
+__regular() {  # path shown: absent, or a regular file (through links); never a device, FIFO, socket or directory
+  if $S test -e "$1" && ! $S test -f "$1"; then
+    echo "$2 exists and is not a regular file (a directory, device, FIFO or socket): ec2kit will not write into it" >&2; exit 1
+  fi
+}
+__replace_file() {  # path newfile mode owner: the new content under its final mode and owner, then one rename
+  local d="$1" t=""
+  if $S test -L "$d"; then d=$($S readlink -f -- "$d") || exit 1; fi  # write where a link points, keep the link
+  __mkparent "$d"
+  t=$($S mktemp "$(dirname -- "$d")/.ec2kit.XXXXXX") || exit 1  # 0600 from its first byte
+  if ! { $S cp -- "$2" "$t" &&
+    if [ -n "$3" ]; then $S chmod "$3" "$t"; elif $S test -f "$d"; then $S chmod --reference="$d" "$t"; else $S chmod "$(printf %o $((0666 & ~0$(umask))))" "$t"; fi &&
+    if [ -n "$4" ]; then $S chown "$4" "$t"; elif $S test -f "$d"; then $S chown --reference="$d" "$t"; else :; fi &&
+    $S mv -f -- "$t" "$d"; }; then
+    $S rm -f -- "$t"; exit 1
+  fi
+}
 if [ -n "${EPOCHREALTIME:-}" ]; then  # milliseconds into __NOW, without forking when bash has EPOCHREALTIME
   __now() { __NOW=${EPOCHREALTIME/[.,]/}; __NOW=${__NOW%???}; }
 else

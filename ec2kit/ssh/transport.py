@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from ..errors import HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
+from ..errors import AuthFailed, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
 from .target import SshTarget, rsync_argv, wrap_command
 
 #: What a command's stdin may be: bytes, or a binary file read in chunks.
@@ -95,7 +95,8 @@ def connect_error(target: SshTarget, reason: str, detail: str = "") -> RemoteErr
         ),
         "no-key": (f"the private key {target.key_file} does not exist", "Check EC2KIT_HOME / the key name."),
     }.get(reason, (detail, start))
-    return RemoteError(f"Cannot connect to {who(target)}: {what}.", hint=hint)
+    cls = AuthFailed if reason == "auth" else RemoteError
+    return cls(f"Cannot connect to {who(target)}: {what}.", hint=hint)
 
 
 def closed_while_running(target: SshTarget, shown: str | None = None, why: str = "") -> RemoteError:
@@ -394,6 +395,9 @@ def _umask() -> int:
 # --------------------------------------------------------------------------- waiting
 
 
+AUTH_TRIES = 3  # authentication refusals in a row before wait_ssh gives up
+
+
 def wait_ssh(
     target: SshTarget,
     timeout: float = 300,
@@ -404,8 +408,11 @@ def wait_ssh(
     """Retry connecting and running ``true`` until it works (a booting instance).
 
     ``progress(message)`` is called before each try. A host-key mismatch is
-    raised at once (never retried); after ``timeout`` seconds → :class:`TimedOut`
-    naming the instance and the last error. ``client(target, connect_timeout=…)``
+    raised at once (never retried); so is an authentication failure seen
+    :data:`AUTH_TRIES` times in a row (a wrong key never starts working, and only the
+    first seconds after sshd starts, before cloud-init has written the key, refuse it
+    legitimately); after ``timeout`` seconds → :class:`TimedOut` naming the instance
+    and the last error. ``client(target, connect_timeout=…)``
     makes the transport (default :func:`ec2kit.ssh.connect`: the OpenSSH one leaves
     its shared connection behind for the next command).
     """
@@ -415,7 +422,7 @@ def wait_ssh(
     label = f"{target.name} ({target.alias})" if target.name and target.name != target.alias else target.alias
     start = time.monotonic()
     deadline = start + timeout
-    attempt, last = 0, "no attempt made"
+    attempt, last, refused = 0, "no attempt made", 0
     while True:
         attempt += 1
         if progress:
@@ -428,8 +435,13 @@ def wait_ssh(
             return
         except HostKeyMismatch:
             raise
+        except AuthFailed:
+            refused += 1
+            if refused >= AUTH_TRIES:
+                raise
+            last = "authentication refused"
         except RemoteError as e:
-            last = str(e)
+            refused, last = 0, str(e)
         if time.monotonic() + interval > deadline:
             raise TimedOut(
                 f"SSH on {label} at {target.user}@{target.host}:{target.port} did not answer within "

@@ -104,7 +104,7 @@ def fill(value, subs: dict[str, str]):
     if isinstance(value, list):
         return [fill(v, subs) for v in value]
     if isinstance(value, dict):
-        return {k: fill(v, subs) for k, v in value.items()}
+        return {fill(k, subs): fill(v, subs) for k, v in value.items()}
     return value
 
 
@@ -121,12 +121,22 @@ def test_bad_input_fails_cleanly_and_changes_nothing(case, sandbox, web, tmp_pat
             path.write_bytes(bytes.fromhex(content[4:]))
         elif content == "<dir>":
             path.mkdir(exist_ok=True)
+        elif content in ("<key>", "<otherkey>"):  # a fresh ed25519 key: its private half, or another key's public half
+            import subprocess
+
+            made = tmp_path / content.strip("<>")
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(made)], check=True)
+            path.write_bytes(made.read_bytes() if content == "<key>" else made.with_suffix(".pub").read_bytes())
+            path.chmod(0o600)
         else:
             path.write_text(content)
     for rel in case.get("unreadable", []):
         (project / rel).chmod(0)
     env = fill(case.get("env", {}), subs)
     home = Path(env.pop("EC2KIT_HOME", sandbox.settings.home))
+    for argv in case.get("setup", []):  # commands that make the situation (not checked for side effects)
+        made = run_inv(*fill(argv, subs), home=home, env=env, cwd=project)
+        assert made.code == 0, made
     host = host_home(sandbox, web)
     before = (ec2_state(sandbox.ec2), tree(host), runs_state(sandbox.settings.home), tree(project))
 

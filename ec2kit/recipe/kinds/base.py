@@ -8,6 +8,7 @@ and the bash helpers its bodies call. Nothing here touches a host or imports Jin
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shlex
 from collections.abc import Callable
@@ -101,20 +102,32 @@ def sh_path(path: str) -> str:
     return shlex.quote(path)
 
 
-def wrap_command(command: str, *, sudo: bool = False, env: dict[str, Any] | None = None, cwd: str | None = None) -> str:
-    """The bash line running ``command`` with sudo/env/cwd (pure; tested by string equality).
+#: What the child bash runs: its stdin (the here-document holding the command) becomes fd 3 and is
+#: sourced; the command itself then reads an empty stdin, as a command run from a batch always did.
+COMMAND_LOADER = "exec 3<&0 </dev/null; . /dev/fd/3"
 
-    An environment name that is not ``[A-Za-z_][A-Za-z0-9_]*`` is refused: it would be shell.
+
+def wrap_command(
+    command: str, *, sudo: bool = False, env: dict[str, Any] | None = None, cwd: str | None = None, then: str = ""
+) -> str:
+    """The bash running ``command`` with sudo/env/cwd (pure; tested by string equality).
+
+    The command and its environment travel in a here-document — text of the batch script, which
+    itself arrives on stdin — never in an argument list: a rendered secret never shows in ``ps`` on
+    the host, and a command of any size runs (no "Argument list too long"). ``then`` follows the
+    command on its first line (e.g. ``" || exit $?"``). An environment name that is not
+    ``[A-Za-z_][A-Za-z0-9_]*`` is refused: it would be shell.
     """
     for name in env or {}:
         if not ENV_NAME.match(str(name)):
             raise RecipeError(f"{name!r} is not an environment variable name (letters, digits and _, not first a digit).")
-    prefix = "__sudo " if sudo else ""
-    env_part = "".join(f"{k}={shlex.quote(str(v))} " for k, v in (env or {}).items())
-    line = f"{prefix}env {env_part}bash -c {shlex.quote(command)}" if env_part else f"{prefix}bash -c {shlex.quote(command)}"
+    exports = "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in (env or {}).items())
+    body = exports + command
+    delim = "__EC2KIT_" + hashlib.sha256(body.encode()).hexdigest()[:16]
+    head = f"{'__sudo ' if sudo else ''}bash -c {shlex.quote(COMMAND_LOADER)}"
     if cwd:
-        line = f"cd {sh_path(cwd)} || exit 1; {line}"
-    return line
+        head = f"cd {sh_path(cwd)} || exit 1; {head}"
+    return f"{head} <<'{delim}'{then}\n{body}\n{delim}"
 
 
 def q(value: Any) -> str:

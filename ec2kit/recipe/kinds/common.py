@@ -64,7 +64,7 @@ def guard_lines(args: Args) -> list[str]:
         cmd = str(args["unless"])
         wrapped = wrap_command(cmd, sudo=bool(args.get("sudo")), env=args.get("env"), cwd=args.get("cwd"))
         reason = f"unless: `{cmd}` succeeded"
-        lines.append(f"if ( {wrapped} ) >/dev/null 2>&1; then __skip {shlex.quote(reason)}; return 0; fi")
+        lines.append(f"if ( {wrapped}\n) >/dev/null 2>&1; then __skip {shlex.quote(reason)}; return 0; fi")
     return lines
 
 

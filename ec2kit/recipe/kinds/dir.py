@@ -14,8 +14,14 @@ __dir() {  # path shown mode owner
     if [ "$ch" = " create" ]; then __changed "would create $show"; else __changed "would fix$ch of $show"; fi
     return 0
   fi
+  __owner_ok "$4" || exit 1
+  local top="$d"
+  while [ "${top%/*}" != "$top" ] && [ -n "${top%/*}" ] && ! $S test -e "${top%/*}"; do top="${top%/*}"; done
   $S mkdir -p "$d" || exit 1
-  __fix_attrs "$d" "$3" "$4"
+  if ! { { [ -z "$3" ] || $S chmod "$3" "$d"; } && { [ -z "$4" ] || $S chown "$4" "$d"; }; }; then
+    [ "$ch" = " create" ] && $S rm -rf -- "$top"  # undo what this step made
+    exit 1
+  fi
   if [ "$ch" = " create" ]; then __changed "created $show"; else __changed "fixed$ch of $show"; fi
 }
 __qdir() {  # path shown want (a glob for its __SC record): ok without forking, or false
@@ -34,7 +40,9 @@ def validate(args: Args, where: Where) -> None:
 def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
     """mkdir -p, then fix mode/owner when they differ."""
     path = str(args["dir"])
-    return f"__dir {sh_path(path)} {q(path)} {q(mode_word(args))} {q(args.get('owner'))}", f"mkdir -p {path}"
+    shown = f"mkdir -p {path}" + (f" && chmod {mode_word(args)}" if args.get("mode") else "")
+    shown += f" && chown {args['owner']}" if args.get("owner") else ""
+    return f"__dir {sh_path(path)} {q(path)} {q(mode_word(args))} {q(args.get('owner'))}", shown
 
 
 def quick(args: Args, content: bytes | None) -> tuple[list[str], list[str]]:

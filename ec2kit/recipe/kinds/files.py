@@ -10,6 +10,7 @@ QUICK_MAX_BYTES = 64 * 1024
 PUT_FILE = r"""
 __put_file() {  # dest shown mode owner; new content in $__T/new
   local d="$1" show="$2" ch=""
+  __regular "$d" "$show"
   if ! { $S test -f "$d" && $S cmp -s "$__T/new" "$d"; }; then
     ch=" content"
     if $S test -f "$d"; then $S cat "$d" > "$__T/old" || exit 1; else : > "$__T/old"; fi
@@ -18,11 +19,11 @@ __put_file() {  # dest shown mode owner; new content in $__T/new
   if $S test -e "$d" || [ -z "$ch" ]; then __attrs "$d" "$3" "$4"; ch="$ch$__A"; fi
   if [ -z "$ch" ]; then __ok "$show already has this content"; return 0; fi
   if [ "$__CHECK" = 1 ]; then __changed "would update$ch of $show"; return 0; fi
-  case "$ch" in " content"*)
-    __mkparent "$d"
-    if $S test -f "$d"; then $S tee "$d" < "$__T/new" > /dev/null || exit 1; else $S cp "$__T/new" "$d" || exit 1; fi
+  __owner_ok "$4" || exit 1
+  case "$ch" in
+    " content"*) __replace_file "$d" "$__T/new" "$3" "$4";;
+    *) __fix_attrs "$d" "$3" "$4";;
   esac
-  __fix_attrs "$d" "$3" "$4"
   __changed "updated$ch of $show"
 }
 __qfile() {  # path shown want size content

@@ -7,6 +7,7 @@ from .base import Args, Kind, PlanContext, Where, ansi_c, check_string, q, sh_pa
 HELPERS = r"""
 __line() {  # path shown line regexp
   local f="$1" show="$2" how did
+  __regular "$f" "$show"
   if $S test -f "$f"; then $S cat "$f" > "$__T/old" || exit 1; else : > "$__T/old"; fi
   if grep -qxF -- "$3" "$__T/old"; then __ok "$show already has this line"; return 0; fi
   if [ -n "$4" ] && grep -qE -- "$4" "$__T/old"; then
@@ -20,8 +21,7 @@ __line() {  # path shown line regexp
   fi
   diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
   if [ "$__CHECK" = 1 ]; then __changed "would $how $show"; return 0; fi
-  __mkparent "$f"
-  $S tee "$f" < "$__T/new" > /dev/null || exit 1
+  __replace_file "$f" "$__T/new" "" ""
   __changed "$did $show"
 }
 __qline() {  # path shown line

@@ -15,8 +15,8 @@ def validate(args: Args, where: Where) -> None:
 def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
     """Run the command with sudo/env/cwd; check mode says it would run."""
     cmd = str(args[ctx.kind])
-    line = wrap_command(cmd, sudo=bool(args.get("sudo")), env=args.get("env"), cwd=args.get("cwd"))
-    body = f'if [ "$__CHECK" = 1 ]; then __changed "would run"; return 0; fi\n{line} || exit $?\n__changed ran'
+    line = wrap_command(cmd, sudo=bool(args.get("sudo")), env=args.get("env"), cwd=args.get("cwd"), then=" || exit $?")
+    body = f'if [ "$__CHECK" = 1 ]; then __changed "would run"; return 0; fi\n{line}\n__changed ran'
     return body, cmd
 
 
