@@ -145,6 +145,7 @@ class Context:
         """How to reach an instance over SSH: the sandbox's loopback sshd, or on AWS its public IP
         when it has one, else its private one (EC2KIT_SSH_ADDRESS=public|private forces one); port
         22, pinned by instance id. First makes sure ec2kit's group admits this machine's address."""
+        from .errors import WrongState
         from .ssh.target import SshTarget
 
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
