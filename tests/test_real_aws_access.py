@@ -403,3 +403,44 @@ def test_every_ec2_ssm_and_iam_call_in_the_aws_layer_is_in_the_minimal_iam_polic
     missing = sorted(pascal(c) for c in calls if pascal(c) not in allowed)
     assert missing == []
     assert "iam:PassRole" in allowed  # RunInstances with --instance-profile
+
+
+# -- the public address cache ----------------------------------------------------------------------
+def test_the_public_address_is_asked_once_then_cached_until_the_network_changes(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ec2kit.aws.address import caller_ip
+
+    answers = ["203.0.113.5\n"]
+    hits: list[str] = []
+
+    class CheckIp(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            body = answers[-1].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CheckIp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, cache = f"http://127.0.0.1:{server.server_address[1]}/", tmp_path / "caller-ip.json"
+    try:
+        assert caller_ip(url, cache=cache) == caller_ip(url, cache=cache) == "203.0.113.5"
+        assert len(hits) == 1  # the second command pays nothing
+        answers.append("203.0.113.6\n")
+        assert caller_ip(url, cache=cache, fresh=True) == "203.0.113.6" and len(hits) == 2
+        data = json.loads(cache.read_text())
+        data[url]["local"] = "10.99.99.99"  # this machine was on another network when it asked
+        cache.write_text(json.dumps(data))
+        assert caller_ip(url, cache=cache) == "203.0.113.6" and len(hits) == 3
+        answers.append("<html>captive portal</html>")
+        with pytest.raises(ConfigError, match="not an IPv4 address"):
+            caller_ip(url, cache=cache, fresh=True)
+    finally:
+        server.shutdown()
