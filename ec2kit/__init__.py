@@ -9,8 +9,27 @@ Layers (dependencies point down only)::
     ec2kit.ssh        SSH transports: system ssh or Fabric (knows nothing of AWS)
     ec2kit.sandbox    the local cloud: moto's EC2 server + real sshd hosts
 
+The Python API for notebooks and the REPL sits beside the command line, over the same
+functions: ``from ec2kit import EC2`` (:mod:`ec2kit.api`).
+
 Heavy libraries (boto3, fabric, rich, jinja2) are imported lazily so the
 command line starts fast.
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .api import EC2
+
 __version__ = "0.1.0"
+
+__all__ = ["EC2", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """``from ec2kit import EC2`` loads the Python API on first use (boto3 only when it talks to EC2)."""
+    if name == "EC2":
+        from .api import EC2
+
+        return EC2
+    raise AttributeError(f"module 'ec2kit' has no attribute {name!r}")

@@ -40,12 +40,13 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
     ``options`` are :meth:`ec2kit.aws.cloud.Cloud.launch`'s (image, disk, type, spot, …).
     """
     cloud = ctx.cloud
+    fleet_options = {k: options.pop(k) for k in ("types", "on_demand_fallback") if k in options}
     plan = cloud.plan_launch(name, **options)  # type: ignore[arg-type]
     if not ctx.quiet:
         from .ui import info
 
         say_launch_plan(plan, info)
-    inst = cloud.launch(plan, progress=progress)
+    inst = cloud.launch(plan, progress=progress, **fleet_options)  # type: ignore[arg-type]
     if wait:
         try:
             wait_ssh(ctx, inst, progress=progress)

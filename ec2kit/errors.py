@@ -45,6 +45,14 @@ class NotFound(Ec2kitError):
         super().__init__(msg, hint=hint)
 
 
+class Terminated(NotFound):
+    """The named instance exists only as a terminated one (callers that look for live ones see NotFound)."""
+
+    def __init__(self, label: str, name: str, *, hint: str | None = None) -> None:
+        super().__init__("instance", name, hint=hint)
+        self.message = f"Instance {label} was terminated; a terminated instance cannot be used again."
+
+
 class AlreadyExists(Ec2kitError):
     """A resource with that name already exists (names must be unique)."""
 
@@ -104,3 +112,11 @@ class SandboxError(Ec2kitError):
 
 class RunError(Ec2kitError):
     """A spot run failed or was interrupted beyond its retries."""
+
+
+class QuotaExceeded(AwsError):
+    """A launch would pass (or passed) a Service Quotas vCPU limit of the account."""
+
+
+class NoCapacity(AwsError):
+    """AWS had no capacity in any of the pools (instance type × zone × market) tried."""

@@ -11,11 +11,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, NotFound
 from .metrics import FILES, Metrics, find_file, format_value, load
 from .runs import RunRecord, Runs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 INSTALL = "pip install 'ec2kit[plot]'"
 PNG_DPI = 100
@@ -61,22 +64,19 @@ def terminal_charts(metrics: Metrics, names: Sequence[str], *, width: int = 60, 
     return "\n\n".join(terminal_chart(metrics, n, width=width, height=height, color=color) for n in names)
 
 
-def write_png(
-    metrics: Metrics, names: Sequence[str], path: Path | str, *, title: str = "", dpi: int = PNG_DPI
-) -> tuple[int, int]:
-    """Write one subplot per metric to ``path`` as a PNG, atomically (temp file, then rename).
+def figure(metrics: Metrics, names: Sequence[str], *, title: str = "", dpi: int = PNG_DPI, inline: bool = False) -> Figure:
+    """A matplotlib Figure with one subplot per metric (x = the run's step), as ``--png`` draws it.
 
-    The image is ``PNG_WIDTH_IN × (PNG_ROW_HEIGHT_IN × len(names))`` inches at ``dpi``;
-    returns its (width, height) in pixels.
+    No pyplot: no GUI backend, no global state. With ``inline`` the figure also shows itself as a
+    PNG in Jupyter and IPython (``_repr_png_``) without ``%matplotlib inline``.
     """
-    need("matplotlib", "Writing a PNG")
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    need("matplotlib", "Drawing charts")
+    from matplotlib.figure import Figure
 
     if not names:
         raise ConfigError("no metrics to draw.")
-    path = Path(path)
     size = (PNG_WIDTH_IN, PNG_ROW_HEIGHT_IN * len(names))
-    fig = Figure(figsize=size, dpi=dpi, layout="constrained")
+    fig: Figure = (_inline_figure_class() if inline else Figure)(figsize=size, dpi=dpi, layout="constrained")
     axes = fig.subplots(len(names), 1, squeeze=False, sharex=True)
     for ax, name in zip(axes[:, 0], names):
         s = metrics.series[name]
@@ -87,9 +87,46 @@ def write_png(
     axes[-1, 0].set_xlabel(metrics.x)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _inline_figure_class() -> type:
+    """A Figure subclass that renders itself as PNG for notebooks (made once, on first use)."""
+    cached = globals().get("_INLINE_FIGURE")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    import io
+
+    from matplotlib.figure import Figure
+
+    class InlineFigure(Figure):
+        """A matplotlib Figure that Jupyter and IPython show as a PNG."""
+
+        def _repr_png_(self) -> bytes:
+            out = io.BytesIO()
+            self.savefig(out, format="png")
+            return out.getvalue()
+
+    globals()["_INLINE_FIGURE"] = InlineFigure
+    return InlineFigure
+
+
+def write_png(
+    metrics: Metrics, names: Sequence[str], path: Path | str, *, title: str = "", dpi: int = PNG_DPI
+) -> tuple[int, int]:
+    """Write one subplot per metric to ``path`` as a PNG, atomically (temp file, then rename).
+
+    The image is ``PNG_WIDTH_IN × (PNG_ROW_HEIGHT_IN × len(names))`` inches at ``dpi``;
+    returns its (width, height) in pixels.
+    """
+    need("matplotlib", "Writing a PNG")
+    if not names:
+        raise ConfigError("no metrics to draw.")
+    path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ConfigError(f"--png {path}: the directory {parent} does not exist.")
+    fig = figure(metrics, names, title=title, dpi=dpi)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -99,7 +136,8 @@ def write_png(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return round(size[0] * dpi), round(size[1] * dpi)
+    width, height = fig.get_size_inches()
+    return round(width * dpi), round(height * dpi)
 
 
 # -- a run's metrics: lookup, choice, following ------------------------------------------------

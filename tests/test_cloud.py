@@ -9,7 +9,7 @@ import pytest
 
 from ec2kit.aws.cloud import Cloud
 from ec2kit.aws.errors import translate_client_error
-from ec2kit.aws.models import MANAGED_TAG, SECURITY_GROUP
+from ec2kit.aws.models import LAUNCH_TAG, MANAGED_TAG, SECURITY_GROUP
 from ec2kit.aws.regions import find_region
 from ec2kit.context import Context
 from ec2kit.errors import (
@@ -18,6 +18,7 @@ from ec2kit.errors import (
     ConfigError,
     CredentialsError,
     NotFound,
+    QuotaExceeded,
     TimedOut,
     WrongState,
 )
@@ -154,6 +155,28 @@ def test_ctrl_c_during_a_spot_launch_cancels_the_request_and_terminates_the_inst
         cloud.launch("cheap", image=UBUNTU, type="t3.micro", spot=True)
     assert cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"] == []
     assert cloud.instances() == [] and len(cloud.instances(states=["terminated"])) == 1
+
+
+def test_ctrl_c_right_after_create_fleet_terminates_the_instance_and_deletes_the_launch_template(cloud):
+    interrupt_after(cloud, "CreateFleet")  # the instance exists, ec2kit never saw its id
+    with pytest.raises(KeyboardInterrupt):
+        cloud.launch("cheap", image=UBUNTU, type="t3.micro", types=["t3.small"], spot=True)
+    assert cloud.instances() == [] and len(cloud.instances(states=["terminated"])) == 1
+    assert cloud.ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert [r["State"] for r in cloud.ec2.describe_spot_instance_requests()["SpotInstanceRequests"]] in ([], ["cancelled"])
+
+
+def test_a_launch_template_a_killed_launch_left_is_found_by_its_tag(cloud):
+    cloud.ec2.create_launch_template(
+        LaunchTemplateName="ec2kit-0123456789abcdef",
+        LaunchTemplateData={"ImageId": UBUNTU},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": LAUNCH_TAG, "Value": "0123456789abcdef"}]}],
+    )
+    cloud.ec2.create_launch_template(LaunchTemplateName="theirs", LaunchTemplateData={"ImageId": UBUNTU})
+    assert cloud.stale_launch_templates() == []  # young: maybe a launch in another terminal
+    assert [t["LaunchTemplateName"] for t in cloud.stale_launch_templates(older_than=0)] == ["ec2kit-0123456789abcdef"]
+    assert cloud.cleanup_launch("0123456789abcdef") == []
+    assert [t["LaunchTemplateName"] for t in cloud.ec2.describe_launch_templates()["LaunchTemplates"]] == ["theirs"]
 
 
 def test_freeze_refuses_names_aws_would_reject(cloud):
@@ -364,9 +387,9 @@ def client_error(code: str, message: str = "", op: str = "RunInstances"):
         ("ExpiredToken", CredentialsError, "expired"),
         ("RequestExpired", CredentialsError, "expired"),
         ("InsufficientInstanceCapacity", AwsError, "another instance type"),
-        ("MaxSpotInstanceCountExceeded", AwsError, "Spot Instance Requests"),
-        ("VcpuLimitExceeded", AwsError, "Service Quotas"),
-        ("InstanceLimitExceeded", AwsError, "Running On-Demand Standard"),
+        ("MaxSpotInstanceCountExceeded", QuotaExceeded, "spot vCPU quota for this instance family"),
+        ("VcpuLimitExceeded", QuotaExceeded, "aws service-quotas list-service-quotas --service-code ec2"),
+        ("InstanceLimitExceeded", QuotaExceeded, "on-demand vCPU quota"),
         ("InvalidAMIID.NotFound", NotFound, "image named 'ami-0abc123'"),
         ("InvalidAMIID.Malformed", NotFound, "image"),
         ("InvalidInstanceID.NotFound", NotFound, "instance named 'ami-0abc123'"),
@@ -384,6 +407,20 @@ def test_client_errors_become_messages_a_person_can_act_on(code, kind, words):
     err = translate_client_error(client_error(code, "The id 'ami-0abc123' does not exist"), action="launch instance base")
     assert type(err) is kind
     assert words in str(err) and "launch instance base" in str(err)
+
+
+def test_a_quota_error_for_a_known_type_names_its_familys_quota_and_the_request_command():
+    message = "You have requested more vCPU capacity than your current vCPU limit of 8 allows for the instance bucket"
+    err = translate_client_error(
+        client_error("VcpuLimitExceeded", message), action="launch instance gpu1", instance_type="g5.xlarge"
+    )
+    assert type(err) is QuotaExceeded and "'Running On-Demand G and VT instances' (L-DB2E81BA)" in str(err)
+    assert "its limit is 8 vCPUs" in str(err) and "Standard" not in str(err)
+    assert "request-service-quota-increase --service-code ec2 --quota-code L-DB2E81BA --desired-value" in str(err)
+    spot = translate_client_error(
+        client_error("MaxSpotInstanceCountExceeded", "x"), action="launch", instance_type="p4d.24xlarge"
+    )
+    assert "'All P Spot Instance Requests' (L-7212CCBC)" in str(spot)
 
 
 def test_unauthorized_operation_names_the_action_and_how_to_decode_the_message():

@@ -4,7 +4,8 @@ A case is a one-step recipe in the format users write, plus:
 ``[state]``  files (path → content), dirs, modes (path → "0644") created in the host's home first;
 ``check``    run in check mode;
 ``[expect]`` status, reason, exit_code, body_contains (the generated shell), diff_contains,
-             output_contains, files (path → content after), modes, absent (paths that must not exist).
+             output_contains, files (path → content after), modes, absent (paths that must not exist),
+             failure_contains (the host failed before the step: e.g. variables in a cycle).
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ def test_step_case_behaves_as_expected(case_file: Path, case_host):
         for snippet in expect["body_contains"]:
             assert snippet in planned.body
 
-    report = run_steps_on_host(host, recipe.steps, recipe.vars, check=check, recipe=recipe)
+    report = run_steps_on_host(host, recipe.steps, dict(recipe.vars), check=check, recipe=recipe)
+    if "failure_contains" in expect:  # refused before the step ran
+        assert report.steps == [] and all(t in report.failure for t in expect["failure_contains"]), report.failure
+        return
     [result] = report.steps
     assert result.status == expect["status"], (result, report.failure)
     if "reason" in expect:

@@ -219,3 +219,53 @@ def test_a_recipe_on_many_hosts_looks_them_all_up_with_one_describe_call(sandbox
         for name in names:
             ctx.cloud.terminate(name)
         ctx.close()
+
+
+FACTS = """\
+description = "per-host values, facts about the run's hosts, and vars built from vars"
+
+[vars]
+port = 8000
+base = "~/svc"
+conf = "{{ base }}/{{ name }}.conf"
+
+[hosts.fa1]
+port = 8101
+
+[[step]]
+name = "config"
+template = "svc.conf.j2"
+dest = "{{ conf }}"
+"""
+
+
+def test_per_host_values_facts_and_vars_built_from_vars_reach_each_host(home, project, launched):
+    homes = launched("fa1", "fa2", tags="role=facts")
+    (project / "recipes" / "facts.toml").write_text(FACTS)
+    (project / "templates" / "svc.conf.j2").write_text(
+        "port={{ port }} role={{ tags.role }} me={{ host.id }}\n"
+        "{% for h in hosts %}peer={{ h.name }} {{ h.private_ip }}\n{% endfor %}"
+    )
+    (project / "hosts.toml").write_text("[fa2]\nport = 8202\n")
+    result = run_inv("provision", "role=facts", "--recipe", "facts", "--set", "fa2:port=8303", home=home, cwd=project)
+    assert result.code == 0, result
+    listed = {i["name"]: i for i in json.loads(run_inv("instances", "--json", home=home).out)}
+    for name, port in (("fa1", 8101), ("fa2", 8303)):  # [hosts.NAME] < hosts.toml < --set NAME:KEY
+        text = (homes[name] / "home" / "svc" / f"{name}.conf").read_text()
+        assert text.startswith(f"port={port} role=facts me={listed[name]['id']}\n"), text
+        for peer in ("fa1", "fa2"):
+            assert f"peer={peer} {listed[peer]['private_ip']}\n" in text
+    check = run_inv("provision", "fa1", "--recipe", "facts", "--check", "--set", "port=9", home=home, cwd=project)
+    assert check.code == 0 and "{{" not in check.out, check  # --check never shows an unrendered variable
+    assert "+port=9 role=facts" in check.out and "-port=8101 role=facts" in check.out  # a global --set beats [hosts]
+    real = run_inv("provision", "fa1", "--recipe", "facts", "--diff", "--set", "port=9", home=home, cwd=project)
+    assert real.code == 0 and "+port=9 role=facts" in real.out and "-port=8101 role=facts" in real.out, real
+
+
+def test_a_per_host_set_for_a_host_not_in_the_run_is_refused(home, project, launched):
+    launched("fb1")
+    (project / "recipes" / "facts.toml").write_text(FACTS)
+    (project / "templates" / "svc.conf.j2").write_text("port={{ port }}\n")
+    assert_clean_error(
+        run_inv("provision", "fb1", "--recipe", "facts", "--set", "zz9:port=1", home=home, cwd=project), "zz9", "fb1"
+    )

@@ -87,7 +87,7 @@ def test_a_step_with_no_kind_suggests_the_close_kind(project):
     )
     assert load_error("bad") == (
         "recipes/bad.toml:1: step 1 'oops' has no kind (unknown key 'templat'): give exactly one of "
-        "run, script, template, copy, line, dir, apt, task. Did you mean 'template'?"
+        "run, script, template, copy, line, dir, file, apt, task. Did you mean 'template'?"
     )
 
 
@@ -239,7 +239,7 @@ def test_unknown_top_level_key_suggests_the_right_one(project):
     write(project, "bad", "[var]\nx = 1\n")
     assert load_error("bad") == (
         "recipes/bad.toml: unknown top-level key 'var'. Did you mean 'vars'? "
-        "A recipe has: description, uses, vars, secrets, step (steps are [[step]] tables)."
+        "A recipe has: description, uses, vars, secrets, hosts, step (steps are [[step]] tables)."
     )
 
 

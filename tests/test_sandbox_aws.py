@@ -179,6 +179,9 @@ def test_ssm_public_parameters_name_seeded_images_of_the_right_architecture(sand
 # 4. Service Quotas -----------------------------------------------------------------------------
 def test_service_quotas_answer_young_account_defaults_then_values_a_test_sets(sandbox_reset):
     quotas = sandbox_reset.info.client("service-quotas")
+    # while nothing is enforced the account's quotas are not in the way, and GetServiceQuota agrees
+    assert quotas.get_service_quota(ServiceCode="ec2", QuotaCode=G_ON_DEMAND)["Quota"]["Value"] == 1024.0
+    sb.enforce_quotas(sandbox_reset.info)
     standard = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=STANDARD_ON_DEMAND)["Quota"]
     assert standard["Value"] == 5.0 and standard["QuotaName"].startswith("Running On-Demand Standard (A, C, D, H, I, M, R, T, Z)")
     assert quotas.get_service_quota(ServiceCode="ec2", QuotaCode=G_ON_DEMAND)["Quota"]["Value"] == 0.0

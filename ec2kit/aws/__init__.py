@@ -9,6 +9,8 @@
     aliases.py   image aliases via SSM per architecture, GPU default        (ImageChoice)
     instances.py find, wait, start/stop/terminate/change_type, spot requests (Instances)
     storage.py   images and freeze, volumes, snapshots                     (Storage, FreezePlan, VolumePlan)
+    quotas.py    EC2 vCPU quotas: checked before a launch, explained after  (Quotas)
+    fleet.py     spot capacity through one instant EC2 Fleet over types × zones (Fleets, FleetPlan)
     launch.py    LaunchPlan, plan_launch, launch, cleanup by launch token   (Launching)
     cloud.py     Cloud: the facade composing the above
     prices.py    on-demand (Pricing API) and spot prices;  regions.py  "Ohio" -> us-east-2

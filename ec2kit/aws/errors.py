@@ -22,20 +22,17 @@ from ..errors import (
     CredentialsError,
     Ec2kitError,
     NotFound,
+    QuotaExceeded,
     TimedOut,
     WrongState,
 )
 from .models import label
 
-__all__ = ["is_aws_exception", "translate_client_error", "translated", "translating"]
+__all__ = ["is_aws_exception", "quota_refused", "translate_client_error", "translated", "translating"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_QUOTA_PAGES = {
-    "MaxSpotInstanceCountExceeded": "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
-    "VcpuLimitExceeded": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
-    "InstanceLimitExceeded": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
-}
+_QUOTA_MARKETS = {"MaxSpotInstanceCountExceeded": "spot", "VcpuLimitExceeded": "on-demand", "InstanceLimitExceeded": "on-demand"}
 _NOT_FOUND_KINDS = {
     "InvalidInstanceID": "instance",
     "InvalidAMIID": "image",
@@ -53,10 +50,11 @@ def is_aws_exception(err: BaseException) -> bool:
     return type(err).__module__.startswith(("botocore", "boto3"))
 
 
-def translate_client_error(err: BaseException, *, action: str) -> Ec2kitError | None:
+def translate_client_error(err: BaseException, *, action: str, instance_type: str | None = None) -> Ec2kitError | None:
     """Turn a botocore error into an Ec2kitError saying what happened and what to do.
 
-    ``action`` is what ec2kit was doing ("launch instance base"). Returns None for
+    ``action`` is what ec2kit was doing ("launch instance base"); ``instance_type``, when the call
+    launches one, names the right vCPU quota in a quota error. Returns None for
     ``DryRunOperation``: that "error" means the call would have succeeded.
     """
     kind = type(err).__name__
@@ -89,18 +87,18 @@ def translate_client_error(err: BaseException, *, action: str) -> Ec2kitError | 
     if kind == "WaiterError":
         last = getattr(err, "last_response", None) or {}
         if "Error" in last:
-            return _translate_code(last["Error"].get("Code", ""), last["Error"].get("Message", ""), action)
+            return _translate_code(last["Error"].get("Code", ""), last["Error"].get("Message", ""), action, instance_type)
         return TimedOut(
             f"Gave up waiting to {action}: {getattr(err, 'reason', err)}.",
             hint="Check the resource in the AWS console and retry.",
         )
     response = getattr(err, "response", None)
     if isinstance(response, dict) and "Error" in response:
-        return _translate_code(response["Error"].get("Code", ""), response["Error"].get("Message", ""), action)
+        return _translate_code(response["Error"].get("Code", ""), response["Error"].get("Message", ""), action, instance_type)
     return AwsError(f"AWS call failed while trying to {action}: {err}", code=kind)
 
 
-def _translate_code(code: str, message: str, action: str) -> Ec2kitError | None:
+def _translate_code(code: str, message: str, action: str, instance_type: str | None = None) -> Ec2kitError | None:
     said = f" AWS said: {message}" if message else ""
     if code == "DryRunOperation":
         return None
@@ -135,13 +133,8 @@ def _translate_code(code: str, message: str, action: str) -> Ec2kitError | None:
             code=code,
             hint="Try another instance type (--type) or availability zone (--zone), or retry in a few minutes.",
         )
-    if code in _QUOTA_PAGES:
-        return AwsError(
-            f"Your account's quota does not allow you to {action} ({code}).{said}",
-            code=code,
-            hint="Stop or terminate instances you do not need, or request a higher quota in the AWS console: "
-            f"Service Quotas > Amazon Elastic Compute Cloud (Amazon EC2) > '{_QUOTA_PAGES[code]}'.",
-        )
+    if code in _QUOTA_MARKETS:
+        return quota_refused(code, message, action, instance_type)
     if code == "SpotMaxPriceTooLow":
         return AwsError(
             f"Your maximum spot price is below the current spot price, so AWS will not {action}.{said}",
@@ -195,11 +188,41 @@ def _translate_code(code: str, message: str, action: str) -> Ec2kitError | None:
     return AwsError(f"AWS refused to {action} ({code or 'unknown error'}).{said}", code=code)
 
 
+def quota_refused(code: str, message: str, action: str, instance_type: str | None, region: str = "") -> Ec2kitError:
+    """AWS refused a launch for a vCPU quota: name the quota of the instance's family and market, and the request command.
+
+    Without the instance type the family is unknown, so the message says how to find the quota instead of guessing.
+    """
+    from .quotas import limit_in, quota_error, quota_for
+
+    market = _QUOTA_MARKETS.get(code, "on-demand")
+    quota = quota_for(instance_type, market) if instance_type else None
+    if quota is None:
+        return QuotaExceeded(
+            f"Your account's {market} vCPU quota for this instance family does not allow you to {action} ({code})."
+            + (f" AWS said: {message}" if message else ""),
+            code=code,
+            hint="Each family has its own quota (Standard, G and VT, P, …; spot and on-demand apart): find it with "
+            "`aws service-quotas list-service-quotas --service-code ec2`, then ask for more with "
+            "`aws service-quotas request-service-quota-increase`.",
+        )
+    return quota_error(
+        quota,
+        instance_type=instance_type or "",
+        region=region,
+        action=action,
+        limit=limit_in(message),
+        code=code,
+        said=message,
+    )
+
+
 @contextmanager
-def translating(action: str | Callable[[], str]) -> Iterator[None]:
+def translating(action: str | Callable[[], str], *, instance_type: str | None = None) -> Iterator[None]:
     """Translate a botocore error raised in the block (``DryRunOperation`` passes through untouched).
 
-    ``action`` may be a function, called only when there is an error to describe.
+    ``action`` may be a function, called only when there is an error to describe; ``instance_type``
+    (of a launch) picks the vCPU quota a quota error names.
     """
     try:
         yield
@@ -208,7 +231,9 @@ def translating(action: str | Callable[[], str]) -> Iterator[None]:
     except Exception as err:
         if not is_aws_exception(err):
             raise
-        translated_err = translate_client_error(err, action=action if isinstance(action, str) else action())
+        translated_err = translate_client_error(
+            err, action=action if isinstance(action, str) else action(), instance_type=instance_type
+        )
         if translated_err is None:
             raise
         raise translated_err from err

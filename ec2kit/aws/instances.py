@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import NotFound, TimedOut, WrongState
+from ..errors import NotFound, Terminated, TimedOut, WrongState
 from .errors import translated
 from .models import LIVE_STATES, Instance, SpotRequest, filters, match_instance
 from .session import AwsSession, Progress, error_code, wait_until
@@ -43,10 +43,7 @@ class Instances(AwsSession):
             if not gone:
                 raise
             last = max(gone, key=lambda i: str(i.launch_time or ""))
-            raise WrongState(
-                f"Instance {last.label} was terminated; a terminated instance cannot be used again.",
-                hint=f"Launch a new one: inv launch {last.name or 'NAME'}",
-            ) from None
+            raise Terminated(last.label, key, hint=f"Launch a new one: inv launch {last.name or 'NAME'}") from None
 
     def _refresh(self, instance: Instance) -> Instance:
         return self._describe(instance.id)[1]

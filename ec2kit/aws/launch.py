@@ -10,21 +10,20 @@ finds and removes it (:meth:`Launching.cleanup_launch`).
 
 from __future__ import annotations
 
-import base64
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import AlreadyExists, AwsError, ConfigError, TimedOut
+from ..errors import AlreadyExists, AwsError, ConfigError
 from .aliases import ImageChoice
 from .errors import translated
-from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, SPOT_REQUEST_TAG, Instance, SpotRequest, filters, tag_list
+from .fleet import Fleets
+from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, Instance, filters, tag_list
 from .network import Networks
-from .session import Progress, wait_until
+from .quotas import QUOTA_ERRORS
+from .session import Progress, error_code
 
 __all__ = ["LaunchPlan", "Launching"]
-
-_SPOT_FAILED = ("price-too-low", "capacity-not-available", "bad-parameters", "system-error")
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class LaunchPlan:
         return params
 
 
-class Launching(ImageChoice, Networks):
+class Launching(Fleets, ImageChoice, Networks):
     """Launch verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
 
     @translated("launch instance {0}")
@@ -182,21 +181,43 @@ class Launching(ImageChoice, Networks):
         )
 
     @translated("launch instance {0}")
-    def launch(self, name: str | LaunchPlan, *, progress: Progress | None = None, **options: Any) -> Instance:
+    def launch(
+        self,
+        name: str | LaunchPlan,
+        *,
+        progress: Progress | None = None,
+        types: list[str] | tuple[str, ...] = (),
+        on_demand_fallback: bool = False,
+        **options: Any,
+    ) -> Instance:
         """Launch one instance and wait until it is running: ``launch(plan)`` or ``launch(name, **plan_launch options)``.
 
-        Sets up the key pair and security group first. Ctrl-C or a failure part-way
-        terminates what was created.
+        Spot launches go through one instant EC2 Fleet over ``plan.type`` and ``types`` × zones
+        (``on_demand_fallback``: then an on-demand fleet when spot has no capacity). vCPU quotas
+        are checked first (:mod:`ec2kit.aws.quotas`), then the key pair and security group are set
+        up. Ctrl-C or a failure part-way terminates what was created.
         """
         plan = name if isinstance(name, LaunchPlan) else self.plan_launch(name, **options)
+        fleet = self.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback) if plan.spot else None
+        if (types or on_demand_fallback) and fleet is None:
+            raise ConfigError(
+                "--types and --on-demand-fallback choose among spot capacity pools, and this launch is on-demand.",
+                hint="Add --spot, or drop --types / --on-demand-fallback.",
+            )
+        if fleet is not None:
+            fleet = self.fit_quotas(fleet, progress=progress)  # before any paid call
+        else:
+            refused = self.check_quotas(plan.type, "on-demand", action=f"launch instance {plan.name}")
+            if refused is not None:
+                raise refused
         self.ensure_key_pair()
         group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh, vpc_id=plan.vpc_id),)
         spec = plan.spec(key_name=self.settings.key_name, group_ids=group_ids)
         token = uuid.uuid4().hex[:16]
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
         try:
-            if plan.spot:
-                return self._launch_spot(plan, spec, tags, progress)
+            if fleet is not None:
+                return self.launch_fleet(fleet, spec, tags, progress)
             return self._launch_on_demand(plan, spec, tags, progress)
         except BaseException as err:
             left = self.cleanup_launch(token)
@@ -213,65 +234,22 @@ class Launching(ImageChoice, Networks):
     ) -> Instance:
         if progress:
             progress(f"instance {plan.name}: launching")
-        resp = self.ec2.run_instances(
-            MinCount=1, MaxCount=1, ClientToken=tags[LAUNCH_TAG], **spec, TagSpecifications=plan.tag_specifications(tags)
-        )
+        try:
+            resp = self.ec2.run_instances(
+                MinCount=1, MaxCount=1, ClientToken=tags[LAUNCH_TAG], **spec, TagSpecifications=plan.tag_specifications(tags)
+            )
+        except Exception as err:
+            if error_code(err) not in QUOTA_ERRORS:
+                raise
+            said = getattr(err, "response", {}).get("Error", {}).get("Message", "")
+            explained = self.explain_quota(plan.type, "on-demand", action=plan.purpose, code=error_code(err), said=said)
+            if explained is None:
+                raise
+            raise explained from err
         return self.wait(Instance.from_raw(resp["Instances"][0]), "running", progress=progress)
 
-    def _launch_spot(self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None) -> Instance:
-        spec = dict(spec)
-        spec.pop("InstanceInitiatedShutdownBehavior", None)  # one-time spot instances terminate (checked by the plan)
-        metadata = spec.pop("MetadataOptions", None)  # not part of a spot LaunchSpecification: set once it exists
-        if "UserData" in spec:  # LaunchSpecification wants it base64-encoded by the caller
-            spec["UserData"] = base64.b64encode(spec["UserData"].encode()).decode()
-        if progress:
-            progress(f"instance {plan.name}: requesting a spot instance")
-        request_id = self.request_spot(spec, tags=tags, max_price=plan.max_price)
-        instance_id = self._wait_spot(request_id, progress)
-        _, inst = self._describe(instance_id)
-        volume_ids = [b["Ebs"]["VolumeId"] for b in inst.raw.get("BlockDeviceMappings", []) if "Ebs" in b]
-        self.ec2.create_tags(Resources=[instance_id, *volume_ids], Tags=tag_list({**tags, SPOT_REQUEST_TAG: request_id}))
-        if metadata:
-            self.ec2.modify_instance_metadata_options(InstanceId=instance_id, **metadata)
-        return self.wait(instance_id, "running", progress=progress)
-
-    def _wait_spot(self, request_id: str, progress: Progress | None, timeout: float = 600) -> str:
-        """The instance id once the request is fulfilled; fails at once on capacity or price (spot-run tries the next type).
-
-        botocore's spot_instance_request_fulfilled waiter keeps waiting on those, so it does not fit.
-        """
-
-        def fetch() -> SpotRequest:
-            raw = self.ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[request_id])["SpotInstanceRequests"][0]
-            return SpotRequest.from_raw(raw)
-
-        def done(req: SpotRequest) -> bool:
-            if req.instance_id:
-                return True
-            if req.state in ("cancelled", "failed", "closed") or req.status in _SPOT_FAILED:
-                raise AwsError(
-                    f"Spot request {request_id} was not fulfilled: {req.status}: {req.message}",
-                    code=req.status,
-                    hint="Try another instance type or zone, raise --max-price, or launch on demand.",
-                )
-            return False
-
-        req = wait_until(
-            fetch,
-            done,
-            status=lambda r: f"spot request {request_id}: {r.status or r.state}",
-            timed_out=lambda r: TimedOut(
-                f"Spot request {request_id} is still {r.status or r.state} after {timeout:.0f} s.",
-                hint="Try another instance type or zone, or launch on demand.",
-            ),
-            timeout=timeout,
-            progress=progress,
-        )
-        assert req.instance_id is not None
-        return req.instance_id
-
     def cleanup_launch(self, token: str) -> list[str]:
-        """After a failed or interrupted launch: cancel its spot request, terminate its instance.
+        """After a failed or interrupted launch: cancel its spot request, terminate its instance, delete its launch template.
 
         Finds them by the launch's token tag; returns the ids it could not remove (best effort).
         """
@@ -281,29 +259,24 @@ class Launching(ImageChoice, Networks):
             reqs = self.paginate(
                 "describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token})
             )
-            found += [r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")]
             instance_ids |= {r["InstanceId"] for r in reqs if r.get("InstanceId")}
-            if found:
-                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
-            found = []
             live = filters(**{f"tag:{LAUNCH_TAG}": token, "instance-state-name": list(LIVE_STATES)})
             instance_ids |= {
                 i["InstanceId"] for i in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=live)
             }
+            if instance_ids:  # a fleet's spot requests carry no tags of their own: found through their instances
+                reqs += self.paginate(
+                    "describe_spot_instance_requests",
+                    "SpotInstanceRequests[]",
+                    Filters=filters(**{"instance-id": sorted(instance_ids)}),
+                )
+            found += sorted({r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")})
+            if found:
+                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
+            found = []
             if instance_ids:
                 self.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
+            self.delete_launch_templates(token)
             return []
         except BaseException:
             return found + sorted(instance_ids) or [f"anything tagged {LAUNCH_TAG}={token}"]
-
-    @translated("request a spot instance")
-    def request_spot(
-        self, launch_specification: dict[str, Any], *, tags: dict[str, str] | None = None, max_price: Any = None
-    ) -> str:
-        """Place a one-time spot request; returns its id (UserData must already be base64)."""
-        kwargs: dict[str, Any] = {"InstanceCount": 1, "Type": "one-time", "LaunchSpecification": launch_specification}
-        if max_price is not None:
-            kwargs["SpotPrice"] = str(max_price)
-        if tags:
-            kwargs["TagSpecifications"] = [{"ResourceType": "spot-instances-request", "Tags": tag_list(tags)}]
-        return str(self.ec2.request_spot_instances(**kwargs)["SpotInstanceRequests"][0]["SpotInstanceRequestId"])

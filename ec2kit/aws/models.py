@@ -78,6 +78,7 @@ class Instance:
     key_name: str | None
     tags: dict[str, str] = field(default_factory=dict)
     spot_request_id: str | None = None
+    hourly_price: float | None = None  # USD/hour obtained at launch (spot price of its pool), when known
     raw: Raw = field(default_factory=dict, repr=False)
 
     @property

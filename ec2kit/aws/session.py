@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["AwsSession", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
 
 Progress = Callable[[str], None]
+SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm", "iam")  # what the sandbox endpoint answers besides EC2
 T = TypeVar("T")
 
 
@@ -144,7 +145,7 @@ class AwsSession:
         if service not in self._clients:
             from botocore.config import Config
 
-            endpoint = self.endpoint_url  # the sandbox's moto answers EC2, SSM, IAM and Service Quotas alike
+            endpoint = self.endpoint_url if service in SANDBOX_SERVICES else None
             self._clients[service] = self.session.client(
                 service,
                 region_name=self.region,

@@ -10,6 +10,7 @@ from invoke import Collection, Program, Task
 
 from .. import __version__
 from . import instances, project, recipes, runs, sandbox, storage
+from .repl import repl as repl_task
 
 ns = Collection()
 for _module in (instances, storage, recipes, runs, project):
@@ -17,6 +18,7 @@ for _module in (instances, storage, recipes, runs, project):
         if isinstance(_obj, Task) and _obj.body.__module__ == _module.__name__:
             ns.add_task(_obj)
 ns.add_collection(Collection.from_module(sandbox, name="sandbox"))
+ns.add_task(repl_task)
 ns.configure({"run": {"echo": False}})
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, check_disk, command, network_options, parse_ports, parse_tags
+from ._common import NETWORK_HELP, check_disk, command, fail, network_options, parse_ports, parse_tags, split_list
 
 
 def uptime(launch_time: object, state: str) -> str:
@@ -45,7 +46,10 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         "(default: gpu for a type with an NVIDIA GPU, else ubuntu; the architecture follows --type)",
         "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
         "type": "instance type, e.g. m5.xlarge (default: `type` in ec2kit.toml, else t3.medium)",
-        "spot": "launch a spot instance instead of on-demand",
+        "spot": "launch a spot instance instead of on-demand (through one EC2 Fleet call over --type, --types and the zones)",
+        "types": "spot: more instance types AWS may pick from when --type has no capacity, comma-separated, e.g. g6.xlarge,g5.2xlarge",
+        "on_demand_fallback": "spot: when no pool has spot capacity, launch on-demand instead (a second fleet call)",
+        "check": "change nothing: show the launch and ask AWS with DryRun whether it would succeed (CreateFleet for --spot)",
         "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
         "zone": "availability zone (default: any)",
         "no_wait": "return once running, without waiting for SSH",
@@ -66,6 +70,9 @@ def launch(
     no_wait: bool = False,
     tag: list[str] | None = None,
     json: bool = False,
+    types: str = "",  # after the older flags, so their short forms (-o: --no-wait) stay as they were
+    on_demand_fallback: bool = False,
+    check: bool = False,
     subnet: str | None = None,
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
@@ -75,11 +82,31 @@ def launch(
     from ..actions import launch as do_launch
 
     tags = parse_tags(tag)
+    more_types = split_list(types)
+    if (more_types or on_demand_fallback) and not spot:
+        raise fail("--types and --on-demand-fallback choose among spot capacity pools: add --spot (or drop them).")
     defaults = ctx.settings.default
     type = type or defaults("type") or "t3.medium"
     image = image or defaults("image")
     disk = check_disk(disk if disk is not None else defaults("disk"))
     max_price = max_price or defaults("max_price")
+    if check:
+        _check_launch(
+            ctx,
+            name,
+            image=image,
+            disk=disk,
+            type=type,
+            spot=spot,
+            max_price=max_price,
+            zone=zone,
+            tags=tags or None,
+            types=more_types,
+            on_demand_fallback=on_demand_fallback,
+            open_ssh=open_ssh,
+            **network_options(ctx, subnet, security_group, instance_profile),
+        )
+        return
     with ui.progress(f"Launching {name}") as progress:
         inst = do_launch(
             ctx,
@@ -95,8 +122,37 @@ def launch(
             tags=tags or None,
             open_ssh=open_ssh,
             **network_options(ctx, subnet, security_group, instance_profile),
+            **({"types": more_types, "on_demand_fallback": on_demand_fallback} if spot else {}),
         )
     _show(inst, json)
+
+
+def _check_launch(ctx: Context, name: str, *, types: list[str], on_demand_fallback: bool, **options: Any) -> None:
+    """``inv launch --check``: the plan, then the very call the launch makes, sent with DryRun."""
+    cloud, console = ctx.cloud, ui.console()
+    plan = cloud.plan_launch(name, **options)
+    if plan.image_note:
+        console.print(f"image: {plan.image_note}", soft_wrap=True)
+    if plan.spot:
+        fleet = cloud.fit_quotas(cloud.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback))
+        by_type: dict[str, list[str]] = {}
+        for type_, place in fleet.pools("spot"):
+            by_type.setdefault(type_, []).append(place)
+        console.print(f"would launch {name}: one instant EC2 Fleet, spot, price-capacity-optimized, over", soft_wrap=True)
+        for type_, places in by_type.items():
+            console.print(f"  {type_} in {', '.join(places)}", soft_wrap=True)
+        if on_demand_fallback:
+            console.print("then, only if no pool had spot capacity, an on-demand fleet over the same types", soft_wrap=True)
+        cloud.check(fleet)
+        action = fleet.action
+    else:
+        refused = cloud.check_quotas(plan.type, "on-demand", action=f"launch instance {name}")
+        if refused is not None:
+            raise refused
+        console.print(f"would launch {name}: {plan.type} on-demand{' in ' + plan.zone if plan.zone else ''}", soft_wrap=True)
+        cloud.check(plan)
+        action = plan.action
+    console.print(f"ec2.{action} with DryRun: would succeed", soft_wrap=True)
 
 
 def _show(inst, json: bool) -> None:

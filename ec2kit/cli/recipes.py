@@ -6,7 +6,7 @@ from .. import ui
 from ..context import Context
 from ._common import command, fail, split_list
 
-SET_HELP = "set a variable, KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
+SET_HELP = "set a variable, KEY=VALUE, or for one host HOST:KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
 
 
 @command(aws=False, help={"json": "print JSON"})
@@ -31,8 +31,9 @@ def _run(
     tags: str,
     skip_tags: str,
     start_at: str | None,
+    diff: bool = False,
 ) -> None:
-    from ..recipe import load_recipe, parse_overrides, run_recipe
+    from ..recipe import TextReporter, load_recipe, parse_overrides, run_recipe
     from ..recipe.loader import check_overrides
 
     recipe = load_recipe(name)
@@ -47,6 +48,7 @@ def _run(
         tags=tuple(split_list(tags)),
         skip_tags=tuple(split_list(skip_tags)),
         start_at=start_at,
+        reporter=TextReporter(diff=diff),
     )
     if not report.ok:
         from invoke.exceptions import Exit
@@ -64,6 +66,7 @@ def _run(
         "tags": "only run steps with one of these tags (comma-separated)",
         "skip_tags": "skip steps with these tags",
         "start_at": "start at this step (name or number)",
+        "diff": "show what each changed template, line or copy did (a unified diff)",
     },
 )
 def recipe(
@@ -75,9 +78,10 @@ def recipe(
     tags: str = "",
     skip_tags: str = "",
     start_at: str | None = None,
+    diff: bool = False,
 ) -> None:
     """Run any recipe. Example: inv recipe base --on web1,web2 --set packages='["htop"]' --check"""
-    _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at)
+    _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at, diff)
 
 
 @command(
@@ -88,9 +92,12 @@ def recipe(
         "recipe": "recipe to run (default: base)",
         "set": SET_HELP,
         "check": "change nothing: show what would change",
+        "diff": "show what each changed template, line or copy did (a unified diff)",
     },
 )
-def provision(ctx: Context, hosts: str, recipe: str = "base", set: list[str] | None = None, check: bool = False) -> None:
+def provision(
+    ctx: Context, hosts: str, recipe: str = "base", set: list[str] | None = None, check: bool = False, diff: bool = False
+) -> None:
     """Run a recipe (default: base) on many hosts in parallel. Example: inv provision web1,web2 or inv provision role=web"""
     names: list[str] = []
     for item in split_list(hosts):
@@ -109,4 +116,4 @@ def provision(ctx: Context, hosts: str, recipe: str = "base", set: list[str] | N
         names += [i.name or i.id for i in found if (i.name or i.id) not in names]
     if not names:
         raise fail("provision needs host names (inv provision web1,web2) or KEY=VALUE tags (inv provision role=web).")
-    _run(ctx, recipe, names, set, check, "", "", None)
+    _run(ctx, recipe, names, set, check, "", "", None, diff)

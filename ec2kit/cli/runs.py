@@ -19,7 +19,8 @@ from ._common import NETWORK_HELP, check_disk, command, fail, network_options, s
         "image": "ubuntu, ubuntu-22.04, gpu, or an AMI name or id (default: 'base' if you froze one, else gpu for "
         "a type with an NVIDIA GPU, else ubuntu; the architecture follows --type)",
         "type": "instance type (default: `type` in ec2kit.toml, else m5.large)",
-        "types": "fallback types, comma-separated, tried in order when capacity is short or after an interruption",
+        "types": "more instance types AWS may pick from (one EC2 Fleet call over all types × zones), comma-separated",
+        "on_demand_fallback": "when no pool has spot capacity, run on an on-demand instance instead (also after an interruption)",
         "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
         "snapshot": "make a data volume from this snapshot and mount it at /mnt/data",
         "results": "local directory for results (default runs/RUN)",
@@ -53,6 +54,7 @@ def spot_run(
     max_hours: float | None = None,
     set: list[str] | None = None,
     json: bool = False,
+    on_demand_fallback: bool = False,  # last, so the older flags keep their short forms
     subnet: str | None = None,
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
@@ -71,6 +73,7 @@ def spot_run(
         image=image or defaults("image"),
         type=type or defaults("type") or "m5.large",
         types=split_list(types) or list(defaults("types")),
+        on_demand_fallback=on_demand_fallback,
         disk=disk,
         snapshot=snapshot,
         results=results,

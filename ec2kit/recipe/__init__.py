@@ -7,11 +7,12 @@ does the same on a connected :class:`ec2kit.ssh.Transport` without AWS.
 Register Python tasks with ``@register_task("name")``.
 """
 
-from .executor import run_recipe, run_steps_on_host, select_steps
+from .executor import run_recipe, run_steps_on_host
 from .loader import list_recipes, load_recipe, parse_overrides
 from .model import HostReport, Recipe, RecipeInfo, RunReport, Step, StepResult
 from .registry import TaskContext, register_task
 from .report import CollectingReporter, TextReporter
+from .selection import select_steps
 
 __all__ = [
     "CollectingReporter",

@@ -21,63 +21,12 @@ from .plan import PlannedStep, plan_step
 from .registry import TaskContext, call_task, get_task
 from .render import Masker, eval_when, render_template_file, render_value
 from .report import CollectingReporter, Reporter, TextReporter
+from .selection import select_steps
+from .variables import HostFacts, instance_facts, inventory, resolve_templated, split_host_overrides, values_for
 
 if TYPE_CHECKING:
     from ..context import Context
     from ..ssh import Transport
-
-
-class _HostVars(dict[str, Any]):
-    """The ``host`` variable: name, id, user; ``home`` is fetched (one round trip) only if used."""
-
-    def __init__(self, data: dict[str, Any], get_host: Any) -> None:
-        super().__init__(data)
-        self._get_host = get_host
-
-    def __missing__(self, key: str) -> Any:
-        if key == "home":
-            self["home"] = self._get_host().home
-            return self["home"]
-        raise KeyError(key)
-
-
-def select_steps(
-    steps: list[Step],
-    *,
-    tags: tuple[str, ...] | list[str] = (),
-    skip_tags: tuple[str, ...] | list[str] = (),
-    start_at: str | int | None = None,
-) -> list[Step]:
-    """Steps that carry one of ``tags`` (all when empty), minus ``skip_tags``, from ``start_at`` on."""
-    chosen = list(steps)
-    if start_at is not None:
-        key = str(start_at)
-        idx = next((i for i, s in enumerate(chosen) if s.name == key or str(s.number) == key), None)
-        if idx is None:
-            import difflib
-
-            close = difflib.get_close_matches(key, [s.name for s in chosen], n=3, cutoff=0.5)
-            guess = (" Did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
-            listing = ", ".join(f"{s.number} '{s.name}'" for s in chosen[:12]) + (" …" if len(chosen) > 12 else "")
-            raise RecipeError(f"--start-at '{key}': no step has that name or number.{guess} Steps: {listing}.")
-        twins = [s for s in chosen if s.name == key]
-        if len(twins) > 1 and not key.isdigit():
-            where = ", ".join(f"{s.number} (recipe {s.recipe})" for s in twins)
-            raise RecipeError(f"--start-at '{key}': several steps have that name: {where}.", hint="Give its number instead.")
-        chosen = chosen[idx:]
-    known_tags = sorted({t for s in steps for t in s.tags})
-    for flag, wanted in (("--tags", tags), ("--skip-tags", skip_tags)):
-        unknown = [t for t in wanted if t not in known_tags]
-        if unknown:
-            raise RecipeError(
-                f"{flag} {','.join(unknown)}: no step has {'that tag' if len(unknown) == 1 else 'those tags'}.",
-                hint=f"Tags in this recipe: {', '.join(known_tags) or 'none'}.",
-            )
-    if tags:
-        chosen = [s for s in chosen if set(s.tags) & set(tags)]
-    if skip_tags:
-        chosen = [s for s in chosen if not set(s.tags) & set(skip_tags)]
-    return chosen
 
 
 class HostRun:
@@ -122,9 +71,11 @@ class HostRun:
 
     def _host_vars(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.vars.get("name")}
+        if self.instance is not None:
+            data.update(instance_facts(self.instance))
         if self.host is not None:
             data.update(name=self.host.name, id=self.host.target.alias, user=self.host.target.user)
-        return _HostVars(data, self._get_host)
+        return HostFacts(data, self._get_host)
 
     def _get_host(self) -> Transport:
         if self.host is None:
@@ -145,6 +96,8 @@ class HostRun:
         t0 = time.monotonic()
         current: Step | None = None
         try:
+            where = f"{self.recipe.path}" if self.recipe and self.recipe.path else f"recipe {self.recipe_name}"
+            resolve_templated(self.vars, set(self.vars) - {"host", "hosts", "tags"}, f"{where} [vars], host {self.label}")
             for step in self.steps:
                 current = step
                 self._add(step)
@@ -323,20 +276,33 @@ def run_recipe(
     """
     if isinstance(recipe, str):
         recipe = load_recipe(recipe)
-    values, secrets = resolve_vars(recipe, vars)
+    overrides, per_host = split_host_overrides(dict(vars or {}))
+    values, secrets = resolve_vars(recipe, overrides)
     steps = select_steps(recipe.steps, tags=tuple(tags), skip_tags=tuple(skip_tags), start_at=start_at)
     reporter = reporter or TextReporter()
     targets: list[str | None] = list(hosts) if hosts else [values.get("name")]
+    strangers = sorted(set(per_host) - {t for t in targets if t})
+    if strangers:
+        raise RecipeError(
+            f"--set {strangers[0]}:…: '{strangers[0]}' is not a host of this run ({', '.join(t for t in targets if t) or 'none'})."
+        )
     masker = Masker(secrets)
     t0 = time.monotonic()
     # One DescribeInstances for every host, here, rather than one per host thread at once.
     lookup = getattr(ctx, "instances_named", None)
-    known = lookup([t for t in targets if t]) if lookup is not None and len(targets) > 1 else {}
+    known = lookup([t for t in targets if t]) if lookup is not None and any(targets) else {}
+    facts = [instance_facts(known[t]) for t in targets if t and t in known]
+    per_recipe = inventory(recipe)
+    plain = {k: v for k, v in values.items() if k not in recipe.vars or k in overrides or k in recipe.secrets}
 
     def one(target: str | None) -> HostReport:
+        mine = values_for(target, recipe.vars, per_recipe, plain, per_host)
+        mine["hosts"] = facts
+        if target in known:
+            mine["tags"] = dict(known[target].tags)
         run = HostRun(
             steps,
-            dict(values),
+            mine,
             recipe=recipe,
             check=check,
             reporter=reporter,

@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-TOP_KEYS = ("description", "uses", "vars", "secrets", "step")
+TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -207,9 +207,12 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
         kind = _step_kind(args, at, label)
         validate_step(args, kind, Where(at, label, _key_locator(shown, text, line)))
         steps.append(Step(kind=kind, args=dict(args), recipe=path.stem, source=path, line=line))
-    for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("description", str)):
+    for key, types in (("uses", list), ("vars", dict), ("secrets", dict), ("hosts", dict), ("description", str)):
         if key in data and not isinstance(data[key], types):
             raise RecipeError(f"{shown}: '{key}' must be a {types.__name__}.")
+    for host, values in data.get("hosts", {}).items():
+        if not isinstance(values, dict):
+            raise RecipeError(f"{shown}: hosts.{host} must be a table: [hosts.{host}] then key = value lines.")
     for name, spec in data.get("secrets", {}).items():
         if not isinstance(spec, dict) or set(spec) - {"env", "required"}:
             raise RecipeError(
@@ -260,8 +263,9 @@ def check_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
     from .render import mentioned_names
 
     known = set(recipe.vars) | set(recipe.secrets) | mentioned_names(recipe)
+    known |= {k for values in recipe.host_vars.values() for k in values}
     for key in overrides:
-        name = key.split(":", 1)[1] if key.startswith("secret:") else key
+        name = key.split(":", 1)[1] if ":" in key else key  # secret:NAME and HOST:NAME
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             guess = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -295,9 +299,13 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
         recipe.steps.extend(sub.steps)
         recipe.vars.update(sub.vars)
         recipe.secrets.update(sub.secrets)
+        for host, values in sub.host_vars.items():
+            recipe.host_vars.setdefault(host, {}).update(values)
         local_dirs.extend(d for d in sub.template_dirs if d not in local_dirs)
     recipe.vars.update(data.get("vars", {}))
     recipe.secrets.update(data.get("secrets", {}))
+    for host, values in data.get("hosts", {}).items():
+        recipe.host_vars.setdefault(host, {}).update(values)
     recipe.steps.extend(own_steps)
     for i, step in enumerate(recipe.steps, 1):
         step.number = i

@@ -62,6 +62,7 @@ class Recipe:
     steps: list[Step] = field(default_factory=list)
     template_dirs: list[Path] = field(default_factory=list)
     base_dir: Path | None = None  # where relative ``copy`` sources are looked up
+    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)  # [hosts.NAME] tables
 
 
 @dataclass(frozen=True)

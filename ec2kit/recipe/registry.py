@@ -147,7 +147,11 @@ def launch(tc: TaskContext, instance: str | None = None, **options: Any) -> dict
     """
     target = _target(tc, instance)
     if tc.check:
-        tc.report(_check_line(tc, tc.cloud.plan_launch(target, **options), _describe("cloud.launch", target, **options)))
+        fleet = {k: options.pop(k) for k in ("types", "on_demand_fallback") if k in options}
+        plan = tc.cloud.plan_launch(target, **options)
+        if plan.spot:  # the call a spot launch makes: one instant CreateFleet over the types × zones
+            plan = tc.cloud.fit_quotas(tc.cloud.plan_fleet(plan, **fleet))
+        tc.report(_check_line(tc, plan, _describe("cloud.launch", target, **options, **fleet)))
         tc.target = target
         return {}
     inst = _action("launch")(tc.ctx, target, progress=_progress(tc), **options)

@@ -148,6 +148,37 @@ def eval_when(expr: Any, vars: dict[str, Any], step: Step) -> bool:
         raise _fail(step, "when", err) from None
 
 
+def render_plain(value: Any, vars: dict[str, Any]) -> Any:
+    """Render ``value`` (strings, recursively) with ``vars``; a Jinja error becomes a RecipeError."""
+    import jinja2
+
+    try:
+        return _render(environment(), value, vars)
+    except jinja2.TemplateError as err:
+        raise RecipeError(getattr(err, "message", None) or str(err)) from None
+
+
+def variables_used(value: Any) -> set[str]:
+    """Top-level variable names ``value``'s templates mention."""
+    from jinja2 import meta
+
+    env = environment()
+    names: set[str] = set()
+    if isinstance(value, str):
+        if "{" in value:
+            try:
+                names |= meta.find_undeclared_variables(env.parse(value))
+            except Exception:  # noqa: BLE001 - a syntax error is reported when the value is rendered
+                pass
+    elif isinstance(value, list):
+        for v in value:
+            names |= variables_used(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            names |= variables_used(v)
+    return names
+
+
 def mentioned_names(recipe: Any) -> set[str]:
     """Every variable a recipe's steps and the templates they name mention (for checking --set)."""
     import jinja2

@@ -33,9 +33,12 @@ def step_line(host: str, result: StepResult) -> str:
     return text + f" ({result.duration:.2f}s)"
 
 
-def detail_lines(result: StepResult) -> list[str]:
-    """What goes under a step line: the command that would run, the diff (check mode or changes)."""
+def detail_lines(result: StepResult, *, diff: bool = False) -> list[str]:
+    """What goes under a step line: in check mode the command that would run and the diff; with
+    ``diff`` (``--diff``) also the diff of what a real run changed."""
     lines: list[str] = []
+    if diff and not result.check and result.status == "changed" and result.diff:
+        return ["    " + ln for ln in result.diff.rstrip("\n").splitlines()]
     if result.check and result.status == "changed":
         kind = KINDS.get(result.kind)
         if kind is not None and kind.shows_command and result.command:
@@ -78,9 +81,10 @@ class Reporter(Protocol):
 class TextReporter:
     """Plain text to a stream; failures' messages are printed with the recap."""
 
-    def __init__(self, stream: TextIO | None = None, *, show_diff: bool = True) -> None:
+    def __init__(self, stream: TextIO | None = None, *, show_diff: bool = True, diff: bool = False) -> None:
         self.stream = stream or sys.stdout
         self.show_diff = show_diff
+        self.diff = diff  # --diff: show what a real run changed, as check mode shows what it would
         self.lock = threading.Lock()
 
     def _write(self, lines: list[str]) -> None:
@@ -89,7 +93,7 @@ class TextReporter:
             self.stream.flush()
 
     def step(self, host: str, result: StepResult) -> None:
-        self._write([step_line(host, result), *(detail_lines(result) if self.show_diff else [])])
+        self._write([step_line(host, result), *(detail_lines(result, diff=self.diff) if self.show_diff else [])])
 
     def message(self, host: str, text: str) -> None:
         self._write([f"[{host}]     {text}"])

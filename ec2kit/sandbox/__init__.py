@@ -23,7 +23,10 @@ back to their defaults on ``reset()``):
 - Service Quotas' EC2 vCPU quotas (young-account defaults: 5 Standard, 0 for G/VT, P, Inf, F,
   X, DL, Trn, High Memory), settable (``set_quota``), enforced on RunInstances,
   RequestSpotInstances and CreateFleet (VcpuLimitExceeded / MaxSpotInstanceCountExceeded) for
-  quotas a test set or all (``enforce_quotas``); AccessDeniedException (``deny_quota_access``).
+  quotas a test set or all (``enforce_quotas``); GetServiceQuota answers what is enforced (a
+  roomy 1024 for a quota nobody set while not all are enforced); AccessDeniedException
+  (``deny_quota_access``).
+- CreateFleet with ``DryRun=True`` answers DryRunOperation (moto's own) and launches nothing.
 - Capacity (``set_capacity``): InsufficientInstanceCapacity for empty (type, zone, market)
   pools; spot requests wait ``open``/capacity-not-available; instant fleets skip empty pools and
   list them in ``Errors``; ``interrupt_after=S`` makes a pool interrupt its spot instances.

@@ -9,8 +9,10 @@ Defaults, those of a young account as a first-time user meets it:
 - security groups gate SSH, as on AWS: ec2kit's launches admit the caller's public address /32
   (learnt from the checkip URL); a test may turn the gate off (``enforce_ssh_rules(info, False)``);
 - vCPU quotas: 5 for Standard (A, C, D, H, I, M, R, T, Z) on-demand and spot, 0 for every other
-  family (G and VT, P, Inf, F, X, DL, Trn, High Memory). ``GetServiceQuota`` always answers
-  with them; launches are checked only against quotas a test set (or all, once enforced);
+  family (G and VT, P, Inf, F, X, DL, Trn, High Memory). Launches are checked only against
+  quotas a test set (or all, once enforced), and ``GetServiceQuota`` agrees: it answers a set
+  value, the defaults once all are enforced, else a roomy 1024 (so a client that checks quotas
+  before launching sees what is enforced);
 - every (instance type, zone, market) pool has capacity, and no pool interrupts its spot
   instances by itself (``interrupt_pools``: a pool marked so has each spot instance launched
   into it interrupted that many seconds after launch, with AWS's 2-minute notice or less).
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_CALLER_IP = "198.51.100.7"
+ROOMY_QUOTA = 1024.0  # vCPUs GetServiceQuota reports for a quota nobody set or enforced
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
@@ -142,6 +145,14 @@ class Account:
     def quota_value(self, code: str) -> float:
         quota = QUOTAS_BY_CODE[code]
         return self.quota_values.get(code, quota.default)
+
+    def reported_value(self, code: str) -> float:
+        """What GetServiceQuota answers: a value a test set, the young-account default once every
+        quota is enforced, else ``ROOMY_QUOTA`` (an account whose quotas are not in the way, so
+        ec2kit's own quota check agrees with what the sandbox enforces)."""
+        if code in self.quota_values:
+            return self.quota_values[code]
+        return self.quota_value(code) if self.enforce_all_quotas else ROOMY_QUOTA
 
     def set_quota(self, code: str, value: float, *, enforce: bool = True) -> None:
         if code not in QUOTAS_BY_CODE:

@@ -304,7 +304,7 @@ def _patch_service_quotas() -> None:
         if ACCOUNT.quota_access_denied:
             raise denied("GetServiceQuota")
         if service_code == "ec2" and quota_code in QUOTAS_BY_CODE:
-            return quota_record(QUOTAS_BY_CODE[quota_code], ACCOUNT.quota_value(quota_code))
+            return quota_record(QUOTAS_BY_CODE[quota_code], ACCOUNT.reported_value(quota_code))
         return original_get(self, service_code, quota_code)
 
     def list_defaults(self: Any, service_code: str) -> list[dict[str, Any]]:

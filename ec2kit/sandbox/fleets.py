@@ -5,7 +5,8 @@ template's security groups, and never reports errors. Patched here: the override
 order (lowest ``SpotPrice``/``Priority`` first when given) until the target is met; an override
 whose (type, zone, market) pool has no capacity, or whose launch would pass a vCPU quota, is
 skipped and reported in the response's ``Errors`` (``InsufficientInstanceCapacity``,
-``VcpuLimitExceeded``, ``MaxSpotInstanceCountExceeded``) with its ``LaunchTemplateAndOverrides``;
+``VcpuLimitExceeded``, ``MaxSpotInstanceCountExceeded``; an image that does not exist:
+``InvalidAMIID.NotFound``) with its ``LaunchTemplateAndOverrides``;
 when every pool fails the response has no instances and only errors. Spot instances honour
 ``SpotOptions.InstanceInterruptionBehavior`` (fleet) or the template's ``InstanceMarketOptions``.
 """
@@ -77,6 +78,7 @@ def launch(fleet: Any, weight_to_add: float, market: str) -> None:
         count = max(1, math.ceil(remaining / spec.weighted_capacity))
         try:
             with ACCOUNT.lock:
+                backend.describe_images(ami_ids=[spec.image_id])  # AWS: InvalidAMIID.NotFound for that pool
                 zone = choose_zone(backend, spec.instance_type, spec_zone(backend, spec, data), market)
                 check_quota(backend, spec.instance_type, count, market)
                 if market == "spot":

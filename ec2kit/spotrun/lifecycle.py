@@ -39,7 +39,8 @@ class SpotRunOptions:
     name: str | None = None  # default: script stem + timestamp
     image: str | None = None  # default: 'base' if it exists, else the latest Ubuntu LTS
     type: str = "m5.large"
-    types: list[str] = field(default_factory=list)  # fallbacks: capacity errors and later attempts
+    types: list[str] = field(default_factory=list)  # more types for the fleet to choose from (every attempt)
+    on_demand_fallback: bool = False  # no spot capacity in any pool: an on-demand instance instead
     disk: int | None = None
     snapshot: str | None = None  # data volume from this snapshot at /mnt/data
     results: str | None = None  # default runs/RUN (relative to cwd)
@@ -198,53 +199,51 @@ def bundle(options: SpotRunOptions, wrapper: str) -> bytes:
 
 
 def _launch(run: _Run, attempt: int) -> Instance:
-    """Place the spot request (next type on capacity errors); record the instance at once."""
+    """One instant EC2 Fleet over --type and --types × zones (AWS picks the pool); record the instance at once.
+
+    The first attempt and every replacement after an interruption make the same single call;
+    the record keeps the type, zone, market and price actually obtained.
+    """
     from ..actions import say_launch_plan
-    from ..errors import AwsError
 
     opts, rec = run.options, run.record
-    types = [opts.type, *opts.types]
-    first = min(attempt - 1, len(types) - 1)
-    last_error: Exception | None = None
-    for type_ in types[first:]:
-        name = rec.name if attempt == 1 else f"{rec.name}-{attempt}"
-        run.say(f"{rec.name}: requesting a {type_} spot instance (attempt {attempt})")
-        run.save(state="requested" if attempt == 1 else "recovering", instance_type=type_, attempt=attempt)
-        try:
-            plan = run.ctx.cloud.plan_launch(
-                name,
-                image=opts.image or _default_image(run.ctx),
-                type=type_,
-                spot=True,
-                max_price=opts.max_price,
-                disk=opts.disk,
-                tags={RUN_TAG: rec.name},
-                shutdown_behavior="terminate",
-                subnet=opts.subnet,
-                security_groups=opts.security_groups,
-                instance_profile=opts.instance_profile,
-                open_ssh=opts.open_ssh,
-            )
-            if attempt == 1:
-                say_launch_plan(plan, run.say, f"{rec.name}: ")
-            inst = run.ctx.cloud.launch(plan)
-        except AwsError as err:
-            last_error = err
-            if type_ != types[-1]:
-                run.say(f"{rec.name}: no {type_} spot capacity ({err.code or err}); trying the next type")
-            continue
-        request = inst.tags.get("ec2kit:spot-request") or inst.spot_request_id
-        rec.add_created("instances", inst.id)
-        if request:
-            rec.add_created("requests", request)
-        rec.instance_started()
-        rec.hourly_price = spot_price(run.ctx, type_, inst.zone) or rec.hourly_price
-        run.save(state="starting", instance_id=inst.id, request_id=request, zone=inst.zone, instance_type=type_)
-        run.instance = inst
-        run.phases.append(Phase(running_at=time.monotonic()))
-        return inst
-    assert last_error is not None
-    raise last_error
+    types = list(dict.fromkeys([opts.type, *opts.types]))
+    name = rec.name if attempt == 1 else f"{rec.name}-{attempt}"
+    fallback = " (on-demand as the last resort)" if opts.on_demand_fallback else ""
+    run.say(f"{rec.name}: requesting a spot instance: {', '.join(types)}{fallback} (attempt {attempt})")
+    run.save(state="requested" if attempt == 1 else "recovering", attempt=attempt)
+    plan = run.ctx.cloud.plan_launch(
+        name,
+        image=opts.image or _default_image(run.ctx),
+        type=opts.type,
+        spot=True,
+        max_price=opts.max_price,
+        disk=opts.disk,
+        tags={RUN_TAG: rec.name},
+        shutdown_behavior="terminate",
+        subnet=opts.subnet,
+        security_groups=opts.security_groups,
+        instance_profile=opts.instance_profile,
+        open_ssh=opts.open_ssh,
+    )
+    if attempt == 1:
+        say_launch_plan(plan, run.say, f"{rec.name}: ")
+    inst = run.ctx.cloud.launch(plan, types=types[1:], on_demand_fallback=opts.on_demand_fallback)
+    request = inst.tags.get("ec2kit:spot-request") or inst.spot_request_id
+    rec.add_created("instances", inst.id)
+    if request:
+        rec.add_created("requests", request)
+    rec.instance_started()
+    market = "spot" if inst.lifecycle == "spot" else "on-demand"
+    rec.options["market"] = market
+    obtained = inst.hourly_price or (spot_price(run.ctx, inst.type, inst.zone) if market == "spot" else None)
+    rec.hourly_price = obtained or rec.hourly_price
+    run.save(state="starting", instance_id=inst.id, request_id=request, zone=inst.zone, instance_type=inst.type)
+    if market != "spot" or inst.type != opts.type:
+        run.say(f"{rec.name}: got {market} {inst.type} in {inst.zone}")
+    run.instance = inst
+    run.phases.append(Phase(running_at=time.monotonic()))
+    return inst
 
 
 def spot_price(ctx: Context, instance_type: str, zone: str) -> float | None:

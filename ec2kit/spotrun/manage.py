@@ -83,7 +83,7 @@ def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
         return None
     try:
         inst = ctx.cloud.instance(record.instance_id)
-    except NotFound:
+    except (NotFound, WrongState):  # gone, or terminated
         return None
     return inst if inst.state == "running" else None
 
@@ -247,7 +247,15 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
         run = req.tags.get(RUN_TAG)
         if req.state in ("open", "active") and run not in live and not req.instance_id:
             found.append(Leftover("spot-request", req.id, req.name, f"open request of run {run}"))
+    for template in cloud.stale_launch_templates():  # a spot launch killed mid-way (each lives one fleet call)
+        found.append(
+            Leftover(
+                "launch-template", template["LaunchTemplateName"], template["LaunchTemplateName"], "left by an interrupted launch"
+            )
+        )
     if not dry_run:
+        for left in [l for l in found if l.kind == "launch-template"]:
+            cloud.delete_launch_template(left.id)
         created = {
             "instances": [l.id for l in found if l.kind == "instance"],
             "requests": [l.id for l in found if l.kind == "spot-request"],

@@ -8,7 +8,7 @@ one line below. The order is the order messages list the kinds in.
 
 from __future__ import annotations
 
-from . import apt, copy, dir, line, run, script, task, template
+from . import apt, copy, dir, file, line, run, script, task, template
 from .base import Args, Kind, PlanContext, Where, ansi_c, sh_path, wrap_command
 from .common import COMMON_KEYS, validate_common
 
@@ -21,6 +21,7 @@ KINDS: dict[str, Kind] = {
         copy.KIND,
         line.KIND,
         dir.KIND,
+        file.KIND,
         apt.KIND,
         task.KIND,
     )

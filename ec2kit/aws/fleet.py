@@ -1,0 +1,374 @@
+"""Spot capacity through EC2 Fleet: one instant CreateFleet over every type × zone, AWS picks the pool.
+
+    fleet = cloud.plan_fleet(plan, types=["g5.xlarge", "g6.xlarge"], on_demand_fallback=True)
+    cloud.check(fleet)                      # the same CreateFleet with DryRun=True
+    cloud.launch_fleet(fleet, spec, tags)   # (launch() calls it for spot plans)
+
+The launch template is made per launch (``ec2kit-<launch token>``, tagged like the instance) and
+deleted as soon as CreateFleet answers: an instant fleet's instances do not need it afterwards.
+It carries the tags for the instance and its volumes (TagSpecifications), so a crash mid-launch
+leaves only tagged things. The overrides are every type × every zone it is offered in (or the
+plan's zone); ``price-capacity-optimized`` lets AWS choose the pool with capacity at a low price.
+
+On-demand fallback is a *second* instant fleet, made only when the spot fleet reported nothing
+but capacity errors. One mixed fleet cannot say "spot, else on-demand": its target is split
+between the two markets up front, so with a target of one instance it would launch one or the
+other by the split, never try on-demand *because* spot was short.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from ..errors import AwsError, ConfigError, Ec2kitError, NoCapacity
+from .errors import _translate_code, translating
+from .models import LAUNCH_TAG, MANAGED_TAG, SPOT_REQUEST_TAG, Instance, filters, tag_list
+from .quotas import QUOTA_ERRORS, Quotas, quota_for
+from .session import Progress, error_code
+
+if TYPE_CHECKING:
+    from .launch import LaunchPlan
+    from .session import Plan
+
+__all__ = ["CAPACITY_ERRORS", "FleetPlan", "Fleets"]
+
+CAPACITY_ERRORS = (
+    "InsufficientInstanceCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientCapacity",
+    "InsufficientCapacityOnHost",
+    "capacity-not-available",
+    "UnfulfillableCapacity",
+)
+_NOT_OFFERED = ("Unsupported", "InvalidFleetConfiguration")  # a type not offered in a zone: a pool to skip
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """One spot launch as an instant EC2 Fleet (pure data): the pools to try, per market.
+
+    :attr:`params` is the CreateFleet call ``--check`` sends with DryRun (against a launch
+    template named :attr:`template_name`).
+    """
+
+    action: ClassVar[str] = "create_fleet"
+    launch: LaunchPlan
+    types: tuple[str, ...]  # spot pools: these types × zones
+    zones: tuple[str, ...] = ()  # () with subnets: the subnets place the instance
+    subnets: tuple[str, ...] = ()
+    on_demand_types: tuple[str, ...] = ()  # the fallback fleet's types (none: no fallback)
+    offered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # type -> zones it is offered in
+    template_name: str = "ec2kit-check"
+
+    @property
+    def name(self) -> str:
+        """The instance's name (for messages)."""
+        return self.launch.name
+
+    @property
+    def purpose(self) -> str:
+        """For error messages."""
+        return f"launch instance {self.launch.name}"
+
+    def pools(self, market: str = "spot") -> list[tuple[str, str]]:
+        """(type, zone or subnet) pairs to try for ``market``."""
+        types = self.types if market == "spot" else self.on_demand_types
+        places = self.subnets or self.zones
+        return [(t, p) for t in types for p in places if self.subnets or p in self.offered.get(t, places)]
+
+    def overrides(self, market: str = "spot") -> list[dict[str, Any]]:
+        """The fleet's overrides: one per pool (Priority follows the order of --types, for on-demand)."""
+        found = []
+        order = {t: i for i, t in enumerate(self.types if market == "spot" else self.on_demand_types)}
+        for type_, place in self.pools(market):
+            item: dict[str, Any] = {"InstanceType": type_}
+            item["SubnetId" if self.subnets else "AvailabilityZone"] = place
+            if market == "spot" and self.launch.max_price is not None:
+                item["MaxPrice"] = str(self.launch.max_price)
+            if market == "on-demand":
+                item["Priority"] = float(order[type_])
+            found.append(item)
+        return found
+
+    def fleet_params(self, market: str = "spot", *, template_name: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """The CreateFleet call for ``market`` against launch template ``template_name``."""
+        params: dict[str, Any] = {
+            "Type": "instant",
+            "LaunchTemplateConfigs": [
+                {
+                    "LaunchTemplateSpecification": {
+                        "LaunchTemplateName": template_name or self.template_name,
+                        "Version": "$Latest",
+                    },
+                    "Overrides": self.overrides(market),
+                }
+            ],
+            "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": market},
+            "TagSpecifications": [{"ResourceType": "fleet", "Tags": tag_list(self.launch.tags)}],
+        }
+        if market == "spot":
+            params["SpotOptions"] = {"AllocationStrategy": "price-capacity-optimized"}
+        else:
+            params["OnDemandOptions"] = {"AllocationStrategy": "prioritized"}
+        if token:
+            params["ClientToken"] = f"{token}-{market}"
+        return params
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The spot CreateFleet call, as DryRun sends it."""
+        return self.fleet_params("spot" if self.types else "on-demand")
+
+    def template_data(self, spec: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+        """LaunchTemplateData from a run_instances ``spec``: type and place come from the overrides."""
+        data = {k: v for k, v in spec.items() if k not in ("InstanceType", "Placement", "SubnetId", "MinCount", "MaxCount")}
+        if isinstance(data.get("UserData"), str):  # templates want it base64-encoded by the caller
+            data["UserData"] = base64.b64encode(data["UserData"].encode()).decode()
+        data["TagSpecifications"] = [{"ResourceType": r, "Tags": tag_list(tags)} for r in ("instance", "volume")]
+        return data
+
+
+class Fleets(Quotas):
+    """EC2 Fleet verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+
+    def plan_fleet(
+        self, plan: LaunchPlan, *, types: list[str] | tuple[str, ...] = (), on_demand_fallback: bool = False
+    ) -> FleetPlan:
+        """The instant fleet for a spot ``plan``: ``plan.type`` then ``types`` (each checked) × the zones they are offered in."""
+        if not plan.spot:
+            raise ConfigError(
+                f"Instance {plan.name} is not a spot launch, so it does not go through EC2 Fleet.",
+                hint="Add --spot to try several types (--types) and --on-demand-fallback.",
+            )
+        every = tuple(dict.fromkeys([plan.type, *types]))
+        for type_ in every[1:]:
+            self.instance_type(type_)
+        # a plan that names a subnet places the instance there (whatever the plan calls the field, its spec says SubnetId)
+        subnet = plan.spec().get("SubnetId") or getattr(plan, "subnet", None)
+        subnets: tuple[str, ...] = (str(subnet),) if subnet else ()
+        zones: tuple[str, ...] = () if subnets else ((plan.zone,) if plan.zone else self._zones())
+        offered = {} if subnets else self._offered(every, zones)
+        return replace_types(
+            FleetPlan(launch=plan, types=every, zones=zones, subnets=subnets, offered=offered),
+            spot=every,
+            on_demand=every if on_demand_fallback else (),
+        )
+
+    def _zones(self) -> tuple[str, ...]:
+        answer = self.ec2.describe_availability_zones(Filters=filters(state="available"))["AvailabilityZones"]
+        return tuple(sorted(z["ZoneName"] for z in answer if z.get("ZoneType", "availability-zone") == "availability-zone"))
+
+    def _offered(self, types: tuple[str, ...], zones: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+        """Zones each type is offered in (DescribeInstanceTypeOfferings); a type AWS lists nowhere keeps every zone."""
+        try:
+            rows = self.paginate(
+                "describe_instance_type_offerings",
+                "InstanceTypeOfferings[]",
+                LocationType="availability-zone",
+                Filters=filters(**{"instance-type": list(types)}),
+            )
+        except Exception as err:  # noqa: BLE001 - the offerings only trim the overrides; AWS still decides
+            if not error_code(err):
+                raise
+            rows = []
+        offered: dict[str, tuple[str, ...]] = {}
+        for type_ in types:
+            where = tuple(z for z in zones if {"InstanceType": type_, "Location": z} in _slim(rows))
+            offered[type_] = where or zones
+        return offered
+
+    def fit_quotas(self, fleet: FleetPlan, *, progress: Progress | None = None) -> FleetPlan:
+        """Drop the types whose vCPU quota the launch would pass; QuotaExceeded when no market has one left."""
+        refused: list[Ec2kitError] = []
+        running: list[Instance] = []
+        looked: list[bool] = []
+
+        def live() -> list[Instance]:  # one DescribeInstances for every type and market, only if a quota is readable
+            if not looked:
+                running.extend(self.live_instances())
+                looked.append(True)
+            return running
+
+        def fitting(types: tuple[str, ...], market: str) -> tuple[str, ...]:
+            kept = []
+            for type_ in types:
+                quota = quota_for(type_, market)
+                if quota is None or self.quota_limit(quota) is None:
+                    kept.append(type_)
+                    continue
+                problem = self.check_quotas(type_, market, action=f"launch {market} instance {fleet.name}", running=live())
+                if problem is None:
+                    kept.append(type_)
+                else:
+                    refused.append(problem)
+                    if progress:
+                        progress(f"instance {fleet.name}: skipping {market} {type_} (vCPU quota)")
+            return tuple(kept)
+
+        spot, on_demand = fitting(fleet.types, "spot"), fitting(fleet.on_demand_types, "on-demand")
+        if not spot and not on_demand:
+            raise refused[0]
+        return replace_types(fleet, spot=spot, on_demand=on_demand)
+
+    def check(self, plan: Plan) -> bool:
+        """DryRun ``plan``; a FleetPlan sends its CreateFleet against a launch template made for the check and deleted after."""
+        if not isinstance(plan, FleetPlan):
+            return super().check(plan)
+        name = f"ec2kit-check-{uuid.uuid4().hex[:12]}"
+        with translating(plan.purpose, instance_type=plan.launch.type):
+            self._create_template(name, plan.template_data(plan.launch.spec(), plan.launch.tags), plan.launch.tags)
+            try:
+                self.ec2.create_fleet(DryRun=True, **plan.fleet_params("spot" if plan.types else "on-demand", template_name=name))
+            except Exception as err:
+                if error_code(err) != "DryRunOperation":
+                    raise
+            finally:
+                self._delete_template(name)
+        return True
+
+    def launch_fleet(
+        self, fleet: FleetPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None = None
+    ) -> Instance:
+        """Launch one instance through instant fleets (spot, then on-demand if planned); wait until it is running."""
+        token = tags[LAUNCH_TAG]
+        name = f"ec2kit-{token}"
+        self._create_template(name, fleet.template_data(spec, tags), tags)
+        try:
+            instance_id, market = self._fill(fleet, name, token, progress)
+        finally:
+            self._delete_template(name)
+        launched = Instance.from_raw({"InstanceId": instance_id})
+        if market == "spot":
+            request = self.spot_request_for(launched)
+            if request:  # how spot-run and terminate find the request to cancel
+                self.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
+        inst = self.wait(launched, "running", progress=progress)
+        if market == "spot":
+            inst.hourly_price = self._spot_price(inst)
+        return inst
+
+    def _spot_price(self, inst: Instance) -> float | None:
+        """The spot price of the pool AWS chose (informative: None when it cannot be read)."""
+        from .prices import spot_price
+
+        try:
+            return spot_price(inst.type, inst.zone, cast(Any, self))
+        except Exception as err:  # noqa: BLE001 - a price is shown, never needed
+            if not error_code(err) and not isinstance(err, Ec2kitError):
+                raise
+            return None
+
+    def _fill(self, fleet: FleetPlan, template: str, token: str, progress: Progress | None) -> tuple[str, str]:
+        """(instance id, market) from the first fleet that launches; capacity errors move on, others stop."""
+        tried: list[tuple[str, list[tuple[str, str]]]] = []
+        for market in ("spot", "on-demand"):
+            pools = fleet.pools(market)
+            if not pools:
+                continue
+            if progress:
+                kinds = sorted({t for t, _ in pools})
+                progress(f"instance {fleet.name}: {market} fleet over {len(pools)} pools ({', '.join(kinds)})")
+            with translating(fleet.purpose, instance_type=fleet.launch.type):
+                answer = self.ec2.create_fleet(**fleet.fleet_params(market, template_name=template, token=token))
+            ids = [i for item in answer.get("Instances") or [] for i in item.get("InstanceIds") or []]
+            if ids:
+                return ids[0], market
+            errors = answer.get("Errors") or []
+            self._stop_unless_capacity(fleet, market, errors)
+            tried.append((market, pools))
+            if progress and market == "spot" and fleet.on_demand_types:
+                progress(f"instance {fleet.name}: no spot capacity in any pool; trying on-demand")
+        raise _no_capacity(fleet, tried)
+
+    def _stop_unless_capacity(self, fleet: FleetPlan, market: str, errors: list[dict[str, Any]]) -> None:
+        """Raise the first error that is not about capacity (quota: explained with the right family)."""
+        for error in errors:
+            code, message = error.get("ErrorCode", ""), error.get("ErrorMessage", "")
+            type_ = ((error.get("LaunchTemplateAndOverrides") or {}).get("Overrides") or {}).get(
+                "InstanceType"
+            ) or fleet.launch.type
+            if code in QUOTA_ERRORS:
+                raise self.explain_quota(
+                    type_, market, action=f"launch {market} instance {fleet.name}", code=code, said=message
+                ) or AwsError(message, code=code)
+        others = [e for e in errors if e.get("ErrorCode") not in CAPACITY_ERRORS + _NOT_OFFERED]
+        if others or (errors and all(e.get("ErrorCode") in _NOT_OFFERED for e in errors)):
+            first = (others or errors)[0]
+            type_ = ((first.get("LaunchTemplateAndOverrides") or {}).get("Overrides") or {}).get("InstanceType")
+            translated = _translate_code(first.get("ErrorCode", ""), first.get("ErrorMessage", ""), fleet.purpose, type_)
+            raise translated or AwsError(f"AWS refused to {fleet.purpose}.", code=first.get("ErrorCode", ""))
+
+    def _create_template(self, name: str, data: dict[str, Any], tags: dict[str, str]) -> None:
+        self.ec2.create_launch_template(
+            LaunchTemplateName=name,
+            LaunchTemplateData=data,
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list({**tags, MANAGED_TAG: "1"})}],
+        )
+
+    def _delete_template(self, name: str) -> None:
+        try:
+            self.ec2.delete_launch_template(LaunchTemplateName=name)
+        except Exception as err:  # noqa: BLE001 - tagged with the launch token: cleanup_launch finds it
+            if not error_code(err):
+                raise
+
+    def stale_launch_templates(self, *, older_than: float = 600) -> list[dict[str, Any]]:
+        """ec2kit's launch templates older than ``older_than`` s: each lives for one CreateFleet call, so these are
+        what a launch killed mid-way (power cut, SIGKILL) left; ``inv cleanup`` lists and deletes them."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        found = self.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{"tag-key": LAUNCH_TAG}))
+        stale = []
+        for template in found:
+            created = template.get("CreateTime")
+            if isinstance(created, dt.datetime) and created.tzinfo is None:
+                created = created.replace(tzinfo=dt.timezone.utc)
+            if not isinstance(created, dt.datetime) or (now - created).total_seconds() >= older_than:
+                stale.append(template)
+        return stale
+
+    def delete_launch_template(self, name: str) -> None:
+        """Delete one launch template by name (gone already: fine)."""
+        self._delete_template(name)
+
+    def delete_launch_templates(self, token: str) -> list[str]:
+        """Delete the launch templates a launch made (by its token tag); returns their names."""
+        found = self.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token}))
+        names = [t["LaunchTemplateName"] for t in found]
+        for name in names:
+            self._delete_template(name)
+        return names
+
+
+def replace_types(fleet: FleetPlan, *, spot: tuple[str, ...], on_demand: tuple[str, ...]) -> FleetPlan:
+    """The fleet with these types per market."""
+    return replace(fleet, types=spot, on_demand_types=on_demand)
+
+
+def _slim(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"InstanceType": r.get("InstanceType", ""), "Location": r.get("Location", "")} for r in rows]
+
+
+def _no_capacity(fleet: FleetPlan, tried: list[tuple[str, list[tuple[str, str]]]]) -> NoCapacity:
+    """AWS had no capacity in any pool: name them, per market and type."""
+    parts = []
+    for market, pools in tried:
+        by_type: dict[str, list[str]] = {}
+        for type_, place in pools:
+            by_type.setdefault(type_, []).append(place)
+        parts.append(f"{market} " + "; ".join(f"{t} in {', '.join(p)}" for t, p in by_type.items()))
+    hint = "Add instance types with --types (several families help most), allow another zone"
+    hint += (
+        ", or retry in a few minutes."
+        if fleet.on_demand_types
+        else ", allow on-demand with --on-demand-fallback, or retry in a few minutes."
+    )
+    return NoCapacity(
+        f"AWS has no capacity right now to {fleet.purpose} in any pool tried: {' | '.join(parts)}.",
+        code="InsufficientInstanceCapacity",
+        hint=hint,
+    )
