@@ -217,7 +217,7 @@ class Launching(Fleets, ImageChoice, Networks):
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
         try:
             if fleet is not None:
-                return self.launch_fleet(fleet, spec, tags, progress)
+                return self._require_imdsv2(self.launch_fleet(fleet, spec, tags, progress))
             return self._launch_on_demand(plan, spec, tags, progress)
         except BaseException as err:
             left = self.cleanup_launch(token)
@@ -228,6 +228,16 @@ class Launching(Fleets, ImageChoice, Networks):
                     hint="Remove them in the AWS console or with `inv terminate ID`, then retry.",
                 ) from err
             raise
+
+    def _require_imdsv2(self, inst: Instance) -> Instance:
+        """Make sure IMDSv2 is required on ``inst``: the launch template asks for it, and where the
+        answer shows otherwise (moto's fleets drop template metadata options) it is set now."""
+        wanted = LaunchPlan.METADATA_OPTIONS
+        options = inst.raw.get("MetadataOptions") or {}
+        if all(options.get(k) == v for k, v in wanted.items() if k != "HttpEndpoint"):
+            return inst
+        self.ec2.modify_instance_metadata_options(InstanceId=inst.id, **wanted)
+        return self._refresh(inst)
 
     def _launch_on_demand(
         self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None
