@@ -41,8 +41,12 @@ def _bool_env(name: str) -> bool | None:
     raise ConfigError(f"{name}={value!r} is not understood.", hint="Use 1 (sandbox), 0 (real AWS) or leave it unset (auto).")
 
 
-def _default_home() -> Path:
+def default_home() -> Path:
+    """EC2KIT_HOME, or ~/.ec2kit."""
     return Path(os.environ.get("EC2KIT_HOME") or Path.home() / ".ec2kit").expanduser()
+
+
+_default_home = default_home
 
 
 @dataclass(frozen=True)

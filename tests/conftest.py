@@ -106,11 +106,14 @@ def sandbox(tmp_path_factory):
 
 @pytest.fixture
 def sandbox_reset(sandbox):
-    """The session sandbox wiped clean first (moto reset + every host, volume and image dropped)."""
+    """The session sandbox wiped clean first (moto reset + every host, volume and image dropped), and
+    again afterwards, so what a test set (empty capacity pools, quotas, a moved caller IP) never
+    reaches the tests after it."""
     from ec2kit import sandbox as sb
 
     sb.reset(sandbox.info)
-    return sandbox
+    yield sandbox
+    sb.reset(sandbox.info)
 
 
 SERVER_FIXTURES = {"sandbox", "sandbox_reset", "moto_server", "moto_reset", "sshd_host", "sshd_factory"}

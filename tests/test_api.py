@@ -16,7 +16,7 @@ import pytest
 from cli_helpers import run_inv
 
 from ec2kit.api import EC2, CommandResult, Instance, Listing, RecipeReport, Run, UnknownInstance, examples_dir, identifier
-from ec2kit.errors import ConfigError, NotFound, RecipeError, UnexpectedExit, WrongState
+from ec2kit.errors import ConfigError, NotFound, RecipeError, Terminated, UnexpectedExit, WrongState
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -327,7 +327,7 @@ def test_stop_change_type_start_freeze_terminate_and_the_objects_stay_current(ec
     assert inst.state in ("shutting-down", "terminated")
     assert wait_until(lambda: other.state == "terminated", what="the other view to see the termination")
     assert "api-life" not in ec2
-    with pytest.raises(WrongState, match="terminated"):
+    with pytest.raises(Terminated, match="terminated"):
         ec2["api-life"]  # noqa: B018
 
 

@@ -112,3 +112,17 @@ def test_init_copies_editable_recipes_that_then_override_the_built_ins(installed
     assert listed.returncode == 0, listed.stderr
     base = [r for r in json.loads(listed.stdout) if r["name"] == "base"]
     assert base and base[0]["description"] == "my own base"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox volumes are loop devices, which need root")
+def test_a_data_volume_and_its_snapshot_work_outside_a_checkout(installed):
+    assert ec2kit(installed, "launch", "vol-host").returncode == 0
+    made = ec2kit(installed, "make-volume", "vol-host", "--size", "1", "--name", "inst-data", "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["attached_to"]
+    wrote = ec2kit(installed, "connect", "vol-host", "--command", "echo kept > /mnt/data/f && sync && cat /mnt/data/f")
+    assert wrote.returncode == 0 and "kept" in wrote.stdout, wrote.stderr
+    snap = ec2kit(installed, "snapshot", "inst-data", "--wait", "--json")
+    assert snap.returncode == 0, snap.stderr
+    assert json.loads(snap.stdout)["name"] == "inst-data"
+    assert ec2kit(installed, "terminate", "vol-host").returncode == 0

@@ -269,3 +269,22 @@ def test_a_per_host_set_for_a_host_not_in_the_run_is_refused(home, project, laun
     assert_clean_error(
         run_inv("provision", "fb1", "--recipe", "facts", "--set", "zz9:port=1", home=home, cwd=project), "zz9", "fb1"
     )
+
+
+def test_recipes_come_from_the_project_then_the_user_then_the_built_ins_and_say_so(tmp_path):
+    home, project = tmp_path / "home", tmp_path / "proj"
+    (home / "recipes").mkdir(parents=True)
+    (project / "recipes").mkdir(parents=True)
+    (home / "recipes" / "mine.toml").write_text('description = "from my home"\n[[step]]\nname = "a"\nrun = "true"\n')
+    (home / "recipes" / "web.toml").write_text('description = "home web"\n[[step]]\nname = "a"\nrun = "true"\n')
+    (project / "recipes" / "web.toml").write_text('description = "project web"\n[[step]]\nname = "a"\nrun = "true"\n')
+    (project / "recipes" / "base.toml").write_text('description = "my base"\n[[step]]\nname = "a"\nrun = "true"\n')
+    result = run_inv("recipes", "--json", home=home, cwd=project)
+    assert result.code == 0, result
+    got = {r["name"]: r for r in json.loads(result.out)}
+    assert (got["mine"]["source"], got["mine"]["description"]) == ("user", "from my home")
+    assert (got["web"]["source"], got["web"]["description"]) == ("project", "project web")  # the project wins
+    assert got["base"]["source"] == "project" and got["base"]["overrides_builtin"] is True
+    assert got["freeze"]["source"] == "built-in" and got["freeze"]["overrides_builtin"] is False
+    table = run_inv("recipes", home=home, cwd=project)
+    assert "project (overrides the built-in)" in table.out

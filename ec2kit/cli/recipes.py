@@ -11,15 +11,24 @@ SET_HELP = "set a variable, KEY=VALUE, or for one host HOST:KEY=VALUE (repeatabl
 
 @command(aws=False, help={"json": "print JSON"})
 def recipes(ctx: Context, json: bool = False) -> None:
-    """List the recipes in ./recipes (and the built-in ones) with descriptions and variables."""
+    """List the recipes: ./recipes, then ~/.ec2kit/recipes, then the built-ins (a name found earlier hides the later ones)."""
     from ..recipe import list_recipes
 
     found = list_recipes()
     if json:
         ui.print_json(found)
         return
-    rows = [(r.name, r.description, ", ".join(f"{k}={v!r}" for k, v in (r.vars or {}).items()), str(r.path)) for r in found]
-    ui.print_table("Recipes", ["name", "description", "variables", "file"], rows, empty="No recipes found in ./recipes.")
+    rows = [
+        (
+            r.name,
+            r.source + (" (overrides the built-in)" if r.overrides_builtin else ""),
+            r.description,
+            ", ".join(f"{k}={v!r}" for k, v in (r.vars or {}).items()),
+            str(r.path),
+        )
+        for r in found
+    ]
+    ui.print_table("Recipes", ["name", "from", "description", "variables", "file"], rows, empty="No recipes found.")
 
 
 def _run(

@@ -11,6 +11,7 @@ import difflib
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,30 @@ def builtin_templates_dir() -> Path:
     return packaged if packaged.is_dir() else _REPO / "templates"
 
 
+def user_dir(kind: str) -> Path:
+    """``~/.ec2kit/recipes`` or ``~/.ec2kit/templates`` (under EC2KIT_HOME): yours, for every project."""
+    from ..settings import default_home
+
+    return default_home() / kind
+
+
 def default_search_path() -> list[Path]:
-    """``./recipes`` then the built-in recipes directory."""
-    here = Path.cwd() / "recipes"
-    builtin = builtin_recipes_dir()
-    return [here] if here.resolve() == builtin.resolve() else [here, builtin]
+    """``./recipes``, then ``~/.ec2kit/recipes``, then the built-in recipes (the first of a name wins)."""
+    dirs = [Path.cwd() / "recipes", user_dir("recipes"), builtin_recipes_dir()]
+    unique: dict[Path, Path] = {}
+    for d in dirs:
+        unique.setdefault(d.resolve(), d)
+    return list(unique.values())
+
+
+def source_of(path: Path) -> str:
+    """Where a recipe file comes from: ``project``, ``user`` (~/.ec2kit/recipes) or ``built-in``."""
+    folder = path.resolve().parent
+    if folder == builtin_recipes_dir().resolve():
+        return "built-in"
+    if folder == user_dir("recipes").resolve():
+        return "user"
+    return "project"
 
 
 # -- source locations ---------------------------------------------------------------
@@ -310,7 +330,7 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
     for i, step in enumerate(recipe.steps, 1):
         step.number = i
     builtin = builtin_templates_dir()
-    recipe.template_dirs = [d for d in dict.fromkeys([*local_dirs, Path.cwd() / "templates", builtin])]
+    recipe.template_dirs = [d for d in dict.fromkeys([*local_dirs, Path.cwd() / "templates", user_dir("templates"), builtin])]
     return recipe
 
 
@@ -324,10 +344,13 @@ def list_recipes(search_path: list[Path] | None = None) -> list[RecipeInfo]:
             try:
                 data = parse_toml(f.read_text(), f)
             except RecipeError as err:
-                found[f.stem] = RecipeInfo(f.stem, f"(invalid: {err.message.splitlines()[0]})", {}, f)
+                found[f.stem] = RecipeInfo(f.stem, f"(invalid: {err.message.splitlines()[0]})", {}, f, source_of(f))
                 continue
-            found[f.stem] = RecipeInfo(f.stem, str(data.get("description", "")), dict(data.get("vars", {})), f)
-    return [found[k] for k in sorted(found)]
+            found[f.stem] = RecipeInfo(f.stem, str(data.get("description", "")), dict(data.get("vars", {})), f, source_of(f))
+    builtins = {f.stem for f in builtin_recipes_dir().glob("*.toml")}
+    return [
+        replace(found[k], overrides_builtin=found[k].source != "built-in" and k in builtins) for k in sorted(found)
+    ]
 
 
 # -- variables ----------------------------------------------------------------------

@@ -73,6 +73,8 @@ class RecipeInfo:
     description: str
     vars: dict[str, Any]
     path: Path
+    source: str = "project"  # project (./recipes), user (~/.ec2kit/recipes) or built-in
+    overrides_builtin: bool = False  # a built-in recipe of this name is hidden by it
 
 
 @dataclass
