@@ -348,9 +348,7 @@ def list_recipes(search_path: list[Path] | None = None) -> list[RecipeInfo]:
                 continue
             found[f.stem] = RecipeInfo(f.stem, str(data.get("description", "")), dict(data.get("vars", {})), f, source_of(f))
     builtins = {f.stem for f in builtin_recipes_dir().glob("*.toml")}
-    return [
-        replace(found[k], overrides_builtin=found[k].source != "built-in" and k in builtins) for k in sorted(found)
-    ]
+    return [replace(found[k], overrides_builtin=found[k].source != "built-in" and k in builtins) for k in sorted(found)]
 
 
 # -- variables ----------------------------------------------------------------------
