@@ -237,7 +237,8 @@ class Launching(Fleets, ImageChoice, Networks):
         if all(options.get(k) == v for k, v in wanted.items() if k != "HttpEndpoint"):
             return inst
         self.ec2.modify_instance_metadata_options(InstanceId=inst.id, **wanted)
-        return self._refresh(inst)
+        inst.raw["MetadataOptions"] = {**options, **wanted}  # keep what the fleet learnt (price, market)
+        return inst
 
     def _launch_on_demand(
         self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None
