@@ -156,6 +156,12 @@ class Launching(Fleets, ImageChoice, Networks):
             )
         self.instance_type(type)
         img, image_note = self.choose_image(image, type)
+        root_gb = _root_size(img.raw)
+        if disk is not None and root_gb and disk < root_gb:
+            raise ConfigError(
+                f"--disk {disk}: image {img.name or img.id} has a {root_gb} GB root disk, and the disk cannot be smaller.",
+                hint=f"Give --disk {root_gb} or more (or leave it out for {root_gb} GB).",
+            )
         net = self.network(subnet=subnet, security_groups=security_groups, zone=zone)
         if instance_profile:
             self.instance_profile(instance_profile)
@@ -291,3 +297,12 @@ class Launching(Fleets, ImageChoice, Networks):
             return []
         except BaseException:
             return found + sorted(instance_ids) or [f"anything tagged {LAUNCH_TAG}={token}"]
+
+
+def _root_size(raw: dict[str, Any]) -> int | None:
+    """The image's root volume size in GB (its root device's snapshot), when it says."""
+    root = raw.get("RootDeviceName")
+    for mapping in raw.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == root and mapping.get("Ebs", {}).get("VolumeSize"):
+            return int(mapping["Ebs"]["VolumeSize"])
+    return None
