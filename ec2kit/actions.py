@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import SandboxError, WrongState
 
 if TYPE_CHECKING:
+    from .aws.launch import LaunchPlan
     from .aws.models import Instance, Volume
     from .context import Context
 
@@ -39,7 +40,13 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
     ``options`` are :meth:`ec2kit.aws.cloud.Cloud.launch`'s (image, disk, type, spot, …).
     """
     cloud = ctx.cloud
-    inst = cloud.launch(name, progress=progress, **options)  # type: ignore[arg-type]
+    fleet_options = {k: options.pop(k) for k in ("types", "on_demand_fallback") if k in options}
+    plan = cloud.plan_launch(name, **options)  # type: ignore[arg-type]
+    if not ctx.quiet:
+        from .ui import info
+
+        say_launch_plan(plan, info)
+    inst = cloud.launch(plan, progress=progress, **fleet_options)  # type: ignore[arg-type]
     if wait:
         try:
             wait_ssh(ctx, inst, progress=progress)
@@ -49,6 +56,18 @@ def launch(ctx: Context, name: str, *, wait: bool = True, progress: Progress = N
             raise
         inst = cloud.instance(inst.id)
     return inst
+
+
+def say_launch_plan(plan: LaunchPlan, say: Callable[[str], None], prefix: str = "") -> None:
+    """The lines a launch says before it starts: which image and why; a warning for --open-ssh."""
+    if plan.image_note:
+        say(f"{prefix}Image: {plan.image_note}")
+    if plan.open_ssh:
+        say(
+            f"{prefix}Warning: --open-ssh allows SSH from anywhere (0.0.0.0/0) to every instance in "
+            "ec2kit's security group; only your key opens it, but the whole internet can knock. "
+            "`inv access --prune` narrows it to your address again."
+        )
 
 
 def start(ctx: Context, name: str, *, wait: bool = True, progress: Progress = None) -> Instance:

@@ -56,7 +56,20 @@ KEYS: dict[str, Key] = {
         Key("key_name", "str", "ec2kit", ("EC2KIT_KEY_NAME",), "EC2 key pair name"),
         Key("login_user", "str", "ubuntu", ("EC2KIT_USER",), "login user on instances"),
         Key("max_price", "price", None, (), "highest spot price, USD per hour"),
-        Key("ssh_address", "public|private", "public", ("EC2KIT_SSH_ADDRESS",), "which address ec2kit dials"),
+        Key(
+            "ssh_address",
+            "auto|public|private",
+            "auto",
+            ("EC2KIT_SSH_ADDRESS",),
+            "which address ec2kit dials (auto: public IP when there is one, else private)",
+        ),
+        Key(
+            "checkip_url",
+            "str",
+            "https://checkip.amazonaws.com",
+            ("EC2KIT_CHECKIP_URL",),
+            "URL answering your public IPv4 (SSH is opened to it /32)",
+        ),
     )
 }
 

@@ -35,6 +35,29 @@ def aws_credentials_available(profile: str | None) -> bool:
         ) from err
 
 
+def ssh_address(inst: Instance, choice: str = "auto") -> tuple[str, str]:
+    """(address to dial, why that one) for ``inst``: ``auto`` takes the public IP when there is one,
+    else the private; ``public`` / ``private`` (EC2KIT_SSH_ADDRESS) force one. WrongState without one."""
+    from .errors import WrongState
+
+    if inst.state not in ("pending", "running"):
+        raise WrongState(
+            f"Instance {inst.label} is {inst.state}, so it has no public IP address to SSH to.",
+            hint=f"Start it with `inv start {inst.name or inst.id}`.",
+        )
+    if choice != "private" and inst.public_ip:
+        return inst.public_ip, "its public IP"
+    if choice != "public" and inst.private_ip:
+        why = "EC2KIT_SSH_ADDRESS=private" if choice == "private" else "it has no public IP"
+        return inst.private_ip, f"its private IP ({why}): reachable only from inside its VPC (VPN, bastion, another instance)"
+    if choice == "public":
+        hint = "It has a private IP only: unset EC2KIT_SSH_ADDRESS (auto uses it) from inside its VPC, or launch in a subnet that assigns public IPs."
+    else:
+        hint = "Launch it in a subnet that assigns public IPs, or set EC2KIT_SSH_ADDRESS=private inside the VPC."
+    which = {"public": "public ", "private": "private "}.get(choice, "")
+    raise WrongState(f"Instance {inst.label} has no {which}IP address (it is {inst.state}).", hint=hint)
+
+
 class Context:
     """Settings plus lazily created cloud and SSH hosts, shared by a command."""
 
@@ -50,6 +73,7 @@ class Context:
         self._sandbox: SandboxInfo | None = None
         self._resolver: Any = resolver  # the sandbox's instance → loopback sshd map; None on AWS
         self._hosts: dict[str, Transport] = {}
+        self._admitted: set[str] = set()  # instance ids whose groups were checked for this machine's address
         self._lock = threading.RLock()
 
     # -- the cloud -----------------------------------------------------------------
@@ -94,6 +118,7 @@ class Context:
             endpoint_url=info.endpoint_url,
             credentials=dict(sandbox.SANDBOX_CREDENTIALS),
             region=info.region,
+            checkip_url=info.checkip_url,
         )
 
     # -- hosts ---------------------------------------------------------------------
@@ -117,8 +142,9 @@ class Context:
         return found
 
     def target(self, name_or_id: str | Instance) -> SshTarget:
-        """How to reach an instance over SSH: the sandbox's loopback sshd, or its public (or
-        private, with EC2KIT_SSH_ADDRESS=private) IP on port 22; pinned by instance id."""
+        """How to reach an instance over SSH: the sandbox's loopback sshd, or on AWS its public IP
+        when it has one, else its private one (EC2KIT_SSH_ADDRESS=public|private forces one); port
+        22, pinned by instance id. First makes sure ec2kit's group admits this machine's address."""
         from .errors import WrongState
         from .ssh.target import SshTarget
 
@@ -133,20 +159,13 @@ class Context:
                 else "Launch a new one with `inv launch NAME`.",
             )
         self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
+        self.admit_caller(inst)
         if self._resolver is not None:
             target: SshTarget = self._resolver.ssh_target(
                 inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name
             )
             return target
-        host = inst.private_ip if settings.ssh_address == "private" else inst.public_ip
-        if not host:
-            which = "private" if settings.ssh_address == "private" else "public"
-            hint = (
-                f"Start it with `inv start {inst.name or inst.id}`."
-                if inst.state != "running"
-                else "Launch it in a subnet that assigns public IPs, or set EC2KIT_SSH_ADDRESS=private inside the VPC."
-            )
-            raise WrongState(f"Instance {inst.label} has no {which} IP address (it is {inst.state}).", hint=hint)
+        host, via = ssh_address(inst, settings.ssh_address)
         return SshTarget(
             host=host,
             port=22,
@@ -155,7 +174,30 @@ class Context:
             alias=inst.id,
             known_hosts=settings.known_hosts,
             name=inst.name,
+            via=via,
         )
+
+    def admit_caller(self, inst: Instance, *, fresh: bool = False) -> None:
+        """Once per command and instance: if this machine's public address changed, add its /32 to
+        ec2kit's group and say so (free while the cached address still stands: see aws/address.py)."""
+        from .aws.models import SECURITY_GROUP
+        from .errors import Ec2kitError
+
+        with self._lock:
+            if inst.id in self._admitted and not fresh:
+                return
+            self._admitted.add(inst.id)
+        groups = [g["GroupId"] for g in inst.raw.get("SecurityGroups", []) if g.get("GroupName") == SECURITY_GROUP]
+        if not groups or inst.state not in ("pending", "running"):
+            return
+        try:
+            said = self.cloud.admit_caller(groups, fresh=fresh)
+        except Ec2kitError as err:  # connecting may still work (e.g. from inside the VPC): warn, go on
+            said = f"Could not check that SSH is allowed from your address: {err}"
+        if said and not self.quiet:
+            from .ui import info
+
+            info(said)
 
     def connect(self, name_or_id: str | Instance) -> Transport:
         """The SSH transport to an instance, made once per instance id and reused.

@@ -5,9 +5,11 @@
 ``EC2KIT_SANDBOX``     ``1`` forces the local sandbox, ``0`` forbids it; unset means
                        "sandbox when no AWS credentials are configured".
 ``EC2KIT_USER``        login user on instances (default ``ubuntu``).
-``EC2KIT_SSH_ADDRESS`` ``public`` (default) or ``private`` (inside a VPC).
+``EC2KIT_SSH_ADDRESS`` ``auto`` (default: public IP when an instance has one, else private), ``public`` or ``private``.
 ``EC2KIT_KEY_NAME``    EC2 key pair name (default ``ec2kit``).
 ``EC2KIT_SSH_CIDR``    where SSH to instances may come from (e.g. ``203.0.113.7/32``); read when used.
+                       Unset: your public IPv4 /32, learnt from ``EC2KIT_CHECKIP_URL``.
+``EC2KIT_CHECKIP_URL`` "what is my IP" URL (default https://checkip.amazonaws.com).
 ``EC2KIT_SSH``         ``openssh`` (the system ssh, default) or ``fabric`` (paramiko; ``paramiko`` is an alias).
 ``EC2KIT_SSH_PERSIST`` seconds an idle shared ssh connection lingers (default 60; 0: none).
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
@@ -56,7 +58,7 @@ class Settings:
     region: str | None = None
     sandbox: bool | None = None
     login_user: str = "ubuntu"
-    ssh_address: str = "public"
+    ssh_address: str = "auto"
     key_name: str = "ec2kit"
     defaults: Config | None = field(default=None, compare=False, hash=False, repr=False)  # launch defaults and their sources
 
@@ -81,6 +83,11 @@ class Settings:
             defaults=cfg,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def checkip_url(self) -> str:
+        """The "what is my IP" URL (EC2KIT_CHECKIP_URL, config ``checkip_url``)."""
+        return str(self.default("checkip_url"))
 
     def default(self, key: str) -> Any:
         """The configured default for ``key`` (flag > env > ./ec2kit.toml > ~/.ec2kit/config.toml > built-in)."""

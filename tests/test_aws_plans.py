@@ -38,7 +38,11 @@ def test_a_launch_plan_is_plain_data_that_launch_carries_out(cloud):
         disk=12,
         tags={"Name": "web", "ec2kit:managed": "1", "role": "web"},
         user_data="#!/bin/sh\n",
+        vpc_id=plan.vpc_id,  # the default VPC, where ec2kit's group goes
+        image_note=plan.image_note,
     )
+    assert plan.vpc_id and plan.image_note.endswith("as asked")
+    assert plan.params["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
     assert cloud.instances() == [] and not cloud.settings.key_file.exists()
     inst = cloud.launch(plan)
     assert (inst.name, inst.type, inst.tags["role"], inst.state) == ("web", "t3.micro", "web", "running")

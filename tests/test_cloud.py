@@ -364,10 +364,13 @@ def test_security_group_lets_ec2kit_instances_reach_each_other_once(cloud):
 
 def test_without_a_known_address_ssh_access_is_refused_unless_opened_explicitly(tmp_path, monkeypatch):
     monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
-    aws = Cloud(Settings(home=tmp_path), credentials=CREDS, region="us-east-1")  # no endpoint: never called here
-    with pytest.raises(ConfigError, match="EC2KIT_SSH_CIDR"):
+    monkeypatch.setenv("EC2KIT_CHECKIP_URL", "http://127.0.0.1:9/")  # nothing answers there
+    aws = Cloud(Settings.from_env(home=tmp_path), credentials=CREDS, region="us-east-1")  # no endpoint: never called here
+    with pytest.raises(ConfigError, match="could not learn your public IP address from http://127.0.0.1:9/.*EC2KIT_SSH_CIDR"):
         aws.ssh_cidr()
     assert aws.ssh_cidr(open_ssh=True) == "0.0.0.0/0"
+    monkeypatch.setenv("EC2KIT_SSH_CIDR", "203.0.113.7")
+    assert aws.ssh_cidr() == aws.ssh_cidr(open_ssh=True) == "203.0.113.7/32"
 
 
 # -- errors and regions ----------------------------------------------------------------
@@ -559,7 +562,8 @@ def seeded_moto(tmp_path_factory):
                     "ami-0000000000000c404",
                     "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20261120",
                     "2026-11-20T00:00:00.000Z",
-                ),
+                )
+                | {"architecture": "arm64"},
                 canonical(
                     "ami-0000000000000a204",
                     "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20261115",
@@ -593,3 +597,14 @@ def test_default_image_is_the_newest_ubuntu_24_04_amd64_then_22_04(seeded_moto, 
     for ami in ("ami-0000000000000a404", "ami-0000000000000b404"):
         cloud.ec2.deregister_image(ImageId=ami)
     assert cloud.default_image().id == "ami-0000000000000a204"
+
+
+def test_without_ssm_an_alias_is_found_by_searching_images_and_the_note_says_so(seeded_moto, tmp_path):
+    # a plain moto server has none of AWS's public image parameters: GetParameter fails
+    cloud = Cloud(Settings(home=tmp_path), endpoint_url=seeded_moto, credentials=CREDS, region="us-east-1")
+    image, why = cloud.choose_image(None, "t4g.large")
+    assert image.id == "ami-0000000000000c404"
+    assert why.startswith("ubuntu 24.04 arm64 because t4g.large is Graviton")
+    assert why.endswith("(SSM parameter unreadable: ParameterNotFound; found by searching images instead)")
+    image, _ = cloud.choose_image("ubuntu-22.04", "t3.micro")
+    assert image.id == "ami-0000000000000a204"

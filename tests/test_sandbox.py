@@ -32,8 +32,25 @@ def key(sandbox, tmp_path_factory) -> tuple[str, Path]:
     return name, path
 
 
+def ssh_group(sandbox) -> str:
+    """A default-VPC group letting SSH in from anywhere (the sandbox gates SSH by security groups, as AWS does)."""
+    ec2 = sandbox.ec2
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    found = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["tests-ssh"]}, {"Name": "vpc-id", "Values": [vpc]}]
+    )
+    if found["SecurityGroups"]:
+        return found["SecurityGroups"][0]["GroupId"]
+    gid = ec2.create_security_group(GroupName="tests-ssh", Description="ssh from anywhere", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=gid, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    return gid
+
+
 def launch(sandbox, key, *, image: str = UBUNTU_AMI_ID, **kwargs) -> str:
-    """run_instances one instance with our key; return its id."""
+    """run_instances one instance with our key, in a group that admits SSH; return its id."""
+    kwargs.setdefault("SecurityGroupIds", [ssh_group(sandbox)])
     out = sandbox.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, KeyName=key[0], InstanceType="t3.micro", **kwargs)
     return out["Instances"][0]["InstanceId"]
 

@@ -89,9 +89,12 @@ def test_checkip_answers_the_callers_public_ip_and_follows_a_laptop_that_moved(s
 
 
 # 2. security groups gate SSH -----------------------------------------------------------------
-def test_ssh_is_open_to_any_group_while_enforcement_is_off_the_default(aws):
+def test_ssh_is_gated_by_default_and_open_to_any_group_once_enforcement_is_off(aws):
     sandbox, key_name, _ = aws
+    assert sb.account(sandbox.info)["enforce_ssh"] is True
     iid = launch(sandbox, key_name)  # the default group: no rule for tcp/22 from outside
+    assert address(sandbox, iid).get("filtered") is True
+    sb.enforce_ssh_rules(sandbox.info, False)
     assert ssh_banner(address(sandbox, iid)["port"]).startswith(b"SSH-2.0")
     assert sb.account(sandbox.info)["enforce_ssh"] is False
 

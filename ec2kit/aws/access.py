@@ -1,24 +1,35 @@
 """SSH access to ec2kit's instances: the EC2 key pair and the ``ec2kit-ssh`` security group.
 
 The private key is generated on this machine (``ssh-keygen``) and never leaves it; AWS gets
-the public half. SSH is allowed from ``EC2KIT_SSH_CIDR`` (see :class:`~ec2kit.settings.Settings`),
-from loopback in the sandbox, or from anywhere only when asked (``--open-ssh``).
+the public half. SSH is allowed from this machine's public IPv4 /32 (learnt from a "what is my IP" URL, see
+:mod:`~ec2kit.aws.address`), from ``EC2KIT_SSH_CIDR`` when set, or from anywhere only when asked
+(``--open-ssh``). When the address changes, the next command that connects adds the new /32
+(:meth:`Access.admit_caller`); ``inv access --prune`` removes the old ones.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
 import os
 import subprocess
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .address import caller_ip
 from .errors import translated
 from .models import MANAGED_TAG, SECURITY_GROUP, filters, tag_list
 from .session import AwsSession, error_code
 
-__all__ = ["Access", "key_fingerprints"]
+__all__ = ["Access", "SshRule", "key_fingerprints", "rule_description"]
+
+WORLD = "0.0.0.0/0"
+CALLER_CACHE = "caller-ip.json"  # this machine's public address, for a few minutes (aws/address.py)
+ADMITTED_CACHE = "ssh-access.json"  # group id -> the /32 ec2kit last made sure it admits
 
 
 class Access(AwsSession):
@@ -57,32 +68,49 @@ class Access(AwsSession):
             )
         return key_file
 
-    def ssh_cidr(self, *, open_ssh: bool = False) -> str:
-        """Where SSH may come from: settings.ssh_cidr (EC2KIT_SSH_CIDR), loopback for the sandbox, or 0.0.0.0/0 if asked."""
+    _checkip_url: str | None = None  # the sandbox's stand-in for checkip.amazonaws.com (set by Cloud)
+
+    @property
+    def checkip_url(self) -> str | None:
+        """Where this machine's public IPv4 is learnt; None for a bare local endpoint (tests' moto)."""
+        if self._checkip_url:
+            return self._checkip_url
+        return None if self.endpoint_url else self.settings.checkip_url
+
+    def caller_ip(self, *, fresh: bool = False) -> str | None:
+        """This machine's public IPv4 (cached a few minutes in EC2KIT_HOME); None on a bare local endpoint."""
+        url = self.checkip_url
+        return caller_ip(url, cache=self.settings.home / CALLER_CACHE, fresh=fresh) if url else None
+
+    def ssh_cidr(self, *, open_ssh: bool = False, fresh: bool = False) -> str:
+        """Where SSH may come from: EC2KIT_SSH_CIDR / config ``ssh_cidr``, 0.0.0.0/0 with ``open_ssh``,
+        else this machine's public IPv4 /32 (127.0.0.1/32 on a bare local endpoint)."""
         configured = self.settings.ssh_cidr
         if configured:
             return configured
-        if self.endpoint_url:
-            return "127.0.0.1/32"
         if open_ssh:
-            return "0.0.0.0/0"
-        raise ConfigError(
-            "ec2kit does not know your public IP address, so it cannot limit SSH access to it.",
-            hint="Set EC2KIT_SSH_CIDR to your address (e.g. 203.0.113.7/32; search 'what is my ip'), "
-            "or explicitly allow SSH from anywhere with --open-ssh.",
-        )
+            return WORLD
+        ip = self.caller_ip(fresh=fresh)
+        return f"{ip}/32" if ip else "127.0.0.1/32"
 
-    @translated("set up the ec2kit-ssh security group")
-    def ensure_security_group(self, *, open_ssh: bool = False) -> str:
-        """The id of security group ``ec2kit-ssh`` in the default VPC, allowing tcp/22 from :meth:`ssh_cidr`."""
-        cidr = self.ssh_cidr(open_ssh=open_ssh)
+    @translated("find the default VPC")
+    def default_vpc(self) -> str:
+        """The id of the region's default VPC; a ConfigError says what to do when there is none."""
         vpcs = self.ec2.describe_vpcs(Filters=filters(isDefault="true")).get("Vpcs", [])
         if not vpcs:
             raise ConfigError(
-                f"Region {self.region} has no default VPC, which ec2kit launches into.",
-                hint="Create one with `aws ec2 create-default-vpc`, or use another region.",
+                f"Region {self.region} has no default VPC, so ec2kit does not know where to launch.",
+                hint="Name a subnet with --subnet ID-or-Name (or `subnet` in ec2kit.toml), create a default VPC with "
+                "`aws ec2 create-default-vpc`, or use another region.",
             )
-        vpc_id = vpcs[0]["VpcId"]
+        return str(vpcs[0]["VpcId"])
+
+    @translated("set up the ec2kit-ssh security group")
+    def ensure_security_group(self, *, open_ssh: bool = False, vpc_id: str | None = None) -> str:
+        """The id of security group ``ec2kit-ssh`` in ``vpc_id`` (default VPC when None), allowing tcp/22
+        from :meth:`ssh_cidr` and from its own members (ec2kit instances reach each other)."""
+        cidr = self.ssh_cidr(open_ssh=open_ssh)
+        vpc_id = vpc_id or self.default_vpc()
         groups = self.ec2.describe_security_groups(Filters=filters(**{"group-name": SECURITY_GROUP, "vpc-id": vpc_id})).get(
             "SecurityGroups", []
         )
@@ -98,44 +126,173 @@ class Access(AwsSession):
                 ],
             )["GroupId"]
             group = {"GroupId": gid, "IpPermissions": []}
+        gid = str(group["GroupId"])
         if not _allows_ssh(group.get("IpPermissions", []), cidr):
-            try:
-                self.ec2.authorize_security_group_ingress(
-                    GroupId=group["GroupId"],
-                    IpPermissions=[
-                        {
-                            "IpProtocol": "tcp",
-                            "FromPort": 22,
-                            "ToPort": 22,
-                            "IpRanges": [{"CidrIp": cidr, "Description": "ec2kit ssh"}],
-                        }
-                    ],
-                )
-            except Exception as err:  # a concurrent ec2kit may have added it
-                if "Duplicate" not in error_code(err):
-                    raise
-        gid = group["GroupId"]
+            self._authorize(gid, {"IpRanges": [{"CidrIp": cidr, "Description": rule_description(cidr)}]})
         if not any(
             pair.get("GroupId") == gid for perm in group.get("IpPermissions", []) for pair in perm.get("UserIdGroupPairs", [])
         ):
             # ec2kit instances may SSH to each other over private addresses: a spot
             # run pushes its results to a monitor instance (`--monitor`).
-            try:
-                self.ec2.authorize_security_group_ingress(
-                    GroupId=gid,
-                    IpPermissions=[
-                        {
-                            "IpProtocol": "tcp",
-                            "FromPort": 22,
-                            "ToPort": 22,
-                            "UserIdGroupPairs": [{"GroupId": gid, "Description": "ec2kit instances to each other"}],
-                        }
-                    ],
-                )
-            except Exception as err:
-                if "Duplicate" not in error_code(err):
-                    raise
-        return str(gid)
+            self._authorize(gid, {"UserIdGroupPairs": [{"GroupId": gid, "Description": "ec2kit instances to each other"}]})
+        if cidr != WORLD and not self.settings.ssh_cidr:
+            self._remember_admitted([gid], cidr)
+        return gid
+
+    def _authorize(self, group_id: str, source: dict[str, Any]) -> None:
+        """Allow tcp/22 into ``group_id`` from ``source`` (IpRanges or UserIdGroupPairs); a duplicate is fine."""
+        try:
+            self.ec2.authorize_security_group_ingress(
+                GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
+            )
+        except Exception as err:  # a concurrent ec2kit may have added it
+            if "Duplicate" not in error_code(err):
+                raise
+
+    # -- the caller's address, kept admitted ------------------------------------------------
+    def _admitted(self) -> dict[str, str]:
+        try:
+            data = json.loads((self.settings.home / ADMITTED_CACHE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _remember_admitted(self, group_ids: list[str], cidr: str | None) -> None:
+        data = self._admitted()
+        for gid in group_ids:
+            if cidr:
+                data[gid] = cidr
+            else:
+                data.pop(gid, None)
+        path = self.settings.home / ADMITTED_CACHE
+        try:
+            path.write_text(json.dumps(data))
+        except OSError:
+            pass  # only costs a DescribeSecurityGroups next time
+
+    @translated("allow SSH from your address")
+    def admit_caller(self, group_ids: list[str], *, fresh: bool = False) -> str | None:
+        """Make sure ec2kit's groups ``group_ids`` admit this machine's current public IPv4 (adding its /32
+        when the address changed); returns a sentence saying what was added, or None.
+
+        Free when nothing changed: the address comes from the few-minute cache and the groups
+        are not described again while they are known to admit it. Does nothing when
+        EC2KIT_SSH_CIDR / ``ssh_cidr`` names the source (you chose it).
+        """
+        if not group_ids or self.settings.ssh_cidr:
+            return None
+        cidr = self.ssh_cidr(fresh=fresh)
+        admitted = self._admitted()
+        if not fresh and all(admitted.get(g) == cidr for g in group_ids):
+            return None
+        ip = cidr.split("/")[0]
+        added: list[str] = []
+        for group in self.ec2.describe_security_groups(GroupIds=group_ids).get("SecurityGroups", []):
+            if not any(_admits(p, ip) for p in group.get("IpPermissions", [])):
+                self._authorize(group["GroupId"], {"IpRanges": [{"CidrIp": cidr, "Description": rule_description(cidr)}]})
+                added.append(group["GroupId"])
+        self._remember_admitted(group_ids, cidr)
+        if not added:
+            return None
+        return (
+            f"Your public address is now {ip}: SSH from {cidr} added to {SECURITY_GROUP} ({', '.join(added)}). "
+            "`inv access --prune` removes the old addresses."
+        )
+
+    @translated("list ec2kit's SSH rules")
+    def ssh_rules(self) -> list[SshRule]:
+        """Every tcp/22 rule of every ``ec2kit-ssh`` group in this region, marked ``current`` when it
+        is this machine's address (or the configured EC2KIT_SSH_CIDR)."""
+        keep = self.ssh_cidr()
+        ip = keep.split("/")[0]
+        rules: list[SshRule] = []
+        groups = self.paginate("describe_security_groups", "SecurityGroups[]", Filters=filters(**{"group-name": SECURITY_GROUP}))
+        for group in groups:
+            for perm in group.get("IpPermissions", []):
+                if not _covers_ssh(perm):
+                    continue
+                for r in perm.get("IpRanges", []):
+                    cidr = r.get("CidrIp", "")
+                    rules.append(
+                        SshRule(
+                            group["GroupId"],
+                            group.get("VpcId", ""),
+                            cidr,
+                            r.get("Description", ""),
+                            current=cidr == keep or (keep.endswith("/32") and cidr != WORLD and _in(ip, cidr)),
+                            everyone=cidr == WORLD,
+                            permission=perm,
+                        )
+                    )
+                for pair in perm.get("UserIdGroupPairs", []):
+                    source = pair.get("GroupId", "")
+                    rules.append(
+                        SshRule(
+                            group["GroupId"],
+                            group.get("VpcId", ""),
+                            f"group {source}",
+                            pair.get("Description", ""),
+                            current=True,
+                            permission=perm,
+                        )
+                    )
+        return rules
+
+    @translated("remove old SSH rules")
+    def prune_ssh_rules(self) -> list[SshRule]:
+        """Revoke every address rule of ec2kit's groups except the current one (added first where
+        missing); returns what was removed. The rule letting ec2kit instances reach each other stays.
+        """
+        rules = self.ssh_rules()
+        keep = self.ssh_cidr()
+        for gid in sorted({r.group_id for r in rules} - {r.group_id for r in rules if r.current and "/" in r.source}):
+            # only a wider rule (--open-ssh) let this machine in: add its own before removing that
+            self._authorize(gid, {"IpRanges": [{"CidrIp": keep, "Description": rule_description(keep)}]})
+        removed = [r for r in rules if not r.current]
+        for rule in removed:
+            perm: dict[str, Any] = {k: rule.permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in rule.permission}
+            self.ec2.revoke_security_group_ingress(
+                GroupId=rule.group_id, IpPermissions=[{**perm, "IpRanges": [{"CidrIp": rule.source}]}]
+            )
+        self._remember_admitted(sorted({r.group_id for r in removed}), None)
+        return removed
+
+
+@dataclass
+class SshRule:
+    """One tcp/22 rule of an ec2kit-ssh group: where SSH may come from."""
+
+    group_id: str
+    vpc_id: str
+    source: str  # a CIDR, or "group sg-…" for the rule letting ec2kit instances in
+    description: str
+    current: bool = False  # this machine's address now (or the configured EC2KIT_SSH_CIDR), or the group rule
+    everyone: bool = False  # 0.0.0.0/0 (--open-ssh)
+    permission: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def rule_description(cidr: str) -> str:
+    """What a rule ec2kit adds says about itself: ``ec2kit: your address on 2026-11-30``."""
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    return f"ec2kit --open-ssh on {day}" if cidr == WORLD else f"ec2kit: your address on {day}"
+
+
+def _in(ip: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+def _covers_ssh(perm: dict[str, Any]) -> bool:
+    if perm.get("IpProtocol") == "-1":
+        return True
+    return perm.get("IpProtocol") == "tcp" and perm.get("FromPort", 0) <= 22 <= perm.get("ToPort", 0)
+
+
+def _admits(perm: dict[str, Any], ip: str) -> bool:
+    """Whether an ingress permission lets tcp/22 in from ``ip``."""
+    return _covers_ssh(perm) and any(_in(ip, r.get("CidrIp", "")) for r in perm.get("IpRanges", []))
 
 
 def _allows_ssh(permissions: list[dict[str, Any]], cidr: str) -> bool:

@@ -30,7 +30,8 @@ class Cloud(Launching):
     """EC2 in one region, through one boto3 session.
 
     ``endpoint_url`` points the client at the sandbox (moto). ``credentials`` is a dict of
-    ``aws_access_key_id`` / ``aws_secret_access_key`` (/ ``aws_session_token``).
+    ``aws_access_key_id`` / ``aws_secret_access_key`` (/ ``aws_session_token``). ``checkip_url``
+    answers this machine's public IPv4 (default: settings.checkip_url; the sandbox has its own).
     """
 
     def __init__(
@@ -40,8 +41,10 @@ class Cloud(Launching):
         endpoint_url: str | None = None,
         credentials: dict[str, str] | None = None,
         region: str | None = None,
+        checkip_url: str | None = None,
     ) -> None:
         super().__init__(settings, endpoint_url=endpoint_url, credentials=credentials, region=region)
+        self._checkip_url = checkip_url
 
     def spot_price(self, instance_type: str, zone: str) -> float | None:
         """The current spot price of ``instance_type`` in ``zone`` (USD/hour, Linux), or None if AWS has none."""

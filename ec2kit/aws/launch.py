@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import AlreadyExists, AwsError, ConfigError
-from .access import Access
+from .aliases import ImageChoice
 from .errors import translated
 from .fleet import Fleets
 from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, Instance, filters, tag_list
+from .network import Networks
 from .quotas import QUOTA_ERRORS
 from .session import Progress, error_code
-from .storage import Storage
 
 __all__ = ["LaunchPlan", "Launching"]
 
@@ -47,8 +47,20 @@ class LaunchPlan:
     tags: dict[str, str] = field(default_factory=dict)  # all of them: Name and ec2kit:managed included
     user_data: str | None = None
     shutdown_behavior: str | None = None  # stop | terminate
-    open_ssh: bool = False  # allow SSH from anywhere when ec2kit cannot tell your address
+    open_ssh: bool = False  # allow SSH from anywhere (0.0.0.0/0), not just your address
+    vpc_id: str | None = None  # where ec2kit's own group goes (None: the default VPC, looked up at launch)
+    subnet_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()  # extra groups, beside ec2kit-ssh
+    instance_profile: str | None = None  # IAM instance profile name
     interruption: str | None = None  # spot: "stop" = a persistent request whose instance (and disk) is stopped, not terminated
+    image_note: str = ""  # which image and why: "ubuntu 24.04 arm64 because t4g.large is Graviton: …"
+
+    #: IMDSv2 only (a tokenless metadata request gets 401); hop limit 2 lets containers on the instance use it.
+    METADATA_OPTIONS: ClassVar[dict[str, Any]] = {
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+        "HttpEndpoint": "enabled",
+    }
 
     @property
     def purpose(self) -> str:
@@ -60,8 +72,14 @@ class LaunchPlan:
         spec: dict[str, Any] = {"ImageId": self.image_id, "InstanceType": self.type}
         if key_name:
             spec["KeyName"] = key_name
-        if group_ids:
-            spec["SecurityGroupIds"] = list(group_ids)
+        groups = [*group_ids, *(g for g in self.security_group_ids if g not in group_ids)]
+        if groups:
+            spec["SecurityGroupIds"] = groups
+        if self.subnet_id:
+            spec["SubnetId"] = self.subnet_id
+        if self.instance_profile:
+            spec["IamInstanceProfile"] = {"Name": self.instance_profile}
+        spec["MetadataOptions"] = dict(self.METADATA_OPTIONS)
         if self.disk:
             spec["BlockDeviceMappings"] = [
                 {
@@ -95,7 +113,7 @@ class LaunchPlan:
         return params
 
 
-class Launching(Fleets, Storage, Access):
+class Launching(Fleets, ImageChoice, Networks):
     """Launch verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
 
     @translated("launch instance {0}")
@@ -113,12 +131,19 @@ class Launching(Fleets, Storage, Access):
         user_data: str | None = None,
         shutdown_behavior: str | None = None,
         open_ssh: bool = False,
+        subnet: str | None = None,
+        security_groups: list[str] | tuple[str, ...] = (),
+        instance_profile: str | None = None,
         interruption: str | None = None,
     ) -> LaunchPlan:
-        """Check the arguments (name free, image and type known) and return what :meth:`launch` would do.
+        """Check the arguments (name free, image, type, subnet, groups and profile known) and return
+        what :meth:`launch` would do.
 
-        ``image``: name or id (default: latest Ubuntu LTS); ``disk``: root size in GiB (gp3);
-        ``spot``: one-time spot request (``max_price`` in USD/hour, default up to on-demand).
+        ``image``: alias (``ubuntu``, ``ubuntu-22.04``, ``gpu``), name or id (default: ``gpu`` for a
+        type with an NVIDIA GPU, else ``ubuntu``, for the type's architecture); ``disk``: root size
+        in GiB (gp3); ``spot``: one-time spot request (``max_price`` in USD/hour, default up to
+        on-demand); ``subnet``: id or Name tag (default: the default VPC); ``security_groups``:
+        extra groups (ids or names in that VPC); ``instance_profile``: IAM instance profile name.
         """
         if shutdown_behavior not in (None, "stop", "terminate"):
             raise ConfigError(f"Shutdown behaviour '{shutdown_behavior}' is not understood.", hint="Use 'stop' or 'terminate'.")
@@ -135,8 +160,17 @@ class Launching(Fleets, Storage, Access):
                 f"An instance named '{name}' already exists ({existing[0].id}, {existing[0].state}).",
                 hint="Choose another name, or terminate it first with `inv terminate " + name + "`.",
             )
-        img = self.image(image) if image else self.default_image()
         self.instance_type(type)
+        img, image_note = self.choose_image(image, type)
+        root_gb = _root_size(img.raw)
+        if disk is not None and root_gb and disk < root_gb:
+            raise ConfigError(
+                f"--disk {disk}: image {img.name or img.id} has a {root_gb} GB root disk, and the disk cannot be smaller.",
+                hint=f"Give --disk {root_gb} or more (or leave it out for {root_gb} GB).",
+            )
+        net = self.network(subnet=subnet, security_groups=security_groups, zone=zone)
+        if instance_profile:
+            self.instance_profile(instance_profile)
         return LaunchPlan(
             name=name,
             image_id=img.id,
@@ -150,7 +184,12 @@ class Launching(Fleets, Storage, Access):
             tags={"Name": name, MANAGED_TAG: "1", **(tags or {})},
             user_data=user_data,
             shutdown_behavior=shutdown_behavior,
-            open_ssh=open_ssh,
+            open_ssh=open_ssh and not self.settings.ssh_cidr,  # EC2KIT_SSH_CIDR / ssh_cidr still decide
+            vpc_id=net.vpc_id,
+            subnet_id=net.subnet_id,
+            security_group_ids=net.group_ids,
+            instance_profile=instance_profile,
+            image_note=image_note,
             interruption=interruption,
         )
 
@@ -191,13 +230,13 @@ class Launching(Fleets, Storage, Access):
             if refused is not None:
                 raise refused
         self.ensure_key_pair()
-        group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh),)
+        group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh, vpc_id=plan.vpc_id),)
         spec = plan.spec(key_name=self.settings.key_name, group_ids=group_ids)
         token = uuid.uuid4().hex[:16]
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
         try:
             if fleet is not None:
-                return self.launch_fleet(fleet, spec, tags, progress)
+                return self._require_imdsv2(self.launch_fleet(fleet, spec, tags, progress))
             return self._launch_on_demand(plan, spec, tags, progress)
         except BaseException as err:
             left = self.cleanup_launch(token)
@@ -208,6 +247,17 @@ class Launching(Fleets, Storage, Access):
                     hint="Remove them in the AWS console or with `inv terminate ID`, then retry.",
                 ) from err
             raise
+
+    def _require_imdsv2(self, inst: Instance) -> Instance:
+        """Make sure IMDSv2 is required on ``inst``: the launch template asks for it, and where the
+        answer shows otherwise (moto's fleets drop template metadata options) it is set now."""
+        wanted = LaunchPlan.METADATA_OPTIONS
+        options = inst.raw.get("MetadataOptions") or {}
+        if all(options.get(k) == v for k, v in wanted.items() if k != "HttpEndpoint"):
+            return inst
+        self.ec2.modify_instance_metadata_options(InstanceId=inst.id, **wanted)
+        inst.raw["MetadataOptions"] = {**options, **wanted}  # keep what the fleet learnt (price, market)
+        return inst
 
     def _launch_on_demand(
         self, plan: LaunchPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None
@@ -266,3 +316,12 @@ class Launching(Fleets, Storage, Access):
             return []
         except BaseException:
             return found + sorted(instance_ids) or [f"anything tagged {LAUNCH_TAG}={token}"]
+
+
+def _root_size(raw: dict[str, Any]) -> int | None:
+    """The image's root volume size in GB (its root device's snapshot), when it says."""
+    root = raw.get("RootDeviceName")
+    for mapping in raw.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == root and mapping.get("Ebs", {}).get("VolumeSize"):
+            return int(mapping["Ebs"]["VolumeSize"])
+    return None

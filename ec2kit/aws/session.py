@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["AwsSession", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
 
 Progress = Callable[[str], None]
-SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm")  # what the sandbox endpoint answers besides EC2
+SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm", "iam")  # what the sandbox endpoint answers besides EC2
 T = TypeVar("T")
 
 
@@ -141,7 +141,7 @@ class AwsSession:
         return self._region
 
     def client(self, service: str) -> Any:
-        """A cached boto3 client for ``service`` in this region (sandbox endpoint for ec2)."""
+        """A cached boto3 client for ``service`` in this region (every service at the sandbox's endpoint)."""
         if service not in self._clients:
             from botocore.config import Config
 

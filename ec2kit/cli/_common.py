@@ -60,6 +60,9 @@ def translate(err: BaseException) -> Exit | None:
     )
 
 
+LATE_FLAGS = frozenset({"subnet", "security_group", "instance_profile", "open_ssh"})
+
+
 def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwargs: Any) -> Callable:
     """Declare an ec2kit task. The body receives an ec2kit Context instead of Invoke's."""
 
@@ -69,7 +72,13 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         extra = []
         if aws:
             extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in ("profile", "region")]
-        invoke_sig = sig.replace(parameters=[inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params, *extra])
+        # Invoke hands out short flags in signature order: flags added later go after --profile/--region
+        # so that existing short flags (-p profile, -r region…) keep their letters.
+        early = [p for p in params if p.name not in LATE_FLAGS]
+        late = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params if p.name in LATE_FLAGS]
+        invoke_sig = sig.replace(
+            parameters=[inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD), *early, *extra, *late]
+        )
 
         @functools.wraps(body)
         def wrapper(c: Any, *args: Any, profile: str | None = None, region: str | None = None, **kwargs: Any) -> Any:
@@ -93,9 +102,25 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         wrapper.__signature__ = invoke_sig  # type: ignore[attr-defined]
         del wrapper.__wrapped__  # Invoke must see the new signature, not the body's
         all_help = {**(AWS_HELP if aws else {}), **(help or {})}
-        return task(help=all_help, **task_kwargs)(wrapper)
+        made = task(help=all_help, **task_kwargs)(wrapper)
+        if LATE_FLAGS & set(sig.parameters):
+            made.get_arguments = _long_only(made.get_arguments)
+        return made
 
     return decorate
+
+
+def _long_only(get_arguments: Callable) -> Callable:
+    """Invoke's argument list with no short flag for LATE_FLAGS (letters left over are arbitrary)."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        arguments = get_arguments(*args, **kwargs)
+        for argument in arguments:
+            if argument.name in LATE_FLAGS:
+                argument.names = argument.names[:1]
+        return arguments
+
+    return wrapped
 
 
 def coerce_numbers(body: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +154,28 @@ def make_context(profile: str | None, region: str | None):
 
         region = find_region(region)
     return Context(Settings.from_env(profile=profile, region=region))
+
+
+NETWORK_HELP = {
+    "subnet": "subnet id or Name tag to launch into (default: `subnet` in ec2kit.toml, else the default VPC); "
+    "ec2kit's security group is made in its VPC",
+    "security_group": "extra security group, id or name (repeatable or comma-separated; default: `security_groups` in ec2kit.toml)",
+    "instance_profile": "IAM instance profile NAME for the instance (default: `instance_profile` in ec2kit.toml)",
+    "open_ssh": "allow SSH from anywhere (0.0.0.0/0) instead of only your public IP (prints a warning)",
+}
+
+
+def network_options(
+    ctx: Any, subnet: str | None, security_group: list[str] | None, instance_profile: str | None
+) -> dict[str, Any]:
+    """``--subnet`` / ``--security-group`` / ``--instance-profile`` with the config file's defaults filled in."""
+    defaults = ctx.settings.default
+    groups = [g for item in security_group or [] for g in split_list(item)] or list(defaults("security_groups") or [])
+    return {
+        "subnet": subnet or defaults("subnet"),
+        "security_groups": groups,
+        "instance_profile": instance_profile or defaults("instance_profile"),
+    }
 
 
 def split_list(value: str | None) -> list[str]:

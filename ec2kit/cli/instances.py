@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import check_disk, command, fail, parse_ports, parse_tags, split_list
+from ._common import NETWORK_HELP, check_disk, command, fail, network_options, parse_ports, parse_tags, split_list
 
 
 def uptime(launch_time: object, state: str) -> str:
@@ -39,10 +39,11 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
 
 
 @command(
-    iterable=["tag"],
+    iterable=["tag", "security_group"],
     help={
         "name": "Name tag for the new instance (must be unique)",
-        "image": "AMI name or id (default: the latest Ubuntu LTS from Canonical)",
+        "image": "ubuntu (24.04), ubuntu-22.04, gpu (NVIDIA driver + CUDA), or an AMI name or id "
+        "(default: gpu for a type with an NVIDIA GPU, else ubuntu; the architecture follows --type)",
         "disk": "root disk size in GB (default: the image's, or `disk` in ec2kit.toml)",
         "type": "instance type, e.g. m5.xlarge (default: `type` in ec2kit.toml, else t3.medium)",
         "spot": "launch a spot instance instead of on-demand (through one EC2 Fleet call over --type, --types and the zones)",
@@ -54,6 +55,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         "no_wait": "return once running, without waiting for SSH",
         "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
         "json": "print the instance as JSON",
+        **NETWORK_HELP,
     },
 )
 def launch(
@@ -71,6 +73,10 @@ def launch(
     types: str = "",  # after the older flags, so their short forms (-o: --no-wait) stay as they were
     on_demand_fallback: bool = False,
     check: bool = False,
+    subnet: str | None = None,
+    security_group: list[str] | None = None,
+    instance_profile: str | None = None,
+    open_ssh: bool = False,
 ) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     from ..actions import launch as do_launch
@@ -97,6 +103,8 @@ def launch(
             tags=tags or None,
             types=more_types,
             on_demand_fallback=on_demand_fallback,
+            open_ssh=open_ssh,
+            **network_options(ctx, subnet, security_group, instance_profile),
         )
         return
     with ui.progress(f"Launching {name}") as progress:
@@ -112,6 +120,8 @@ def launch(
             max_price=max_price,
             zone=zone,
             tags=tags or None,
+            open_ssh=open_ssh,
+            **network_options(ctx, subnet, security_group, instance_profile),
             **({"types": more_types, "on_demand_fallback": on_demand_fallback} if spot else {}),
         )
     _show(inst, json)
@@ -121,6 +131,8 @@ def _check_launch(ctx: Context, name: str, *, types: list[str], on_demand_fallba
     """``inv launch --check``: the plan, then the very call the launch makes, sent with DryRun."""
     cloud, console = ctx.cloud, ui.console()
     plan = cloud.plan_launch(name, **options)
+    if plan.image_note:
+        console.print(f"image: {plan.image_note}", soft_wrap=True)
     if plan.spot:
         fleet = cloud.fit_quotas(cloud.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback))
         by_type: dict[str, list[str]] = {}
@@ -240,6 +252,39 @@ def forget_host(ctx: Context, name: str) -> None:
     alias = inst.id if inst else name
     removed = forget(ctx.settings.known_hosts, alias)
     ui.console().print(f"Forgot the host key of {alias}." if removed else f"No host key was pinned for {alias}.")
+
+
+@command(
+    help={
+        "json": "print the rules as JSON",
+        "prune": "remove every address rule except your current address (the rule between ec2kit instances stays)",
+    }
+)
+def access(ctx: Context, json: bool = False, prune: bool = False) -> None:
+    """SSH rules of ec2kit's security groups: who may reach port 22. Re-checks your public address and adds it."""
+    cloud = ctx.cloud
+    groups = sorted({r.group_id for r in cloud.ssh_rules()})
+    said = cloud.admit_caller(groups, fresh=True)
+    if said:
+        ui.info(said)
+    removed = cloud.prune_ssh_rules() if prune else []
+    rules = cloud.ssh_rules()
+    if json:
+        ui.print_json([{k: v for k, v in vars(r).items() if k != "permission"} for r in rules])
+    else:
+        ui.print_table(
+            "SSH access (tcp/22)",
+            ["group", "vpc", "from", "description", ""],
+            [
+                (r.group_id, r.vpc_id, r.source, r.description, "everyone!" if r.everyone else "current" if r.current else "old")
+                for r in rules
+            ],
+            empty="ec2kit has no security group in this region yet; `inv launch` makes one.",
+        )
+    for rule in removed:
+        ui.info(f"Removed SSH from {rule.source} ({rule.description or 'no description'}) in {rule.group_id}.")
+    if not prune and any(not r.current for r in rules):
+        ui.info("`inv access --prune` removes the rules marked old.")
 
 
 @command(aws=False, help={"text": "part of a region's name, e.g. Ohio, Frankfurt, Tokyo"})

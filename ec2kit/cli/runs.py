@@ -6,17 +6,18 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import check_disk, command, fail, split_list
+from ._common import NETWORK_HELP, check_disk, command, fail, network_options, split_list
 
 
 @command(
     name="spot-run",
-    iterable=["set"],
+    iterable=["set", "security_group"],
     help={
         "script": "the script to run (e.g. train.sh); it runs in ~/ec2kit/RUN on the instance",
         "files": "a directory whose files are uploaded next to the script",
         "name": "run name (default: the script's name plus a timestamp)",
-        "image": "AMI name or id (default: 'base' if you froze one, else the latest Ubuntu LTS)",
+        "image": "ubuntu, ubuntu-22.04, gpu, or an AMI name or id (default: 'base' if you froze one, else gpu for "
+        "a type with an NVIDIA GPU, else ubuntu; the architecture follows --type)",
         "type": "instance type (default: `type` in ec2kit.toml, else m5.large)",
         "types": "more instance types AWS may pick from (one EC2 Fleet call over all types × zones), comma-separated",
         "on_demand_fallback": "when no pool has spot capacity, run on an on-demand instance instead (also after an interruption)",
@@ -31,6 +32,7 @@ from ._common import check_disk, command, fail, split_list
         "max_hours": "hard limit: the instance powers itself off after this many hours",
         "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
         "json": "print the final run record as JSON",
+        **NETWORK_HELP,
     },
 )
 def spot_run(
@@ -53,6 +55,10 @@ def spot_run(
     set: list[str] | None = None,
     json: bool = False,
     on_demand_fallback: bool = False,  # last, so the older flags keep their short forms
+    subnet: str | None = None,
+    security_group: list[str] | None = None,
+    instance_profile: str | None = None,
+    open_ssh: bool = False,
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
@@ -78,6 +84,8 @@ def spot_run(
         keep=keep,
         max_hours=max_hours,
         vars=parse_overrides(set),
+        open_ssh=open_ssh,
+        **network_options(ctx, subnet, security_group, instance_profile),
     )
     record = spotrun.spot_run(ctx, options)
     if json:

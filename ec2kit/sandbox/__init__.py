@@ -14,8 +14,8 @@ back to their defaults on ``reset()``):
 
 - "What is my IP": ``GET info.checkip_url`` answers the caller's public IPv4 + "\n" like
   https://checkip.amazonaws.com (default 198.51.100.7; ``set_caller_ip``).
-- Security groups gate SSH (``enforce_ssh_rules``, off by default because ec2kit's own sandbox
-  launches allow 127.0.0.1/32): without a tcp/22 rule for the caller IP (or, with
+- Security groups gate SSH (``enforce_ssh_rules``, on by default: ec2kit's own launches admit
+  the caller IP /32 it learns from ``checkip_url``, as on AWS): without a tcp/22 rule for the caller IP (or, with
   ``Resolver.ssh_target(..., from_instance=…)``, a rule naming the source's group or private IP)
   the address handed out is a blackhole port and connecting times out, as on AWS.
 - SSM public parameters for Canonical Ubuntu 24.04/22.04 (amd64, arm64) and the Deep Learning

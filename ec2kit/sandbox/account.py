@@ -6,8 +6,8 @@ functions in ``ec2kit.sandbox.knobs``) and ``aws_behaviours``' moto patches read
 Defaults, those of a young account as a first-time user meets it:
 
 - the caller's public IPv4 is ``198.51.100.7`` (TEST-NET-2, never routed);
-- security groups are *not* enforced on SSH until a test turns that on (ec2kit's own sandbox
-  launches allow 127.0.0.1/32, not the caller's public address);
+- security groups gate SSH, as on AWS: ec2kit's launches admit the caller's public address /32
+  (learnt from the checkip URL); a test may turn the gate off (``enforce_ssh_rules(info, False)``);
 - vCPU quotas: 5 for Standard (A, C, D, H, I, M, R, T, Z) on-demand and spot, 0 for every other
   family (G and VT, P, Inf, F, X, DL, Trn, High Memory). Launches are checked only against
   quotas a test set (or all, once enforced), and ``GetServiceQuota`` agrees: it answers a set
@@ -122,7 +122,7 @@ class Account:
     """The daemon's knobs; every field is reset by :meth:`reset` (``POST /reset``)."""
 
     caller_ip: str = DEFAULT_CALLER_IP
-    enforce_ssh: bool = False
+    enforce_ssh: bool = True
     quota_values: dict[str, float] = field(default_factory=dict)  # set by tests; else the default
     enforced_quotas: set[str] = field(default_factory=set)
     enforce_all_quotas: bool = False

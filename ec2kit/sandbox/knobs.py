@@ -57,7 +57,7 @@ def set_caller_ip(settings_or_info: Settings | SandboxInfo, ip: str) -> None:
 
 
 def enforce_ssh_rules(settings_or_info: Settings | SandboxInfo, on: bool = True) -> None:
-    """Gate SSH by security groups (off by default): an instance whose groups do not allow tcp/22
+    """Gate SSH by security groups (on by default; ``on=False`` opens every instance): an instance whose groups do not allow tcp/22
     from the caller IP gets a blackhole address, so connecting times out as on AWS."""
     _post(settings_or_info, "/account", "switch SSH enforcement", enforce_ssh=int(on))
 

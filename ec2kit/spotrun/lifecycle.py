@@ -63,24 +63,31 @@ def _launch(run: _Run, attempt: int) -> Instance:
     The first attempt and every replacement after an interruption make the same single call;
     the record keeps the type, zone, market and price actually obtained.
     """
+    from ..actions import say_launch_plan
+
     opts, rec = run.options, run.record
     types = list(dict.fromkeys([opts.type, *opts.types]))
     name = rec.name if attempt == 1 else f"{rec.name}-{attempt}"
     fallback = " (on-demand as the last resort)" if opts.on_demand_fallback else ""
     run.say(f"{rec.name}: requesting a spot instance: {', '.join(types)}{fallback} (attempt {attempt})")
     run.save(state="requested" if attempt == 1 else "recovering", attempt=attempt)
-    inst = run.ctx.cloud.launch(
+    plan = run.ctx.cloud.plan_launch(
         name,
         image=opts.image or _default_image(run.ctx),
         type=opts.type,
-        types=types[1:],
-        on_demand_fallback=opts.on_demand_fallback,
         spot=True,
         max_price=opts.max_price,
         disk=opts.disk,
         tags={RUN_TAG: rec.name},
         shutdown_behavior="terminate",
+        subnet=opts.subnet,
+        security_groups=opts.security_groups,
+        instance_profile=opts.instance_profile,
+        open_ssh=opts.open_ssh,
     )
+    if attempt == 1:
+        say_launch_plan(plan, run.say, f"{rec.name}: ")
+    inst = run.ctx.cloud.launch(plan, types=types[1:], on_demand_fallback=opts.on_demand_fallback)
     request = inst.tags.get("ec2kit:spot-request") or inst.spot_request_id
     rec.add_created("instances", inst.id)
     if request:

@@ -45,6 +45,10 @@ class SpotRunOptions:
     detach: bool = False
     keep: bool = False
     max_hours: float | None = None
+    subnet: str | None = None  # id or Name tag (default: the default VPC)
+    security_groups: list[str] = field(default_factory=list)  # extra groups beside ec2kit-ssh
+    instance_profile: str | None = None  # IAM instance profile name
+    open_ssh: bool = False  # SSH from anywhere, not just this machine's address
     vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
     recipe: str | None = "spot-run"  # pre-script steps (None: none)
     pull_interval: float = 3.0  # seconds between result pulls
@@ -98,7 +102,10 @@ def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
 
         check_overrides(load_recipe(options.recipe), options.vars)
     if options.image:
-        ctx.cloud.image(options.image)
+        ctx.cloud.choose_image(options.image, options.type)
+    ctx.cloud.network(subnet=options.subnet, security_groups=options.security_groups)
+    if options.instance_profile:
+        ctx.cloud.instance_profile(options.instance_profile)
     if options.snapshot:
         ctx.cloud.snapshot(options.snapshot)
     if options.monitor:

@@ -189,6 +189,10 @@ def launch_resumable(run: _Run, attempt: int) -> Instance:
                 disk=opts.disk,
                 tags={RUN_TAG: rec.name},
                 interruption="stop",
+                subnet=opts.subnet,
+                security_groups=opts.security_groups,
+                instance_profile=opts.instance_profile,
+                open_ssh=opts.open_ssh,
             )
         except AwsError as err:
             last_error = err

@@ -28,6 +28,7 @@ class SshTarget:
     alias: str
     known_hosts: Path
     name: str = ""
+    via: str = ""  # why this address ("its public IP"), for messages when it does not answer
 
 
 # --------------------------------------------------------------------------- pure builders

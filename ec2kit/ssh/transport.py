@@ -80,8 +80,10 @@ def connect_error(target: SshTarget, reason: str, detail: str = "") -> RemoteErr
             f"Is the instance running and booted? `inv start {name}`, or wait a minute and retry.",
         ),
         "timeout": (
-            f"no answer ({detail or 'connection timed out'})",
-            f"Is the instance running (`inv start {name}`) and does its security group allow SSH from this machine?",
+            f"no answer from {target.host} ({detail or 'connection timed out'})"
+            + (f"; ec2kit dialled {target.via}" if target.via else ""),
+            f"Is the instance running (`inv start {name}`) and does a security group of it allow SSH from this machine? "
+            "`inv access` shows ec2kit's SSH rules and adds your current address.",
         ),
         "auth": (
             f"authentication as '{target.user}' with key {target.key_file} failed{f' ({detail})' if detail else ''}",
