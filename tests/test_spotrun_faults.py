@@ -444,8 +444,8 @@ def test_a_pull_never_writes_over_or_into_a_fifo(sshd_host, user_key, tmp_path):
         assert not (local / "remote-fifo").exists()  # specials never travel
         (local / "canary").unlink()
         os.mkfifo(local / "canary")
-        with pytest.raises(ConfigError, match="canary.*FIFO"):
-            f.pull()
+        assert not f.pull()  # the run goes on; the pull names what is in the way
+        assert "canary" in f.last_error and "FIFO" in f.last_error
         assert (local / "canary").is_fifo()
         os.mkfifo(tmp_path / "log")
         with pytest.raises(ConfigError, match="log"):

@@ -170,12 +170,16 @@ class Follower:
         """rsync the instance's results into :attr:`results`; False when rsync failed.
 
         A file is replaced only by a complete new version; a device, FIFO or socket in the
-        results directory stops the pull (ConfigError naming it) before rsync runs.
+        results directory stops the pull before rsync runs (False; :attr:`last_error` names it).
         """
         if self.results is None:
             return True
         self.results.mkdir(parents=True, exist_ok=True)
-        check_no_special_files(self.results)
+        try:
+            check_no_special_files(self.results)
+        except ConfigError as err:  # a located error for the caller to say; the run itself goes on
+            self.last_error = f"{err} {err.hint or ''}".strip()
+            return False
         argv = self.pull_argv()
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         self.last_pull = time.monotonic()
