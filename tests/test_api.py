@@ -30,7 +30,7 @@ def ec2(sandbox):
 @pytest.fixture(scope="module")
 def box(ec2):
     """One running instance shared by the module's read-mostly tests; terminated at the end."""
-    inst = ec2.launch("api-box", type="t3.small", disk=8)
+    inst = ec2.launch("api-box", type="t3.small", disk=16)
     yield inst
     inst.terminate()
 
@@ -298,7 +298,7 @@ def test_launch_refuses_reserved_tags_and_silly_disks_before_calling_aws(ec2):
 
 
 def test_stop_change_type_start_freeze_terminate_and_the_objects_stay_current(ec2, tmp_path):
-    inst = ec2.launch("api-life", type="t3.small", disk=8)
+    inst = ec2.launch("api-life", type="t3.small", disk=16)
     other = ec2["api-life"]  # a second view of the same machine
     other.max_age = 0
     try:

@@ -28,14 +28,14 @@ def calls_of(cloud: Cloud, operation: str) -> list:
 
 
 def test_a_launch_plan_is_plain_data_that_launch_carries_out(cloud):
-    plan = cloud.plan_launch("web", image=UBUNTU, type="t3.micro", disk=12, tags={"role": "web"}, user_data="#!/bin/sh\n")
+    plan = cloud.plan_launch("web", image=UBUNTU, type="t3.micro", disk=20, tags={"role": "web"}, user_data="#!/bin/sh\n")
     assert plan == LaunchPlan(
         name="web",
         image_id=UBUNTU,
         image_name=plan.image_name,
         root_device=plan.root_device,
         type="t3.micro",
-        disk=12,
+        disk=20,
         tags={"Name": "web", "ec2kit:managed": "1", "role": "web"},
         user_data="#!/bin/sh\n",
         vpc_id=plan.vpc_id,  # the default VPC, where ec2kit's group goes

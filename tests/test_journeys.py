@@ -50,7 +50,7 @@ def ssh(home, name, command):
 
 
 def test_launch_connect_freeze_relaunch_change_type_terminate(home, launch):
-    inst = launch("j-base", "--disk", "12", "--type", "t3.small")
+    inst = launch("j-base", "--disk", "16", "--type", "t3.small")
     assert inst["name"] == "j-base" and inst["state"] == "running" and inst["type"] == "t3.small"
 
     listed = inv_json(home, "instances")
