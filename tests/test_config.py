@@ -62,7 +62,7 @@ def test_inv_config_shows_each_value_with_its_source(tmp_path):
 def test_launch_takes_its_type_and_disk_from_the_project_file(sandbox, tmp_path):
     project = tmp_path / "proj"
     project.mkdir()
-    (project / "ec2kit.toml").write_text('type = "t3.small"\ndisk = 11\n')
+    (project / "ec2kit.toml").write_text('type = "t3.small"\ndisk = 20\n')
     home = sandbox.settings.home
     result = run_inv("launch", "cfg-1", "--json", "--no-wait", home=home, cwd=project)
     try:
@@ -70,7 +70,7 @@ def test_launch_takes_its_type_and_disk_from_the_project_file(sandbox, tmp_path)
         inst = json.loads(result.out)
         assert inst["type"] == "t3.small"
         vols = sandbox.ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [inst["id"]]}])["Volumes"]
-        assert [v["Size"] for v in vols] == [11]
+        assert [v["Size"] for v in vols] == [20]
         flag = run_inv("launch", "cfg-2", "--json", "--no-wait", "--type", "t3.large", home=home, cwd=project)
         assert flag.code == 0 and json.loads(flag.out)["type"] == "t3.large"  # a flag beats the file
     finally:
