@@ -90,40 +90,24 @@ def launch(
     image = image or defaults("image")
     disk = check_disk(disk if disk is not None else defaults("disk"))
     max_price = max_price or defaults("max_price")
+    options: dict[str, Any] = dict(
+        image=image,
+        disk=disk,
+        type=type,
+        spot=spot,
+        max_price=max_price,
+        zone=zone,
+        tags=tags or None,
+        open_ssh=open_ssh,
+        **network_options(ctx, subnet, security_group, instance_profile),
+    )
     if check:
-        _check_launch(
-            ctx,
-            name,
-            image=image,
-            disk=disk,
-            type=type,
-            spot=spot,
-            max_price=max_price,
-            zone=zone,
-            tags=tags or None,
-            types=more_types,
-            on_demand_fallback=on_demand_fallback,
-            open_ssh=open_ssh,
-            **network_options(ctx, subnet, security_group, instance_profile),
-        )
+        _check_launch(ctx, name, types=more_types, on_demand_fallback=on_demand_fallback, **options)
         return
+    if spot:
+        options.update(types=more_types, on_demand_fallback=on_demand_fallback)
     with ui.progress(f"Launching {name}") as progress:
-        inst = do_launch(
-            ctx,
-            name,
-            wait=not no_wait,
-            progress=progress,
-            image=image,
-            disk=disk,
-            type=type,
-            spot=spot,
-            max_price=max_price,
-            zone=zone,
-            tags=tags or None,
-            open_ssh=open_ssh,
-            **network_options(ctx, subnet, security_group, instance_profile),
-            **({"types": more_types, "on_demand_fallback": on_demand_fallback} if spot else {}),
-        )
+        inst = do_launch(ctx, name, wait=not no_wait, progress=progress, **options)
     _show(inst, json)
 
 

@@ -63,22 +63,22 @@ def render_wrapper(
     resume_on_boot: bool = False,
 ) -> str:
     """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
-    import jinja2
+    from ..recipe.render import environment  # the one Jinja factory (sandboxed; `quote` makes one shell word)
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-    )
-    env.filters["q"] = lambda v: shlex.quote(str(v))
-    return env.get_template("wrapper.sh.j2").render(
-        run=check_run_name(run),
-        script=Path(script).name,
-        max_seconds=int(round(max_hours * 3600)) if max_hours else 0,
-        pull_wait=int(pull_wait),
-        keep=keep,
-        poll=poll,
-        follower_stale=max(1, int(round(follower_stale))),
-        tmux=tmux(run),
-        resume_on_boot=resume_on_boot,
+    return (
+        environment(TEMPLATES)
+        .get_template("wrapper.sh.j2")
+        .render(
+            run=check_run_name(run),
+            script=Path(script).name,
+            max_seconds=int(round(max_hours * 3600)) if max_hours else 0,
+            pull_wait=int(pull_wait),
+            keep=keep,
+            poll=poll,
+            follower_stale=max(1, int(round(follower_stale))),
+            tmux=tmux(run),
+            resume_on_boot=resume_on_boot,
+        )
     )
 
 

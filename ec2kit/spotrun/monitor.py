@@ -79,13 +79,14 @@ def install_pusher(
     spot: Transport, run: str, private_key: Path, *, user: str, host: str, port: int, host_key: str, interval: float = 2.0
 ) -> None:
     """Put the run key, the monitor's pinned host key and push.sh on the spot instance, start it."""
-    import jinja2
-
+    from ..recipe.render import environment
     from .commands import TEMPLATES, check_run_name
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined)
-    env.filters["q"] = lambda v: shlex.quote(str(v))
-    script = env.get_template("push.sh.j2").render(run=check_run_name(run), user=user, host=host, port=port, interval=interval)
+    script = (
+        environment(TEMPLATES)
+        .get_template("push.sh.j2")
+        .render(run=check_run_name(run), user=user, host=host, port=port, interval=interval)
+    )
     base = f"~/ec2kit/{run}"
     spot.run(f'mkdir -p -m 700 "$HOME/ec2kit/{run}/.monitor" "$HOME/ec2kit/{run}/results"')
     spot.put_bytes(private_key.read_bytes(), f"{base}/.monitor/key", mode=0o600)
