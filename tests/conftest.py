@@ -31,6 +31,18 @@ def moto_server():
 
 
 @pytest.fixture
+def cloud(moto_reset, tmp_path, monkeypatch):
+    """A Cloud on a freshly reset bare moto server (no sandbox hosts), state under ``tmp_path``."""
+    from aws_helpers import CREDS
+
+    from ec2kit.aws.cloud import Cloud
+    from ec2kit.settings import Settings
+
+    monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
+    return Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
+
+
+@pytest.fixture
 def moto_reset(moto_server):
     """Wipe moto's state before a test that needs a clean account."""
     import urllib.request

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from aws_helpers import UBUNTU, count_calls
 
-from ec2kit.aws.cloud import Cloud
 from ec2kit.aws.launch import LaunchPlan
 from ec2kit.aws.session import paginate
 from ec2kit.errors import ConfigError, WrongState
-from ec2kit.settings import Settings
-
-UBUNTU = "ami-785db401"  # moto's built-in Canonical Ubuntu 16.04 image
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture
-def cloud(moto_reset, tmp_path, monkeypatch) -> Cloud:
-    monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
-    return Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
-
-
-def calls_of(cloud: Cloud, operation: str) -> list:
-    """Record each call of ``operation`` through botocore's event hooks (observation only)."""
-    seen: list = []
-    cloud.ec2.meta.events.register(f"before-parameter-build.ec2.{operation}", lambda **kw: seen.append(kw["params"]))
-    return seen
 
 
 def test_a_launch_plan_is_plain_data_that_launch_carries_out(cloud):
@@ -50,7 +33,7 @@ def test_a_launch_plan_is_plain_data_that_launch_carries_out(cloud):
 
 def test_check_sends_the_plans_parameters_with_dry_run(cloud):
     cloud.launch("base", image=UBUNTU, type="t3.micro")
-    sent = calls_of(cloud, "CreateImage")
+    sent = count_calls(cloud, "CreateImage")
     plan = cloud.plan_freeze("base", image_name="base-v1")
     assert cloud.check(plan) is True
     assert sent == [{"DryRun": True, **plan.params}] and cloud.images() == []
@@ -58,7 +41,7 @@ def test_check_sends_the_plans_parameters_with_dry_run(cloud):
 
 
 def test_a_spot_instance_that_would_stop_on_shutdown_is_refused_before_any_call(cloud):
-    runs = calls_of(cloud, "DescribeInstances")
+    runs = count_calls(cloud, "DescribeInstances")
     with pytest.raises(ConfigError, match="one-time spot instance can only terminate"):
         cloud.plan_launch("cheap", image=UBUNTU, type="t3.micro", spot=True, shutdown_behavior="stop")
     assert runs == []
@@ -82,7 +65,7 @@ def test_waits_report_progress_until_the_state_is_reached(cloud):
 def test_paginate_follows_every_page(cloud):
     for _ in range(6):  # moto pages describe_instances by reservation
         cloud.ec2.run_instances(ImageId=UBUNTU, MinCount=1, MaxCount=1)
-    pages = calls_of(cloud, "DescribeInstances")
+    pages = count_calls(cloud, "DescribeInstances")
     found = paginate(cloud.ec2, "describe_instances", "Reservations[].Instances[]", MaxResults=5)
     assert len(found) == 6 and len(pages) == 2 and pages[1]["NextToken"]
     assert len(cloud.instances()) == 6

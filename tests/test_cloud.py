@@ -6,6 +6,7 @@ import stat
 import subprocess
 
 import pytest
+from aws_helpers import CREDS, UBUNTU, count_calls
 
 from ec2kit.aws.cloud import Cloud
 from ec2kit.aws.errors import translate_client_error
@@ -23,22 +24,6 @@ from ec2kit.errors import (
     WrongState,
 )
 from ec2kit.settings import Settings
-
-UBUNTU = "ami-785db401"  # moto's built-in Canonical Ubuntu 16.04 image
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture
-def cloud(moto_reset, tmp_path, monkeypatch) -> Cloud:
-    monkeypatch.delenv("EC2KIT_SSH_CIDR", raising=False)
-    return Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
-
-
-def count_calls(cloud: Cloud, operation: str) -> list:
-    """Record each call of ``operation`` through botocore's event hooks (observation only)."""
-    seen: list = []
-    cloud.ec2.meta.events.register(f"before-parameter-build.ec2.{operation}", lambda **kw: seen.append(kw["params"]))
-    return seen
 
 
 # -- launch and find -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Ec2kitError, NotFound, RunError
 from ..runs import RunRecord, Runs, masked_vars
@@ -73,17 +73,9 @@ def _launch(run: _Run, attempt: int) -> Instance:
     run.save(state="requested" if attempt == 1 else "recovering", attempt=attempt)
     plan = run.ctx.cloud.plan_launch(
         name,
-        image=opts.image or _default_image(run.ctx),
         type=opts.type,
-        spot=True,
-        max_price=opts.max_price,
-        disk=opts.disk,
-        tags={RUN_TAG: rec.name},
         shutdown_behavior="terminate",
-        subnet=opts.subnet,
-        security_groups=opts.security_groups,
-        instance_profile=opts.instance_profile,
-        open_ssh=opts.open_ssh,
+        **launch_options(run),
     )
     if attempt == 1:
         say_launch_plan(plan, run.say, f"{rec.name}: ")
@@ -111,6 +103,22 @@ def spot_price(ctx: Context, instance_type: str, zone: str) -> float | None:
         return ctx.cloud.spot_price(instance_type, zone)
     except Ec2kitError:  # the cost column is informative only
         return None
+
+
+def launch_options(run: _Run) -> dict[str, Any]:
+    """What every launch of this run asks for, one-time or resumable (the type comes per call)."""
+    opts = run.options
+    return dict(
+        image=opts.image or _default_image(run.ctx),
+        spot=True,
+        max_price=opts.max_price,
+        disk=opts.disk,
+        tags={RUN_TAG: run.record.name},
+        subnet=opts.subnet,
+        security_groups=opts.security_groups,
+        instance_profile=opts.instance_profile,
+        open_ssh=opts.open_ssh,
+    )
 
 
 def _default_image(ctx: Context) -> str | None:

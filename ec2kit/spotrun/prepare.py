@@ -171,7 +171,7 @@ def launch_resumable(run: _Run, attempt: int) -> Instance:
     Mirrors lifecycle._launch (the next type on capacity errors; the instance recorded at once).
     """
     from ..errors import AwsError
-    from .lifecycle import _default_image, spot_price
+    from .lifecycle import launch_options, spot_price
 
     opts, rec = run.options, run.record
     types = [opts.type, *opts.types]
@@ -182,17 +182,9 @@ def launch_resumable(run: _Run, attempt: int) -> Instance:
         try:
             inst = run.ctx.cloud.launch(
                 rec.name,
-                image=opts.image or _default_image(run.ctx),
                 type=type_,
-                spot=True,
-                max_price=opts.max_price,
-                disk=opts.disk,
-                tags={RUN_TAG: rec.name},
                 interruption="stop",
-                subnet=opts.subnet,
-                security_groups=opts.security_groups,
-                instance_profile=opts.instance_profile,
-                open_ssh=opts.open_ssh,
+                **launch_options(run),
             )
         except AwsError as err:
             last_error = err
