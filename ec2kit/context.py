@@ -15,6 +15,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .aws.cloud import Cloud
     from .aws.models import Instance
+    from .hostcache import HostCache
     from .sandbox import SandboxInfo
     from .ssh import SshTarget, Transport
 
@@ -75,6 +76,10 @@ class Context:
         self._hosts: dict[str, Transport] = {}
         self._admitted: set[str] = set()  # instance ids whose groups were checked for this machine's address
         self._lock = threading.RLock()
+        self._sandbox_mode: bool | None = None
+        self._resolved: dict[str, tuple[Instance, SshTarget]] = {}  # sandbox addresses, remembered once reached
+        self._cached: set[str] = set()  # instance ids this command took from the host cache (not yet checked)
+        self._host_cache: HostCache | None | bool = cloud is None  # False: none (a cloud was handed in)
 
     # -- the cloud -----------------------------------------------------------------
     @property
@@ -82,7 +87,38 @@ class Context:
         """True when commands go to the local sandbox instead of AWS."""
         if self.settings.sandbox is not None:
             return self.settings.sandbox
-        return not aws_credentials_available(self.settings.profile)
+        if self._sandbox_mode is None:
+            from .hostcache import ModeMemo, credentials_fingerprint
+
+            fingerprint = credentials_fingerprint(self.settings.profile)
+            self._sandbox_mode = not aws_credentials_available(self.settings.profile)
+            ModeMemo(self.settings.home).put(fingerprint, self._sandbox_mode)
+        return self._sandbox_mode
+
+    def _mode_without_boto3(self) -> bool | None:
+        """Sandbox (True) or AWS (False) as far as known without asking boto3: the setting, else what
+        the last command found while the credential files and variables were as they are now."""
+        if self.settings.sandbox is not None:
+            return self.settings.sandbox
+        if self._sandbox_mode is None:
+            from .hostcache import ModeMemo, credentials_fingerprint
+
+            self._sandbox_mode = ModeMemo(self.settings.home).get(credentials_fingerprint(self.settings.profile))
+        return self._sandbox_mode
+
+    @property
+    def host_cache(self) -> HostCache | None:
+        """Where instances were last seen, for this account scope (None when a cloud was handed in,
+        with EC2KIT_HOST_CACHE=0, or while the mode is unknown without boto3)."""
+        if self._host_cache is True:
+            from .hostcache import HostCache
+            from .settings import host_cache_enabled
+
+            sandbox = self._mode_without_boto3()
+            if not host_cache_enabled() or sandbox is None:
+                return None
+            self._host_cache = HostCache(self.settings.home, "sandbox" if sandbox else self.settings.aws_scope())
+        return self._host_cache or None
 
     @property
     def sandbox(self) -> SandboxInfo | None:
@@ -99,6 +135,14 @@ class Context:
             return self._cloud
 
     def _make_cloud(self) -> Cloud:
+        """The Cloud for this command; every DescribeInstances it makes updates the host cache."""
+        cloud = self._make_cloud_uncached()
+        cache = self.host_cache
+        if cache is not None:
+            cloud.on_instances = cache.remember
+        return cloud
+
+    def _make_cloud_uncached(self) -> Cloud:
         from .aws.cloud import Cloud
 
         if not self.uses_sandbox:
@@ -128,10 +172,19 @@ class Context:
 
     def instances_named(self, names: list[str]) -> dict[str, Instance]:
         """Name or id → Instance for each of ``names`` from one DescribeInstances; names that
-        match nothing (or several) are left out, for each caller's own lookup to report."""
+        match nothing (or several) are left out, for each caller's own lookup to report.
+
+        When every name is fresh in the host cache, no AWS call is made: those instances are
+        marked as cached, and :meth:`reachable` confirms them by connecting."""
         from .aws.models import match_instance
         from .errors import Ec2kitError
 
+        cache = self.host_cache
+        if cache is not None and self._cloud is None:
+            hit = cache.lookup(names)
+            if hit is not None:
+                self._cached.update(i.id for i in hit.values())
+                return hit
         candidates = self.cloud.instances()
         found = {}
         for name in names:
@@ -158,12 +211,15 @@ class Context:
                 if inst.state in ("stopped", "stopping")
                 else "Launch a new one with `inv launch NAME`.",
             )
+        if inst.id in self._cached and (cached := self._cached_target(inst)) is not None:
+            return cached
         self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
         self.admit_caller(inst)
         if self._resolver is not None:
             target: SshTarget = self._resolver.ssh_target(
                 inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name
             )
+            self._resolved[inst.id] = (inst, target)
             return target
         host, via = ssh_address(inst, settings.ssh_address)
         return SshTarget(
@@ -176,6 +232,68 @@ class Context:
             name=inst.name,
             via=via,
         )
+
+    def _cached_target(self, inst: Instance) -> SshTarget | None:
+        """The SshTarget of an instance taken from the host cache, without AWS or the sandbox's help:
+        on AWS from its recorded address; in the sandbox, the sshd address last reached there."""
+        from .ssh.target import SshTarget
+
+        settings = self.settings
+        if self._mode_without_boto3():
+            cache = self.host_cache
+            found = cache.address(inst.id, inst.public_ip) if cache is not None else None
+            if found is None:
+                return None
+            host, port, user, via = str(found["host"]), int(found["port"]), str(found["user"]), ""
+        else:
+            (host, via), port, user = ssh_address(inst, settings.ssh_address), 22, settings.login_user
+        return SshTarget(
+            host=host,
+            port=port,
+            user=user,
+            key_file=settings.key_file,
+            alias=inst.id,
+            known_hosts=settings.known_hosts,
+            name=inst.name,
+            via=via,
+        )
+
+    def reachable(self, found: dict[str, Instance]) -> dict[str, Instance]:
+        """Connect now to every instance of ``found`` that came from the host cache (in parallel). If
+        any cannot be reached where it was seen, or presents another host key, forget the cache for
+        them and return the map from one DescribeInstances instead (the instance moved, stopped, or
+        its name now belongs to a new one); otherwise ``found`` as it is."""
+        from .errors import Ec2kitError
+
+        cached = [i for i in found.values() if i.id in self._cached]
+        if not cached:
+            return found
+        stale: list[Instance] = []
+
+        def probe(inst: Instance) -> None:
+            try:
+                self.connect(inst).open()
+            except Ec2kitError:
+                stale.append(inst)
+
+        threads = [threading.Thread(target=probe, args=(i,)) for i in cached]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self._cached.clear()
+        if not stale:
+            return found
+        for inst in stale:
+            self.forget_host(inst.id)
+        cache = self.host_cache
+        if cache is not None:
+            cache.forget(i.id for i in stale)
+        if not self.quiet:
+            from .ui import info
+
+            info(f"[dim]{', '.join(i.name or i.id for i in stale)}: not where last seen; asking AWS.[/dim]")
+        return self.instances_named(list(found))
 
     def admit_caller(self, inst: Instance, *, fresh: bool = False) -> None:
         """Once per command and instance: if this machine's public address changed, add its /32 to
@@ -211,7 +329,9 @@ class Context:
         with self._lock:
             host = self._hosts.get(inst.id)
             if host is None:
-                host = self._hosts[inst.id] = connect(self.target(inst))
+                # a cached address may be stale: give up on it sooner (reachable() then asks AWS)
+                timeout = 5 if inst.id in self._cached else 10
+                host = self._hosts[inst.id] = connect(self.target(inst), connect_timeout=timeout)
             return host
 
     def forget_host(self, instance_id: str) -> None:
@@ -229,6 +349,11 @@ class Context:
         """Close every SSH connection this context opened (shared ones linger, then end by themselves)."""
         with self._lock:
             hosts, self._hosts = list(self._hosts.values()), {}
+        cache = self.host_cache if self._resolved else None
+        for inst, target in self._resolved.values():
+            if cache is not None and any(h.target is target and h.reached for h in hosts):
+                cache.remember_address(inst.id, inst.public_ip, target.host, target.port, target.user)
+        self._resolved.clear()
         for host in hosts:
             try:
                 host.close()

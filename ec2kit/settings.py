@@ -14,6 +14,8 @@
 ``EC2KIT_SSH_PERSIST`` seconds an idle shared ssh connection lingers (default 60; 0: none).
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
 ``EC2KIT_DEBUG``       1: tracebacks for unexpected errors.
+``EC2KIT_HOST_CACHE``  0: always ask AWS where instances are (default: reuse what the last
+                       hour's commands saw, checked by connecting; see :mod:`ec2kit.hostcache`).
 Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
 ``~/.ec2kit/config.toml``: see :mod:`ec2kit.config`.
 """
@@ -108,6 +110,15 @@ class Settings:
         """ec2kit's own known_hosts, keyed by instance id (HostKeyAlias)."""
         return self.home / "known_hosts"
 
+    def aws_scope(self) -> str:
+        """Which AWS account view a cached answer belongs to: profile, region and (hashed) access key id."""
+        import hashlib
+
+        region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+        profile = self.profile or os.environ.get("AWS_PROFILE") or ""
+        key = hashlib.sha256(os.environ.get("AWS_ACCESS_KEY_ID", "").encode()).hexdigest()[:12]
+        return f"aws:{profile}:{region}:{key}"
+
     @property
     def sandbox_dir(self) -> Path:
         return self.home / "sandbox"
@@ -186,3 +197,13 @@ def ssh_persist() -> int:
             f"EC2KIT_SSH_PERSIST={raw!r} is not a number of seconds.",
             hint="Use e.g. EC2KIT_SSH_PERSIST=60, or 0 to open a new connection per command.",
         ) from None
+
+
+def host_cache_enabled() -> bool:
+    """``EC2KIT_HOST_CACHE`` (default on): reuse where instances were last seen (see ec2kit.hostcache)."""
+    value = os.environ.get("EC2KIT_HOST_CACHE", "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"EC2KIT_HOST_CACHE={value!r} is not understood.", hint="Use 0 to always ask AWS, or leave it unset.")

@@ -28,6 +28,7 @@ class Instances(AwsSession):
         )
         wanted += filters(**{"tag-key": [k for k, v in (tags or {}).items() if v is None] or None})
         found = [Instance.from_raw(r) for r in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=wanted)]
+        self.saw(found, complete=states is None and not tags)
         return sorted(found, key=lambda i: (i.name, str(i.launch_time)))
 
     @translated("find instance {0}")
@@ -50,7 +51,9 @@ class Instances(AwsSession):
 
     def _describe(self, instance_id: str) -> tuple[dict[str, Any], Instance]:
         response = self.ec2.describe_instances(InstanceIds=[instance_id])
-        return response, Instance.from_raw(response["Reservations"][0]["Instances"][0])
+        inst = Instance.from_raw(response["Reservations"][0]["Instances"][0])
+        self.saw([inst])
+        return response, inst
 
     @translated("check instance type {0}")
     def instance_type(self, type: str) -> dict[str, Any]:

@@ -118,6 +118,13 @@ class AwsSession:
         self._session: Any = None
         self._clients: dict[str, Any] = {}
         self._type_cache: dict[str, dict[str, Any]] = {}  # describe_instance_types answers by type
+        #: told of every DescribeInstances answer: (instances, complete) — complete when it listed all live ones
+        self.on_instances: Callable[..., None] | None = None
+
+    def saw(self, instances: list[Any], *, complete: bool = False) -> None:
+        """Pass a DescribeInstances answer to ``on_instances`` (the host cache), if anyone listens."""
+        if self.on_instances is not None:
+            self.on_instances(instances, complete=complete)
 
     @property
     def session(self) -> Any:

@@ -98,6 +98,9 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
             finally:
                 if ctx is not None:
                     ctx.close()
+                from .fastexit import arm
+
+                arm()
 
         wrapper.__signature__ = invoke_sig  # type: ignore[attr-defined]
         del wrapper.__wrapped__  # Invoke must see the new signature, not the body's

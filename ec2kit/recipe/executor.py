@@ -291,6 +291,9 @@ def run_recipe(
     # One DescribeInstances for every host, here, rather than one per host thread at once.
     lookup = getattr(ctx, "instances_named", None)
     known = lookup([t for t in targets if t]) if lookup is not None and any(targets) else {}
+    reach = getattr(ctx, "reachable", None)
+    if known and reach is not None:  # instances from the host cache: confirmed by connecting
+        known = reach(known)
     facts = [instance_facts(known[t]) for t in targets if t and t in known]
     per_recipe = inventory(recipe)
     plain = {k: v for k, v in values.items() if k not in recipe.vars or k in overrides or k in recipe.secrets}

@@ -280,6 +280,8 @@ def load_recipe(name_or_path: str, search_path: list[Path] | None = None, *, ext
 def check_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
     """Refuse a ``--set`` of a variable the recipe neither declares nor mentions (a typo would be
     silently ignored otherwise). A recipe that takes a variable declares it in ``[vars]``."""
+    if not overrides:
+        return
     from .render import mentioned_names
 
     known = set(recipe.vars) | set(recipe.secrets) | mentioned_names(recipe)

@@ -204,8 +204,8 @@ class Reconciler:
                 log.info("%s: home copied from image %s", instance_id, instance["ImageId"])
         port_file = root / "port"
         port = int(port_file.read_text()) if port_file.exists() else 0
-        if port and not port_is_free(port):
-            port = 0
+        if port and (instance_id in self.stopped or not port_is_free(port)):
+            port = 0  # started again after a stop: a new address, as its public IP is new on AWS
         host = SshdHost(
             root,
             port=port or free_port(),

@@ -193,6 +193,11 @@ class FabricTransport(Transport):
             conn.connect_kwargs.pop("sock", None)
         return conn
 
+    def open(self) -> None:
+        """Connect now (the connection is kept for the commands that follow)."""
+        self.connection  # noqa: B018 - dials, authenticates and checks the pin
+        self.reached = True
+
     def close(self) -> None:
         """Close the SFTP session and the connection (a later call reopens it)."""
         with self._lock:

@@ -276,11 +276,15 @@ class OpenSshTransport(Transport):
         self.persist = ssh_persist() if persist is None else persist
         self.control = control_dir() if self.persist > 0 else None
         self._pins_ready = False
+        self._own_master = False  # a master for this object only (open() with sharing off), ended by close()
 
     @property
     def socket(self) -> Path | None:
         """The ControlMaster socket, when connections are shared."""
-        return control_path(self.target, self.control) if self.control else None
+        if self.control is None:
+            return None
+        path = control_path(self.target, self.control)
+        return path.with_name(f"{path.name}-{os.getpid()}") if self._own_master else path
 
     def argv(self, command: str, log: Path | None = None) -> list[str]:
         """The ``ssh`` command line for ``command`` (already wrapped)."""
@@ -304,13 +308,74 @@ class OpenSshTransport(Transport):
         return done.returncode
 
     def shared_connection_alive(self) -> bool:
-        """Whether this host's ControlMaster still answers (``ssh -O check``)."""
-        return self.socket is not None and self._control("check") == 0
+        """Whether this host's ControlMaster is up: its socket accepts a connection (as ``ssh -O check``
+        finds out, without starting a process; the master drops a client that says nothing)."""
+        path = self.socket
+        if path is None:
+            return False
+        import socket as sockets
+
+        probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        try:
+            probe.settimeout(2)
+            probe.connect(str(path))
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
 
     def disconnect(self) -> None:
         """Stop the shared connection now (e.g. before the instance goes away)."""
         if self.socket is not None and self.socket.exists():
             self._control("exit")
+
+    def close(self) -> None:
+        """End the master that :meth:`open` started for this object alone (shared ones linger)."""
+        if self._own_master:
+            self.disconnect()
+
+    def open(self) -> None:
+        """Connect now, running nothing: a live shared connection is enough; else start its master
+        (``ssh -N -f``), which the following commands use. With sharing off (persist 0) the master
+        is this object's own, ended by :meth:`close`: still one handshake per command."""
+        if self.control is None:
+            directory = control_dir()
+            if directory is None:
+                self.run("true")  # no safe socket directory: connect by running nothing much
+                return
+            self.control, self.persist, self._own_master = directory, 5, True
+        elif self.shared_connection_alive():
+            self.reached = True
+            return
+        if not Path(self.target.key_file).exists():
+            raise connect_error(self.target, "no-key")
+        pins.check(self.target.known_hosts)
+        pins.ensure_known_hosts(self.target.known_hosts)
+        self._pins_ready = True
+        fd, name = tempfile.mkstemp(prefix="ec2kit-ssh-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+        argv = self.argv("", log)
+        argv[-2:] = ["-N", "-f", "--", self.target.host]  # no command: authenticate, then background as the master
+        try:
+            code = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=self.connect_timeout + 30,
+            ).returncode
+            said = log.read_text(errors="replace")
+        except subprocess.TimeoutExpired:
+            raise connect_error(self.target, "timeout") from None
+        finally:
+            log.unlink(missing_ok=True)
+        if code != 0:
+            raise ssh_failure(said, self.target) or RemoteError(
+                f"Cannot connect to {who(self.target)}: {_last_line(said)}.", hint="Check the instance's address and key."
+            )
+        self.reached = True
 
     def _start(self, command: str, has_stdin: bool) -> _Process:
         if not Path(self.target.key_file).exists():

@@ -181,6 +181,7 @@ class Transport:
         self.name = target.name or target.alias or target.host
         self.connect_timeout = connect_timeout
         self._home = None
+        self.reached = False  # a command (or open()) got through to the host
 
     def __enter__(self) -> Transport:
         return self
@@ -196,6 +197,10 @@ class Transport:
         """``user@host:port`` for messages."""
         t = self.target
         return f"{t.user}@{t.host}:{t.port}"
+
+    def open(self) -> None:
+        """Connect now if not connected (raising the connection error), running nothing on the host."""
+        self.run("true")
 
     def close(self) -> None:
         """Release what this object holds (a later command reconnects)."""
@@ -285,6 +290,7 @@ class Transport:
             if lines:
                 lines.flush()
             code = session.finish(started)
+            self.reached = True
         except (OSError, EOFError) as e:
             session.kill()
             raise closed_while_running(self.target, f"{shown} ({e or type(e).__name__})", "failed") from None

@@ -1,0 +1,212 @@
+"""The host cache: a warm `inv provision NAME` asks AWS nothing, and a stale entry is found out by
+connecting (moved, reused name, another machine's key) and refreshed from AWS, never trusted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import ROOT, run_inv, wait_for
+
+from ec2kit.aws.models import Instance
+from ec2kit.hostcache import HostCache, ModeMemo, credentials_fingerprint
+
+WHO = """\
+description = "writes who the host thinks it is"
+
+[[step]]
+name = "who"
+template = "who.j2"
+dest = "~/who"
+"""
+
+
+def record(id: str, name: str, state: str = "running", ip: str = "54.1.2.3") -> Instance:
+    return Instance.from_raw(
+        {"InstanceId": id, "State": {"Name": state}, "PublicIpAddress": ip, "Tags": [{"Key": "Name", "Value": name}]}
+    )
+
+
+# -- the cache file, host-free ------------------------------------------------------------------
+
+
+def test_a_name_is_found_only_when_exactly_one_fresh_running_instance_has_it(tmp_path):
+    cache = HostCache(tmp_path, "sandbox")
+    cache.remember([record("i-1", "web"), record("i-2", "db", state="stopped"), record("i-3", "twin"), record("i-4", "twin")])
+    found = cache.lookup(["web", "i-1"])
+    assert found is not None and found["web"].id == "i-1" and found["i-1"].public_ip == "54.1.2.3"
+    assert cache.lookup(["web", "db"]) is None  # stopped: AWS must say so
+    assert cache.lookup(["twin"]) is None  # two of them: AWS's lookup reports the ambiguity
+    assert cache.lookup(["nobody"]) is None
+    assert (tmp_path / "hosts.json").stat().st_mode & 0o777 == 0o600
+    assert HostCache(tmp_path, "aws:prof:us-east-1:x").lookup(["web"]) is None  # another account scope
+
+
+def test_entries_expire_a_full_listing_drops_vanished_ones_and_forget_removes(tmp_path):
+    cache = HostCache(tmp_path, "sandbox")
+    cache.remember([record("i-1", "web"), record("i-2", "db")])
+    assert HostCache(tmp_path, "sandbox", ttl=0).lookup(["web"]) is None
+    cache.remember([record("i-2", "db")], complete=True)  # web is no longer listed: gone
+    assert cache.lookup(["web"]) is None and cache.lookup(["db"]) is not None
+    cache.remember_address("i-2", "54.1.2.3", "127.0.0.1", 2222, "ubuntu")
+    assert cache.address("i-2", "54.1.2.3") == {"public_ip": "54.1.2.3", "host": "127.0.0.1", "port": 2222, "user": "ubuntu"}
+    assert cache.address("i-2", "54.9.9.9") is None  # a new public IP: the address is not the old one
+    cache.forget(["i-2"])
+    assert cache.lookup(["db"]) is None and cache.address("i-2", "54.1.2.3") is None
+
+
+def test_a_damaged_cache_file_is_ignored_and_replaced(tmp_path):
+    (tmp_path / "hosts.json").write_text("{not json")
+    cache = HostCache(tmp_path, "sandbox")
+    assert cache.lookup(["web"]) is None
+    cache.remember([record("i-1", "web")])
+    assert cache.lookup(["web"]) is not None
+
+
+def test_the_credentials_answer_is_reused_only_while_the_credential_sources_are_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    memo = ModeMemo(tmp_path)
+    before = credentials_fingerprint(None)
+    memo.put(before, True)
+    assert memo.get(credentials_fingerprint(None)) is True
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text("[default]\naws_access_key_id = AKIA\n")
+    assert memo.get(credentials_fingerprint(None)) is None  # credentials appeared: ask boto3 again
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA")
+    assert credentials_fingerprint(None) != before
+    assert "AKIA" not in credentials_fingerprint(None)  # names and file stamps only, never a value
+
+
+# -- end to end on the sandbox --------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(sandbox):
+    return sandbox.settings.home
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "recipes" / "who.toml").write_text(WHO)
+    (tmp_path / "templates" / "who.j2").write_text("{{ host.id }} {{ host.public_ip }}\n")
+    return tmp_path
+
+
+@pytest.fixture
+def launched(home):
+    """``ids = launched("a", "b")``: running sandbox instances (name → id), terminated afterwards."""
+    made: list[str] = []
+
+    def launch(*names: str) -> dict[str, str]:
+        ids = {}
+        for name in names:
+            result = run_inv("launch", name, home=home)
+            assert result.code == 0, result
+            made.append(name)
+            listed = json.loads(run_inv("instances", "--json", home=home).out)
+            [ids[name]] = [i["id"] for i in listed if i["name"] == name and i["state"] == "running"]
+        return ids
+
+    yield launch
+    for name in made:
+        run_inv("terminate", name, home=home)
+
+
+def who(home: Path, instance_id: str) -> str:
+    return (home / "sandbox" / "hosts" / instance_id / "home" / "who").read_text().strip()
+
+
+def provision(home: Path, project: Path, *hosts: str, env: dict[str, str] | None = None):
+    result = run_inv("provision", ",".join(hosts), "--recipe", "who", home=home, cwd=project, env=env)
+    assert result.code == 0, result
+    return result
+
+
+def imports_after_provision(home: Path, project: Path, host: str, env: dict[str, str] | None = None) -> set[str]:
+    """Run `provision HOST` in a fresh interpreter as the CLI does; the AWS modules it imported."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['provision-check', 'provision', {host!r}, '--recipe', 'who']\n"
+        "from ec2kit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'ec2kit')))\n"
+    )
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full_env.update({"EC2KIT_SANDBOX": "1", "EC2KIT_HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})})
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project, env=full_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(eval(proc.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own printed list
+
+
+def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_nothing(home, project, launched):
+    ids = launched("hc-warm")
+    provision(home, project, "hc-warm")  # first contact: AWS says where it is, the cache keeps it
+    modules = imports_after_provision(home, project, "hc-warm")
+    assert "boto3" not in modules and "botocore" not in modules, sorted(modules)
+    assert not {"ec2kit.aws.cloud", "ec2kit.sandbox"} & modules
+    assert who(home, ids["hc-warm"]).startswith(ids["hc-warm"])
+    # the switch: EC2KIT_HOST_CACHE=0 asks AWS every time
+    assert "boto3" in imports_after_provision(home, project, "hc-warm", env={"EC2KIT_HOST_CACHE": "0"})
+
+
+def test_an_instance_stopped_and_started_behind_our_back_is_found_at_its_new_address(sandbox, home, project, launched):
+    ids = launched("hc-moved")
+    iid = ids["hc-moved"]
+    provision(home, project, "hc-moved")
+    old_port = sandbox.resolver.address(iid)["port"]
+    old_ip = who(home, iid).split()[1]
+    sandbox.ec2.stop_instances(InstanceIds=[iid])
+    wait_for(lambda: sandbox.resolver.address(iid) is None, what="the host to stop")
+    sandbox.ec2.start_instances(InstanceIds=[iid])
+    wait_for(lambda: sandbox.resolver.address(iid), what="the host to boot again")
+    assert sandbox.resolver.address(iid)["port"] != old_port  # a new address, as a new public IP on AWS
+
+    result = provision(home, project, "hc-moved")
+    assert "not where last seen" in result.text
+    new_ip = who(home, iid).split()[1]
+    assert new_ip != old_ip  # the facts come from AWS's fresh answer, not the stale record
+    assert sandbox.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["PublicIpAddress"] == new_ip
+    # and the cache learnt the new place: the next run goes straight there
+    assert "not where last seen" not in provision(home, project, "hc-moved").text
+
+
+def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, project, launched):
+    ids = launched("hc-reused", "hc-newcomer")
+    provision(home, project, "hc-reused")
+    old, new = ids["hc-reused"], ids["hc-newcomer"]
+    sandbox.ec2.terminate_instances(InstanceIds=[old])
+    wait_for(lambda: sandbox.resolver.address(old) is None, what="the old host to go")
+    sandbox.ec2.create_tags(Resources=[new], Tags=[{"Key": "Name", "Value": "hc-reused"}])
+
+    result = provision(home, project, "hc-reused")
+    assert "not where last seen" in result.text
+    assert who(home, new).startswith(new)
+    run_inv("terminate", new, home=home)
+
+
+def test_an_address_that_now_answers_with_another_hosts_key_is_refreshed_not_trusted(sandbox, home, project, launched):
+    ids = launched("hc-pin-a", "hc-pin-b")
+    a, b = ids["hc-pin-a"], ids["hc-pin-b"]
+    provision(home, project, "hc-pin-a", "hc-pin-b")
+    b_before = (home / "sandbox" / "hosts" / b / "home" / "who").stat().st_mtime_ns
+    # the cache now says A lives where B's sshd listens (as if A's address went to B on AWS)
+    path = home / "hosts.json"
+    data = json.loads(path.read_text())
+    addresses = data["scopes"]["sandbox"]["addresses"]
+    addresses[a] = {**addresses[b], "public_ip": addresses[a]["public_ip"]}
+    path.write_text(json.dumps(data))
+    time.sleep(0.01)
+
+    result = provision(home, project, "hc-pin-a")
+    assert "not where last seen" in result.text
+    assert who(home, a).startswith(a)
+    assert who(home, b).startswith(b)  # nothing ran on B under A's name
+    assert (home / "sandbox" / "hosts" / b / "home" / "who").stat().st_mtime_ns == b_before
