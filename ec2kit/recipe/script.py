@@ -11,6 +11,8 @@ one marker line::
 first failed step. A step's optional *quick* function decides "already ok" with bash
 builtins only, from one ``stat`` of all the batch's paths taken at its start (re-probed
 after any step that may have changed something); otherwise the full step runs in a subshell.
+A sudo step's check sees what root sees: when the shell is not root, through one ``sudo -n``
+process for the batch (``__sprobe``), whose answers are dropped with the rest of the cache.
 """
 
 from __future__ import annotations
@@ -89,9 +91,63 @@ __stat() {  # paths... -> __SC entries (one fork for all of them)
   for p in "$@"; do __SC[$p]=-; done
   while IFS= read -r -d '' r; do __SC[${r#*$'\t'}]=${r%%$'\t'*}; done < <(stat --printf '%a %U %s %F\t%n\0' -- "$@" 2>/dev/null)
 }
-__get() {  # path -> __G (probes the path again if an earlier step may have touched it)
+__get() {  # path -> __G (probes the path again if an earlier step may have touched it; root's view when __P=1)
+  if [ "$__P" = 1 ]; then __G=${__SP[$1]-?}; return 0; fi
   [ -n "${__SC[$1]+x}" ] || __stat "$1"
   __G=${__SC[$1]}
+}
+__read() {  # path -> __R: its text; false when it holds a NUL byte or cannot be read (root's view when __P=1)
+  __R=""
+  if [ "$__P" = 1 ]; then [ -n "${__SPC[$1]+x}" ] || return 1; __R=${__SPC[$1]}; return 0; fi
+  [ -r "$1" ] || return 1
+  ! IFS= read -r -d '' __R < "$1"
+}
+# -- root's view for the quick checks of sudo steps. As root it is the shell's own. Otherwise ONE
+# `sudo -n` process (at the first sudo step's check) stats all the batch's sudo-step paths (__SPP)
+# and reads the text of those whose content the checks compare (__SPR, regular files up to 256 KiB)
+# into __SP (records as in __SC) and __SPC (path -> text); paths and contents come back on a pipe,
+# never in an argument list. __SPS: "" not probed, y probed, n sudo refused (a password is needed):
+# the sudo steps then run their full step, which reports sudo's error. Emptied with __SC.
+declare -A __SP=() __SPC=()
+__SPS=""; __P=0; __SPP=(); __SPR=()
+IFS= read -r -d '' __SPX <<'__EC2KIT_PRIV' || :
+n=$1; shift
+declare -A t=()
+printf 'ok\0'
+while IFS= read -r -d '' r; do t[${r#*$'\t'}]=${r%%$'\t'*}; printf '%s\0' "$r"; done < <(stat --printf '%a %U %s %F\t%n\0' -- "${@:1:n}" 2>/dev/null)
+printf '\0'
+for p in "${@:n+1}"; do
+  r=${t[$p]-}; s=${r#* * }; s=${s%% *}
+  case $r in *" regular file"|*" regular empty file") ;; *) continue;; esac
+  [ "$s" -le 262144 ] && [ -r "$p" ] || continue
+  c=""
+  if IFS= read -r -d '' c < "$p"; then continue; fi
+  printf '%s\0%s\0' "$p" "$c"
+done
+printf '\0'
+__EC2KIT_PRIV
+__sprobe() {  # root's view of __SPP/__SPR through one `sudo -n` -> __SP, __SPC, __SPS
+  local r p="" s=0
+  __SP=(); __SPC=(); __SPS=n
+  for p in "${__SPP[@]}"; do __SP[$p]=-; done
+  while IFS= read -r -d '' r; do
+    case $s in
+      0) [ "$r" = ok ] || return 0; s=1;;
+      1) if [ -z "$r" ]; then s=2; else __SP[${r#*$'\t'}]=${r%%$'\t'*}; fi;;
+      2) if [ -z "$r" ]; then __SPS=y; return 0; fi; p=$r; s=3;;
+      3) __SPC[$p]=$r; s=2;;
+    esac
+  done < <(sudo -n -- bash -c "$__SPX" ec2kit "${#__SPP[@]}" "${__SPP[@]}" "${__SPR[@]}" < /dev/null 2>/dev/null)
+}
+__qpriv() {  # a sudo step's quick check sees what root sees (false: it cannot, the full step decides)
+  [ "$EUID" -eq 0 ] && return 0
+  [ -n "$__SPS" ] || __sprobe
+  [ "$__SPS" = y ] && __P=1
+}
+__qcreates() {  # path: 0 exists, 1 does not, 2 cannot say (a link `test -e` follows, as root, is left to the full step)
+  if [ "$__P" != 1 ]; then test -e "$1"; return; fi
+  __get "$1"
+  case $__G in -) return 1;; '?'|*" symbolic link") return 2;; esac
 }
 __field() { printf ':'; if [ -s "$1" ]; then base64 -w0 < "$1"; fi; }
 __tf() {  # text field into __F: ~ then the text with % : CR LF escaped (no fork)
@@ -105,7 +161,7 @@ __tf() {  # text field into __F: ~ then the text with % : CR LF escaped (no fork
 __step() {  # number function retries delay quick pure
   local n="$1" f="$2" tries=$(( $3 + 1 )) delay="$4" q="$5" a=1 rc=0 t0 st="" why=""
   __now; t0=$__NOW
-  __QS=""; __QW=""
+  __QS=""; __QW=""; __P=0
   if [ -n "$q" ] && "$q" 2>/dev/null; then
     __now; __tf "$__QW"
     printf '%s:%s:%s:0:%s:%s:::\n' "$__M" "$n" "$__QS" $(( __NOW - t0 )) "$__F"
@@ -122,7 +178,7 @@ __step() {  # number function retries delay quick pure
   read -r st < "$__T/st" || :
   IFS= read -r -d '' why < "$__T/why" || :
   if [ "$rc" -ne 0 ]; then st=failed; elif [ -z "$st" ]; then st=changed; fi
-  if [ "$6" != 1 ] || { [ "$st" != ok ] && [ "$st" != skipped ]; }; then __SC=(); fi
+  if [ "$6" != 1 ] || { [ "$st" != ok ] && [ "$st" != skipped ]; }; then __SC=(); __SP=(); __SPC=(); __SPS=""; fi
   __now
   __tf "$why"
   printf '%s:%s:%s:%s:%s:%s' "$__M" "$n" "$st" "$rc" $(( __NOW - t0 )) "$__F"
@@ -164,6 +220,10 @@ def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str) -
     paths = list(dict.fromkeys(p for s in steps for p in s.probe))
     if paths:
         parts.append("  __stat " + " ".join(paths))
+    privileged = list(dict.fromkeys(p for s in steps if s.sudo for p in s.probe))
+    if privileged:  # root's view of these, for sudo steps' checks when the shell is not root
+        reads = dict.fromkeys(p for s in steps if s.sudo for p in s.reads)
+        parts.append(f"  __SPP=({' '.join(privileged)}); __SPR=({' '.join(reads)})")
     for s in steps:
         quick = f"__q{s.number}" if s.quick else "''"
         parts.append(f"  __step {s.number} __b{s.number} {s.retries} {s.delay:g} {quick} {1 if s.pure else 0} || exit 1")
