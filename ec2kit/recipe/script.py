@@ -114,7 +114,7 @@ IFS= read -r -d '' __SPX <<'__EC2KIT_PRIV' || :
 n=$1; shift
 declare -A t=()
 printf 'ok\0'
-while IFS= read -r -d '' r; do t[${r#*$'\t'}]=${r%%$'\t'*}; printf '%s\0' "$r"; done < <(stat --printf '%a %U %s %F\t%n\0' -- "${@:1:n}" 2>/dev/null)
+while IFS= read -r -d '' r; do t[${r#*$'\t'}]=${r%%$'\t'*}; printf '%s\0' "$r"; done < <(LC_ALL=C stat --printf '%a %U %s %F\t%n\0' -- "${@:1:n}" 2>/dev/null)
 printf '\0'
 for p in "${@:n+1}"; do
   r=${t[$p]-}; s=${r#* * }; s=${s%% *}
@@ -167,6 +167,7 @@ __step() {  # number function retries delay quick pure
     printf '%s:%s:%s:0:%s:%s:::\n' "$__M" "$n" "$__QS" $(( __NOW - t0 )) "$__F"
     return 0
   fi
+  __P=0  # the full step looks for itself
   __tmp
   while :; do
     : > "$__T/out"; : > "$__T/err"; : > "$__T/diff"; : > "$__T/why"; : > "$__T/st"
