@@ -37,7 +37,8 @@ def _logging_bin(root: Path) -> tuple[str, Path]:
     for name in LOGGED:
         real = shutil.which(name)
         if real:
-            (bin_dir / name).write_text(f'#!/bin/sh\necho {name} >> {log}\nexec {real} "$@"\n')
+            argv_log = f'printf "%s\\n" "$*" >> {log_dir / (name + ".argv")}\n' if name == "sudo" else ""
+            (bin_dir / name).write_text(f'#!/bin/sh\necho {name} >> {log}\n{argv_log}exec {real} "$@"\n')
             (bin_dir / name).chmod(0o755)
     root.chmod(0o755)
     return f"{bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", log
@@ -262,6 +263,8 @@ def test_as_a_sudoer_a_no_op_rerun_reads_root_only_files_through_one_privileged_
     again = _run(host, project)
     assert _outcomes(again) == [(st, why.format(base=base)) for st, why in QUICK_REASONS]
     assert _programs(user.log) == ["sudo"]  # one privileged check for the batch, and no full step
+    sudo_argv = (user.log.parent / "sudo.argv").read_text()
+    assert f"{base}/app/conf" in sudo_argv and "s3cr3t" not in sudo_argv  # paths in its arguments, contents on its pipe
 
 
 def test_as_a_sudoer_a_changed_root_only_file_is_fixed_and_a_step_changing_it_empties_the_privileged_cache(
