@@ -105,39 +105,51 @@ __read() {  # path -> __R: its text; false when it holds a NUL byte or cannot be
 # -- root's view for the quick checks of sudo steps. As root it is the shell's own. Otherwise ONE
 # `sudo -n` process (at the first sudo step's check) stats all the batch's sudo-step paths (__SPP)
 # and reads the text of those whose content the checks compare (__SPR, regular files up to 256 KiB)
-# into __SP (records as in __SC) and __SPC (path -> text); paths and contents come back on a pipe,
-# never in an argument list. __SPS: "" not probed, y probed, n sudo refused (a password is needed):
-# the sudo steps then run their full step, which reports sudo's error. Emptied with __SC.
+# into __SP (records as in __SC) and __SPC (path -> text). Its answer comes back on its stdout,
+# never in an argument list, as "ok:" then <bytes>:<field> frames (one block read: bash reads a
+# pipe byte by byte) and a final ".". __SPS: "" not probed, y probed, n sudo refused (a password
+# is needed) or an answer cut short: the sudo steps then run their full step, which reports
+# sudo's error. Emptied with __SC.
 declare -A __SP=() __SPC=()
-__SPS=""; __P=0; __SPP=(); __SPR=()
+__SPS=""; __P=0; __SPP=(); __SPR=(); __SPO=""; __SPI=0; __SPV=""
 IFS= read -r -d '' __SPX <<'__EC2KIT_PRIV' || :
+LC_ALL=C
 n=$1; shift
 declare -A t=()
-printf 'ok\0'
-while IFS= read -r -d '' r; do t[${r#*$'\t'}]=${r%%$'\t'*}; printf '%s\0' "$r"; done < <(LC_ALL=C stat --printf '%a %U %s %F\t%n\0' -- "${@:1:n}" 2>/dev/null)
-printf '\0'
+printf 'ok:'
+while IFS= read -r -d '' r; do t[${r#*$'\t'}]=${r%%$'\t'*}; printf '%d:%s' "${#r}" "$r"; done < <(stat --printf '%a %U %s %F\t%n\0' -- "${@:1:n}" 2>/dev/null)
+printf '0:'
 for p in "${@:n+1}"; do
   r=${t[$p]-}; s=${r#* * }; s=${s%% *}
   case $r in *" regular file"|*" regular empty file") ;; *) continue;; esac
   [ "$s" -le 262144 ] && [ -r "$p" ] || continue
   c=""
   if IFS= read -r -d '' c < "$p"; then continue; fi
-  printf '%s\0%s\0' "$p" "$c"
+  printf '%d:%s%d:%s' "${#p}" "$p" "${#c}" "$c"
 done
-printf '\0'
+printf '0:.'
 __EC2KIT_PRIV
+__spf() {  # the next <bytes>:<field> frame of __SPO at __SPI -> __SPV (false: none, the answer is cut short)
+  local h=${__SPO:__SPI:24} n o
+  n=${h%%:*}
+  [[ $h == *:* && -n $n && $n != *[!0-9]* ]] || return 1
+  o=$(( __SPI + ${#n} + 1 ))
+  __SPV=${__SPO:o:n}
+  [ "${#__SPV}" -eq "$n" ] || return 1
+  __SPI=$(( o + n ))
+}
 __sprobe() {  # root's view of __SPP/__SPR through one `sudo -n` -> __SP, __SPC, __SPS
-  local r p="" s=0
+  local LC_ALL=C p end=0  # field lengths count bytes
   __SP=(); __SPC=(); __SPS=n
   for p in "${__SPP[@]}"; do __SP[$p]=-; done
-  while IFS= read -r -d '' r; do
-    case $s in
-      0) [ "$r" = ok ] || return 0; s=1;;
-      1) if [ -z "$r" ]; then s=2; else __SP[${r#*$'\t'}]=${r%%$'\t'*}; fi;;
-      2) if [ -z "$r" ]; then __SPS=y; return 0; fi; p=$r; s=3;;
-      3) __SPC[$p]=$r; s=2;;
-    esac
-  done < <(sudo -n -- bash -c "$__SPX" ec2kit "${#__SPP[@]}" "${__SPP[@]}" "${__SPR[@]}" < /dev/null 2>/dev/null)
+  __SPO=$(sudo -n -- bash -c "$__SPX" ec2kit "${#__SPP[@]}" "${__SPP[@]}" "${__SPR[@]}" < /dev/null 2>/dev/null)
+  __SPI=3
+  if [ "${__SPO:0:3}" = ok: ]; then
+    while __spf; do [ -n "$__SPV" ] || { end=1; break; }; __SP[${__SPV#*$'\t'}]=${__SPV%%$'\t'*}; done
+    while [ "$end" = 1 ] && __spf; do [ -n "$__SPV" ] || { end=2; break; }; p=$__SPV; __spf || break; __SPC[$p]=$__SPV; done
+    if [ "$end" = 2 ] && [ "${__SPO:__SPI}" = . ]; then __SPS=y; fi
+  fi
+  __SPO=""
 }
 __qpriv() {  # a sudo step's quick check sees what root sees (false: it cannot, the full step decides)
   [ "$EUID" -eq 0 ] && return 0
