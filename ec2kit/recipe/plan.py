@@ -35,9 +35,9 @@ class PlannedStep:
     delay: float = 1.0
     quick: str = ""  # bash: decides "already ok/skipped" with builtins only (sets __QS/__QW), else false
     probe: tuple[str, ...] = ()  # shell words of the paths `quick` looks at (stat-ed once per batch)
+    pure: bool = False  # runs no command of the user's: an ok/skipped outcome changed nothing
     reads: tuple[str, ...] = ()  # those of them whose content `quick` compares
     sudo: bool = False  # `quick` must see what root sees (the privileged cache when not root)
-    pure: bool = False  # runs no command of the user's: an ok/skipped outcome changed nothing
 
 
 def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
