@@ -221,3 +221,18 @@ def test_an_owner_that_already_matches_needs_no_program_but_stat(tmp_path):
     run_batch(tmp_path, steps, templates={"t": "x\n"})
     markers, programs = run_batch(tmp_path, steps, templates={"t": "x\n"})
     assert [m.status for m in markers] == ["ok", "ok"] and programs == ["stat"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root a sudo step's quick check is the shell's own (else: test_recipe_sudo)")
+def test_as_root_sudo_steps_and_a_regexp_line_start_only_stat_on_a_no_op_pass(tmp_path):
+    steps, templates = _twenty_like(tmp_path)
+    del steps[3]  # the binary copy: its full step compares
+    steps.append(("line", {"line": "HISTSIZE=10000", "path": "~/.bashrc", "regexp": "^HISTSIZE="}))
+    steps = [(kind, {**args, "sudo": True}) for kind, args in steps]
+    first, _ = run_batch(tmp_path, steps, templates=templates)
+    assert [m.status for m in first] == ["changed"] * 7
+    (tmp_path / "home/.bashrc").write_text((tmp_path / "home/.bashrc").read_text() + "HISTSIZE=5\n")
+    again, programs = run_batch(tmp_path, steps, templates=templates)
+    # the exact line is there: ok, as __line says, though another line matches the regexp
+    assert [m.status for m in again] == ["ok"] * 5 + ["skipped", "ok"] and programs == ["stat"]
+    assert (tmp_path / "home/.bashrc").read_text().endswith("HISTSIZE=10000\nHISTSIZE=5\n")

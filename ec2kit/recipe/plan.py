@@ -4,7 +4,10 @@ Each kind's ``plan`` gives a bash function body calling its helpers (``__put_fil
 ``__line``, ``__dir``, ``__apt``, ...), which compare the host's state first and change
 nothing when it already matches (or in check mode, ``$__CHECK = 1``). The common guards
 (``creates``/``unless``, sudo via ``$S``) go on top, and the kind's ``quick`` check becomes
-the step's no-fork probe. Nothing here touches a host.
+the step's no-fork probe. A sudo step's probe sees the host as root does: as root it is the
+same probe; otherwise it reads what one ``sudo -n`` process for the batch stat-ed (and, for
+the paths whose content it compares, read) into the privileged cache (see ``script.py``).
+Nothing here touches a host.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .kinds import KINDS, PlanContext
+from .kinds.base import sh_path
 from .kinds.common import guard_lines, quick_guard_lines
 
 __all__ = ["PlanContext", "PlannedStep", "plan_step", "quick_probe"]
@@ -32,24 +36,34 @@ class PlannedStep:
     quick: str = ""  # bash: decides "already ok/skipped" with builtins only (sets __QS/__QW), else false
     probe: tuple[str, ...] = ()  # shell words of the paths `quick` looks at (stat-ed once per batch)
     pure: bool = False  # runs no command of the user's: an ok/skipped outcome changed nothing
+    reads: tuple[str, ...] = ()  # those of them whose content `quick` compares
+    sudo: bool = False  # `quick` must see what root sees (the privileged cache when not root)
 
 
-def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple[str, tuple[str, ...]]:
-    """The bash deciding without forking that a step has nothing to do, and the paths it reads.
+def quick_probe(kind: str, args: dict[str, Any], content: bytes | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The bash deciding without forking that a step has nothing to do, the paths it stats and those it reads.
 
-    Only for steps without sudo or ``unless`` (those need a command); empty when none applies.
+    Steps with ``unless`` get none (that needs a command); empty when none applies. A sudo step's
+    probe starts with ``__qpriv`` (root's view of its paths: see ``script.py``) and its ``creates``
+    path is one of the paths it stats.
     """
-    if args.get("sudo") or args.get("unless"):
-        return "", ()
-    lines = quick_guard_lines(args)
-    check = KINDS[kind].quick
-    kind_lines, probe = check(args, content) if check is not None else ([], [])
+    if args.get("unless"):
+        return "", (), ()
+    sudo = bool(args.get("sudo"))
+    lines = quick_guard_lines(args, sudo=sudo)
+    spec = KINDS[kind]
+    kind_lines, probe = spec.quick(args, content) if spec.quick is not None else ([], [])
     lines += kind_lines
     if not lines:
-        return "", ()
+        return "", (), ()
     if not kind_lines:
         lines.append("return 1")  # `creates` alone: a missing path means the full step decides
-    return "\n".join(lines), tuple(probe)
+    reads = tuple(probe) if kind_lines and spec.quick_reads else ()
+    if sudo:
+        lines.insert(0, "__qpriv || return 1")
+        if args.get("creates"):
+            probe = [sh_path(str(args["creates"])), *probe]
+    return "\n".join(lines), tuple(dict.fromkeys(probe)), reads
 
 
 def plan_step(number: int, name: str, kind: str, args: dict[str, Any], ctx: PlanContext) -> PlannedStep:
@@ -61,8 +75,19 @@ def plan_step(number: int, name: str, kind: str, args: dict[str, Any], ctx: Plan
     body, command = spec.plan(args, ctx)
     head = ["S=__sudo" if args.get("sudo") else "S="]
     full = "\n".join([*head, *guard_lines(args), body])
-    quick, probe = quick_probe(kind, args, captured[0] if captured else None)
+    quick, probe, reads = quick_probe(kind, args, captured[0] if captured else None)
     pure = spec.pure and not args.get("unless")
     return PlannedStep(
-        number, name, kind, full, command, int(args.get("retries", 0)), float(args.get("delay", 1)), quick, probe, pure
+        number,
+        name,
+        kind,
+        full,
+        command,
+        int(args.get("retries", 0)),
+        float(args.get("delay", 1)),
+        quick,
+        probe,
+        reads=reads,
+        sudo=bool(args.get("sudo")) and bool(quick),
+        pure=pure,
     )

@@ -11,6 +11,8 @@ one marker line::
 first failed step. A step's optional *quick* function decides "already ok" with bash
 builtins only, from one ``stat`` of all the batch's paths taken at its start (re-probed
 after any step that may have changed something); otherwise the full step runs in a subshell.
+A sudo step's check sees what root sees: when the shell is not root, through one ``sudo -n``
+process for the batch (``__sprobe``), whose answers are dropped with the rest of the cache.
 """
 
 from __future__ import annotations
@@ -89,9 +91,75 @@ __stat() {  # paths... -> __SC entries (one fork for all of them)
   for p in "$@"; do __SC[$p]=-; done
   while IFS= read -r -d '' r; do __SC[${r#*$'\t'}]=${r%%$'\t'*}; done < <(stat --printf '%a %U %s %F\t%n\0' -- "$@" 2>/dev/null)
 }
-__get() {  # path -> __G (probes the path again if an earlier step may have touched it)
+__get() {  # path -> __G (probes the path again if an earlier step may have touched it; root's view when __P=1)
+  if [ "$__P" = 1 ]; then __G=${__SP[$1]-?}; return 0; fi
   [ -n "${__SC[$1]+x}" ] || __stat "$1"
   __G=${__SC[$1]}
+}
+__read() {  # path -> __R: its text; false when it holds a NUL byte or cannot be read (root's view when __P=1)
+  __R=""
+  if [ "$__P" = 1 ]; then [ -n "${__SPC[$1]+x}" ] || return 1; __R=${__SPC[$1]}; return 0; fi
+  [ -r "$1" ] || return 1
+  ! IFS= read -r -d '' __R < "$1"
+}
+# -- root's view for the quick checks of sudo steps. As root it is the shell's own. Otherwise ONE
+# `sudo -n` process (at the first sudo step's check) stats all the batch's sudo-step paths (__SPP)
+# and reads the text of those whose content the checks compare (__SPR, regular files up to 256 KiB)
+# into __SP (records as in __SC) and __SPC (path -> text). Its answer comes back on its stdout,
+# never in an argument list, as "ok:" then <bytes>:<field> frames (one block read: bash reads a
+# pipe byte by byte) and a final ".". __SPS: "" not probed, y probed, n sudo refused (a password
+# is needed) or an answer cut short: the sudo steps then run their full step, which reports
+# sudo's error. Emptied with __SC.
+declare -A __SP=() __SPC=()
+__SPS=""; __P=0; __SPP=(); __SPR=(); __SPO=""; __SPI=0; __SPV=""
+IFS= read -r -d '' __SPX <<'__EC2KIT_PRIV' || :
+LC_ALL=C
+n=$1; shift
+declare -A t=()
+printf 'ok:'
+while IFS= read -r -d '' r; do t[${r#*$'\t'}]=${r%%$'\t'*}; printf '%d:%s' "${#r}" "$r"; done < <(stat --printf '%a %U %s %F\t%n\0' -- "${@:1:n}" 2>/dev/null)
+printf '0:'
+for p in "${@:n+1}"; do
+  r=${t[$p]-}; s=${r#* * }; s=${s%% *}
+  case $r in *" regular file"|*" regular empty file") ;; *) continue;; esac
+  [ "$s" -le 262144 ] && [ -r "$p" ] || continue
+  c=""
+  if IFS= read -r -d '' c < "$p"; then continue; fi
+  printf '%d:%s%d:%s' "${#p}" "$p" "${#c}" "$c"
+done
+printf '0:.'
+__EC2KIT_PRIV
+__spf() {  # the next <bytes>:<field> frame of __SPO at __SPI -> __SPV (false: none, the answer is cut short)
+  local h=${__SPO:__SPI:24} n o
+  n=${h%%:*}
+  [[ $h == *:* && -n $n && $n != *[!0-9]* ]] || return 1
+  o=$(( __SPI + ${#n} + 1 ))
+  __SPV=${__SPO:o:n}
+  [ "${#__SPV}" -eq "$n" ] || return 1
+  __SPI=$(( o + n ))
+}
+__sprobe() {  # root's view of __SPP/__SPR through one `sudo -n` -> __SP, __SPC, __SPS
+  local LC_ALL=C p end=0  # field lengths count bytes
+  __SP=(); __SPC=(); __SPS=n
+  for p in "${__SPP[@]}"; do __SP[$p]=-; done
+  __SPO=$(sudo -n -- bash -c "$__SPX" ec2kit "${#__SPP[@]}" "${__SPP[@]}" "${__SPR[@]}" < /dev/null 2>/dev/null)
+  __SPI=3
+  if [ "${__SPO:0:3}" = ok: ]; then
+    while __spf; do [ -n "$__SPV" ] || { end=1; break; }; __SP[${__SPV#*$'\t'}]=${__SPV%%$'\t'*}; done
+    while [ "$end" = 1 ] && __spf; do [ -n "$__SPV" ] || { end=2; break; }; p=$__SPV; __spf || break; __SPC[$p]=$__SPV; done
+    if [ "$end" = 2 ] && [ "${__SPO:__SPI}" = . ]; then __SPS=y; fi
+  fi
+  __SPO=""
+}
+__qpriv() {  # a sudo step's quick check sees what root sees (false: it cannot, the full step decides)
+  [ "$EUID" -eq 0 ] && return 0
+  [ -n "$__SPS" ] || __sprobe
+  [ "$__SPS" = y ] && __P=1
+}
+__qcreates() {  # path: 0 exists, 1 does not, 2 cannot say (a link `test -e` follows, as root, is left to the full step)
+  if [ "$__P" != 1 ]; then test -e "$1"; return; fi
+  __get "$1"
+  case $__G in -) return 1;; '?'|*" symbolic link") return 2;; esac
 }
 __field() { printf ':'; if [ -s "$1" ]; then base64 -w0 < "$1"; fi; }
 __tf() {  # text field into __F: ~ then the text with % : CR LF escaped (no fork)
@@ -105,12 +173,13 @@ __tf() {  # text field into __F: ~ then the text with % : CR LF escaped (no fork
 __step() {  # number function retries delay quick pure
   local n="$1" f="$2" tries=$(( $3 + 1 )) delay="$4" q="$5" a=1 rc=0 t0 st="" why=""
   __now; t0=$__NOW
-  __QS=""; __QW=""
+  __QS=""; __QW=""; __P=0
   if [ -n "$q" ] && "$q" 2>/dev/null; then
     __now; __tf "$__QW"
     printf '%s:%s:%s:0:%s:%s:::\n' "$__M" "$n" "$__QS" $(( __NOW - t0 )) "$__F"
     return 0
   fi
+  __P=0  # the full step looks for itself
   __tmp
   while :; do
     : > "$__T/out"; : > "$__T/err"; : > "$__T/diff"; : > "$__T/why"; : > "$__T/st"
@@ -122,7 +191,7 @@ __step() {  # number function retries delay quick pure
   read -r st < "$__T/st" || :
   IFS= read -r -d '' why < "$__T/why" || :
   if [ "$rc" -ne 0 ]; then st=failed; elif [ -z "$st" ]; then st=changed; fi
-  if [ "$6" != 1 ] || { [ "$st" != ok ] && [ "$st" != skipped ]; }; then __SC=(); fi
+  if [ "$6" != 1 ] || { [ "$st" != ok ] && [ "$st" != skipped ]; }; then __SC=(); __SP=(); __SPC=(); __SPS=""; fi
   __now
   __tf "$why"
   printf '%s:%s:%s:%s:%s:%s' "$__M" "$n" "$st" "$rc" $(( __NOW - t0 )) "$__F"
@@ -164,6 +233,10 @@ def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str) -
     paths = list(dict.fromkeys(p for s in steps for p in s.probe))
     if paths:
         parts.append("  __stat " + " ".join(paths))
+    privileged = list(dict.fromkeys(p for s in steps if s.sudo for p in s.probe))
+    if privileged:  # root's view of these, for sudo steps' checks when the shell is not root
+        reads = dict.fromkeys(p for s in steps if s.sudo for p in s.reads)
+        parts.append(f"  __SPP=({' '.join(privileged)}); __SPR=({' '.join(reads)})")
     for s in steps:
         quick = f"__q{s.number}" if s.quick else "''"
         parts.append(f"  __step {s.number} __b{s.number} {s.retries} {s.delay:g} {quick} {1 if s.pure else 0} || exit 1")

@@ -81,7 +81,8 @@ class Kind:
     required: tuple[str, ...] = ()
     validate: Validate = _no_check  # value checks of the kind key and its own keys (raise Where.error)
     plan: Plan | None = None  # None: the step runs locally (task), not in the batch script
-    quick: Quick | None = None  # the no-op fast check, for steps without sudo/unless
+    quick: Quick | None = None  # the no-op fast check, for steps without unless
+    quick_reads: bool = False  # the quick check compares the content of its paths (not only their stat)
     helpers: tuple[str, ...] = ()  # bash functions its bodies and quick checks call (prelude)
     pure: bool = False  # runs no command of the user's: an ok/skipped outcome changed nothing
     shows_command: bool = False  # check mode prints the command under the step line

@@ -68,9 +68,16 @@ def guard_lines(args: Args) -> list[str]:
     return lines
 
 
-def quick_guard_lines(args: Args) -> list[str]:
-    """The no-fork form of the ``creates`` guard (steps with ``unless`` or sudo get no quick check)."""
+def quick_guard_lines(args: Args, *, sudo: bool = False) -> list[str]:
+    """The no-fork form of the ``creates`` guard (steps with ``unless`` get no quick check).
+
+    Under sudo the path is looked up as root sees it (``__qcreates``: the privileged cache when
+    not root, where a link, which ``test -e`` would follow, leaves it to the full step).
+    """
     if not args.get("creates"):
         return []
     path = str(args["creates"])
+    if sudo:
+        why = q(f"creates: {path} exists")
+        return [f"__qcreates {sh_path(path)}; case $? in 0) __QS=skipped; __QW={why}; return 0;; 2) return 1;; esac"]
     return [f"if test -e {sh_path(path)}; then __QS=skipped; __QW={q(f'creates: {path} exists')}; return 0; fi"]

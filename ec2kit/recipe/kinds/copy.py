@@ -82,6 +82,7 @@ KIND = Kind(
     validate=validate,
     plan=plan,
     quick=quick_file,
+    quick_reads=True,
     helpers=(PUT_FILE, PUT_DIR),
     pure=True,
 )

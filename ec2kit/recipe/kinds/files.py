@@ -27,11 +27,10 @@ __put_file() {  # dest shown mode owner; new content in $__T/new
   __changed "updated$ch of $show"
 }
 __qfile() {  # path shown want size content
-  local cur=""
   __get "$1"; [[ $__G == $3 ]] || return 1
   if [ "$4" != 0 ]; then
-    if IFS= read -r -d '' cur < "$1"; then return 1; fi  # a NUL byte: not this text
-    [[ $cur == "$5" ]] || return 1
+    __read "$1" || return 1  # a NUL byte: not this text
+    [[ $__R == "$5" ]] || return 1
   fi
   __QS=ok; __QW="$2 already has this content"
 }

@@ -25,13 +25,13 @@ __line() {  # path shown line regexp
   __changed "$did $show"
 }
 __qline() {  # path shown line
-  local r="" sz="" t="" cur=""
+  local r="" sz="" t=""
   __get "$1"; r=$__G
   [ "$r" != - ] || return 1
   t=${r#* * }; sz=${t%% *}; t=${t#* }
   [ "$t" = "regular file" ] && [ "$sz" -le 262144 ] || return 1
-  if IFS= read -r -d '' cur < "$1"; then return 1; fi
-  [[ $'\n'"$cur"$'\n' == *$'\n'"$3"$'\n'* ]] || return 1
+  __read "$1" || return 1
+  [[ $'\n'"$__R"$'\n' == *$'\n'"$3"$'\n'* ]] || return 1
   __QS=ok; __QW="$2 already has this line"
 }
 """
@@ -52,9 +52,11 @@ def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
 
 
 def quick(args: Args, content: bytes | None) -> tuple[list[str], list[str]]:
-    """ "The file has this exact line" with builtins only (no ``regexp``, one line of text)."""
-    if args.get("regexp", ""):
-        return [], []
+    """ "The file has this exact line" with builtins only (one line of text).
+
+    With ``regexp`` too: ``__line`` says "already has this line" whenever the exact line is there,
+    whatever else matches the regexp; without it the full step replaces or appends.
+    """
     line = str(args["line"]).encode()
     if not line or b"\n" in line or b"\0" in line:
         return [], []
@@ -63,5 +65,13 @@ def quick(args: Args, content: bytes | None) -> tuple[list[str], list[str]]:
 
 
 KIND = Kind(
-    "line", keys=("path", "regexp"), required=("path",), validate=validate, plan=plan, quick=quick, helpers=(HELPERS,), pure=True
+    "line",
+    keys=("path", "regexp"),
+    required=("path",),
+    validate=validate,
+    plan=plan,
+    quick=quick,
+    quick_reads=True,
+    helpers=(HELPERS,),
+    pure=True,
 )

@@ -26,6 +26,7 @@ KIND = Kind(
     validate=validate,
     plan=plan,
     quick=quick_file,
+    quick_reads=True,
     helpers=(PUT_FILE,),
     pure=True,
 )
