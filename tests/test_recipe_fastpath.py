@@ -45,6 +45,8 @@ def _logging_path(tmp_path: Path) -> tuple[str, Path]:
         "tar",
         "sha256sum",
         "test",
+        "mv",
+        "dirname",
     ):
         real = next(p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.path.exists(p))
         wrapper = bin_dir / name
@@ -54,7 +56,12 @@ def _logging_path(tmp_path: Path) -> tuple[str, Path]:
 
 
 def run_batch(
-    tmp_path: Path, steps: list[tuple[str, dict]], *, templates: dict[str, str] | None = None, check: bool = False
+    tmp_path: Path,
+    steps: list[tuple[str, dict]],
+    *,
+    templates: dict[str, str] | None = None,
+    check: bool = False,
+    diff: bool = True,
 ) -> tuple[list, list[str]]:
     """Plan ``(kind, args)`` steps, run them as one batch with ``bash -s``; markers and the programs started."""
     home = tmp_path / "home"
@@ -69,7 +76,7 @@ def run_batch(
         ctx = PlanContext(kind, f"step {i}", render_template=lambda name: (templates or {})[name], base_dir=tmp_path)
         planned.append(plan_step(i, f"s{i}", kind, {kind: args.get(kind, ""), **args}, ctx))
     nonce = new_nonce()
-    script = build_script(planned, check=check, nonce=nonce)
+    script = build_script(planned, check=check, nonce=nonce, diff=diff)
     res = subprocess.run(
         ["bash", "-c", COMMAND],
         input=script.encode(),
@@ -115,6 +122,27 @@ def test_a_no_op_pass_starts_only_one_program_stat(tmp_path):
     del steps[3]
     _, programs = run_batch(tmp_path, steps, templates=templates)
     assert programs == ["stat"]  # no scratch directory either
+
+
+def test_a_first_run_writes_text_files_with_cp_chmod_and_mv_only_and_diffs_only_when_asked(tmp_path):
+    steps = [
+        ("template", {"template": "t", "dest": "~/app/conf", "mode": "0600"}),
+        ("template", {"template": "tricky", "dest": "~/app/tricky"}),
+    ]
+    templates = {"t": "port = 8080\n", "tricky": TRICKY}
+    first, programs = run_batch(tmp_path, steps, templates=templates, diff=False)
+    assert [m.status for m in first] == ["changed", "changed"]
+    assert [m.diff for m in first] == ["", ""]
+    # the scratch dir, then per file: its parent once, copy, mode, rename (no base64, diff, dirname, mktemp)
+    # (and stat: the batch's probe, then the second file's again after the first one changed things)
+    assert sorted(programs) == sorted(["stat", "mktemp", "mkdir", "cp", "chmod", "mv", "stat", "cp", "chmod", "mv", "rm"])
+    home = tmp_path / "home"
+    assert (home / "app" / "tricky").read_bytes() == TRICKY.encode()
+    assert (home / "app" / "conf").stat().st_mode & 0o777 == 0o600
+    assert not [p for p in (home / "app").iterdir() if p.name.startswith(".ec2kit.")]  # no temp file left
+    templates["t"] = "port = 9090\n"
+    changed, programs = run_batch(tmp_path, steps, templates=templates, diff=True)
+    assert changed[0].status == "changed" and "+port = 9090" in changed[0].diff and "diff" in programs
 
 
 def test_text_content_is_compared_byte_for_byte(tmp_path):

@@ -78,6 +78,7 @@ class Owner(Protocol):
     """What a batch reports to: the host's run (:class:`ec2kit.recipe.executor.HostRun`)."""
 
     check: bool
+    wants_diff: bool
     label: str
     recipe_name: str
     masker: Masker
@@ -102,7 +103,7 @@ class BatchRun:
     def run(self, get_host: Any) -> None:
         """Build the script, run it (markers handled as they stream in), then settle what is left."""
         o, first = self.owner, self.entries[0].step
-        script = build_script([e.planned for e in self.entries if e.planned], check=o.check, nonce=self.nonce)
+        script = build_script([e.planned for e in self.entries if e.planned], check=o.check, nonce=self.nonce, diff=o.wants_diff)
         try:
             host: Transport = get_host()
             res = host.run(SCRIPT_COMMAND, stdin=script, check=False, stream=self.on_line)

@@ -50,6 +50,7 @@ class HostRun:
         self.recipe = recipe
         self.check = check
         self.reporter: Reporter = reporter or CollectingReporter()
+        self.wants_diff = check or bool(getattr(self.reporter, "wants_diff", True))
         self.masker = masker or Masker()
         self.ctx = ctx
         self.host = host

@@ -85,6 +85,7 @@ class TextReporter:
         self.stream = stream or sys.stdout
         self.show_diff = show_diff
         self.diff = diff  # --diff: show what a real run changed, as check mode shows what it would
+        self.wants_diff = diff  # whether hosts compute the diffs of a real run (check mode always does)
         self.lock = threading.Lock()
 
     def _write(self, lines: list[str]) -> None:
@@ -116,6 +117,7 @@ class CollectingReporter(TextReporter):
 
         self.buffer = io.StringIO()
         super().__init__(self.buffer)
+        self.wants_diff = True  # results keep each change's diff for whoever reads them
         self.results: dict[str, list[StepResult]] = {}
 
     def step(self, host: str, result: StepResult) -> None:

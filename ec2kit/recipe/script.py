@@ -66,12 +66,23 @@ __regular() {  # path shown: absent, or a regular file (through links); never a 
   fi
 }
 __replace_file() {  # path newfile mode owner: the new content under its final mode and owner, then one rename
-  local d="$1" t=""
+  local d="$1" t="" p="" um="" m=""
   if $S test -L "$d"; then d=$($S readlink -f -- "$d") || exit 1; fi  # write where a link points, keep the link
-  __mkparent "$d"
-  t=$($S mktemp "$(dirname -- "$d")/.ec2kit.XXXXXX") || exit 1  # 0600 from its first byte
+  case "$d" in */*) p="${d%/*}"; [ -n "$p" ] || p=/;; *) p=.;; esac
+  $S test -d "$p" || __mkparent "$d"
+  um=$(umask)
+  if [ -z "$S" ]; then  # the temp file made by the shell itself (no fork): O_EXCL, 0600 from its first byte
+    umask 077; set -C
+    while t="$p/.ec2kit.$RANDOM$RANDOM$RANDOM"; ! { : > "$t"; } 2>/dev/null; do
+      [ -e "$t" ] || { : > "$t"; set +C; umask "$um"; exit 1; }  # no clash: the directory refuses (say why)
+    done
+    set +C; umask "$um"
+  else
+    t=$($S mktemp "$p/.ec2kit.XXXXXX") || exit 1  # 0600 from its first byte
+  fi
+  printf -v m %o $((0666 & ~0$um))
   if ! { $S cp -- "$2" "$t" &&
-    if [ -n "$3" ]; then $S chmod "$3" "$t"; elif $S test -f "$d"; then $S chmod --reference="$d" "$t"; else $S chmod "$(printf %o $((0666 & ~0$(umask))))" "$t"; fi &&
+    if [ -n "$3" ]; then $S chmod "$3" "$t"; elif $S test -f "$d"; then $S chmod --reference="$d" "$t"; else $S chmod "$m" "$t"; fi &&
     if [ -n "$4" ]; then $S chown "$4" "$t"; elif $S test -f "$d"; then $S chown --reference="$d" "$t"; else :; fi &&
     $S mv -f -- "$t" "$d"; }; then
     $S rm -f -- "$t"; exit 1
@@ -220,9 +231,10 @@ def new_nonce() -> str:
     return os.urandom(8).hex()
 
 
-def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str) -> str:
-    """The whole batch: prelude, the helpers its kinds call, one function per step, then the calls (stopping at a failure)."""
-    parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", PRELUDE]
+def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str, diff: bool = True) -> str:
+    """The whole batch: prelude, the helpers its kinds call, one function per step, then the calls (stopping at a
+    failure). ``diff``: file and line steps produce the unified diff of what they change (always in check mode)."""
+    parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", f"__DIFF={1 if check or diff else 0}", PRELUDE]
     # only the helpers of the kinds in this batch (in table order, each once)
     parts += dict.fromkeys(h for k in KINDS.values() if any(s.kind == k.name for s in steps) for h in k.helpers)
     for s in steps:

@@ -13,8 +13,10 @@ __put_file() {  # dest shown mode owner; new content in $__T/new
   __regular "$d" "$show"
   if ! { $S test -f "$d" && $S cmp -s "$__T/new" "$d"; }; then
     ch=" content"
-    if $S test -f "$d"; then $S cat "$d" > "$__T/old" || exit 1; else : > "$__T/old"; fi
-    diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
+    if [ "$__DIFF" = 1 ]; then  # the diff only when someone will look at it (--check, --diff, the API)
+      if $S test -f "$d"; then $S cat "$d" > "$__T/old" || exit 1; else : > "$__T/old"; fi
+      diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
+    fi
   fi
   if $S test -e "$d" || [ -z "$ch" ]; then __attrs "$d" "$3" "$4"; ch="$ch$__A"; fi
   if [ -z "$ch" ]; then __ok "$show already has this content"; return 0; fi
@@ -48,10 +50,12 @@ def file_body(data: bytes, args: Args, ctx: PlanContext | None = None) -> str:
     if ctx is not None and ctx.on_content is not None:
         ctx.on_content(data)
     dest, show = sh_path(str(args["dest"])), str(args["dest"])
-    return (
-        f'base64 -d <<< {q(b64(data))} > "$__T/new" || exit 1\n'
-        f"__put_file {dest} {q(show)} {q(mode_word(args))} {q(args.get('owner'))}"
-    )
+    # text goes through printf (a builtin); binary or large content through base64 (one fork)
+    if b"\0" in data or len(data) > QUICK_MAX_BYTES:
+        write = f'base64 -d <<< {q(b64(data))} > "$__T/new" || exit 1\n'
+    else:
+        write = f'printf %s {ansi_c(data)} > "$__T/new" || exit 1\n'
+    return write + (f"__put_file {dest} {q(show)} {q(mode_word(args))} {q(args.get('owner'))}")
 
 
 def quick_file(args: Args, content: bytes | None) -> tuple[list[str], list[str]]:

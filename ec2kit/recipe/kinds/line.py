@@ -19,7 +19,7 @@ __line() {  # path shown line regexp
     printf '%s\n' "$3" >> "$__T/new"
     how="add a line to"; did="added a line to"
   fi
-  diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
+  if [ "$__DIFF" = 1 ]; then diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"; fi
   if [ "$__CHECK" = 1 ]; then __changed "would $how $show"; return 0; fi
   __replace_file "$f" "$__T/new" "" ""
   __changed "$did $show"
