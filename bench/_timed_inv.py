@@ -5,7 +5,8 @@
 Runs invoke's `program.run()` exactly as the venv's `inv` script does, after installing an
 import hook that wraps a few functions *when their module is first imported* (so nothing is
 imported earlier than the real command would import it). Writes to $PROFILE_OUT (JSON): the
-time.time() this file started and finished main, each wrapped function's calls and wall time,
+time.time() this file started, finished main and finished the atexit handlers (run here, timed),
+the threads still alive after main, each wrapped function's calls and wall time,
 and the botocore API operations made.
 """
 
@@ -13,6 +14,7 @@ import time
 
 T0 = time.time()
 
+import atexit  # noqa: E402
 import importlib.abc  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
@@ -90,6 +92,25 @@ try:
 except SystemExit as e:
     code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 T1 = time.time()
+# What the interpreter will still do after main: wait for non-daemon threads, then atexit
+# handlers, then tear down modules. The atexit handlers run here, timed (they would run next
+# anyway; Python clears them once run), so the outside timer's remainder is threads + teardown.
+threads = [f"{t.name}{' (daemon)' if t.daemon else ''}" for t in threading.enumerate() if t is not threading.main_thread()]
+handlers = atexit._ncallbacks()
+atexit._run_exitfuncs()
+T2 = time.time()
 with open(os.environ["PROFILE_OUT"], "w") as f:
-    json.dump({"t0": T0, "t1": T1, "stats": STATS, "api": API, "modules": len(sys.modules)}, f)
+    json.dump(
+        {
+            "t0": T0,
+            "t1": T1,
+            "t2": T2,
+            "threads": threads,
+            "atexit_handlers": handlers,
+            "stats": STATS,
+            "api": API,
+            "modules": len(sys.modules),
+        },
+        f,
+    )
 sys.exit(code)

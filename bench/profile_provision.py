@@ -62,7 +62,8 @@ def timeline(args: list[str], cwd: Path, env: dict, out: Path) -> dict:
     data = json.loads(out.read_text())
     data["startup"] = data["t0"] - launched
     data["main"] = data["t1"] - data["t0"]
-    data["shutdown"] = reaped - data["t1"]
+    data["atexit"] = data["t2"] - data["t1"]
+    data["shutdown"] = reaped - data["t2"]
     data["total"] = reaped - launched
     return data
 
@@ -119,7 +120,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     med = statistics.median
-    phases = {k: med(t[k] for t in lines_) for k in ("startup", "main", "shutdown", "total")}
+    phases = {k: med(t[k] for t in lines_) for k in ("startup", "main", "atexit", "shutdown", "total")}
     labels = sorted({k for t in lines_ for k in t["stats"]})
     funcs = {
         k: {
@@ -158,8 +159,11 @@ def main() -> int:
         "|---|---|",
         f"| interpreter start-up (launch → first line of the script) | {phases['startup']:.3f} |",
         f"| main: invoke parses, ec2kit imports and runs `provision` | {phases['main']:.3f} |",
-        f"| interpreter shutdown (main returned → process reaped) | {phases['shutdown']:.3f} |",
+        f"| atexit handlers ({lines_[0]['atexit_handlers']} registered) | {phases['atexit']:.3f} |",
+        f"| interpreter shutdown after them: thread joins, module teardown (→ process reaped) | {phases['shutdown']:.3f} |",
         f"| total | {phases['total']:.3f} |",
+        "",
+        f"Threads alive when main returned: {', '.join(lines_[0]['threads']) or 'none'}.",
         "",
         "Inside main (wall time, cumulative: nested calls are inside their callers; imports a call triggers count in it):",
         "",
