@@ -389,6 +389,11 @@ class Run:
     sftp: float = 0
     conns: float = 0  # new authenticated connections per host (0: a warm master served it)
     touched: list[str] = field(default_factory=list)
+    load: float = 0  # 1-minute load average when the run started (other work shares the cores)
+
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 @dataclass
@@ -425,10 +430,10 @@ def all_ctimes(hosts: list[Host]) -> list[dict[str, int]]:
 
 def timed_run(inv: Invocation, hosts: list[Host], log: Path, stamps: list[dict[str, int]] | None) -> tuple[Run, list]:
     """Run once; count each sshd's sessions around it; with ``stamps`` (ctimes before), list what it touched."""
-    before = counts_now(hosts)
+    before, load = counts_now(hosts), load1()
     s = run_once(inv, log)
     d = per_host_delta(before, counts_now(hosts))
-    run = Run(s, d["exec"], int(d["exec_max"]), d["sftp"], d["conns"])
+    run = Run(s, d["exec"], int(d["exec_max"]), d["sftp"], d["conns"], load=load)
     now = all_ctimes(hosts)
     if stamps is not None:
         for h, old, new in zip(hosts, stamps, now):
@@ -651,6 +656,12 @@ def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_ch
                 f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({k}) | {xp} | {xa} "
                 f"| {n_(ex)} ({exm}) | {n_(sftp)} | {n_(conns)} | {state} |"
             )
+    loads = [x.load for r in results for x in ([r.first] if r.first else []) + r.noop]
+    if loads:
+        lines += [
+            "",
+            f"1-minute load average when the runs started: {min(loads):.1f} to {max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} cores; per run in the JSON.",
+        ]
     lines += ["", "## Goals (headline row: `inv provision`, warm)", ""] + goal_lines(results)
     lines += ["", "## Same result on every host and tool", ""]
     lines += tree_check or ["- every tool produced the same home tree (paths, modes, contents) on every host"]
