@@ -610,12 +610,13 @@ def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_ch
         "`EC2KIT_SSH_PERSIST=0`, a new SSH handshake per host per run. `inv` rows include DescribeInstances against the "
         "sandbox's EC2 endpoint and the sandbox resolver's look-ups. Per host per run from each sshd's VERBOSE log: exec "
         "channels (max over hosts), SFTP sessions, new connections. `×pyinfra` / `×Ansible` = their time / this row's "
-        "(same host count and phase; >1 means this row is faster)."
+        "(same host count and phase, medians; >1 means this row is faster). *min s*: the fastest rerun, less exposed "
+        "to load spikes from other work on the machine than the median."
     )
     lines += [
         "",
-        "| tool | hosts | run | median s (n) | ×pyinfra | ×Ansible | exec/host (max) | sftp/host | conns/host | check |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| tool | hosts | run | median s (n) | min s | ×pyinfra | ×Ansible | exec/host (max) | sftp/host | conns/host | check |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     peer = {}
     for r in results:
@@ -625,14 +626,14 @@ def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_ch
     for r in sorted(results, key=lambda r: (r.hosts, list(TOOLS).index(r.tool))):
         if r.error:
             err = r.error.strip().splitlines()[-1][:100].replace("|", "/") if r.error.strip() else "?"
-            lines.append(f"| {LABELS[r.tool]} | {r.hosts} | — | failed | — | — | — | — | — | {err} |")
+            lines.append(f"| {LABELS[r.tool]} | {r.hosts} | — | failed | — | — | — | — | — | — | {err} |")
             if not r.first:
                 continue
         tree = ("tree ok" if r.tree_same_on_all_hosts else "tree DIFFERS across hosts") + f" `{r.tree}`"
         rows = []
         if r.first:
             f = r.first
-            rows.append(("first", f.s, 1, f.exec, f.exec_max, f.sftp, f.conns, tree))
+            rows.append(("first", f.s, f.s, 1, f.exec, f.exec_max, f.sftp, f.conns, tree))
         if r.noop:
             t = r.touched
             state = f"NOT a no-op: touched {len(t)} files ({', '.join(t[:3])})" if t else "no file touched"
@@ -640,6 +641,7 @@ def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_ch
                 (
                     "no-op",
                     r.noop_median,
+                    min(x.s for x in r.noop),
                     len(r.noop),
                     r.noop_mean("exec"),
                     max(x.exec_max for x in r.noop),
@@ -648,12 +650,12 @@ def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_ch
                     state,
                 )
             )
-        for phase, t, k, ex, exm, sftp, conns, state in rows:
+        for phase, t, fastest, k, ex, exm, sftp, conns, state in rows:
             key = "first" if phase == "first" else "noop"
             xp = ratio(peer.get(("pyinfra", r.hosts, key)), t) if r.tool != "pyinfra" else "1×"
             xa = ratio(peer.get(("ansible", r.hosts, key)), t) if r.tool != "ansible" else "1×"
             lines.append(
-                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({k}) | {xp} | {xa} "
+                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({k}) | {fmt_s(fastest)} | {xp} | {xa} "
                 f"| {n_(ex)} ({exm}) | {n_(sftp)} | {n_(conns)} | {state} |"
             )
     loads = [x.load for r in results for x in ([r.first] if r.first else []) + r.noop]
