@@ -323,11 +323,14 @@ TOOLS = {
     "ec2kit-sudo-cold": lambda s, n: inv_provision(s, n, sudo=True, cold=True),
     "ec2kit-recipe": inv_recipe,
     "ec2kit-library": library_call,
+    "ec2kit-paramiko": lambda s, n: Invocation(
+        inv_provision(s, n).argv, s.sandbox.env() | {"EC2KIT_SSH": "paramiko"}, s.sandbox.project
+    ),
     "pyinfra": prepare_pyinfra,
     "ansible": lambda s, n: prepare_ansible(s, n, pipelining=True),
     "ansible-nopipe": lambda s, n: prepare_ansible(s, n, pipelining=False),
 }
-DEFAULT_TOOLS = [t for t in TOOLS if t != "ansible-nopipe"]
+DEFAULT_TOOLS = [t for t in TOOLS if t not in ("ansible-nopipe", "ec2kit-paramiko")]
 LABELS = {
     "ec2kit": "`inv provision`, warm",
     "ec2kit-cold": "`inv provision`, cold (EC2KIT_SSH_PERSIST=0)",
@@ -335,13 +338,14 @@ LABELS = {
     "ec2kit-sudo-cold": "`inv provision`, sudo, cold",
     "ec2kit-recipe": "`inv recipe --on`, warm",
     "ec2kit-library": "ec2kit library call, not a user command",
+    "ec2kit-paramiko": "`inv provision` over paramiko (EC2KIT_SSH=paramiko)",
     "pyinfra": "pyinfra",
     "ansible": "Ansible (pipelining on)",
     "ansible-nopipe": "Ansible (pipelining off)",
 }
 #: First runs go in this order (slow peers first, so the warm ec2kit rows start their no-op rounds
 #: with the masters their first runs left, not ones a minute-long Ansible run let expire).
-FIRST_RUN_ORDER = ["ansible-nopipe", "ansible", "pyinfra", "ec2kit-cold", "ec2kit-sudo-cold", "ec2kit-library"]
+FIRST_RUN_ORDER = ["ansible-nopipe", "ansible", "pyinfra", "ec2kit-cold", "ec2kit-sudo-cold", "ec2kit-paramiko", "ec2kit-library"]
 
 
 def sudo_job(workdir: Path) -> Path:
@@ -710,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tools",
         default=",".join(DEFAULT_TOOLS),
-        help=f"comma-separated (default {','.join(DEFAULT_TOOLS)}; also ansible-nopipe)",
+        help=f"comma-separated (default {','.join(DEFAULT_TOOLS)}; also ansible-nopipe, ec2kit-paramiko)",
     )
     ap.add_argument("--reps", type=int, default=5, help="no-op reruns per tool except Ansible (default 5)")
     ap.add_argument("--ansible-reps", type=int, default=1, help="no-op reruns for Ansible (default 1: 10-120 s each here)")
