@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Benchmark ec2kit's recipe engine against pyinfra and Ansible on the same 20-step job.
+"""Benchmark ec2kit's CLI (`inv provision`, `inv recipe`) against pyinfra and Ansible on the same 20-step job.
 
-Usage (from the repository root; run `bash bench/setup.sh` once first):
+Usage (from the repository root, with the venv's Python; run `bash bench/setup.sh` once first):
 
-    python bench/run.py                     # 1 and 8 hosts, writes bench/results/latest.{md,json}
-    python bench/run.py --hosts 1 --reps 3  # quicker
-    python bench/run.py --tools pyinfra,ansible
+    .venv/bin/python bench/run.py                 # 1, 8 and 16 hosts, every default tool
+    .venv/bin/python bench/run.py --quick         # 1 and 8 hosts, 3 reps: a ~3-5 minute check
+    .venv/bin/python bench/run.py --hosts 8 --tools ec2kit,pyinfra --reps 3
 
-For each host count and tool: fresh sshd hosts (ec2kit.sandbox.sshd.SshdHost) → one first
-run → N no-op reruns on the same hosts. Every run is a whole process, timed from outside
-(subprocess), and each host's sshd log (LogLevel VERBOSE) tells how many exec channels,
-SFTP sessions and connections the run cost. After the first run each host's home tree
-(paths, modes, contents) must be identical across hosts and tools; after the reruns no file
-may have been touched (ctime unchanged) — otherwise the result says so.
+The hosts are instances of ec2kit's sandbox (moto's EC2 server plus a real sshd per instance)
+launched for the run in a private EC2KIT_HOME with EC2KIT_SANDBOX=1, named h0..h15 and tagged
+role=bench. ec2kit's headline rows are `inv provision h0,…,hN-1 --recipe PATH` run as a user
+runs it: the venv's `inv` as a subprocess, cwd a temporary project directory (its tasks.py is
+`from ec2kit.cli import ns`), plain AWS mode against the sandbox's EC2 endpoint (every run does
+its own DescribeInstances and asks the sandbox's resolver for each instance's sshd). pyinfra
+and Ansible reach the very same sshd, home and user with ec2kit's own private key.
+
+For each host count: each tool's *first run* on wiped homes, then *no-op reruns* interleaved
+round-robin across tools. Every run is a whole process timed from outside; each sshd's log
+(LogLevel VERBOSE) tells its exec channels, SFTP sessions and new connections. After each
+first run the homes' trees (paths, modes, contents) must be identical across hosts and tools;
+no rerun may change a file's ctime — the report says which run did.
 """
 
 from __future__ import annotations
@@ -38,50 +45,98 @@ BENCH = ROOT / "bench"
 JOB = BENCH / "job"
 PEERS = BENCH / ".peers"
 RESULTS = BENCH / "results"
+VENV_BIN = Path(sys.executable).parent  # run.py runs from the venv: its `inv` is the user's
 sys.path.insert(0, str(ROOT))
 
-from ec2kit.sandbox.sshd import SshdHost  # noqa: E402
-
 #: What the tools may leave in a home besides the job's files (excluded from the tree check).
-TOOL_DROPPINGS = {".ansible", ".cache", ".ssh", ".pyinfra"}
+TOOL_DROPPINGS = {".ansible", ".cache", ".ssh", ".pyinfra", ".ec2kit"}
 
 
 # --------------------------------------------------------------------------- hosts
 
 
 @dataclass
-class Hosts:
-    """N fresh sshd hosts authorized for one key."""
+class Host:
+    """One sandbox instance and the sshd that serves it (found through the sandbox's Resolver)."""
 
-    servers: list[SshdHost]
-    key: Path
+    name: str
+    id: str
+    host: str
+    port: int
+    user: str
+    home: Path
+    log_file: Path
 
-    def as_json(self) -> list[dict]:
-        """The hosts as the inventories and the ec2kit adapter read them."""
+
+@dataclass
+class Sandbox:
+    """The bench's private ec2kit state: EC2KIT_HOME, a project directory, the launched hosts."""
+
+    home: Path  # EC2KIT_HOME
+    project: Path  # cwd of every `inv` run
+    hosts: list[Host]
+
+    @property
+    def key(self) -> Path:
+        return self.home / "keys" / "ec2kit"
+
+    def env(self) -> dict[str, str]:
+        return {"EC2KIT_HOME": str(self.home), "EC2KIT_SANDBOX": "1"}
+
+    def as_json(self, n: int) -> list[dict]:
+        """The first n hosts as the peers' inventories and the library adapter read them."""
         return [
-            {"name": f"h{i}", "host": "127.0.0.1", "port": s.port, "user": s.user, "home": str(s.home), "key": str(self.key)}
-            for i, s in enumerate(self.servers)
+            {"name": h.name, "host": h.host, "port": h.port, "user": h.user, "home": str(h.home), "key": str(self.key)}
+            for h in self.hosts[:n]
         ]
 
     def stop(self) -> None:
-        for s in self.servers:
-            s.stop()
+        from ec2kit import sandbox
+        from ec2kit.settings import Settings
+
+        sandbox.down(Settings.from_env(home=self.home))
 
 
-def start_hosts(workdir: Path, tag: str, n: int, key: Path) -> Hosts:
-    """Start n fresh sshd hosts under workdir/tag."""
-    pub = key.with_suffix(".pub").read_text()
-    servers = []
-    for i in range(n):
-        s = SshdHost(workdir / tag / f"h{i}", authorized_keys=[pub])
-        s.start()
-        servers.append(s)
-    return Hosts(servers, key)
+def launch_hosts(workdir: Path, n: int, say) -> Sandbox:
+    """Launch n sandbox instances h0..hn-1 (tag role=bench) in a fresh EC2KIT_HOME under workdir."""
+    home = workdir / "ec2kit-home"
+    project = workdir / "project"
+    project.mkdir(parents=True)
+    (project / "tasks.py").write_text("from ec2kit.cli import ns  # noqa: F401\n")
+    os.environ.update({"EC2KIT_HOME": str(home), "EC2KIT_SANDBOX": "1"})
+    from ec2kit.actions import launch
+    from ec2kit.context import Context
+    from ec2kit.sandbox import Resolver
+    from ec2kit.settings import Settings
+
+    with Context(Settings.from_env(), quiet=True) as ctx:
+        ctx.cloud  # noqa: B018 - starts the sandbox
+        resolver = Resolver(ctx.sandbox)
+        hosts = []
+        for i in range(n):
+            inst = launch(ctx, f"h{i}", wait=True, type="t3.micro", tags={"role": "bench"})
+            addr = resolver.address(inst.id)
+            if not addr or addr.get("filtered"):
+                raise RuntimeError(f"sandbox instance h{i} ({inst.id}) has no reachable sshd: {addr}")
+            root = ctx.sandbox.dir / "hosts" / inst.id  # the sandbox's SshdHost root: home/ and sshd.log
+            hosts.append(Host(f"h{i}", inst.id, addr["host"], int(addr["port"]), addr["user"], root / "home", root / "sshd.log"))
+        say(f"launched {n} sandbox instance(s) in {home}")
+    return Sandbox(home, project, hosts)
 
 
-def session_counts(server: SshdHost) -> dict[str, int]:
+def wipe(hosts: list[Host]) -> None:
+    """Empty the homes (they start empty in the sandbox): the next tool's first run starts fresh."""
+    for h in hosts:
+        for p in h.home.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+
+
+def session_counts(log_file: Path) -> dict[str, int]:
     """Cumulative exec channels, SFTP sessions and authenticated connections in a host's sshd log."""
-    text = server.log_file.read_text(errors="replace") if server.log_file.exists() else ""
+    text = log_file.read_text(errors="replace") if log_file.exists() else ""
     counts = {"exec": 0, "sftp": 0, "conns": 0}
     for line in text.splitlines():
         if "Starting session: command" in line or "Starting session: shell" in line:
@@ -93,9 +148,9 @@ def session_counts(server: SshdHost) -> dict[str, int]:
     return counts
 
 
-def counts_now(hosts: Hosts) -> list[dict[str, int]]:
+def counts_now(hosts: list[Host]) -> list[dict[str, int]]:
     time.sleep(0.05)  # let sshd flush the last session's log line
-    return [session_counts(s) for s in hosts.servers]
+    return [session_counts(h.log_file) for h in hosts]
 
 
 def per_host_delta(before: list[dict[str, int]], after: list[dict[str, int]]) -> dict[str, float]:
@@ -160,31 +215,57 @@ class Invocation:
     cwd: Path = JOB
 
 
-def prepare_ec2kit(workdir: Path, hosts: Hosts, job_vars: Path, variant: str = "ec2kit", env: dict | None = None) -> Invocation:
-    """ADAPTER (ec2kit): run bench/ec2kit_job.py, a whole process driving the recipe engine.
+@dataclass
+class Setup:
+    """What every adapter needs: the sandbox, a scratch directory, the job's variables, the sudo job."""
 
-    ``env`` picks the SSH path: the default is what `inv provision` does (the OpenSSH client,
-    connections shared for 60 s); EC2KIT_SSH_PERSIST=0 opens a new connection per run;
-    EC2KIT_SSH=paramiko is the fallback used when no ssh client is installed.
+    sandbox: Sandbox
+    workdir: Path
+    job_vars: Path
+    sudo_recipe: Path
+
+
+def inv_provision(setup: Setup, n: int, *, sudo: bool = False, cold: bool = False) -> Invocation:
+    """HEADLINE: `inv provision h0,…,hN-1 --recipe PATH`, the venv's inv in a project directory.
+
+    Warm (default settings): the ControlPersist masters the previous run left (60 s) are reused.
+    Cold: EC2KIT_SSH_PERSIST=0, a new SSH handshake per host per run.
     """
-    hosts_file = workdir / f"{variant}-{len(hosts.servers)}-hosts.json"
-    hosts_file.write_text(json.dumps(hosts.as_json()))
+    recipe = setup.sudo_recipe if sudo else JOB / "recipe.toml"
+    names = ",".join(h.name for h in setup.sandbox.hosts[:n])
+    env = setup.sandbox.env() | ({"EC2KIT_SSH_PERSIST": "0"} if cold else {})
+    return Invocation([str(VENV_BIN / "inv"), "provision", names, "--recipe", str(recipe)], env, setup.sandbox.project)
+
+
+def inv_recipe(setup: Setup, n: int) -> Invocation:
+    """`inv recipe PATH --on h0,…,hN-1` (warm): the same engine behind the other command."""
+    names = ",".join(h.name for h in setup.sandbox.hosts[:n])
+    return Invocation(
+        [str(VENV_BIN / "inv"), "recipe", str(JOB / "recipe.toml"), "--on", names], setup.sandbox.env(), setup.sandbox.project
+    )
+
+
+def library_call(setup: Setup, n: int) -> Invocation:
+    """EXTRA, not a user command: bench/ec2kit_job.py calls run_steps_on_host per host (no inv, no boto3,
+    no resolver), with the addresses the resolver gave; its own known_hosts and connection aliases."""
+    hosts_file = setup.workdir / f"library-{n}-hosts.json"
+    hosts_file.write_text(json.dumps(setup.sandbox.as_json(n)))
     argv = [
         sys.executable,
         str(BENCH / "ec2kit_job.py"),
         str(JOB / "recipe.toml"),
         str(hosts_file),
         "--known-hosts",
-        str(workdir / f"known_hosts_{variant}"),
+        str(setup.workdir / "known_hosts_library"),
     ]
-    return Invocation(argv, {"PYTHONPATH": str(ROOT), "EC2KIT_SSH": "openssh", "EC2KIT_SSH_PERSIST": "60", **(env or {})}, ROOT)
+    return Invocation(argv, {"PYTHONPATH": str(ROOT), "EC2KIT_SSH": "openssh"}, ROOT)
 
 
-def prepare_pyinfra(workdir: Path, hosts: Hosts, job_vars: Path) -> Invocation:
+def prepare_pyinfra(setup: Setup, n: int) -> Invocation:
     """pyinfra: a generated inventory.py (ssh_key/ssh_port/ssh_user per host) and bench/job/deploy.py."""
-    known = workdir / "known_hosts_pyinfra"
+    known = setup.workdir / "known_hosts_pyinfra"
     entries = []
-    for h in hosts.as_json():
+    for h in setup.sandbox.as_json(n):
         data = {
             "ssh_hostname": h["host"],
             "ssh_port": h["port"],
@@ -195,22 +276,23 @@ def prepare_pyinfra(workdir: Path, hosts: Hosts, job_vars: Path) -> Invocation:
             "home": h["home"],
         }
         entries.append((h["name"], data))
-    inventory = workdir / "pyinfra_inventory.py"
+    inventory = setup.workdir / f"pyinfra_inventory_{n}.py"
     inventory.write_text(f"hosts = {entries!r}\n")
     argv = [str(PEERS / "bin" / "pyinfra"), str(inventory), "deploy.py", "-y"]
-    return Invocation(argv, {"BENCH_VARS": str(job_vars)})
+    return Invocation(argv, {"BENCH_VARS": str(setup.job_vars)})
 
 
-def prepare_ansible(workdir: Path, hosts: Hosts, job_vars: Path, pipelining: bool) -> Invocation:
+def prepare_ansible(setup: Setup, n: int, pipelining: bool) -> Invocation:
     """Ansible: a generated inventory and ansible.cfg (forks=8, no host key checking), playbook.yml."""
     tag = "on" if pipelining else "off"
-    inventory = workdir / f"ansible_inventory_{tag}.ini"
+    workdir = setup.workdir
+    inventory = workdir / f"ansible_inventory_{tag}_{n}.ini"
     inventory.write_text(
         "[all]\n"
         + "".join(
             f"{h['name']} ansible_host={h['host']} ansible_port={h['port']} ansible_user={h['user']} "
             f"ansible_ssh_private_key_file={h['key']} home={h['home']}\n"
-            for h in hosts.as_json()
+            for h in setup.sandbox.as_json(n)
         )
     )
     cfg = workdir / f"ansible_{tag}.cfg"
@@ -228,27 +310,56 @@ def prepare_ansible(workdir: Path, hosts: Hosts, job_vars: Path, pipelining: boo
         "ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null\n"
         f"control_path_dir = {workdir / 'ansible-cp'}\n"
     )
-    argv = [str(PEERS / "bin" / "ansible-playbook"), "-i", str(inventory), "-e", f"@{job_vars}", "playbook.yml"]
+    argv = [str(PEERS / "bin" / "ansible-playbook"), "-i", str(inventory), "-e", f"@{setup.job_vars}", "playbook.yml"]
     env = {"ANSIBLE_CONFIG": str(cfg), "ANSIBLE_HOST_KEY_CHECKING": "False", "LC_ALL": "C.UTF-8", "ANSIBLE_NOCOLOR": "1"}
     return Invocation(argv, env)
 
 
+#: tool key → adapter. The first five are `inv` commands (the headline); the order is the table's.
 TOOLS = {
-    "ec2kit": prepare_ec2kit,
-    "ec2kit-fresh": lambda w, h, v: prepare_ec2kit(w, h, v, "ec2kit-fresh", {"EC2KIT_SSH_PERSIST": "0"}),
-    "ec2kit-paramiko": lambda w, h, v: prepare_ec2kit(w, h, v, "ec2kit-paramiko", {"EC2KIT_SSH": "paramiko"}),
+    "ec2kit": inv_provision,
+    "ec2kit-cold": lambda s, n: inv_provision(s, n, cold=True),
+    "ec2kit-sudo": lambda s, n: inv_provision(s, n, sudo=True),
+    "ec2kit-sudo-cold": lambda s, n: inv_provision(s, n, sudo=True, cold=True),
+    "ec2kit-recipe": inv_recipe,
+    "ec2kit-library": library_call,
+    "ec2kit-paramiko": lambda s, n: Invocation(
+        inv_provision(s, n).argv, s.sandbox.env() | {"EC2KIT_SSH": "paramiko"}, s.sandbox.project
+    ),
     "pyinfra": prepare_pyinfra,
-    "ansible": lambda w, h, v: prepare_ansible(w, h, v, pipelining=True),
-    "ansible-nopipe": lambda w, h, v: prepare_ansible(w, h, v, pipelining=False),
+    "ansible": lambda s, n: prepare_ansible(s, n, pipelining=True),
+    "ansible-nopipe": lambda s, n: prepare_ansible(s, n, pipelining=False),
 }
+DEFAULT_TOOLS = [t for t in TOOLS if t not in ("ansible-nopipe", "ec2kit-paramiko")]
 LABELS = {
-    "ec2kit": "ec2kit",
-    "ec2kit-fresh": "ec2kit, new connection per run",
-    "ec2kit-paramiko": "ec2kit over paramiko",
+    "ec2kit": "`inv provision`, warm",
+    "ec2kit-cold": "`inv provision`, cold (EC2KIT_SSH_PERSIST=0)",
+    "ec2kit-sudo": "`inv provision`, sudo, warm",
+    "ec2kit-sudo-cold": "`inv provision`, sudo, cold",
+    "ec2kit-recipe": "`inv recipe --on`, warm",
+    "ec2kit-library": "ec2kit library call, not a user command",
+    "ec2kit-paramiko": "`inv provision` over paramiko (EC2KIT_SSH=paramiko)",
     "pyinfra": "pyinfra",
     "ansible": "Ansible (pipelining on)",
     "ansible-nopipe": "Ansible (pipelining off)",
 }
+#: First runs go in this order (slow peers first, so the warm ec2kit rows start their no-op rounds
+#: with the masters their first runs left, not ones a minute-long Ansible run let expire).
+FIRST_RUN_ORDER = ["ansible-nopipe", "ansible", "pyinfra", "ec2kit-cold", "ec2kit-sudo-cold", "ec2kit-paramiko", "ec2kit-library"]
+
+
+def sudo_job(workdir: Path) -> Path:
+    """A copy of the job with `sudo = true` on every step (templates/ and files/ linked)."""
+    out = workdir / "job-sudo"
+    out.mkdir()
+    text = (JOB / "recipe.toml").read_text()
+    marked = text.replace("\n[[step]]\n", "\n[[step]]\nsudo = true\n")
+    if marked.count("sudo = true") != text.count("\n[[step]]\n"):
+        raise RuntimeError("could not mark every step of bench/job/recipe.toml with sudo = true")
+    (out / "recipe.toml").write_text(marked.replace('description = "', 'description = "(every step with sudo) ', 1))
+    for sub in ("templates", "files"):
+        (out / sub).symlink_to(JOB / sub)
+    return out / "recipe.toml"
 
 
 class RunFailed(Exception):
@@ -273,136 +384,143 @@ def run_once(inv: Invocation, log: Path) -> float:
 
 
 @dataclass
+class Run:
+    """One whole-process run: wall time, per-host SSH work (from the sshd logs), files it touched."""
+
+    s: float
+    exec: float = 0  # exec channels per host (mean)
+    exec_max: int = 0
+    sftp: float = 0
+    conns: float = 0  # new authenticated connections per host (0: a warm master served it)
+    touched: list[str] = field(default_factory=list)
+    load: float = 0  # 1-minute load average when the run started (other work shares the cores)
+
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+@dataclass
 class Result:
     """One tool on one host count: the first run and the no-op reruns."""
 
     tool: str
     hosts: int
-    first_s: float | None = None
-    first_sessions: dict[str, float] = field(default_factory=dict)
-    noop_s: list[float] = field(default_factory=list)
-    noop_sessions: dict[str, float] = field(default_factory=dict)
+    first: Run | None = None
+    noop: list[Run] = field(default_factory=list)
     tree: str = ""  # digest of the hosts' home tree after the first run
     tree_same_on_all_hosts: bool = False
-    files_touched_by_noop: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
+    def first_s(self) -> float | None:
+        return self.first.s if self.first else None
+
+    @property
     def noop_median(self) -> float | None:
-        return statistics.median(self.noop_s) if self.noop_s else None
+        return statistics.median(r.s for r in self.noop) if self.noop else None
+
+    def noop_mean(self, key: str) -> float:
+        return sum(getattr(r, key) for r in self.noop) / len(self.noop) if self.noop else 0
+
+    @property
+    def touched(self) -> list[str]:
+        return sorted({f for r in self.noop for f in r.touched})
 
 
-@dataclass
-class Trial:
-    """One tool's live hosts and invocation while its host count is being measured."""
-
-    result: Result
-    hosts: Hosts
-    inv: Invocation | None = None
-    log: Path | None = None
-    stamps: list[dict[str, int]] = field(default_factory=list)
-    before: list[dict[str, int]] = field(default_factory=list)
-    reps: int = 0
-    manifest: dict[str, str] = field(default_factory=dict)
+def all_ctimes(hosts: list[Host]) -> list[dict[str, int]]:
+    return [ctimes(h.home) for h in hosts]
 
 
-def guarded(trial: Trial, fn) -> None:
-    """Run one phase of a trial; a failure is recorded in its result instead of stopping the benchmark."""
-    if trial.result.error:
-        return
-    try:
-        fn()
-    except RunFailed as e:
-        trial.result.error = str(e)
-    except Exception as e:  # an adapter or environment problem: report it, keep benchmarking the others
-        trial.result.error = f"{type(e).__name__}: {e}"
+def timed_run(inv: Invocation, hosts: list[Host], log: Path, stamps: list[dict[str, int]] | None) -> tuple[Run, list]:
+    """Run once; count each sshd's sessions around it; with ``stamps`` (ctimes before), list what it touched."""
+    before, load = counts_now(hosts), load1()
+    s = run_once(inv, log)
+    d = per_host_delta(before, counts_now(hosts))
+    run = Run(s, d["exec"], int(d["exec_max"]), d["sftp"], d["conns"], load=load)
+    now = all_ctimes(hosts)
+    if stamps is not None:
+        for h, old, new in zip(hosts, stamps, now):
+            run.touched += sorted(f"{h.name}:{k}" for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return run, now
 
 
-def first_run(trial: Trial, tool: str, workdir: Path, job_vars: Path) -> None:
-    """The first run on fresh hosts, then the tree check and the ctimes the reruns must keep."""
-    res, hosts = trial.result, trial.hosts
-    trial.inv = TOOLS[tool](workdir, hosts, job_vars)
-    before = counts_now(hosts)
-    res.first_s = run_once(trial.inv, trial.log)
-    res.first_sessions = per_host_delta(before, counts_now(hosts))
-    manifests = [manifest(s.home) for s in hosts.servers]
-    trial.manifest = manifests[0]
-    res.tree = digest(manifests[0])
-    res.tree_same_on_all_hosts = all(digest(m) == res.tree for m in manifests)
-    trial.stamps = [ctimes(s.home) for s in hosts.servers]
-    trial.before = counts_now(hosts)
+def measure_host_count(n: int, reps: dict[str, int], setup: Setup, say) -> tuple[list[Result], dict]:
+    """Every tool on the same n hosts: first runs on wiped homes, then no-op rounds, interleaved round-robin.
 
-
-def finish(trial: Trial) -> None:
-    """Per-run session counts of the reruns, and which files they touched."""
-    res, hosts = trial.result, trial.hosts
-    if res.noop_s:
-        res.noop_sessions = {k: v / len(res.noop_s) for k, v in per_host_delta(trial.before, counts_now(hosts)).items()}
-    touched: set[str] = set()
-    for s, old in zip(hosts.servers, trial.stamps):
-        new = ctimes(s.home)
-        touched |= {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
-    res.files_touched_by_noop = sorted(touched)
-
-
-def measure_host_count(n: int, reps: dict[str, int], workdir: Path, key: Path, job_vars: Path, say) -> list[Trial]:
-    """Every tool on n fresh hosts: first runs, then no-op reruns interleaved round-robin across tools.
-
-    Interleaving keeps a load spike from other work on the machine from landing on one tool only.
+    All tools share the hosts: each first run starts from empty homes (wiped), and since every
+    tool leaves the identical tree (checked), every tool's no-op reruns run on that tree; each run's
+    ctime check says which run touched a file. Ansible's reruns come in the last rounds so that its
+    minute-long runs do not outlast the 60 s the warm rows' masters linger between their reruns.
     """
-    trials: dict[str, Trial] = {}
-    try:
-        for tool, k in reps.items():
-            trial = Trial(Result(tool, n), start_hosts(workdir, f"{tool}-{n}", n, key), log=workdir / f"{tool}-{n}.log", reps=k)
-            trials[tool] = trial
-            guarded(trial, lambda: first_run(trial, tool, workdir, job_vars))
-            say(
-                f"{LABELS[tool]} on {n} host(s): first run "
-                + (f"{trial.result.first_s:.2f}s" if not trial.result.error else "FAILED")
-            )
-        for r in range(max(reps.values(), default=0)):
-            order = list(trials.items())
-            order = order[r % len(order) :] + order[: r % len(order)]  # rotate who goes first each round
-            for tool, trial in order:
-                if r < trial.reps:
-                    guarded(trial, lambda: trial.result.noop_s.append(run_once(trial.inv, trial.log)))
-            say(
-                f"{n} host(s): no-op round {r + 1}: "
-                + ", ".join(f"{t} {tr.result.noop_s[-1]:.2f}s" for t, tr in trials.items() if len(tr.result.noop_s) > r)
-            )
-        for trial in trials.values():
-            guarded(trial, lambda: finish(trial))
-    finally:
-        close_ssh_masters(workdir)
-        for trial in trials.values():
-            trial.hosts.stop()
-    return list(trials.values())
+    hosts = setup.sandbox.hosts[:n]
+    results = {t: Result(t, n) for t in reps}
+    invs = {t: TOOLS[t](setup, n) for t in reps}
+    logs = {t: setup.workdir / f"{t}-{n}.log" for t in reps}
+    manifests: dict[str, dict[str, str]] = {}
+    order = [t for t in FIRST_RUN_ORDER if t in reps] + [t for t in reps if t not in FIRST_RUN_ORDER]
+    stamps: list[dict[str, int]] = []
+    for tool in order:
+        res = results[tool]
+        try:
+            wipe(hosts)
+            res.first, stamps = timed_run(invs[tool], hosts, logs[tool], None)
+            ms = [manifest(h.home) for h in hosts]
+            manifests[tool] = ms[0]
+            res.tree = digest(ms[0])
+            res.tree_same_on_all_hosts = all(digest(m) == res.tree for m in ms)
+            say(f"{n} host(s): {LABELS[tool]}: first run {res.first.s:.2f}s (conns/host {res.first.conns:g})")
+        except (RunFailed, OSError, RuntimeError) as e:
+            res.error = str(e)
+            say(f"{n} host(s): {LABELS[tool]}: first run FAILED: {e}")
+    rounds = max(reps.values(), default=0)
+    for r in range(rounds):
+        live = [t for t in order if not results[t].error]
+        live = live[r % len(live) :] + live[: r % len(live)] if live else []  # rotate who goes first
+        done = []
+        for tool in live:
+            if r < rounds - reps[tool]:  # fewer reps (Ansible): in the last rounds
+                continue
+            try:
+                run, stamps = timed_run(invs[tool], hosts, logs[tool], stamps)
+                results[tool].noop.append(run)
+                done.append(f"{tool} {run.s:.2f}s")
+            except (RunFailed, OSError) as e:
+                results[tool].error = str(e)
+                stamps = all_ctimes(hosts)
+        say(f"{n} host(s): no-op round {r + 1}/{rounds}: " + ", ".join(done))
+    close_ansible_masters(setup.workdir)
+    return list(results.values()), manifests
 
 
-def close_ssh_masters(workdir: Path) -> None:
+def close_ansible_masters(workdir: Path) -> None:
     """Close the ControlPersist masters Ansible left (they would outlive the hosts by 60 s)."""
-    for sock in (workdir / "ansible-cp").glob("*") if (workdir / "ansible-cp").is_dir() else []:
+    cp = workdir / "ansible-cp"
+    for sock in cp.glob("*") if cp.is_dir() else []:
         subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "bench"], capture_output=True, stdin=subprocess.DEVNULL)
 
 
-def cli_startup(runs: int = 10) -> dict:
-    """Median wall time of `inv --list` in the repository (and of a bare `python -c pass`)."""
+def cli_startup(setup: Setup, runs: int = 10) -> dict:
+    """Median wall time of `inv --list` in the project directory (and of a bare `python -c pass`)."""
     out: dict = {}
     for label, argv in (
-        ("inv --list", [str(Path(sys.executable).with_name("inv")), "--list"]),
+        ("inv --list", [str(VENV_BIN / "inv"), "--list"]),
         ("python -c pass", [sys.executable, "-c", "pass"]),
     ):
-        if not shutil.which(argv[0]):
-            out[label] = {"error": f"{argv[0]} not found"}
-            continue
         times, rc, err = [], 0, ""
         for _ in range(runs):
             start = time.perf_counter()
-            proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(argv, cwd=setup.sandbox.project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             times.append(time.perf_counter() - start)
             rc, err = proc.returncode, (proc.stderr or proc.stdout).strip().splitlines()[-1:] if proc.returncode else ""
         out[label] = {"median_s": statistics.median(times), "min_s": min(times), "exit": rc, "error": err[0] if err else ""}
     return out
+
+
+def dirty() -> str:
+    """' (+ uncommitted changes under ec2kit/)' when the measured code is not exactly the commit."""
+    p = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "ec2kit"], capture_output=True, text=True)
+    return " (+ uncommitted changes under ec2kit/)" if p.stdout.strip() else ""
 
 
 def machine_info() -> dict:
@@ -420,7 +538,6 @@ def machine_info() -> dict:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "not installed"
 
-    commit = version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cpu": cpu,
@@ -428,10 +545,11 @@ def machine_info() -> dict:
         "memory_gib": round(int(mem) / 1024 / 1024, 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        "user": f"uid {os.getuid()}" + (" (root: sudo steps change no privilege)" if os.getuid() == 0 else ""),
         "openssh": version(["ssh", "-V"]),
         "pyinfra": version([str(PEERS / "bin" / "pyinfra"), "--version"]),
         "ansible": version([str(PEERS / "bin" / "ansible-playbook"), "--version"]),
-        "ec2kit_commit": commit,
+        "ec2kit_commit": version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]) + dirty(),
         "load_average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
 
@@ -448,79 +566,135 @@ def n_(x: float) -> str:
     return f"{round(x, 2):g}"
 
 
-def ratio(x: float | None, ref: float | None) -> str:
-    return "—" if x is None or not ref else f"{x / ref:.1f}×"
+def ratio(peer: float | None, mine: float | None) -> str:
+    return "—" if peer is None or not mine else f"{peer / mine:.1f}×"
 
 
-def render(results: list[Result], reps: dict[str, dict[int, int]], startup: dict, info: dict, tree_check: list[str]) -> str:
+def goal_lines(results: list[Result]) -> list[str]:
+    """The team's targets, measured on the headline row (`inv provision`, warm)."""
+
+    def get(tool: str, n: int) -> Result | None:
+        return next((r for r in results if r.tool == tool and r.hosts == n and not r.error), None)
+
+    lines = []
+    ec, py, an = get("ec2kit", 8), get("pyinfra", 8), get("ansible", 8)
+    for peer, goal, label in ((py, 8, "pyinfra"), (an, 60, "Ansible")):
+        if ec and peer and ec.noop_median and peer.noop_median:
+            x = peer.noop_median / ec.noop_median
+            lines.append(
+                f"- 8 hosts, no-op, `inv provision` ≥ {goal}× faster than {label}: {x:.1f}× — {'PASS' if x >= goal else 'FAIL'}"
+            )
+        else:
+            lines.append(f"- 8 hosts, no-op, `inv provision` ≥ {goal}× faster than {label}: not measured")
+    one = get("ec2kit", 1)
+    if one and one.noop_median:
+        ok = one.noop_median <= 0.25
+        lines.append(f"- 1 host, no-op, `inv provision` ≤ 0.25 s: {one.noop_median:.2f} s — {'PASS' if ok else 'FAIL'}")
+    else:
+        lines.append("- 1 host, no-op, `inv provision` ≤ 0.25 s: not measured")
+    for n in sorted({r.hosts for r in results}):
+        e, p = get("ec2kit", n), get("pyinfra", n)
+        if e and p and e.first_s and p.first_s:
+            x = p.first_s / e.first_s
+            lines.append(
+                f"- {n} host(s), first run, `inv provision` ≥ 3× faster than pyinfra: {x:.1f}× — {'PASS' if x >= 3 else 'FAIL'}"
+            )
+    return lines
+
+
+def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_check: list[str], note: str) -> str:
     """The markdown report."""
-    lines = ["# ec2kit vs pyinfra vs Ansible: the 20-step job", ""]
+    lines = ["# ec2kit's CLI vs pyinfra vs Ansible: the 20-step job on sandbox instances", ""]
+    if note:
+        lines += [f"**{note}**", ""]
     lines.append(
-        "Whole-process wall time (s) on fresh loopback sshd hosts; *first* = one run on fresh hosts, "
-        "*no-op* = median of reruns on the same hosts (n in brackets), interleaved round-robin across tools. Channels are per host per run, "
-        "from each sshd's VERBOSE log: exec = `Starting session: command`, sftp = subsystem sessions, "
-        "conns = authenticated connections. Ratio = tool time / ec2kit time."
+        "Whole-process wall time (s), timed from outside, on ec2kit sandbox instances (moto EC2 + one real sshd each). "
+        "*first* = one run on emptied homes; *no-op* = median of reruns (n in brackets), interleaved round-robin across tools. "
+        "*warm* = default settings: the ControlPersist masters (60 s) an earlier run left are reused; *cold* = "
+        "`EC2KIT_SSH_PERSIST=0`, a new SSH handshake per host per run. `inv` rows include DescribeInstances against the "
+        "sandbox's EC2 endpoint and the sandbox resolver's look-ups. Per host per run from each sshd's VERBOSE log: exec "
+        "channels (max over hosts), SFTP sessions, new connections. `×pyinfra` / `×Ansible` = their time / this row's "
+        "(same host count and phase, medians; >1 means this row is faster). *min s*: the fastest rerun, less exposed "
+        "to load spikes from other work on the machine than the median."
     )
     lines += [
         "",
-        "| tool | hosts | run | median s | vs ec2kit | exec ch/host (max) | sftp/host | conns/host | tree |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tool | hosts | run | median s (n) | min s | ×pyinfra | ×Ansible | exec/host (max) | sftp/host | conns/host | check |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    ref = {(r.hosts, "first"): r.first_s for r in results if r.tool == "ec2kit" and not r.error}
-    ref.update({(r.hosts, "noop"): r.noop_median for r in results if r.tool == "ec2kit" and not r.error})
+    peer = {}
+    for r in results:
+        if r.tool in ("pyinfra", "ansible") and not r.error:
+            peer[(r.tool, r.hosts, "first")] = r.first_s
+            peer[(r.tool, r.hosts, "noop")] = r.noop_median
     for r in sorted(results, key=lambda r: (r.hosts, list(TOOLS).index(r.tool))):
         if r.error:
-            lines.append(f"| {LABELS[r.tool]} | {r.hosts} | — | failed | — | — | — | — | {r.error.splitlines()[0][:80]} |")
-            continue
-        tree = ("ok" if r.tree_same_on_all_hosts else "DIFFERS across hosts") + f" `{r.tree}`"
-        for phase, t, ses, n in (
-            ("first", r.first_s, r.first_sessions, 1),
-            ("no-op", r.noop_median, r.noop_sessions, len(r.noop_s)),
-        ):
-            if phase == "first":
-                state = tree
-            elif r.files_touched_by_noop:
-                state = f"NOT a no-op: touched {len(r.files_touched_by_noop)} files ({', '.join(r.files_touched_by_noop[:3])})"
-            else:
-                state = "no file touched"
-            ref_t = ref.get((r.hosts, "first" if phase == "first" else "noop"))
-            lines.append(
-                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({n}) | {ratio(t, ref_t)} "
-                f"| {n_(ses.get('exec', 0))} ({n_(ses.get('exec_max', 0))}) | {n_(ses.get('sftp', 0))} | {n_(ses.get('conns', 0))} | {state} |"
+            err = r.error.strip().splitlines()[-1][:100].replace("|", "/") if r.error.strip() else "?"
+            lines.append(f"| {LABELS[r.tool]} | {r.hosts} | — | failed | — | — | — | — | — | — | {err} |")
+            if not r.first:
+                continue
+        tree = ("tree ok" if r.tree_same_on_all_hosts else "tree DIFFERS across hosts") + f" `{r.tree}`"
+        rows = []
+        if r.first:
+            f = r.first
+            rows.append(("first", f.s, f.s, 1, f.exec, f.exec_max, f.sftp, f.conns, tree))
+        if r.noop:
+            t = r.touched
+            state = f"NOT a no-op: touched {len(t)} files ({', '.join(t[:3])})" if t else "no file touched"
+            rows.append(
+                (
+                    "no-op",
+                    r.noop_median,
+                    min(x.s for x in r.noop),
+                    len(r.noop),
+                    r.noop_mean("exec"),
+                    max(x.exec_max for x in r.noop),
+                    r.noop_mean("sftp"),
+                    r.noop_mean("conns"),
+                    state,
+                )
             )
-    lines += ["", "## Goals (8 hosts)", ""]
-    ec = next((r for r in results if r.tool == "ec2kit" and r.hosts == 8 and not r.error), None)
-    for tool, goal in (("pyinfra", 5), ("ansible", 50)):
-        peer = next((r for r in results if r.tool == tool and r.hosts == 8 and not r.error), None)
-        if ec and peer and ec.noop_median:
-            x = peer.noop_median / ec.noop_median
-            lines.append(f"- no-op rerun ≥ {goal}× faster than {LABELS[tool]}: {x:.1f}× — {'PASS' if x >= goal else 'FAIL'}")
-        else:
-            lines.append(f"- no-op rerun ≥ {goal}× faster than {LABELS[tool]}: not measured")
-        for variant in ("ec2kit-fresh", "ec2kit-paramiko"):
-            other = next((r for r in results if r.tool == variant and r.hosts == 8 and not r.error), None)
-            if other and peer and other.noop_median:
-                lines.append(f"  - {LABELS[variant]}: {peer.noop_median / other.noop_median:.1f}× (for comparison)")
-    ec_all = [r for r in results if r.tool.startswith("ec2kit") and not r.error]
-    if ec_all:
-        worst = max(max(r.first_sessions.get("exec_max", 0), r.noop_sessions.get("exec_max", 0)) for r in ec_all)
-        lines.append(
-            f"- ≤ 2 exec channels per host for the whole recipe (any host count, first or no-op): max {worst:g} — {'PASS' if worst <= 2 else 'FAIL'}"
-        )
-    else:
-        lines.append("- ≤ 2 exec channels per host: not measured (ec2kit did not run)")
+        for phase, t, fastest, k, ex, exm, sftp, conns, state in rows:
+            key = "first" if phase == "first" else "noop"
+            xp = ratio(peer.get(("pyinfra", r.hosts, key)), t) if r.tool != "pyinfra" else "1×"
+            xa = ratio(peer.get(("ansible", r.hosts, key)), t) if r.tool != "ansible" else "1×"
+            lines.append(
+                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({k}) | {fmt_s(fastest)} | {xp} | {xa} "
+                f"| {n_(ex)} ({exm}) | {n_(sftp)} | {n_(conns)} | {state} |"
+            )
+    loads = [x.load for r in results for x in ([r.first] if r.first else []) + r.noop]
+    if loads:
+        lines += [
+            "",
+            f"1-minute load average when the runs started: {min(loads):.1f} to {max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} cores; per run in the JSON.",
+        ]
+    lines += ["", "## Goals (headline row: `inv provision`, warm)", ""] + goal_lines(results)
     lines += ["", "## Same result on every host and tool", ""]
     lines += tree_check or ["- every tool produced the same home tree (paths, modes, contents) on every host"]
     lines += ["", "## CLI start-up", "", "| command | median s | min s | note |", "|---|---|---|---|"]
     for label, v in startup.items():
-        note = v.get("error") or ("" if v.get("exit", 0) == 0 else f"exit {v['exit']}")
-        lines.append(f"| `{label}` | {fmt_s(v.get('median_s'))} | {fmt_s(v.get('min_s'))} | {note} |")
+        note_ = v.get("error") or ("" if v.get("exit", 0) == 0 else f"exit {v['exit']}")
+        lines.append(f"| `{label}` | {fmt_s(v.get('median_s'))} | {fmt_s(v.get('min_s'))} | {note_} |")
     lines += ["", "## Repetitions", ""]
     lines += [
         f"- {LABELS[t]}: " + ", ".join(f"{n} host(s): {k} no-op reruns" for n, k in sorted(d.items())) for t, d in reps.items()
     ]
     lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in info.items()]
     return "\n".join(lines) + "\n"
+
+
+def summary(results: list[Result]) -> str:
+    """A few lines for the terminal."""
+    out = []
+    for n in sorted({r.hosts for r in results}):
+        parts = []
+        for r in (r for r in results if r.hosts == n):
+            if r.error:
+                parts.append(f"{r.tool} FAILED")
+            else:
+                parts.append(f"{r.tool} {fmt_s(r.first_s)}/{fmt_s(r.noop_median)}")
+        out.append(f"{n} host(s), first/no-op s: " + ", ".join(parts))
+    return "\n".join(out + goal_lines(results))
 
 
 # --------------------------------------------------------------------------- main
@@ -536,13 +710,21 @@ def job_vars_file(workdir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", default="1,8", help="host counts, comma-separated (default 1,8)")
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"tools, comma-separated (default {','.join(TOOLS)})")
-    ap.add_argument("--reps", type=int, default=5, help="no-op reruns for ec2kit (each variant) and pyinfra (default 5)")
-    ap.add_argument("--ansible-reps", type=int, default=1, help="no-op reruns for Ansible (default 1: 10-100 s each here)")
+    ap.add_argument("--hosts", default="1,8,16", help="host counts, comma-separated (default 1,8,16)")
+    ap.add_argument(
+        "--tools",
+        default=",".join(DEFAULT_TOOLS),
+        help=f"comma-separated (default {','.join(DEFAULT_TOOLS)}; also ansible-nopipe, ec2kit-paramiko)",
+    )
+    ap.add_argument("--reps", type=int, default=5, help="no-op reruns per tool except Ansible (default 5)")
+    ap.add_argument("--ansible-reps", type=int, default=1, help="no-op reruns for Ansible (default 1: 10-120 s each here)")
+    ap.add_argument("--quick", action="store_true", help="1 and 8 hosts, 3 reps, 1 Ansible rerun")
+    ap.add_argument("--note", default="", help="a line printed at the top of the report (e.g. which code it measured)")
     ap.add_argument("--out", type=Path, default=RESULTS / "latest", help="report path without suffix (.md and .json are written)")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, hosts) for inspection")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, sandbox) for inspection")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.hosts, args.reps, args.ansible_reps = "1,8", 3, 1
     tools = [t for t in args.tools.split(",") if t]
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
@@ -550,29 +732,31 @@ def main(argv: list[str] | None = None) -> int:
     if any(not t.startswith("ec2kit") for t in tools) and not (PEERS / "bin" / "pyinfra").exists():
         print("bench/.peers/ is missing: run `bash bench/setup.sh` first.", file=sys.stderr)
         return 2
+    if not (VENV_BIN / "inv").exists():
+        print(f"{VENV_BIN / 'inv'} is missing: run bench/run.py with the venv's Python (.venv/bin/python).", file=sys.stderr)
+        return 2
+    for var in ("EC2KIT_SSH", "EC2KIT_SSH_PERSIST", "EC2KIT_SSH_ADDRESS", "AWS_PROFILE"):
+        os.environ.pop(var, None)  # warm rows measure the default settings
+    counts = sorted({int(x) for x in args.hosts.split(",")})
 
     workdir = Path(tempfile.mkdtemp(prefix="ec2kit-bench-"))
-    key = workdir / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    job_vars = job_vars_file(workdir)
-    results: list[Result] = []
-    reps: dict[str, dict[int, int]] = {}
-    trees: dict[tuple[str, int], dict[str, str]] = {}
     started = time.perf_counter()
+    say = lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True)  # noqa: E731
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    sandbox = None
     try:
-        say = lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True)  # noqa: E731
-        for n in (int(x) for x in args.hosts.split(",")):
+        sandbox = launch_hosts(workdir, max(counts), say)
+        setup = Setup(sandbox, workdir, job_vars_file(workdir), sudo_job(workdir))
+        results: list[Result] = []
+        reps: dict[str, dict[int, int]] = {}
+        trees: dict[tuple[str, int], dict[str, str]] = {}
+        for n in counts:
             per_tool = {t: (args.ansible_reps if t.startswith("ansible") else args.reps) for t in tools}
             for tool, k in per_tool.items():
                 reps.setdefault(tool, {})[n] = k
-            for trial in measure_host_count(n, per_tool, workdir, key, job_vars, say):
-                res = trial.result
-                if res.error:
-                    say(f"{LABELS[res.tool]} on {n} host(s) FAILED: {res.error}")
-                else:
-                    trees[(res.tool, n)] = trial.manifest
-                results.append(res)
+            res, manifests = measure_host_count(n, per_tool, setup, say)
+            results += res
+            trees.update({(t, n): m for t, m in manifests.items()})
         tree_check = []
         if trees:
             (ref_tool, ref_n), ref_m = next(iter(trees.items()))
@@ -581,16 +765,17 @@ def main(argv: list[str] | None = None) -> int:
                 if diff:
                     tree_check.append(f"- {LABELS[tool]} on {n} host(s) differs from {LABELS[ref_tool]} on {ref_n}:")
                     tree_check += [f"  - `{d}`" for d in diff[:12]]
-        startup = cli_startup()
+        startup = cli_startup(setup)
         info = machine_info()
         info["load_average"] = (
-            f"{load_before} at start, {info['load_average']} at end (1/5/15 min; other work shares these 2 cores)"
+            f"{load_before} at start, {info['load_average']} at end (1/5/15 min; other work shares these cores)"
         )
         info["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
-        report = render(results, reps, startup, info, tree_check)
+        report = render(results, reps, startup, info, tree_check, args.note)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text(report)
         payload = {
+            "note": args.note,
             "results": [asdict(r) | {"noop_median": r.noop_median} for r in results],
             "reps": reps,
             "startup": startup,
@@ -600,9 +785,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str))
         print()
-        print(report)
+        print(summary(results))
+        print(f"\nreport: {args.out.with_suffix('.md')}")
         return 0 if all(not r.error for r in results) else 1
     finally:
+        if sandbox is not None:
+            sandbox.stop()
         if args.keep:
             print(f"work directory kept: {workdir}")
         else:
