@@ -45,6 +45,17 @@ def run_inv(
     return CliResult(argv[3:], proc.returncode, proc.stdout, proc.stderr)
 
 
+def instance_dir(home: Path, name: str) -> Path:
+    """The sandbox host directory of running instance NAME (its sshd log, and its home under home/);
+    its name is the instance id."""
+    import json
+
+    result = run_inv("instances", "--json", home=home)
+    assert result.code == 0, result
+    [inst] = [i for i in json.loads(result.out) if i["name"] == name and i["state"] == "running"]
+    return home / "sandbox" / "hosts" / inst["id"]
+
+
 def assert_clean_error(result: CliResult, *needles: str) -> None:
     """A failed command printed a message (containing ``needles``) and no traceback."""
     assert result.code != 0, result

@@ -128,6 +128,28 @@ def sandbox_reset(sandbox):
     sb.reset(sandbox.info)
 
 
+@pytest.fixture
+def launched(sandbox):
+    """``dirs = launched("a", "b", tags="role=web")``: running sandbox instances launched with `inv launch`
+    (name → host directory, named by the instance id), terminated afterwards."""
+    from cli_helpers import instance_dir, run_inv
+
+    home, made = sandbox.settings.home, []
+
+    def launch(*names: str, tags: str = "") -> dict[str, Path]:
+        dirs = {}
+        for name in names:
+            result = run_inv("launch", name, *(["--tag", tags] if tags else []), home=home)
+            assert result.code == 0, result
+            made.append(name)
+            dirs[name] = instance_dir(home, name)
+        return dirs
+
+    yield launch
+    for name in made:
+        run_inv("terminate", name, home=home)
+
+
 SERVER_FIXTURES = {"sandbox", "sandbox_reset", "moto_server", "moto_reset", "sshd_host", "sshd_factory"}
 #: Modules whose tests start real programs (the CLI as a process, tmux, the sandbox daemon, rsync).
 PROCESS_MODULES = {"test_cli", "test_plot_cli", "test_installed", "test_spotrun_wrapper", "test_sandbox", "test_spotrun_monitor"}

@@ -100,24 +100,8 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def launched(home):
-    """``ids = launched("a", "b")``: running sandbox instances (name → id), terminated afterwards."""
-    made: list[str] = []
-
-    def launch(*names: str) -> dict[str, str]:
-        ids = {}
-        for name in names:
-            result = run_inv("launch", name, home=home)
-            assert result.code == 0, result
-            made.append(name)
-            listed = json.loads(run_inv("instances", "--json", home=home).out)
-            [ids[name]] = [i["id"] for i in listed if i["name"] == name and i["state"] == "running"]
-        return ids
-
-    yield launch
-    for name in made:
-        run_inv("terminate", name, home=home)
+def ids_of(dirs: dict[str, Path]) -> dict[str, str]:
+    return {name: d.name for name, d in dirs.items()}
 
 
 def who(home: Path, instance_id: str) -> str:
@@ -147,7 +131,7 @@ def imports_after_provision(home: Path, project: Path, host: str, env: dict[str,
 
 
 def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_nothing(home, project, launched):
-    ids = launched("hc-warm")
+    ids = ids_of(launched("hc-warm"))
     provision(home, project, "hc-warm")  # first contact: AWS says where it is, the cache keeps it
     modules = imports_after_provision(home, project, "hc-warm")
     assert "boto3" not in modules and "botocore" not in modules, sorted(modules)
@@ -158,7 +142,7 @@ def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_
 
 
 def test_an_instance_stopped_and_started_behind_our_back_is_found_at_its_new_address(sandbox, home, project, launched):
-    ids = launched("hc-moved")
+    ids = ids_of(launched("hc-moved"))
     iid = ids["hc-moved"]
     provision(home, project, "hc-moved")
     old_port = sandbox.resolver.address(iid)["port"]
@@ -179,7 +163,7 @@ def test_an_instance_stopped_and_started_behind_our_back_is_found_at_its_new_add
 
 
 def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, project, launched):
-    ids = launched("hc-reused", "hc-newcomer")
+    ids = ids_of(launched("hc-reused", "hc-newcomer"))
     provision(home, project, "hc-reused")
     old, new = ids["hc-reused"], ids["hc-newcomer"]
     sandbox.ec2.terminate_instances(InstanceIds=[old])
@@ -193,7 +177,7 @@ def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, proj
 
 
 def test_an_address_that_now_answers_with_another_hosts_key_is_refreshed_not_trusted(sandbox, home, project, launched):
-    ids = launched("hc-pin-a", "hc-pin-b")
+    ids = ids_of(launched("hc-pin-a", "hc-pin-b"))
     a, b = ids["hc-pin-a"], ids["hc-pin-b"]
     provision(home, project, "hc-pin-a", "hc-pin-b")
     b_before = (home / "sandbox" / "hosts" / b / "home" / "who").stat().st_mtime_ns

@@ -61,34 +61,6 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def launched(home):
-    """``names = launched("a", "b", tags="role=web")``: running sandbox instances, terminated afterwards."""
-    made: list[str] = []
-
-    def launch(*names: str, tags: str = "") -> dict[str, Path]:
-        homes = {}
-        for name in names:
-            extra = ["--tag", tags] if tags else []
-            result = run_inv("launch", name, *extra, home=home)
-            assert result.code == 0, result
-            made.append(name)
-            homes[name] = instance_dir(home, name)
-        return homes
-
-    yield launch
-    for name in made:
-        run_inv("terminate", name, home=home)
-
-
-def instance_dir(home: Path, name: str) -> Path:
-    """The sandbox host directory of instance NAME (its sshd log, and its home under home/)."""
-    result = run_inv("instances", "--json", home=home)
-    assert result.code == 0, result
-    [inst] = [i for i in json.loads(result.out) if i["name"] == name and i["state"] == "running"]
-    return home / "sandbox" / "hosts" / inst["id"]
-
-
 def connections(host_dir: Path) -> int:
     log = host_dir / "sshd.log"
     return sum(1 for line in log.read_text(errors="replace").splitlines() if line.startswith("Accepted publickey"))
