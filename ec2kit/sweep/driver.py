@@ -364,6 +364,16 @@ class Driver:
         except KeyboardInterrupt:
             state = "cancelled"
         except Ec2kitError as err:
+            if self.stop.wait(1.0):  # Ctrl-C reaches ssh and rsync too: their failure is the sweep stopping
+                _final_pull(run)
+                self._end_run(run, "cancelled")
+                return "cancelled", False
+            if run.instance is not None and _gone(run):  # interrupted before (or while) the script started
+                self.say(f"{item.name}: its instance {inst.id} went away while the run was being prepared ({err})")
+                self._end_run(
+                    run, "recovering" if item.attempts <= self.plan.retries and not self.stop.is_set() else "interrupted"
+                )
+                return "interrupted", False
             self.say(f"{item.name}: {err}")
             record.options["note"] = str(err)[:500]
             _final_pull(run)
@@ -503,6 +513,16 @@ def release_sweep(ctx: Context, sweep: str, *, keep: set[str] | None = None) -> 
     ids = [i.id for i in instances if i.tags.get(RUN_TAG) not in (keep or set())]
     requests = [r for i in instances if i.id in ids for r in [i.tags.get("ec2kit:spot-request") or i.spot_request_id] if r]
     return release(ctx, {"instances": ids, "requests": requests}) if ids else []
+
+
+def _gone(run: _Run) -> bool:
+    """Whether EC2 says the run's instance is going or gone (an interruption), as far as it can tell."""
+    from ..spotrun.follow import _instance_gone
+
+    try:
+        return _instance_gone(run)
+    except Ec2kitError:
+        return False
 
 
 def grid_label(settings: dict[str, str]) -> str:
