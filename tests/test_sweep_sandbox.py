@@ -58,6 +58,20 @@ def summary(results: Path, sweep: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def test_launch_many_asks_one_create_fleet_call_for_the_whole_batch(ctx, sandbox):
+    fleet_calls = count_calls(ctx.cloud, "CreateFleet")
+    plan = ctx.cloud.plan_launch("batch3", type="t3.micro", spot=True, tags={SWEEP_TAG: "batch3"})
+    got = ctx.cloud.launch_many(plan, 3, types=["t3.small"])
+    try:
+        assert len(fleet_calls) == 1 and fleet_calls[0]["TargetCapacitySpecification"]["TotalTargetCapacity"] == 3
+        assert len({i.id for i in got}) == 3 and all(i.state == "running" and i.lifecycle == "spot" for i in got)
+        assert sorted(sweep_instances(sandbox, "batch3")) == sorted(i.id for i in got)
+    finally:
+        for inst in got:
+            ctx.cloud.terminate(inst.id)
+    assert sweep_instances(sandbox, "batch3") == []
+
+
 def test_a_six_run_grid_on_three_instances_survives_an_interruption_and_a_failing_run(ctx, sandbox, tmp_path):
     from ec2kit import sandbox as sb
 
@@ -131,6 +145,8 @@ def test_a_six_run_grid_on_three_instances_survives_an_interruption_and_a_failin
     assert len(fleet_calls) == final.fleet_calls == len(fleets_of(sandbox, "sw6")) >= 2
     assert final.launched == sum(c["TargetCapacitySpecification"]["TotalTargetCapacity"] for c in fleet_calls) < 6
     assert final.reused >= 2  # instances took the next run instead of a new launch
+    assert final.launched <= 4  # three, and at most one replacement for the interrupted instance
+    assert not [m for m in said if "went away" in m and "sw6-01" not in m], said  # no reused instance powered itself off
     assert sweep_instances(sandbox, "sw6") == []
 
     rows = summary(results, "sw6")

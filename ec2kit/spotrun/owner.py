@@ -31,6 +31,11 @@ def _zombie(pid: int) -> bool:
         return False
 
 
+def start_ticks(pid: int) -> int | None:
+    """Process ``pid``'s start time in clock ticks since boot (with its pid, it names one process), or None."""
+    return _start_ticks(pid)
+
+
 def me() -> dict:
     """This process as a run owner: pid, host name and start time."""
     pid = os.getpid()

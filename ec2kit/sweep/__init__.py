@@ -273,12 +273,25 @@ def start_detached(ctx: Context, options: SweepOptions) -> SweepRecord:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+    from ..spotrun import owner
+
+    child = {"pid": proc.pid, "host": owner.me()["host"], "start": owner.start_ticks(proc.pid)}
+
+    def adopted(stored: SweepRecord) -> None:
+        stored.owner = stored.owner or child  # `inv sweeps` settles the sweep if that process dies, even this early
+
+    sweeps.update(record.name, adopted)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = sweeps.get(record.name)
         if found.state != "starting":
             return found
         if proc.poll() is not None:
+
+            def failed(stored: SweepRecord) -> None:
+                stored.state, stored.ended_at, stored.note = "failed", time.time(), "its background process ended at once"
+
+            sweeps.update(record.name, failed)
             raise RunError(f"The background process of sweep {record.name} ended at once; its output:\n{log.read_text()[-2000:]}")
         time.sleep(0.1)
     return sweeps.get(record.name)

@@ -55,7 +55,8 @@ class _Slot:
 
     def __init__(self, instance: Instance, price: float | None) -> None:
         self.instance, self.price = instance, price
-        self.since, self.until = time.time(), None  # type: float, float | None
+        self.since: float = time.time()
+        self.until: float | None = None  # when it was terminated
         self.item: Item | None = None
         self.runs = 0
 
@@ -391,7 +392,9 @@ class Driver:
             self._end_run(run, "cancelled")
             return "cancelled", False
         if state in ("succeeded", "failed", "timeout"):
-            _final_pull(run)
+            # The last pull, without the `pulled` marker: that would let the wrapper power the instance off,
+            # and the instance may take the next run (_clean stops the wrapper; otherwise it is terminated).
+            self._last_pull(run)
             record.exit_code = status.get("exit_code")
             self._end_run(run, state)
             if state != "succeeded":
@@ -404,6 +407,21 @@ class Driver:
         _final_pull(run)
         self._end_run(run, "recovering" if item.attempts <= self.plan.retries and not self.stop.is_set() else "interrupted")
         return "interrupted", False
+
+    def _last_pull(self, run: _SweepRun) -> None:
+        """The run's final pull (results home before its instance is cleaned or terminated); says so if it failed."""
+        from ..errors import RemoteError
+
+        if run.follower is None:
+            return
+        try:
+            ok = run.follower.pull()
+        except RemoteError:
+            ok = False
+        if not ok:
+            self.say(
+                f"{run.record.name}: the final pull failed; {run.record.results_dir} has the results of the last successful pull"
+            )
 
     def _record(self, item: Item, opts: SpotRunOptions) -> RunRecord:
         """The run's record: made at its first attempt, the same one for a retry."""
