@@ -314,6 +314,11 @@ class Driver:
             with self.lock:
                 if slot.item is not None and slot.item.status != "done":
                     self.plan.finished(slot.item, "failed")
+                    rec = self.runs.find(slot.item.name)
+                    if rec is not None and rec.live:
+                        rec.state, rec.ended_at = "failed", time.time()
+                        rec.options["note"] = f"the sweep's worker stopped ({type(err).__name__}: {err})"
+                        self.runs.save(rec)
         finally:
             self._terminate(slot)
             with self.lock:
