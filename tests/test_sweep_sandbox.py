@@ -19,7 +19,9 @@ from cli_helpers import ROOT, run_inv
 from cli_helpers import wait_for as wait_until
 
 from ec2kit.context import Context
+from ec2kit.errors import WrongState
 from ec2kit.runs import Runs
+from ec2kit.spotrun import logs, pull
 from ec2kit.sweep import SweepOptions, prepare, run
 from ec2kit.sweep.records import SWEEP_TAG, Sweeps
 
@@ -157,6 +159,12 @@ def test_a_six_run_grid_on_three_instances_survives_an_interruption_and_a_failin
     assert by_run["sw6-06"]["state"] == "failed" and by_run["sw6-06"]["exit_code"] == "3"
     assert (by_run["sw6-03"]["lr"], by_run["sw6-03"]["seed"], by_run["sw6-03"]["state"]) == ("0.01", "1", "succeeded")
     assert by_run["sw6-01"]["attempts"] == "2" and by_run["sw6-01"]["cost_usd"]
+    # a finished run of the sweep is read from home, not from the instance that went on to other runs
+    lines: list[str] = []
+    logs(ctx, "sw6-02", out=lines.append)
+    assert any("attempt 1 of run sw6-02 started" in l for l in lines), lines
+    with pytest.raises(WrongState, match="pulled into"):
+        pull(ctx, "sw6-02")
     print(f"\nsweep sw6: {final.fleet_calls} CreateFleet calls, {final.launched} instances, {final.reused} reuses")
 
 

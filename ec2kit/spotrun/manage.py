@@ -222,6 +222,8 @@ def _instance_of(ctx: Context, record: RunRecord) -> Instance | None:
 
 
 def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
+    if record.options.get("sweep") and not (record.live or record.awaiting_pull):
+        return None  # a sweep's run that ended let go of its instance (it may serve the sweep's next run now)
     inst = _instance_of(ctx, record)
     return inst if inst is not None and inst.state == "running" else None
 
@@ -302,6 +304,11 @@ def pull(ctx: Context, run: str) -> Path:
             raise WrongState(
                 f"Run {run}'s instance {stopped.id} is {stopped.state} (a spot interruption); its results are on its disk.",
                 hint=f"It resumes when capacity returns; `inv pull {run}` then (`inv runs` shows when).",
+            )
+        if record.options.get("sweep"):
+            raise WrongState(
+                f"Run {run} of sweep {record.options['sweep']} is {record.state}; its results were pulled into "
+                f"{record.results_dir} when it ended, and its instance went on to the sweep's other runs or away."
             )
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
     f = _follower(ctx, record, inst, out=lambda _line: None)
