@@ -196,6 +196,25 @@ def test_max_cost_launches_what_fits_and_starts_no_more_runs(ctx, sandbox, tmp_p
     assert sweep_instances(sandbox, "swcost") == []
 
 
+def test_no_capacity_in_any_pool_skips_the_runs_and_says_why(sandbox_reset, tmp_path):
+    from ec2kit import sandbox as sb
+
+    with Context(sandbox_reset.settings, quiet=True) as c:
+        for zone in c.cloud._zones():
+            sb.set_capacity(sandbox_reset.settings, "t3.micro", zone, available=False)
+        said: list[str] = []
+        opts = SweepOptions(
+            script=script(tmp_path, "true\n"), grid=["seed=1,2"], name="swnocap", parallel=2, type="t3.micro",
+            results=str(tmp_path / "runs"), say=said.append, **FAST,
+        )  # fmt: skip
+        record, plan = prepare(c, opts)
+        final = run(c, opts, record, plan)
+    assert final.state == "failed" and final.fleet_calls == 1 and final.launched == 0, said
+    assert [r["outcome"] for r in final.runs] == ["skipped", "skipped"]
+    assert "no instance could be launched" in final.note and "capacity" in final.note, final.note
+    assert sweep_instances(sandbox_reset, "swnocap") == []
+
+
 def inv_process(sandbox, tmp_path: Path, *args: str) -> subprocess.Popen:
     """`inv ARGS` as a user runs it (its own process group), output in tmp_path/out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -389,8 +389,10 @@ class Driver:
         if state == "cancelled":
             if run.script_started:
                 try:
-                    ctx.forget_host(inst.id)
+                    ctx.forget_host(inst.id)  # Ctrl-C may have cut the shared connection mid-command: a fresh one
                     _host(run).run(kill_command(item.name), check=False, timeout=15)
+                    if run.follower is not None:
+                        run.follower.host = _host(run)
                 except Ec2kitError:
                     pass
             _final_pull(run)
