@@ -274,3 +274,10 @@ def test_a_live_sweep_of_the_same_name_is_refused(tmp_path):
         sweeps.create(SweepRecord(name="sw"))
     sweeps.update("sw", lambda r: setattr(r, "state", "succeeded"))
     sweeps.create(SweepRecord(name="sw"))  # a finished one is replaced
+
+
+def test_only_the_settings_spot_run_toml_takes_become_its_set_vars():
+    from ec2kit.sweep.options import recipe_vars
+
+    assert recipe_vars("spot-run", {"lr": "1e-3", "tools": "tmux"}) == {"tools": "tmux"}
+    assert recipe_vars(None, {"lr": "1e-3"}) == {}
