@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, NotFound, RunError
+from ..errors import ConfigError, RunError
 from .options import SweepOptions, check, default_name, run_names, run_options
 from .plan import Item, Plan
 from .records import SweepRecord, Sweeps
@@ -295,11 +295,3 @@ def start_detached(ctx: Context, options: SweepOptions) -> SweepRecord:
             raise RunError(f"The background process of sweep {record.name} ended at once; its output:\n{log.read_text()[-2000:]}")
         time.sleep(0.1)
     return sweeps.get(record.name)
-
-
-def get(ctx: Context, name: str) -> SweepRecord:
-    """Sweep ``name``'s record (NotFound naming the sweeps there are)."""
-    try:
-        return Sweeps(ctx.settings.home).get(name)
-    except NotFound:
-        raise
