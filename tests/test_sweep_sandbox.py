@@ -230,7 +230,9 @@ def inv_process(sandbox, tmp_path: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def test_ctrl_c_stops_the_whole_sweep_pulls_every_result_and_leaves_no_instance(sandbox, tmp_path):
+@pytest.mark.parametrize("to", ["process", "group"])
+def test_ctrl_c_stops_the_whole_sweep_pulls_every_result_and_leaves_no_instance(sandbox, tmp_path, to):
+    name = f"swint-{to}"
     s = script(tmp_path, 'echo "early $LR" > "$EC2KIT_RESULTS/early.txt"\nsleep 120\n')
     proc = inv_process(
         sandbox,
@@ -245,30 +247,33 @@ def test_ctrl_c_stops_the_whole_sweep_pulls_every_result_and_leaves_no_instance(
         "--type",
         "t3.micro",
         "--name",
-        "swint",
+        name,
     )
-    results = tmp_path / "runs" / "swint"
+    results = tmp_path / "runs" / name
     try:
-        wait_until(lambda: (results / "swint-01" / "early.txt").exists() or proc.poll() is not None, 120, "a pulled result")
+        wait_until(lambda: (results / f"{name}-01" / "early.txt").exists() or proc.poll() is not None, 120, "a pulled result")
         assert proc.poll() is None, (tmp_path / "out").read_text()
-        assert len(sweep_instances(sandbox, "swint")) == 2
-        proc.send_signal(signal.SIGINT)
+        assert len(sweep_instances(sandbox, name)) == 2
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group, ssh and rsync too
+        else:
+            proc.send_signal(signal.SIGINT)
         code = proc.wait(120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     out = (tmp_path / "out").read_text()
     assert code == 130 and "Traceback" not in out, out
-    assert sweep_instances(sandbox, "swint") == [], out
-    assert (results / "swint-01" / "early.txt").read_text() == "early 1\n"
+    assert sweep_instances(sandbox, name) == [], out
+    assert (results / f"{name}-01" / "early.txt").read_text() == "early 1\n"
     wait_until(
-        lambda: (results / "swint-02" / "early.txt").exists(), 5, "the other started run's result"
+        lambda: (results / f"{name}-02" / "early.txt").exists(), 5, "the other started run's result"
     )  # pulled before release
-    record = Sweeps(sandbox.settings.home).get("swint")
+    record = Sweeps(sandbox.settings.home).get(name)
     assert record.state == "cancelled" and [r["outcome"] for r in record.runs] == ["cancelled", "cancelled", "cancelled"]
-    states = {r.name: r.state for r in Runs(sandbox.settings.runs_db).all() if r.options.get("sweep") == "swint"}
-    assert states == {"swint-01": "cancelled", "swint-02": "cancelled"}
-    assert len(fleets_of(sandbox, "swint")) == 1
+    states = {r.name: r.state for r in Runs(sandbox.settings.runs_db).all() if r.options.get("sweep") == name}
+    assert states == {f"{name}-01": "cancelled", f"{name}-02": "cancelled"}
+    assert len(fleets_of(sandbox, name)) == 1
 
 
 def test_a_detached_sweep_runs_on_its_own_and_inv_sweeps_settles_it_when_its_process_dies(sandbox, tmp_path):
