@@ -62,6 +62,7 @@ class FleetPlan:
     on_demand_types: tuple[str, ...] = ()  # the fallback fleet's types (none: no fallback)
     offered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # type -> zones it is offered in
     template_name: str = "ec2kit-check"
+    count: int = 1  # instances wanted from the one call (a sweep's batch); AWS may give fewer
 
     @property
     def name(self) -> str:
@@ -106,7 +107,7 @@ class FleetPlan:
                     "Overrides": self.overrides(market),
                 }
             ],
-            "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": market},
+            "TargetCapacitySpecification": {"TotalTargetCapacity": self.count, "DefaultTargetCapacityType": market},
             "TagSpecifications": [{"ResourceType": "fleet", "Tags": tag_list(self.launch.tags)}],
         }
         if market == "spot":
@@ -233,22 +234,33 @@ class Fleets(Quotas):
         self, fleet: FleetPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None = None
     ) -> Instance:
         """Launch one instance through instant fleets (spot, then on-demand if planned); wait until it is running."""
+        return self.launch_fleet_instances(fleet, spec, tags, progress)[0]
+
+    def launch_fleet_instances(
+        self, fleet: FleetPlan, spec: dict[str, Any], tags: dict[str, str], progress: Progress | None = None
+    ) -> list[Instance]:
+        """Up to ``fleet.count`` instances from one instant fleet call per market (spot, then on-demand if
+        planned and spot had no capacity at all); each waited for until it is running."""
         token = tags[LAUNCH_TAG]
         name = f"ec2kit-{token}"
         self._create_template(name, fleet.template_data(spec, tags), tags)
         try:
-            instance_id, market = self._fill(fleet, name, token, progress)
+            instance_ids, market = self._fill(fleet, name, token, progress)
         finally:
             self._delete_template(name)
-        launched = Instance.from_raw({"InstanceId": instance_id})
-        if market == "spot":
-            request = self.spot_request_for(launched)
-            if request:  # how spot-run and terminate find the request to cancel
-                self.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
-        inst = self.wait(launched, "running", progress=progress)
-        if market == "spot":
-            inst.hourly_price = self._spot_price(inst)
-        return inst
+        found = []
+        for instance_id in instance_ids:
+            launched = Instance.from_raw({"InstanceId": instance_id})
+            if market == "spot":
+                request = self.spot_request_for(launched)
+                if request:  # how spot-run and terminate find the request to cancel
+                    self.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
+            found.append(launched)
+        running = [self.wait(launched, "running", progress=progress) for launched in found]
+        for inst in running:
+            if market == "spot":
+                inst.hourly_price = self._spot_price(inst)
+        return running
 
     def _spot_price(self, inst: Instance) -> float | None:
         """The spot price of the pool AWS chose (informative: None when it cannot be read)."""
@@ -261,8 +273,8 @@ class Fleets(Quotas):
                 raise
             return None
 
-    def _fill(self, fleet: FleetPlan, template: str, token: str, progress: Progress | None) -> tuple[str, str]:
-        """(instance id, market) from the first fleet that launches; capacity errors move on, others stop."""
+    def _fill(self, fleet: FleetPlan, template: str, token: str, progress: Progress | None) -> tuple[list[str], str]:
+        """(instance ids, market) from the first fleet that launches; capacity errors move on, others stop."""
         tried: list[tuple[str, list[tuple[str, str]]]] = []
         for market in ("spot", "on-demand"):
             pools = fleet.pools(market)
@@ -275,7 +287,7 @@ class Fleets(Quotas):
                 answer = self.ec2.create_fleet(**fleet.fleet_params(market, template_name=template, token=token))
             ids = [i for item in answer.get("Instances") or [] for i in item.get("InstanceIds") or []]
             if ids:
-                return ids[0], market
+                return ids[: fleet.count], market
             errors = answer.get("Errors") or []
             self._stop_unless_capacity(fleet, market, errors)
             tried.append((market, pools))

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import NotFound, Terminated, TimedOut, WrongState
 from .errors import translated
-from .models import LIVE_STATES, Instance, SpotRequest, filters, match_instance
+from .models import LIVE_STATES, Instance, SpotRequest, filters, match_instance, tag_list
 from .session import AwsSession, Progress, error_code, wait_until
 
 __all__ = ["Instances"]
@@ -134,6 +134,11 @@ class Instances(AwsSession):
             )
         self.ec2.stop_instances(InstanceIds=[inst.id])
         return self.wait(inst, "stopped", progress=progress) if wait else self._refresh(inst)
+
+    @translated("tag {0}")
+    def tag(self, resource_id: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on one resource (an instance a sweep hands to its next run is renamed for it)."""
+        self.ec2.create_tags(Resources=[resource_id], Tags=tag_list(tags))
 
     @translated("terminate instance {0}")
     def terminate(self, name: str, *, wait: bool = False, progress: Progress | None = None) -> Instance:

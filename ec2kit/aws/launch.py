@@ -11,7 +11,7 @@ finds and removes it (:meth:`Launching.cleanup_launch`).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ..errors import AlreadyExists, AwsError, ConfigError
@@ -211,6 +211,34 @@ class Launching(Fleets, ImageChoice, Networks):
         up. Ctrl-C or a failure part-way terminates what was created.
         """
         plan = name if isinstance(name, LaunchPlan) else self.plan_launch(name, **options)
+        return self._launch(plan, 1, progress=progress, types=types, on_demand_fallback=on_demand_fallback)[0]
+
+    def launch_many(
+        self,
+        plan: LaunchPlan,
+        count: int,
+        *,
+        progress: Progress | None = None,
+        types: list[str] | tuple[str, ...] = (),
+        on_demand_fallback: bool = False,
+    ) -> list[Instance]:
+        """Up to ``count`` spot instances of ``plan`` from ONE instant CreateFleet (a sweep's batch), each running.
+
+        AWS may fill less than the target (the list is then shorter); no capacity at all raises NoCapacity.
+        """
+        if not plan.spot or plan.interruption:
+            raise ConfigError(f"Launching several instances of '{plan.name}' at once needs a one-time spot plan.")
+        return self._launch(plan, max(1, count), progress=progress, types=types, on_demand_fallback=on_demand_fallback)
+
+    def _launch(
+        self,
+        plan: LaunchPlan,
+        count: int,
+        *,
+        progress: Progress | None,
+        types: list[str] | tuple[str, ...],
+        on_demand_fallback: bool,
+    ) -> list[Instance]:
         # A spot launch that must survive interruptions stopped (plan.interruption) is one RunInstances with
         # persistent SpotOptions: an instant fleet's requests are one-time.
         fleet = (
@@ -224,7 +252,7 @@ class Launching(Fleets, ImageChoice, Networks):
                 hint="Add --spot, or drop --types / --on-demand-fallback.",
             )
         if fleet is not None:
-            fleet = self.fit_quotas(fleet, progress=progress)  # before any paid call
+            fleet = replace(self.fit_quotas(fleet, progress=progress), count=count)  # quotas: before any paid call
         else:
             refused = self.check_quotas(plan.type, "spot" if plan.spot else "on-demand", action=f"launch instance {plan.name}")
             if refused is not None:
@@ -236,8 +264,8 @@ class Launching(Fleets, ImageChoice, Networks):
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
         try:
             if fleet is not None:
-                return self._require_imdsv2(self.launch_fleet(fleet, spec, tags, progress))
-            return self._launch_on_demand(plan, spec, tags, progress)
+                return [self._require_imdsv2(i) for i in self.launch_fleet_instances(fleet, spec, tags, progress)]
+            return [self._launch_on_demand(plan, spec, tags, progress)]
         except BaseException as err:
             left = self.cleanup_launch(token)
             if left:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from invoke import Collection, Program, Task
 
 from .. import __version__
-from . import instances, project, recipes, runs, sandbox, storage
+from . import instances, project, recipes, runs, sandbox, storage, sweeps
 from .repl import repl as repl_task
 
 ns = Collection()
-for _module in (instances, storage, recipes, runs, project):
+for _module in (instances, storage, recipes, runs, sweeps, project):
     for _obj in vars(_module).values():
         if isinstance(_obj, Task) and _obj.body.__module__ == _module.__name__:
             ns.add_task(_obj)

@@ -248,11 +248,15 @@ def logs(ctx: Context, run: str, follow: bool = False) -> None:
     spotrun.logs(ctx, run, follow=follow)
 
 
-@command(help={"run": "run name"})
+@command(help={"run": "run name, or a sweep name (pulls every run of the sweep that still has an instance)"})
 def pull(ctx: Context, run: str) -> None:
-    """Pull a run's results into its local results directory now."""
-    from .. import spotrun
+    """Pull a run's results (or every run's of a sweep) into its local results directory now."""
+    from .. import spotrun, sweep
 
+    if spotrun.find_run(ctx, run) is None and sweep.find_sweep(ctx, run) is not None:
+        sweep.pull_sweep(ctx, run, say=ui.console().print)
+        ui.console().print(f"Results of sweep {run} are in {sweep.find_sweep(ctx, run).results_dir}")  # type: ignore[union-attr]
+        return
     where = spotrun.pull(ctx, run)
     ui.console().print(f"Results of {run} are in {where}")
 
@@ -267,10 +271,15 @@ def attach(ctx: Context, run: str) -> None:
     os.execvp(argv[0], argv)
 
 
-@command(name="stop-run", help={"run": "run name"})
+@command(name="stop-run", help={"run": "run name, or a sweep name (stops the sweep and every run of it)"})
 def stop_run(ctx: Context, run: str) -> None:
-    """Stop a run: final pull of its results, then terminate its instance and delete its volumes."""
-    from .. import spotrun
+    """Stop a run (or a whole sweep): final pull of its results, then terminate its instance and delete its volumes."""
+    from .. import spotrun, sweep
+
+    if spotrun.find_run(ctx, run) is None and sweep.find_sweep(ctx, run) is not None:
+        stopped = sweep.stop_sweep(ctx, run, say=ui.console().print)
+        ui.console().print(f"Sweep {run} is {stopped.state}; results in {stopped.results_dir}")
+        return
 
     record = spotrun.stop_run(ctx, run)
     ui.console().print(f"Run {run} is {getattr(record, 'state', 'stopped')}; results in {getattr(record, 'results_dir', '')}")

@@ -16,7 +16,7 @@ Modules: ``commands`` (pure shell/wrapper builders), ``follower`` (poll + rsync)
 
 from ..runs import RunRecord
 from .lifecycle import SpotRunOptions, spot_run
-from .manage import Leftover, attach_argv, cleanup, list_runs, logs, pull, refresh, stop_run
+from .manage import Leftover, attach_argv, cleanup, find_run, list_runs, logs, pull, refresh, stop_run
 
 __all__ = [
     "Leftover",
@@ -24,6 +24,7 @@ __all__ = [
     "SpotRunOptions",
     "attach_argv",
     "cleanup",
+    "find_run",
     "list_runs",
     "logs",
     "pull",

@@ -31,6 +31,11 @@ class Leftover:
     reason: str
 
 
+def find_run(ctx: Context, run: str) -> RunRecord | None:
+    """Run ``run``'s record, or None."""
+    return Runs(ctx.settings.runs_db).find(run)
+
+
 def list_runs(ctx: Context) -> list[RunRecord]:
     """Every recorded run, newest first (``record.cost`` is the cost so far)."""
     return Runs(ctx.settings.runs_db).all()
@@ -217,6 +222,8 @@ def _instance_of(ctx: Context, record: RunRecord) -> Instance | None:
 
 
 def _live_instance(ctx: Context, record: RunRecord) -> Instance | None:
+    if record.options.get("sweep") and not (record.live or record.awaiting_pull):
+        return None  # a sweep's run that ended let go of its instance (it may serve the sweep's next run now)
     inst = _instance_of(ctx, record)
     return inst if inst is not None and inst.state == "running" else None
 
@@ -297,6 +304,11 @@ def pull(ctx: Context, run: str) -> Path:
             raise WrongState(
                 f"Run {run}'s instance {stopped.id} is {stopped.state} (a spot interruption); its results are on its disk.",
                 hint=f"It resumes when capacity returns; `inv pull {run}` then (`inv runs` shows when).",
+            )
+        if record.options.get("sweep"):
+            raise WrongState(
+                f"Run {run} of sweep {record.options['sweep']} is {record.state}; its results were pulled into "
+                f"{record.results_dir} when it ended, and its instance went on to the sweep's other runs or away."
             )
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
     f = _follower(ctx, record, inst, out=lambda _line: None)
@@ -383,6 +395,7 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
     # A detached run that ended still owns its instance until `inv pull` takes the results.
     refresh(ctx, Runs(ctx.settings.runs_db).all())
     live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
+    live |= _live_sweeps(ctx)  # a sweep's instances carry its name as their run tag until they take a run
     cloud = ctx.cloud
     found: list[Leftover] = []
     every = cloud.instances()  # live states; a spot instance is tagged only once its request is fulfilled
@@ -424,4 +437,11 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
     return found
 
 
-__all__ = ["Leftover", "attach_argv", "cleanup", "list_runs", "log_tail", "logs", "pull", "stop_run"]
+def _live_sweeps(ctx: Context) -> set[str]:
+    """Names of sweeps whose process may still hand their instances new runs."""
+    from ..sweep.records import Sweeps
+
+    return {s.name for s in Sweeps(ctx.settings.home).all() if s.live and owner.alive(s.owner) is not False}
+
+
+__all__ = ["Leftover", "attach_argv", "cleanup", "find_run", "list_runs", "log_tail", "logs", "pull", "stop_run"]

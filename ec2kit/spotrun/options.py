@@ -50,6 +50,7 @@ class SpotRunOptions:
     instance_profile: str | None = None  # IAM instance profile name
     open_ssh: bool = False  # SSH from anywhere, not just this machine's address
     vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
+    env: dict = field(default_factory=dict)  # extra environment variables for the script (a sweep's settings)
     recipe: str | None = "spot-run"  # pre-script steps (None: none)
     pull_interval: float = 3.0  # seconds between result pulls
     poll_interval: float = 1.0  # seconds between status/log polls

@@ -23,6 +23,19 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but is not yet reaped (state Z in /proc/PID/stat)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def start_ticks(pid: int) -> int | None:
+    """Process ``pid``'s start time in clock ticks since boot (with its pid, it names one process), or None."""
+    return _start_ticks(pid)
+
+
 def me() -> dict:
     """This process as a run owner: pid, host name and start time."""
     pid = os.getpid()
@@ -41,6 +54,8 @@ def alive(owner: dict | None) -> bool | None:
         return False
     except PermissionError:
         pass
+    if _zombie(pid):
+        return False  # it has exited; only its parent has not collected it yet
     start = _start_ticks(pid)
     if owner.get("start") is not None and start is not None and start != owner["start"]:
         return False  # the pid was reused by another process

@@ -118,7 +118,7 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
         mark("push back")
     _pre_steps(run)
     mark("setup steps")
-    _host(run).run(start_command(rec.name, attempt))
+    _host(run).run(start_command(rec.name, attempt, env={str(k): str(v) for k, v in opts.env.items()}))
     mark("start")
     run.script_started = True
     run.phases[-1].started_at = time.monotonic()
