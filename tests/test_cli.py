@@ -72,6 +72,16 @@ def test_task_help_shows_options(tmp_path):
     assert "--size" in result.out and "--snapshot" in result.out and "format" in result.out
 
 
+def test_help_after_a_task_with_positional_arguments_shows_its_help_and_does_nothing(tmp_path):
+    # Invoke hands `--help` to a positional argument: `inv launch --help` once launched "--help"
+    for task in ("launch", "terminate", "spot-run", "sweep"):
+        for word in ("--help", "-h"):
+            result = run_inv(task, word, home=tmp_path)
+            assert result.code == 0, result
+            assert f"Usage: inv [--core-opts] {task}" in result.out, result
+    assert not (tmp_path / "sandbox").exists()  # no command ran: not even the sandbox was started
+
+
 def test_region_finds_code_from_part_of_the_name(tmp_path):
     result = run_inv("region", "Ohio", home=tmp_path)
     assert result.code == 0, result

@@ -84,6 +84,8 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         def wrapper(c: Any, *args: Any, profile: str | None = None, region: str | None = None, **kwargs: Any) -> Any:
 
             ctx = None
+            if any(v in HELP_WORDS for v in (*args, *kwargs.values()) if isinstance(v, str)):
+                return show_help(made.name)  # Invoke gave `--help` to a positional argument (`inv launch --help`)
             try:
                 kwargs = coerce_numbers(body, kwargs)
                 ctx = make_context(profile, region)
@@ -111,6 +113,21 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         return made
 
     return decorate
+
+
+HELP_WORDS = ("--help", "-h")
+
+
+def show_help(task_name: str) -> None:
+    """Print a task's help as `inv --help TASK` does (for `inv TASK --help`, which Invoke parses as a value)."""
+    import os
+
+    from . import ns
+
+    program = os.path.basename(sys.argv[0]) if sys.argv and os.path.basename(sys.argv[0]) == "ec2kit" else "inv"
+    from invoke import Program
+
+    Program(namespace=ns, name=program, binary=program).run([program, "--help", task_name], exit=False)
 
 
 def _long_only(get_arguments: Callable) -> Callable:
