@@ -189,6 +189,18 @@ def test_a_spot_gpu_launch_counts_running_spot_vcpus_against_the_spot_quota(ctx,
     assert len(fleets) == 1  # the third launch made no fleet call
 
 
+def test_a_batch_asks_the_fleet_only_for_as_many_instances_as_the_vcpu_quota_lets_run(ctx, sandbox_reset):
+    sb.set_quota(sandbox_reset.info, G_SPOT, 12)
+    ctx.cloud.launch("g-busy", type="g5.xlarge", spot=True)  # 4 of 12 in use: room for 2 more of 4 vCPUs
+    fleets = count_calls(ctx, "CreateFleet")
+    said: list[str] = []
+    plan = ctx.cloud.plan_launch("g-batch", type="g5.xlarge", spot=True)
+    got = ctx.cloud.launch_many(plan, 5, progress=said.append)
+    assert len(got) == 2 and len(fleets) == 1
+    assert fleets[0]["TargetCapacitySpecification"]["TotalTargetCapacity"] == 2
+    assert any("the vCPU quota lets 2 of 5 instances run now" in line for line in said), said
+
+
 def test_a_type_over_its_quota_is_left_out_of_the_fleet_and_another_type_launches(ctx, sandbox_reset):
     sb.set_quota(sandbox_reset.info, G_SPOT, 0)
     fleets = count_calls(ctx, "CreateFleet")

@@ -214,6 +214,23 @@ class Fleets(Quotas):
             raise refused[0]
         return replace_types(fleet, spot=spot, on_demand=on_demand)
 
+    def quota_room(self, fleet: FleetPlan, count: int) -> int:
+        """How many of ``count`` instances the vCPU quotas let run now (at least 1: :meth:`fit_quotas`
+        kept only types of which one fits): the most of any type the fleet may choose. Unreadable
+        quotas do not limit it (AWS then decides)."""
+        if count <= 1:
+            return count
+        running = self.live_instances()
+        most = 0
+        for types, market in ((fleet.types, "spot"), (fleet.on_demand_types, "on-demand")):
+            for type_ in types:
+                quota = quota_for(type_, market)
+                limit = self.quota_limit(quota) if quota is not None else None
+                if quota is None or limit is None:
+                    return count
+                most = max(most, int((limit - self.vcpus_in_use(quota, running)) // max(1, self.vcpus(type_))))
+        return max(1, min(count, most))
+
     def check(self, plan: Plan) -> bool:
         """DryRun ``plan``; a FleetPlan sends its CreateFleet against a launch template made for the check and deleted after."""
         if not isinstance(plan, FleetPlan):

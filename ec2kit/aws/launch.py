@@ -252,7 +252,11 @@ class Launching(Fleets, ImageChoice, Networks):
                 hint="Add --spot, or drop --types / --on-demand-fallback.",
             )
         if fleet is not None:
-            fleet = replace(self.fit_quotas(fleet, progress=progress), count=count)  # quotas: before any paid call
+            fleet = self.fit_quotas(fleet, progress=progress)  # quotas: before any paid call
+            room = self.quota_room(fleet, count)
+            if room < count and progress:
+                progress(f"instance {plan.name}: the vCPU quota lets {room} of {count} instances run now")
+            fleet = replace(fleet, count=room)
         else:
             refused = self.check_quotas(plan.type, "spot" if plan.spot else "on-demand", action=f"launch instance {plan.name}")
             if refused is not None:

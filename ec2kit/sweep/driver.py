@@ -187,7 +187,9 @@ class Driver:
                 open_ssh=opts.open_ssh,
                 shutdown_behavior="terminate",
             )
-            got = self.ctx.cloud.launch_many(plan, count, types=types[1:], on_demand_fallback=opts.on_demand_fallback)
+            got = self.ctx.cloud.launch_many(
+                plan, count, types=types[1:], on_demand_fallback=opts.on_demand_fallback, progress=self._quota_note
+            )
         except AwsError as err:
             with self.lock:
                 if self.slots:
@@ -220,6 +222,11 @@ class Driver:
             if got and len(got) < count:
                 self.say(f"{self.record.name}: EC2 Fleet gave {len(got)} of {count} instances; the rest wait for capacity")
         self._save()
+
+    def _quota_note(self, text: str) -> None:
+        """The launch's progress lines worth a sweep's reader: what the vCPU quotas allow."""
+        if "quota" in text:
+            self.say(f"{self.record.name}: {text}")
 
     def _cancel(self) -> None:
         """Ctrl-C / stop: workers stop their runs (final pull, kill), then every sweep instance is released."""
