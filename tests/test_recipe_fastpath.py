@@ -145,6 +145,27 @@ def test_a_first_run_writes_text_files_with_cp_chmod_and_mv_only_and_diffs_only_
     assert changed[0].status == "changed" and "+port = 9090" in changed[0].diff and "diff" in programs
 
 
+def test_a_first_run_adds_lines_without_cat_grep_or_tail(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("export A=1")  # no final newline: one is added before the line
+    steps = [
+        ("line", {"line": "alias ll='ls -la'", "path": "~/.bashrc"}),
+        ("line", {"line": "first", "path": "~/new.txt"}),
+        ("line", {"line": "export A=1", "path": "~/.bashrc"}),
+    ]
+    markers, programs = run_batch(tmp_path, steps, diff=False)
+    assert [(m.status, m.reason) for m in markers] == [
+        ("changed", "added a line to ~/.bashrc"),
+        ("changed", "added a line to ~/new.txt"),
+        ("ok", "~/.bashrc already has this line"),
+    ]
+    assert (home / ".bashrc").read_text() == "export A=1\nalias ll='ls -la'\n"
+    assert (home / "new.txt").read_text() == "first\n"
+    assert not {"cat", "grep", "tail", "diff"} & set(programs), programs
+    assert programs.count("cp") == 2 and programs.count("mv") == 2
+
+
 def test_text_content_is_compared_byte_for_byte(tmp_path):
     steps = [("template", {"template": "tricky", "dest": "~/f"})]
     run_batch(tmp_path, steps, templates={"tricky": TRICKY})

@@ -83,7 +83,8 @@ __replace_file() {  # path newfile mode owner: the new content under its final m
   printf -v m %o $((0666 & ~0$um))
   if ! { $S cp -- "$2" "$t" &&
     if [ -n "$3" ]; then $S chmod "$3" "$t"; elif $S test -f "$d"; then $S chmod --reference="$d" "$t"; else $S chmod "$m" "$t"; fi &&
-    if [ -n "$4" ]; then $S chown "$4" "$t"; elif $S test -f "$d"; then $S chown --reference="$d" "$t"; else :; fi &&
+    if [ -n "$4" ]; then $S chown "$4" "$t"; elif [ -z "$S" ] && [ -O "$d" ] && [ -G "$d" ] && [ ! -g "$p" ]; then :;  # ours already, as $t is
+    elif $S test -f "$d"; then $S chown --reference="$d" "$t"; else :; fi &&
     $S mv -f -- "$t" "$d"; }; then
     $S rm -f -- "$t"; exit 1
   fi

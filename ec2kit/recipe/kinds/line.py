@@ -8,6 +8,9 @@ HELPERS = r"""
 __line() {  # path shown line regexp
   local f="$1" show="$2" how did
   __regular "$f" "$show"
+  if [ -z "$S$4" ] && [[ $3 != *$'\n'* ]] && { [ ! -e "$f" ] || __read "$f"; }; then
+    __line_text "$@"; return  # no sudo, no regexp, text: decided and written with builtins
+  fi
   if $S test -f "$f"; then $S cat "$f" > "$__T/old" || exit 1; else : > "$__T/old"; fi
   if grep -qxF -- "$3" "$__T/old"; then __ok "$show already has this line"; return 0; fi
   if [ -n "$4" ] && grep -qE -- "$4" "$__T/old"; then
@@ -23,6 +26,19 @@ __line() {  # path shown line regexp
   if [ "$__CHECK" = 1 ]; then __changed "would $how $show"; return 0; fi
   __replace_file "$f" "$__T/new" "" ""
   __changed "$did $show"
+}
+__line_text() {  # path shown line: as __line without a regexp, the file's text (if any) in __R
+  local f="$1" show="$2" cur=""
+  [ -e "$f" ] && cur=$__R
+  if [[ $'\n'"$cur"$'\n' == *$'\n'"$3"$'\n'* ]]; then __ok "$show already has this line"; return 0; fi
+  { printf %s "$cur"; if [ -n "$cur" ] && [ "${cur: -1}" != $'\n' ]; then printf '\n'; fi; printf '%s\n' "$3"; } > "$__T/new" || exit 1
+  if [ "$__DIFF" = 1 ]; then
+    printf %s "$cur" > "$__T/old"
+    diff -u --label "$show (current)" --label "$show (new)" "$__T/old" "$__T/new" > "$__T/diff"
+  fi
+  if [ "$__CHECK" = 1 ]; then __changed "would add a line to $show"; return 0; fi
+  __replace_file "$f" "$__T/new" "" ""
+  __changed "added a line to $show"
 }
 __qline() {  # path shown line
   local r="" sz="" t=""
