@@ -123,7 +123,7 @@ def run(ctx: Context, options: SweepOptions, record: SweepRecord, plan: Plan, ti
 
 def rows(ctx: Context, record: SweepRecord) -> list[Row]:
     """The sweep's table now, sorted by its --objective (grid order without one)."""
-    from .driver import sweep_rows
+    from .status import sweep_rows
 
     return sort_rows(sweep_rows(ctx, record), parse_objective(record.options.get("objective")))
 
@@ -158,7 +158,7 @@ def settle(ctx: Context, record: SweepRecord) -> SweepRecord:
     instances serving no live run are released, runs never started are 'skipped'."""
     from ..runs import Runs
     from ..spotrun import owner, refresh
-    from .driver import release_sweep
+    from .status import release_sweep
 
     runs = Runs(ctx.settings.runs_db)
     mine = [r for r in runs.all() if r.options.get("sweep") == record.name]
@@ -213,7 +213,7 @@ def stop_sweep(ctx: Context, name: str, say=print) -> SweepRecord:  # noqa: ANN0
     from ..errors import Ec2kitError
     from ..runs import Runs
     from ..spotrun import owner, stop_run
-    from .driver import release_sweep
+    from .status import release_sweep
 
     sweeps = Sweeps(ctx.settings.home)
     record = sweeps.get(name)

@@ -31,38 +31,12 @@ from ..spotrun.state import Phase, _Run
 from .options import SweepOptions, run_options
 from .plan import Item, Plan, budget_message
 from .records import SWEEP_TAG, SweepRecord, Sweeps
-from .summary import Row, latest_metrics
+from .slot import _Slot, _SweepRun
+from .status import release_sweep, sweep_rows
+from .summary import Row
 
 if TYPE_CHECKING:
-    from ..aws.models import Instance
     from ..context import Context
-
-
-class _SweepRun(_Run):
-    """A spot-run's phase state whose 'cancelled' also means: the whole sweep is stopping."""
-
-    def __init__(self, ctx: Context, options: SpotRunOptions, record: RunRecord, stop: threading.Event) -> None:
-        super().__init__(ctx, options, record)
-        self.stop = stop
-
-    @property
-    def cancelled(self) -> bool:
-        return self.stop.is_set() or super().cancelled
-
-
-class _Slot:
-    """One instance the sweep holds, and what it costs."""
-
-    def __init__(self, instance: Instance, price: float | None) -> None:
-        self.instance, self.price = instance, price
-        self.since: float = time.time()
-        self.until: float | None = None  # when it was terminated
-        self.item: Item | None = None
-        self.runs = 0
-
-    def cost(self, now: float | None = None) -> float:
-        end = self.until or (now or time.time())
-        return (self.price or 0.0) * max(end - self.since, 0.0) / 3600
 
 
 class Driver:
@@ -500,51 +474,6 @@ class Driver:
     def rows(self) -> list[Row]:
         """Every run's row now (from the run records; queued runs from the plan)."""
         return sweep_rows(self.ctx, self.record, {i.name: i for i in self.plan.items})
-
-
-def sweep_rows(ctx: Context, record: SweepRecord, items: dict[str, Item] | None = None) -> list[Row]:
-    """One row per run of ``record``, in grid order: its record's state, instance, time, cost and latest metrics."""
-    runs = Runs(ctx.settings.runs_db)
-    by_name = {r.name: r for r in runs.all() if r.options.get("sweep") == record.name}
-    rows = []
-    for entry in record.runs:
-        rec = by_name.get(entry["name"])
-        item = (items or {}).get(entry["name"])
-        if rec is None:
-            state = (
-                item.outcome if item and item.outcome else (item.status if item else entry.get("outcome") or "queued")
-            ) or "queued"
-            rows.append(Row(entry["name"], entry["settings"], state))
-            continue
-        state = rec.state
-        if item is not None and item.outcome in ("skipped", "cancelled") and not rec.live and state == "interrupted":
-            state = "interrupted"
-        rows.append(
-            Row(
-                rec.name,
-                entry["settings"],
-                state,
-                instance=(rec.instance_id or "") if rec.live else "",
-                instance_type=rec.instance_type or "",
-                attempt=rec.attempt,
-                exit_code=rec.exit_code,
-                elapsed=rec.duration,
-                cost=rec.cost,
-                metrics=latest_metrics(rec.results_dir),
-            )
-        )
-    return rows
-
-
-def release_sweep(ctx: Context, sweep: str, *, keep: set[str] | None = None) -> list[str]:
-    """Terminate every live instance tagged ec2kit:sweep=SWEEP (but those serving a run in ``keep``), cancel their
-    spot requests; returns what could not be removed."""
-    from ..spotrun.release import release
-
-    instances = ctx.cloud.instances(states=["pending", "running", "stopping", "stopped"], tags={SWEEP_TAG: sweep})
-    ids = [i.id for i in instances if i.tags.get(RUN_TAG) not in (keep or set())]
-    requests = [r for i in instances if i.id in ids for r in [i.tags.get("ec2kit:spot-request") or i.spot_request_id] if r]
-    return release(ctx, {"instances": ids, "requests": requests}) if ids else []
 
 
 def _gone(run: _Run) -> bool:
