@@ -199,7 +199,6 @@ class Context:
         when it has one, else its private one (EC2KIT_SSH_ADDRESS=public|private forces one); port
         22, pinned by instance id. First makes sure ec2kit's group admits this machine's address."""
         from .errors import WrongState
-        from .ssh.target import SshTarget
 
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
         settings = self.settings
@@ -221,32 +220,18 @@ class Context:
             )
             self._resolved[inst.id] = (inst, target)
             return target
-        host, via = ssh_address(inst, settings.ssh_address)
-        return SshTarget(
-            host=host,
-            port=22,
-            user=settings.login_user,
-            key_file=settings.key_file,
-            alias=inst.id,
-            known_hosts=settings.known_hosts,
-            name=inst.name,
-            via=via,
-        )
+        return self._aws_target(inst)
 
-    def _cached_target(self, inst: Instance) -> SshTarget | None:
-        """The SshTarget of an instance taken from the host cache, without AWS or the sandbox's help:
-        on AWS from its recorded address; in the sandbox, the sshd address last reached there."""
+    def _aws_target(self, inst: Instance) -> SshTarget:
+        """Port 22 of the address :func:`ssh_address` picks, as the login user."""
+        host, via = ssh_address(inst, self.settings.ssh_address)
+        return self._target_at(inst, host, 22, self.settings.login_user, via)
+
+    def _target_at(self, inst: Instance, host: str, port: int, user: str, via: str = "") -> SshTarget:
+        """An SshTarget for ``inst`` at this address, with ec2kit's key, pinned by instance id."""
         from .ssh.target import SshTarget
 
         settings = self.settings
-        if self._mode_without_boto3():
-            cache = self.host_cache
-            found = cache.address(inst.id, inst.public_ip) if cache is not None else None
-            if found is None:
-                return None
-            host, port, user, via = str(found["host"]), int(found["port"]), str(found["user"]), ""
-        else:
-            (host, via), port, user = ssh_address(inst, settings.ssh_address), 22, settings.login_user
         return SshTarget(
             host=host,
             port=port,
@@ -257,6 +242,17 @@ class Context:
             name=inst.name,
             via=via,
         )
+
+    def _cached_target(self, inst: Instance) -> SshTarget | None:
+        """The SshTarget of an instance taken from the host cache, without AWS or the sandbox's help:
+        on AWS from its recorded address; in the sandbox, the sshd address last reached there."""
+        if not self._mode_without_boto3():
+            return self._aws_target(inst)
+        cache = self.host_cache
+        found = cache.address(inst.id, inst.public_ip) if cache is not None else None
+        if found is None:
+            return None
+        return self._target_at(inst, str(found["host"]), int(found["port"]), str(found["user"]))
 
     def reachable(self, found: dict[str, Instance]) -> dict[str, Instance]:
         """Connect now to every instance of ``found`` that came from the host cache (in parallel). If

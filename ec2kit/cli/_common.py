@@ -220,6 +220,38 @@ def parse_ports(value: str | None, flag: str = "--ports") -> list[int]:
 MAX_DISK_GB = 16384  # the largest gp3 volume AWS makes
 
 
+def spot_options(
+    ctx: Any,
+    *,
+    image: str | None,
+    type: str | None,
+    types: str,
+    disk: int | None,
+    max_price: str | None,
+    on_demand_fallback: bool,
+    set: list[str] | None,
+    open_ssh: bool,
+    subnet: str | None,
+    security_group: list[str] | None,
+    instance_profile: str | None,
+) -> dict[str, Any]:
+    """What `spot-run` and `sweep` launch with: their flags, else the config file's defaults (type m5.large)."""
+    from ..recipe.loader import parse_overrides
+
+    defaults = ctx.settings.default
+    return {
+        "image": image or defaults("image"),
+        "type": type or defaults("type") or "m5.large",
+        "types": split_list(types) or list(defaults("types")),
+        "on_demand_fallback": on_demand_fallback,
+        "disk": check_disk(disk if disk is not None else defaults("disk")),
+        "max_price": max_price or defaults("max_price"),
+        "vars": parse_overrides(set),
+        "open_ssh": open_ssh,
+        **network_options(ctx, subnet, security_group, instance_profile),
+    }
+
+
 def check_disk(disk: int | None, flag: str = "--disk") -> int | None:
     """A root/data disk size in GB within what EBS allows (gp3: 1-16384), or a ConfigError naming ``flag``."""
     from ..errors import ConfigError

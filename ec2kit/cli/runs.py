@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, check_disk, command, fail, network_options, split_list
+from ._common import NETWORK_HELP, command, fail, split_list, spot_options
 
 
 @command(
@@ -62,30 +62,32 @@ def spot_run(
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
-    from ..recipe.loader import parse_overrides
 
-    defaults = ctx.settings.default
-    disk = check_disk(disk if disk is not None else defaults("disk"))
     options = spotrun.SpotRunOptions(
         script=script,
         files=files,
         name=name,
-        image=image or defaults("image"),
-        type=type or defaults("type") or "m5.large",
-        types=split_list(types) or list(defaults("types")),
-        on_demand_fallback=on_demand_fallback,
-        disk=disk,
         snapshot=snapshot,
         results=results,
-        max_price=max_price or defaults("max_price"),
         retries=retries,
         monitor=monitor,
         detach=detach,
         keep=keep,
         max_hours=max_hours,
-        vars=parse_overrides(set),
-        open_ssh=open_ssh,
-        **network_options(ctx, subnet, security_group, instance_profile),
+        **spot_options(
+            ctx,
+            image=image,
+            type=type,
+            types=types,
+            disk=disk,
+            max_price=max_price,
+            on_demand_fallback=on_demand_fallback,
+            set=set,
+            open_ssh=open_ssh,
+            subnet=subnet,
+            security_group=security_group,
+            instance_profile=instance_profile,
+        ),
     )
     record = spotrun.spot_run(ctx, options)
     if json:

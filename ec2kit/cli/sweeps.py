@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, check_disk, command, fail, network_options, split_list
+from ._common import NETWORK_HELP, command, fail, spot_options
 
 
 @command(
@@ -68,9 +68,7 @@ def sweep(
 ) -> None:
     """Run a script over a grid of settings on spot instances, --parallel at a time. Example: inv sweep --script train.sh --grid lr=1e-3,3e-4 --grid seed=1,2 --parallel 4"""
     from .. import sweep as sweeps
-    from ..recipe.loader import parse_overrides
 
-    defaults = ctx.settings.default
     options = sweeps.SweepOptions(
         script=script,
         grid=list(grid or []),
@@ -84,16 +82,21 @@ def sweep(
         detach=detach,
         results=results,
         files=files,
-        image=image or defaults("image"),
-        type=type or defaults("type") or "m5.large",
-        types=split_list(types) or list(defaults("types")),
-        on_demand_fallback=on_demand_fallback,
-        disk=check_disk(disk if disk is not None else defaults("disk")),
-        max_price=max_price or defaults("max_price"),
         max_hours=max_hours,
-        vars=parse_overrides(set),
-        open_ssh=open_ssh,
-        **network_options(ctx, subnet, security_group, instance_profile),
+        **spot_options(
+            ctx,
+            image=image,
+            type=type,
+            types=types,
+            disk=disk,
+            max_price=max_price,
+            on_demand_fallback=on_demand_fallback,
+            set=set,
+            open_ssh=open_ssh,
+            subnet=subnet,
+            security_group=security_group,
+            instance_profile=instance_profile,
+        ),
     )
     if detach:
         record = sweeps.start_detached(ctx, options)
