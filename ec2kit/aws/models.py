@@ -1,7 +1,7 @@
 """What ec2kit shows of EC2: instances, images, volumes, snapshots, and finding one by name.
 
 Plain dataclasses built from describe_* responses with ``from_raw``; no AWS calls here.
-The tag names ec2kit puts on what it creates live here too.
+The tag names ec2kit puts on what it creates live in ``ec2kit.tags`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from ..errors import ConfigError, NotFound
+from ..tags import LAUNCH_TAG, MANAGED_TAG, SOURCE_INSTANCE_TAG, SPOT_REQUEST_TAG
 
 __all__ = [
     "CANONICAL_OWNER",
@@ -33,10 +34,6 @@ __all__ = [
     "tags_of",
 ]
 
-MANAGED_TAG = "ec2kit:managed"
-SOURCE_INSTANCE_TAG = "ec2kit:source-instance"
-LAUNCH_TAG = "ec2kit:launch"
-SPOT_REQUEST_TAG = "ec2kit:spot-request"
 SECURITY_GROUP = "ec2kit-ssh"
 CANONICAL_OWNER = "099720109477"
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")

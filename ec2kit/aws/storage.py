@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import AlreadyExists, AwsError, ConfigError, NotFound, TimedOut, WrongState
+from ..tags import IMAGE_TAG
 from .errors import translated
 from .instances import Instances
 from .models import CANONICAL_OWNER, MANAGED_TAG, SOURCE_INSTANCE_TAG, Image, Instance, Snapshot, Volume, filters, pick, tag_list
@@ -183,7 +184,7 @@ class Storage(Instances):
             image.tags.update(missing)
         if image.snapshot_ids:
             self.ec2.create_tags(
-                Resources=image.snapshot_ids, Tags=tag_list({"Name": tags["Name"], MANAGED_TAG: "1", "ec2kit:image": image_id})
+                Resources=image.snapshot_ids, Tags=tag_list({"Name": tags["Name"], MANAGED_TAG: "1", IMAGE_TAG: image_id})
             )
         return image
 

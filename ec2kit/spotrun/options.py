@@ -21,7 +21,6 @@ from .commands import check_run_name
 if TYPE_CHECKING:
     from ..context import Context
 
-RUN_TAG = "ec2kit:run"
 DATA_MOUNT = "/mnt/data"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,3 @@ def run_options(options: SweepOptions, sweep: str, run: str, settings: dict[str,
         say=options.say,
     )
 
-
-def with_say(options: SweepOptions, say: Callable[[str], None] | None) -> SweepOptions:
-    """The options with another message sink."""
-    return replace(options, say=say)

@@ -7,20 +7,18 @@ its state, the fleet calls it made and what it spent.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import AlreadyExists, ConfigError, NotFound
+from ..fsutil import atomic_write, file_lock
+from ..tags import SWEEP_TAG  # noqa: F401 - re-exported: the tag names live in ec2kit.tags
 
 LIVE = ("starting", "running", "stopping")  # the sweep's process may still start runs
-SWEEP_TAG = "ec2kit:sweep"
 
 
 @dataclass
@@ -117,25 +115,8 @@ class Sweeps:
     @contextmanager
     def _locked(self, name: str) -> Iterator[None]:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.dir / f".{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.dir / f".{name}.lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def _write(self, record: SweepRecord) -> None:
-        path = self.path(record.name)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(record), f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-
-
-def as_dict(record: SweepRecord) -> dict[str, Any]:
-    """The record as JSON-ready data."""
-    return asdict(record)
+        atomic_write(self.path(record.name), json.dumps(asdict(record), indent=1, default=str))

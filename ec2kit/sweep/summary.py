@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..fsutil import atomic_write
 
 OBJECTIVE = re.compile(r"^([A-Za-z0-9_.\-/]+)(?::(min|max))?$")
 
@@ -124,11 +124,7 @@ def csv_text(rows: list[Row], keys: list[str]) -> str:
 
 def write_csv(path: Path, rows: list[Row], keys: list[str]) -> Path:
     """Write summary.csv atomically (a temp file beside it, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(csv_text(rows, keys))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, csv_text(rows, keys), mode=0o644)
 
 
 def _num(value: Any) -> str:
