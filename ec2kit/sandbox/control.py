@@ -103,6 +103,7 @@ class Control:
                 self.terminate(instance_id)
             else:
                 self.ec2.stop_instances(InstanceIds=[instance_id])
+            state_reason(instance_id, "Client.InstanceInitiatedShutdown", "Instance initiated shutdown")
             log.info("%s: powered itself off (%s)", instance_id, behavior)
             self.reconciler.reconcile_if_changed()
         except Exception:
@@ -157,6 +158,7 @@ class Control:
                     self.stop_for_interruption(instance_id, restart_after)
                 else:
                     self.terminate(instance_id)
+                state_reason(instance_id, "Server.SpotInstanceTermination", "Spot instance termination")
                 log.info("%s: reclaimed (spot interruption, %s)", instance_id, action)
                 self.reconciler.reconcile_if_changed()
             except Exception:
@@ -424,3 +426,17 @@ def serve(control: Control, port: int = 0) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(control))
     server.daemon_threads = True
     return server
+
+
+def state_reason(instance_id: str, code: str, message: str) -> None:
+    """Give the instance the StateReason EC2 gives this ending (moto says Client.UserInitiatedShutdown for all):
+    an interruption is Server.SpotInstanceTermination, a poweroff Client.InstanceInitiatedShutdown."""
+    from moto.ec2.models.instances import StateReason
+
+    from .aws_behaviours import ec2_backend
+
+    try:
+        instance = ec2_backend().get_instance(instance_id)
+    except Exception:  # noqa: BLE001 - gone from moto already: nothing to mark
+        return
+    instance.state_reason = StateReason(f"{code}: {message}", code)

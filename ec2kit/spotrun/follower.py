@@ -108,6 +108,7 @@ class Follower:
     beat_stale: float = 0.0  # > 0: a 'running' status whose heartbeat is older than this is checked (dead wrapper?)
     poll_timeout: float = 30.0
     contact: Callable[[], None] | None = None  # called after each poll that got an answer
+    pull_failed: Callable[[], None] | None = None  # called after each failed pull (last_error says why)
     offset: int = 0
     status: dict = field(default_factory=dict)
     beat_age: float | None = None
@@ -189,6 +190,10 @@ class Follower:
                 shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
             return True
         self.last_error = done.stderr.decode(errors="replace").strip()
+        # What the failed pull left in PARTIAL_DIR must not fill the disk for the next one (a full disk stays full).
+        shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
+        if self.pull_failed is not None:
+            self.pull_failed()
         return False
 
     def push(self) -> None:

@@ -1,40 +1,32 @@
-"""The spot-run lifecycle: launch, prepare, start, follow, recover, finish, clean up.
+"""The spot-run lifecycle: ``spot_run(ctx, options)`` drives one run from the spot request to the last deleted volume.
 
-``spot_run(ctx, options)`` drives one run from the spot request to the last deleted volume.
-Every phase change is written to the run's SQLite record first, so whatever happens
-(Ctrl-C, a lost instance, a failed step) the record says which resources were the run's.
-
-The phases live beside it: ``options`` (SpotRunOptions, validate, preflight), ``state`` (what
-the phases share), ``prepare`` (SSH, volume, upload, start), ``follow`` (poll, pull, recover
-contact), ``release`` (terminate, cancel, delete). ``_launch`` (the spot request) stays here.
+Each attempt (launch → prepare → follow → finish → recover) is :class:`~ec2kit.spotrun.attempt.Attempt`
+with the run's launch kind (``strategies``: one-time, or resumable when detached); this module only decides
+what comes after an attempt (another one within ``--retries``, or the end) and cleans up after Ctrl-C or a
+failure. Every phase change is written to the run's SQLite record first, so whatever happens the record
+says which resources were the run's.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import Ec2kitError, NotFound, RunError
+from ..errors import Ec2kitError, RunError
 from ..runs import RunRecord, Runs, masked_vars
+from ..tags import RUN_TAG
 from . import owner
+from .attempt import FINISHED, Attempt
 from .commands import kill_command
-from .follow import _final_pull, _final_push_or_pull, _follow
-from .options import DATA_MOUNT, RUN_TAG, SpotRunOptions, bundle, default_name, preflight, validate
-from .prepare import _host, _prepare_and_start, launch_resumable, resumable
-from .release import (
-    _release_instance,
-    _report_leftovers,
-    _revoke_quietly,
-    log_tail,
-    release,
-    release_all,
-    results_path,
-)
-from .state import Phase, _Run
+from .home import bring_home, say_home_failed
+from .options import DATA_MOUNT, SpotRunOptions, bundle, default_name, preflight, validate
+from .prepare import _host
+from .release import _report_leftovers, _revoke_quietly, log_tail, release, release_all, results_path
+from .state import _Run
+from .strategies import default_image, launch_options, spot_price, strategy_for
 
 if TYPE_CHECKING:
-    from ..aws.models import Instance
     from ..context import Context
 
 __all__ = [
@@ -42,7 +34,9 @@ __all__ = [
     "RUN_TAG",
     "SpotRunOptions",
     "bundle",
+    "default_image",
     "default_name",
+    "launch_options",
     "log_tail",
     "preflight",
     "release",
@@ -52,84 +46,6 @@ __all__ = [
     "spot_run",
     "validate",
 ]
-
-
-# --------------------------------------------------------------------------- launch
-
-
-def _launch(run: _Run, attempt: int) -> Instance:
-    """One instant EC2 Fleet over --type and --types × zones (AWS picks the pool); record the instance at once.
-
-    The first attempt and every replacement after an interruption make the same single call;
-    the record keeps the type, zone, market and price actually obtained.
-    """
-    from ..actions import say_launch_plan
-
-    opts, rec = run.options, run.record
-    types = list(dict.fromkeys([opts.type, *opts.types]))
-    name = rec.name if attempt == 1 else f"{rec.name}-{attempt}"
-    fallback = " (on-demand as the last resort)" if opts.on_demand_fallback else ""
-    run.say(f"{rec.name}: requesting a spot instance: {', '.join(types)}{fallback} (attempt {attempt})")
-    run.save(state="requested" if attempt == 1 else "recovering", attempt=attempt)
-    plan = run.ctx.cloud.plan_launch(
-        name,
-        type=opts.type,
-        shutdown_behavior="terminate",
-        **launch_options(run),
-    )
-    if attempt == 1:
-        say_launch_plan(plan, run.say, f"{rec.name}: ")
-    inst = run.ctx.cloud.launch(plan, types=types[1:], on_demand_fallback=opts.on_demand_fallback)
-    request = inst.tags.get("ec2kit:spot-request") or inst.spot_request_id
-    rec.add_created("instances", inst.id)
-    if request:
-        rec.add_created("requests", request)
-    rec.instance_started()
-    market = "spot" if inst.lifecycle == "spot" else "on-demand"
-    rec.options["market"] = market
-    obtained = inst.hourly_price or (spot_price(run.ctx, inst.type, inst.zone) if market == "spot" else None)
-    rec.hourly_price = obtained or rec.hourly_price
-    run.save(state="starting", instance_id=inst.id, request_id=request, zone=inst.zone, instance_type=inst.type)
-    if market != "spot" or inst.type != opts.type:
-        run.say(f"{rec.name}: got {market} {inst.type} in {inst.zone}")
-    run.instance = inst
-    run.phases.append(Phase(running_at=time.monotonic()))
-    return inst
-
-
-def spot_price(ctx: Context, instance_type: str, zone: str) -> float | None:
-    """The current spot price of ``instance_type`` in ``zone`` (USD/hour), or None if unknown."""
-    try:
-        return ctx.cloud.spot_price(instance_type, zone)
-    except Ec2kitError:  # the cost column is informative only
-        return None
-
-
-def launch_options(run: _Run) -> dict[str, Any]:
-    """What every launch of this run asks for, one-time or resumable (the type comes per call)."""
-    opts = run.options
-    return dict(
-        image=opts.image or _default_image(run.ctx),
-        spot=True,
-        max_price=opts.max_price,
-        disk=opts.disk,
-        tags={RUN_TAG: run.record.name},
-        subnet=opts.subnet,
-        security_groups=opts.security_groups,
-        instance_profile=opts.instance_profile,
-        open_ssh=opts.open_ssh,
-    )
-
-
-def _default_image(ctx: Context) -> str | None:
-    """'base' when the user froze one (journey 2), else None (the cloud's latest Ubuntu LTS)."""
-    try:
-        return ctx.cloud.image("base").id
-    except NotFound:
-        return None
-
-
-# --------------------------------------------------------------------------- public
 
 
 def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
@@ -168,83 +84,57 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
 
 def _attempts(run: _Run) -> RunRecord:
     opts, rec = run.options, run.record
-    attempt = 0
+    attempt = Attempt(run, strategy_for(opts))
+    number = 0
     while True:
-        attempt += 1
-        if resumable(opts):
-            launch_resumable(run, attempt)
-        else:
-            _launch(run, attempt)
-        _prepare_and_start(run, attempt)
-        if opts.detach:
-            if opts.monitor:
-                ends = f"When the script ends the instance pushes its last results to {opts.monitor}, then powers off."
-            elif opts.detach_pull_wait < 0:
-                ends = (
-                    f"When the script ends the instance keeps its results (and keeps billing) until `inv pull {rec.name}` "
-                    f"collects them, then powers off; `inv runs` shows when it is waiting."
-                )
-            else:
-                ends = (
-                    f"When the script ends the instance waits up to {opts.detach_pull_wait // 60} min for "
-                    f"`inv pull {rec.name}`, then powers off."
-                )
+        number += 1
+        outcome = attempt(number)
+        if outcome.state == "detached":
             run.say(
-                f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. " + ends
+                f"{rec.name}: detached. `inv logs {rec.name} --follow`, `inv pull {rec.name}`, `inv stop-run {rec.name}`. "
+                + _ends(opts, rec.name)
             )
             return rec
-        state = _follow(run)
-        status = run.follower.status if run.follower else {}
-        if state == "cancelled":  # `inv stop-run` did the final pull and the cleanup
-            remaining = _release_instance(run)
-            _report_leftovers(run, remaining)
-            rec.state = "cancelled"
+        if outcome.kept or outcome.state == "cancelled":
             return rec
-        if state in ("succeeded", "failed", "timeout"):
-            if opts.monitor:
-                _final_push_or_pull(run)
-            _final_pull(run)  # then the `pulled` marker: the wrapper may power off
-            rec.exit_code = status.get("exit_code")
-            rec.ended_at = time.time()
-            remaining = [] if opts.keep else _release_instance(run)
-            if opts.monitor:
-                remaining += _revoke_quietly(run)
-            run.save(state=state)
-            _report_leftovers(run, remaining)
-            if state != "succeeded":
+        if outcome.state in FINISHED:
+            if outcome.state != "succeeded":
                 run.say(
-                    f"{rec.name}: {state} (exit code {rec.exit_code}). Last lines of the log:\n" + log_tail(run.ctx, rec.name)
+                    f"{rec.name}: {outcome.state} (exit code {rec.exit_code}). Last lines of the log:\n"
+                    + log_tail(run.ctx, rec.name)
                 )
             return rec
-        # interrupted (notice seen) or lost (instance vanished, or its wrapper died): results pulled so far are kept
-        if status.get("why") == "wrapper":
-            run.say(
-                f"{rec.name}: the run's wrapper on {run.instance.label if run.instance else '?'} died (no heartbeat for "
-                f"{status.get('beat_age') or 0:.0f} s, no tmux session): stopping what is left of the script, pulling its results"
-            )
-            try:
-                _host(run).run(kill_command(rec.name), check=False, timeout=30)
-            except Ec2kitError:
-                pass
-        _final_pull(run)
-        remaining = _release_instance(run)
-        _report_leftovers(run, remaining)
+        # interrupted or lost, in any phase: results pulled so far are kept
         if run.cancelled:
             rec.state = "cancelled"
             return rec
-        wrapper_died = status.get("why") == "wrapper"
-        if attempt > opts.retries:
+        wrapper_died = outcome.status.get("why") == "wrapper"
+        if number > opts.retries:
             rec.ended_at = time.time()
             run.save(state="lost" if wrapper_died else "interrupted")
             what = "lost its wrapper" if wrapper_died else "was interrupted"
             raise RunError(
-                f"Run {rec.name} {what} on attempt {attempt} and has no retries left; results so far are in {rec.results_dir}.",
+                f"Run {rec.name} {what} on attempt {number} ({outcome.why}) and has no retries left; results so far are in {rec.results_dir}.",
                 hint="Run again with --retries N to replace interrupted instances automatically.",
             )
-        why = "its wrapper died" if wrapper_died else f"instance {state}"
-        run.say(f"{rec.name}: {why}; replacing the instance (retry {attempt} of {opts.retries}), resuming from {rec.results_dir}")
+        why = "its wrapper died" if wrapper_died else outcome.why
+        run.say(f"{rec.name}: {why}; replacing the instance (retry {number} of {opts.retries}), resuming from {rec.results_dir}")
         run.save(state="recovering")
         run.instance, run.follower, run.script_started = None, None, False
+
+
+def _ends(opts: SpotRunOptions, name: str) -> str:
+    """What a detached run does when its script ends."""
+    if opts.monitor:
+        return f"When the script ends the instance pushes its last results to {opts.monitor}, then powers off."
+    if opts.detach_pull_wait < 0:
+        return (
+            f"When the script ends the instance keeps its results (and keeps billing) until `inv pull {name}` "
+            f"collects them, then powers off; `inv runs` shows when it is waiting."
+        )
+    return (
+        f"When the script ends the instance waits up to {opts.detach_pull_wait // 60} min for `inv pull {name}`, then powers off."
+    )
 
 
 def _leave_detached(run: _Run) -> RunRecord:
@@ -263,7 +153,11 @@ def _leave_detached(run: _Run) -> RunRecord:
 
 
 def _abort(run: _Run, state: str) -> None:
-    """Ctrl-C / failure: final pull if the script started, then remove everything the run created."""
+    """Ctrl-C / failure: final pull if the script started, then remove everything the run created.
+
+    Unless the final pull failed on an instance that still runs: that instance holds results that are not
+    home, so it stays (the run waits for `inv pull RUN`, which releases it)."""
+    missing = ""
     try:
         if run.script_started and run.instance is not None:
             # Ctrl-C may have landed mid-command (with the Fabric transport, inside paramiko
@@ -273,12 +167,24 @@ def _abort(run: _Run, state: str) -> None:
                 _host(run).run(kill_command(run.record.name), check=False, timeout=15)
             except Exception:  # noqa: BLE001
                 pass
-            _final_pull(run)
+            if run.follower is not None:
+                run.follower.host = _host(run)
+            home = bring_home(run)
+            missing = "" if home.ok or home.gone else home.missing
     except BaseException:  # noqa: BLE001 - a second Ctrl-C must not skip the cleanup
         pass
-    remaining = release_all(run.ctx, run.record)
+    rec = run.record
+    if missing and run.instance is not None:
+        note = (
+            f"{state} with results not home: {missing}; {run.instance.label} keeps them: `inv pull {rec.name}` brings them home"
+        )
+        rec.options.update(orphaned=True, note=note)
+        run.save(state="running")
+        say_home_failed(run, note)
+        return
+    remaining = release_all(run.ctx, rec)
     if run.options.monitor:
         remaining += _revoke_quietly(run)
-    run.record.ended_at = time.time()
+    rec.ended_at = time.time()
     run.save(state=state)
     _report_leftovers(run, remaining)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..tags import RUN_TAG as RUN_TAG  # re-exported for the modules that read it here
 from .commands import check_run_name
 
 if TYPE_CHECKING:
@@ -58,6 +59,13 @@ class SpotRunOptions:
     detach_pull_wait: int = -1  # detached: how long a finished instance waits for `inv pull` (< 0: until it comes)
     out: Callable[[str], None] | None = None  # log lines (default: print)
     say: Callable[[str], None] | None = None  # phase messages (default: ui.info)
+
+
+def resumable(opts: SpotRunOptions) -> bool:
+    """Whether the run launches so that an interruption stops its instance (disk and results kept) and the
+    next boot resumes the script: detached runs that wait for `inv pull` (nothing follows them to bring
+    their results home before a terminated instance takes them away)."""
+    return opts.detach and not opts.monitor and opts.detach_pull_wait < 0
 
 
 def default_name(script: str) -> str:

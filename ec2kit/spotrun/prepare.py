@@ -7,19 +7,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RunError
+from ..tags import RUN_TAG
 from .commands import render_wrapper, start_command
 from .follower import Follower
-from .options import DATA_MOUNT, RUN_TAG, SpotRunOptions, bundle
-from .state import Phase, _Run
+from .home import pull_failed
+from .options import DATA_MOUNT, SpotRunOptions, bundle, resumable
+from .state import _Run
 
 if TYPE_CHECKING:
-    from ..aws.models import Instance
     from ..ssh import Transport
 
 
-def _host(run: _Run) -> Transport:
+def host(run: _Run) -> Transport:
+    """The SSH transport to the run's current instance (shared per instance by the Context)."""
     assert run.instance is not None
     return run.ctx.connect(run.instance)
+
+
+_host = host
 
 
 def _attach_data(run: _Run, attempt: int) -> None:
@@ -144,14 +149,8 @@ def _follower(run: _Run, host: Transport) -> Follower:
         attached=True,
         beat_stale=beat_stale(opts),
         poll_timeout=max(10.0, 10 * opts.poll_interval),
+        pull_failed=lambda: pull_failed(run),
     )
-
-
-def resumable(opts: SpotRunOptions) -> bool:
-    """Whether the run launches so that an interruption stops its instance (disk and results kept) and
-    the next boot resumes the script: detached runs that wait for `inv pull` (nothing follows them to
-    bring their results home before a terminated instance takes them away)."""
-    return opts.detach and not opts.monitor and opts.detach_pull_wait < 0
 
 
 def beat_stale(opts: SpotRunOptions) -> float:
@@ -162,45 +161,3 @@ def beat_stale(opts: SpotRunOptions) -> float:
 def follower_stale(opts: SpotRunOptions) -> float:
     """After how many seconds without a poll the wrapper takes the follower for gone (it polls every poll_interval s)."""
     return max(30.0, 10 * opts.poll_interval)
-
-
-def launch_resumable(run: _Run, attempt: int) -> Instance:
-    """A detached run's instance: a persistent spot request whose instance is stopped, not terminated, when
-    interrupted (results stay on its disk; the boot hook resumes the script when capacity returns).
-
-    Mirrors lifecycle._launch (the next type on capacity errors; the instance recorded at once).
-    """
-    from ..errors import AwsError
-    from .lifecycle import launch_options, spot_price
-
-    opts, rec = run.options, run.record
-    types = [opts.type, *opts.types]
-    last_error: Exception | None = None
-    for type_ in types[min(attempt - 1, len(types) - 1) :]:
-        run.say(f"{rec.name}: requesting a {type_} spot instance that stops (keeping its disk) if interrupted")
-        run.save(state="requested", instance_type=type_, attempt=attempt)
-        try:
-            inst = run.ctx.cloud.launch(
-                rec.name,
-                type=type_,
-                interruption="stop",
-                **launch_options(run),
-            )
-        except AwsError as err:
-            last_error = err
-            if type_ != types[-1]:
-                run.say(f"{rec.name}: no {type_} spot capacity ({err.code or err}); trying the next type")
-            continue
-        request = inst.tags.get("ec2kit:spot-request") or inst.spot_request_id
-        rec.add_created("instances", inst.id)
-        if request:
-            rec.add_created("requests", request)
-        rec.options["resumable"] = True
-        rec.instance_started()
-        rec.hourly_price = spot_price(run.ctx, type_, inst.zone) or rec.hourly_price
-        run.save(state="starting", instance_id=inst.id, request_id=request, zone=inst.zone, instance_type=type_)
-        run.instance = inst
-        run.phases.append(Phase(running_at=time.monotonic()))
-        return inst
-    assert last_error is not None
-    raise last_error

@@ -33,7 +33,7 @@ def _release_instance(run: _Run) -> list[str]:
         iid = run.instance.id
         run.ctx.forget_host(iid)
         # Waiting for 'terminated' is only needed to free the data volumes for deletion.
-        remaining += _terminate(cloud, iid, rec.request_id, wait=bool(rec.volumes))
+        remaining += terminate_instance(cloud, iid, rec.request_id, wait=bool(rec.volumes))
         rec.instance_stopped()
     for vol in list(rec.volumes):
         left = _delete_volume(cloud, vol)
@@ -44,7 +44,8 @@ def _release_instance(run: _Run) -> list[str]:
     return remaining
 
 
-def _terminate(cloud: Any, instance_id: str, request_id: str | None, *, wait: bool = True) -> list[str]:
+def terminate_instance(cloud: Any, instance_id: str, request_id: str | None, *, wait: bool = True) -> list[str]:
+    """Cancel ``request_id`` (if any), terminate the instance (and wait for it); what could not be removed, as hints."""
     try:
         if request_id:
             try:
@@ -112,7 +113,7 @@ def release(ctx: Context, created: dict[str, list[str]]) -> list[str]:
             pass
     for iid in created.get("instances", []):
         ctx.forget_host(iid)
-        remaining += _terminate(cloud, iid, None, wait=bool(created.get("volumes")))  # only volumes need it gone
+        remaining += terminate_instance(cloud, iid, None, wait=bool(created.get("volumes")))  # only volumes need it gone
     for vid in created.get("volumes", []):
         remaining += _delete_volume(cloud, vid)
     return remaining
@@ -121,7 +122,7 @@ def release(ctx: Context, created: dict[str, list[str]]) -> list[str]:
 def tagged(ctx: Context, run: str) -> dict[str, list[str]]:
     """What the cloud holds for run ``run`` by its ec2kit:run tag, whatever its record says:
     live instances, open/active/disabled spot requests, volumes."""
-    from .options import RUN_TAG
+    from ..tags import RUN_TAG
 
     cloud = ctx.cloud
     instances = [i.id for i in cloud.instances(states=["pending", "running", "stopping", "stopped"], tags={RUN_TAG: run})]

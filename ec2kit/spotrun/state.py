@@ -22,8 +22,8 @@ class Phase:
     started_at: float = 0.0
 
 
-class _Run:
-    """State shared by the phases of one spot_run call."""
+class RunState:
+    """State shared by the phases of one run's attempts (a spot-run's, or one run of a sweep)."""
 
     def __init__(self, ctx: Context, options: SpotRunOptions, record: RunRecord) -> None:
         self.ctx, self.options, self.record = ctx, options, record
@@ -35,6 +35,7 @@ class _Run:
         self.script_started = False
         self.outage_since: float | None = None  # monotonic time contact with the instance was lost (None: in contact)
         self.phases: list[Phase] = []
+        self.disk_full_said = False  # a full local disk is said once, at the first failed pull
 
     def save(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -49,6 +50,9 @@ class _Run:
         """Whether someone stopped this run (``inv stop-run``) while we were following it."""
         stored = self.runs.find(self.record.name)
         return self.record.state == "cancelled" or bool(stored and stored.state == "cancelled")
+
+
+_Run = RunState  # the name the phase modules use
 
 
 def _default_say(message: str) -> None:

@@ -14,7 +14,6 @@ so ``inv stop-run``, ``inv cleanup`` and a settling ``inv sweeps`` find them wha
 from __future__ import annotations
 
 import copy
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +24,16 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Ec2kitError
 from ..runs import RunRecord, Runs, masked_vars
 from ..spotrun import owner
+from ..spotrun.attempt import FINISHED, Attempt, spot_request_of
 from ..spotrun.commands import kill_command
-from ..spotrun.options import RUN_TAG, SpotRunOptions
-from ..spotrun.state import Phase, _Run
+from ..spotrun.options import SpotRunOptions
+from ..spotrun.prepare import host
+from ..spotrun.release import terminate_instance
+from ..spotrun.strategies import Reused, default_image
+from ..tags import RUN_TAG, SWEEP_TAG
 from .options import SweepOptions, run_options
 from .plan import Item, Plan, budget_message
-from .records import SWEEP_TAG, SweepRecord, Sweeps
+from .records import SweepRecord, Sweeps
 from .slot import _Slot, _SweepRun
 from .status import release_sweep, sweep_rows
 from .summary import Row
@@ -150,7 +153,7 @@ class Driver:
             plan = self.ctx.cloud.plan_launch(
                 f"{self.record.name}-b{batch}",
                 type=opts.type,
-                image=opts.image or _default_image(self.ctx),
+                image=opts.image or default_image(self.ctx),
                 spot=True,
                 max_price=opts.max_price,
                 disk=opts.disk,
@@ -223,7 +226,7 @@ class Driver:
                 self._terminate(slot)
                 self.slots.remove(slot)
                 self.closed.append(slot)
-        left = release_sweep(self.ctx, self.record.name)
+        left = release_sweep(self.ctx, self.record.name, keep={s.kept for s in self.closed + self.slots if s.kept})
         if left:
             self.say(f"{self.record.name}: could not remove everything. Still there: {'; '.join(left)}")
 
@@ -242,8 +245,6 @@ class Driver:
         def change(stored: SweepRecord) -> None:
             for key, value in changes.items():
                 setattr(stored, key, value)
-            if stored.state == "stopping" and changes.get("state") is None and not self.stop.is_set():
-                pass  # someone asked us to stop: _check_stopped_from_outside sees it
             stored.fleet_calls, stored.launched, stored.reused = self.record.fleet_calls, self.record.launched, self.record.reused
             stored.spent, stored.note = spent, self.record.note or stored.note
             for run in stored.runs:
@@ -311,105 +312,44 @@ class Driver:
 
     def _run_one(self, slot: _Slot, item: Item) -> tuple[str, bool]:
         """One attempt of ``item`` on ``slot``'s instance: (final state, whether the instance may take another run)."""
-        from ..spotrun.follow import _final_pull, _follow
-        from ..spotrun.prepare import _host, _prepare_and_start
-
-        ctx, inst = self.ctx, slot.instance
         opts = run_options(self.options, self.record.name, item.name, item.settings)
-        record = self._record(item, opts)
-        run = _SweepRun(ctx, opts, record, self.stop)
-        attempt = item.attempts
-        first_on_instance = slot.runs == 0
+        run = _SweepRun(self.ctx, opts, self._record(item, opts), self.stop)
+        strategy = Reused(slot.instance, slot.price, first=slot.runs == 0, label=grid_label(item.settings))
+        attempt = Attempt(run, strategy, cancel_pulls=True)
         try:
-            ctx.cloud.tag(inst.id, {"Name": item.name, RUN_TAG: item.name})
-            inst = slot.instance = dataclasses.replace(
-                inst, name=item.name, tags={**inst.tags, "Name": item.name, RUN_TAG: item.name}
-            )
-            request = inst.tags.get("ec2kit:spot-request") or inst.spot_request_id
-            record.add_created("instances", inst.id)
-            if request:
-                record.add_created("requests", request)
-            record.instance_started()
-            record.hourly_price = slot.price
-            record.options["market"] = "spot" if inst.lifecycle == "spot" else "on-demand"
-            how = "" if first_on_instance else " (reused)"
-            self.say(f"{item.name}: {grid_label(item.settings)} on {inst.id} ({inst.type}, {inst.zone}){how}, attempt {attempt}")
-            run.save(
-                state="starting",
-                attempt=attempt,
-                instance_id=inst.id,
-                request_id=request,
-                zone=inst.zone,
-                instance_type=inst.type,
-            )
-            run.instance = inst
-            run.phases.append(Phase(running_at=time.monotonic()))
-            if run.cancelled:
-                raise KeyboardInterrupt
-            _prepare_and_start(run, attempt)
-            state = _follow(run)
+            outcome = attempt(item.attempts)
         except KeyboardInterrupt:
-            state = "cancelled"
+            outcome = attempt.cancelled()
         except Ec2kitError as err:
             if self.stop.wait(1.0):  # Ctrl-C reaches ssh and rsync too: their failure is the sweep stopping
-                _final_pull(run)
-                self._end_run(run, "cancelled")
-                return "cancelled", False
-            if run.instance is not None and _gone(run):  # interrupted before (or while) the script started
-                self.say(f"{item.name}: its instance {inst.id} went away while the run was being prepared ({err})")
-                self._end_run(
-                    run, "recovering" if item.attempts <= self.plan.retries and not self.stop.is_set() else "interrupted"
-                )
-                return "interrupted", False
-            self.say(f"{item.name}: {err}")
-            record.options["note"] = str(err)[:500]
-            _final_pull(run)
-            self._end_run(run, "failed")
+                outcome = attempt.cancelled()
+            else:
+                self.say(f"{item.name}: {err}")
+                run.record.options["note"] = str(err)[:500]
+                outcome = attempt.failed()
+        finally:
+            slot.instance = strategy.instance
+        if outcome.kept:  # its results are not home: the instance stays for `inv pull RUN`, out of the sweep
+            slot.kept = item.name
+            self.say(f"{item.name}: its instance {slot.instance.id} keeps results that are not home; the other runs go on")
             return "failed", False
-        status = run.follower.status if run.follower else {}
-        if state == "cancelled":
-            if run.script_started:
-                try:
-                    ctx.forget_host(inst.id)  # Ctrl-C may have cut the shared connection mid-command: a fresh one
-                    _host(run).run(kill_command(item.name), check=False, timeout=15)
-                    if run.follower is not None:
-                        run.follower.host = _host(run)
-                except Ec2kitError:
-                    pass
-            _final_pull(run)
+        if outcome.state == "cancelled":
             self._end_run(run, "cancelled")
             return "cancelled", False
-        if state in ("succeeded", "failed", "timeout"):
-            # The last pull, without the `pulled` marker: that would let the wrapper power the instance off,
-            # and the instance may take the next run (_clean stops the wrapper; otherwise it is terminated).
-            self._last_pull(run)
-            record.exit_code = status.get("exit_code")
-            self._end_run(run, state)
-            if state != "succeeded":
-                self.say(f"{item.name}: {state} (exit code {record.exit_code}); the other runs go on")
+        if outcome.state in FINISHED and not outcome.why:
+            self._end_run(run, outcome.state)
+            if outcome.state != "succeeded":
+                self.say(f"{item.name}: {outcome.state} (exit code {run.record.exit_code}); the other runs go on")
             else:
                 self.say(f"{item.name}: succeeded")
             # timeout: the wrapper powers the instance off; never hand it on
-            return state, state != "timeout" and self._clean(run)
-        # interrupted, or lost (instance or wrapper gone): what was pulled is kept; the run may be queued again
-        _final_pull(run)
+            return outcome.state, outcome.state != "timeout" and self._clean(run)
+        if outcome.state == "failed":  # a failure before the script ended, on an instance EC2 still runs
+            self._end_run(run, "failed")
+            return "failed", False
+        # interrupted, or lost (instance or wrapper gone), in any phase: what was pulled is kept; the run may be queued again
         self._end_run(run, "recovering" if item.attempts <= self.plan.retries and not self.stop.is_set() else "interrupted")
         return "interrupted", False
-
-    def _last_pull(self, run: _SweepRun) -> None:
-        """The run's final pull (results home before its instance is cleaned or terminated); says so if it failed."""
-        from ..errors import RemoteError
-
-        if run.follower is None:
-            return
-        try:
-            ok = run.follower.pull()
-        except RemoteError:
-            ok = False
-        if not ok:
-            self.say(
-                f"{run.record.name}: the final pull failed; {run.record.results_dir} has the results of the last successful pull"
-            )
 
     def _record(self, item: Item, opts: SpotRunOptions) -> RunRecord:
         """The run's record: made at its first attempt, the same one for a retry."""
@@ -429,27 +369,20 @@ class Driver:
         return self.runs.create(record)
 
     def _end_run(self, run: _SweepRun, state: str) -> None:
-        """The run lets go of its instance (the slot terminates or reuses it): its record no longer claims it."""
-        rec = run.record
-        rec.instance_stopped()
-        if run.instance is not None:
-            rec.created["instances"] = [i for i in rec.created.get("instances", []) if i != run.instance.id]
-            rec.created["requests"] = [r for r in rec.created.get("requests", []) if r != rec.request_id]
-        if state not in ("recovering",):
-            rec.ended_at = time.time()
+        """The run's final state for this attempt (its strategy already took the instance off its record)."""
+        if state != "recovering":
+            run.record.ended_at = time.time()
         run.save(state=state)
         if self.stop.is_set() and state == "recovering":
             run.save(state="cancelled")
 
     def _clean(self, run: _SweepRun) -> bool:
         """Stop the finished run's wrapper and remove its directory, so the instance can take the next run."""
-        from ..spotrun.prepare import _host
-
         if self.options.fresh or self.stop.is_set():
             return False
         name = run.record.name
         try:
-            _host(run).run(f'{kill_command(name)}; rm -rf "$HOME/ec2kit/{name}"', timeout=60)
+            host(run).run(f'{kill_command(name)}; rm -rf "$HOME/ec2kit/{name}"', timeout=60)
             return True
         except Ec2kitError as err:
             self.say(
@@ -458,13 +391,10 @@ class Driver:
             return False
 
     def _terminate(self, slot: _Slot) -> None:
-        from ..spotrun.release import _terminate
-
-        if slot.until is not None:
+        if slot.until is not None or slot.kept:  # kept: it holds a run's results that are not home
             return
         self.ctx.forget_host(slot.instance.id)
-        request = slot.instance.tags.get("ec2kit:spot-request") or slot.instance.spot_request_id
-        left = _terminate(self.ctx.cloud, slot.instance.id, request, wait=False)
+        left = terminate_instance(self.ctx.cloud, slot.instance.id, spot_request_of(slot.instance), wait=False)
         slot.until = time.time()
         if left:
             self.say(f"{self.record.name}: could not remove {'; '.join(left)}")
@@ -476,27 +406,11 @@ class Driver:
         return sweep_rows(self.ctx, self.record, {i.name: i for i in self.plan.items})
 
 
-def _gone(run: _Run) -> bool:
-    """Whether EC2 says the run's instance is going or gone (an interruption), as far as it can tell."""
-    from ..spotrun.follow import _instance_gone
-
-    try:
-        return _instance_gone(run)
-    except Ec2kitError:
-        return False
-
-
 def grid_label(settings: dict[str, str]) -> str:
     """``LR=1e-3 SEED=1``: what the script's environment gets."""
     from .grid import environment
 
     return " ".join(f"{k}={v}" for k, v in environment(settings).items())
-
-
-def _default_image(ctx: Context) -> str | None:
-    from ..spotrun.lifecycle import _default_image as image
-
-    return image(ctx)
 
 
 def _default_say(message: str) -> None:

@@ -131,4 +131,3 @@ def run_options(options: SweepOptions, sweep: str, run: str, settings: dict[str,
         out=options.out or (lambda _line: None),  # many runs at once: their logs go to `inv logs RUN`, not the terminal
         say=options.say,
     )
-

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..runs import RunRecord
 from ..spotrun.options import SpotRunOptions
-from ..spotrun.state import _Run
+from ..spotrun.state import RunState
 from .plan import Item
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..context import Context
 
 
-class _SweepRun(_Run):
+class _SweepRun(RunState):
     """A spot-run's phase state whose 'cancelled' also means: the whole sweep is stopping."""
 
     def __init__(self, ctx: Context, options: SpotRunOptions, record: RunRecord, stop: threading.Event) -> None:
@@ -37,6 +37,7 @@ class _Slot:
         self.until: float | None = None  # when it was terminated
         self.item: Item | None = None
         self.runs = 0
+        self.kept = ""  # the run whose results it holds, not home: never terminated by the sweep (`inv pull RUN`)
 
     def cost(self, now: float | None = None) -> float:
         end = self.until or (now or time.time())

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..runs import Runs
-from ..spotrun.options import RUN_TAG
+from ..spotrun.attempt import spot_request_of
+from ..tags import RUN_TAG, SWEEP_TAG
 from .plan import Item
-from .records import SWEEP_TAG, SweepRecord
+from .records import SweepRecord
 from .summary import Row, latest_metrics
 
 if TYPE_CHECKING:
@@ -59,5 +60,5 @@ def release_sweep(ctx: Context, sweep: str, *, keep: set[str] | None = None) -> 
 
     instances = ctx.cloud.instances(states=["pending", "running", "stopping", "stopped"], tags={SWEEP_TAG: sweep})
     ids = [i.id for i in instances if i.tags.get(RUN_TAG) not in (keep or set())]
-    requests = [r for i in instances if i.id in ids for r in [i.tags.get("ec2kit:spot-request") or i.spot_request_id] if r]
+    requests = [r for i in instances if i.id in ids for r in [spot_request_of(i)] if r]
     return release(ctx, {"instances": ids, "requests": requests}) if ids else []
