@@ -156,25 +156,35 @@ def start(ctx: Context, name: str, no_wait: bool = False, json: bool = False) ->
     _show(inst, json)
 
 
-@command(help={"name": "instance name or id", "json": "print JSON"})
-def stop(ctx: Context, name: str, json: bool = False) -> None:
+@command(help={"name": "instance name or id", "json": "print JSON", "yes": "go on even if the instance belongs to a live run"})
+def stop(ctx: Context, name: str, json: bool = False, yes: bool = False) -> None:
     """Stop an instance (its disk is kept; you pay for storage only)."""
+    confirm_instance_action(ctx, name, "stop", yes=yes)
     with ui.progress(f"Stopping {name}") as progress:
         inst = ctx.cloud.stop(name, progress=progress)
     _show(inst, json)
 
 
-@command(help={"name": "instance name or id", "json": "print JSON"})
-def terminate(ctx: Context, name: str, json: bool = False) -> None:
+@command(help={"name": "instance name or id", "json": "print JSON", "yes": "go on even if the instance belongs to a live run"})
+def terminate(ctx: Context, name: str, json: bool = False, yes: bool = False) -> None:
     """Terminate an instance (cancels its spot request first). Its root disk is deleted."""
+    confirm_instance_action(ctx, name, "terminate", yes=yes)
     with ui.progress(f"Terminating {name}") as progress:
         inst = ctx.cloud.terminate(name, progress=progress)
     _show(inst, json)
 
 
-@command(name="change-type", help={"name": "instance name or id (must be stopped)", "type": "new instance type, e.g. p3.2xlarge"})
-def change_type(ctx: Context, name: str, type: str) -> None:
+@command(
+    name="change-type",
+    help={
+        "name": "instance name or id (must be stopped)",
+        "type": "new instance type, e.g. p3.2xlarge",
+        "yes": "go on even if the instance belongs to a live run",
+    },
+)
+def change_type(ctx: Context, name: str, type: str, yes: bool = False) -> None:
     """Change the type of a stopped instance, e.g. to add or remove a GPU."""
+    confirm_instance_action(ctx, name, "change-type", yes=yes)
     inst = ctx.cloud.change_type(name, type)
     ui.console().print(f"{inst.name}  {inst.id}  now {inst.type}")
 
@@ -277,3 +287,10 @@ def region(ctx: Context, text: str) -> None:
     from ..aws.regions import find_region
 
     print(find_region(text))
+
+
+def confirm_instance_action(ctx: Context, name: str, verb: str, *, yes: bool) -> None:
+    """Ask before touching a live run's instance (spotrun.outcome; imported here only when called)."""
+    from ..spotrun.outcome import confirm_instance_action as confirm
+
+    confirm(ctx, name, verb, yes=yes)

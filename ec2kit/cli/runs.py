@@ -62,6 +62,7 @@ def spot_run(
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
+    from ..spotrun.outcome import outcome_code, outcome_line
 
     options = spotrun.SpotRunOptions(
         script=script,
@@ -92,8 +93,9 @@ def spot_run(
     record = spotrun.spot_run(ctx, options)
     if json:
         ui.print_json(record)
+    ui.console().print(outcome_line(record), markup=False, highlight=False)  # state, results, duration, cost
     state = getattr(record, "state", "")
-    if state not in ("succeeded", "running", "starting") and not (detach and state in ("running", "starting")):
+    if outcome_code(record, detach=detach):
         raise fail(
             f"run {record.name} ended {state}"
             + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "")

@@ -121,6 +121,9 @@ def sweep(
     else:
         _print_rows(final, shown)
         ui.console().print(f"Summary: {final.results_dir}/summary.csv")
+    from ..spotrun.outcome import sweep_outcome_line
+
+    ui.console().print(sweep_outcome_line(final), markup=False, highlight=False)
     bad = [r for r in shown if r.state != "succeeded"]
     if final.state == "cancelled":
         raise fail(f"sweep {final.name} was stopped; every result pulled, every instance released.", 130)

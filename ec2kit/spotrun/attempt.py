@@ -95,11 +95,10 @@ def record_instance(run: _Run, inst: Instance, *, attempt: int, price: float | N
 
 
 class Attempt:
-    """Drives one run's attempts with one strategy; ``cancel_pulls``: a cancelled attempt pulls its own results
-    (a sweep stopping) rather than leaving it to ``inv stop-run``, which already did."""
+    """Drives one run's attempts with one strategy (``attempt(number) -> Outcome``)."""
 
-    def __init__(self, run: _Run, strategy: Strategy, *, cancel_pulls: bool = False) -> None:
-        self.run, self.strategy, self.cancel_pulls = run, strategy, cancel_pulls
+    def __init__(self, run: _Run, strategy: Strategy) -> None:
+        self.run, self.strategy = run, strategy
 
     def __call__(self, number: int) -> Outcome:
         """Attempt ``number``: launch, prepare and start, follow, then finish (results home, instance let go)."""
@@ -192,12 +191,14 @@ class Attempt:
         return outcome
 
     def cancelled(self) -> Outcome:
-        """``inv stop-run`` (or the sweep stopping): stop the script, pull (when nobody else did), let go."""
+        """``inv stop-run`` (or the sweep stopping): stop the script, pull what is there, let go.
+
+        ``inv stop-run`` pulls too; whichever comes second finds the results home already."""
         from .commands import kill_command
         from .prepare import _host
 
         run = self.run
-        if self.cancel_pulls and run.script_started and run.instance is not None:
+        if run.script_started and run.instance is not None:
             try:
                 run.ctx.forget_host(run.instance.id)  # Ctrl-C may have cut the shared connection mid-command
                 _host(run).run(kill_command(run.record.name), check=False, timeout=15)

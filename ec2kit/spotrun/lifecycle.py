@@ -76,7 +76,8 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
         _abort(run, "cancelled")
         return run.record
     except BaseException as err:
-        _abort(run, "failed")
+        ended = run.record.state in ("interrupted", "lost") and run.record.ended_at is not None  # out of retries
+        _abort(run, run.record.state if ended else "failed")
         if isinstance(err, Ec2kitError):
             raise
         raise RunError(f"Run {name} failed unexpectedly ({type(err).__name__}: {err}); its resources were cleaned up.") from err

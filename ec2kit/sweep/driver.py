@@ -315,7 +315,7 @@ class Driver:
         opts = run_options(self.options, self.record.name, item.name, item.settings)
         run = _SweepRun(self.ctx, opts, self._record(item, opts), self.stop)
         strategy = Reused(slot.instance, slot.price, first=slot.runs == 0, label=grid_label(item.settings))
-        attempt = Attempt(run, strategy, cancel_pulls=True)
+        attempt = Attempt(run, strategy)
         try:
             outcome = attempt(item.attempts)
         except KeyboardInterrupt:

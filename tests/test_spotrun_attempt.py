@@ -1,0 +1,193 @@
+"""A spot-run attempt under faults, on the sandbox: results that do not come home, interruptions in every phase.
+
+Faults are injected for real: a no-notice interruption (the sandbox terminates the instance) while the run
+is being prepared, and a final pull that cannot land (a results directory on a 4 MiB tmpfs that a larger
+result fills: rsync fails with ENOSPC). Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from cli_helpers import wait_for as wait_until
+from test_spotrun_sandbox import options, run_resources, script
+
+from ec2kit import sandbox as sb
+from ec2kit.context import Context
+from ec2kit.runs import Runs
+from ec2kit.spotrun import pull, spot_run
+from ec2kit.spotrun.outcome import outcome_line
+
+
+@pytest.fixture
+def ctx(sandbox):
+    with Context(sandbox.settings, quiet=True) as c:
+        yield c
+
+
+def slow_setup_recipe(tmp_path: Path) -> str:
+    """A setup step that says it runs (``in-setup``) and waits until ``results/go`` exists on the instance."""
+    path = tmp_path / "slow-setup.toml"
+    path.write_text(
+        'description = "a setup step that waits"\n\n[[step]]\nname = "wait for go"\n'
+        'run = "touch ~/ec2kit/{{ run }}/in-setup; until [ -e ~/ec2kit/{{ run }}/results/go ]; do sleep 0.2; done"\n'
+    )
+    return str(path)
+
+
+def test_an_interruption_while_the_run_is_prepared_is_retried_not_a_failure(ctx, sandbox, tmp_path):
+    lines: list[str] = []
+    s = script(tmp_path, 'echo "hello from attempt $EC2KIT_ATTEMPT"\necho done > "$EC2KIT_RESULTS/out.txt"\n')
+    opts = options(tmp_path, s, "prep-int", lines, retries=1, recipe=slow_setup_recipe(tmp_path))
+    results = tmp_path / "results"
+    seen: dict = {}
+
+    def interrupt_during_setup() -> None:
+        with Context(sandbox.settings, quiet=True) as other:
+
+            def in_setup() -> bool:
+                rec = Runs(sandbox.settings.runs_db).find("prep-int")
+                if rec is None or not rec.instance_id:
+                    return False
+                found = other.connect(rec.instance_id).run("test -e ~/ec2kit/prep-int/in-setup", check=False, timeout=10)
+                seen["instance"] = rec.instance_id
+                return found.ok
+
+            wait_until(in_setup, 120, "the setup step of attempt 1")
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "go").write_text("")  # the replacement gets it pushed back: its setup step goes on
+        sb.interrupt(sandbox.settings, seen["instance"], delay=0)
+
+    thread = threading.Thread(target=interrupt_during_setup, daemon=True)
+    thread.start()
+    rec = spot_run(ctx, opts)
+    thread.join(10)
+    assert rec.state == "succeeded" and rec.attempt == 2, lines
+    assert "hello from attempt 2" in lines and "hello from attempt 1" not in lines  # attempt 1 never started its script
+    assert any("went away while the run was being prepared" in line for line in lines), lines
+    assert seen["instance"] in rec.created["instances"] and rec.instance_id != seen["instance"]
+    assert (results / "out.txt").read_text() == "done\n"
+    assert run_resources(sandbox, "prep-int") == {}
+
+
+def test_an_interruption_while_prepared_without_retries_ends_interrupted_and_releases_everything(ctx, sandbox, tmp_path):
+    from ec2kit.errors import RunError
+
+    s = script(tmp_path, "echo never\n")
+    opts = options(tmp_path, s, "prep-int0", retries=0, recipe=slow_setup_recipe(tmp_path))
+
+    def interrupt_during_setup() -> None:
+        with Context(sandbox.settings, quiet=True) as other:
+
+            def in_setup() -> str | None:
+                rec = Runs(sandbox.settings.runs_db).find("prep-int0")
+                if rec is None or not rec.instance_id:
+                    return None
+                ok = other.connect(rec.instance_id).run("test -e ~/ec2kit/prep-int0/in-setup", check=False, timeout=10).ok
+                return rec.instance_id if ok else None
+
+            instance = wait_until(in_setup, 120, "the setup step")
+        sb.interrupt(sandbox.settings, instance, delay=0)
+
+    thread = threading.Thread(target=interrupt_during_setup, daemon=True)
+    thread.start()
+    with pytest.raises(RunError) as raised:
+        spot_run(ctx, opts)
+    thread.join(10)
+    assert "was interrupted on attempt 1" in str(raised.value) and "--retries" in (raised.value.hint or "")
+    assert Runs(sandbox.settings.runs_db).get("prep-int0").state == "interrupted"
+    assert run_resources(sandbox, "prep-int0") == {}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs for the results (root only): a larger result cannot land there."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    where = tmp_path / "small"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], check=True)
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_final_pull_that_cannot_land_keeps_the_instance_and_the_run_is_not_succeeded(ctx, sandbox, tmp_path, small_disk):
+    lines: list[str] = []
+    s = script(
+        tmp_path,
+        """\
+        echo small > "$EC2KIT_RESULTS/step1.txt"
+        sleep 2
+        head -c 6000000 /dev/zero > "$EC2KIT_RESULTS/final.bin"
+        echo end
+    """,
+    )
+    results = small_disk / "results"
+    opts = options(tmp_path, s, "full-disk", lines)
+    opts.results = str(results)
+    rec = spot_run(ctx, opts)
+    assert rec.state == "running" and rec.options.get("orphaned"), (rec.state, lines)  # not succeeded: results not home
+    assert rec.exit_code == 0
+    note = rec.options["note"]
+    assert "final pull failed" in note and str(results) in note and f"inv pull {rec.name}" in note and "more" in note
+    said = [line for line in lines if "is full" in line]
+    assert said and str(results) in said[0] and "MiB" in said[0], lines  # said at the first failed pull, with the space
+    assert not (results / ".rsync-partial").exists() or not any((results / ".rsync-partial").iterdir())
+    assert run_resources(sandbox, "full-disk") == {"instances": [rec.instance_id]}  # kept: it holds final.bin
+    assert "not home" in outcome_line(rec) and f"inv pull {rec.name}" in outcome_line(rec)
+    # room is made: `inv pull` brings everything home and releases the instance
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    pull(ctx, rec.name)
+    assert (results / "final.bin").stat().st_size == 6000000
+    wait_until(lambda: run_resources(sandbox, "full-disk") == {}, 60, "the instance to power off after the pull")
+
+
+def instance_state(sandbox, instance_id: str) -> str:
+    found = sandbox.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return found["State"]["Name"]
+
+
+def test_terminate_of_a_live_runs_instance_is_refused_without_yes_and_names_the_run(ctx, sandbox, tmp_path):
+    from cli_helpers import assert_clean_error, run_inv
+
+    s = script(tmp_path, "sleep 120\n")
+    rec = spot_run(ctx, options(tmp_path, s, "guarded", detach=True))
+    assert rec.live and rec.instance_id
+    for verb in ("terminate", "stop"):
+        refused = run_inv(verb, rec.instance_id, home=sandbox.settings.home)
+        assert refused.code != 0, refused
+        assert_clean_error(refused, "guarded", "--yes", "inv stop-run guarded")
+        assert instance_state(sandbox, rec.instance_id) == "running"
+    done = run_inv("terminate", rec.instance_id, "--yes", home=sandbox.settings.home)
+    assert done.code == 0, done
+    assert instance_state(sandbox, rec.instance_id) in ("shutting-down", "terminated")
+    assert Runs(sandbox.settings.runs_db).get("guarded").options["ended_by_you"].startswith("terminated by you")
+    from ec2kit.spotrun import stop_run
+
+    stop_run(ctx, "guarded")
+    assert run_resources(sandbox, "guarded") == {}
+
+
+def test_an_instance_terminated_by_its_owner_ends_the_run_without_a_replacement(ctx, sandbox, tmp_path):
+    lines: list[str] = []
+    s = script(tmp_path, 'echo started > "$EC2KIT_RESULTS/started.txt"\nsleep 120\n')
+    opts = options(tmp_path, s, "by-you", lines, retries=2)
+
+    def terminate_from_the_console() -> None:
+        wait_until(lambda: (tmp_path / "results" / "started.txt").exists(), 120, "the run's first pull")
+        rec = Runs(sandbox.settings.runs_db).get("by-you")
+        sandbox.ec2.terminate_instances(InstanceIds=[rec.instance_id])  # as the console would: not through ec2kit
+
+    thread = threading.Thread(target=terminate_from_the_console, daemon=True)
+    thread.start()
+    rec = spot_run(ctx, opts)
+    thread.join(10)
+    assert rec.state == "cancelled" and rec.attempt == 1, lines
+    assert len(rec.created["instances"]) == 1  # no replacement was launched
+    assert "terminated by you" in rec.options["note"]
+    assert any("without a replacement" in line for line in lines), lines
+    assert run_resources(sandbox, "by-you") == {}
