@@ -134,11 +134,12 @@ def test_a_final_pull_that_cannot_land_keeps_the_instance_and_the_run_is_not_suc
     assert rec.exit_code == 0
     note = rec.options["note"]
     assert "final pull failed" in note and str(results) in note and f"inv pull {rec.name}" in note and "more" in note
-    said = [line for line in lines if "is full" in line]
+    said = [line for line in lines if "disk is full" in line]
     assert said and str(results) in said[0] and "MiB" in said[0], lines  # said at the first failed pull, with the space
     assert not (results / ".rsync-partial").exists() or not any((results / ".rsync-partial").iterdir())
-    assert run_resources(sandbox, "full-disk") == {"instances": [rec.instance_id]}  # kept: it holds final.bin
-    assert "not home" in outcome_line(rec) and f"inv pull {rec.name}" in outcome_line(rec)
+    assert run_resources(sandbox, "full-disk").get("instances") == [rec.instance_id]  # kept: it holds final.bin
+    print("\n".join([*said[:1], note, outcome_line(rec)]))
+    assert "NOT home" in outcome_line(rec) and f"inv pull {rec.name}" in outcome_line(rec)
     # room is made: `inv pull` brings everything home and releases the instance
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
     pull(ctx, rec.name)
@@ -191,3 +192,42 @@ def test_an_instance_terminated_by_its_owner_ends_the_run_without_a_replacement(
     assert "terminated by you" in rec.options["note"]
     assert any("without a replacement" in line for line in lines), lines
     assert run_resources(sandbox, "by-you") == {}
+
+
+def test_an_interruption_during_the_final_pull_is_retried_and_the_result_comes_home(ctx, sandbox, tmp_path):
+    lines: list[str] = []
+    # final.bin appears whole (a rename) as the script's last act; with one pull at the start and no periodic
+    # pull after it, only the final pull can bring it: the interruption lands in that pull.
+    s = script(
+        tmp_path,
+        """\
+        head -c 200000000 /dev/zero > "$HOME/ec2kit/$EC2KIT_RUN/final.tmp"
+        mv "$HOME/ec2kit/$EC2KIT_RUN/final.tmp" "$EC2KIT_RESULTS/final.bin"
+        echo "attempt $EC2KIT_ATTEMPT" > "$EC2KIT_RESULTS/attempt.txt"
+    """,
+    )
+    opts = options(tmp_path, s, "pull-int", lines, retries=1, pull_interval=1000.0)
+    partial = tmp_path / "results" / ".rsync-partial"
+    seen: dict = {}
+
+    def interrupt_mid_pull() -> None:
+        def transferring() -> bool:
+            try:
+                return any("final.bin" in p.name for p in partial.iterdir())
+            except OSError:
+                return False
+
+        wait_until(transferring, 180, "the final pull of final.bin")
+        seen["instance"] = Runs(sandbox.settings.runs_db).get("pull-int").instance_id
+        sb.interrupt(sandbox.settings, seen["instance"], delay=0)
+
+    thread = threading.Thread(target=interrupt_mid_pull, daemon=True)
+    thread.start()
+    rec = spot_run(ctx, opts)
+    thread.join(10)
+    assert rec.state == "succeeded" and rec.attempt == 2, lines
+    assert any("went away during the final pull" in line for line in lines), lines
+    assert (tmp_path / "results" / "final.bin").stat().st_size == 200000000
+    assert (tmp_path / "results" / "attempt.txt").read_text() == "attempt 2\n"
+    assert seen["instance"] in rec.created["instances"] and len(rec.created["instances"]) == 2
+    assert run_resources(sandbox, "pull-int") == {}

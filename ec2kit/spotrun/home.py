@@ -123,7 +123,7 @@ def unpulled(follower: Follower, timeout: float = 30.0) -> list[str]:
 
 
 def full_disk_note(follower: Follower) -> str:
-    """'the disk of PATH is full (F free; the results need about N more)': sizes from both ends."""
+    """'no room for the results in PATH: its disk is full (F free; the results need about N more) …'."""
     from ..untrusted import visible
 
     results = follower.results or Path(".")
@@ -138,8 +138,8 @@ def full_disk_note(follower: Follower) -> str:
         more = max(remote - local_size(results), 0)
         need = f"; the results need about {_size(more)} more"
     return (
-        f"the disk holding {results} is full ({_size(free)} free{need}): free space there (or move the results "
-        f"elsewhere and point --results at it)"
+        f"no room for the results in {results}: its disk is full ({_size(free)} free{need}); free space there "
+        f"(or move the results elsewhere and point --results at it)"
     )
 
 

@@ -36,13 +36,15 @@ def outcome_line(record: RunRecord) -> str:
 
     A run whose final pull failed says so (its instance keeps the results) and how to get them.
     """
-    from ..untrusted import visible
-
     since = record.created_at
     took = (record.ended_at or time.time()) - since
     parts = [f"results in {record.results_dir}", duration_text(took), cost_text(record.cost)]
-    if record.options.get("orphaned") and record.live and record.options.get("note"):
-        state = f"{record.state}: results not home ({visible(str(record.options['note']), one_line=True)})"
+    if record.options.get("orphaned") and record.live:
+        ended = "" if record.exit_code is None else f"ended (exit code {record.exit_code}) but "
+        state = (
+            f"{ended}its results are NOT home: its instance keeps them, `inv pull {record.name}` brings them "
+            f"(`inv runs` says why)"
+        )
     elif record.options.get("detach") and record.live:
         state = f"{record.state} (detached: `inv pull {record.name}` brings its results)"
     else:
