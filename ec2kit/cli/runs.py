@@ -315,41 +315,25 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
     ui.console().print(f"Removed {len(removed)} resource(s).")
 
 
-@command(aws=False, help={"retries": "spot interruptions to survive (default 1)"})
+@command(aws=False, help={"retries": "spot interruptions to survive (default 1; 0: no interruption is staged)"})
 def demo(ctx: Context, retries: int = 1) -> None:
-    """The main job on the local sandbox (never AWS): examples/train.sh on a spot instance, results synced home."""
-    import time
-    from dataclasses import replace
+    """The main job on the local sandbox (never AWS): examples/train.sh on a spot instance, interrupted once and
+    resumed from its checkpoint, results synced home."""
     from pathlib import Path
 
-    from .. import spotrun
-    from ..context import Context as Ctx
+    from ..spotrun.demo import demo_lines, run_demo, sandbox_pid
+    from ..spotrun.outcome import outcome_line
 
     examples = Path(__file__).resolve().parents[1] / "data" / "examples"  # the repo's examples/, as package data
     if not (examples / "train.sh").exists():
         raise fail(f"the demo needs {examples / 'train.sh'}, which this installation lacks; reinstall ec2kit.")
-    sandbox_ctx = Ctx(replace(ctx.settings, sandbox=True))
-    name = time.strftime("demo-%Y%m%d-%H%M%S")
-    ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox as run {name}")
-    try:
-        options = spotrun.SpotRunOptions(
-            script=str(examples / "train.sh"),
-            files=str(examples / "train.py"),
-            name=name,
-            type="m5.large",
-            retries=retries,
-        )
-        record = spotrun.spot_run(sandbox_ctx, options)
-    finally:
-        sandbox_ctx.close()
+    ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox")
+    report = run_demo(ctx.settings, examples, retries=retries, say=ui.info)
+    record = report.record
     results = Path(record.results_dir)
     files = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) if results.exists() else []
-    ui.console().print(f"Run {name} {record.state} (exit code {record.exit_code}); results in {results}:")
-    for f in files:
-        ui.console().print(f"  {f}")
-    metrics = results / "metrics.csv"
-    if metrics.exists():
-        lines = metrics.read_text().splitlines()
-        ui.console().print("metrics.csv (last lines):\n  " + "\n  ".join(lines[-3:]))
+    ui.console().print(f"Results in {results}: " + ", ".join(str(f) for f in files if ".rsync-partial" not in str(f)))
+    for line in [outcome_line(record), *demo_lines(report, sandbox_pid(ctx.settings))]:
+        ui.console().print(line, markup=False, highlight=False)
     if record.state != "succeeded":
         raise fail(f"the demo run ended {record.state}.", 3)
