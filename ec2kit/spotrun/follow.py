@@ -107,19 +107,6 @@ def _follow(run: _Run) -> str:
                 pass  # the next poll fails the same way and we come back here
 
 
-def _final_pull(run: _Run) -> bool:
-    """The last pull before anything is terminated; says where results are if it failed."""
-    if run.follower is None or not run.script_started:
-        return True
-    try:
-        ok = run.follower.finish()
-    except RemoteError:
-        ok = False
-    if not ok:
-        run.say(f"{run.record.name}: the final pull failed; {run.record.results_dir} has the results of the last successful pull")
-    return ok
-
-
 def _final_push_or_pull(run: _Run) -> None:
     """Monitor mode: the last push to the monitor; if it fails, pull here so nothing is lost."""
     from .monitor import final_push

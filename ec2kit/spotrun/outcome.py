@@ -68,7 +68,8 @@ def sweep_outcome_line(record: Any) -> str:
         key = run.get("outcome") or "not run"
         outcomes[key] = outcomes.get(key, 0) + 1
     counts = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items(), key=lambda kv: -kv[1]))
-    took = (record.ended_at or time.time()) - record.created_at if getattr(record, "created_at", None) else None
+    created = getattr(record, "created_at", None)
+    took = None if created is None else (record.ended_at or time.time()) - created
     return (
         f"{record.name} {record.state} · {len(record.runs)} runs: {counts} · results in {record.results_dir} · "
         f"{duration_text(took)} · {cost_text(record.spent)}"
