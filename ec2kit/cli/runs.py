@@ -62,7 +62,7 @@ def spot_run(
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from .. import spotrun
-    from ..spotrun.outcome import outcome_code, outcome_line
+    from ..spotrun.outcome import outcome_code, outcome_error, outcome_line
 
     options = spotrun.SpotRunOptions(
         script=script,
@@ -94,14 +94,8 @@ def spot_run(
     if json:
         ui.print_json(record)
     ui.console().print(outcome_line(record), markup=False, highlight=False)  # state, results, duration, cost
-    state = getattr(record, "state", "")
     if outcome_code(record, detach=detach):
-        raise fail(
-            f"run {record.name} ended {state}"
-            + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "")
-            + ".",
-            3,
-        )
+        raise fail(outcome_error(record), 3)
 
 
 @command(help={"json": "print JSON", "all": "include finished runs older than a week"})

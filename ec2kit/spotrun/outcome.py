@@ -61,6 +61,17 @@ def outcome_code(record: RunRecord, *, detach: bool = False) -> int:
     return 3
 
 
+def outcome_error(record: RunRecord) -> str:
+    """The one-paragraph error a run that did not succeed exits with."""
+    if record.options.get("orphaned") and record.live:
+        return (
+            f"run {record.name}'s results are not all home; its instance keeps them. `inv pull {record.name}` brings "
+            f"them home (`inv runs` says what went wrong)."
+        )
+    code = f" (exit code {record.exit_code})" if record.exit_code is not None else ""
+    return f"run {record.name} ended {record.state}{code}."
+
+
 def sweep_outcome_line(record: Any) -> str:
     """``SWEEP succeeded · 6 runs: 5 succeeded, 1 failed · results in PATH · 4m 10s · $0.0300``."""
     outcomes: dict[str, int] = {}
