@@ -144,6 +144,8 @@ def test_a_final_pull_that_cannot_land_keeps_the_instance_and_the_run_is_not_suc
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
     pull(ctx, rec.name)
     assert (results / "final.bin").stat().st_size == 6000000
+    pulled = Runs(sandbox.settings.runs_db).get("full-disk")
+    assert pulled.state == "succeeded" and "came home" in pulled.options["note"] and not pulled.options.get("not_home")
     wait_until(lambda: run_resources(sandbox, "full-disk") == {}, 60, "the instance to power off after the pull")
 
 

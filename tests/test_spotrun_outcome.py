@@ -28,7 +28,7 @@ def test_a_failed_run_names_its_exit_code_and_exits_3():
 
 
 def test_a_run_whose_results_are_not_home_says_so_and_how_to_get_them_and_is_not_exit_0():
-    rec = record(state="running", exit_code=0, options={"orphaned": True, "note": "the final pull failed: ..."})
+    rec = record(state="running", exit_code=0, options={"orphaned": True, "not_home": True, "note": "the final pull failed: ..."})
     line = outcome_line(rec)
     assert "ended (exit code 0) but its results are NOT home" in line and "`inv pull train-1`" in line
     assert outcome_code(rec) == 3 and outcome_code(rec, detach=True) == 3

@@ -233,7 +233,7 @@ class Attempt:
         )
         self.strategy.keep(run)
         rec.options["orphaned"] = True  # nothing follows it any more: `inv runs` settles it, `inv pull` ends it
-        rec.options["note"] = note
+        rec.options.update(note=note, not_home=True)
         if outcome.status.get("exit_code") is not None:
             rec.exit_code = outcome.status.get("exit_code")
         run.save(state="running")  # live: its instance is not released by `inv cleanup`

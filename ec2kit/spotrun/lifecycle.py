@@ -179,7 +179,7 @@ def _abort(run: _Run, state: str) -> None:
         note = (
             f"{state} with results not home: {missing}; {run.instance.label} keeps them: `inv pull {rec.name}` brings them home"
         )
-        rec.options.update(orphaned=True, note=note)
+        rec.options.update(orphaned=True, note=note, not_home=True)
         run.save(state="running")
         say_home_failed(run, note)
         return

@@ -320,6 +320,8 @@ def pull(ctx: Context, run: str) -> Path:
     if ended and not (resumable and status.get("state") == "interrupted"):  # an interrupted resumable run goes on
         f.mark_pulled()
         record.options["pulled"] = True
+        if record.options.pop("not_home", None):  # the note said what a failed final pull left behind: now home
+            record.options["note"] = "its results came home with `inv pull` after the final pull had failed"
     _settle(ctx, record, status)
     Runs(ctx.settings.runs_db).save(record)
     if resumable and record.options.get("pulled"):

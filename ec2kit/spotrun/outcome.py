@@ -39,7 +39,7 @@ def outcome_line(record: RunRecord) -> str:
     since = record.created_at
     took = (record.ended_at or time.time()) - since
     parts = [f"results in {record.results_dir}", duration_text(took), cost_text(record.cost)]
-    if record.options.get("orphaned") and record.live:
+    if record.options.get("not_home") and record.live:
         ended = "" if record.exit_code is None else f"ended (exit code {record.exit_code}) but "
         state = (
             f"{ended}its results are NOT home: its instance keeps them, `inv pull {record.name}` brings them "
@@ -63,7 +63,7 @@ def outcome_code(record: RunRecord, *, detach: bool = False) -> int:
 
 def outcome_error(record: RunRecord) -> str:
     """The one-paragraph error a run that did not succeed exits with."""
-    if record.options.get("orphaned") and record.live:
+    if record.options.get("not_home") and record.live:
         return (
             f"run {record.name}'s results are not all home; its instance keeps them. `inv pull {record.name}` brings "
             f"them home (`inv runs` says what went wrong)."
