@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..tags import SOURCE_INSTANCE_TAG as SOURCE_TAG
 from . import volumes as vol
 from .sshd import SshdHost, free_port
 
 log = logging.getLogger("ec2kit.sandbox")
 
-SOURCE_TAG = "ec2kit:source-instance"
 GONE = ("terminated", "shutting-down")
 DOWN = ("stopped", "stopping")
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
+from ..tags import MANAGED_TAG
 from . import owner
 from .commands import attach_command, kill_command
 from .follower import FINAL_STATES, Follower
@@ -402,7 +403,7 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
     found: list[Leftover] = []
     every = cloud.instances()  # live states; a spot instance is tagged only once its request is fulfilled
     untagged = {i.id: i for i in every if RUN_TAG not in i.tags and i.state not in ("terminated", "shutting-down")}
-    for inst in [i for i in every if i.tags.get("ec2kit:managed") == "1"]:
+    for inst in [i for i in every if i.tags.get(MANAGED_TAG) == "1"]:
         run = inst.tags.get(RUN_TAG)
         if run and run not in live and inst.state not in ("terminated", "shutting-down"):
             found.append(Leftover("instance", inst.id, inst.name, f"run {run} is not running"))
