@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import NotFound, RemoteError, WrongState
+from ..errors import Ec2kitError, NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
 from ..tags import MANAGED_TAG
 from . import owner
@@ -361,15 +361,15 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
         runs.save(record)
     inst = _live_instance(ctx, record)
     if inst is not None:
-        f = _follower(ctx, record, inst, out=lambda _line: None)
         try:
+            f = _follower(ctx, record, inst, out=lambda _line: None)
             ctx.connect(inst).run(kill_command(run), check=False, timeout=30)
             status = f.poll()
             if f.pull():
                 record.options["pulled"] = True
             if status.get("state") in FINAL_STATES and status.get("ended_at"):
                 record.exit_code = status.get("exit_code")
-        except RemoteError:
+        except Ec2kitError:  # RemoteError, or no SSH server any more: the run's own follower let it go meanwhile
             pass  # the instance is going anyway; what was pulled before stays
     record.options["stopped"] = True
     remaining = release_all(ctx, record)
