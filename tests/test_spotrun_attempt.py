@@ -233,3 +233,18 @@ def test_an_interruption_during_the_final_pull_is_retried_and_the_result_comes_h
     assert (tmp_path / "results" / "attempt.txt").read_text() == "attempt 2\n"
     assert seen["instance"] in rec.created["instances"] and len(rec.created["instances"]) == 2
     assert run_resources(sandbox, "pull-int") == {}
+
+
+def test_inv_spot_run_ends_with_one_outcome_line(sandbox, tmp_path):
+    from cli_helpers import run_inv
+
+    s = script(tmp_path, 'echo 1 > "$EC2KIT_RESULTS/one.txt"\n')
+    results = tmp_path / "cli-results"
+    done = run_inv(
+        "spot-run", "--script", s, "--name", "cli-end", "--type", "t3.micro", "--results", str(results),
+        home=sandbox.settings.home, timeout=300,
+    )  # fmt: skip
+    assert done.code == 0, done
+    last = done.out.strip().splitlines()[-1]
+    assert last.startswith(f"cli-end succeeded · results in {results} · ") and last.endswith(("$0.0000", "cost unknown")), last
+    assert (results / "one.txt").read_text() == "1\n"
