@@ -175,25 +175,38 @@ def test_terminate_of_a_live_runs_instance_is_refused_without_yes_and_names_the_
     assert run_resources(sandbox, "guarded") == {}
 
 
-def test_an_instance_terminated_by_its_owner_ends_the_run_without_a_replacement(ctx, sandbox, tmp_path):
+@pytest.mark.parametrize("verb", ["terminate", "stop"])
+def test_an_instance_ended_by_its_owner_ends_the_run_without_a_replacement(ctx, sandbox, tmp_path, verb):
     lines: list[str] = []
+    name = f"by-you-{verb}"
     s = script(tmp_path, 'echo started > "$EC2KIT_RESULTS/started.txt"\nsleep 120\n')
-    opts = options(tmp_path, s, "by-you", lines, retries=2)
+    opts = options(tmp_path, s, name, lines, retries=2)
 
     def terminate_from_the_console() -> None:
         wait_until(lambda: (tmp_path / "results" / "started.txt").exists(), 120, "the run's first pull")
-        rec = Runs(sandbox.settings.runs_db).get("by-you")
-        sandbox.ec2.terminate_instances(InstanceIds=[rec.instance_id])  # as the console would: not through ec2kit
+        rec = Runs(sandbox.settings.runs_db).get(name)
+        # as the console would: not through ec2kit
+        if verb == "terminate":
+            sandbox.ec2.terminate_instances(InstanceIds=[rec.instance_id])
+        else:
+            sandbox.ec2.stop_instances(InstanceIds=[rec.instance_id])
 
     thread = threading.Thread(target=terminate_from_the_console, daemon=True)
     thread.start()
     rec = spot_run(ctx, opts)
     thread.join(10)
-    assert rec.state == "cancelled" and rec.attempt == 1, lines
-    assert len(rec.created["instances"]) == 1  # no replacement was launched
-    assert "terminated by you" in rec.options["note"]
-    assert any("without a replacement" in line for line in lines), lines
-    assert run_resources(sandbox, "by-you") == {}
+    assert len(rec.created["instances"]) == 1 and rec.attempt == 1, lines  # no replacement was launched
+    if verb == "terminate":
+        assert rec.state == "cancelled" and "terminated by you" in rec.options["note"]
+        assert any("without a replacement" in line for line in lines), lines
+        assert run_resources(sandbox, name) == {}
+    else:  # its disk may hold results that are not home: kept, and the note says how to get them
+        assert rec.live and "stopped by you" in rec.options["note"] and f"inv pull {name}" in rec.options["note"]
+        assert instance_state(sandbox, rec.instance_id) in ("stopping", "stopped")
+        from ec2kit.spotrun import stop_run
+
+        stop_run(ctx, name)
+        assert run_resources(sandbox, name).get("instances") is None
 
 
 def test_an_interruption_during_the_final_pull_is_retried_and_the_result_comes_home(ctx, sandbox, tmp_path):

@@ -180,10 +180,14 @@ class Attempt:
         if not home.ok and not home.gone:
             return self._keep(outcome, home.missing)
         by_you = terminated_by_owner(run)
+        if by_you.startswith("stopped") and run.script_started and run.instance is not None:
+            # Stopped, not terminated: its disk holds what the last pull did not bring; it is not ec2kit's to destroy.
+            why = f"its instance was {by_you} before every result came home; `inv start {run.instance.id}` first, then"
+            return self._keep(Outcome("cancelled", why="stopped by you", status=outcome.status), "", why=why)
         outcome.leftovers = self.strategy.let_go(run)
         _report_leftovers(run, outcome.leftovers)
         if by_you:
-            run.record.options["note"] = f"terminated by you ({by_you}); no replacement was launched"
+            run.record.options["note"] = f"{by_you}; no replacement was launched"
             run.record.ended_at = time.time()
             run.save(state="cancelled")
             run.say(f"{run.record.name}: its instance was {by_you}: the run ends here, without a replacement")
@@ -223,13 +227,13 @@ class Attempt:
         _report_leftovers(self.run, leftovers)
         return Outcome("failed", why="error", leftovers=leftovers)
 
-    def _keep(self, outcome: Outcome, missing: str) -> Outcome:
+    def _keep(self, outcome: Outcome, missing: str, *, why: str = "") -> Outcome:
         """Results are not home and the instance holds them: it stays, and the record says how to get them."""
         run, rec = self.run, self.run.record
         label = run.instance.label if run.instance else "its instance"
         note = (
-            f"the final pull failed: {missing}; {label} keeps them and waits: `inv pull {rec.name}` brings them home "
-            f"(then it is released)"
+            f"{why or 'the final pull failed: ' + missing}; {label} keeps them and waits: `inv pull {rec.name}` brings "
+            f"them home (then it is released)"
         )
         self.strategy.keep(run)
         rec.options["orphaned"] = True  # nothing follows it any more: `inv runs` settles it, `inv pull` ends it
