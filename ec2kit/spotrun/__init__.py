@@ -10,8 +10,11 @@ Public API (what ``inv spot-run``, ``inv runs``, ``inv logs`` … call)::
     stop_run(ctx, run) -> RunRecord            # final pull, terminate, delete run volumes
     cleanup(ctx, dry_run=True) -> list[Leftover]
 
-Modules: ``commands`` (pure shell/wrapper builders), ``follower`` (poll + rsync),
-``lifecycle`` (spot_run), ``manage`` (the other commands), ``monitor`` (od1 mode).
+Modules: ``attempt`` (the one attempt executor: launch → prepare → follow → finish → recover) and
+``strategies`` (its launch kinds: one-time, resumable, reused by a sweep), ``home`` (final pulls and what
+did not come home), ``lifecycle`` (spot_run: retries, abort), ``commands`` (pure shell/wrapper builders),
+``follower`` (poll + rsync), ``manage`` (the other commands), ``monitor`` (od1 mode), ``outcome`` (the end
+line; the live-run guard), ``demo``.
 """
 
 from ..runs import RunRecord

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import Ec2kitError
+from ..tags import SPOT_REQUEST_TAG
 from .home import bring_home, gone_for_good, say_home_failed
 from .release import _report_leftovers, _revoke_quietly
-from .state import Phase, _Run
+from .state import Phase, RunState
 
 if TYPE_CHECKING:
     from ..aws.models import Instance
@@ -38,15 +39,15 @@ class Strategy(Protocol):
     kind: str
     marks_pulled: bool  # the final pull tells the wrapper it may power the instance off
 
-    def launch(self, run: _Run, attempt: int) -> Instance:
+    def launch(self, run: RunState, attempt: int) -> Instance:
         """An instance for attempt ``attempt``, recorded on the run (``record_instance``) before anything else."""
         ...
 
-    def let_go(self, run: _Run) -> list[str]:
+    def let_go(self, run: RunState) -> list[str]:
         """The attempt is over: release the instance (or hand it back); what could not be removed, as hints."""
         ...
 
-    def keep(self, run: _Run) -> None:
+    def keep(self, run: RunState) -> None:
         """The instance holds results that are not home: it must outlive the attempt (nothing releases it)."""
         ...
 
@@ -69,12 +70,10 @@ class Outcome:
 
 def spot_request_of(inst: Instance) -> str | None:
     """The spot request that launched ``inst`` (tagged by ec2kit's fleet launch, or as EC2 reports it)."""
-    from ..tags import SPOT_REQUEST_TAG
-
     return inst.tags.get(SPOT_REQUEST_TAG) or inst.spot_request_id
 
 
-def record_instance(run: _Run, inst: Instance, *, attempt: int, price: float | None, **extra: object) -> Instance:
+def record_instance(run: RunState, inst: Instance, *, attempt: int, price: float | None, **extra: object) -> Instance:
     """Write the attempt's instance (and its spot request) on the run's record at once, then start its clock.
 
     Every launch kind calls this, so whatever happens next (Ctrl-C, a crash) the record names what to release.
@@ -97,7 +96,7 @@ def record_instance(run: _Run, inst: Instance, *, attempt: int, price: float | N
 class Attempt:
     """Drives one run's attempts with one strategy (``attempt(number) -> Outcome``)."""
 
-    def __init__(self, run: _Run, strategy: Strategy) -> None:
+    def __init__(self, run: RunState, strategy: Strategy) -> None:
         self.run, self.strategy = run, strategy
 
     def __call__(self, number: int) -> Outcome:
@@ -250,7 +249,7 @@ class Attempt:
         return self.run.instance is not None and gone_for_good(self.run)
 
 
-def terminated_by_owner(run: _Run) -> str:
+def terminated_by_owner(run: RunState) -> str:
     """'terminated by you (…)' when the run's instance was ended by its owner rather than by a spot interruption:
     ``inv terminate``/``stop`` confirmed for it (the record says so), or EC2's state reason
     Client.UserInitiatedShutdown (the console; AWS gives an interruption Server.SpotInstanceTermination); else ''."""

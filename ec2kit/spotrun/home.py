@@ -18,7 +18,7 @@ from ..errors import Ec2kitError, NotFound
 
 if TYPE_CHECKING:
     from .follower import Follower
-    from .state import _Run
+    from .state import RunState
 
 DISK_FULL = ("No space left on device", "Disk quota exceeded")
 GONE_CHECKS = 3  # EC2 is eventually consistent: a reclaimed instance may still read 'running' for a moment
@@ -33,7 +33,7 @@ class Home:
     missing: str = ""
 
 
-def instance_gone(run: _Run) -> bool:
+def instance_gone(run: RunState) -> bool:
     """Whether the run's current instance is terminated / shutting down / stopping / stopped / unknown to EC2."""
     assert run.instance is not None
     try:
@@ -45,7 +45,7 @@ def instance_gone(run: _Run) -> bool:
     return inst.state in ("shutting-down", "terminated", "stopping", "stopped")
 
 
-def gone_for_good(run: _Run, checks: int = GONE_CHECKS, pause: float = 1.0) -> bool:
+def gone_for_good(run: RunState, checks: int = GONE_CHECKS, pause: float = 1.0) -> bool:
     """``instance_gone`` asked up to ``checks`` times (a just-reclaimed instance may still read 'running');
     False when EC2 cannot be asked (never take an unknown for an interruption)."""
     for i in range(checks):
@@ -59,7 +59,7 @@ def gone_for_good(run: _Run, checks: int = GONE_CHECKS, pause: float = 1.0) -> b
     return False
 
 
-def bring_home(run: _Run, *, mark: bool = True, tries: int = 3) -> Home:
+def bring_home(run: RunState, *, mark: bool = True, tries: int = 3) -> Home:
     """The final pull (then, if ``mark``, the ``pulled`` marker that lets the wrapper power off).
 
     A failed pull is tried again (a link blip) unless the disk here is full or the instance went away.
@@ -93,7 +93,7 @@ def disk_full(error: str) -> bool:
     return any(text in error for text in DISK_FULL)
 
 
-def missing(run: _Run, follower: Follower, error: str) -> str:
+def missing(run: RunState, follower: Follower, error: str) -> str:
     """What the failed pull left behind and why, in one clause: the files, or the space the disk lacks."""
     if disk_full(error):
         return full_disk_note(follower)
@@ -163,7 +163,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def pull_failed(run: _Run) -> None:
+def pull_failed(run: RunState) -> None:
     """Told of every failed periodic pull: a full disk here is said at once (once per run), with path and space."""
     follower = run.follower
     if follower is None or not disk_full(follower.last_error) or run.disk_full_said:
@@ -172,6 +172,6 @@ def pull_failed(run: _Run) -> None:
     run.say(f"{run.record.name}: a pull failed: {full_disk_note(follower)}. The run goes on; its instance keeps the results.")
 
 
-def say_home_failed(run: _Run, note: str) -> None:
+def say_home_failed(run: RunState, note: str) -> None:
     """The one message for results left on an instance."""
     run.say(f"{run.record.name}: {note}")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..aws.models import Instance
     from ..context import Context
     from .options import SpotRunOptions
-    from .state import _Run
+    from .state import RunState
 
 
 def strategy_for(options: SpotRunOptions) -> OneTime | Resumable:
@@ -34,10 +34,10 @@ class _Owned:
 
     marks_pulled = True
 
-    def let_go(self, run: _Run) -> list[str]:
+    def let_go(self, run: RunState) -> list[str]:
         return _release_instance(run)
 
-    def keep(self, run: _Run) -> None:
+    def keep(self, run: RunState) -> None:
         return None  # the record names it; nothing releases a live run's instance
 
 
@@ -46,7 +46,7 @@ class OneTime(_Owned):
 
     kind = "one-time"
 
-    def launch(self, run: _Run, attempt: int) -> Instance:
+    def launch(self, run: RunState, attempt: int) -> Instance:
         from ..actions import say_launch_plan
 
         opts, rec = run.options, run.record
@@ -72,7 +72,7 @@ class Resumable(_Owned):
 
     kind = "resumable"
 
-    def launch(self, run: _Run, attempt: int) -> Instance:
+    def launch(self, run: RunState, attempt: int) -> Instance:
         from ..errors import AwsError
 
         opts, rec = run.options, run.record
@@ -105,7 +105,7 @@ class Reused:
         self.instance, self.price, self.first, self.label = instance, price, first, label
         self.kept = False  # the run's results are not home: the sweep must neither reuse nor terminate it
 
-    def launch(self, run: _Run, attempt: int) -> Instance:
+    def launch(self, run: RunState, attempt: int) -> Instance:
         inst, name = self.instance, run.record.name
         run.ctx.cloud.tag(inst.id, {"Name": name, RUN_TAG: name})
         inst = self.instance = dataclasses.replace(inst, name=name, tags={**inst.tags, "Name": name, RUN_TAG: name})
@@ -115,7 +115,7 @@ class Reused:
         )
         return record_instance(run, inst, attempt=attempt, price=self.price)
 
-    def let_go(self, run: _Run) -> list[str]:
+    def let_go(self, run: RunState) -> list[str]:
         rec = run.record
         rec.instance_stopped()
         rec.created["instances"] = [i for i in rec.created.get("instances", []) if i != self.instance.id]
@@ -123,11 +123,11 @@ class Reused:
         run.save()
         return []
 
-    def keep(self, run: _Run) -> None:
+    def keep(self, run: RunState) -> None:
         self.kept = True
 
 
-def launch_options(run: _Run) -> dict[str, Any]:
+def launch_options(run: RunState) -> dict[str, Any]:
     """What every launch of this run asks for, one-time or resumable (the type comes per call)."""
     opts = run.options
     return dict(
