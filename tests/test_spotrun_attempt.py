@@ -19,7 +19,7 @@ from test_spotrun_sandbox import options, run_resources, script
 from ec2kit import sandbox as sb
 from ec2kit.context import Context
 from ec2kit.runs import Runs
-from ec2kit.spotrun import pull, spot_run
+from ec2kit.spotrun import pull, refresh, spot_run
 from ec2kit.spotrun.outcome import outcome_line
 
 
@@ -140,6 +140,11 @@ def test_a_final_pull_that_cannot_land_keeps_the_instance_and_the_run_is_not_suc
     assert run_resources(sandbox, "full-disk").get("instances") == [rec.instance_id]  # kept: it holds final.bin
     print("\n".join([*said[:1], note, outcome_line(rec)]))
     assert "NOT home" in outcome_line(rec) and f"inv pull {rec.name}" in outcome_line(rec)
+    # `inv runs` keeps saying what is missing, and that the instance waits for `inv pull`
+    notes = refresh(ctx, [Runs(sandbox.settings.runs_db).get("full-disk")])
+    shown = Runs(sandbox.settings.runs_db).get("full-disk")
+    assert "no room for the results" in shown.options["note"] and shown.awaiting_pull, (shown, notes)
+    assert notes.get("full-disk") == "waiting for `inv pull full-disk`"
     # room is made: `inv pull` brings everything home and releases the instance
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
     pull(ctx, rec.name)

@@ -44,7 +44,8 @@ def list_runs(ctx: Context) -> list[RunRecord]:
 
 def _orphaned(record: RunRecord) -> bool:
     """A followed run whose ``inv spot-run`` process died (kill -9, a crash) without cleaning up."""
-    return record.live and not record.options.get("detach") and owner.alive(record.options.get("owner")) is False
+    adopted = record.options.get("detach") or record.options.get("orphaned")  # already one nothing follows: keep its note
+    return record.live and not adopted and owner.alive(record.options.get("owner")) is False
 
 
 def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
