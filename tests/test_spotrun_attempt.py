@@ -39,39 +39,43 @@ def slow_setup_recipe(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_an_interruption_while_the_run_is_prepared_is_retried_not_a_failure(ctx, sandbox, tmp_path):
+@pytest.mark.parametrize("times", [1, 2], ids=["first-instance", "and-its-replacement"])
+def test_an_interruption_while_the_run_is_prepared_is_retried_not_a_failure(ctx, sandbox, tmp_path, times):
     lines: list[str] = []
+    name = f"prep-int{times}"
     s = script(tmp_path, 'echo "hello from attempt $EC2KIT_ATTEMPT"\necho done > "$EC2KIT_RESULTS/out.txt"\n')
-    opts = options(tmp_path, s, "prep-int", lines, retries=1, recipe=slow_setup_recipe(tmp_path))
+    opts = options(tmp_path, s, name, lines, retries=times, recipe=slow_setup_recipe(tmp_path))
     results = tmp_path / "results"
-    seen: dict = {}
+    interrupted: list[str] = []
 
     def interrupt_during_setup() -> None:
         with Context(sandbox.settings, quiet=True) as other:
 
-            def in_setup() -> bool:
-                rec = Runs(sandbox.settings.runs_db).find("prep-int")
-                if rec is None or not rec.instance_id:
-                    return False
-                found = other.connect(rec.instance_id).run("test -e ~/ec2kit/prep-int/in-setup", check=False, timeout=10)
-                seen["instance"] = rec.instance_id
-                return found.ok
+            def in_setup() -> str | None:
+                rec = Runs(sandbox.settings.runs_db).find(name)
+                if rec is None or not rec.instance_id or rec.instance_id in interrupted:
+                    return None
+                found = other.connect(rec.instance_id).run(f"test -e ~/ec2kit/{name}/in-setup", check=False, timeout=10)
+                return rec.instance_id if found.ok else None
 
-            wait_until(in_setup, 120, "the setup step of attempt 1")
-        results.mkdir(parents=True, exist_ok=True)
-        (results / "go").write_text("")  # the replacement gets it pushed back: its setup step goes on
-        sb.interrupt(sandbox.settings, seen["instance"], delay=0)
+            for n in range(times):
+                instance = wait_until(in_setup, 120, f"the setup step of attempt {n + 1}")
+                if n + 1 == times:
+                    results.mkdir(parents=True, exist_ok=True)
+                    (results / "go").write_text("")  # the next replacement gets it pushed back: its setup goes on
+                interrupted.append(instance)
+                sb.interrupt(sandbox.settings, instance, delay=0)
 
     thread = threading.Thread(target=interrupt_during_setup, daemon=True)
     thread.start()
     rec = spot_run(ctx, opts)
     thread.join(10)
-    assert rec.state == "succeeded" and rec.attempt == 2, lines
-    assert "hello from attempt 2" in lines and "hello from attempt 1" not in lines  # attempt 1 never started its script
-    assert any("went away while the run was being prepared" in line for line in lines), lines
-    assert seen["instance"] in rec.created["instances"] and rec.instance_id != seen["instance"]
+    assert rec.state == "succeeded" and rec.attempt == times + 1, lines
+    assert [line for line in lines if line.startswith("hello from attempt")] == [f"hello from attempt {times + 1}"]
+    assert sum("went away while the run was being prepared" in line for line in lines) == times, lines
+    assert rec.created["instances"][:times] == interrupted and rec.instance_id not in interrupted
     assert (results / "out.txt").read_text() == "done\n"
-    assert run_resources(sandbox, "prep-int") == {}
+    assert run_resources(sandbox, name) == {}
 
 
 def test_an_interruption_while_prepared_without_retries_ends_interrupted_and_releases_everything(ctx, sandbox, tmp_path):
