@@ -270,3 +270,34 @@ def test_inv_spot_run_ends_with_one_outcome_line(sandbox, tmp_path):
     last = done.out.strip().splitlines()[-1]
     assert last.startswith(f"cli-end succeeded · results in {results} · ") and last.endswith(("$0.0000", "cost unknown")), last
     assert (results / "one.txt").read_text() == "1\n"
+
+
+def test_a_sweep_run_whose_results_cannot_land_keeps_its_instance_out_of_the_sweep(ctx, sandbox, tmp_path, small_disk):
+    from test_sweep_sandbox import FAST as SWEEP_FAST
+    from test_sweep_sandbox import sweep_instances
+
+    from ec2kit.sweep import SweepOptions, prepare, run
+
+    s = script(tmp_path, 'head -c 6000000 /dev/zero > "$EC2KIT_RESULTS/model.bin"\n', name="train.sh")
+    said: list[str] = []
+    opts = SweepOptions(
+        script=s,
+        grid=["lr=1"],
+        name="swfull",
+        parallel=1,
+        type="t3.micro",
+        results=str(small_disk / "runs"),
+        say=said.append,
+        **SWEEP_FAST,
+    )
+    record, plan = prepare(ctx, opts)
+    final = run(ctx, opts, record, plan)
+    assert final.state == "failed", said  # not succeeded: one run's results are not home
+    kept = Runs(sandbox.settings.runs_db).get("swfull-01")
+    assert kept.live and kept.options.get("not_home") and "no room for the results" in kept.options["note"], said
+    assert sweep_instances(sandbox, "swfull") == [kept.instance_id]  # neither reused nor terminated
+    assert any("keeps results that are not home" in m for m in said), said
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    pull(ctx, "swfull-01")
+    assert (Path(kept.results_dir) / "model.bin").stat().st_size == 6000000
+    wait_until(lambda: sweep_instances(sandbox, "swfull") == [], 60, "the instance to power off after the pull")
