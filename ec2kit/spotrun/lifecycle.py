@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from ..errors import Ec2kitError, RunError
 from ..runs import RunRecord, Runs, masked_vars
 from ..tags import RUN_TAG
-from . import owner
 from .attempt import FINISHED, Attempt
 from .commands import kill_command
 from .home import bring_home, say_home_failed
 from .options import DATA_MOUNT, SpotRunOptions, bundle, default_name, preflight, validate
+from .owner import me as current_owner
 from .prepare import _host
 from .release import _report_leftovers, _revoke_quietly, log_tail, release, release_all, results_path
 from .state import _Run
@@ -61,7 +61,7 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
     preflight(ctx, options, results)
     opts = {k: v for k, v in asdict(options).items() if k not in ("out", "say")}
     opts["vars"] = masked_vars(options.vars)  # a secret's value is never stored or shown, only its name
-    opts["owner"] = owner.me()  # `inv runs` settles the run if this process dies without cleaning up
+    opts["owner"] = current_owner()  # `inv runs` settles the run if this process dies without cleaning up
     record = RunRecord(name=name, script=options.script, results_dir=str(results), monitor=options.monitor, options=opts)
     runs = Runs(ctx.settings.runs_db)
     runs.create(record)

@@ -166,8 +166,6 @@ def _adopt(ctx: Context, record: RunRecord, inst: Instance | None, notes: dict[s
 def _wrapper_died(ctx: Context, record: RunRecord, follower: Follower) -> str:
     """Nothing follows this run and its wrapper died (stale heartbeat, no tmux session): stop what is left
     of the script, make a final pull, release the instance; the run is ``lost``."""
-    from ..errors import Ec2kitError
-
     try:
         follower.host.run(kill_command(record.name), check=False, timeout=30)
     except Ec2kitError:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Ec2kitError
 from ..runs import RunRecord, Runs, masked_vars
-from ..spotrun import owner
 from ..spotrun.attempt import FINISHED, Attempt, spot_request_of
 from ..spotrun.commands import kill_command
 from ..spotrun.options import SpotRunOptions
+from ..spotrun.owner import me as current_owner
 from ..spotrun.prepare import host
 from ..spotrun.release import terminate_instance
 from ..spotrun.strategies import Reused, default_image
@@ -75,7 +75,7 @@ class Driver:
     def run(self, tick: Callable[[], None] | None = None) -> SweepRecord:
         """Run the sweep; Ctrl-C stops it (every result pulled, every instance gone). Returns the final record."""
         self.price = self.options.price_estimate
-        self._save(state="running", owner=owner.me())
+        self._save(state="running", owner=current_owner())
         try:
             self._loop(tick)
         except KeyboardInterrupt:
@@ -360,7 +360,7 @@ class Driver:
         # not asdict(opts): it would deep-copy the message callbacks (and whatever holds them) before they are dropped
         stored = {f.name: copy.deepcopy(getattr(opts, f.name)) for f in fields(opts) if f.name not in ("out", "say")}
         stored["vars"] = masked_vars(opts.vars)
-        stored["owner"] = owner.me()
+        stored["owner"] = current_owner()
         stored["sweep"] = self.record.name
         stored["settings"] = dict(item.settings)
         results = Path(opts.results or "")
