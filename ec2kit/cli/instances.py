@@ -47,7 +47,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         rows,
         empty="No instances. Launch one with `inv launch NAME`.",
         priority=("name", "state", "type", "public ip", "uptime", "id", "lifecycle", "private ip"),
-        minimum={"name": 12, "id": 19},
+        minimum={"name": 24, "id": 19},
         wide=wide,
     )
 

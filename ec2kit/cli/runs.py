@@ -146,7 +146,7 @@ def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False
         rows,
         empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
         priority=("name", "state", "exit", "cost", "metrics", "time", "type", "attempt", "instance", "results"),
-        minimum={"name": 12, "state": 9, "metrics": 16},
+        minimum={"name": 28, "state": 9, "metrics": 16},
         wide=wide,
     )
     for r in found:
@@ -244,12 +244,24 @@ def plot(
     ui.info(f"Run {run} is {final.state}; stopped following.")
 
 
-@command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})
-def logs(ctx: Context, run: str, follow: bool = False) -> None:
+@command(
+    help={
+        "run": "run name",
+        "follow": "keep printing new lines until the run ends",
+        "json": 'print JSON Lines, one {"run": RUN, "line": TEXT} object per log line',
+    }
+)
+def logs(ctx: Context, run: str, follow: bool = False, json: bool = False) -> None:
     """Print a run's log (from the instance while it runs, else from the pulled copy)."""
-    from .. import spotrun
+    import json as jsonlib
 
-    spotrun.logs(ctx, run, follow=follow)
+    from .. import spotrun
+    from ..untrusted import visible
+
+    def out(line: str) -> None:
+        print(jsonlib.dumps({"run": run, "line": line}) if json else visible(line), flush=follow)
+
+    spotrun.logs(ctx, run, follow=follow, out=out)
 
 
 @command(help={"run": "run name, or a sweep name (pulls every run of the sweep that still has an instance)"})

@@ -59,7 +59,7 @@ def images(ctx: Context, json: bool = False, wide: bool = False) -> None:
         rows,
         empty="No images yet. Make one with `inv freeze NAME`.",
         priority=("name", "state", "id", "created", "snapshots"),
-        minimum={"name": 12, "id": 21},
+        minimum={"name": 24, "id": 21},
         wide=wide,
     )
 
@@ -168,7 +168,7 @@ def volumes(ctx: Context, json: bool = False, wide: bool = False) -> None:
         rows,
         empty="No volumes. Make one with `inv make-volume INSTANCE --size GB`.",
         priority=("name", "state", "size", "attached to", "id", "zone", "from snapshot"),
-        minimum={"name": 12, "id": 21, "attached to": 19},
+        minimum={"name": 24, "id": 21, "attached to": 19},
         wide=wide,
     )
 
@@ -190,7 +190,7 @@ def snapshots(ctx: Context, json: bool = False, wide: bool = False) -> None:
         rows,
         empty="No snapshots. Make one with `inv snapshot VOLUME`.",
         priority=("name", "state", "size", "progress", "id", "volume", "started"),
-        minimum={"name": 12, "id": 22},
+        minimum={"name": 24, "id": 22},
         wide=wide,
     )
 

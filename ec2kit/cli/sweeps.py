@@ -197,7 +197,7 @@ def _print_rows(record, rows, wide: bool = False) -> None:  # noqa: ANN001
         columns,
         cells,
         priority=("run", "state", "cost", *first, *columns[len(keys) + 5 :], *keys, "time", "instance"),
-        minimum={"run": 12, "state": 9},
+        minimum={"run": 28, "state": 9},
         wide=wide,
     )
     extra = [
@@ -247,7 +247,7 @@ def sweeps(ctx: Context, json: bool = False, wide: bool = False) -> None:
         rows,
         empty="No sweeps yet. Start one with `inv sweep --script train.sh --grid lr=1e-3,3e-4`.",
         priority=("name", "state", "succeeded", "cost", "started", "instances", "fleet calls", "note"),
-        minimum={"name": 12},
+        minimum={"name": 28},
         wide=wide,
     )
 
