@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def run_on_terminal(argv: list[str], *, columns: int, env: dict[str, str], cwd: Path | None = None, timeout: float = 120) -> tuple[int, list[str]]:
+def run_on_terminal(
+    argv: list[str], *, columns: int, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> tuple[int, list[str]]:
     """Run ``argv`` with stdin/stdout/stderr on a pty ``columns`` wide; (exit code, lines without ANSI codes)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))

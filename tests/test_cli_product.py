@@ -21,7 +21,9 @@ from ec2kit.cli.flags import SHORT_FLAGS
 EC2KIT = Path(sys.executable).parent / "ec2kit"
 
 
-def run_ec2kit(*args: str, home: Path, cwd: Path | None = None, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def run_ec2kit(
+    *args: str, home: Path, cwd: Path | None = None, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     """The installed `ec2kit` console script, outside the checkout (cwd), on the sandbox."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2KIT_", "COLUMNS"))}
     env.update(EC2KIT_HOME=str(home), EC2KIT_SANDBOX="1")
@@ -134,3 +136,91 @@ def test_ec2kit_outside_a_checkout_does_not_load_a_local_tasks_file(tmp_path):
     (tmp_path / "tasks.py").write_text("raise SystemExit('tasks.py was imported')\n")
     done = run_ec2kit("region", "Ohio", home=tmp_path, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout == "us-east-2\n", done
+
+
+@pytest.fixture
+def known(tmp_path):
+    """An EC2KIT_HOME that knows two instances (host cache), a run, a sweep; a project with its own recipe."""
+    import json
+
+    from ec2kit.runs import RunRecord, Runs
+    from ec2kit.settings import Settings
+    from ec2kit.sweep.records import SweepRecord, Sweeps
+
+    home = tmp_path / "home"
+    home.mkdir()
+    entries = {
+        f"i-{n}": {"id": f"i-{n}", "name": name, "state": state, "seen": 0, "record": {}}
+        for n, (name, state) in enumerate([("web1", "running"), ("gpu-box", "stopped"), ("old", "terminated")])
+    }
+    (home / "hosts.json").write_text(json.dumps({"version": 1, "scopes": {"sandbox": {"instances": entries}}}))
+    Runs(Settings.from_env(home=home).runs_db).create(RunRecord(name="train-0101", state="succeeded"))
+    Sweeps(home).create(SweepRecord(name="lr-sweep", state="succeeded"))
+    project = tmp_path / "project"
+    (project / "recipes").mkdir(parents=True)
+    (project / "recipes" / "gpu-drivers.toml").write_text('description = "mine"\n')
+    return home, project
+
+
+def complete(known, *words: str) -> tuple[list[str], str]:
+    """(candidates, import log): `ec2kit --complete -- ec2kit WORDS` under `python -X importtime`."""
+    home, project = known
+    done = run_ec2kit("--complete", "--", "ec2kit", *words, home=home, cwd=project, python_flags=("-X", "importtime"))
+    assert done.returncode == 0, done
+    return done.stdout.split(), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["connect", ""], ["gpu-box", "web1"]),
+        (["provision", "w"], ["gpu-box", "web1"]),
+        (["logs", ""], ["train-0101"]),
+        (["pull", ""], ["train-0101", "lr-sweep"]),
+        (["sweep-status", ""], ["lr-sweep"]),
+        (["provision", "web1", "--recipe", ""], None),
+        (["launch", ""], []),
+    ],
+)
+def test_completion_offers_names_this_machine_knows_without_importing_boto3(known, words, expected):
+    found, imports = complete(known, *words)
+    if expected is None:
+        assert "gpu-drivers" in found and "base" in found, found
+    else:
+        assert found == expected
+    imported = {line.split("|")[-1].strip() for line in imports.splitlines() if "|" in line}
+    assert "ec2kit.cli.completion" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "fabric", "paramiko")}
+
+
+def test_completion_offers_commands_and_a_commands_options(known):
+    found, _ = complete(known, "sweep-st")
+    assert "sweep-status" in found and "launch" in found
+    flags, _ = complete(known, "runs", "--")
+    assert {"--json", "--wide", "--all", "-j", "-w", "--help"} <= set(flags)
+
+
+def test_bash_completes_an_instance_name_through_the_printed_script(known):
+    home, project = known
+    script = run_ec2kit("--print-completion-script", "bash", home=home).stdout
+    assert "complete -F _complete_ec2kit" in script
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2KIT_"))}
+    env.update(EC2KIT_HOME=str(home), PATH=f"{EC2KIT.parent}:{env['PATH']}")
+    shell = (
+        script
+        + '\nCOMP_WORDS=(ec2kit connect gp); COMP_CWORD=2; _complete_ec2kit ec2kit gp connect; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(["bash", "--norc", "-c", shell], env=env, cwd=project, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["gpu-box"], done
+
+
+def test_the_readme_documents_the_short_flag_table():
+    from ec2kit.cli.flags import short_flag_rows
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [
+        (line.split("|")[1].strip(" `"), line.split("|")[2].strip(" `"))
+        for line in readme.splitlines()
+        if line.startswith("  | `-")
+    ]
+    assert rows == short_flag_rows()

@@ -33,6 +33,8 @@ def account(sandbox, tmp_path_factory):
     home = sandbox.settings.home
     made = run_inv("launch", HOSTILE, "--no-wait", home=home)
     assert made.code == 0, made
+    web = run_inv("launch", "tables-web", home=home)  # waits for SSH: recipe and connect tests use it
+    assert web.code == 0, web
     ec2 = sandbox.ec2
     [inst] = [
         i
@@ -41,12 +43,16 @@ def account(sandbox, tmp_path_factory):
     ]
     tags = [{"Key": "Name", "Value": LONG}, {"Key": "ec2kit:managed", "Value": "1"}]
     vol = ec2.create_volume(
-        Size=1, AvailabilityZone=inst["Placement"]["AvailabilityZone"], TagSpecifications=[{"ResourceType": "volume", "Tags": tags}]
+        Size=1,
+        AvailabilityZone=inst["Placement"]["AvailabilityZone"],
+        TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
     )
     ec2.create_snapshot(VolumeId=vol["VolumeId"], TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}])
     ec2.create_image(InstanceId=inst["InstanceId"], Name="image-" + LONG)
     results = tmp_path_factory.mktemp("results")
-    (results / "metrics.csv").write_text("step,loss,accuracy,learning_rate,grad_norm\n" + "".join(f"{s},{1 / s},{s / 30},{0.1 / s},{s}\n" for s in range(1, 31)))
+    (results / "metrics.csv").write_text(
+        "step,loss,accuracy,learning_rate,grad_norm\n" + "".join(f"{s},{1 / s},{s / 30},{0.1 / s},{s}\n" for s in range(1, 31))
+    )
     runs = Runs(sandbox.settings.runs_db)
     now = time.time()
     sweep_runs = []
@@ -71,10 +77,19 @@ def account(sandbox, tmp_path_factory):
         )
         sweep_runs.append({"name": name, "settings": {"lr": f"{10**-n:g}", "seed": n}, "outcome": "succeeded" if n else "failed"})
     Sweeps(home).create(
-        SweepRecord(name="tables-sweep", state="succeeded", runs=sweep_runs, results_dir=str(results), spent=1.25, fleet_calls=1, launched=3)
+        SweepRecord(
+            name="tables-sweep",
+            state="succeeded",
+            runs=sweep_runs,
+            results_dir=str(results),
+            spent=1.25,
+            fleet_calls=1,
+            launched=3,
+        )
     )
     yield home
     run_inv("terminate", HOSTILE, home=home)
+    run_inv("terminate", "tables-web", home=home)
 
 
 def show(home: Path, argv: list[str], columns: int) -> list[str]:
@@ -132,3 +147,43 @@ def test_wide_shows_every_column_whole(account):
 def test_a_name_tag_holding_markup_is_shown_as_text(account):
     lines = show(account, ["instances"], 200)
     assert any(line.startswith(HOSTILE[:20]) for line in lines), lines
+
+
+def test_logs_json_prints_one_object_per_line_and_plain_logs_show_control_characters(account):
+    log = account / "runs" / "tables-sweep-run-01" / "log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("step 1 loss 0.5\n\x1b]0;owned\x07[/]bold\n")
+    as_json = run_inv("logs", "tables-sweep-run-01", "--json", home=account)
+    assert as_json.code == 0, as_json
+    assert as_json.out.splitlines() == [
+        '{"run": "tables-sweep-run-01", "line": "step 1 loss 0.5"}',
+        '{"run": "tables-sweep-run-01", "line": "\\u001b]0;owned\\u0007[/]bold"}',
+    ]
+    plain = run_inv("logs", "tables-sweep-run-01", home=account)
+    assert plain.out.splitlines() == ["step 1 loss 0.5", "^[]0;owned^G[/]bold"]
+
+
+def test_recipe_json_reports_each_hosts_counts_and_step_statuses(account, tmp_path):
+    import json
+
+    recipe = tmp_path / "hello.toml"
+    recipe.write_text(
+        'description = "json report"\n'
+        '[[step]]\nname = "say hello"\nrun = "echo hello > ~/hello.txt"\n'
+        '[[step]]\nname = "never twice"\nrun = "true"\ncreates = "~/hello.txt"\n'
+    )
+    result = run_inv("recipe", str(recipe), "--on", "tables-web", "--json", home=account)
+    assert result.code == 0, result
+    report = json.loads(result.out)  # stdout is the JSON document alone; progress went to stderr
+    assert "[tables-web] changed" in result.err
+    [host] = report["hosts"]
+    assert (report["succeeded"], host["host"], host["succeeded"]) == (True, "tables-web", True)
+    assert (host["ok"], host["changed"], host["skipped"], host["failed"]) == (0, 1, 1, 0)
+    assert [(s["name"], s["status"]) for s in host["steps"]] == [("say hello", "changed"), ("never twice", "skipped")]
+
+
+def test_connect_runs_the_command_given_after_dashes_on_the_instance(account):
+    result = run_inv("connect", "tables-web", "--", "echo", "ran-on", "$(hostname)-x", home=account)
+    assert result.code == 0, result
+    [line] = [ln for ln in result.out.splitlines() if ln.startswith("ran-on ")]
+    assert line.endswith("-x") and "$(" not in line  # the words reached the instance's shell as one command
