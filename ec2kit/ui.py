@@ -97,15 +97,36 @@ def print_table(
     does not fit is left out and said so, long values are cut with …; ``wide`` shows every column
     whole. Every cell is data (a tag, a run's status): it is shown, never obeyed as markup.
     """
-    from .untrusted import markup_safe, visible
-
     out = console()
     if not rows:
         out.print(empty or f"No {title.lower()}.")
         return
+    table, width = fitted_table(title, columns, rows, width=out.width, priority=priority, minimum=minimum, wide=wide)
+    if width > out.width:  # --wide: rich never prints wider than its console, so use one as wide as the table
+        from rich.console import Console
+
+        out = Console(file=out.file, width=width, force_terminal=out.is_terminal, highlight=False, soft_wrap=False)
+    out.print(table)
+
+
+def fitted_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    width: int,
+    priority: Sequence[str] = (),
+    minimum: dict[str, int] | None = None,
+    wide: bool = False,
+) -> tuple[Any, int]:
+    """(a rich renderable: title, table and a note naming the columns left out; the width it needs)."""
     from rich import box
     from rich.cells import cell_len
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
+
+    from .untrusted import markup_safe, visible
 
     cells = [[visible("" if v is None else v, one_line=True) for v in row] for row in rows]
     natural = [max([cell_len(col), *(cell_len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
@@ -114,7 +135,7 @@ def print_table(
     if wide:
         widths = dict(enumerate(natural))
     else:
-        widths = fit_widths(natural, order, [cell_len(c) for c in columns], out.width, minimum, list(columns))
+        widths = fit_widths(natural, order, [cell_len(c) for c in columns], width, minimum, list(columns))
     shown = sorted(widths)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
     for i in shown:
@@ -122,13 +143,12 @@ def print_table(
     for row in cells:
         table.add_row(*(markup_safe(row[i]) for i in shown))
     total = sum(widths.values()) + TABLE_GAP * (len(shown) - 1)
-    width = max(total, out.width) if wide else out.width
-    out.print(markup_safe(cut(visible(name_program(title), one_line=True), width)), style="bold")
-    out.print(table, width=width)
+    width = max(total, width) if wide else width
+    parts: list[Any] = [Text(cut(visible(name_program(title), one_line=True), width), style="bold"), table]
     hidden = [columns[i] for i in range(len(columns)) if i not in widths]
     if hidden:
-        note = f"{len(hidden)} more column(s) with --wide: {', '.join(hidden)}"
-        out.print(markup_safe(cut(note, width)), style="dim")
+        parts.append(Text(cut(f"{len(hidden)} more column(s) with --wide: {', '.join(hidden)}", width), style="dim"))
+    return Group(*parts), width
 
 
 TABLE_GAP = 2  # characters between two columns (a space of padding and the box's blank separator)

@@ -165,22 +165,19 @@ class _LiveTable:
         if self.live is None or time.monotonic() - self.last < 1.0:
             return
         self.last = time.monotonic()
-        from rich.table import Table
-
         from ..sweep.summary import money, sort_rows, table
 
         keys = list(dict.fromkeys(k for r in driver.record.runs for k in r["settings"]))
         rows = driver.rows()
         columns, cells = table(sort_rows(rows, None), keys)
-        grid = Table(
-            title=f"Sweep {self.name}: spent {money(driver.spent())}, {len(driver.slots)} instance(s) running",
-            title_justify="left",
-            header_style="bold",
+        grid, _width = ui.fitted_table(
+            f"Sweep {self.name}: spent {money(driver.spent())}, {len(driver.slots)} instance(s) running",
+            columns,
+            cells,
+            width=ui.console().width,
+            priority=("run", "state", "cost", *columns[len(keys) + 5 :], *keys, "time", "instance"),
+            minimum={"run": 28, "state": 9},
         )
-        for col in columns:
-            grid.add_column(col)
-        for cell in cells:
-            grid.add_row(*(str(c) for c in cell))
         self.live.update(grid)
 
 
