@@ -111,8 +111,8 @@ class Ec2kitProgram(Program):
         buffer = io.StringIO()
         with redirect_stdout(buffer):
             super().print_task_help(name)
-        lines = buffer.getvalue().splitlines()
-        print(name_program("\n".join([self.usage_line(name), *lines[1:]])))
+        lines = [line for line in buffer.getvalue().splitlines()[1:] if line != "Docstring:"]
+        print(name_program("\n".join([self.usage_line(name), *lines])))
 
     def print_help(self) -> None:
         """The commands by group, one line each; then the short flags and where the rest is."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import command, fail, split_list
+from ._common import WIDE_HELP, command, fail, split_list
 
 SET_HELP = "set a variable, KEY=VALUE, or for one host HOST:KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
 
 
-@command(aws=False, help={"json": "print JSON"})
-def recipes(ctx: Context, json: bool = False) -> None:
+@command(aws=False, help={"json": "print JSON", "wide": WIDE_HELP})
+def recipes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List the recipes: ./recipes, then ~/.ec2kit/recipes, then the built-ins (a name found earlier hides the later ones)."""
     from ..recipe import list_recipes
 
@@ -28,7 +28,15 @@ def recipes(ctx: Context, json: bool = False) -> None:
         )
         for r in found
     ]
-    ui.print_table("Recipes", ["name", "from", "description", "variables", "file"], rows, empty="No recipes found.")
+    ui.print_table(
+        "Recipes",
+        ["name", "from", "description", "variables", "file"],
+        rows,
+        empty="No recipes found.",
+        priority=("name", "from", "description", "file", "variables"),
+        minimum={"name": 16, "from": 34},
+        wide=wide,
+    )
 
 
 def _run(
