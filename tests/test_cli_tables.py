@@ -163,7 +163,7 @@ def test_logs_json_prints_one_object_per_line_and_plain_logs_show_control_charac
     assert plain.out.splitlines() == ["step 1 loss 0.5", "^[]0;owned^G[/]bold"]
 
 
-def test_recipe_json_reports_each_hosts_counts_and_step_statuses(account, tmp_path):
+def test_recipe_and_provision_json_report_each_hosts_counts_and_step_statuses(account, tmp_path):
     import json
 
     recipe = tmp_path / "hello.toml"
@@ -180,6 +180,10 @@ def test_recipe_json_reports_each_hosts_counts_and_step_statuses(account, tmp_pa
     assert (report["succeeded"], host["host"], host["succeeded"]) == (True, "tables-web", True)
     assert (host["ok"], host["changed"], host["skipped"], host["failed"]) == (0, 1, 1, 0)
     assert [(s["name"], s["status"]) for s in host["steps"]] == [("say hello", "changed"), ("never twice", "skipped")]
+    again = run_inv("provision", "tables-web", "--recipe", str(recipe), "--json", home=account)
+    assert again.code == 0, again
+    [host] = json.loads(again.out)["hosts"]
+    assert (host["host"], host["changed"], host["skipped"]) == ("tables-web", 1, 1)
 
 
 def test_connect_runs_the_command_given_after_dashes_on_the_instance(account):
