@@ -146,7 +146,7 @@ def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False
         rows,
         empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
         priority=("name", "state", "exit", "cost", "metrics", "time", "type", "attempt", "instance", "results"),
-        minimum={"name": 28, "state": 9, "metrics": 16},
+        minimum={"name": 28, "state": 9, "metrics": 24},
         wide=wide,
     )
     for r in found:
