@@ -135,11 +135,15 @@ class Ec2kitProgram(Program):
             print(f"\n{title}:")
             for n in names:
                 print(_cut(f"  {n.ljust(pad)}{first_line(ns[n].__doc__ or '')}", width))
-        flags = ", ".join(f"{s} {long}" for s, long in short_flag_rows())
-        print(f"\nShort flags (one meaning in every command): {flags}")
-        print(
-            f'Invoke\'s own options: {self.binary} --help-all.  Completion: eval "$({self.binary} --print-completion-script bash)"'
-        )
+        line = "\nShort flags (one meaning in every command):"
+        for short, long in short_flag_rows():  # wrapped between flags, never inside "-r --region"
+            item = f" {short} {long},"
+            if len(line.rsplit("\n", 1)[-1]) + len(item) > max(40, width):
+                line += "\n" + " " * 1
+            line += item
+        print(line.rstrip(","))
+        print(f"Invoke's own options: {self.binary} --help-all")
+        print(f'Tab completion: eval "$({self.binary} --print-completion-script bash)"')
 
     def print_columns(self, tuples: Any) -> None:
         """Invoke's option columns, with hints naming this program."""
