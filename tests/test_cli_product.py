@@ -224,3 +224,31 @@ def test_the_readme_documents_the_short_flag_table():
         if line.startswith("  | `-")
     ]
     assert rows == short_flag_rows()
+
+
+def test_dash_h_shows_help_and_runs_nothing_for_every_command(tmp_path):
+    """One process walks every command (`ec2kit TASK WORD -h`), as main() would for each."""
+    driver = (
+        "import contextlib, io, json, sys\n"
+        "from ec2kit.cli import ns\n"
+        "from ec2kit.cli.program import Ec2kitProgram\n"
+        "from ec2kit.ui import set_program\n"
+        "set_program('ec2kit')\n"
+        "seen = {}\n"
+        "for name in ns.task_names:\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        Ec2kitProgram(namespace=ns, name='ec2kit', binary='ec2kit').run(['ec2kit', name, 'box1', '-h'], exit=False)\n"
+        "    seen[name] = out.getvalue().splitlines()[0]\n"
+        "print(json.dumps(seen))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2KIT_"))}
+    env.update(EC2KIT_HOME=str(tmp_path), EC2KIT_SANDBOX="1")
+    done = subprocess.run([sys.executable, "-c", driver], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    seen = json.loads(done.stdout)
+    assert set(seen) == set(ns.task_names)
+    assert {n: line for n, line in seen.items() if not line.startswith(f"Usage: ec2kit {n}")} == {}
+    assert nothing_ran(tmp_path) and not (tmp_path / "runs.sqlite").exists()
