@@ -117,7 +117,7 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, rest: str |
         del wrapper.__wrapped__  # Invoke must see the new signature, not the body's
         all_help = {**(AWS_HELP if aws else {}), **(help or {})}
         made = task(help=all_help, **{**task_kwargs, "auto_shortflags": False})(wrapper)
-        made.get_arguments = with_table_flags(made.get_arguments)
+        made.get_arguments = with_table_flags(made)
         return made
 
     return decorate

@@ -30,11 +30,17 @@ def short_flag_rows() -> list[tuple[str, str]]:
     return [("-h", "--help"), *sorted((f"-{s}", "--" + n.replace("_", "-")) for n, s in SHORT_FLAGS.items())]
 
 
-def with_table_flags(get_arguments: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a Task's ``get_arguments`` so each option gets exactly its table letter (or none)."""
+def with_table_flags(task: Any) -> Callable[..., Any]:
+    """``task.get_arguments`` giving each option exactly its table letter (or none), callable more than
+    once (Invoke's own pops the help texts on the first call, so a second parser had none)."""
+    get_arguments = task.get_arguments
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        arguments = get_arguments(*args, **kwargs)
+        saved = dict(task.help)
+        try:
+            arguments = get_arguments(*args, **kwargs)
+        finally:
+            task.help = saved
         for argument in arguments:
             long = argument.names[0]
             letter = SHORT_FLAGS.get(argument.name or long.replace("-", "_"))
