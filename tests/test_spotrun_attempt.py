@@ -301,3 +301,17 @@ def test_a_sweep_run_whose_results_cannot_land_keeps_its_instance_out_of_the_swe
     pull(ctx, "swfull-01")
     assert (Path(kept.results_dir) / "model.bin").stat().st_size == 6000000
     wait_until(lambda: sweep_instances(sandbox, "swfull") == [], 60, "the instance to power off after the pull")
+
+
+def test_inv_demo_shows_an_interruption_survived_then_what_still_runs_and_what_to_try_next(sandbox, tmp_path):
+    from cli_helpers import run_inv
+
+    done = run_inv("demo", home=sandbox.settings.home, cwd=tmp_path, timeout=600)
+    assert done.code == 0, done
+    lines = done.out.strip().splitlines()
+    survived = next(line for line in lines if line.startswith("Interruption survived:"))
+    assert "resumed from the checkpoint at step" in survived and "every step exactly once, 30 steps" in survived, done.out
+    assert lines[-2].startswith("Still running: the local sandbox (pid ") and "sandbox.down" in lines[-2]
+    assert lines[-1].startswith("Next: `inv runs`") and lines[-1].count("`") == 6
+    assert any(" succeeded · results in " in line for line in lines), done.out
+    assert len(list((tmp_path / "runs").iterdir())) == 1
