@@ -15,6 +15,8 @@ from cli_helpers import ROOT, run_inv, wait_for
 
 from ec2kit.aws.models import Instance
 from ec2kit.hostcache import HostCache, ModeMemo, credentials_fingerprint
+from ec2kit.ssh.openssh import OpenSshTransport
+from ec2kit.ssh.target import SshTarget
 
 WHO = """\
 description = "writes who the host thinks it is"
@@ -130,10 +132,67 @@ def imports_after_provision(home: Path, project: Path, host: str, env: dict[str,
     return set(eval(proc.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own printed list
 
 
-def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_nothing(home, project, launched):
+def aws_calls(sandbox) -> list[str]:
+    """Every API call made to the sandbox so far by anyone but the daemon (its request log)."""
+    path = sandbox.info.dir / "requests.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def cached_transport(sandbox, home: Path, instance_id: str) -> OpenSshTransport:
+    """The OpenSSH transport a cached run uses for this instance (same address, so the same master)."""
+    entry = json.loads((home / "hosts.json").read_text())["scopes"]["sandbox"]["addresses"][instance_id]
+    settings = sandbox.settings
+    target = SshTarget(entry["host"], int(entry["port"]), entry["user"], settings.key_file, instance_id, settings.known_hosts)
+    return OpenSshTransport(target)
+
+
+def accepted(home: Path, instance_id: str) -> int:
+    """SSH connections the instance's sshd has authenticated so far."""
+    log = home / "sandbox" / "hosts" / instance_id / "sshd.log"
+    return log.read_text(errors="replace").count("Accepted publickey")
+
+
+def test_a_cached_run_with_no_open_connection_starts_one_and_asks_aws_nothing(sandbox, home, project, launched):
+    iid = ids_of(launched("hc-cold"))["hc-cold"]
+    provision(home, project, "hc-cold")  # first contact: AWS says where it is, the cache keeps it
+    master = cached_transport(sandbox, home, iid)
+    master.disconnect()  # the shared connection is gone, as a minute later: the cached run must dial
+    assert not master.shared_connection_alive()
+    calls, conns = len(aws_calls(sandbox)), accepted(home, iid)
+
+    result = provision(home, project, "hc-cold")
+    assert aws_calls(sandbox)[calls:] == []  # not one AWS call: the cache was used and trusted
+    assert "not where last seen" not in result.text
+    assert accepted(home, iid) == conns + 1  # one new connection: ssh -N -f, then the batch through it
+    assert master.shared_connection_alive()  # the master it started outlives the command
+    assert who(home, iid).startswith(iid)
+    master.disconnect()
+
+
+def test_a_cached_run_checks_the_host_key_pin_and_runs_nothing_on_a_host_that_fails_it(sandbox, home, project, launched):
+    iid = ids_of(launched("hc-pinned"))["hc-pinned"]
+    provision(home, project, "hc-pinned")
+    cached_transport(sandbox, home, iid).disconnect()
+    before = (home / "sandbox" / "hosts" / iid / "home" / "who").stat().st_mtime_ns
+    kh = sandbox.settings.known_hosts
+    other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "hc-other-key")], check=True)
+    assert other.returncode == 0
+    stranger = (home / "hc-other-key.pub").read_text().split()[:2]
+    kept = [line for line in kh.read_text().splitlines() if iid not in line]
+    kh.write_text("\n".join([*kept, f"{iid} {' '.join(stranger)}"]) + "\n")  # the pin says another key
+
+    result = run_inv("provision", "hc-pinned", "--recipe", "who", home=home, cwd=project)
+    assert result.code != 0 and "host key" in result.text.lower(), result
+    assert (home / "sandbox" / "hosts" / iid / "home" / "who").stat().st_mtime_ns == before  # nothing ran there
+    kh.write_text("\n".join(kept) + "\n")
+
+
+def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_nothing(sandbox, home, project, launched):
     ids = ids_of(launched("hc-warm"))
     provision(home, project, "hc-warm")  # first contact: AWS says where it is, the cache keeps it
+    calls = len(aws_calls(sandbox))
     modules = imports_after_provision(home, project, "hc-warm")
+    assert aws_calls(sandbox)[calls:] == []
     assert "boto3" not in modules and "botocore" not in modules, sorted(modules)
     assert not {"ec2kit.aws.cloud", "ec2kit.sandbox"} & modules
     assert who(home, ids["hc-warm"]).startswith(ids["hc-warm"])
@@ -153,13 +212,17 @@ def test_an_instance_stopped_and_started_behind_our_back_is_found_at_its_new_add
     wait_for(lambda: sandbox.resolver.address(iid), what="the host to boot again")
     assert sandbox.resolver.address(iid)["port"] != old_port  # a new address, as a new public IP on AWS
 
+    calls = len(aws_calls(sandbox))
     result = provision(home, project, "hc-moved")
     assert "not where last seen" in result.text
+    assert "DescribeInstances" in aws_calls(sandbox)[calls:]  # the stale entry sent it to AWS
     new_ip = who(home, iid).split()[1]
     assert new_ip != old_ip  # the facts come from AWS's fresh answer, not the stale record
     assert sandbox.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["PublicIpAddress"] == new_ip
     # and the cache learnt the new place: the next run goes straight there
+    calls = len(aws_calls(sandbox))
     assert "not where last seen" not in provision(home, project, "hc-moved").text
+    assert aws_calls(sandbox)[calls:] == []
 
 
 def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, project, launched):
@@ -170,8 +233,10 @@ def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, proj
     wait_for(lambda: sandbox.resolver.address(old) is None, what="the old host to go")
     sandbox.ec2.create_tags(Resources=[new], Tags=[{"Key": "Name", "Value": "hc-reused"}])
 
+    calls = len(aws_calls(sandbox))
     result = provision(home, project, "hc-reused")
     assert "not where last seen" in result.text
+    assert "DescribeInstances" in aws_calls(sandbox)[calls:]
     assert who(home, new).startswith(new)
     run_inv("terminate", new, home=home)
 
