@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import pytest
 from cli_helpers import ROOT, run_inv, wait_for
@@ -28,9 +30,15 @@ dest = "~/who"
 """
 
 
-def record(id: str, name: str, state: str = "running", ip: str = "54.1.2.3") -> Instance:
+def record(id: str, name: str, state: str = "running", ip: str = "54.1.2.3", tags_in_metadata: bool = True) -> Instance:
     return Instance.from_raw(
-        {"InstanceId": id, "State": {"Name": state}, "PublicIpAddress": ip, "Tags": [{"Key": "Name", "Value": name}]}
+        {
+            "InstanceId": id,
+            "State": {"Name": state},
+            "PublicIpAddress": ip,
+            "Tags": [{"Key": "Name", "Value": name}],
+            "MetadataOptions": {"InstanceMetadataTags": "enabled" if tags_in_metadata else "disabled"},
+        }
     )
 
 
@@ -47,6 +55,13 @@ def test_a_name_is_found_only_when_exactly_one_fresh_running_instance_has_it(tmp
     assert cache.lookup(["nobody"]) is None
     assert (tmp_path / "hosts.json").stat().st_mode & 0o777 == 0o600
     assert HostCache(tmp_path, "aws:prof:us-east-1:x").lookup(["web"]) is None  # another account scope
+
+
+def test_an_instance_without_tags_in_its_metadata_is_never_served_from_the_cache(tmp_path):
+    cache = HostCache(tmp_path, "sandbox")
+    cache.remember([record("i-1", "old", tags_in_metadata=False), record("i-2", "new")])
+    assert cache.lookup(["old"]) is None  # its host could not confirm its name: AWS is asked
+    assert cache.lookup(["new"]) is not None
 
 
 def test_entries_expire_a_full_listing_drops_vanished_ones_and_forget_removes(tmp_path):
@@ -259,3 +274,45 @@ def test_an_address_that_now_answers_with_another_hosts_key_is_refreshed_not_tru
     assert who(home, a).startswith(a)
     assert who(home, b).startswith(b)  # nothing ran on B under A's name
     assert (home / "sandbox" / "hosts" / b / "home" / "who").stat().st_mtime_ns == b_before
+
+
+def test_a_host_renamed_behind_our_back_is_not_acted_on_and_the_job_runs_on_the_instance_named_so(
+    sandbox, home, project, launched
+):
+    ids = ids_of(launched("hc-first", "hc-second"))
+    first, second = ids["hc-first"], ids["hc-second"]
+    provision(home, project, "hc-first", "hc-second")  # both in the cache, with their addresses and pins
+    first_before = (home / "sandbox" / "hosts" / first / "home" / "who").stat().st_mtime_ns
+    # outside ec2kit: hc-first becomes hc-first-old, hc-second takes the name hc-first
+    sandbox.ec2.create_tags(Resources=[first], Tags=[{"Key": "Name", "Value": "hc-first-old"}])
+    sandbox.ec2.create_tags(Resources=[second], Tags=[{"Key": "Name", "Value": "hc-first"}])
+    calls = len(aws_calls(sandbox))
+
+    result = provision(home, project, "hc-first")
+    assert "not the instance last seen under that name" in result.text and "hc-first-old" in result.text
+    assert "DescribeInstances" in aws_calls(sandbox)[calls:]  # it asked AWS who hc-first is now
+    assert (home / "sandbox" / "hosts" / first / "home" / "who").stat().st_mtime_ns == first_before  # nothing ran there
+    assert who(home, second).startswith(second)  # the job ran on the instance now named hc-first
+    # and the cache learnt it: the next run goes to the right host with no AWS call
+    calls = len(aws_calls(sandbox))
+    provision(home, project, "hc-first")
+    assert aws_calls(sandbox)[calls:] == []
+    run_inv("terminate", "hc-first-old", home=home)
+
+
+def test_an_instance_launched_by_ec2kit_shows_its_name_in_its_instance_metadata(sandbox, launched):
+    iid = ids_of(launched("hc-imds"))["hc-imds"]
+    [inst] = sandbox.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
+    assert inst["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
+    imds = f"{sandbox.info.control_url}/i/{iid}/latest"
+    token = urlopen(Request(f"{imds}/api/token", method="PUT"), timeout=10).read().decode()
+    ask = lambda key: urlopen(Request(f"{imds}/meta-data/{key}", headers={"X-aws-ec2-metadata-token": token}), timeout=10)  # noqa: E731
+    assert ask("tags/instance/Name").read() == b"hc-imds"
+    sandbox.ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": "hc-imds-renamed"}])
+    assert ask("tags/instance/Name").read() == b"hc-imds-renamed"  # the current tags, not the launch's
+    assert b"Name" in ask("tags/instance").read().split(b"\n")
+    sandbox.ec2.modify_instance_metadata_options(InstanceId=iid, InstanceMetadataTags="disabled")
+    with pytest.raises(HTTPError) as err:
+        ask("tags/instance/Name")
+    assert err.value.code == 404  # tags not in its metadata: as AWS, the endpoint is not there
+    sandbox.ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": "hc-imds"}])
