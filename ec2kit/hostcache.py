@@ -130,26 +130,19 @@ class HostCache:
 
     def _update(self, change: Any) -> None:
         """Read-modify-write under an exclusive lock; the file is replaced, never rewritten in place."""
-        import fcntl
+        from .fsutil import atomic_write, file_lock
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            data = self._read() or {"version": VERSION, "scopes": {}}
-            scopes = data.setdefault("scopes", {})
-            scope = scopes.get(self.scope)
-            scope = scopes[self.scope] = scope if isinstance(scope, dict) else {}
-            change(scope)
-            tmp = self.path.with_name(f".{FILE}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(data, out, default=str, separators=(",", ":"))
-            os.replace(tmp, self.path)
+            with file_lock(str(self.path) + ".lock"):
+                data = self._read() or {"version": VERSION, "scopes": {}}
+                scopes = data.setdefault("scopes", {})
+                scope = scopes.get(self.scope)
+                scope = scopes[self.scope] = scope if isinstance(scope, dict) else {}
+                change(scope)
+                # no fsync: a cache lost in a crash only costs the next command an AWS call
+                atomic_write(self.path, json.dumps(data, default=str, separators=(",", ":")), fsync=False)
         except OSError:
             pass  # a cache that cannot be written only costs the next command an AWS call
-        finally:
-            os.close(lock_fd)
 
 
 def _confirmable(entry: dict[str, Any]) -> bool:
@@ -211,11 +204,10 @@ class ModeMemo:
         return None
 
     def put(self, fingerprint: str, sandbox: bool) -> None:
-        tmp = self.path.with_name(f".mode.{os.getpid()}.tmp")
+        """Remember the answer for this fingerprint (best effort)."""
+        from .fsutil import atomic_write
+
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"fingerprint": fingerprint, "sandbox": sandbox}, out)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps({"fingerprint": fingerprint, "sandbox": sandbox}), fsync=False)
         except OSError:
             pass
