@@ -316,3 +316,33 @@ def test_an_instance_launched_by_ec2kit_shows_its_name_in_its_instance_metadata(
         ask("tags/instance/Name")
     assert err.value.code == 404  # tags not in its metadata: as AWS, the endpoint is not there
     sandbox.ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": "hc-imds"}])
+
+
+def test_a_task_step_first_waits_for_the_host_to_be_confirmed_and_runs_once(sandbox, home, project, launched):
+    from ec2kit.context import Context
+    from ec2kit.recipe import register_task, run_recipe
+    from ec2kit.recipe.report import CollectingReporter
+    from ec2kit.settings import Settings
+
+    seen: list[str | None] = []
+
+    @register_task("hc_test_seen")
+    def seen_task(tc):
+        seen.append(tc.target)
+
+    ids = ids_of(launched("hc-task", "hc-task-next"))
+    old, new = ids["hc-task"], ids["hc-task-next"]
+    provision(home, project, "hc-task", "hc-task-next")
+    sandbox.ec2.create_tags(Resources=[old], Tags=[{"Key": "Name", "Value": "hc-task-old"}])
+    sandbox.ec2.create_tags(Resources=[new], Tags=[{"Key": "Name", "Value": "hc-task"}])
+    recipe = project / "recipes" / "task-first.toml"
+    recipe.write_text('[[step]]\ntask = "hc_test_seen"\n\n[[step]]\nname = "mark"\nrun = "echo $EC2KIT_INSTANCE_ID > ~/marked"\n')
+    old_home = home / "sandbox" / "hosts" / old / "home"
+
+    with Context(Settings(home=home, sandbox=True), quiet=True) as ctx:
+        report = run_recipe(ctx, str(recipe), hosts=["hc-task"], reporter=CollectingReporter())
+    assert report.ok, report
+    assert seen == ["hc-task"]  # the task ran once, after the host was found out and AWS asked
+    assert (home / "sandbox" / "hosts" / new / "home" / "marked").read_text().strip() == new
+    assert not (old_home / "marked").exists()
+    run_inv("terminate", "hc-task-old", home=home)
