@@ -261,10 +261,11 @@ class Control:
 
 
 def _tags_in_metadata(control: Control, instance_id: str, key: str) -> tuple[int, str, str]:
-    """``tags/instance[/<key>]`` as AWS serves it: the current tags (asked of moto now, so a rename
-    made a moment ago shows), or 404 when the instance's metadata options do not include tags."""
-    found = control.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    instance = found[0]["Instances"][0] if found and found[0]["Instances"] else {}
+    """``tags/instance[/<key>]`` as AWS serves it: the current tags (a rename made a moment ago shows:
+    any change to moto is reconciled first, nothing is described when none happened), or 404 when
+    the instance's metadata options do not include tags."""
+    control.reconciler.reconcile_if_changed()
+    instance = control.reconciler.instances.get(instance_id) or {}
     if instance.get("MetadataOptions", {}).get("InstanceMetadataTags") != "enabled":
         return 404, "text/plain", "Not Found"
     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
