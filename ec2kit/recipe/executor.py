@@ -305,6 +305,7 @@ def run_recipe(
     if known and reach is not None:  # instances from the host cache: confirmed by connecting
         known = reach(known)
     facts = [instance_facts(known[t]) for t in targets if t and t in known]
+    fact_of = {t: i for i, t in enumerate(t for t in targets if t and t in known)}  # target → its place in facts
     per_recipe = inventory(recipe)
     plain = {k: v for k, v in values.items() if k not in recipe.vars or k in overrides or k in recipe.secrets}
 
@@ -337,6 +338,8 @@ def run_recipe(
             except NotConfirmed as err:  # a cached host that is not (or no longer) the one named so
                 assert ctx is not None and target
                 inst = ctx.not_confirmed(target, err.identity.instance_id, err.describe())
+                if inst is not None and target in fact_of:  # `hosts` shows what AWS said (hosts not started yet see it)
+                    facts[fact_of[target]] = instance_facts(inst)
 
     report = RunReport(check=check)
     if len(targets) == 1:
