@@ -247,8 +247,11 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
 
 def find_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Path:
     """The file for a recipe name (``base``) or path (``./my.toml``); NotFound suggests names."""
+    from .sources import note_shadow, recipe_file
+
     candidate = Path(name_or_path).expanduser()
     if name_or_path.endswith(".toml") or "/" in name_or_path:
+        recipe_file(name_or_path, "recipe")
         if candidate.is_file():
             return candidate
         raise NotFound("recipe file", name_or_path, hint="Check the path.")
@@ -256,6 +259,8 @@ def find_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Pat
     for d in dirs:
         f = Path(d) / f"{name_or_path}.toml"
         if f.is_file():
+            if (builtin_recipes_dir() / f.name).is_file() and source_of(f) != "built-in":
+                note_shadow(name_or_path, f)
             return f
     names = [p.stem for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.toml")]
     raise NotFound("recipe", name_or_path, names, hint=f"Recipes are looked up in: {', '.join(map(str, dirs))}.")
@@ -311,6 +316,12 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
         if used in stack:
             cycle = " → ".join([*stack[stack.index(used) :], used])
             raise RecipeError(f"{_show(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'.")
+        if not isinstance(used, str):
+            raise RecipeError(f"{_show(path)}: uses = {used!r}: each entry is a recipe name in quotes.")
+        if "/" in used or used.endswith(".toml"):
+            from .sources import recipe_file
+
+            recipe_file(used, f"{_show(path)}: uses")
         try:
             used_path = find_recipe(used, list(dict.fromkeys([path.parent.resolve(), *(d.resolve() for d in dirs)])))
         except NotFound as err:
