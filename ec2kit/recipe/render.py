@@ -54,7 +54,6 @@ def environment(
     import shlex
 
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
 
     dirs = (template_dirs,) if isinstance(template_dirs, (Path, str)) else tuple(template_dirs)
     key = (*(str(d) for d in dirs), str(trailing_newline))

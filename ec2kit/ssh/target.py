@@ -7,7 +7,6 @@ and :func:`ssh_config_block` build strings and argv lists that tests compare exa
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
