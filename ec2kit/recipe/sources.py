@@ -52,7 +52,7 @@ def check_tree(directory: Path, where: str) -> None:
             path = Path(root) / name
             if path.is_symlink() and not inside(path, directory):
                 raise RecipeError(
-                    f"{where}: {path} is a symlink to {os.path.readlink(path)}, outside {directory}; "
+                    f"{where}: {path} is a symlink to {path.readlink()}, outside {directory}; "
                     "ec2kit does not follow links out of a copied directory.",
                     hint="Replace the link with the file itself, or remove it.",
                 )
