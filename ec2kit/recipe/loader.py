@@ -153,6 +153,10 @@ def _step_kind(args: dict[str, Any], at: str, label: str) -> str:
     raise RecipeError(f"{at}: {label} has no kind{what}: give exactly one of {', '.join(KINDS)}.{guess}")
 
 
+#: Keys people carry over from another kind or tool, and what this kind calls them (a line's file is ``path``).
+SYNONYMS = {"dest": "path", "path": "dest", "file": "path", "src": "copy", "source": "copy", "to": "dest"}
+
+
 def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
     """Keys known to the kind, required ones present, every value of the right type (the kind's own checks)."""
     spec = KINDS[kind]
@@ -160,9 +164,11 @@ def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
     if not spec.open_keys:
         for key in args:
             if key not in valid:
+                same = SYNONYMS.get(key)
+                guess = f" Did you mean '{same}'?" if same in valid else _suggest(key, valid)
                 raise where.error(
                     key,
-                    f"unknown key '{key}' for a {kind} step.{_suggest(key, valid)} Valid keys for a {kind} step: {', '.join(valid)}.",
+                    f"unknown key '{key}' for a {kind} step.{guess} Valid keys for a {kind} step: {', '.join(valid)}.",
                 )
     for key in spec.required:
         if key not in args:
