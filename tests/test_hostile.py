@@ -1,0 +1,143 @@
+"""Host-free checks of what a tag, a project file or a runaway value can make ec2kit do (issue 20)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ec2kit import config
+from ec2kit.errors import ConfigError, RecipeError
+from ec2kit.recipe.model import HostReport
+from ec2kit.runs import Runs
+from ec2kit.ssh.target import SshTarget, rsync_argv, ssh_argv, ssh_config_blocks
+
+TARGET = SshTarget("10.0.0.5", 22, "ubuntu", Path("/k/ec2kit"), "i-0123", Path("/h/known_hosts"), "web")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["*", "web\n    ProxyCommand touch /tmp/pwned", 'x"\nMatch exec "touch /tmp/pwned"', "a b", "!web", "web,*", "%h", "-oX", ""],
+)
+def test_a_name_tag_unsafe_as_a_host_pattern_gets_no_block_and_a_warning_naming_the_instance(name):
+    blocks, skipped = ssh_config_blocks([(name, TARGET), ("web-2.a_b", TARGET)])
+    assert [b.splitlines()[0] for b in blocks] == ["Host web-2.a_b"]
+    assert len(skipped) == 1 and "i-0123" in skipped[0] and "\n" not in skipped[0]
+
+
+def test_ssh_config_values_are_quoted_and_percent_in_paths_doubled():
+    target = SshTarget("10.0.0.5", 22, "ubuntu", Path("/my keys/%h"), "i-0123", Path("/h/known_hosts"), "web")
+    [block], _ = ssh_config_blocks([("web", target)])
+    assert '    IdentityFile "/my keys/%%h"\n' in block and '    User "ubuntu"\n' in block
+
+
+def test_a_newline_in_a_value_is_refused_rather_than_written():
+    target = SshTarget("10.0.0.5\nProxyCommand x", 22, "ubuntu", Path("/k"), "i-0123", Path("/h"), "web")
+    with pytest.raises(ConfigError, match="control character"):
+        ssh_config_blocks([("web", target)])
+
+
+@pytest.mark.parametrize("user", ["-oProxyCommand=touch /tmp/X #", "root@evil", "a b", "-l", "", "ü"])
+def test_a_login_user_that_is_not_a_user_name_never_reaches_an_argv(user):
+    target = SshTarget("10.0.0.5", 22, user, Path("/k"), "i-0123", Path("/h"), "web")
+    with pytest.raises(ConfigError, match="not a user name"):
+        ssh_argv(target)
+    with pytest.raises(ConfigError, match="not a user name"):
+        rsync_argv(target, "/a", "b")
+
+
+def test_ssh_argv_ends_options_before_the_host():
+    assert ssh_argv(TARGET, command="uptime")[-5:] == ["-l", "ubuntu", "--", "10.0.0.5", "uptime"]
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ('login_user = "-oProxyCommand=touch /tmp/X #"\n', ["ec2kit.toml:1", "not a user name"]),
+        ('region = "../../etc/passwd"\n', ["ec2kit.toml:1", "region = '../../etc/passwd'", "us-east-2"]),
+        ("disk = 99999\n", ["ec2kit.toml:1", "disk = 99999", "1 to 16384"]),
+        ('max_price = "inf"\n', ["ec2kit.toml:1", "max_price = 'inf'"]),
+        ('max_price = "nan"\n', ["ec2kit.toml:1", "max_price = 'nan'"]),
+        ("max_price = 1e9\n", ["ec2kit.toml:1", "at most 1000"]),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", ["ec2kit.toml:1", "nested too deeply"]),
+    ],
+)
+def test_a_hostile_value_in_a_project_file_is_a_located_error(tmp_path, text, needles):
+    (tmp_path / "ec2kit.toml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load(tmp_path / "home", tmp_path, environ={})
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_a_key_name_from_a_user_file_must_be_a_name(tmp_path):
+    (tmp_path / "config.toml").write_text('key_name = "../../../tmp/x"\n')
+    with pytest.raises(ConfigError, match=r"config.toml:1: key_name: '\.\./\.\./\.\./tmp/x' is not a key pair name"):
+        config.load(tmp_path, tmp_path / "nowhere", environ={})
+
+
+def test_key_name_and_login_user_from_the_environment_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="environment EC2KIT_KEY_NAME"):
+        config.load(tmp_path, tmp_path, environ={"EC2KIT_KEY_NAME": "../x"})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("ssh_cidr", '"0.0.0.0/0"'),
+        ("checkip_url", '"http://evil.example/ip"'),
+        ("security_groups", '["sg-0open"]'),
+        ("instance_profile", '"admin"'),
+        ("profile", '"prod"'),
+        ("key_name", '"theirs"'),
+        ("trust_projects", '["."]'),
+    ],
+)
+def test_a_project_file_cannot_set_a_user_key_and_says_so_with_file_and_line(tmp_path, key, value):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "ec2kit.toml").write_text(f'type = "t3.small"\n{key} = {value}\n')
+    cfg = config.load(tmp_path / "home", project, environ={})
+    assert cfg.values[key] == config.KEYS[key].default and cfg.sources[key] == "built-in"
+    assert cfg.values["type"] == "t3.small"
+    [warning] = cfg.warnings
+    assert f"{project / 'ec2kit.toml'}:2: {key} = " in warning and "ignored" in warning
+
+
+def test_a_trusted_project_may_set_user_keys(tmp_path):
+    home, project = tmp_path / "home", tmp_path / "mine"
+    home.mkdir()
+    project.mkdir()
+    (home / "config.toml").write_text(f"trust_projects = [{str(project)!r}]\n")
+    (project / "ec2kit.toml").write_text('ssh_cidr = "10.1.0.0/16"\n')
+    cfg = config.load(home, project, environ={})
+    assert cfg.values["ssh_cidr"] == "10.1.0.0/16" and cfg.warnings == ()
+
+
+def test_a_template_error_counts_as_failed_and_an_unreachable_host_as_unreachable():
+    planned = HostReport("web", failure="template x.j2:3: 'y' is undefined", error=RecipeError("x"))
+    gone = HostReport("web", failure="Cannot connect", error=ConnectionError("x"))
+    assert planned.recap == {"ok": 0, "changed": 0, "skipped": 0, "failed": 1}
+    assert gone.recap["unreachable"] == 1 and gone.recap["failed"] == 0
+
+
+def test_a_locked_runs_database_is_busy_and_names_the_process_holding_it(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    Runs(path).all()
+    code = (
+        "import sqlite3, sys, time\n"
+        f"con = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "con.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        runs = Runs(path)
+        runs.busy_timeout = 0.2
+        with pytest.raises(ConfigError) as err:
+            runs.all()
+        assert "is busy" in str(err.value) and f"pid {holder.pid}" in str(err.value) and "Move it aside" not in str(err.value)
+    finally:
+        holder.communicate("")
