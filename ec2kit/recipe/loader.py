@@ -25,6 +25,10 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
+#: A recipe (with the recipes it uses) has at most this many steps, and a recipe file at most this many bytes:
+#: beyond them a recipe is a runaway, and its batch script would pass what one ssh command can carry.
+MAX_STEPS = 1000
+MAX_RECIPE_BYTES = 4 * 1024 * 1024
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -119,6 +123,13 @@ def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
     try:
         data: dict[str, Any] = tomllib.loads(text)
         return data
+    except RecursionError:
+        from ..config import deep_line
+
+        raise RecipeError(
+            f"{path}:{deep_line(text)}: arrays or tables are nested too deeply to read.",
+            hint="Flatten the value there (a few levels of nesting are plenty).",
+        ) from None
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -204,8 +215,17 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
-    text = _read_text(path)
     shown = _show(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(
+            f"{shown} is {size // (1024 * 1024)} MB; a recipe file may be at most {MAX_RECIPE_BYTES // (1024 * 1024)} MB.",
+            hint="Put large content in files/ or templates/ and copy it with a copy or template step.",
+        )
+    text = _read_text(path)
     data = parse_toml(text, shown)
     for key in data:
         if key not in TOP_KEYS and key not in extra_keys:
@@ -280,6 +300,12 @@ def load_recipe(name_or_path: str, search_path: list[Path] | None = None, *, ext
     dirs = [Path(d) for d in (search_path if search_path is not None else default_search_path())]
     path = find_recipe(name_or_path, dirs)
     recipe = _load(path, dirs, stack=[], seen=set(), extra_keys=extra_keys)
+    if len(recipe.steps) > MAX_STEPS:
+        raise RecipeError(
+            f"{_show(path)}: recipe '{recipe.name}' has {len(recipe.steps)} steps (with the recipes it uses); "
+            f"ec2kit runs at most {MAX_STEPS} in one recipe.",
+            hint="Split it into several recipes, or loop inside one step's script.",
+        )
     if not recipe.steps:
         raise RecipeError(
             f"{_show(path)}: recipe '{recipe.name}' has no steps.",

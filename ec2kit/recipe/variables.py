@@ -61,10 +61,16 @@ def inventory(recipe: Recipe) -> dict[str, dict[str, Any]]:
             import tomllib
         else:  # pragma: no cover
             import tomli as tomllib
+        from ..config import deep_line
+
+        text = ""
         try:
-            data = tomllib.loads(path.read_text())
+            text = path.read_text()
+            data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise RecipeError(f"{path}: {err}.", hint="Fix the TOML there: one [HOSTNAME] table per host.") from None
+        except RecursionError:
+            raise RecipeError(f"{path}:{deep_line(text)}: values are nested too deeply to read.", hint="Flatten them.") from None
         for name, values in data.items():
             if not isinstance(values, dict):
                 raise RecipeError(f"{path}: '{name}' must be a table: [{name}] then key = value lines.")
