@@ -200,7 +200,7 @@ class Runs:
 
     def _unreadable(self, err: Exception) -> ConfigError:
         return ConfigError(
-                f"The runs database {self.path} cannot be read ({err}).",
+            f"The runs database {self.path} cannot be read ({err}).",
             hint=f"Move it aside to start a fresh one (your results in runs/ are not in it): mv {self.path} {self.path}.bad",
         )
 

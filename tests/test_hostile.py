@@ -27,6 +27,11 @@ def test_a_name_tag_unsafe_as_a_host_pattern_gets_no_block_and_a_warning_naming_
     assert len(skipped) == 1 and "i-0123" in skipped[0] and "\n" not in skipped[0]
 
 
+def test_a_name_tag_with_terminal_escapes_is_shown_with_them_visible():
+    _, [warning] = ssh_config_blocks([("\x1b]0;pwned\x07\x1b[2Jweb", TARGET)])
+    assert "^[]0;pwned^G^[[2Jweb" in warning and "\x1b" not in warning and "\x07" not in warning
+
+
 def test_ssh_config_values_are_quoted_and_percent_in_paths_doubled():
     target = SshTarget("10.0.0.5", 22, "ubuntu", Path("/my keys/%h"), "i-0123", Path("/h/known_hosts"), "web")
     [block], _ = ssh_config_blocks([("web", target)])
