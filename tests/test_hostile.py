@@ -146,3 +146,15 @@ def test_a_locked_runs_database_is_busy_and_names_the_process_holding_it(tmp_pat
         assert "is busy" in str(err.value) and f"pid {holder.pid}" in str(err.value) and "Move it aside" not in str(err.value)
     finally:
         holder.communicate("")
+
+
+def test_a_step_s_output_from_the_host_reaches_the_terminal_with_escapes_visible():
+    import io
+
+    from ec2kit.recipe.model import StepResult
+    from ec2kit.recipe.report import TextReporter
+
+    out = io.StringIO()
+    reason = "done \x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x1b[8mhidden"
+    TextReporter(out).step("web", StepResult(number=1, name="a", kind="run", status="changed", reason=reason))
+    assert "^[]52;c;cm0gLXJmIH4=^G^[[2J^[[8mhidden" in out.getvalue() and "\x1b" not in out.getvalue()
