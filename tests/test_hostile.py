@@ -158,3 +158,51 @@ def test_a_step_s_output_from_the_host_reaches_the_terminal_with_escapes_visible
     reason = "done \x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x1b[8mhidden"
     TextReporter(out).step("web", StepResult(number=1, name="a", kind="run", status="changed", reason=reason))
     assert "^[]52;c;cm0gLXJmIH4=^G^[[2J^[[8mhidden" in out.getvalue() and "\x1b" not in out.getvalue()
+
+
+def test_jinja_cannot_compute_a_runaway_power_or_repeat_and_returns_at_once():
+    from jinja2.exceptions import SecurityError
+
+    from ec2kit.recipe.render import environment, render_bounded
+
+    env = environment()
+    for source in ("{{ 9 ** (9 ** 10) }}", "{{ 'ab' * 10 ** 10 }}", "{{ 10.0 ** 400 }}"):
+        with pytest.raises(SecurityError):
+            render_bounded(env.from_string(source), {})
+    assert render_bounded(env.from_string("{{ 2 ** 64 }} {{ 'ab' * 2 }}"), {}) == "18446744073709551616 abab"
+
+
+def test_a_relative_copy_source_must_stay_in_the_project_but_an_absolute_one_is_shown(tmp_path):
+    from ec2kit.recipe.kinds import KINDS, PlanContext
+
+    (tmp_path / "outside.txt").write_text("secret\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "link.txt").symlink_to(tmp_path / "outside.txt")
+    ctx = PlanContext("copy", "recipes/r.toml:1: step 1", lambda name: "", base_dir=project)
+    plan = KINDS["copy"].plan
+    assert plan is not None
+    for source in ("../outside.txt", "link.txt"):
+        with pytest.raises(RecipeError, match="outside the project"):
+            plan({"copy": source, "dest": "~/x"}, ctx)
+    _, command = plan({"copy": str(tmp_path / "outside.txt"), "dest": "~/x"}, ctx)
+    assert command == f"copy {tmp_path / 'outside.txt'} (outside the project) to ~/x"
+
+
+def test_a_recipe_over_the_step_limit_is_refused_naming_the_count(tmp_path):
+    from ec2kit.recipe import load_recipe
+    from ec2kit.recipe.loader import MAX_STEPS
+
+    path = tmp_path / "big.toml"
+    path.write_text("".join(f'[[step]]\nname = "s{i}"\nrun = "true"\n' for i in range(MAX_STEPS + 1)))
+    with pytest.raises(RecipeError, match=f"{MAX_STEPS + 1} steps"):
+        load_recipe(str(path))
+
+
+def test_a_recipe_nested_thousands_deep_is_a_located_error(tmp_path):
+    from ec2kit.recipe import load_recipe
+
+    path = tmp_path / "deep.toml"
+    path.write_text('description = "x"\n[vars]\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(RecipeError, match=r"deep.toml:3: arrays or tables are nested too deeply"):
+        load_recipe(str(path))
