@@ -28,7 +28,7 @@ TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
 #: A recipe (with the recipes it uses) has at most this many steps, and a recipe file at most this many bytes:
 #: beyond them a recipe is a runaway, and its batch script would pass what one ssh command can carry.
 MAX_STEPS = 1000
-MAX_RECIPE_BYTES = 4 * 1024 * 1024
+MAX_RECIPE_BYTES = 16 * 1024 * 1024
 _REPO = Path(__file__).resolve().parents[2]
 
 
