@@ -18,6 +18,9 @@ from typing import Any
 from ..errors import ConfigError, NotFound, RecipeError
 from .kinds import COMMON_KEYS, KINDS, Where, check_values
 from .model import Recipe, RecipeInfo, Step
+from .variables import resolve_vars
+
+__all__ = ["find_recipe", "load_recipe", "parse_overrides", "parse_toml", "resolve_vars", "where"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,8 +121,9 @@ def _show(path: Path) -> str:
 # -- parsing ------------------------------------------------------------------------
 
 
-def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
-    """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line."""
+def parse_toml(text: str, path: Path | str, *, echo: bool = True) -> dict[str, Any]:
+    """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line (``echo=False``: a file
+    that is not a recipe, reached through a link, may hold a secret: its line is not quoted)."""
     try:
         data: dict[str, Any] = tomllib.loads(text)
         return data
@@ -138,6 +142,11 @@ def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
         line, col = int(m.group(1)), int(m.group(2))
         reason = msg[: m.start()].strip()
         src = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+        if not echo:
+            raise RecipeError(
+                f"{path}:{line}:{col}: invalid TOML: {reason} (the line is not shown: the file is a link to "
+                "something that is not a .toml recipe)."
+            ) from None
         raise RecipeError(
             f"{path}:{line}:{col}: invalid TOML: {reason}.\n    {src}\n    {' ' * (col - 1)}^\n"
             "Fix the syntax (strings need quotes, one key = value per line) and run again."
@@ -226,7 +235,7 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
             hint="Put large content in files/ or templates/ and copy it with a copy or template step.",
         )
     text = _read_text(path)
-    data = parse_toml(text, shown)
+    data = parse_toml(text, shown, echo=str(path.resolve()).endswith(".toml"))
     for key in data:
         if key not in TOP_KEYS and key not in extra_keys:
             raise RecipeError(
@@ -424,35 +433,3 @@ def parse_overrides(items: list[str] | tuple[str, ...] | None, *, flag: str = "-
             )
         out[key] = value if key.startswith("secret:") else parse_value(value)
     return out
-
-
-def resolve_vars(
-    recipe: Recipe, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
-) -> tuple[dict[str, Any], set[str]]:
-    """Merge recipe vars < ``overrides``; resolve secrets. Returns (vars, secret values to mask)."""
-    import os
-
-    env = os.environ if environ is None else environ
-    overrides = dict(overrides or {})
-    secret_overrides = {k.split(":", 1)[1]: v for k, v in overrides.items() if k.startswith("secret:")}
-    plain = {k: v for k, v in overrides.items() if not k.startswith("secret:")}
-    values: dict[str, Any] = {**recipe.vars, **plain}
-    secrets: set[str] = set()
-    for name, spec in recipe.secrets.items():
-        if name in secret_overrides:
-            value = secret_overrides.pop(name)
-        elif spec.get("env") and spec["env"] in env:
-            value = env[spec["env"]]
-        elif spec.get("required", True):
-            raise RecipeError(
-                f"Recipe '{recipe.name}' needs the secret '{name}': set the environment variable "
-                f"{spec.get('env', name)} or pass --set secret:{name}=VALUE."
-            )
-        else:
-            value = ""
-        values[name] = value
-        secrets.add(str(value))
-    for name, value in secret_overrides.items():
-        values[name] = value
-        secrets.add(str(value))
-    return values, {s for s in secrets if s}
