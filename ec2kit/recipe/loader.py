@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NotFound, RecipeError
+from ..paths import data_dir
 from .kinds import COMMON_KEYS, KINDS, Where, check_values
 from .model import Recipe, RecipeInfo, Step
 
@@ -25,19 +26,16 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def builtin_recipes_dir() -> Path:
     """Recipes shipped with ec2kit (package data first, then the source checkout)."""
-    packaged = Path(__file__).resolve().parents[1] / "data" / "recipes"
-    return packaged if packaged.is_dir() else _REPO / "recipes"
+    return data_dir("recipes")
 
 
 def builtin_templates_dir() -> Path:
     """Templates shipped with ec2kit (package data first, then the source checkout)."""
-    packaged = Path(__file__).resolve().parents[1] / "data" / "templates"
-    return packaged if packaged.is_dir() else _REPO / "templates"
+    return data_dir("templates")
 
 
 def user_dir(kind: str) -> Path:
