@@ -215,9 +215,8 @@ class Context:
         self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
         self.admit_caller(inst)
         if self._resolver is not None:
-            target: SshTarget = self._resolver.ssh_target(
-                inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name
-            )
+            found = self._resolver.wait_address(inst.id, name=inst.name)
+            target = self._target_at(inst, found.host, found.port, found.user)
             self._resolved[inst.id] = (inst, target)
             return target
         return self._aws_target(inst)

@@ -1,4 +1,4 @@
-"""Where ec2kit's own files live, and the one default mount point of a data volume.
+"""Where ec2kit's own files live: the built-in recipes, templates and examples.
 
 The bottom of the tree: it imports nothing from ec2kit, so every layer may use it.
 
@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 DataKind = Literal["recipes", "templates", "examples"]
-
-DATA_MOUNT = "/mnt/data"  # where a data volume is mounted unless the user says otherwise
 
 _PACKAGE = Path(__file__).resolve().parent
 

@@ -21,7 +21,7 @@ from cli_helpers import assert_clean_error, run_inv, wait_for
 
 from ec2kit import sandbox as sb
 from ec2kit.errors import SandboxError
-from ec2kit.sandbox.images import SSM_PARAMETERS, UBUNTU_AMI_ID
+from ec2kit.sandbox.moto.images import SSM_PARAMETERS, UBUNTU_AMI_ID
 
 G_ON_DEMAND, G_SPOT, STANDARD_ON_DEMAND, STANDARD_SPOT = "L-DB2E81BA", "L-3819A6DF", "L-1216C47A", "L-34B43A08"
 
@@ -150,7 +150,7 @@ def test_instances_in_one_group_reach_each_other_through_its_self_referencing_ru
     assert "filtered" not in inside and ssh_banner(inside["port"]).startswith(b"SSH-2.0")
     assert address(sandbox, monitor, from_instance=outsider).get("filtered") is True
     assert address(sandbox, monitor).get("filtered") is True  # this machine is not in the group
-    target = sandbox.resolver.ssh_target(monitor, key_file=key_path, known_hosts=key_path.parent / "kh", from_instance=worker)
+    target = sandbox.ssh_target(monitor, key_file=key_path, known_hosts=key_path.parent / "kh", from_instance=worker)
     assert target.port == inside["port"]
 
 
