@@ -50,14 +50,15 @@ def test_the_tree_tracks_no_symlink():
 
 @pytest.mark.sandbox
 @pytest.mark.timeout(300)
-def test_a_spot_run_succeeds_from_a_copy_of_the_tracked_files_made_without_symlinks(sandbox, tmp_path):
+def test_a_spot_run_succeeds_from_a_copy_of_the_tracked_files_made_without_symlinks(tmp_path):
     copy = tmp_path / "ec2kit-copy"
     assert copy_without_symlinks(copy) > 50
     work = tmp_path / "work"  # not the copy: no ./templates or ./recipes to fall back on
     work.mkdir()
     (work / "train.sh").write_text('#!/bin/bash\necho "trained on $(hostname)" > "$EC2KIT_RESULTS/out.txt"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON", "EC2KIT_"))}
-    env.update(EC2KIT_HOME=str(sandbox.settings.home), EC2KIT_SANDBOX="1", COLUMNS="200", PYTHONPATH=str(copy))
+    home = tmp_path / "home"  # a sandbox of its own: its daemon runs from the copy too
+    env.update(EC2KIT_HOME=str(home), EC2KIT_SANDBOX="1", COLUMNS="200", PYTHONPATH=str(copy))
 
     def inv(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "invoke", "--search-root", str(copy), *args]
@@ -73,11 +74,18 @@ def test_a_spot_run_succeeds_from_a_copy_of_the_tracked_files_made_without_symli
     ).stdout.split()
     assert where == [str(copy / "ec2kit" / "paths.py"), str(copy / "templates")]  # the copy, not this checkout
 
-    ran = inv("spot-run", "--script", "train.sh", "--name", "from-copy", "--type", "t3.micro")
-    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
-    assert "TemplateNotFound" not in ran.stdout + ran.stderr
-    assert (work / "runs" / "from-copy" / "out.txt").read_text().startswith("trained on")
-    listed = inv("runs", "--json")
-    assert listed.returncode == 0, listed.stderr
-    [record] = [r for r in json.loads(listed.stdout) if r["name"] == "from-copy"]
-    assert (record["state"], record["exit_code"]) == ("succeeded", 0)
+    try:
+        ran = inv("spot-run", "--script", "train.sh", "--name", "from-copy", "--type", "t3.micro")
+        assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+        assert "TemplateNotFound" not in ran.stdout + ran.stderr
+        assert (work / "runs" / "from-copy" / "out.txt").read_text().startswith("trained on")
+        listed = inv("runs", "--json")
+        assert listed.returncode == 0, listed.stderr
+        [record] = [r for r in json.loads(listed.stdout) if r["name"] == "from-copy"]
+        assert (record["state"], record["exit_code"]) == ("succeeded", 0)
+        daemon = json.loads((home / "sandbox" / "state.json").read_text())["pid"]
+        environ = Path(f"/proc/{daemon}/environ").read_bytes().split(b"\0")
+        [path] = [e for e in environ if e.startswith(b"PYTHONPATH=")]
+        assert path.split(b"=", 1)[1].split(b":")[0] == bytes(copy)  # the daemon imports ec2kit from the copy
+    finally:
+        inv("sandbox.down")
