@@ -215,7 +215,7 @@ class Context:
         self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
         self.admit_caller(inst)
         if self._resolver is not None:
-            found = self._resolver.wait_address(inst.id, name=inst.name)
+            found = self._resolver.wait_address(inst.id, label=inst.label)
             target = self._target_at(inst, found.host, found.port, found.user)
             self._resolved[inst.id] = (inst, target)
             return target

@@ -103,7 +103,8 @@ class SandboxSession:
         """The SshTarget of a running sandbox instance (waits up to ``timeout`` s for its sshd)."""
         from ec2kit.ssh.target import SshTarget
 
-        found = self.resolver.wait_address(instance_id, name=name, timeout=timeout, from_instance=from_instance)
+        label = f"{name} ({instance_id})" if name else instance_id
+        found = self.resolver.wait_address(instance_id, label=label, timeout=timeout, from_instance=from_instance)
         return SshTarget(found.host, found.port, found.user, Path(key_file), instance_id, Path(known_hosts), name)
 
 

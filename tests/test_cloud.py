@@ -214,10 +214,10 @@ class LoopbackResolver:
     def __init__(self) -> None:
         self.asked: list[tuple] = []
 
-    def wait_address(self, instance_id, *, name=""):
+    def wait_address(self, instance_id, *, label=""):
         from ec2kit.sandbox import SandboxAddress
 
-        self.asked.append((instance_id, name))
+        self.asked.append((instance_id, label))
         return SandboxAddress("127.0.0.1", 2222, "me")
 
 
@@ -228,7 +228,7 @@ def test_ssh_target_asks_the_resolver_when_there_is_one(moto_reset, tmp_path):
     target = Context(cloud.settings, cloud=cloud, resolver=resolver).target("base")
     assert (target.host, target.port, target.user, target.alias) == ("127.0.0.1", 2222, "me", inst.id)
     assert (target.key_file, target.known_hosts) == (cloud.settings.key_file, cloud.settings.known_hosts)
-    assert resolver.asked == [(inst.id, "base")]
+    assert resolver.asked == [(inst.id, inst.label)]
 
 
 def test_spot_launch_tags_the_instance_and_terminate_cancels_its_request(cloud):

@@ -46,10 +46,11 @@ class Resolver:
         return None
 
     def wait_address(
-        self, instance_id: str, *, name: str = "", timeout: float = 10, from_instance: str | None = None
+        self, instance_id: str, *, label: str = "", timeout: float = 10, from_instance: str | None = None
     ) -> SandboxAddress:
         """The address of a running sandbox instance's sshd, waiting up to ``timeout`` s for it (as
-        seen from this machine, or from instance ``from_instance``: security groups decide)."""
+        seen from this machine, or from instance ``from_instance``: security groups decide).
+        ``label`` names the instance in the error (``Instance.label``: "name (id)")."""
         deadline = time.monotonic() + timeout
         while True:
             address = self.address(instance_id, from_instance=from_instance)
@@ -57,7 +58,7 @@ class Resolver:
                 return SandboxAddress(host=address["host"], port=int(address["port"]), user=address["user"])
             if time.monotonic() >= deadline:
                 raise SandboxError(
-                    f"Sandbox instance {name + ' ' if name else ''}({instance_id}) has no running SSH server after {timeout:.0f}s.",
+                    f"Sandbox instance {label or instance_id} has no running SSH server after {timeout:.0f}s.",
                     hint="Is it running? Check `inv instances`; start it with `inv start NAME`.",
                 )
             time.sleep(0.1)
