@@ -1,11 +1,14 @@
 """The sandbox's client side stays light: importing ``ec2kit.sandbox`` loads neither the daemon, moto,
-boto3 nor ec2kit's SSH layer (the sandbox hands out addresses; Context turns them into SSH targets)."""
+boto3 nor ec2kit's SSH layer (the sandbox hands out addresses; Context turns them into SSH targets);
+and no import anywhere in ec2kit names a module that moved away."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """
 import json, sys
@@ -41,3 +44,41 @@ def test_importing_the_sandbox_loads_only_its_client_and_the_bottom_modules():
         "ec2kit.sandbox.client.process",
         "ec2kit.sandbox.client.resolver",
     ]
+
+
+def _module_exists(root: Path, dotted: str) -> bool:
+    path = root.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def test_every_import_of_an_ec2kit_module_names_one_that_exists():
+    """Also the imports inside functions: after modules move (the sandbox's client/, daemon/, moto/), a
+    stale relative import there would only fail when that code path runs."""
+    root = Path(__file__).resolve().parent.parent
+    stale = []
+    for path in sorted((root / "ec2kit").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        package = parts[:-1]  # a package's __init__ and its modules resolve relative imports alike
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ec2kit":
+                target = node.module or ""
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.split(".")[0] == "ec2kit"]
+                stale += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names if not _module_exists(root, n)]
+                continue
+            else:
+                continue
+            if not _module_exists(root, target):
+                stale.append(f"{path.relative_to(root)}:{node.lineno} {target}")
+            elif node.module is None:  # `from . import x`: x is a submodule or a name the package defines
+                init = root.joinpath(*target.split(".")) / "__init__.py"
+                text = init.read_text() if init.is_file() else ""
+                stale += [
+                    f"{path.relative_to(root)}:{node.lineno} {target}.{a.name}"
+                    for a in node.names
+                    if not _module_exists(root, f"{target}.{a.name}") and a.name not in text
+                ]
+    assert stale == []
