@@ -82,3 +82,26 @@ def test_every_import_of_an_ec2kit_module_names_one_that_exists():
                     if not _module_exists(root, f"{target}.{a.name}") and a.name not in text
                 ]
     assert stale == []
+
+
+SANDBOX_LAYERS = ("daemon", "moto", "client")  # top first: each may import only the ones after it
+
+
+def test_inside_the_sandbox_imports_go_daemon_then_moto_then_client_and_never_up_to_ssh():
+    root = Path(__file__).resolve().parent.parent
+    wrong = []
+    for layer in SANDBOX_LAYERS:
+        below = SANDBOX_LAYERS[SANDBOX_LAYERS.index(layer) :]
+        for path in sorted((root / "ec2kit" / "sandbox" / layer).rglob("*.py")):
+            package = list(path.relative_to(root).with_suffix("").parts)[:-1]
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("ec2kit")):
+                    continue
+                base = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join([*base, *([node.module] if node.module else [])])
+                names = [target] if node.module else [f"{target}.{a.name}" for a in node.names]
+                for name in names:
+                    inside = name.split(".")[2] if name.startswith("ec2kit.sandbox.") else None
+                    if (inside in SANDBOX_LAYERS and inside not in below) or name.startswith(("ec2kit.ssh", "ec2kit.aws")):
+                        wrong.append(f"{path.relative_to(root)}:{node.lineno} imports {name}")
+    assert wrong == []
