@@ -20,7 +20,7 @@ back to their defaults on ``reset()``):
   https://checkip.amazonaws.com (default 198.51.100.7; ``set_caller_ip``).
 - Security groups gate SSH (``enforce_ssh_rules``, on by default: ec2kit's own launches admit
   the caller IP /32 it learns from ``checkip_url``, as on AWS): without a tcp/22 rule for the caller IP (or, with
-  ``Resolver.ssh_target(..., from_instance=…)``, a rule naming the source's group or private IP)
+  ``Resolver.wait_address(..., from_instance=…)``, a rule naming the source's group or private IP)
   the address handed out is a blackhole port and connecting times out, as on AWS.
 - SSM public parameters for Canonical Ubuntu 24.04/22.04 (amd64, arm64) and the Deep Learning
   Base OSS Nvidia Driver GPU AMIs (x86_64, arm64), naming images describe_images knows.
