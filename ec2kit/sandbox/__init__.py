@@ -47,6 +47,7 @@ instance-type/AMI validation AWS does (see docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
+from .client import knobs  # the module too: `from ec2kit.sandbox import knobs; knobs.set_quota(...)`
 from .client.info import SANDBOX_CREDENTIALS, SANDBOX_REGION, SandboxInfo, require_volumes, volumes_supported
 from .client.knobs import (
     account,
@@ -65,6 +66,7 @@ from .client.process import down, ensure_running, status, up
 from .client.resolver import Resolver, SandboxAddress
 
 __all__ = [
+    "knobs",
     "SANDBOX_CREDENTIALS",
     "SANDBOX_REGION",
     "SandboxInfo",
