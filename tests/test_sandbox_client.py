@@ -52,11 +52,12 @@ def _module_exists(root: Path, dotted: str) -> bool:
 
 
 def test_every_import_of_an_ec2kit_module_names_one_that_exists():
-    """Also the imports inside functions: after modules move (the sandbox's client/, daemon/, moto/), a
-    stale relative import there would only fail when that code path runs."""
+    """In ec2kit, its tests and bench, imports inside functions too: after modules move (the sandbox's
+    client/, daemon/, moto/), a stale import there would only fail when that code path runs."""
     root = Path(__file__).resolve().parent.parent
     stale = []
-    for path in sorted((root / "ec2kit").rglob("*.py")):
+    files = [*(root / "ec2kit").rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "bench").glob("*.py"), root / "tasks.py"]
+    for path in sorted(files):
         parts = list(path.relative_to(root).with_suffix("").parts)
         package = parts[:-1]  # a package's __init__ and its modules resolve relative imports alike
         for node in ast.walk(ast.parse(path.read_text())):
