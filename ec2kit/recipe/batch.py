@@ -128,6 +128,8 @@ class BatchRun:
         self.entries = entries
         self.confirm = confirm
         self.by_number = {e.step.number: e for e in entries}
+        self.position = {e.step.number: i for i, e in enumerate(entries)}
+        self.cursor = 0  # entries before it are emitted or planned: each marker resumes here (linear, issue 20)
         self.emitted: set[int] = set()
         self.failure: StepFailed | None = None
         self.nonce = new_nonce()
@@ -174,9 +176,10 @@ class BatchRun:
 
     def emit_decided(self, until: int | None) -> None:
         """Emit the locally decided entries before step ``until`` (all of them when None)."""
-        for e in self.entries:
-            if e.step.number == until:
-                return
+        stop = len(self.entries) if until is None else self.position.get(until, len(self.entries))
+        while self.cursor < stop:
+            e = self.entries[self.cursor]
+            self.cursor += 1
             if e.result is not None and e.step.number not in self.emitted:
                 self.emitted.add(e.step.number)
                 self.owner.emit(e.result)
