@@ -329,10 +329,11 @@ def demo(ctx: Context, retries: int = 1) -> None:
     resumed from its checkpoint, results synced home."""
     from pathlib import Path
 
+    from ..paths import data_dir
     from ..spotrun.demo import demo_lines, run_demo, sandbox_pid
     from ..spotrun.outcome import outcome_line
 
-    examples = Path(__file__).resolve().parents[1] / "data" / "examples"  # the repo's examples/, as package data
+    examples = data_dir("examples")
     if not (examples / "train.sh").exists():
         raise fail(f"the demo needs {examples / 'train.sh'}, which this installation lacks; reinstall ec2kit.")
     ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..tags import SOURCE_INSTANCE_TAG as SOURCE_TAG
+from ...tags import SOURCE_INSTANCE_TAG as SOURCE_TAG
 from . import volumes as vol
 from .sshd import SshdHost, free_port
 
