@@ -117,7 +117,14 @@ def translate_code(code: str, message: str, action: str, instance_type: str | No
     said = f" AWS said: {message}" if message else ""
     if code == "DryRunOperation":
         return None
-    if code in (
+    if code.startswith("AuthFailure.ServiceLinkedRole"):  # e.g. …ServiceLinkedRoleCreationNotPermitted, in a fleet's Errors
+        return CredentialsError(
+            f"AWS could not {action}: spot instances need the service-linked role AWSServiceRoleForEC2Spot, which your "
+            f"account does not have yet and your identity may not create ({code}).{said}",
+            hint="Have someone allowed iam:CreateServiceLinkedRole create it once for the account: "
+            "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com",
+        )
+    if code.split(".")[0] in (
         "AuthFailure",
         "InvalidClientTokenId",
         "SignatureDoesNotMatch",

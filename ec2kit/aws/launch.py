@@ -24,7 +24,7 @@ from .instances import Instances
 from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, Instance, filters
 from .network import Networks
 from .plans import LaunchPlan
-from .quota_table import QUOTA_ERRORS
+from .quota_table import QUOTA_ERRORS, QUOTA_MARKETS
 from .quotas import Quotas
 from .session import AwsSession, Progress
 
@@ -251,7 +251,9 @@ class Launcher:
             if error_code(err) not in QUOTA_ERRORS:
                 raise
             said = getattr(err, "response", {}).get("Error", {}).get("Message", "")
-            explained = self.quotas.explain_quota(plan.type, "on-demand", action=plan.purpose, code=error_code(err), said=said)
+            code = error_code(err)  # MaxSpotInstanceCountExceeded: a spot quota, even from RunInstances (a resumable launch)
+            quota_market = QUOTA_MARKETS.get(code) or ("spot" if plan.spot else "on-demand")
+            explained = self.quotas.explain_quota(plan.type, quota_market, action=plan.purpose, code=code, said=said)
             if explained is None:
                 raise
             raise explained from err

@@ -20,6 +20,8 @@ __all__ = [
     "QUOTAS",
     "QUOTA_ERRORS",
     "QUOTA_MARKETS",
+    "NO_SPOT",
+    "NO_VCPU_QUOTA",
     "VcpuQuota",
     "family_of",
     "limit_in",
@@ -40,13 +42,20 @@ class VcpuQuota:
     code: str
     name: str
     market: str  # on-demand | spot
-    families: tuple[str, ...]  # the letters before the generation digit: g5.xlarge -> "g"
+    families: tuple[str, ...]  # the letters before the generation digit: g5.xlarge -> "g", im4gn.large -> "im"
 
 
-_STANDARD = ("a", "c", "d", "h", "i", "m", "r", "t", "z")
+# Every family botocore's InstanceType list has (tests/test_aws_second_pass.py checks it), named one by one: a
+# family added later must be placed by hand, never guessed from its first letter (hpc is not H, inf not I).
+_STANDARD = ("a", "c", "cc", "cg", "cr", "d", "h", "hi", "hs", "i", "im", "is", "m", "r", "t", "z")
+_G = ("g", "gr", "vt")
+#: families with no vCPU quota at all: Mac instances run on Dedicated Hosts (a quota of hosts, not vCPUs)
+NO_VCPU_QUOTA = ("mac",)
+#: families AWS does not sell as spot (no spot quota exists for them)
+NO_SPOT = ("hpc", "mac", "u")
 QUOTAS = (
     VcpuQuota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "on-demand", _STANDARD),
-    VcpuQuota("L-DB2E81BA", "Running On-Demand G and VT instances", "on-demand", ("g", "vt")),
+    VcpuQuota("L-DB2E81BA", "Running On-Demand G and VT instances", "on-demand", _G),
     VcpuQuota("L-417A185B", "Running On-Demand P instances", "on-demand", ("p",)),
     VcpuQuota("L-1945791B", "Running On-Demand Inf instances", "on-demand", ("inf",)),
     VcpuQuota("L-74FC7D96", "Running On-Demand F instances", "on-demand", ("f",)),
@@ -54,8 +63,9 @@ QUOTAS = (
     VcpuQuota("L-6E869C2A", "Running On-Demand DL instances", "on-demand", ("dl",)),
     VcpuQuota("L-2C3B7624", "Running On-Demand Trn instances", "on-demand", ("trn",)),
     VcpuQuota("L-43DA4232", "Running On-Demand High Memory instances", "on-demand", ("u",)),
+    VcpuQuota("L-F7808C92", "Running On-Demand HPC instances", "on-demand", ("hpc",)),
     VcpuQuota("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", "spot", _STANDARD),
-    VcpuQuota("L-3819A6DF", "All G and VT Spot Instance Requests", "spot", ("g", "vt")),
+    VcpuQuota("L-3819A6DF", "All G and VT Spot Instance Requests", "spot", _G),
     VcpuQuota("L-7212CCBC", "All P Spot Instance Requests", "spot", ("p",)),
     VcpuQuota("L-B5D1601B", "All Inf Spot Instance Requests", "spot", ("inf",)),
     VcpuQuota("L-88CF9481", "All F Spot Instance Requests", "spot", ("f",)),
