@@ -2,6 +2,7 @@
 
     LaunchPlan   one instance, from the arguments of ``inv launch``; .params is the RunInstances DryRun sends
     FleetPlan    a spot launch as an instant EC2 Fleet over types × zones; .params is the CreateFleet DryRun sends
+    FreezePlan   an image of an instance (CreateImage);  VolumePlan  a gp3 volume (CreateVolume)
 
 ``cloud.plan_launch(…)`` and ``cloud.plan_fleet(…)`` build them (checking names against AWS),
 ``cloud.check(plan)`` sends them with DryRun, ``cloud.launch(plan)`` does them.
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 from .models import tag_list
 
-__all__ = ["FleetPlan", "LaunchPlan", "replace_types"]
+__all__ = ["FleetPlan", "FreezePlan", "LaunchPlan", "VolumePlan", "replace_types"]
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,69 @@ class FleetPlan:
             data["UserData"] = base64.b64encode(data["UserData"].encode()).decode()
         data["TagSpecifications"] = [{"ResourceType": r, "Tags": tag_list(tags)} for r in ("instance", "volume")]
         return data
+
+
+@dataclass(frozen=True)
+class FreezePlan:
+    """An image of an instance, as create_image will be asked for it."""
+
+    action: ClassVar[str] = "create_image"
+    subject: str  # the instance as the caller named it
+    instance_id: str
+    instance_label: str
+    image_name: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The image's name."""
+        return self.image_name
+
+    @property
+    def purpose(self) -> str:
+        """For error messages."""
+        return f"freeze instance {self.subject} into an image"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The create_image parameters."""
+        return {
+            "InstanceId": self.instance_id,
+            "Name": self.image_name,
+            "Description": f"ec2kit freeze of {self.instance_label}",
+            "TagSpecifications": [{"ResourceType": "image", "Tags": tag_list(self.tags)}],
+        }
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """A gp3 volume, as create_volume will be asked for it."""
+
+    action: ClassVar[str] = "create_volume"
+    name: str
+    zone: str
+    size: int | None = None
+    snapshot_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def purpose(self) -> str:
+        """For error messages."""
+        return f"create volume {self.name}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The create_volume parameters."""
+        params: dict[str, Any] = {
+            "AvailabilityZone": self.zone,
+            "VolumeType": "gp3",
+            "TagSpecifications": [{"ResourceType": "volume", "Tags": tag_list(self.tags)}],
+        }
+        if self.size:
+            params["Size"] = int(self.size)
+        if self.snapshot_id:
+            params["SnapshotId"] = self.snapshot_id
+        return params
 
 
 def replace_types(fleet: FleetPlan, *, spot: tuple[str, ...], on_demand: tuple[str, ...]) -> FleetPlan:

@@ -7,13 +7,13 @@ the plan is what ``--check`` asks EC2 about with DryRun, and what the verb then 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import AlreadyExists, AwsError, ConfigError, NotFound, TimedOut, WrongState
 from .errors import translated
 from .instances import Instances
 from .models import CANONICAL_OWNER, MANAGED_TAG, SOURCE_INSTANCE_TAG, Image, Instance, Snapshot, Volume, filters, pick, tag_list
+from .plans import FreezePlan, VolumePlan
 from .session import AwsSession, Progress, wait_until
 
 __all__ = ["FreezePlan", "Storage", "VolumePlan"]
@@ -24,69 +24,6 @@ UBUNTU_PATTERNS = (
 )
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]{3,128}")
 _IMAGE_FAILED = ("failed", "invalid", "deregistered", "error")
-
-
-@dataclass(frozen=True)
-class FreezePlan:
-    """An image of an instance, as create_image will be asked for it."""
-
-    action: ClassVar[str] = "create_image"
-    subject: str  # the instance as the caller named it
-    instance_id: str
-    instance_label: str
-    image_name: str
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """The image's name."""
-        return self.image_name
-
-    @property
-    def purpose(self) -> str:
-        """For error messages."""
-        return f"freeze instance {self.subject} into an image"
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The create_image parameters."""
-        return {
-            "InstanceId": self.instance_id,
-            "Name": self.image_name,
-            "Description": f"ec2kit freeze of {self.instance_label}",
-            "TagSpecifications": [{"ResourceType": "image", "Tags": tag_list(self.tags)}],
-        }
-
-
-@dataclass(frozen=True)
-class VolumePlan:
-    """A gp3 volume, as create_volume will be asked for it."""
-
-    action: ClassVar[str] = "create_volume"
-    name: str
-    zone: str
-    size: int | None = None
-    snapshot_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def purpose(self) -> str:
-        """For error messages."""
-        return f"create volume {self.name}"
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The create_volume parameters."""
-        params: dict[str, Any] = {
-            "AvailabilityZone": self.zone,
-            "VolumeType": "gp3",
-            "TagSpecifications": [{"ResourceType": "volume", "Tags": tag_list(self.tags)}],
-        }
-        if self.size:
-            params["Size"] = int(self.size)
-        if self.snapshot_id:
-            params["SnapshotId"] = self.snapshot_id
-        return params
 
 
 class Storage:
