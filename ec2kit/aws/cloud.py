@@ -94,6 +94,7 @@ class Cloud:
         self.instances = compute.instances
         self.instance = compute.instance
         self.instance_type = self.types.info
+        self.vcpus = self.types.vcpus
         self.wait = compute.wait
         self.start = compute.start
         self.stop = compute.stop
@@ -136,6 +137,8 @@ class Cloud:
         self.network = networks.network
         self.instance_profile = networks.instance_profile
         # quotas, fleets, launching (quotas.py, fleet.py, launch.py)
+        self.quota_limit = self.quotas.quota_limit
+        self.vcpus_in_use = self.quotas.vcpus_in_use
         self.check_quotas = self.quotas.check_quotas
         self.explain_quota = self.quotas.explain_quota
         self.plan_fleet = fleets.plan_fleet
@@ -143,10 +146,12 @@ class Cloud:
         self.quota_room = fleets.quota_room
         self.check = fleets.check  # DryRun any plan: a FleetPlan's CreateFleet against a template made for the check
         self.launch_fleet = fleets.launch_fleet
+        self.launch_fleet_instances = fleets.launch_fleet_instances
         self.zones = fleets.zones
         self._zones = fleets.zones  # the name tests/test_sweep_sandbox.py reads
         self.stale_launch_templates = fleets.stale_launch_templates
         self.delete_launch_template = fleets.delete_launch_template
+        self.delete_launch_templates = fleets.delete_launch_templates
         self.plan_launch = launcher.plan_launch
         self.launch = launcher.launch
         self.launch_many = launcher.launch_many
@@ -180,6 +185,15 @@ class Cloud:
     def paginate(self, operation: str, expression: str, **params: Any) -> list[Any]:
         """Every item ``expression`` selects across the pages of EC2 ``operation``."""
         return self.aws.paginate(operation, expression, **params)
+
+    def waiter_verdict(self, waiter: str, response: dict[str, Any]) -> str | None:
+        """What botocore's EC2 waiter ``waiter`` makes of ``response`` (see AwsSession.waiter_verdict)."""
+        return self.aws.waiter_verdict(waiter, response)
+
+    @property
+    def checkip_url(self) -> str | None:
+        """Where this machine's public IPv4 is learnt (None on a bare local endpoint)."""
+        return self.access.checkip_url
 
     @property
     def on_instances(self) -> Callable[..., None] | None:
