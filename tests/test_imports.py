@@ -14,7 +14,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+#: the checkout (found upwards, wherever tests/ puts this file)
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "ec2kit" / "__init__.py").is_file())
 
 #: top first; a module may import only from its own package or a layer below. Modules of one layer are
 #: peers that never import each other (``aws`` and ``ssh``: ``Context.target`` joins them).
