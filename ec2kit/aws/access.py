@@ -372,5 +372,5 @@ def _public_key(key_file: Path) -> str:
             f"Could not read the public half of {key_file}: {getattr(err, 'stderr', err)}",
             hint="Check it is an unencrypted OpenSSH private key with mode 600.",
         ) from None
-    pub.write_text(out)
+    atomic_write(pub, out, mode=0o644)
     return out.strip()
