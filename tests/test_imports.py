@@ -75,6 +75,7 @@ KNOWN_LAZY_CIRCLES: set[frozenset[str]] = KNOWN_MODULE_CIRCLES | {
             "ec2kit.cli",
             "ec2kit.cli._common",
             "ec2kit.cli.instances",
+            "ec2kit.cli.program",
             "ec2kit.cli.project",
             "ec2kit.cli.recipes",
             "ec2kit.cli.repl",
