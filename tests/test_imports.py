@@ -31,13 +31,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.recipe",),
     ("ec2kit.actions",),
     ("ec2kit.context",),
+    ("ec2kit.connections",),  # transports, admission, remembered sandbox addresses
+    ("ec2kit.where",),  # mode, cloud, host cache, how an instance is reached
     ("ec2kit.hostcache",),
     ("ec2kit.aws", "ec2kit.ssh"),
     ("ec2kit.sandbox",),
     ("ec2kit.keypair", "ec2kit.display", "ec2kit.ui"),
     ("ec2kit.settings",),
     ("ec2kit.config",),
-    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted"),
+    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted", "ec2kit.paths"),
 )
 
 #: inside aws/: plain services over one session, composed by ``Cloud`` (top first; same rules as LAYERS)
@@ -59,7 +61,6 @@ AWS_LAYERS: tuple[tuple[str, ...], ...] = (
 
 #: circles of module-level imports that other owners still have to untie (may only shrink)
 KNOWN_MODULE_CIRCLES: set[frozenset[str]] = {
-    frozenset({"ec2kit.sandbox", "ec2kit.sandbox.knobs"}),  # sandbox: a bottom-of-file import ties the client together
     # api: EC2 hands out Instance/Recipe/Run objects that keep a (typing-only) reference back to it
     frozenset({"ec2kit.api.ec2", "ec2kit.api.instances", "ec2kit.api.recipes", "ec2kit.api.runs"}),
 }
@@ -67,9 +68,8 @@ KNOWN_MODULE_CIRCLES: set[frozenset[str]] = {
 KNOWN_LAZY_CIRCLES: set[frozenset[str]] = KNOWN_MODULE_CIRCLES | {
     frozenset({"ec2kit.ssh", "ec2kit.ssh.fabric", "ec2kit.ssh.openssh", "ec2kit.ssh.transport"}),
     frozenset({"ec2kit.recipe.model", "ec2kit.recipe.report"}),
-    frozenset({"ec2kit.recipe.loader", "ec2kit.recipe.render"}),
+    frozenset({"ec2kit.recipe.loader", "ec2kit.recipe.render", "ec2kit.recipe.variables"}),
     frozenset({"ec2kit.spotrun.follow", "ec2kit.spotrun.lifecycle", "ec2kit.spotrun.prepare"}),
-    frozenset({"ec2kit.sandbox.aws_behaviours", "ec2kit.sandbox.fleets"}),
     frozenset(
         {
             "ec2kit.cli",
@@ -89,7 +89,6 @@ KNOWN_LAZY_CIRCLES: set[frozenset[str]] = KNOWN_MODULE_CIRCLES | {
 #: imports that go up (importer, imported), to be removed by their owners (may only shrink)
 KNOWN_UPWARD: set[tuple[str, str]] = {
     ("ec2kit.spotrun.manage", "ec2kit.sweep.records"),  # spot/faults: a sweep's runs, listed by spotrun
-    ("ec2kit.sandbox", "ec2kit.ssh.target"),  # sandbox: Resolver builds an SshTarget
 }
 
 
