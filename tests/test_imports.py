@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.keypair", "ec2kit.display", "ec2kit.ui"),
     ("ec2kit.settings",),
     ("ec2kit.config",),
-    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted", "ec2kit.paths"),
+    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted", "ec2kit.paths", "ec2kit.tags"),
 )
 
 #: inside aws/: plain services over one session, composed by ``Cloud`` (top first; same rules as LAYERS)
@@ -69,7 +69,6 @@ KNOWN_LAZY_CIRCLES: set[frozenset[str]] = KNOWN_MODULE_CIRCLES | {
     frozenset({"ec2kit.ssh", "ec2kit.ssh.fabric", "ec2kit.ssh.openssh", "ec2kit.ssh.transport"}),
     frozenset({"ec2kit.recipe.model", "ec2kit.recipe.report"}),
     frozenset({"ec2kit.recipe.loader", "ec2kit.recipe.render", "ec2kit.recipe.variables"}),
-    frozenset({"ec2kit.spotrun.follow", "ec2kit.spotrun.lifecycle", "ec2kit.spotrun.prepare"}),
     frozenset(
         {
             "ec2kit.cli",
