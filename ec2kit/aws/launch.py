@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from ..defaults import LAUNCH_TYPE
 from ..errors import AlreadyExists, AwsError, ConfigError
 from .aliases import ImageChoice
 from .errors import translated
@@ -39,7 +40,7 @@ class LaunchPlan:
     image_id: str
     image_name: str = ""
     root_device: str = "/dev/sda1"
-    type: str = "t3.medium"
+    type: str = LAUNCH_TYPE
     disk: int | None = None
     zone: str | None = None
     spot: bool = False
@@ -123,7 +124,7 @@ class Launching(Fleets, ImageChoice, Networks):
         *,
         image: str | None = None,
         disk: int | None = None,
-        type: str = "t3.medium",
+        type: str = LAUNCH_TYPE,
         spot: bool = False,
         max_price: float | str | None = None,
         zone: str | None = None,
