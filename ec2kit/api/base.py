@@ -96,12 +96,12 @@ class Face:
         with ui.progress(title) as update:
             yield update
 
-    def _say(self, line: str) -> None:
-        """One line for the person watching (nothing when quiet)."""
+    def _say(self, line: str, *, note: bool = False) -> None:
+        """One line for the person watching (nothing when quiet); a ``note`` goes to stderr, keeping stdout for data."""
         if not self.quiet:
             from .. import ui
 
-            ui.console().print(line, soft_wrap=True)
+            ui.console(stderr=note).print(line, soft_wrap=True)
 
     def _reporter(self, *, stream: Any = None, diff: bool = False) -> Any:
         from ..recipe import CollectingReporter, TextReporter

@@ -257,7 +257,9 @@ class MachineVerbs(Face):
         from ..ssh.pins import forget_host
 
         alias = name if name.startswith("i-") else self.ctx.instance(name).id
-        return forget_host(self.settings.known_hosts, alias) > 0
+        removed = forget_host(self.settings.known_hosts, alias) > 0
+        self._say(f"Forgot the host key of {alias}." if removed else f"No host key was pinned for {alias}.")
+        return removed
 
     def access(self, *, prune: bool = False) -> AccessRules:
         """Who may reach port 22 through ec2kit's security groups (your current address is added first);
@@ -265,7 +267,7 @@ class MachineVerbs(Face):
         cloud = self.cloud
         said = cloud.admit_caller(sorted({r.group_id for r in cloud.ssh_rules()}), fresh=True)
         if said:
-            self._say(said)
+            self._say(said, note=True)
         removed = cloud.prune_ssh_rules() if prune else []
         return AccessRules(
             cloud.ssh_rules(),
@@ -285,7 +287,8 @@ class MachineVerbs(Face):
         spot = {} if no_spot else p.spot_prices(family, self.cloud)
         if sandbox:
             self._say(
-                "[dim]The sandbox has no Pricing API: on-demand prices need AWS; spot prices are moto's placeholders.[/dim]"
+                "[dim]The sandbox has no Pricing API: on-demand prices need AWS; spot prices are moto's placeholders.[/dim]",
+                note=True,
             )
         zones = sorted({z for t in spot.values() for z in t})
         return Listing(

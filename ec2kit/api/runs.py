@@ -98,11 +98,7 @@ class Run(_Shown):
 
     def logs(self) -> Text:
         """Its log so far: from the instance while it runs, else the copy that came home."""
-        from .. import spotrun
-
-        lines: list[str] = []
-        spotrun.logs(self._ec2.ctx, self.name, out=lines.append)
-        return Text("\n".join(lines) + ("\n" if lines else ""))
+        return self._ec2.logs(self.name)
 
     def follow(self) -> str:
         """Print its log as it grows until the script ends; returns the final state."""

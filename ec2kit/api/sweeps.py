@@ -72,13 +72,16 @@ class Sweep(_Shown):
         """The local directory its runs' results and summary.csv come home to."""
         return Path(self.snapshot.results_dir)
 
-    def rows(self) -> list[Row]:
+    def rows(self, *, refresh: bool = True) -> list[Row]:
         """Every run's row now (settings, state, instance, time, cost, latest metrics), sorted by its objective;
-        detached runs of it are checked on their instances first."""
+        detached runs of it are checked on their instances first (unless ``refresh=False``)."""
         from .. import spotrun, sweep
         from ..runs import Runs
 
-        spotrun.refresh(self._ec2.ctx, [r for r in Runs(self._ec2.settings.runs_db).all() if r.options.get("sweep") == self.name])
+        if refresh:
+            spotrun.refresh(
+                self._ec2.ctx, [r for r in Runs(self._ec2.settings.runs_db).all() if r.options.get("sweep") == self.name]
+            )
         return sweep.rows(self._ec2.ctx, self.record)
 
     @property
@@ -217,7 +220,8 @@ class SweepVerbs(Face):
             options.say = options.out = _silent
         if watch is None:
             self._say(
-                f"Sweep {record.name}: {len(record.runs)} runs, {options.parallel} at a time; results in {record.results_dir}"
+                f"Sweep {record.name}: {len(record.runs)} runs, {options.parallel} at a time; results in {record.results_dir}",
+                note=True,
             )
             final = sweeps.run(self.ctx, options, record, plan)
         else:
