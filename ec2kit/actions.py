@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None] | None
 
 
-
 def wait_ssh(ctx: Context, instance: Instance, *, timeout: float = 300, progress: Progress = None) -> None:
     """Block until the instance accepts our key over SSH (host key pinned on first contact).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
+from ..defaults import DEFAULT_MOUNT
 from ._common import command, domain
 
 
@@ -69,7 +70,7 @@ def make_volume(
     size: int | None = None,
     name: str | None = None,
     snapshot: str | None = None,
-    mountpoint: str = "/mnt/data",
+    mountpoint: str = DEFAULT_MOUNT,
     json: bool = False,
 ) -> None:
     """Create a volume, attach it, format it (blank only) and mount it. Example: inv make-volume base --size 20 --name data"""
@@ -89,13 +90,13 @@ def _show_volume(vol, json: bool, mountpoint: str | None = None) -> None:
     name="mount-volume",
     help={"volume": "volume name or id", "instance": "instance name or id", "mountpoint": "mount point (default /mnt/data)"},
 )
-def mount_volume(ctx: Context, volume: str, instance: str, mountpoint: str = "/mnt/data") -> None:
+def mount_volume(ctx: Context, volume: str, instance: str, mountpoint: str = DEFAULT_MOUNT) -> None:
     """Attach an existing volume to an instance and mount it."""
     _show_volume(domain(ctx).mount_volume(volume, instance, mountpoint=mountpoint), False, mountpoint)
 
 
 @command(name="detach-volume", help={"volume": "volume name or id", "mountpoint": "where it is mounted (default /mnt/data)"})
-def detach_volume(ctx: Context, volume: str, mountpoint: str = "/mnt/data") -> None:
+def detach_volume(ctx: Context, volume: str, mountpoint: str = DEFAULT_MOUNT) -> None:
     """Unmount a volume on its instance, then detach it."""
     _show_volume(domain(ctx).detach_volume(volume, mountpoint=mountpoint), False)
 
@@ -110,7 +111,7 @@ def detach_volume(ctx: Context, volume: str, mountpoint: str = "/mnt/data") -> N
     }
 )
 def snapshot(
-    ctx: Context, volume: str, name: str | None = None, wait: bool = False, mountpoint: str = "/mnt/data", json: bool = False
+    ctx: Context, volume: str, name: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT, json: bool = False
 ) -> None:
     """Snapshot a volume, unmounting and detaching it cleanly first if attached."""
     snap = domain(ctx).snapshot(volume, name=name, wait=wait, mountpoint=mountpoint)
