@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..untrusted import markup_safe
 from .base import Face
 from .instances import INSTANCE_COLUMNS, Instance, _instance_row
 from .options import launch_options
@@ -158,7 +159,7 @@ class MachineVerbs(Face):
 
         def say(line: str) -> None:
             found.lines.append(line)
-            self._say(line)
+            self._say(markup_safe(line))
 
         types, fallback = options.pop("types", []), options.pop("on_demand_fallback", False)
         plan = cloud.plan_launch(name, **options)

@@ -216,3 +216,10 @@ def domain(ctx: Any) -> Any:
     from ..api import EC2
 
     return EC2(context=ctx, cli=True)
+
+
+def safe(text: object) -> str:
+    """Text from a tag, an instance or a record, shown as text on one line (never markup, never a control)."""
+    from ..untrusted import markup_safe
+
+    return markup_safe(text, one_line=True)

@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, domain, parse_tags
+from ._common import NETWORK_HELP, command, domain, parse_tags, safe
 
 
 @command(help={"json": "print JSON instead of a table", "all": "include terminated instances"})
@@ -93,7 +93,7 @@ def _show(inst, json: bool) -> None:
     if json:
         ui.print_json(inst)
     else:
-        ui.console().print(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
+        ui.console().print(f"{safe(inst.name)}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
 
 
 @command(help={"name": "instance name or id", "no_wait": "do not wait for SSH", "json": "print JSON"})
@@ -118,7 +118,7 @@ def terminate(ctx: Context, name: str, json: bool = False) -> None:
 def change_type(ctx: Context, name: str, type: str) -> None:
     """Change the type of a stopped instance, e.g. to add or remove a GPU."""
     inst = domain(ctx).change_type(name, type).snapshot
-    ui.console().print(f"{inst.name}  {inst.id}  now {inst.type}")
+    ui.console().print(f"{safe(inst.name)}  {inst.id}  now {inst.type}")
 
 
 @command(
@@ -165,7 +165,7 @@ def access(ctx: Context, json: bool = False, prune: bool = False) -> None:
         title, columns, rows, _ = rules._show()
         ui.print_table(title, columns, rows, empty="ec2kit has no security group in this region yet; `inv launch` makes one.")
     for rule in rules.removed:
-        ui.info(f"Removed SSH from {rule.source} ({rule.description or 'no description'}) in {rule.group_id}.")
+        ui.info(f"Removed SSH from {rule.source} ({safe(rule.description or 'no description')}) in {rule.group_id}.")
     if not prune and any(not r.current for r in rules):
         ui.info("`inv access --prune` removes the rules marked old.")
 

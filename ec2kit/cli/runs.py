@@ -7,7 +7,7 @@ import sys
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, domain, fail
+from ._common import NETWORK_HELP, command, domain, fail, safe
 
 
 @command(
@@ -147,7 +147,7 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
     )
     for run in found:
         if run.snapshot.options.get("note"):
-            ui.console().print(f"{run.name} ({run.snapshot.state}): {run.snapshot.options['note']}.")
+            ui.console().print(safe(f"{run.name} ({run.snapshot.state}): {run.snapshot.options['note']}."))
 
 
 def run_metrics_cell(results_dir: str) -> str:

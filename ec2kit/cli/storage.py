@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import ui
 from ..context import Context
 from ..defaults import DEFAULT_MOUNT
-from ._common import command, domain
+from ._common import command, domain, safe
 
 
 @command(
@@ -35,7 +35,7 @@ def freeze(ctx: Context, name: str, image_name: str | None = None, check: bool =
     if json:
         ui.print_json(done)
     else:
-        ui.console().print(f"{done.name}  {done.id}  {done.state}")
+        ui.console().print(f"{safe(done.name)}  {done.id}  {done.state}")
 
 
 @command(help={"json": "print JSON"})
@@ -83,7 +83,7 @@ def _show_volume(vol, json: bool, mountpoint: str | None = None) -> None:
         ui.print_json(vol)
         return
     where = f" on {vol.attached_to}" + (f" at {mountpoint}" if mountpoint else "") if vol.attached_to else ""
-    ui.console().print(f"{vol.name}  {vol.id}  {vol.size} GB  {vol.state}{where}")
+    ui.console().print(f"{safe(vol.name)}  {vol.id}  {vol.size} GB  {vol.state}{safe(where)}")
 
 
 @command(
@@ -118,7 +118,7 @@ def snapshot(
     if json:
         ui.print_json(snap)
     else:
-        ui.console().print(f"{snap.name}  {snap.id}  {snap.state}")
+        ui.console().print(f"{safe(snap.name)}  {snap.id}  {snap.state}")
 
 
 @command(help={"json": "print JSON"})

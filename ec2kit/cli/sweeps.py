@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, domain, fail
+from ._common import NETWORK_HELP, command, domain, fail, safe
 
 
 @command(
@@ -147,9 +147,9 @@ class _LiveTable:
     def say(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.live is not None:
-            self.live.console.print(f"{stamp} {message}")
+            self.live.console.print(f"{stamp} {safe(message)}")
         else:
-            ui.info(f"{stamp} {message}")
+            ui.info(f"{stamp} {safe(message)}")
 
     def tick(self, driver) -> None:  # noqa: ANN001
         if self.live is None or time.monotonic() - self.last < 1.0:
@@ -192,9 +192,9 @@ def _print_rows(record, rows) -> None:  # noqa: ANN001
     ui.console().print("; ".join(extra) + ".")
     missing = missing_objective(rows, objective)
     if missing:
-        ui.console().print(f"Note: {missing}.")
+        ui.console().print(safe(f"Note: {missing}."))
     if record.note:
-        ui.console().print(f"Note: {record.note}.")
+        ui.console().print(safe(f"Note: {record.note}."))
 
 
 @command(help={"json": "print JSON"})
