@@ -134,6 +134,7 @@ def test_a_sweep_from_python_is_one_fleet_call_and_a_sweep_object_pull_and_stop_
         ("0.5", "succeeded", 0.5),
     ]
     assert (tmp_path / "out" / "api-sweep" / "summary.csv").is_file()
+    assert "loss" in done.summary._show()[1] and len(done.summary) == 2
     assert "api-sweep" in ec2.sweeps().names and ec2.sweep_status("api-sweep").snapshot.state == "succeeded"
     assert isinstance(ec2.pull("api-sweep"), Sweep)  # a sweep's name: every run of it (none left to pull)
     assert isinstance(ec2.stop_run("api-sweep"), Sweep)

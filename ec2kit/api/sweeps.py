@@ -92,12 +92,13 @@ class Sweep(_Shown):
         record = self.snapshot
         keys = list(dict.fromkeys(k for r in record.runs for k in r["settings"]))
         found = self.rows()
-        columns, _ = table(found, keys)
+        columns, cells = table(found, keys)  # the metric columns depend on every row: cut once
+        cell_of = {id(r): c for r, c in zip(found, cells)}
         return Listing(
             found,
             title=f"Sweep {self.name}: {self.snapshot.state}",
             columns=columns,
-            row=lambda r: table([r], keys)[1][0],
+            row=lambda r: cell_of[id(r)],
             empty="No runs.",
         )
 
