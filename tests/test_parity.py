@@ -33,7 +33,12 @@ NO_METHOD = {
 }
 
 # Flags every task may have that are not options of the domain: where to connect, how to print.
-EVERY_TASK = {"profile": "EC2(profile=...)", "region": "EC2(region=...)", "json": "Python returns objects, not JSON text"}
+EVERY_TASK = {
+    "profile": "EC2(profile=...)",
+    "region": "EC2(region=...)",
+    "json": "Python returns objects, not JSON text",
+    "wide": "how wide a terminal table is printed; Python returns the objects",
+}
 
 # (task, flag) → the API's keyword for it (None: the command line's only), with the reason.
 RENAMED: dict[tuple[str, str], tuple[str | None, str]] = {

@@ -128,13 +128,14 @@ class Recipe:
         skip_tags: Sequence[str] = (),
         start_at: str | int | None = None,
         diff: bool = False,
+        stream: Any = None,
     ) -> RecipeReport:
         """Run on each host in ``on`` (names, ids or Instances; ``"a,b"`` works too) in parallel, like ``inv recipe``.
 
         ``vars`` override the recipe's (a name it neither declares nor uses is refused); ``check``
         changes nothing and reports what would change; ``diff`` shows what each changed file did. Step
-        lines print as they complete (not with ``EC2(quiet=True)``). Failures are in the report
-        (``.ok``, ``.raise_for_failure()``).
+        lines print as they complete, to ``stream`` (default stdout; not with ``EC2(quiet=True)``).
+        Failures are in the report (``.ok``, ``.raise_for_failure()``).
         """
         from ..recipe import run_recipe
         from ..recipe.loader import check_overrides
@@ -150,7 +151,7 @@ class Recipe:
             tags=tuple(tags),
             skip_tags=tuple(skip_tags),
             start_at=start_at,
-            reporter=self._ec2._reporter(diff=diff),
+            reporter=self._ec2._reporter(stream=stream, diff=diff),
         )
         return RecipeReport(report, self.name)
 
@@ -200,6 +201,7 @@ class RecipeVerbs(Face):
         vars: dict[str, Any] | None = None,
         check: bool = False,
         diff: bool = False,
+        stream: Any = None,
     ) -> RecipeReport:
         """Run a recipe (default: base) on many hosts in parallel (``inv provision``): names, ids, Instances, or
         ``KEY=VALUE`` / ``KEY=`` to pick every running instance with that tag. Example: ``ec2.provision("role=web")``."""
@@ -223,4 +225,4 @@ class RecipeVerbs(Face):
                 if self.spelling.cli
                 else "provision needs host names (ec2.provision('web1,web2')) or KEY=VALUE tags (ec2.provision('role=web'))."
             )
-        return self.recipe(recipe).run(names, vars=vars, check=check, diff=diff)
+        return self.recipe(recipe).run(names, vars=vars, check=check, diff=diff, stream=stream)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,19 +116,22 @@ class RunVerbs(Face):
 
         return Run(self._api, name, Runs(self.settings.runs_db).get(name))
 
-    def logs(self, run: str, *, follow: bool = False) -> Text:
+    def logs(self, run: str, *, follow: bool = False, out: Callable[[str], None] | None = None) -> Text:
         """A run's log (``inv logs``): from its instance while it runs, else the copy that came home; ``follow``
-        prints it as it grows until the script ends (then returns it all)."""
+        prints it as it grows until the script ends (then returns it all). ``out`` gets each line as it comes."""
         from .. import spotrun
+        from ..untrusted import visible
 
         lines: list[str] = []
 
-        def out(line: str) -> None:
+        def take(line: str) -> None:
             lines.append(line)
-            if follow and not self.quiet:
-                print(line, flush=True)
+            if out is not None:
+                out(line)
+            elif follow and not self.quiet:
+                print(visible(line), flush=True)
 
-        spotrun.logs(self.ctx, run, follow=follow, out=out)
+        spotrun.logs(self.ctx, run, follow=follow, out=take)
         return Text("\n".join(lines) + ("\n" if lines else ""))
 
     def _sweep_named(self, name: str) -> Sweep | None:

@@ -6,11 +6,11 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, domain, parse_tags, safe
+from ._common import NETWORK_HELP, WIDE_HELP, command, domain, parse_tags, shown
 
 
-@command(help={"json": "print JSON instead of a table", "all": "include terminated instances"})
-def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
+@command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
+def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
     """List instances: name, id, type, state, spot/on-demand, IPs, uptime (one EC2 call)."""
     from ..api.instances import INSTANCE_COLUMNS, _instance_row
 
@@ -23,6 +23,9 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         list(INSTANCE_COLUMNS),
         [_instance_row(i) for i in found],
         empty="No instances. Launch one with `inv launch NAME`.",
+        priority=("name", "state", "type", "public ip", "uptime", "id", "lifecycle", "private ip"),
+        minimum={"name": 24, "id": 19},
+        wide=wide,
     )
 
 
@@ -41,7 +44,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
         "zone": "availability zone (default: any)",
         "no_wait": "return once running, without waiting for SSH",
-        "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
+        "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision role=web` then selects by it",
         "json": "print the instance as JSON",
         **NETWORK_HELP,
     },
@@ -93,7 +96,7 @@ def _show(inst, json: bool) -> None:
     if json:
         ui.print_json(inst)
     else:
-        ui.console().print(f"{safe(inst.name)}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
+        ui.console().print(shown(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}"))
 
 
 @command(help={"name": "instance name or id", "no_wait": "do not wait for SSH", "json": "print JSON"})
@@ -118,18 +121,19 @@ def terminate(ctx: Context, name: str, json: bool = False) -> None:
 def change_type(ctx: Context, name: str, type: str) -> None:
     """Change the type of a stopped instance, e.g. to add or remove a GPU."""
     inst = domain(ctx).change_type(name, type).snapshot
-    ui.console().print(f"{safe(inst.name)}  {inst.id}  now {inst.type}")
+    ui.console().print(shown(f"{inst.name}  {inst.id}  now {inst.type}"))
 
 
 @command(
     help={
         "name": "instance name or id",
         "ports": "ports to tunnel to localhost, e.g. 8888,8008",
-        "command": "run this command instead of a login shell",
-    }
+        "command": "run this command instead of a login shell (or give it after `--`: connect NAME -- nvidia-smi)",
+    },
+    rest="command",
 )
 def connect(ctx: Context, name: str, ports: str = "", command: str | None = None) -> None:
-    """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
+    """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888, or inv connect base -- nvidia-smi"""
     argv = domain(ctx).ssh_command(name, ports=ports, command=command)
     ctx.close()
     os.execvp(argv[0], argv)
@@ -165,7 +169,7 @@ def access(ctx: Context, json: bool = False, prune: bool = False) -> None:
         title, columns, rows, _ = rules._show()
         ui.print_table(title, columns, rows, empty="ec2kit has no security group in this region yet; `inv launch` makes one.")
     for rule in rules.removed:
-        ui.info(f"Removed SSH from {rule.source} ({safe(rule.description or 'no description')}) in {rule.group_id}.")
+        ui.info(f"Removed SSH from {rule.source} ({shown(rule.description or 'no description')}) in {rule.group_id}.")
     if not prune and any(not r.current for r in rules):
         ui.info("`inv access --prune` removes the rules marked old.")
 

@@ -7,7 +7,7 @@ import sys
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, domain, fail, safe
+from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 
 
 @command(
@@ -103,8 +103,8 @@ def spot_run(
         )
 
 
-@command(help={"json": "print JSON", "all": "include finished runs older than a week"})
-def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
+@command(help={"json": "print JSON", "all": "include finished runs older than a week", "wide": WIDE_HELP})
+def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
     """List spot runs with state, instance, exit code and cost so far (detached runs are checked on the spot)."""
     found = domain(ctx).runs(all=all)
     if json:
@@ -143,11 +143,13 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
         ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results", "metrics"],
         rows,
         empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
-        keep=("name", "metrics"),
+        priority=("name", "state", "exit", "cost", "metrics", "time", "type", "attempt", "instance", "results"),
+        minimum={"name": 28, "state": 9, "metrics": 24},
+        wide=wide,
     )
     for run in found:
         if run.snapshot.options.get("note"):
-            ui.console().print(safe(f"{run.name} ({run.snapshot.state}): {run.snapshot.options['note']}."))
+            ui.console().print(shown(f"{run.name} ({run.snapshot.state}): {run.snapshot.options['note']}."))
 
 
 def run_metrics_cell(results_dir: str) -> str:
@@ -189,7 +191,6 @@ def plot(
     """Chart a run's metrics (metrics.csv or metrics.jsonl in its results) in the terminal, or as a PNG. Example: inv plot RUN --metric loss"""
     import json as jsonlib
     import shutil
-    import sys
 
     from .. import plot as plotting
     from ..metrics import Metrics
@@ -230,12 +231,23 @@ def plot(
     ui.info(f"Run {run} is {final.state}; stopped following.")
 
 
-@command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})
-def logs(ctx: Context, run: str, follow: bool = False) -> None:
+@command(
+    help={
+        "run": "run name",
+        "follow": "keep printing new lines until the run ends",
+        "json": 'print JSON Lines, one {"run": RUN, "line": TEXT} object per log line',
+    }
+)
+def logs(ctx: Context, run: str, follow: bool = False, json: bool = False) -> None:
     """Print a run's log (from the instance while it runs, else from the pulled copy)."""
-    log = domain(ctx).logs(run, follow=follow)
-    if not follow:  # a followed log was printed as it grew
-        sys.stdout.write(log)
+    import json as jsonlib
+
+    from ..untrusted import visible
+
+    def out(line: str) -> None:
+        print(jsonlib.dumps({"run": run, "line": line}) if json else visible(line), flush=follow)
+
+    domain(ctx).logs(run, follow=follow, out=out)
 
 
 @command(help={"run": "run name, or a sweep name (pulls every run of the sweep that still has an instance)"})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import ui
 from ..context import Context
 from ..defaults import DEFAULT_MOUNT
-from ._common import command, domain, safe
+from ._common import WIDE_HELP, command, domain, shown
 
 
 @command(
@@ -35,22 +37,30 @@ def freeze(ctx: Context, name: str, image_name: str | None = None, check: bool =
     if json:
         ui.print_json(done)
     else:
-        ui.console().print(f"{safe(done.name)}  {done.id}  {done.state}")
+        ui.console().print(shown(f"{done.name}  {done.id}  {done.state}"))
 
 
-@command(help={"json": "print JSON"})
-def images(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def images(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List your images (AMIs)."""
-    _list(domain(ctx).images(), json, "No images yet. Make one with `inv freeze NAME`.")
+    _list(
+        domain(ctx).images(),
+        json,
+        "No images yet. Make one with `inv freeze NAME`.",
+        priority=("name", "state", "id", "created", "snapshots"),
+        minimum={"name": 24, "id": 21},
+        wide=wide,
+    )
 
 
-def _list(found, json: bool, empty: str) -> None:  # noqa: ANN001 - a Listing of images, volumes or snapshots
-    """A listing as JSON, or as its table with the command line's hint when empty."""
+def _list(found, json: bool, empty: str, **fit: Any) -> None:  # noqa: ANN001 - a Listing of images, volumes or snapshots
+    """A listing as JSON, or as its table fitted to the terminal (``fit``: priority, minimum, wide), with the
+    command line's hint when empty."""
     if json:
         ui.print_json(list(found))
         return
     title, columns, rows, _ = found._show()
-    ui.print_table(title, list(columns), rows, empty=empty)
+    ui.print_table(title, list(columns), rows, empty=empty, **fit)
 
 
 @command(
@@ -83,7 +93,7 @@ def _show_volume(vol, json: bool, mountpoint: str | None = None) -> None:
         ui.print_json(vol)
         return
     where = f" on {vol.attached_to}" + (f" at {mountpoint}" if mountpoint else "") if vol.attached_to else ""
-    ui.console().print(f"{safe(vol.name)}  {vol.id}  {vol.size} GB  {vol.state}{safe(where)}")
+    ui.console().print(shown(f"{vol.name}  {vol.id}  {vol.size} GB  {vol.state}{where}"))
 
 
 @command(
@@ -118,29 +128,48 @@ def snapshot(
     if json:
         ui.print_json(snap)
     else:
-        ui.console().print(f"{safe(snap.name)}  {snap.id}  {snap.state}")
+        ui.console().print(shown(f"{snap.name}  {snap.id}  {snap.state}"))
 
 
-@command(help={"json": "print JSON"})
-def volumes(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def volumes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List volumes: name, id, size, state, zone, attached instance."""
-    _list(domain(ctx).volumes(), json, "No volumes. Make one with `inv make-volume INSTANCE --size GB`.")
+    _list(
+        domain(ctx).volumes(),
+        json,
+        "No volumes. Make one with `inv make-volume INSTANCE --size GB`.",
+        priority=("name", "state", "size", "attached to", "id", "zone", "from snapshot"),
+        minimum={"name": 24, "id": 21, "attached to": 19},
+        wide=wide,
+    )
 
 
-@command(help={"json": "print JSON"})
-def snapshots(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def snapshots(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List snapshots ec2kit made (and ones you name explicitly elsewhere by id)."""
-    _list(domain(ctx).snapshots(), json, "No snapshots. Make one with `inv snapshot VOLUME`.")
+    _list(
+        domain(ctx).snapshots(),
+        json,
+        "No snapshots. Make one with `inv snapshot VOLUME`.",
+        priority=("name", "state", "size", "progress", "id", "volume", "started"),
+        minimum={"name": 24, "id": 22},
+        wide=wide,
+    )
 
 
 @command(
-    help={"family": "instance family or type prefix, e.g. m5, p3, g5.xlarge", "json": "print JSON", "no_spot": "skip spot prices"}
+    help={
+        "family": "instance family or type prefix, e.g. m5, p3, g5.xlarge",
+        "json": "print JSON",
+        "no_spot": "skip spot prices",
+        "wide": WIDE_HELP,
+    }
 )
-def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False) -> None:
+def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False, wide: bool = False) -> None:
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
     found = domain(ctx).prices(family, no_spot=no_spot)
     if json:
         ui.print_json({p.type: {"on_demand": p.on_demand, "spot": p.spot} for p in found})
         return
     title, columns, rows, empty = found._show()
-    ui.print_table(title, list(columns), rows, empty=empty)
+    ui.print_table(title, list(columns), rows, empty=empty, priority=("type", "on-demand"), wide=wide)

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, domain, fail, safe
+from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 
 
 @command(
@@ -104,18 +104,18 @@ def sweep(
             f"`inv stop-run {final.name}` stops it; output in {final.log}."
         )
         return
-    shown = done.rows(refresh=False)  # it just ended here: every run is settled
+    table_rows = done.rows(refresh=False)  # it just ended here: every run is settled
     if json:
-        ui.print_json({"sweep": final, "rows": shown})
+        ui.print_json({"sweep": final, "rows": table_rows})
     else:
-        _print_rows(final, shown)
+        _print_rows(final, table_rows)
         ui.console().print(f"Summary: {final.results_dir}/summary.csv")
-    bad = [r for r in shown if r.state != "succeeded"]
+    bad = [r for r in table_rows if r.state != "succeeded"]
     if final.state == "cancelled":
         raise fail(f"sweep {final.name} was stopped; every result pulled, every instance released.", 130)
     if bad:
         raise fail(
-            f"sweep {final.name}: {len(bad)} of {len(shown)} runs did not succeed ({', '.join(sorted({r.state for r in bad}))}).",
+            f"sweep {final.name}: {len(bad)} of {len(table_rows)} runs did not succeed ({', '.join(sorted({r.state for r in bad}))}).",
             3,
         )
 
@@ -147,41 +147,46 @@ class _LiveTable:
     def say(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.live is not None:
-            self.live.console.print(f"{stamp} {safe(message)}")
+            self.live.console.print(f"{stamp} {shown(message)}")
         else:
-            ui.info(f"{stamp} {safe(message)}")
+            ui.info(f"{stamp} {shown(message)}")
 
     def tick(self, driver) -> None:  # noqa: ANN001
         if self.live is None or time.monotonic() - self.last < 1.0:
             return
         self.last = time.monotonic()
-        from rich.table import Table
-
         from ..sweep.summary import money, sort_rows, table
 
         keys = list(dict.fromkeys(k for r in driver.record.runs for k in r["settings"]))
         rows = driver.rows()
         columns, cells = table(sort_rows(rows, None), keys)
-        grid = Table(
-            title=f"Sweep {self.name}: spent {money(driver.spent())}, {len(driver.slots)} instance(s) running",
-            title_justify="left",
-            header_style="bold",
+        grid, _width = ui.fitted_table(
+            f"Sweep {self.name}: spent {money(driver.spent())}, {len(driver.slots)} instance(s) running",
+            columns,
+            cells,
+            width=ui.console().width,
+            priority=("run", "state", "cost", *columns[len(keys) + 5 :], *keys, "time", "instance"),
+            minimum={"run": 28, "state": 9},
         )
-        for col in columns:
-            grid.add_column(col)
-        for cell in cells:
-            grid.add_row(*(str(c) for c in cell))
         self.live.update(grid)
 
 
-def _print_rows(record, rows) -> None:  # noqa: ANN001
+def _print_rows(record, rows, wide: bool = False) -> None:  # noqa: ANN001
     from ..sweep.summary import missing_objective, money, parse_objective, table
 
     keys = list(dict.fromkeys(k for r in record.runs for k in r["settings"]))
     columns, cells = table(rows, keys)
     objective = parse_objective(record.options.get("objective"))
     title = f"Sweep {record.name}: {record.state}" + (f", sorted by {objective}" if objective else "")
-    ui.print_table(title, columns, cells, keep=("run",))
+    first = [objective.metric] if objective is not None else []
+    ui.print_table(
+        title,
+        columns,
+        cells,
+        priority=("run", "state", "cost", *first, *columns[len(keys) + 5 :], *keys, "time", "instance"),
+        minimum={"run": 28, "state": 9},
+        wide=wide,
+    )
     extra = [
         f"{money(record.spent) or '$0'} spent",
         f"{record.fleet_calls} CreateFleet call(s)",
@@ -192,13 +197,13 @@ def _print_rows(record, rows) -> None:  # noqa: ANN001
     ui.console().print("; ".join(extra) + ".")
     missing = missing_objective(rows, objective)
     if missing:
-        ui.console().print(safe(f"Note: {missing}."))
+        ui.console().print(shown(f"Note: {missing}."))
     if record.note:
-        ui.console().print(safe(f"Note: {record.note}."))
+        ui.console().print(shown(f"Note: {record.note}."))
 
 
-@command(help={"json": "print JSON"})
-def sweeps(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def sweeps(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List sweeps with state, runs done, cost and CreateFleet calls (a sweep whose process died is settled on the way)."""
     found = domain(ctx).sweeps()
     if json:
@@ -210,16 +215,18 @@ def sweeps(ctx: Context, json: bool = False) -> None:
         list(columns),
         rows,
         empty="No sweeps yet. Start one with `inv sweep --script train.sh --grid lr=1e-3,3e-4`.",
-        keep=("name",),
+        priority=("name", "state", "succeeded", "cost", "started", "instances", "fleet calls", "note"),
+        minimum={"name": 28},
+        wide=wide,
     )
 
 
-@command(name="sweep-status", help={"sweep": "sweep name (see inv sweeps)", "json": "print JSON"})
-def sweep_status(ctx: Context, sweep: str, json: bool = False) -> None:
+@command(name="sweep-status", help={"sweep": "sweep name (see inv sweeps)", "json": "print JSON", "wide": WIDE_HELP})
+def sweep_status(ctx: Context, sweep: str, json: bool = False, wide: bool = False) -> None:
     """A sweep's table: every run's settings, state, instance, time, cost and latest metrics (sorted by its --objective)."""
     found = domain(ctx).sweep_status(sweep)
     rows = found.rows()
     if json:
         ui.print_json({"sweep": found.snapshot, "rows": rows})
         return
-    _print_rows(found.snapshot, rows)
+    _print_rows(found.snapshot, rows, wide)
