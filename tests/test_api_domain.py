@@ -25,7 +25,7 @@ def test_a_bad_disk_is_named_the_way_the_caller_spelled_it(tmp_path, cli, said, 
     with pytest.raises(ConfigError) as err:
         ec2.launch("x", disk=0)
     assert said in str(err.value) and example in str(err.value)
-    assert ec2.ctx._cloud is None  # refused before the cloud (or the sandbox) was even started
+    assert not ec2.ctx.where.contacted  # refused before the cloud (or the sandbox) was even started
 
 
 def test_fallback_options_without_spot_are_refused_in_each_faces_words(tmp_path):

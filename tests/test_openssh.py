@@ -71,6 +71,12 @@ def test_exec_argv_without_sharing_turns_multiplexing_off():
     assert "ControlPath=none" in argv and "ControlMaster=no" in argv and not any("Persist" in a for a in argv)
 
 
+def test_exec_argv_without_a_command_starts_a_master_in_the_background():
+    argv = exec_argv(SAMPLE, None, control=Path("/tmp/cm/abc"), persist=60)
+    assert argv[-4:] == ["-N", "-f", "--", "10.0.0.5"]  # nothing after the address: no empty command
+    assert argv.count("--") == 1
+
+
 def test_exec_argv_quotes_option_values_with_spaces():
     target = SshTarget("h", 22, "u", Path("/k"), "i-1", Path("/my home/known_hosts"))
     assert 'UserKnownHostsFile="/my home/known_hosts"' in exec_argv(target, "true")
@@ -298,6 +304,22 @@ def test_wait_ssh_through_openssh_leaves_the_connection_for_the_next_command(tmp
         starter.join()
         OpenSshTransport(target).disconnect()
         late.stop()
+
+
+def test_open_with_no_master_starts_one_that_the_next_command_uses(sshd_factory, user_key, known_hosts):
+    host = sshd_factory("openssh-open")
+    target = target_for(host, user_key, known_hosts, alias="i-open")
+    first = OpenSshTransport(target)
+    try:
+        assert not first.shared_connection_alive()
+        before = host.connections()
+        first.open()
+        assert first.reached and first.shared_connection_alive()  # ssh -N -f left a master behind
+        assert pinned_keys(known_hosts, "i-open")  # the host key was checked and pinned on the way
+        assert OpenSshTransport(target).run("echo next").stdout == "next\n"
+        assert host.connections() == before + 1  # the command went through the master: one handshake in all
+    finally:
+        first.disconnect()
 
 
 def test_connect_picks_openssh_by_default_and_fabric_on_request(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -232,11 +233,14 @@ class MachineVerbs(Face):
 
     def ssh_config(self, *, path: str | Path | None = None, include: bool = False) -> Path:
         """Write a Host entry per running instance so ``ssh NAME`` works everywhere (``inv ssh-config``)."""
-        from ..ssh.target import ssh_config_block, write_ssh_config
+        from ..ssh.target import ssh_config_blocks, write_ssh_config
 
         out = Path(path).expanduser() if path else self.settings.home / "ssh_config"
         running = [i for i in self.cloud.instances(states=["running"]) if i.name]
-        blocks = [ssh_config_block(i.name, self.ctx.target(i)) for i in sorted(running, key=lambda i: i.name)]
+        blocks, skipped = ssh_config_blocks((i.name, self.ctx.target(i)) for i in sorted(running, key=lambda i: i.name))
+        for warning in skipped:  # a Name tag such as "*" or one with a newline would plant ssh options
+            if not self.quiet:
+                print(warning, file=sys.stderr)
         write_ssh_config(out, blocks)
         self._say(f"Wrote {len(blocks)} host(s) to {out}")
         line = f"Include {out}"

@@ -5,6 +5,8 @@ Instance metadata (IMDSv2-compatible), per instance under ``/i/<id>``::
     PUT /i/<id>/latest/api/token                      -> a session token
     GET /i/<id>/latest/meta-data/instance-id          -> i-…
     GET /i/<id>/latest/meta-data/spot/instance-action -> 404, or {"action":"terminate"|"stop","time":…}
+    GET /i/<id>/latest/meta-data/tags/instance[/<key>] -> its tag keys / a tag's value, as moto has them
+                                                         now; 404 unless launched with InstanceMetadataTags
 
 Control::
 
@@ -240,6 +242,8 @@ class Control:
         if key == "spot/instance-action":
             notice = self.notices.get(instance_id)
             return (200, "application/json", json.dumps(notice)) if notice else (404, "text/plain", "Not Found")
+        if key.startswith("tags/instance"):
+            return _tags_in_metadata(self, instance_id, key[len("tags/instance") :].strip("/"))
         values = {
             "instance-id": instance_id,
             "instance-type": instance.get("InstanceType", ""),
@@ -254,6 +258,20 @@ class Control:
         if key in values and values[key]:
             return 200, "text/plain", values[key]
         return 404, "text/plain", "Not Found"
+
+
+def _tags_in_metadata(control: Control, instance_id: str, key: str) -> tuple[int, str, str]:
+    """``tags/instance[/<key>]`` as AWS serves it: the current tags (a rename made a moment ago shows:
+    any change to moto is reconciled first, nothing is described when none happened), or 404 when
+    the instance's metadata options do not include tags."""
+    control.reconciler.reconcile_if_changed()
+    instance = control.reconciler.instances.get(instance_id) or {}
+    if instance.get("MetadataOptions", {}).get("InstanceMetadataTags") != "enabled":
+        return 404, "text/plain", "Not Found"
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    if not key:
+        return 200, "text/plain", "\n".join(sorted(tags))
+    return (200, "text/plain", tags[key]) if key in tags else (404, "text/plain", "Not Found")
 
 
 def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:

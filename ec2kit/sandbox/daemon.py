@@ -64,9 +64,10 @@ def run(root: Path) -> int:
     prepare_environment(root)
     try:
         import boto3
+        from botocore.config import Config
 
         from .aws_behaviours import install
-        from .motoserver import MotoServer
+        from .motoserver import DAEMON_AGENT, MotoServer
     except ImportError as err:
         log.error("%s (%s)", MISSING_MOTO, err)
         print(MISSING_MOTO, file=sys.stderr)
@@ -79,7 +80,7 @@ def run(root: Path) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     clear_leftovers(root)
     moto_port = free_port()
-    moto = MotoServer(moto_port).start()
+    moto = MotoServer(moto_port, request_log=root / "requests.log").start()
     install()  # SSM public parameters, Service Quotas, vCPU quotas, capacity (aws_behaviours)
     endpoint_url = f"http://127.0.0.1:{moto_port}"
     ec2 = boto3.client(
@@ -88,6 +89,7 @@ def run(root: Path) -> int:
         region_name=REGION,
         aws_access_key_id=CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        config=Config(user_agent_extra=DAEMON_AGENT),  # its own calls stay out of the request log
     )
 
     ctl_port = free_port()
