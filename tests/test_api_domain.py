@@ -53,15 +53,10 @@ def test_the_configured_defaults_fill_in_what_neither_face_gave(tmp_path, monkey
         settings, spot=False, zone=None, tags=None, types=None, on_demand_fallback=False, open_ssh=False, **nothing
     )["type"] == ("t3.medium")
     assert run_options(settings, types=None, on_demand_fallback=False, vars=None, open_ssh=False, **nothing)["type"] == "m5.large"
-    (tmp_path / "ec2kit.toml").write_text('type = "c5.large"\ndisk = 40\nsecurity_groups = ["efs"]\n')
+    (tmp_path / "ec2kit.toml").write_text('type = "c5.large"\ndisk = 40\nsubnet = "training-a"\n')
     settings = Settings(home=tmp_path / "home")
     got = run_options(settings, types="c5.xlarge, c6i.large", on_demand_fallback=True, vars=None, open_ssh=False, **nothing)
-    assert (got["type"], got["disk"], got["types"], got["security_groups"]) == (
-        "c5.large",
-        40,
-        ["c5.xlarge", "c6i.large"],
-        ["efs"],
-    )
+    assert (got["type"], got["disk"], got["types"], got["subnet"]) == ("c5.large", 40, ["c5.xlarge", "c6i.large"], "training-a")
 
 
 # -- on the sandbox --------------------------------------------------------------------------------
