@@ -470,7 +470,7 @@ def test_missing_credentials_are_reported_with_what_to_do(moto_server, tmp_path,
 
 
 def test_an_unreachable_endpoint_is_reported_without_a_traceback(tmp_path):
-    from ec2kit.sandbox.sshd import free_port
+    from ec2kit.sandbox.daemon.sshd import free_port
 
     dead = Cloud(Settings(home=tmp_path), endpoint_url=f"http://127.0.0.1:{free_port()}", credentials=CREDS, region="us-east-1")
     with pytest.raises(AwsError, match="Could not reach AWS to list instances"):
@@ -529,7 +529,7 @@ def seeded_moto(tmp_path_factory):
     import sys
     import time
 
-    from ec2kit.sandbox.sshd import free_port
+    from ec2kit.sandbox.daemon.sshd import free_port
 
     amis = tmp_path_factory.mktemp("amis") / "amis.json"
     amis.write_text(

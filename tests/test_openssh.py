@@ -10,7 +10,7 @@ import pytest
 
 from ec2kit import settings, ssh
 from ec2kit.errors import AuthFailed, ConfigError, HostKeyMismatch, RemoteError
-from ec2kit.sandbox.sshd import SshdHost, free_port
+from ec2kit.sandbox.daemon.sshd import SshdHost, free_port
 from ec2kit.ssh import openssh, pins
 from ec2kit.ssh.fabric import FabricTransport
 from ec2kit.ssh.openssh import OpenSshTransport, control_path, exec_argv, ssh_failure

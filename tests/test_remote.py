@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
-from ec2kit.sandbox.sshd import SshdHost, free_port
+from ec2kit.sandbox.daemon.sshd import SshdHost, free_port
 from ec2kit.ssh import wait_ssh
 from ec2kit.ssh.fabric import FabricTransport
 from ec2kit.ssh.openssh import OpenSshTransport

@@ -28,9 +28,10 @@ def init_project(directory: Path) -> list[Path]:
     refuses to overwrite anything that exists. Returns the files made, relative to ``directory``."""
     import shutil
 
-    data = Path(__file__).resolve().parents[1] / "data"
+    from ..paths import data_dir
+
     dest = directory.expanduser().resolve()
-    plan = [(data / "recipes", dest / "recipes"), (data / "templates", dest / "templates")]
+    plan = [(data_dir("recipes"), dest / "recipes"), (data_dir("templates"), dest / "templates")]
     clashes = [str(d) for _, d in plan if d.exists()] + ([str(dest / "tasks.py")] if (dest / "tasks.py").exists() else [])
     if clashes:
         raise AlreadyExists(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .. import display
+from ..paths import data_dir
 
 __all__ = ["Listing", "Progress", "Text", "examples_dir", "identifier"]
 
@@ -18,7 +19,7 @@ Progress = Callable[[str], None] | None
 
 def examples_dir() -> Path:
     """The example scripts shipped with ec2kit (``train.sh``, ``train.py``, ``quickstart.ipynb``), wherever it is installed."""
-    return Path(__file__).resolve().parent.parent / "data" / "examples"
+    return data_dir("examples")
 
 
 def identifier(name: str) -> str:

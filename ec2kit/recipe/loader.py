@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NotFound, RecipeError
+from ..paths import data_dir
 from .kinds import COMMON_KEYS, KINDS, Where, check_values
 from .model import Recipe, RecipeInfo, Step
 from .variables import resolve_vars
@@ -32,19 +33,16 @@ TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
 #: beyond them a recipe is a runaway, and its batch script would pass what one ssh command can carry.
 MAX_STEPS = 1000
 MAX_RECIPE_BYTES = 16 * 1024 * 1024
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def builtin_recipes_dir() -> Path:
     """Recipes shipped with ec2kit (package data first, then the source checkout)."""
-    packaged = Path(__file__).resolve().parents[1] / "data" / "recipes"
-    return packaged if packaged.is_dir() else _REPO / "recipes"
+    return data_dir("recipes")
 
 
 def builtin_templates_dir() -> Path:
     """Templates shipped with ec2kit (package data first, then the source checkout)."""
-    packaged = Path(__file__).resolve().parents[1] / "data" / "templates"
-    return packaged if packaged.is_dir() else _REPO / "templates"
+    return data_dir("templates")
 
 
 def user_dir(kind: str) -> Path:

@@ -52,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .account import ACCOUNT, Account
+from ..moto.account import ACCOUNT, Account
 from .reach import Blackhole, ssh_allowed
 from .reconciler import Reconciler
 
@@ -128,7 +128,7 @@ class Control:
 
     def spot_request(self, instance_id: str) -> Any:
         """moto's spot request object that launched ``instance_id`` (None if none)."""
-        from .aws_behaviours import ec2_backend
+        from ..moto.limits import ec2_backend
 
         for request in ec2_backend().spot_instance_requests.values():
             if request.instance is not None and request.instance.id == instance_id:
@@ -137,7 +137,7 @@ class Control:
 
     def interruption_behavior(self, instance_id: str) -> str:
         """terminate or stop, as the instance's spot request (or RunInstances' SpotOptions) asked."""
-        from .aws_behaviours import MARKET_OPTIONS
+        from ..moto.aws_behaviours import MARKET_OPTIONS
 
         request = self.spot_request(instance_id)
         if request is not None:
@@ -378,7 +378,7 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 control.notices.clear()
                 control.stopped_by_interruption.clear()
                 control.account.reset()
-                from .aws_behaviours import MARKET_OPTIONS
+                from ..moto.aws_behaviours import MARKET_OPTIONS
 
                 MARKET_OPTIONS.clear()
                 return self.reply(200, {"reset": True})
@@ -389,8 +389,8 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
             self.reply(404, {"error": f"no route POST {self.path}"})
 
         def route_account(self, path: list[str], query: dict[str, list[str]]) -> None:
-            from .account import QUOTAS_BY_CODE
-            from .aws_behaviours import fulfil_waiting
+            from ..moto.account import QUOTAS_BY_CODE
+            from ..moto.aws_behaviours import fulfil_waiting
 
             one = {k: v[0] for k, v in query.items()}
             account = control.account

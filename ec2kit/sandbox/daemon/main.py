@@ -1,4 +1,4 @@
-"""The sandbox daemon: ``python -m ec2kit.sandbox.daemon --dir D``.
+"""The sandbox daemon's process: ``python -m ec2kit.sandbox.daemon --dir D``.
 
 One long-lived background process running moto's EC2 server (taught some of AWS's behaviours
 by ``aws_behaviours.install()``), the control and metadata server, and the reconciler that
@@ -21,12 +21,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .images import write_amis
+from ...fsutil import atomic_write
+from ..client.info import SANDBOX_CREDENTIALS as CREDENTIALS
+from ..client.info import SANDBOX_REGION as REGION
+from ..client.info import volumes_supported
+from ..moto.images import write_amis
 from .sshd import free_port
-from .volumes import volumes_supported
 
-REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 MISSING_MOTO = (
     "The sandbox needs moto's server, which is not installed. "
     "Install it with: pip install 'ec2kit[sandbox]'  (or pip install 'moto[server]')."
@@ -37,9 +38,7 @@ log = logging.getLogger("ec2kit.sandbox")
 
 def write_state(root: Path, state: dict) -> None:
     """Write state.json atomically (readers never see half a file)."""
-    tmp = root / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(root / "state.json")
+    atomic_write(root / "state.json", json.dumps(state, indent=2), fsync=False)
 
 
 def prepare_environment(root: Path) -> None:
@@ -66,8 +65,8 @@ def run(root: Path) -> int:
         import boto3
         from botocore.config import Config
 
-        from .aws_behaviours import install
-        from .motoserver import DAEMON_AGENT, MotoServer
+        from ..moto.aws_behaviours import install
+        from ..moto.motoserver import DAEMON_AGENT, MotoServer
     except ImportError as err:
         log.error("%s (%s)", MISSING_MOTO, err)
         print(MISSING_MOTO, file=sys.stderr)
@@ -160,7 +159,3 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("the sandbox daemon failed")
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
