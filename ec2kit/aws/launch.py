@@ -14,6 +14,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from ..defaults import LAUNCH_TYPE
 from ..errors import AlreadyExists, AwsError, ConfigError
 from .access import Access
 from .aliases import ImageChoice
@@ -62,7 +63,7 @@ class Launcher:
         *,
         image: str | None = None,
         disk: int | None = None,
-        type: str = "t3.medium",
+        type: str = LAUNCH_TYPE,
         spot: bool = False,
         max_price: float | str | None = None,
         zone: str | None = None,

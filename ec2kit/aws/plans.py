@@ -14,6 +14,7 @@ import base64
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from ..defaults import LAUNCH_TYPE
 from .models import tag_list
 
 __all__ = ["FleetPlan", "FreezePlan", "LaunchPlan", "VolumePlan", "replace_types"]
@@ -32,7 +33,7 @@ class LaunchPlan:
     image_id: str
     image_name: str = ""
     root_device: str = "/dev/sda1"
-    type: str = "t3.medium"
+    type: str = LAUNCH_TYPE
     disk: int | None = None
     zone: str | None = None
     spot: bool = False
