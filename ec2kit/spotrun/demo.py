@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..defaults import RUN_TYPE
 from ..errors import Ec2kitError
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def run_demo(settings: Settings, examples: Path, *, retries: int = 1, say: Calla
         files=str(examples / "train.py"),
         name=name,
         results=str(results),
-        type="m5.large",
+        type=RUN_TYPE,
         retries=retries,
         say=say,
     )
