@@ -64,9 +64,11 @@ def run(root: Path) -> int:
     prepare_environment(root)
     try:
         import boto3
+        from botocore.config import Config
 
         from .aws_behaviours import install
         from .motoserver import MotoServer
+        from .throttle import DAEMON_AGENT
     except ImportError as err:
         log.error("%s (%s)", MISSING_MOTO, err)
         print(MISSING_MOTO, file=sys.stderr)
@@ -88,6 +90,7 @@ def run(root: Path) -> int:
         region_name=REGION,
         aws_access_key_id=CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        config=Config(user_agent_extra=DAEMON_AGENT),  # AWS's own side of the account: never throttled
     )
 
     ctl_port = free_port()

