@@ -84,3 +84,47 @@ def test_throttling_for_longer_than_botocore_retries_never_ends_a_healthy_run(ct
     assert any("EC2 is throttling (RequestLimitExceeded)" in e for e in events), events
     assert run_resources(sandbox, "throttled") == {}
     assert not rec.options.get("leftovers")
+
+
+# ------------------------------------------------------------------ SIGTERM / SIGHUP (issue 19 item 6)
+
+
+def signalled_run(sandbox, tmp_path: Path, name: str, signum: int) -> tuple[str, int]:
+    """Start a spot run as its own process, send ``signum`` once its first result is home; (its output, exit code)."""
+    from test_spotrun_faults import spot_run_process
+
+    s = script(tmp_path, 'echo early > "$EC2KIT_RESULTS/early.txt"\nsleep 300\n')
+    proc = spot_run_process(sandbox, tmp_path, s, name)
+    try:
+        wait_until(lambda: (tmp_path / "results" / "early.txt").exists() or proc.poll() is not None, 90, "the first result")
+        assert proc.poll() is None, (tmp_path / "out").read_text()
+        proc.send_signal(signum)
+        code = proc.wait(90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return (tmp_path / "out").read_text(), code
+
+
+def test_sigterm_to_spot_run_pulls_the_results_and_removes_every_resource_as_ctrl_c_does(sandbox, tmp_path):
+    out, code = signalled_run(sandbox, tmp_path, "sigterm-run", signal.SIGTERM)
+    assert "interrupted (SIGTERM): pulling results and cleaning up" in out, out
+    assert "final state cancelled" in out and code == 0, out
+    assert "Traceback" not in out
+    assert (tmp_path / "results" / "early.txt").read_text() == "early\n"
+    assert run_resources(sandbox, "sigterm-run") == {}
+    assert record(sandbox, "sigterm-run").state == "cancelled"
+
+
+def test_sighup_to_spot_run_leaves_a_detached_run_that_inv_runs_names_and_inv_pull_collects(sandbox, tmp_path):
+    out, code = signalled_run(sandbox, tmp_path, "sighup-run", signal.SIGHUP)
+    assert "final state running" in out and code == 0, out
+    assert "Traceback" not in out
+    rec = record(sandbox, "sighup-run")
+    assert rec.live and rec.options.get("detach"), rec
+    assert run_resources(sandbox, "sighup-run").get("instances"), "the run must go on"
+    shown = run_inv("runs", home=sandbox.settings.home)
+    assert shown.code == 0 and "its terminal closed (SIGHUP)" in shown.out, shown
+    stopped = run_inv("stop-run", "sighup-run", home=sandbox.settings.home)
+    assert stopped.code == 0, stopped
+    assert run_resources(sandbox, "sighup-run") == {}
