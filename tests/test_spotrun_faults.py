@@ -344,6 +344,8 @@ def test_an_attached_run_whose_process_dies_keeps_its_results_for_inv_pull(ctx, 
     ctx.forget_host(iid)
     wait_until(lambda: run_resources(sandbox, "dead-follower") == {}, 60, "the instance to power off after the pull")
     assert [r.state for r in list_runs(ctx) if r.name == "dead-follower"] == ["succeeded"]
+    after = runs_note(sandbox, "dead-follower")  # issue 19 item 9: once pulled, it no longer "waits for `inv pull`"
+    assert "inv pull" not in after and after == f"its results were pulled into {tmp_path / 'results'}", after
 
 
 # ------------------------------------------------------------------ 6. a detached run interrupted

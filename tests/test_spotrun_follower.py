@@ -42,7 +42,11 @@ def test_follow_prints_the_log_pulls_results_and_ends_with_the_status(host, sshd
     assert f.finish()
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["r1.txt", "r2.txt", "r3.txt"]
     assert (d / "pulled").exists()
-    assert (tmp_path / "log").read_text() == (d / "log").read_text()
+    # The local copy holds the log up to the end (the wrapper writes its last line before the status says
+    # "ended"); only what the wrapper says after the final pull ("powering off") may be missing.
+    remote = (d / "log").read_text()
+    last = remote.index("waiting up to 20s for the final pull")
+    assert (tmp_path / "log").read_text() == remote[: remote.index("\n", last) + 1]
 
 
 def test_results_written_while_running_arrive_with_the_next_pull(host, sshd_host, tmp_path):
@@ -78,3 +82,25 @@ def test_pull_failure_is_reported_not_raised(sshd_host, user_key, tmp_path):
     f = Follower(connect(target), "x", tmp_path / "results")
     f.host._home = "/nonexistent"  # skip the round trip to a host that is not there
     assert f.pull() is False
+
+
+def test_pulls_of_one_run_take_turns_the_follower_skips_and_inv_pull_waits(host, sshd_host, tmp_path):
+    from ec2kit.fsutil import file_lock
+
+    remote = sshd_host.home / "ec2kit" / "turns1" / "results"
+    remote.mkdir(parents=True)
+    (remote / "model.ckpt").write_bytes(b"x" * 4096)
+    follower = Follower(host, "turns1", tmp_path / "results", out=lambda _l: None)
+    user = Follower(host, "turns1", tmp_path / "results", out=lambda _l: None)
+    told = threading.Event()
+    user.busy = told.set
+    done: dict = {}
+    with file_lock(follower.lock_path()):  # a pull of this run is under way (held as every pull holds it)
+        assert follower.pull(wait=False) is True and follower.pulls == 0  # the follower's periodic pull skips its turn
+        waiting = threading.Thread(target=lambda: done.update(ok=user.pull()))
+        waiting.start()
+        assert told.wait(20), "inv pull never said it waits for the other pull"
+        assert waiting.is_alive() and user.pulls == 0 and not (tmp_path / "results" / "model.ckpt").exists()
+    waiting.join(30)
+    assert done == {"ok": True} and user.pulls == 1
+    assert (tmp_path / "results" / "model.ckpt").read_bytes() == b"x" * 4096

@@ -30,6 +30,7 @@ PARTIAL_DIR = ".rsync-partial"
 # into place at its end (--delay-updates), so a pull cut short (a dropped link, a killed rsync) leaves
 # the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
 SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
+LOCAL_ONLY = (PARTIAL_DIR,)  # never travels either way
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",
@@ -90,6 +91,15 @@ def append_regular(path: Path, text: str) -> None:
         f.write(text)
 
 
+def last_lines(text: str, count: int = 3) -> str:
+    """The last ``count`` non-empty lines of a tool's stderr, shown as one (never hundreds of rsync lines)."""
+    from ..untrusted import visible
+
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    more = f"(… {len(lines) - count} lines before) " if len(lines) > count else ""
+    return more + visible(" / ".join(lines[-count:]), one_line=True)
+
+
 @dataclass
 class Follower:
     """Follows run ``run`` on ``host``; results go to ``results`` (None: the monitor gets them).
@@ -114,6 +124,7 @@ class Follower:
     last_pull: float = 0.0
     pulls: int = 0
     last_error: str = ""
+    busy: Callable[[], None] | None = None  # told once when a pull has to wait for another pull of the run
     _partial: str = ""
 
     def poll(self) -> dict:
@@ -163,18 +174,40 @@ class Follower:
         assert self.results is not None
         (self.results / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
         return self.host.rsync_argv(
-            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
+            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC, excludes=LOCAL_ONLY
         )
 
-    def pull(self) -> bool:
+    def lock_path(self) -> Path:
+        """The flock that serialises pulls into :attr:`results` (the follower, `inv pull`, `inv stop-run`: each
+        would clean PARTIAL_DIR under the other's transfer): a hidden file beside the results directory."""
+        assert self.results is not None
+        return self.results.parent / f".{self.results.name}.ec2kit-pull.lock"
+
+    def pull(self, *, wait: bool = True) -> bool:
         """rsync the instance's results into :attr:`results`; False when rsync failed.
 
         A file is replaced only by a complete new version; a device, FIFO or socket in the
         results directory stops the pull before rsync runs (False; :attr:`last_error` names it).
+        One pull of a run at a time (:meth:`lock_path`): when another runs, ``wait`` waits for it
+        (telling :attr:`busy` first), else this pull is skipped (True: the other one brings the results).
         """
+        from ..fsutil import file_lock
+
         if self.results is None:
             return True
         self.results.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.lock_path(), blocking=False) as free:
+            if free:
+                return self._pull()
+        if not wait:
+            return True
+        if self.busy is not None:
+            self.busy()
+        with file_lock(self.lock_path()):
+            return self._pull()
+
+    def _pull(self) -> bool:
+        assert self.results is not None
         try:
             check_no_special_files(self.results)
         except ConfigError as err:  # a located error for the caller to say; the run itself goes on
@@ -188,7 +221,7 @@ class Follower:
             if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
                 shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
             return True
-        self.last_error = done.stderr.decode(errors="replace").strip()
+        self.last_error = last_lines(done.stderr.decode(errors="replace"))
         return False
 
     def push(self) -> None:
@@ -198,12 +231,12 @@ class Follower:
         check_no_special_files(self.results)
         self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results/{PARTIAL_DIR}"')
         argv = self.host.rsync_argv(
-            str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
+            str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=LOCAL_ONLY
         )
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         if done.returncode not in RSYNC_OK:
             raise RemoteError(
-                f"Could not push the results of run {self.run} back to {self.host.name}: {done.stderr.decode(errors='replace').strip()}",
+                f"Could not push the results of run {self.run} back to {self.host.name}: {last_lines(done.stderr.decode(errors='replace'))}",
                 hint=f"The local copy in {self.results} is intact.",
             )
 
@@ -229,7 +262,8 @@ class Follower:
                     self.status = {**self.status, "state": "lost", "why": "wrapper", "beat_age": self.beat_age}
                     break
             if self.results is not None and now - self.last_pull >= self.pull_interval:
-                self.pull()
+                self.pull(wait=False)  # skipped while `inv pull` is at it: look again one interval later
+                self.last_pull = max(self.last_pull, now)
             time.sleep(max(0.0, min(next_poll, self.last_pull + self.pull_interval) - time.monotonic()) or 0.05)
         self.flush()
         return self.status

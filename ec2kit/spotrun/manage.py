@@ -15,6 +15,7 @@ from .commands import attach_command, kill_command
 from .follower import FINAL_STATES, Follower
 from .options import RUN_TAG
 from .release import log_tail, release, release_all
+from .state import _default_say
 
 if TYPE_CHECKING:
     from ..aws.models import Instance
@@ -312,6 +313,9 @@ def pull(ctx: Context, run: str) -> Path:
             )
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
     f = _follower(ctx, record, inst, out=lambda _line: None)
+    f.busy = lambda: _default_say(
+        f"{run}: another pull of this run is under way (its follower, or another `inv pull`); waiting for it"
+    )
     status = f.poll()
     if not f.pull():
         raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {f.last_error}")
@@ -320,6 +324,7 @@ def pull(ctx: Context, run: str) -> Path:
     if ended and not (resumable and status.get("state") == "interrupted"):  # an interrupted resumable run goes on
         f.mark_pulled()
         record.options["pulled"] = True
+        record.options["note"] = f"its results were pulled into {record.results_dir}"  # no more "waits for `inv pull`"
     _settle(ctx, record, status)
     Runs(ctx.settings.runs_db).save(record)
     if resumable and record.options.get("pulled"):
