@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_inv
 from cli_helpers import wait_for as wait_until
-from test_spotrun_sandbox import FAST, options, run_resources, script
+from test_spotrun_sandbox import options, run_resources, script
 
 from ec2kit.context import Context
 from ec2kit.runs import Runs
