@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,31 @@ def test_pulls_of_one_run_take_turns_the_follower_skips_and_inv_pull_waits(host,
     waiting.join(30)
     assert done == {"ok": True} and user.pulls == 1
     assert (tmp_path / "results" / "model.ckpt").read_bytes() == b"x" * 4096
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small filesystem in the host's mount namespace")
+def test_a_run_directory_on_a_full_disk_still_ends_with_a_status_that_says_so(host, sshd_host, tmp_path):
+    run = "full1"
+    d = f"$HOME/ec2kit/{run}"
+    # The whole run directory (status, log, results) on a 1.2 MiB filesystem: once the script fills it,
+    # nothing can be written there except with the 1 MiB the wrapper kept aside.
+    host.run(f'mkdir -p "{d}" && mount -t tmpfs -o size=1200k ec2kit-full "{d}"')
+    try:
+        host.put_bytes(
+            b'#!/bin/bash\necho before > "$EC2KIT_RESULTS/before.txt"\nhead -c 4M /dev/zero > big\nsleep 300\n',
+            f"ec2kit/{run}/job.sh",
+            mode=0o755,
+        )
+        host.put_bytes(render_wrapper(run, "job.sh", poll=0.5, pull_wait=20).encode(), f"ec2kit/{run}/wrapper.sh", mode=0o755)
+        host.run(start_command(run, 1, env={"EC2KIT_POWEROFF": "true", "EC2KIT_IMDS": "http://127.0.0.1:9"}))
+        lines: list[str] = []
+        f = Follower(host, run, tmp_path / "results", out=lines.append, pull_interval=0.5, poll_interval=0.3)
+        give_up = time.monotonic() + 90  # without the fix the status says "running" for ever
+        status = f.follow(should_stop=lambda: time.monotonic() > give_up)
+        assert (status["state"], status.get("why")) == ("failed", "disk-full"), status
+        assert any(l.startswith("=== ec2kit: the instance's disk is full (") for l in lines), lines
+        assert f.finish()
+        assert (tmp_path / "results" / "before.txt").read_text() == "before\n"
+    finally:
+        host.run(kill_command(run), check=False)
+        host.run(f'cd / && umount -l "{d}"; rm -rf "{d}"', check=False)

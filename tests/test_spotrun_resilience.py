@@ -125,3 +125,31 @@ def test_sighup_to_spot_run_leaves_a_detached_run_that_inv_runs_names_and_inv_pu
     stopped = run_inv("stop-run", "sighup-run", home=sandbox.settings.home)
     assert stopped.code == 0, stopped
     assert run_resources(sandbox, "sighup-run") == {}
+
+
+# ------------------------------------------------------------------ a full instance disk (issue 19 item 3)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the instance mounts a small filesystem: the sandbox must run as root")
+def test_a_full_instance_disk_ends_the_run_says_so_and_brings_home_what_is_there(ctx, sandbox, tmp_path):
+    lines: list[str] = []
+    # The script's results live on a 1 MiB filesystem of the instance's own (its mount namespace); it keeps
+    # writing and ignores the failures, as a training loop that logs and carries on would.
+    s = script(
+        tmp_path,
+        """\
+        mount -t tmpfs -o size=1m ec2kit-small "$EC2KIT_RESULTS" || exit 99
+        echo first > "$EC2KIT_RESULTS/first.txt"
+        i=0
+        while :; do i=$((i+1)); head -c 65536 /dev/zero > "$EC2KIT_RESULTS/chunk-$i" 2>/dev/null; sleep 0.05; done
+    """,
+    )
+    rec = spot_run(ctx, options(tmp_path, s, "diskfull", lines, max_hours=0.03))  # without the fix: a timeout at 108 s
+    assert rec.state == "failed", lines
+    assert rec.options["note"].startswith("the instance's disk is full: the script was stopped"), rec.options
+    assert any("the instance's disk is full" in l for l in lines), lines
+    assert (tmp_path / "results" / "first.txt").read_text() == "first\n"  # what was there came home
+    assert len(list((tmp_path / "results").glob("chunk-*"))) >= 10
+    log = (sandbox.settings.home / "runs" / "diskfull" / "log").read_text()
+    assert "the instance's disk is full (1.0M used of 1.0M on " in log, log
+    assert run_resources(sandbox, "diskfull") == {}

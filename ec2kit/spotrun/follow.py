@@ -76,6 +76,16 @@ class _Watch:
 
 
 OUTAGE_BACKOFF_MAX = 30.0  # seconds between reconnection attempts, at most
+DISK_FULL = "disk-full"  # the wrapper's status "why" when it stopped the script for a full disk
+
+
+def disk_full_note(results_dir: str, disk: int | None = None) -> str:
+    """What a run stopped for a full instance disk says (its log has the wrapper's line with the numbers)."""
+    bigger = f"a --disk above {disk} GiB" if disk else "a bigger --disk"
+    return (
+        f"the instance's disk is full: the script was stopped and what it wrote was pulled into {results_dir}; "
+        f"run again with {bigger} (its log shows where it filled up)"
+    )
 
 
 def _ec2_state(run: _Run) -> str | None:
@@ -113,6 +123,9 @@ def _follow(run: _Run) -> str:
             status = run.follower.follow(should_stop=watch)
             if watch.reason:
                 return watch.reason
+            if status.get("why") == DISK_FULL:
+                run.record.options["note"] = disk_full_note(run.record.results_dir, run.options.disk)
+                run.say(f"{name}: {run.record.options['note']}")
             return status.get("state", "lost")
         except (RemoteError, TimedOut):
             if run.cancelled:

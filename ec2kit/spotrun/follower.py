@@ -30,7 +30,7 @@ PARTIAL_DIR = ".rsync-partial"
 # into place at its end (--delay-updates), so a pull cut short (a dropped link, a killed rsync) leaves
 # the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
 SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
-LOCAL_ONLY = (PARTIAL_DIR,)  # never travels either way
+LOCAL_ONLY = (PARTIAL_DIR, ".ec2kit-disk-probe")  # never travel either way (the probe: the wrapper's full-disk check)
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",

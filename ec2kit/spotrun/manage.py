@@ -12,6 +12,7 @@ from ..errors import NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
 from . import owner
 from .commands import attach_command, kill_command
+from .follow import DISK_FULL, disk_full_note
 from .follower import FINAL_STATES, Follower
 from .options import RUN_TAG
 from .release import log_tail, release, release_all
@@ -270,6 +271,8 @@ def _settle(ctx: Context, record: RunRecord, status: dict) -> None:
         record.state = status["state"]
         record.exit_code = status.get("exit_code")
         record.ended_at = time.time()
+        if status.get("why") == DISK_FULL:
+            record.options["note"] = disk_full_note(record.results_dir, record.options.get("disk"))
         Runs(ctx.settings.runs_db).save(record)
 
 
