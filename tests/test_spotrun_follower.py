@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -134,3 +135,46 @@ def test_a_run_directory_on_a_full_disk_still_ends_with_a_status_that_says_so(ho
     finally:
         host.run(kill_command(run), check=False)
         host.run(f'cd / && umount -l "{d}"; rm -rf "{d}"', check=False)
+
+
+def torn(data: bytes) -> str | None:
+    """Why ``data`` is not one complete checkpoint of the writer below (None: it is complete)."""
+    if not data.startswith(b"BEGIN ") or not data.endswith(b"\n"):
+        return f"{len(data)} bytes, starts {data[:12]!r}, ends {data[-12:]!r}"
+    step = data.split(b"\n", 1)[0][6:]
+    if not data.endswith(b"END " + step + b"\n") or len(data) != 6 + len(step) + 1 + 1024 * 1024 + 4 + len(step) + 1:
+        return f"step {step!r}: {len(data)} bytes, ends {data[-12:]!r}"
+    return None
+
+
+def test_a_checkpoint_rewritten_in_place_during_pulls_never_comes_home_torn(host, sshd_host, tmp_path):
+    # As torch.save(path) does: open, truncate, write in pieces (here 1 MiB in 16 slow pieces), close.
+    writer = textwrap.dedent("""\
+        import os, sys, time
+        path = os.path.join(os.environ["EC2KIT_RESULTS"], "model.ckpt")
+        for step in range(1, 11):
+            with open(path, "wb") as f:
+                f.write(b"BEGIN %d\\n" % step)
+                for _ in range(16):
+                    f.write(b"x" * 65536); f.flush(); time.sleep(0.02)
+                f.write(b"END %d\\n" % step)
+            time.sleep(0.5)  # a checkpoint every 0.8 s, written for 0.3 s of it
+    """)
+    d = start(host, sshd_host, "tear1", f"#!/bin/bash\nexec python3 - <<'EOF'\n{writer}EOF\n", pull_wait=20)
+    local = tmp_path / "results" / "model.ckpt"
+    f = Follower(host, "tear1", tmp_path / "results", out=lambda _l: None, pull_interval=0.1, poll_interval=0.2)
+    seen: list[str] = []
+    put_back: list[str] = []
+
+    def look() -> bool:  # after every pull (the follower's loop calls it between them): is the home copy whole?
+        put_back.extend(f.torn)
+        if local.exists():
+            seen.append(torn(local.read_bytes()) or "complete")
+        return False
+
+    assert f.follow(should_stop=look)["state"] == "succeeded"
+    assert f.finish()
+    bad = [s for s in seen if s != "complete"]
+    assert not bad, bad
+    assert len(seen) >= 10 and put_back, (len(seen), put_back)  # pulls met the writer mid-file, and put back the old one
+    assert local.read_bytes() == (d / "results" / "model.ckpt").read_bytes()  # the last one, complete

@@ -7,6 +7,7 @@ bytes in one exec); results come home with rsync over the same (shared) connecti
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -30,7 +31,13 @@ PARTIAL_DIR = ".rsync-partial"
 # into place at its end (--delay-updates), so a pull cut short (a dropped link, a killed rsync) leaves
 # the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
 SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
-LOCAL_ONLY = (PARTIAL_DIR, ".ec2kit-disk-probe")  # never travel either way (the probe: the wrapper's full-disk check)
+# A file the script rewrites in place while rsync reads it arrives torn. Each pull keeps the versions it replaced
+# in PREVIOUS_DIR (--backup), then compares every file it brought with the instance's copy: one whose size or
+# mtime moved meanwhile was (or may have been) written during its transfer, and its last complete version is
+# put back (a new file is dropped); the next pull tries again. So what is at home is always complete.
+PREVIOUS_DIR = ".ec2kit-previous"
+LOCAL_ONLY = (PARTIAL_DIR, PREVIOUS_DIR, ".ec2kit-disk-probe")  # never travel either way (the probe: the wrapper's)
+LISTING_MARK = "--ec2kit-listing--"
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",
@@ -125,6 +132,7 @@ class Follower:
     pulls: int = 0
     last_error: str = ""
     busy: Callable[[], None] | None = None  # told once when a pull has to wait for another pull of the run
+    torn: list[str] = field(default_factory=list)  # files the last pull put back (changed while they travelled)
     _partial: str = ""
 
     def poll(self) -> dict:
@@ -173,8 +181,9 @@ class Follower:
         """The rsync that brings the instance's results into :attr:`results` (complete files only)."""
         assert self.results is not None
         (self.results / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
+        keep = ("--backup", "--backup-dir=" + PREVIOUS_DIR, "--out-format=%n")  # replaced versions kept; names listed
         return self.host.rsync_argv(
-            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC, excludes=LOCAL_ONLY
+            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC + keep, excludes=LOCAL_ONLY
         )
 
     def lock_path(self) -> Path:
@@ -214,15 +223,69 @@ class Follower:
             self.last_error = f"{err} {err.hint or ''}".strip()
             return False
         argv = self.pull_argv()
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+        shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         self.last_pull = time.monotonic()
         if done.returncode in RSYNC_OK:
             self.pulls += 1
+            brought = [n for n in done.stdout.decode(errors="surrogateescape").splitlines() if n and not n.endswith("/")]
+            try:
+                self.torn = self._put_back_torn(brought)
+            finally:
+                shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
             if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
                 shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
             return True
         self.last_error = last_lines(done.stderr.decode(errors="replace"))
         return False
+
+    def _put_back_torn(self, brought: list[str]) -> list[str]:
+        """Of the files this pull ``brought``, those the instance changed meanwhile: put back their previous version."""
+        assert self.results is not None
+        if not brought:
+            return []
+        now = self.remote_listing()
+        torn = []
+        for name in brought:
+            local = self.results / name
+            try:
+                st = os.lstat(local)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or name not in now:
+                continue  # gone from the instance since: what came is what there was
+            size, mtime = now[name]
+            whole_seconds = st.st_mtime_ns % 1_000_000_000 == 0  # an rsync that keeps no sub-second times
+            same_time = int(mtime) == int(st.st_mtime) if whole_seconds else abs(mtime - st.st_mtime_ns / 1e9) < 2e-6
+            if size == st.st_size and same_time:
+                continue
+            torn.append(name)
+            previous = self.results / PREVIOUS_DIR / name
+            if previous.is_file() and not previous.is_symlink():
+                os.replace(previous, local)
+            else:
+                local.unlink()  # no complete version yet: better none than a torn one
+        return torn
+
+    def remote_listing(self) -> dict[str, tuple[int, float]]:
+        """Size and mtime of every file in the instance's results now (one exec)."""
+        root = self.remote_results()
+        got = self.host.run(
+            f"cd {shlex.quote(root)} 2>/dev/null && echo {LISTING_MARK} && find . -type f -printf '%s %T@ %P\\0'",
+            check=False,
+            timeout=self.poll_timeout,
+        )
+        if LISTING_MARK not in got.stdout:
+            raise RemoteError(f"Could not list the results of run {self.run} on {self.host.name}: {last_lines(got.stderr)}")
+        listing: dict[str, tuple[int, float]] = {}
+        for entry in got.stdout.split(LISTING_MARK, 1)[1].lstrip("\n").split("\0"):
+            size, _, rest = entry.partition(" ")
+            mtime, _, name = rest.partition(" ")
+            try:
+                listing[name] = (int(size), float(mtime))
+            except ValueError:
+                continue
+        return listing
 
     def push(self) -> None:
         """rsync :attr:`results` up to the instance (a replacement resumes from them): complete files only."""
