@@ -36,7 +36,9 @@ SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--de
 # mtime moved meanwhile was (or may have been) written during its transfer, and its last complete version is
 # put back (a new file is dropped); the next pull tries again. So what is at home is always complete.
 PREVIOUS_DIR = ".ec2kit-previous"
-LOCAL_ONLY = (PARTIAL_DIR, PREVIOUS_DIR, ".ec2kit-disk-probe")  # never travel either way (the probe: the wrapper's)
+# Never travel either way: rsync's and the pull's own, the wrapper's disk probe, checkpoints being written
+# (ec2kit.checkpoint.save and its shell idiom name them *.ec2kit-tmp until they are renamed whole).
+LOCAL_ONLY = (PARTIAL_DIR, PREVIOUS_DIR, ".ec2kit-disk-probe", "*.ec2kit-tmp")
 LISTING_MARK = "--ec2kit-listing--"
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
