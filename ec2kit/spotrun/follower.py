@@ -228,13 +228,17 @@ class Follower:
         shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         self.last_pull = time.monotonic()
+        brought = [n for n in done.stdout.decode(errors="surrogateescape").splitlines() if n and not n.endswith("/")]
+        try:
+            self.torn = self._put_back_torn(brought)
+        except RemoteError as err:  # the instance cannot say what it holds now: trust none of what just came
+            self.torn = self._put_back(brought)
+            self.last_error = str(err)
+            return False
+        finally:
+            shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
         if done.returncode in RSYNC_OK:
             self.pulls += 1
-            brought = [n for n in done.stdout.decode(errors="surrogateescape").splitlines() if n and not n.endswith("/")]
-            try:
-                self.torn = self._put_back_torn(brought)
-            finally:
-                shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
             if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
                 shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
             return True
@@ -262,12 +266,18 @@ class Follower:
             if size == st.st_size and same_time:
                 continue
             torn.append(name)
-            previous = self.results / PREVIOUS_DIR / name
+        return self._put_back(torn)
+
+    def _put_back(self, names: list[str]) -> list[str]:
+        """Give each of ``names`` its version from before this pull (none: remove it; better none than a torn one)."""
+        assert self.results is not None
+        for name in names:
+            local, previous = self.results / name, self.results / PREVIOUS_DIR / name
             if previous.is_file() and not previous.is_symlink():
                 os.replace(previous, local)
-            else:
-                local.unlink()  # no complete version yet: better none than a torn one
-        return torn
+            elif local.is_file() and not local.is_symlink():
+                local.unlink()
+        return names
 
     def remote_listing(self) -> dict[str, tuple[int, float]]:
         """Size and mtime of every file in the instance's results now (one exec)."""
