@@ -213,7 +213,7 @@ def fault_rsync(b: Bench, d: Path, run: str) -> dict:
         )
         proc = subprocess.Popen(f.pull_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         partial = d / "results" / PARTIAL_DIR
-        wait(lambda: any(p.name.startswith("model.ckpt.") for p in partial.glob("*")) or proc.poll() is not None, 60, "midway")
+        wait(lambda: any(p.name.startswith("model.ckpt.") for p in partial.rglob("*")) or proc.poll() is not None, 60, "midway")
         if proc.poll() is not None:
             raise RuntimeError("the pull ended before it could be cut")
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()

@@ -295,8 +295,8 @@ def test_a_pull_killed_midway_keeps_the_last_complete_checkpoint(sshd_host, user
         rsync = subprocess.Popen(f.pull_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         partial = tmp_path / "results" / PARTIAL_DIR
 
-        def midway() -> bool:  # the new version is arriving (rsync's temp file [.]model.ckpt.XXXXXX)
-            temps = [*partial.glob("model.ckpt.*"), *local.parent.glob(".model.ckpt.*")]
+        def midway() -> bool:  # the new version is arriving (rsync's temp file [.]model.ckpt.XXXXXX, under PARTIAL_DIR)
+            temps = [*partial.rglob("*model.ckpt.*"), *local.parent.glob(".model.ckpt.*")]
             return any(p.stat().st_size > 0 for p in temps if p.exists())
 
         wait_until(lambda: midway() or rsync.poll() is not None, 60, "a partial file")

@@ -26,19 +26,21 @@ if TYPE_CHECKING:
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted")
 RSYNC_OK = (0, 24)  # 24: files vanished while rsync ran (a checkpoint renamed mid-transfer)
 PARTIAL_DIR = ".rsync-partial"
-# A transfer is written into PARTIAL_DIR (--temp-dir: even a SIGKILLed rsync leaves nothing half-written
-# beside the results) and replaces its file only once complete; all of a pull's updates are renamed
-# into place at its end (--delay-updates), so a pull cut short (a dropped link, a killed rsync) leaves
-# the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
+# Pushes: a transfer is written into PARTIAL_DIR (--temp-dir: even a SIGKILLed rsync leaves nothing
+# half-written beside the results) and all of a push's updates are renamed into place at its end
+# (--delay-updates). Devices, FIFOs and sockets never travel.
 SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
-# A file the script rewrites in place while rsync reads it arrives torn. Each pull keeps the versions it replaced
-# in PREVIOUS_DIR (--backup), then compares every file it brought with the instance's copy: one whose size or
-# mtime moved meanwhile was (or may have been) written during its transfer, and its last complete version is
-# put back (a new file is dropped); the next pull tries again. So what is at home is always complete.
-PREVIOUS_DIR = ".ec2kit-previous"
+# Pulls go further: a file the script rewrites in place while rsync reads it arrives torn. A pull brings
+# what changed into PARTIAL_DIR (the results themselves are its --compare-dest: unchanged files stay put,
+# changed ones use them as the delta basis), then lists the instance's results again and moves into place,
+# one rename each, only the files whose size and mtime did not move meanwhile; the others wait for the next
+# pull. A pull cut short (a dropped link, a killed rsync) leaves the results as they were. So what is at
+# home is always a complete version, at every moment.
+PULL_RSYNC = ("--compare-dest=..", "--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--no-devices",
+              "--no-specials", "--out-format=%n")  # fmt: skip
 # Never travel either way: rsync's and the pull's own, the wrapper's disk probe, checkpoints being written
 # (ec2kit.checkpoint.save and its shell idiom name them *.ec2kit-tmp until they are renamed whole).
-LOCAL_ONLY = (PARTIAL_DIR, PREVIOUS_DIR, ".ec2kit-disk-probe", "*.ec2kit-tmp")
+LOCAL_ONLY = (PARTIAL_DIR, ".ec2kit-disk-probe", "*.ec2kit-tmp")
 LISTING_MARK = "--ec2kit-listing--"
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
@@ -98,6 +100,19 @@ def append_regular(path: Path, text: str) -> None:
                 hint=f"Move {path} away.",
             )
         f.write(text)
+
+
+def _empty_stage(stage: Path) -> None:
+    """Remove what a pull left in its staging directory, but rsync's partial files (a cut transfer resumes)."""
+    if not stage.is_dir() or stage.is_symlink():
+        return
+    for entry in os.scandir(stage):
+        if entry.name == PARTIAL_DIR:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
 
 
 def last_lines(text: str, count: int = 3) -> str:
@@ -180,12 +195,12 @@ class Follower:
         return self.host.expand(f"~/ec2kit/{self.run}/results") + "/"
 
     def pull_argv(self) -> list[str]:
-        """The rsync that brings the instance's results into :attr:`results` (complete files only)."""
+        """The rsync that brings what changed on the instance into :attr:`results`' PARTIAL_DIR (see PULL_RSYNC)."""
         assert self.results is not None
-        (self.results / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
-        keep = ("--backup", "--backup-dir=" + PREVIOUS_DIR, "--out-format=%n")  # replaced versions kept; names listed
+        stage = self.results / PARTIAL_DIR
+        (stage / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
         return self.host.rsync_argv(
-            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC + keep, excludes=LOCAL_ONLY
+            self.remote_results(), str(stage) + "/", connect_timeout=5, options=PULL_RSYNC, excludes=LOCAL_ONLY
         )
 
     def lock_path(self) -> Path:
@@ -224,60 +239,53 @@ class Follower:
         except ConfigError as err:  # a located error for the caller to say; the run itself goes on
             self.last_error = f"{err} {err.hint or ''}".strip()
             return False
-        argv = self.pull_argv()
-        shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+        stage = self.results / PARTIAL_DIR
+        _empty_stage(stage)
+        done = subprocess.run(self.pull_argv(), stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         self.last_pull = time.monotonic()
         brought = [n for n in done.stdout.decode(errors="surrogateescape").splitlines() if n and not n.endswith("/")]
         try:
-            self.torn = self._put_back_torn(brought)
-        except RemoteError as err:  # the instance cannot say what it holds now: trust none of what just came
-            self.torn = self._put_back(brought)
+            self.torn = self._settle(brought)
+        except RemoteError as err:  # the instance cannot say what it holds now: none of what came is trusted
             self.last_error = str(err)
             return False
         finally:
-            shutil.rmtree(self.results / PREVIOUS_DIR, ignore_errors=True)
+            _empty_stage(stage)
         if done.returncode in RSYNC_OK:
             self.pulls += 1
             if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
-                shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
+                shutil.rmtree(stage, ignore_errors=True)
             return True
         self.last_error = last_lines(done.stderr.decode(errors="replace"))
         return False
 
-    def _put_back_torn(self, brought: list[str]) -> list[str]:
-        """Of the files this pull ``brought``, those the instance changed meanwhile: put back their previous version."""
+    def _settle(self, brought: list[str]) -> list[str]:
+        """Move into place each file this pull ``brought`` whose instance copy kept its size and mtime since;
+        return the others (changed during their transfer: maybe torn; the next pull tries again)."""
         assert self.results is not None
         if not brought:
             return []
-        now = self.remote_listing()
-        torn = []
+        stage, now, torn = self.results / PARTIAL_DIR, self.remote_listing(), []
         for name in brought:
-            local = self.results / name
+            staged = stage / name
             try:
-                st = os.lstat(local)
+                st = os.lstat(staged)
             except OSError:
                 continue
-            if not stat.S_ISREG(st.st_mode) or name not in now:
-                continue  # gone from the instance since: what came is what there was
-            size, mtime = now[name]
-            whole_seconds = st.st_mtime_ns % 1_000_000_000 == 0  # an rsync that keeps no sub-second times
-            same_time = int(mtime) == int(st.st_mtime) if whole_seconds else abs(mtime - st.st_mtime_ns / 1e9) < 2e-6
-            if size == st.st_size and same_time:
-                continue
-            torn.append(name)
-        return self._put_back(torn)
-
-    def _put_back(self, names: list[str]) -> list[str]:
-        """Give each of ``names`` its version from before this pull (none: remove it; better none than a torn one)."""
-        assert self.results is not None
-        for name in names:
-            local, previous = self.results / name, self.results / PREVIOUS_DIR / name
-            if previous.is_file() and not previous.is_symlink():
-                os.replace(previous, local)
-            elif local.is_file() and not local.is_symlink():
-                local.unlink()
-        return names
+            if stat.S_ISREG(st.st_mode) and name in now:
+                size, mtime = now[name]
+                whole_seconds = st.st_mtime_ns % 1_000_000_000 == 0  # an rsync that keeps no sub-second times
+                same = int(mtime) == int(st.st_mtime) if whole_seconds else abs(mtime - st.st_mtime_ns / 1e9) < 2e-6
+                if size != st.st_size or not same:
+                    torn.append(name)
+                    continue
+            # else: gone from the instance since (what came is what there was), or a link: as it came
+            target = self.results / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                continue  # a directory where a file came: leave both; rsync names it next time
+            os.replace(staged, target)
+        return torn
 
     def remote_listing(self) -> dict[str, tuple[int, float]]:
         """Size and mtime of every file in the instance's results now (one exec)."""
