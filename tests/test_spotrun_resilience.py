@@ -153,3 +153,40 @@ def test_a_full_instance_disk_ends_the_run_says_so_and_brings_home_what_is_there
     log = (sandbox.settings.home / "runs" / "diskfull" / "log").read_text()
     assert "the instance's disk is full (1.0M used of 1.0M on " in log, log
     assert run_resources(sandbox, "diskfull") == {}
+
+
+# ------------------------------------------------------------------ two pulls of one run (issue 19 item 8)
+
+
+def test_inv_pull_while_another_pull_of_the_run_is_under_way_says_so_waits_then_pulls(ctx, sandbox, tmp_path):
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT as CHECKOUT
+
+    from ec2kit.fsutil import file_lock
+    from ec2kit.spotrun.follower import Follower
+
+    s = script(tmp_path, 'echo one > "$EC2KIT_RESULTS/one.txt"\nsleep 300\n')
+    spot_run(ctx, options(tmp_path, s, "two-pulls", detach=True))
+    lock = Follower(None, "two-pulls", tmp_path / "results").lock_path()  # type: ignore[arg-type]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(EC2KIT_SANDBOX="1", COLUMNS="200", PYTHONPATH=str(CHECKOUT), EC2KIT_HOME=str(sandbox.settings.home))
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(CHECKOUT), "pull", "two-pulls"]
+    try:
+        with file_lock(lock):  # the run's follower (or another `inv pull`) is pulling right now
+            second = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=CHECKOUT)
+            said = ""
+            while "another pull of this run is under way" not in said:
+                line = second.stdout.readline()
+                assert line, f"inv pull ended without waiting: {said}"
+                said += line
+            assert second.poll() is None and not (tmp_path / "results" / "one.txt").exists()
+        out = said + second.communicate(timeout=120)[0]
+        assert second.returncode == 0, out
+        assert "rsync" not in out and "Traceback" not in out, out
+        assert (tmp_path / "results" / "one.txt").read_text() == "one\n"
+    finally:
+        stopped = run_inv("stop-run", "two-pulls", home=sandbox.settings.home)
+    assert stopped.code == 0, stopped
+    assert run_resources(sandbox, "two-pulls") == {}
