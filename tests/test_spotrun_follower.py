@@ -187,3 +187,23 @@ def test_a_checkpoint_rewritten_in_place_during_pulls_never_comes_home_torn(host
     assert not bad, bad[:5]
     assert len(seen) >= 10 and kept_back, (len(seen), kept_back)  # pulls met the writer mid-file and kept it back
     assert local.read_bytes() == (d / "results" / "model.ckpt").read_bytes()  # the last one, complete
+
+
+def test_a_log_appended_to_all_the_time_still_comes_home_as_it_grows(host, sshd_host, tmp_path):
+    # A metrics line every 0.1 s (examples/train.py writes one per step): most pulls meet an append.
+    script = '#!/bin/bash\nfor i in $(seq 1 80); do echo "step $i" >> $EC2KIT_RESULTS/metrics.log; sleep 0.1; done\n'
+    d = start(host, sshd_host, "grow1", script, pull_wait=20)
+    log = tmp_path / "results" / "metrics.log"
+    sizes: list[int] = []
+
+    def look() -> bool:  # between pulls: how much of the log is home
+        if log.exists():
+            sizes.append(log.stat().st_size)
+        return False
+
+    f = Follower(host, "grow1", tmp_path / "results", out=lambda _l: None, pull_interval=0.2, poll_interval=0.2)
+    assert f.follow(should_stop=look)["state"] == "succeeded"
+    assert f.finish()
+    grown = sorted(set(sizes))
+    assert len(grown) >= 3, grown  # it came home while it was written, not only at the end
+    assert log.read_text() == (d / "results" / "metrics.log").read_text()

@@ -42,6 +42,10 @@ PULL_RSYNC = ("--compare-dest=..", "--partial-dir=" + PARTIAL_DIR, "--temp-dir="
 # (ec2kit.checkpoint.save and its shell idiom name them *.ec2kit-tmp until they are renamed whole).
 LOCAL_ONLY = (PARTIAL_DIR, ".ec2kit-disk-probe", "*.ec2kit-tmp")
 LISTING_MARK = "--ec2kit-listing--"
+# Logs are appended to all the time, so a pull nearly always meets one mid-append; a log caught so is a fine
+# copy (its start), unlike a checkpoint. Such a file comes home as it is while it only grows (grew_from), and,
+# when it is new, if its name says it is a log; anything else waits for a moment when it is not being written.
+LOG_SUFFIXES = (".log", ".csv", ".jsonl", ".tsv", ".txt", ".out", ".err")
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",
@@ -100,6 +104,21 @@ def append_regular(path: Path, text: str) -> None:
                 hint=f"Move {path} away.",
             )
         f.write(text)
+
+
+def grew_from(home: Path, staged: Path, chunk: int = 1 << 20) -> bool:
+    """Whether ``staged`` is ``home`` with bytes appended (an append-only file caught mid-append is a fine copy;
+    a checkpoint rewritten in place never starts with the whole previous one)."""
+    try:
+        if not home.is_file() or home.is_symlink() or staged.stat().st_size <= home.stat().st_size:
+            return False
+        with open(home, "rb") as old, open(staged, "rb") as new:
+            while block := old.read(chunk):
+                if new.read(len(block)) != block:
+                    return False
+        return True
+    except OSError:
+        return False
 
 
 def _empty_stage(stage: Path) -> None:
@@ -260,8 +279,9 @@ class Follower:
         return False
 
     def _settle(self, brought: list[str]) -> list[str]:
-        """Move into place each file this pull ``brought`` whose instance copy kept its size and mtime since;
-        return the others (changed during their transfer: maybe torn; the next pull tries again)."""
+        """Move into place each file this pull ``brought`` whose instance copy kept its size and mtime since
+        (or that only grew from the version at home: a log, metrics.csv, appended to as it travelled); return
+        the others (rewritten during their transfer: maybe torn; the next pull tries again)."""
         assert self.results is not None
         if not brought:
             return []
@@ -276,7 +296,9 @@ class Follower:
                 size, mtime = now[name]
                 whole_seconds = st.st_mtime_ns % 1_000_000_000 == 0  # an rsync that keeps no sub-second times
                 same = int(mtime) == int(st.st_mtime) if whole_seconds else abs(mtime - st.st_mtime_ns / 1e9) < 2e-6
-                if size != st.st_size or not same:
+                home = self.results / name
+                appended = grew_from(home, staged) or (name.endswith(LOG_SUFFIXES) and not home.exists())
+                if (size != st.st_size or not same) and not appended:
                     torn.append(name)
                     continue
             # else: gone from the instance since (what came is what there was), or a link: as it came
