@@ -316,11 +316,19 @@ def pull(ctx: Context, run: str) -> Path:
             )
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
     f = _follower(ctx, record, inst, out=lambda _line: None)
-    f.busy = lambda: _default_say(
-        f"{run}: another pull of this run is under way (its follower, or another `inv pull`); waiting for it"
-    )
+    waited: list[bool] = []
+
+    def busy() -> None:
+        waited.append(True)
+        _default_say(f"{run}: another pull of this run is under way (its follower, or another `inv pull`); waiting for it")
+
+    f.busy = busy
     status = f.poll()
     if not f.pull():
+        fresh = Runs(ctx.settings.runs_db).find(run) if waited else None
+        if fresh is not None and fresh.options.get("pulled"):  # the other pull was the final one, and released the instance
+            _default_say(f"{run}: the other pull brought the final results into {fresh.results_dir}")
+            return Path(fresh.results_dir)
         raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {f.last_error}")
     ended = status.get("state") in FINAL_STATES and status.get("ended_at")
     resumable = bool(record.options.get("resumable"))
