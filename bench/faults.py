@@ -319,6 +319,12 @@ def main() -> None:
             sb.down(b.settings)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
+    ran = {r["fault"] for r in rows}
+    try:  # the faults not run this time keep their last rows
+        kept = [r for r in json.loads((out / "faults.json").read_text()) if r["fault"] not in ran]
+    except (OSError, ValueError, TypeError, KeyError):
+        kept = []
+    rows = sorted(kept + rows, key=lambda r: (list(FAULTS).index(r["fault"]) if r["fault"] in FAULTS else 99, r["trial"]))
     (out / "faults.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["| fault | trial | recovered | results complete | checkpoints lost | orphans left | time to recover (s) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
