@@ -6,6 +6,7 @@ rich is imported lazily so that `inv --list` stays fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,17 +16,46 @@ from datetime import date, datetime
 from typing import Any
 
 
-def console(stderr: bool = False):
-    """The shared rich Console (stdout, or stderr for status lines)."""
-    from rich.console import Console
+def program() -> str:
+    """The name of the program the user ran (``ec2kit``, or ``inv`` in a checkout): hints name it."""
+    import os
 
+    chosen = getattr(program, "name", None)
+    if chosen:
+        return str(chosen)
+    return "ec2kit" if sys.argv and os.path.basename(sys.argv[0]) == "ec2kit" else "inv"
+
+
+def set_program(name: str) -> None:
+    """Set the program name hints use (``ec2kit``'s entry point calls this)."""
+    program.name = name  # type: ignore[attr-defined]
+
+
+_INV = re.compile(r"(?<![\w./-])inv (?=[a-z-])")
+
+
+def name_program(text: str) -> str:
+    """``text`` with every ``inv COMMAND`` hint naming the program the user ran: the one choke point
+    every message, error and help text goes through (``List them with `inv instances```)."""
+    prog = program()
+    return text if prog == "inv" else _INV.sub(prog + " ", text)
+
+
+def console(stderr: bool = False):
+    """The shared rich Console (stdout, or stderr for status lines); what it prints names the program."""
     key = "_err" if stderr else "_out"
     cached = getattr(console, key, None)
     if cached is None:
+        from rich.console import Console
+
+        class _Console(Console):
+            def print(self, *objects: Any, **kwargs: Any) -> None:
+                super().print(*(name_program(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
         stream = sys.stderr if stderr else sys.stdout
         # Piped output should not be folded to 80 columns: scripts grep it.
         width = None if stream.isatty() else 240
-        cached = Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+        cached = _Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
         setattr(console, key, cached)
     return cached
 
@@ -52,27 +82,108 @@ def print_json(value: Any) -> None:
 
 
 def print_table(
-    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: str = "", keep: Sequence[str] = ()
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    empty: str = "",
+    priority: Sequence[str] = (),
+    minimum: dict[str, int] | None = None,
+    wide: bool = False,
 ) -> None:
-    """Print a table; ``empty`` is printed instead when there are no rows. Columns named in ``keep``
-    stay on one line (others fold first when the terminal is narrow)."""
+    """Print a table that fits the terminal; ``empty`` is printed instead when there are no rows.
+
+    Columns named in ``priority`` are kept first (then the others, left to right); a column that
+    does not fit is left out and said so, long values are cut with …; ``wide`` shows every column
+    whole. Every cell is data (a tag, a run's status): it is shown, never obeyed as markup.
+    """
     out = console()
     if not rows:
         out.print(empty or f"No {title.lower()}.")
         return
-    from rich.table import Table
+    table, width = fitted_table(title, columns, rows, width=out.width, priority=priority, minimum=minimum, wide=wide)
+    if width > out.width:  # --wide: rich never prints wider than its console, so use one as wide as the table
+        from rich.console import Console
 
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold", no_wrap=col in keep)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        out = Console(file=out.file, width=width, force_terminal=out.is_terminal, highlight=False, soft_wrap=False)
     out.print(table)
+
+
+def fitted_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    width: int,
+    priority: Sequence[str] = (),
+    minimum: dict[str, int] | None = None,
+    wide: bool = False,
+) -> tuple[Any, int]:
+    """(a rich renderable: title, table and a note naming the columns left out; the width it needs)."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from .untrusted import markup_safe, visible
+
+    cells = [[visible("" if v is None else v, one_line=True) for v in row] for row in rows]
+    natural = [max([cell_len(col), *(cell_len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
+    order = [columns.index(c) for c in priority if c in columns]
+    order += [i for i in range(len(columns)) if i not in order]
+    if wide:
+        widths = dict(enumerate(natural))
+    else:
+        widths = fit_widths(natural, order, [cell_len(c) for c in columns], width, minimum, list(columns))
+    shown = sorted(widths)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    for i in shown:
+        table.add_column(columns[i], width=widths[i], min_width=widths[i], max_width=widths[i], no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*(markup_safe(row[i]) for i in shown))
+    total = sum(widths.values()) + TABLE_GAP * (len(shown) - 1)
+    width = max(total, width) if wide else width
+    parts: list[Any] = [Text(cut(visible(name_program(title), one_line=True), width), style="bold"), table]
+    hidden = [columns[i] for i in range(len(columns)) if i not in widths]
+    if hidden:
+        parts.append(Text(cut(f"{len(hidden)} more column(s) with --wide: {', '.join(hidden)}", width), style="dim"))
+    return Group(*parts), width
+
+
+TABLE_GAP = 2  # characters between two columns (a space of padding and the box's blank separator)
+
+
+def fit_widths(
+    natural: list[int], order: list[int], header: list[int], width: int, minimum: dict[str, int] | None, names: list[str]
+) -> dict[int, int]:
+    """Column index → width: columns in ``order`` while they fit at their smallest, then grown in that order."""
+    floor = {i: min(natural[i], max(header[i], (minimum or {}).get(names[i], 8))) for i in range(len(natural))}
+    chosen: list[int] = []
+    used = 0
+    for i in order:
+        need = floor[i] + (TABLE_GAP if chosen else 0)
+        if used + need <= width:
+            chosen.append(i)
+            used += need
+    widths = {i: floor[i] for i in chosen}
+    for i in chosen:
+        grow = min(natural[i] - widths[i], width - used)
+        widths[i] += grow
+        used += grow
+    return widths
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells, ending in … when it was longer."""
+    from rich.cells import cell_len, set_cell_size
+
+    return text if cell_len(text) <= width else set_cell_size(text, max(0, width - 1)) + "…"
 
 
 def info(message: str) -> None:
     """A one-line note on stderr (keeps stdout clean for --json)."""
-    console(stderr=True).print(message)
+    console(stderr=True).print(message)  # console() names the program in `inv …` hints
 
 
 def human_duration(seconds: float | None) -> str:
@@ -98,12 +209,16 @@ def progress(title: str) -> Iterator[Callable[[str], None]]:
     Cloud waits accept a ``progress`` callable; pass the yielded function.
     Falls back to plain lines when stderr is not a terminal.
     """
+    from .untrusted import markup_safe
+
+    title = markup_safe(title, one_line=True)  # it names an instance or a volume: text, never markup
     start = time.monotonic()
     err = console(stderr=True)
     if not err.is_terminal:
         last = [""]
 
         def plain(message: str) -> None:
+            message = markup_safe(message)  # progress lines name resources: text, never markup
             if message != last[0]:
                 last[0] = message
                 err.print(f"{title}: {message}")
@@ -114,7 +229,7 @@ def progress(title: str) -> Iterator[Callable[[str], None]]:
     with err.status(title) as status:
 
         def update(message: str) -> None:
-            status.update(f"{title}: {message} [dim]({time.monotonic() - start:.0f}s)[/dim]")
+            status.update(f"{title}: {markup_safe(message)} [dim]({time.monotonic() - start:.0f}s)[/dim]")
 
         yield update
     err.print(f"[green]✓[/green] {title} ({time.monotonic() - start:.1f}s)")

@@ -78,7 +78,7 @@ def test_help_after_a_task_with_positional_arguments_shows_its_help_and_does_not
         for word in ("--help", "-h"):
             result = run_inv(task, word, home=tmp_path)
             assert result.code == 0, result
-            assert f"Usage: inv [--core-opts] {task}" in result.out, result
+            assert result.out.startswith(f"Usage: inv {task}"), result
     assert not (tmp_path / "sandbox").exists()  # no command ran: not even the sandbox was started
 
 

@@ -126,3 +126,15 @@ def test_a_data_volume_and_its_snapshot_work_outside_a_checkout(installed):
     assert snap.returncode == 0, snap.stderr
     assert json.loads(snap.stdout)["name"] == "inst-data"
     assert ec2kit(installed, "terminate", "vol-host").returncode == 0
+
+
+def test_the_installed_ec2kit_lists_its_commands_and_its_hints_name_it(installed):
+    listed = ec2kit(installed, "--help")
+    assert listed.returncode == 0 and listed.stdout.startswith("Usage: ec2kit COMMAND"), listed.stdout[:500]
+    assert "Machines:" in listed.stdout and "--write-pyc" not in listed.stdout
+    missing = ec2kit(installed, "connect")
+    assert missing.returncode == 2 and "Usage: ec2kit connect [options] NAME" in missing.stderr, missing.stderr
+    refused = ec2kit(installed, "launch", "odf", "--", "--spot")
+    assert refused.returncode != 0 and "takes nothing after `--`" in refused.stderr, refused.stderr
+    hint = ec2kit(installed, "logs", "no-such-run")
+    assert hint.returncode != 0 and "List runs with: ec2kit runs" in hint.stderr, hint.stderr

@@ -6,7 +6,7 @@ here); a pip-installed ec2kit exposes the same tasks as the ``ec2kit`` command.
 
 from __future__ import annotations
 
-from invoke import Collection, Program, Task
+from invoke import Collection, Task
 
 from .. import __version__
 from . import instances, project, recipes, runs, sandbox, storage, sweeps
@@ -23,5 +23,16 @@ ns.configure({"run": {"echo": False}})
 
 
 def main() -> None:
-    """Entry point of the ``ec2kit`` console script."""
-    Program(namespace=ns, version=__version__, name="ec2kit", binary="ec2kit", binary_names=["ec2kit"]).run()
+    """Entry point of the ``ec2kit`` console script (ec2kit's tasks; a local tasks.py is not loaded: use `inv` there)."""
+    from ..ui import set_program
+    from .program import Ec2kitProgram
+
+    set_program("ec2kit")
+    try:
+        Ec2kitProgram(namespace=ns, version=__version__, name="ec2kit", binary="ec2kit", binary_names=["ec2kit"]).run()
+    except BrokenPipeError:  # `ec2kit | head`: the reader left; say nothing more
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

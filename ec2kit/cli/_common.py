@@ -25,9 +25,21 @@ AWS_HELP = {
 }
 
 
+WIDE_HELP = "show every column whole (the table is cut to the terminal's width otherwise)"
+
+
+def shown(text: object) -> str:
+    """A line built from names and tags, safe to hand to rich (``[/]h3`` is text, control characters shown)."""
+    from ..untrusted import markup_safe
+
+    return markup_safe(text, one_line=True)
+
+
 def fail(message: str, code: int = 1) -> Exit:
-    """An Invoke Exit that prints ``message`` (one paragraph) on stderr."""
-    return Exit(message=f"ec2kit: {message}", code=code)
+    """An Invoke Exit that prints ``message`` (one paragraph, naming the program the user ran) on stderr."""
+    from ..ui import name_program
+
+    return Exit(message=name_program(f"ec2kit: {message}"), code=code)
 
 
 def translate(err: BaseException) -> Exit | None:
@@ -60,11 +72,14 @@ def translate(err: BaseException) -> Exit | None:
     )
 
 
-LATE_FLAGS = frozenset({"subnet", "security_group", "instance_profile", "open_ssh"})
+def command(*, help: dict[str, str] | None = None, aws: bool = True, rest: str | None = None, **task_kwargs: Any) -> Callable:
+    """Declare an ec2kit task. The body receives an ec2kit Context instead of Invoke's.
 
-
-def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwargs: Any) -> Callable:
-    """Declare an ec2kit task. The body receives an ec2kit Context instead of Invoke's."""
+    Short flags come from :data:`ec2kit.cli.flags.SHORT_FLAGS` only (never Invoke's automatic
+    letters); ``-h`` is help. Words after a bare ``--`` go to the parameter named by ``rest``
+    (``connect NAME -- CMD``); a command without one refuses them rather than ignore them.
+    """
+    from .flags import with_table_flags
 
     def decorate(body: Callable) -> Any:
         sig = inspect.signature(body)
@@ -72,21 +87,15 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         extra = []
         if aws:
             extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in ("profile", "region")]
-        # Invoke hands out short flags in signature order: flags added later go after --profile/--region
-        # so that existing short flags (-p profile, -r region…) keep their letters.
-        early = [p for p in params if p.name not in LATE_FLAGS]
-        late = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params if p.name in LATE_FLAGS]
-        invoke_sig = sig.replace(
-            parameters=[inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD), *early, *extra, *late]
-        )
+        invoke_sig = sig.replace(parameters=[inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params, *extra])
 
         @functools.wraps(body)
         def wrapper(c: Any, *args: Any, profile: str | None = None, region: str | None = None, **kwargs: Any) -> Any:
-
             ctx = None
             if any(v in HELP_WORDS for v in (*args, *kwargs.values()) if isinstance(v, str)):
                 return show_help(made.name)  # Invoke gave `--help` to a positional argument (`inv launch --help`)
             try:
+                kwargs = take_rest(made.name, rest, kwargs)
                 kwargs = coerce_numbers(body, kwargs)
                 ctx = make_context(profile, region)
                 return body(ctx, *args, **kwargs)
@@ -107,9 +116,8 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, **task_kwar
         wrapper.__signature__ = invoke_sig  # type: ignore[attr-defined]
         del wrapper.__wrapped__  # Invoke must see the new signature, not the body's
         all_help = {**(AWS_HELP if aws else {}), **(help or {})}
-        made = task(help=all_help, **task_kwargs)(wrapper)
-        if LATE_FLAGS & set(sig.parameters):
-            made.get_arguments = _long_only(made.get_arguments)
+        made = task(help=all_help, **{**task_kwargs, "auto_shortflags": False})(wrapper)
+        made.get_arguments = with_table_flags(made)
         return made
 
     return decorate
@@ -119,28 +127,42 @@ HELP_WORDS = ("--help", "-h")
 
 
 def show_help(task_name: str) -> None:
-    """Print a task's help as `inv --help TASK` does (for `inv TASK --help`, which Invoke parses as a value)."""
-    import os
+    """Print a task's help as `ec2kit TASK --help` does (for `inv TASK --help`, which Invoke parses as a value)."""
+    from ..ui import program
+    from .program import Ec2kitProgram
 
-    from . import ns
-
-    program = os.path.basename(sys.argv[0]) if sys.argv and os.path.basename(sys.argv[0]) == "ec2kit" else "inv"
-    from invoke import Program
-
-    Program(namespace=ns, name=program, binary=program).run([program, "--help", task_name], exit=False)
+    name = program()
+    Ec2kitProgram(name=name, binary=name).run([name, "--help", task_name], exit=False)
 
 
-def _long_only(get_arguments: Callable) -> Callable:
-    """Invoke's argument list with no short flag for LATE_FLAGS (letters left over are arbitrary)."""
+def words_after_dashes() -> list[str] | None:
+    """The words after a bare ``--`` on this process's command line (None without one, or outside the CLI)."""
+    from .fastexit import is_cli
 
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        arguments = get_arguments(*args, **kwargs)
-        for argument in arguments:
-            if argument.name in LATE_FLAGS:
-                argument.names = argument.names[:1]
-        return arguments
+    argv = sys.argv
+    if not is_cli() or "--" not in argv[1:]:
+        return None
+    return argv[argv.index("--", 1) + 1 :]
 
-    return wrapped
+
+def take_rest(task_name: str, rest: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Hand the words after ``--`` to the ``rest`` parameter, or refuse them (``launch odf -- --spot``)."""
+    from ..errors import ConfigError
+    from ..ui import program
+
+    words = words_after_dashes()
+    if not words:
+        return kwargs
+    shown = " ".join(words)
+    if rest is None:
+        raise ConfigError(
+            f"{task_name} takes nothing after `--`, but got {shown!r}: it would be ignored.",
+            hint=f"Put options before `--` (e.g. `{program()} {task_name} ... {words[0]}`), or drop `--`.",
+        )
+    if kwargs.get(rest):
+        flag = "--" + rest.replace("_", "-")
+        raise ConfigError(f"{task_name}: give the command either with {flag} or after `--`, not both (got {shown!r}).")
+    return {**kwargs, rest: shown}
 
 
 def coerce_numbers(body: Callable, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -19,10 +19,15 @@ PROGRAMS = ("inv", "invoke", "ec2kit")
 _state: dict[str, Any] = {"armed": False, "called": False, "code": None}
 
 
+def is_cli() -> bool:
+    """Whether this process is one of the command-line programs (not tests calling tasks in-process)."""
+    program = sys.argv[0] if sys.argv else ""
+    return os.path.basename(program) in PROGRAMS or program.endswith(os.path.join("invoke", "__main__.py"))
+
+
 def arm() -> None:
     """Exit fast once ``sys.exit`` is called (idempotent; only in the command-line programs)."""
-    program = sys.argv[0] if sys.argv else ""
-    if _state["armed"] or not (os.path.basename(program) in PROGRAMS or program.endswith(os.path.join("invoke", "__main__.py"))):
+    if _state["armed"] or not is_cli():
         return
     _state["armed"] = True
     real_exit = sys.exit

@@ -8,7 +8,18 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, check_disk, command, fail, network_options, parse_ports, parse_tags, split_list
+from ._common import (
+    NETWORK_HELP,
+    WIDE_HELP,
+    check_disk,
+    command,
+    fail,
+    network_options,
+    parse_ports,
+    parse_tags,
+    shown,
+    split_list,
+)
 
 
 def uptime(launch_time: object, state: str) -> str:
@@ -18,8 +29,8 @@ def uptime(launch_time: object, state: str) -> str:
     return ui.human_duration((datetime.now(timezone.utc) - lt).total_seconds())
 
 
-@command(help={"json": "print JSON instead of a table", "all": "include terminated instances"})
-def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
+@command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
+def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
     """List instances: name, id, type, state, spot/on-demand, IPs, uptime (one EC2 call)."""
     states = None if all else ["pending", "running", "stopping", "stopped", "shutting-down"]
     found = ctx.cloud.instances(states=states)
@@ -35,6 +46,9 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         ["name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime"],
         rows,
         empty="No instances. Launch one with `inv launch NAME`.",
+        priority=("name", "state", "type", "public ip", "uptime", "id", "lifecycle", "private ip"),
+        minimum={"name": 24, "id": 19},
+        wide=wide,
     )
 
 
@@ -53,7 +67,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False) -> None:
         "max_price": "spot: the highest hourly price you accept (default: on-demand price)",
         "zone": "availability zone (default: any)",
         "no_wait": "return once running, without waiting for SSH",
-        "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision --tag role=web` selects by it",
+        "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision role=web` then selects by it",
         "json": "print the instance as JSON",
         **NETWORK_HELP,
     },
@@ -143,7 +157,7 @@ def _show(inst, json: bool) -> None:
     if json:
         ui.print_json(inst)
     else:
-        ui.console().print(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}")
+        ui.console().print(shown(f"{inst.name}  {inst.id}  {inst.type}  {inst.state}  {inst.public_ip or ''}"))
 
 
 @command(help={"name": "instance name or id", "no_wait": "do not wait for SSH", "json": "print JSON"})
@@ -176,18 +190,19 @@ def terminate(ctx: Context, name: str, json: bool = False) -> None:
 def change_type(ctx: Context, name: str, type: str) -> None:
     """Change the type of a stopped instance, e.g. to add or remove a GPU."""
     inst = ctx.cloud.change_type(name, type)
-    ui.console().print(f"{inst.name}  {inst.id}  now {inst.type}")
+    ui.console().print(shown(f"{inst.name}  {inst.id}  now {inst.type}"))
 
 
 @command(
     help={
         "name": "instance name or id",
         "ports": "ports to tunnel to localhost, e.g. 8888,8008",
-        "command": "run this command instead of a login shell",
-    }
+        "command": "run this command instead of a login shell (or give it after `--`: connect NAME -- nvidia-smi)",
+    },
+    rest="command",
 )
 def connect(ctx: Context, name: str, ports: str = "", command: str | None = None) -> None:
-    """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888"""
+    """SSH to an instance (host key pinned), optionally with -L tunnels. Example: inv connect base --ports 8888, or inv connect base -- nvidia-smi"""
     from ..ssh.pins import check
     from ..ssh.target import ssh_argv
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import command, fail, split_list
+from ._common import WIDE_HELP, command, fail, split_list
 
 SET_HELP = "set a variable, KEY=VALUE, or for one host HOST:KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
 
 
-@command(aws=False, help={"json": "print JSON"})
-def recipes(ctx: Context, json: bool = False) -> None:
+@command(aws=False, help={"json": "print JSON", "wide": WIDE_HELP})
+def recipes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List the recipes: ./recipes, then ~/.ec2kit/recipes, then the built-ins (a name found earlier hides the later ones)."""
     from ..recipe import list_recipes
 
@@ -28,7 +28,15 @@ def recipes(ctx: Context, json: bool = False) -> None:
         )
         for r in found
     ]
-    ui.print_table("Recipes", ["name", "from", "description", "variables", "file"], rows, empty="No recipes found.")
+    ui.print_table(
+        "Recipes",
+        ["name", "from", "description", "variables", "file"],
+        rows,
+        empty="No recipes found.",
+        priority=("name", "from", "description", "file", "variables"),
+        minimum={"name": 16, "from": 34},
+        wide=wide,
+    )
 
 
 def _run(
@@ -41,7 +49,10 @@ def _run(
     skip_tags: str,
     start_at: str | None,
     diff: bool = False,
+    json: bool = False,
 ) -> None:
+    import sys
+
     from ..recipe import TextReporter, load_recipe, parse_overrides, run_recipe
     from ..recipe.loader import check_overrides
 
@@ -57,12 +68,50 @@ def _run(
         tags=tuple(split_list(tags)),
         skip_tags=tuple(split_list(skip_tags)),
         start_at=start_at,
-        reporter=TextReporter(diff=diff),
+        reporter=TextReporter(sys.stderr if json else sys.stdout, diff=diff),
     )
+    if json:
+        ui.print_json(report_json(report))
     if not report.ok:
         from invoke.exceptions import Exit
 
         raise Exit(code=2)  # the report already said which hosts failed and why
+
+
+JSON_HELP = (
+    "print a JSON report on stdout (per host: ok/changed/skipped/failed counts and each step's status); progress goes to stderr"
+)
+
+
+def report_json(report) -> dict:  # noqa: ANN001 - a recipe RunReport
+    """`--json`'s document: the run's outcome, then per host its counts and every step's status."""
+    return {
+        "succeeded": report.ok,
+        "check": report.check,
+        "duration": round(report.duration, 3),
+        "hosts": [
+            {
+                "host": name,
+                "succeeded": host.ok,
+                **host.recap,  # ok, changed, skipped, failed (+ unreachable) step counts
+                "failure": host.failure,
+                "duration": round(host.duration, 3),
+                "steps": [
+                    {
+                        "number": s.number,
+                        "name": s.name,
+                        "kind": s.kind,
+                        "status": s.status,
+                        "reason": s.reason,
+                        "exit_code": s.exit_code,
+                        "duration": round(s.duration, 3),
+                    }
+                    for s in host.steps
+                ],
+            }
+            for name, host in report.hosts.items()
+        ],
+    }
 
 
 @command(
@@ -76,6 +125,7 @@ def _run(
         "skip_tags": "skip steps with these tags",
         "start_at": "start at this step (name or number)",
         "diff": "show what each changed template, line or copy did (a unified diff)",
+        "json": JSON_HELP,
     },
 )
 def recipe(
@@ -88,9 +138,10 @@ def recipe(
     skip_tags: str = "",
     start_at: str | None = None,
     diff: bool = False,
+    json: bool = False,
 ) -> None:
     """Run any recipe. Example: inv recipe base --on web1,web2 --set packages='["htop"]' --check"""
-    _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at, diff)
+    _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at, diff, json)
 
 
 @command(
@@ -102,10 +153,17 @@ def recipe(
         "set": SET_HELP,
         "check": "change nothing: show what would change",
         "diff": "show what each changed template, line or copy did (a unified diff)",
+        "json": JSON_HELP,
     },
 )
 def provision(
-    ctx: Context, hosts: str, recipe: str = "base", set: list[str] | None = None, check: bool = False, diff: bool = False
+    ctx: Context,
+    hosts: str,
+    recipe: str = "base",
+    set: list[str] | None = None,
+    check: bool = False,
+    diff: bool = False,
+    json: bool = False,
 ) -> None:
     """Run a recipe (default: base) on many hosts in parallel. Example: inv provision web1,web2 or inv provision role=web"""
     names: list[str] = []
@@ -125,4 +183,4 @@ def provision(
         names += [i.name or i.id for i in found if (i.name or i.id) not in names]
     if not names:
         raise fail("provision needs host names (inv provision web1,web2) or KEY=VALUE tags (inv provision role=web).")
-    _run(ctx, recipe, names, set, check, "", "", None, diff)
+    _run(ctx, recipe, names, set, check, "", "", None, diff, json)

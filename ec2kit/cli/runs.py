@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, fail, split_list, spot_options
+from ._common import NETWORK_HELP, WIDE_HELP, command, fail, shown, split_list, spot_options
 
 
 @command(
@@ -102,8 +102,8 @@ def spot_run(
         )
 
 
-@command(help={"json": "print JSON", "all": "include finished runs older than a week"})
-def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
+@command(help={"json": "print JSON", "all": "include finished runs older than a week", "wide": WIDE_HELP})
+def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
     """List spot runs with state, instance, exit code and cost so far (detached runs are checked on the spot)."""
     import time
 
@@ -145,11 +145,13 @@ def runs(ctx: Context, json: bool = False, all: bool = False) -> None:
         ["name", "state", "type", "instance", "attempt", "exit", "time", "cost", "results", "metrics"],
         rows,
         empty="No runs yet. Start one with `inv spot-run --script train.sh`.",
-        keep=("name", "metrics"),
+        priority=("name", "state", "exit", "cost", "metrics", "time", "type", "attempt", "instance", "results"),
+        minimum={"name": 28, "state": 9, "metrics": 24},
+        wide=wide,
     )
     for r in found:
         if r.options.get("note"):
-            ui.console().print(f"{r.name} ({r.state}): {r.options['note']}.")
+            ui.console().print(shown(f"{r.name} ({r.state}): {r.options['note']}."))
 
 
 def run_metrics_cell(results_dir: str) -> str:
@@ -242,12 +244,24 @@ def plot(
     ui.info(f"Run {run} is {final.state}; stopped following.")
 
 
-@command(help={"run": "run name", "follow": "keep printing new lines until the run ends"})
-def logs(ctx: Context, run: str, follow: bool = False) -> None:
+@command(
+    help={
+        "run": "run name",
+        "follow": "keep printing new lines until the run ends",
+        "json": 'print JSON Lines, one {"run": RUN, "line": TEXT} object per log line',
+    }
+)
+def logs(ctx: Context, run: str, follow: bool = False, json: bool = False) -> None:
     """Print a run's log (from the instance while it runs, else from the pulled copy)."""
-    from .. import spotrun
+    import json as jsonlib
 
-    spotrun.logs(ctx, run, follow=follow)
+    from .. import spotrun
+    from ..untrusted import visible
+
+    def out(line: str) -> None:
+        print(jsonlib.dumps({"run": run, "line": line}) if json else visible(line), flush=follow)
+
+    spotrun.logs(ctx, run, follow=follow, out=out)
 
 
 @command(help={"run": "run name, or a sweep name (pulls every run of the sweep that still has an instance)"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import check_disk, command
+from ._common import WIDE_HELP, check_disk, command, shown
 
 
 @command(
@@ -40,11 +40,11 @@ def freeze(ctx: Context, name: str, image_name: str | None = None, check: bool =
     if json:
         ui.print_json(image)
     else:
-        ui.console().print(f"{image.name}  {image.id}  {image.state}")
+        ui.console().print(shown(f"{image.name}  {image.id}  {image.state}"))
 
 
-@command(help={"json": "print JSON"})
-def images(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def images(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List your images (AMIs)."""
     found = ctx.cloud.images()
     if json:
@@ -54,7 +54,13 @@ def images(ctx: Context, json: bool = False) -> None:
         (i.name, i.id, i.state, i.creation_date, ", ".join(i.snapshot_ids)) for i in sorted(found, key=lambda i: i.name or "")
     ]
     ui.print_table(
-        "Images", ["name", "id", "state", "created", "snapshots"], rows, empty="No images yet. Make one with `inv freeze NAME`."
+        "Images",
+        ["name", "id", "state", "created", "snapshots"],
+        rows,
+        empty="No images yet. Make one with `inv freeze NAME`.",
+        priority=("name", "state", "id", "created", "snapshots"),
+        minimum={"name": 24, "id": 21},
+        wide=wide,
     )
 
 
@@ -96,7 +102,7 @@ def _show_volume(vol, json: bool, mountpoint: str | None = None) -> None:
         ui.print_json(vol)
         return
     where = f" on {vol.attached_to}" + (f" at {mountpoint}" if mountpoint else "") if vol.attached_to else ""
-    ui.console().print(f"{vol.name}  {vol.id}  {vol.size} GB  {vol.state}{where}")
+    ui.console().print(shown(f"{vol.name}  {vol.id}  {vol.size} GB  {vol.state}{where}"))
 
 
 @command(
@@ -142,11 +148,11 @@ def snapshot(
     if json:
         ui.print_json(snap)
     else:
-        ui.console().print(f"{snap.name}  {snap.id}  {snap.state}")
+        ui.console().print(shown(f"{snap.name}  {snap.id}  {snap.state}"))
 
 
-@command(help={"json": "print JSON"})
-def volumes(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def volumes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List volumes: name, id, size, state, zone, attached instance."""
     found = ctx.cloud.volumes()
     if json:
@@ -161,11 +167,14 @@ def volumes(ctx: Context, json: bool = False) -> None:
         ["name", "id", "size", "state", "zone", "attached to", "from snapshot"],
         rows,
         empty="No volumes. Make one with `inv make-volume INSTANCE --size GB`.",
+        priority=("name", "state", "size", "attached to", "id", "zone", "from snapshot"),
+        minimum={"name": 24, "id": 21, "attached to": 19},
+        wide=wide,
     )
 
 
-@command(help={"json": "print JSON"})
-def snapshots(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def snapshots(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List snapshots ec2kit made (and ones you name explicitly elsewhere by id)."""
     found = ctx.cloud.snapshots()
     if json:
@@ -180,13 +189,21 @@ def snapshots(ctx: Context, json: bool = False) -> None:
         ["name", "id", "size", "state", "progress", "volume", "started"],
         rows,
         empty="No snapshots. Make one with `inv snapshot VOLUME`.",
+        priority=("name", "state", "size", "progress", "id", "volume", "started"),
+        minimum={"name": 24, "id": 22},
+        wide=wide,
     )
 
 
 @command(
-    help={"family": "instance family or type prefix, e.g. m5, p3, g5.xlarge", "json": "print JSON", "no_spot": "skip spot prices"}
+    help={
+        "family": "instance family or type prefix, e.g. m5, p3, g5.xlarge",
+        "json": "print JSON",
+        "no_spot": "skip spot prices",
+        "wide": WIDE_HELP,
+    }
 )
-def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False) -> None:
+def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False, wide: bool = False) -> None:
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
     from ..aws import prices as p
 
@@ -205,6 +222,8 @@ def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False)
         ["type", "on-demand", *(f"spot {z}" for z in zones)],
         rows,
         empty=f"No instance types match '{family}'.",
+        priority=("type", "on-demand"),
+        wide=wide,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, command, fail, spot_options
+from ._common import NETWORK_HELP, WIDE_HELP, command, fail, spot_options
 
 
 @command(
@@ -165,33 +165,38 @@ class _LiveTable:
         if self.live is None or time.monotonic() - self.last < 1.0:
             return
         self.last = time.monotonic()
-        from rich.table import Table
-
         from ..sweep.summary import money, sort_rows, table
 
         keys = list(dict.fromkeys(k for r in driver.record.runs for k in r["settings"]))
         rows = driver.rows()
         columns, cells = table(sort_rows(rows, None), keys)
-        grid = Table(
-            title=f"Sweep {self.name}: spent {money(driver.spent())}, {len(driver.slots)} instance(s) running",
-            title_justify="left",
-            header_style="bold",
+        grid, _width = ui.fitted_table(
+            f"Sweep {self.name}: spent {money(driver.spent())}, {len(driver.slots)} instance(s) running",
+            columns,
+            cells,
+            width=ui.console().width,
+            priority=("run", "state", "cost", *columns[len(keys) + 5 :], *keys, "time", "instance"),
+            minimum={"run": 28, "state": 9},
         )
-        for col in columns:
-            grid.add_column(col)
-        for cell in cells:
-            grid.add_row(*(str(c) for c in cell))
         self.live.update(grid)
 
 
-def _print_rows(record, rows) -> None:  # noqa: ANN001
+def _print_rows(record, rows, wide: bool = False) -> None:  # noqa: ANN001
     from ..sweep.summary import missing_objective, money, parse_objective, table
 
     keys = list(dict.fromkeys(k for r in record.runs for k in r["settings"]))
     columns, cells = table(rows, keys)
     objective = parse_objective(record.options.get("objective"))
     title = f"Sweep {record.name}: {record.state}" + (f", sorted by {objective}" if objective else "")
-    ui.print_table(title, columns, cells, keep=("run",))
+    first = [objective.metric] if objective is not None else []
+    ui.print_table(
+        title,
+        columns,
+        cells,
+        priority=("run", "state", "cost", *first, *columns[len(keys) + 5 :], *keys, "time", "instance"),
+        minimum={"run": 28, "state": 9},
+        wide=wide,
+    )
     extra = [
         f"{money(record.spent) or '$0'} spent",
         f"{record.fleet_calls} CreateFleet call(s)",
@@ -207,8 +212,8 @@ def _print_rows(record, rows) -> None:  # noqa: ANN001
         ui.console().print(f"Note: {record.note}.")
 
 
-@command(help={"json": "print JSON"})
-def sweeps(ctx: Context, json: bool = False) -> None:
+@command(help={"json": "print JSON", "wide": WIDE_HELP})
+def sweeps(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List sweeps with state, runs done, cost and CreateFleet calls (a sweep whose process died is settled on the way)."""
     from .. import sweep as sweeplib
     from ..sweep.summary import money
@@ -238,12 +243,14 @@ def sweeps(ctx: Context, json: bool = False) -> None:
         ["name", "state", "succeeded", "fleet calls", "instances", "cost", "started", "note"],
         rows,
         empty="No sweeps yet. Start one with `inv sweep --script train.sh --grid lr=1e-3,3e-4`.",
-        keep=("name",),
+        priority=("name", "state", "succeeded", "cost", "started", "instances", "fleet calls", "note"),
+        minimum={"name": 28},
+        wide=wide,
     )
 
 
-@command(name="sweep-status", help={"sweep": "sweep name (see inv sweeps)", "json": "print JSON"})
-def sweep_status(ctx: Context, sweep: str, json: bool = False) -> None:
+@command(name="sweep-status", help={"sweep": "sweep name (see inv sweeps)", "json": "print JSON", "wide": WIDE_HELP})
+def sweep_status(ctx: Context, sweep: str, json: bool = False, wide: bool = False) -> None:
     """A sweep's table: every run's settings, state, instance, time, cost and latest metrics (sorted by its --objective)."""
     from .. import sweep as sweeplib
 
@@ -262,4 +269,4 @@ def sweep_status(ctx: Context, sweep: str, json: bool = False) -> None:
     if json:
         ui.print_json({"sweep": record, "rows": rows})
         return
-    _print_rows(record, rows)
+    _print_rows(record, rows, wide)
