@@ -11,12 +11,15 @@ The hosts are instances of ec2kit's sandbox (moto's EC2 server plus a real sshd 
 launched for the run in a private EC2KIT_HOME with EC2KIT_SANDBOX=1, named h0..h15 and tagged
 role=bench. ec2kit's headline rows are `inv provision h0,…,hN-1 --recipe PATH` run as a user
 runs it: the venv's `inv` as a subprocess, cwd a temporary project directory (its tasks.py is
-`from ec2kit.cli import ns`), plain AWS mode against the sandbox's EC2 endpoint (every run does
-its own DescribeInstances and asks the sandbox's resolver for each instance's sshd). pyinfra
-and Ansible reach the very same sshd, home and user with ec2kit's own private key.
+`from ec2kit.cli import ns`), against the sandbox's EC2 endpoint: a warm run finds the hosts in
+ec2kit's host cache (no AWS call) and confirms each one's identity in its first batch; a cold one
+asks AWS when a cached address does not answer. pyinfra and Ansible reach the very same sshd,
+home and user with ec2kit's own private key.
 
-For each host count: each tool's *first run* on wiped homes, then *no-op reruns* interleaved
-round-robin across tools. Every run is a whole process timed from outside; each sshd's log
+For each host count: each tool's *first run* on wiped homes, then at least 5 rounds of *no-op
+reruns*, Ansible included: in each round every tool runs once (who goes first rotates), so each
+round gives a ratio between tools measured under the same load; the report gives medians of the
+runs and of the per-round ratios, and the 1-minute load average at each run. Every run is a whole process timed from outside; each sshd's log
 (LogLevel VERBOSE) tells its exec channels, SFTP sessions and new connections. After each
 first run the homes' trees (paths, modes, contents) must be identical across hosts and tools;
 no rerun may change a file's ctime — the report says which run did.
@@ -39,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import tomllib
+from report import LABELS, MIN_REPS, Result, Run, goal_lines, load1, render, summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -331,18 +335,6 @@ TOOLS = {
     "ansible-nopipe": lambda s, n: prepare_ansible(s, n, pipelining=False),
 }
 DEFAULT_TOOLS = [t for t in TOOLS if t not in ("ansible-nopipe", "ec2kit-paramiko")]
-LABELS = {
-    "ec2kit": "`inv provision`, warm",
-    "ec2kit-cold": "`inv provision`, cold (EC2KIT_SSH_PERSIST=0)",
-    "ec2kit-sudo": "`inv provision`, sudo, warm",
-    "ec2kit-sudo-cold": "`inv provision`, sudo, cold",
-    "ec2kit-recipe": "`inv recipe --on`, warm",
-    "ec2kit-library": "ec2kit library call, not a user command",
-    "ec2kit-paramiko": "`inv provision` over paramiko (EC2KIT_SSH=paramiko)",
-    "pyinfra": "pyinfra",
-    "ansible": "Ansible (pipelining on)",
-    "ansible-nopipe": "Ansible (pipelining off)",
-}
 #: First runs go in this order (slow peers first, so the warm ec2kit rows start their no-op rounds
 #: with the masters their first runs left, not ones a minute-long Ansible run let expire).
 FIRST_RUN_ORDER = ["ansible-nopipe", "ansible", "pyinfra", "ec2kit-cold", "ec2kit-sudo-cold", "ec2kit-paramiko", "ec2kit-library"]
@@ -350,6 +342,9 @@ FIRST_RUN_ORDER = ["ansible-nopipe", "ansible", "pyinfra", "ec2kit-cold", "ec2ki
 #: leaves stand for the ones `inv launch` leaves (it waits for SSH through a shared connection), so
 #: a *warm first run* is what a user gets running `inv provision` right after `inv launch`.
 WARM_FIRST = ("ec2kit", "ec2kit-sudo", "ec2kit-recipe")
+#: A warm row whose last run is older than this (an Ansible run took a minute) gets an untimed
+#: warm-up first: "warm" is a user rerunning within the minute the shared connections linger.
+REWARM_AFTER = 50.0
 
 
 def warm_up(setup: Setup, n: int, log: Path) -> None:
@@ -395,54 +390,6 @@ def run_once(inv: Invocation, log: Path) -> float:
     return elapsed
 
 
-# --------------------------------------------------------------------------- measurements
-
-
-@dataclass
-class Run:
-    """One whole-process run: wall time, per-host SSH work (from the sshd logs), files it touched."""
-
-    s: float
-    exec: float = 0  # exec channels per host (mean)
-    exec_max: int = 0
-    sftp: float = 0
-    conns: float = 0  # new authenticated connections per host (0: a warm master served it)
-    touched: list[str] = field(default_factory=list)
-    load: float = 0  # 1-minute load average when the run started (other work shares the cores)
-
-
-def load1() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-@dataclass
-class Result:
-    """One tool on one host count: the first run and the no-op reruns."""
-
-    tool: str
-    hosts: int
-    first: Run | None = None
-    noop: list[Run] = field(default_factory=list)
-    tree: str = ""  # digest of the hosts' home tree after the first run
-    tree_same_on_all_hosts: bool = False
-    error: str = ""
-
-    @property
-    def first_s(self) -> float | None:
-        return self.first.s if self.first else None
-
-    @property
-    def noop_median(self) -> float | None:
-        return statistics.median(r.s for r in self.noop) if self.noop else None
-
-    def noop_mean(self, key: str) -> float:
-        return sum(getattr(r, key) for r in self.noop) / len(self.noop) if self.noop else 0
-
-    @property
-    def touched(self) -> list[str]:
-        return sorted({f for r in self.noop for f in r.touched})
-
-
 def all_ctimes(hosts: list[Host]) -> list[dict[str, int]]:
     return [ctimes(h.home) for h in hosts]
 
@@ -475,6 +422,7 @@ def measure_host_count(n: int, reps: dict[str, int], setup: Setup, say) -> tuple
     manifests: dict[str, dict[str, str]] = {}
     order = [t for t in FIRST_RUN_ORDER if t in reps] + [t for t in reps if t not in FIRST_RUN_ORDER]
     stamps: list[dict[str, int]] = []
+    rewarmed: dict[str, int] = {}
     for tool in order:
         res = results[tool]
         try:
@@ -491,15 +439,21 @@ def measure_host_count(n: int, reps: dict[str, int], setup: Setup, say) -> tuple
             res.error = str(e)
             say(f"{n} host(s): {LABELS[tool]}: first run FAILED: {e}")
     rounds = max(reps.values(), default=0)
+    last = {t: time.monotonic() for t in order}  # when each tool last ran (its masters linger 60 s)
     for r in range(rounds):
         live = [t for t in order if not results[t].error]
         live = live[r % len(live) :] + live[: r % len(live)] if live else []  # rotate who goes first
         done = []
         for tool in live:
-            if r < rounds - reps[tool]:  # fewer reps (Ansible): in the last rounds
+            if r < rounds - reps[tool]:  # fewer reps asked for a tool: in the last rounds
                 continue
             try:
+                if tool in WARM_FIRST and time.monotonic() - last[tool] > REWARM_AFTER:
+                    warm_up(setup, n, logs[tool])  # a minute-long Ansible run let its masters expire
+                    rewarmed[tool] = rewarmed.get(tool, 0) + 1
                 run, stamps = timed_run(invs[tool], hosts, logs[tool], stamps)
+                last[tool] = time.monotonic()
+                run.round = r
                 results[tool].noop.append(run)
                 done.append(f"{tool} {run.s:.2f}s")
             except (RunFailed, OSError) as e:
@@ -507,6 +461,8 @@ def measure_host_count(n: int, reps: dict[str, int], setup: Setup, say) -> tuple
                 stamps = all_ctimes(hosts)
         say(f"{n} host(s): no-op round {r + 1}/{rounds}: " + ", ".join(done))
     close_ansible_masters(setup.workdir)
+    if rewarmed:
+        say(f"{n} host(s): warm rows re-warmed (untimed) after a gap over {REWARM_AFTER:.0f}s: {rewarmed}")
     return list(results.values()), manifests
 
 
@@ -517,20 +473,32 @@ def close_ansible_masters(workdir: Path) -> None:
         subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "bench"], capture_output=True, stdin=subprocess.DEVNULL)
 
 
-def cli_startup(setup: Setup, runs: int = 10) -> dict:
-    """Median wall time of `inv --list` in the project directory (and of a bare `python -c pass`)."""
-    out: dict = {}
-    for label, argv in (
-        ("inv --list", [str(VENV_BIN / "inv"), "--list"]),
-        ("python -c pass", [sys.executable, "-c", "pass"]),
-    ):
-        times, rc, err = [], 0, ""
-        for _ in range(runs):
-            start = time.perf_counter()
-            proc = subprocess.run(argv, cwd=setup.sandbox.project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-            times.append(time.perf_counter() - start)
-            rc, err = proc.returncode, (proc.stderr or proc.stdout).strip().splitlines()[-1:] if proc.returncode else ""
-        out[label] = {"median_s": statistics.median(times), "min_s": min(times), "exit": rc, "error": err[0] if err else ""}
+def cli_startup(setup: Setup, rounds: int = 7) -> dict:
+    """`inv --list`, `inv instances`, a warm 1-host no-op `inv provision` and `python -c pass`, one of
+    each per round (interleaved, so each round's ratios share one load): every time, and the load."""
+    provision = TOOLS["ec2kit"](setup, 1)
+    commands = {
+        "inv --list": Invocation([str(VENV_BIN / "inv"), "--list"], setup.sandbox.env(), setup.sandbox.project),
+        "inv instances": Invocation([str(VENV_BIN / "inv"), "instances"], setup.sandbox.env(), setup.sandbox.project),
+        "inv provision h0 (warm no-op)": provision,
+        "python -c pass": Invocation([sys.executable, "-c", "pass"], {}, setup.sandbox.project),
+    }
+    log = setup.workdir / "startup.log"
+    run_once(provision, log)  # untimed: the shared connection a warm run finds
+    out: dict = {label: {"times": [], "loads": [], "exit": 0, "error": ""} for label in commands}
+    for _ in range(rounds):
+        for label, inv in commands.items():
+            load = load1()
+            try:
+                t = run_once(inv, log)
+            except RunFailed as e:
+                out[label]["exit"], out[label]["error"] = 1, str(e).splitlines()[-1][:100]
+                continue
+            out[label]["times"].append(t)
+            out[label]["loads"].append(load)
+    for v in out.values():
+        v["median_s"] = statistics.median(v["times"]) if v["times"] else None
+        v["min_s"] = min(v["times"]) if v["times"] else None
     return out
 
 
@@ -571,152 +539,6 @@ def machine_info() -> dict:
     }
 
 
-# --------------------------------------------------------------------------- report
-
-
-def fmt_s(x: float | None) -> str:
-    return "—" if x is None else f"{x:.2f}"
-
-
-def n_(x: float) -> str:
-    """A per-run count: whole numbers as such, averages to two decimals."""
-    return f"{round(x, 2):g}"
-
-
-def ratio(peer: float | None, mine: float | None) -> str:
-    return "—" if peer is None or not mine else f"{peer / mine:.1f}×"
-
-
-def goal_lines(results: list[Result]) -> list[str]:
-    """The team's targets, measured on the headline row (`inv provision`, warm)."""
-
-    def get(tool: str, n: int) -> Result | None:
-        return next((r for r in results if r.tool == tool and r.hosts == n and not r.error), None)
-
-    lines = []
-    ec, py, an = get("ec2kit", 8), get("pyinfra", 8), get("ansible", 8)
-    for peer, goal, label in ((py, 8, "pyinfra"), (an, 60, "Ansible")):
-        if ec and peer and ec.noop_median and peer.noop_median:
-            x = peer.noop_median / ec.noop_median
-            lines.append(
-                f"- 8 hosts, no-op, `inv provision` ≥ {goal}× faster than {label}: {x:.1f}× — {'PASS' if x >= goal else 'FAIL'}"
-            )
-        else:
-            lines.append(f"- 8 hosts, no-op, `inv provision` ≥ {goal}× faster than {label}: not measured")
-    one = get("ec2kit", 1)
-    if one and one.noop_median:
-        ok = one.noop_median <= 0.25
-        lines.append(f"- 1 host, no-op, `inv provision` ≤ 0.25 s: {one.noop_median:.2f} s — {'PASS' if ok else 'FAIL'}")
-    else:
-        lines.append("- 1 host, no-op, `inv provision` ≤ 0.25 s: not measured")
-    for n in sorted({r.hosts for r in results}):
-        e, p = get("ec2kit", n), get("pyinfra", n)
-        if e and p and e.first_s and p.first_s:
-            x = p.first_s / e.first_s
-            c = get("ec2kit-cold", n)
-            cold = f" (with a new SSH handshake per host, the cold row: {p.first_s / c.first_s:.1f}×)" if c and c.first_s else ""
-            lines.append(
-                f"- {n} host(s), first run, `inv provision` ≥ 3× faster than pyinfra: {x:.1f}× — {'PASS' if x >= 3 else 'FAIL'}{cold}"
-            )
-    return lines
-
-
-def render(results: list[Result], reps: dict, startup: dict, info: dict, tree_check: list[str], note: str) -> str:
-    """The markdown report."""
-    lines = ["# ec2kit's CLI vs pyinfra vs Ansible: the 20-step job on sandbox instances", ""]
-    if note:
-        lines += [f"**{note}**", ""]
-    lines.append(
-        "Whole-process wall time (s), timed from outside, on ec2kit sandbox instances (moto EC2 + one real sshd each). "
-        "*first* = one run on emptied homes; *no-op* = median of reruns (n in brackets), interleaved round-robin across tools. "
-        "*warm* = default settings: the ControlPersist masters (60 s) an earlier run left are reused (a warm *first* run "
-        "follows an untimed one-step `inv recipe` that opens them, as `inv launch` leaves them open); *cold* = "
-        "`EC2KIT_SSH_PERSIST=0`, a new SSH handshake per host per run. `inv` rows include DescribeInstances against the "
-        "sandbox's EC2 endpoint and the sandbox resolver's look-ups. Per host per run from each sshd's VERBOSE log: exec "
-        "channels (max over hosts), SFTP sessions, new connections. `×pyinfra` / `×Ansible` = their time / this row's "
-        "(same host count and phase, medians; >1 means this row is faster). *min s*: the fastest rerun, less exposed "
-        "to load spikes from other work on the machine than the median."
-    )
-    lines += [
-        "",
-        "| tool | hosts | run | median s (n) | min s | ×pyinfra | ×Ansible | exec/host (max) | sftp/host | conns/host | check |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    peer = {}
-    for r in results:
-        if r.tool in ("pyinfra", "ansible") and not r.error:
-            peer[(r.tool, r.hosts, "first")] = r.first_s
-            peer[(r.tool, r.hosts, "noop")] = r.noop_median
-    for r in sorted(results, key=lambda r: (r.hosts, list(TOOLS).index(r.tool))):
-        if r.error:
-            err = r.error.strip().splitlines()[-1][:100].replace("|", "/") if r.error.strip() else "?"
-            lines.append(f"| {LABELS[r.tool]} | {r.hosts} | — | failed | — | — | — | — | — | — | {err} |")
-            if not r.first:
-                continue
-        tree = ("tree ok" if r.tree_same_on_all_hosts else "tree DIFFERS across hosts") + f" `{r.tree}`"
-        rows = []
-        if r.first:
-            f = r.first
-            rows.append(("first", f.s, f.s, 1, f.exec, f.exec_max, f.sftp, f.conns, tree))
-        if r.noop:
-            t = r.touched
-            state = f"NOT a no-op: touched {len(t)} files ({', '.join(t[:3])})" if t else "no file touched"
-            rows.append(
-                (
-                    "no-op",
-                    r.noop_median,
-                    min(x.s for x in r.noop),
-                    len(r.noop),
-                    r.noop_mean("exec"),
-                    max(x.exec_max for x in r.noop),
-                    r.noop_mean("sftp"),
-                    r.noop_mean("conns"),
-                    state,
-                )
-            )
-        for phase, t, fastest, k, ex, exm, sftp, conns, state in rows:
-            key = "first" if phase == "first" else "noop"
-            xp = ratio(peer.get(("pyinfra", r.hosts, key)), t) if r.tool != "pyinfra" else "1×"
-            xa = ratio(peer.get(("ansible", r.hosts, key)), t) if r.tool != "ansible" else "1×"
-            lines.append(
-                f"| {LABELS[r.tool]} | {r.hosts} | {phase} | {fmt_s(t)} ({k}) | {fmt_s(fastest)} | {xp} | {xa} "
-                f"| {n_(ex)} ({exm}) | {n_(sftp)} | {n_(conns)} | {state} |"
-            )
-    loads = [x.load for r in results for x in ([r.first] if r.first else []) + r.noop]
-    if loads:
-        lines += [
-            "",
-            f"1-minute load average when the runs started: {min(loads):.1f} to {max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} cores; per run in the JSON.",
-        ]
-    lines += ["", "## Goals (headline row: `inv provision`, warm)", ""] + goal_lines(results)
-    lines += ["", "## Same result on every host and tool", ""]
-    lines += tree_check or ["- every tool produced the same home tree (paths, modes, contents) on every host"]
-    lines += ["", "## CLI start-up", "", "| command | median s | min s | note |", "|---|---|---|---|"]
-    for label, v in startup.items():
-        note_ = v.get("error") or ("" if v.get("exit", 0) == 0 else f"exit {v['exit']}")
-        lines.append(f"| `{label}` | {fmt_s(v.get('median_s'))} | {fmt_s(v.get('min_s'))} | {note_} |")
-    lines += ["", "## Repetitions", ""]
-    lines += [
-        f"- {LABELS[t]}: " + ", ".join(f"{n} host(s): {k} no-op reruns" for n, k in sorted(d.items())) for t, d in reps.items()
-    ]
-    lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in info.items()]
-    return "\n".join(lines) + "\n"
-
-
-def summary(results: list[Result]) -> str:
-    """A few lines for the terminal."""
-    out = []
-    for n in sorted({r.hosts for r in results}):
-        parts = []
-        for r in (r for r in results if r.hosts == n):
-            if r.error:
-                parts.append(f"{r.tool} FAILED")
-            else:
-                parts.append(f"{r.tool} {fmt_s(r.first_s)}/{fmt_s(r.noop_median)}")
-        out.append(f"{n} host(s), first/no-op s: " + ", ".join(parts))
-    return "\n".join(out + goal_lines(results))
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -736,15 +558,19 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(DEFAULT_TOOLS),
         help=f"comma-separated (default {','.join(DEFAULT_TOOLS)}; also ansible-nopipe, ec2kit-paramiko)",
     )
-    ap.add_argument("--reps", type=int, default=5, help="no-op reruns per tool except Ansible (default 5)")
-    ap.add_argument("--ansible-reps", type=int, default=1, help="no-op reruns for Ansible (default 1: 10-120 s each here)")
-    ap.add_argument("--quick", action="store_true", help="1 and 8 hosts, 3 reps, 1 Ansible rerun")
+    ap.add_argument("--reps", type=int, default=MIN_REPS, help=f"no-op reruns per tool (default {MIN_REPS})")
+    ap.add_argument(
+        "--ansible-reps", type=int, default=None, help="no-op reruns for Ansible (default: --reps; 10-120 s each here)"
+    )
+    ap.add_argument("--quick", action="store_true", help=f"1 and 8 hosts, {MIN_REPS} reps for every tool")
     ap.add_argument("--note", default="", help="a line printed at the top of the report (e.g. which code it measured)")
     ap.add_argument("--out", type=Path, default=RESULTS / "latest", help="report path without suffix (.md and .json are written)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, sandbox) for inspection")
     args = ap.parse_args(argv)
     if args.quick:
-        args.hosts, args.reps, args.ansible_reps = "1,8", 3, 1
+        args.hosts, args.reps = "1,8", MIN_REPS
+    if args.ansible_reps is None:
+        args.ansible_reps = args.reps
     tools = [t for t in args.tools.split(",") if t]
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
@@ -755,8 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (VENV_BIN / "inv").exists():
         print(f"{VENV_BIN / 'inv'} is missing: run bench/run.py with the venv's Python (.venv/bin/python).", file=sys.stderr)
         return 2
-    for var in ("EC2KIT_SSH", "EC2KIT_SSH_PERSIST", "EC2KIT_SSH_ADDRESS", "AWS_PROFILE"):
-        os.environ.pop(var, None)  # warm rows measure the default settings
+    for var in ("EC2KIT_SSH", "EC2KIT_SSH_PERSIST", "EC2KIT_SSH_ADDRESS", "AWS_PROFILE", "PYTHONDONTWRITEBYTECODE"):
+        os.environ.pop(var, None)  # warm rows measure the default settings; every tool may use its .pyc files
     counts = sorted({int(x) for x in args.hosts.split(",")})
 
     workdir = Path(tempfile.mkdtemp(prefix="ec2kit-bench-"))
@@ -791,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{load_before} at start, {info['load_average']} at end (1/5/15 min; other work shares these cores)"
         )
         info["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
-        report = render(results, reps, startup, info, tree_check, args.note)
+        report = render(results, reps, startup, info, tree_check, args.note, list(TOOLS))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".md").write_text(report)
         payload = {
@@ -806,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str))
         print()
         print(summary(results))
+        print("\n".join(goal_lines(results, startup)))
         print(f"\nreport: {args.out.with_suffix('.md')}")
         return 0 if all(not r.error for r in results) else 1
     finally:

@@ -16,10 +16,18 @@ Heavy libraries (boto3, fabric, rich, jinja2) are imported lazily so the
 command line starts fast.
 """
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .api import EC2
+
+if sys.dont_write_bytecode and not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+    # Invoke turns bytecode caching off before it loads tasks.py (no .pyc beside a user's tasks);
+    # from a checkout or an editable install, no .pyc of ec2kit would ever be written and every
+    # `inv` would compile ec2kit from source again (~0.1 s). Python's default again, from here on.
+    sys.dont_write_bytecode = False
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,13 @@ Example ``ec2kit.toml``::
     type = "g5.xlarge"
     types = ["g5.xlarge", "g6.xlarge"]
     disk = 100
-    security_groups = ["sg-0123456789abcdef0"]
+
+A project file comes with a repository someone else may have written, so it may only say *what*
+to launch (region, type, types, image, disk, subnet, max_price, ssh_address, login_user). Keys that
+say who may reach your instances or which credentials and permissions they get (``ssh_cidr``,
+``checkip_url``, ``security_groups``, ``instance_profile``, ``profile``, ``key_name``) are *user
+keys*: in a project file they are ignored with a warning naming the file and line, unless your own
+file trusts that directory (``trust_projects = ["~/src/mine"]``, like git's ``safe.directory``).
 """
 
 from __future__ import annotations
@@ -34,27 +40,28 @@ class Key:
     """One config key: its type, built-in default, environment variable and help."""
 
     name: str
-    kind: str  # "str" | "int" | "list" | "price" | one of "a|b"
+    kind: str  # "str" | "int" | "list" | "price" | "region" | "name" | "user" | "disk" | one of "a|b"
     default: Any
     env: tuple[str, ...] = ()
     help: str = ""
+    user_only: bool = False  # who may reach instances / which credentials: not from a project file
 
 
 KEYS: dict[str, Key] = {
     k.name: k
     for k in (
-        Key("region", "str", None, ("AWS_REGION", "AWS_DEFAULT_REGION"), "AWS region code"),
-        Key("profile", "str", None, ("AWS_PROFILE",), "AWS profile from ~/.aws/config"),
+        Key("region", "region", None, ("AWS_REGION", "AWS_DEFAULT_REGION"), "AWS region code"),
+        Key("profile", "str", None, ("AWS_PROFILE",), "AWS profile from ~/.aws/config", True),
         Key("type", "str", None, (), "instance type for launch and spot-run"),
         Key("types", "list", [], (), "fallback instance types for spot capacity"),
         Key("image", "str", None, (), "AMI name, id or alias"),
-        Key("disk", "int", None, (), "root disk size in GB"),
+        Key("disk", "disk", None, (), "root disk size in GB"),
         Key("subnet", "str", None, (), "subnet id or Name tag"),
-        Key("security_groups", "list", [], (), "extra security groups"),
-        Key("instance_profile", "str", None, (), "IAM instance profile name"),
-        Key("ssh_cidr", "str", None, ("EC2KIT_SSH_CIDR",), "who may reach port 22 (default: your public IP /32)"),
-        Key("key_name", "str", "ec2kit", ("EC2KIT_KEY_NAME",), "EC2 key pair name"),
-        Key("login_user", "str", "ubuntu", ("EC2KIT_USER",), "login user on instances"),
+        Key("security_groups", "list", [], (), "extra security groups", True),
+        Key("instance_profile", "str", None, (), "IAM instance profile name", True),
+        Key("ssh_cidr", "str", None, ("EC2KIT_SSH_CIDR",), "who may reach port 22 (default: your public IP /32)", True),
+        Key("key_name", "name", "ec2kit", ("EC2KIT_KEY_NAME",), "EC2 key pair name", True),
+        Key("login_user", "user", "ubuntu", ("EC2KIT_USER",), "login user on instances"),
         Key("max_price", "price", None, (), "highest spot price, USD per hour"),
         Key(
             "ssh_address",
@@ -69,9 +76,40 @@ KEYS: dict[str, Key] = {
             "https://checkip.amazonaws.com",
             ("EC2KIT_CHECKIP_URL",),
             "URL answering your public IPv4 (SSH is opened to it /32)",
+            True,
         ),
+        Key("trust_projects", "list", [], (), "directories whose ec2kit.toml may set user keys (your file only)", True),
     )
 }
+
+#: The most a spot price may be (USD/hour): above any instance type's on-demand price.
+MAX_PRICE = 1000.0
+MAX_DISK_GB = 16384  # the largest gp3 volume AWS makes
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+#: An EC2 key pair name ec2kit also uses as a file name under ~/.ec2kit/keys: no path, no leading dot or dash.
+KEY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]{0,127}$")
+#: A login user name as useradd accepts it (no option, no space, no ``@``).
+USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+
+def check_key_name(name: str, where: str = "key_name") -> str:
+    """``name`` when it is a plain key pair name (a file name under keys/), else a ConfigError naming ``where``."""
+    if not isinstance(name, str) or not KEY_NAME.match(name):
+        raise ConfigError(
+            f"{where}: {name!r} is not a key pair name.",
+            hint="Use letters, digits and . _ - (no '/', no leading '.' or '-'), e.g. key_name = \"ec2kit\".",
+        )
+    return name
+
+
+def check_user(name: str, where: str = "login_user") -> str:
+    """``name`` when it is a plain login user name, else a ConfigError naming ``where``."""
+    if not isinstance(name, str) or not USER_NAME.match(name):
+        raise ConfigError(
+            f"{where}: {name!r} is not a user name.",
+            hint="Use letters, digits and . _ - (not starting with '-'), e.g. login_user = \"ubuntu\".",
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -80,26 +118,54 @@ class Config:
 
     values: dict[str, Any]
     sources: dict[str, str]
+    warnings: tuple[str, ...] = ()  # user keys a project file tried to set (ignored)
 
     def get(self, key: str) -> Any:
         return self.values[key]
 
 
 def _toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     try:
         text = path.read_bytes().decode()
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: byte {err.start} is not UTF-8.", hint="Save the file as UTF-8.") from None
     except OSError as err:
         raise ConfigError(f"{path} cannot be read ({err.strerror}).") from None
+    return parse_toml(text, str(path))
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """``tomllib.loads(text)`` with every failure (syntax, nesting too deep) a ConfigError naming ``where``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: {err}.", hint="Fix the TOML syntax there.") from None
+        raise ConfigError(f"{where}: {err}.", hint="Fix the TOML syntax there.") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{where}:{deep_line(text)}: arrays or tables are nested too deeply to read.",
+            hint="Flatten the value there (a few levels of nesting are plenty).",
+        ) from None
+    except MemoryError:
+        raise ConfigError(f"{where}: the file is too large to read.", hint="Make it smaller.") from None
+
+
+def deep_line(text: str, limit: int = 64) -> int:
+    """The line where ``[``/``{`` first nest deeper than ``limit`` (for a RecursionError's message)."""
+    depth, line = 0, 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return 1
 
 
 def _line(path: Path, key: str) -> str:
@@ -119,9 +185,18 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if key.kind == "str":
         ok = isinstance(value, str) and bool(value.strip())
         shown = f'{key.name} = "text"'
-    elif key.kind == "int":
+    elif key.kind in ("int", "disk"):
         ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        if ok and key.kind == "disk" and value > MAX_DISK_GB:
+            raise ConfigError(f"{where}: {key.name} = {value}: a disk is 1 to {MAX_DISK_GB} GB.", hint="Example: disk = 60.")
         shown = f"{key.name} = 60"
+    elif key.kind == "region":
+        ok = isinstance(value, str) and bool(REGION.match(value))
+        shown = f'{key.name} = "us-east-2"  (a region code; `inv region Ohio` finds one)'
+    elif key.kind == "name":
+        return check_key_name(value, f"{where}: {key.name}")
+    elif key.kind == "user":
+        return check_user(value, f"{where}: {key.name}")
     elif key.kind == "list":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -131,10 +206,10 @@ def _check(key: Key, value: Any, where: str) -> Any:
         ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
         if ok:
             try:
-                ok = float(value) > 0
+                ok = 0 < float(value) <= MAX_PRICE  # refuses nan, inf and "1e999"
             except ValueError:
                 ok = False
-        shown = f"{key.name} = 0.5"
+        shown = f"{key.name} = 0.5  (USD per hour, at most {MAX_PRICE:g})"
     else:
         choices = key.kind.split("|")
         ok = value in choices
@@ -146,7 +221,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
 
 def _from_file(path: Path) -> dict[str, tuple[Any, str]]:
     data = _toml(path)
-    out = {}
+    out: dict[str, tuple[Any, str]] = {}
     for name, value in data.items():
         key = KEYS.get(name)
         if key is None:
@@ -165,14 +240,30 @@ def files(home: Path, cwd: Path | None = None) -> tuple[Path, Path]:
 
 
 def load(home: Path, cwd: Path | None = None, environ: dict[str, str] | None = None) -> Config:
-    """The effective defaults (built-in < user file < project file < environment)."""
+    """The effective defaults (built-in < user file < project file < environment).
+
+    A project file's user keys (``Key.user_only``) are ignored with a warning unless the user's file
+    lists the project's directory in ``trust_projects``.
+    """
     env = os.environ if environ is None else environ
     values = {k.name: k.default for k in KEYS.values()}
     sources = {k.name: "built-in" for k in KEYS.values()}
-    for path in files(home, cwd):
-        if path.is_file():
-            for name, (value, where) in _from_file(path).items():
-                values[name], sources[name] = value, where
+    warnings: list[str] = []
+    user_file, project_file = files(home, cwd)
+    if user_file.is_file():
+        for name, (value, where) in _from_file(user_file).items():
+            values[name], sources[name] = value, where
+    if project_file.is_file() and project_file.resolve() != user_file.resolve():
+        trusted = _trusted(project_file.parent, values["trust_projects"])
+        for name, (value, where) in _from_file(project_file).items():
+            if KEYS[name].user_only and not trusted:
+                warnings.append(
+                    f"Warning: {where}: {name} = {value!r} ignored: a project's ec2kit.toml may not set {name} "
+                    f"(it decides who reaches your instances or with which credentials). Set it in {user_file}, "
+                    f"or trust this directory there: trust_projects = [{str(project_file.parent)!r}]."
+                )
+                continue
+            values[name], sources[name] = value, where
     for key in KEYS.values():
         for var in key.env:
             raw = env.get(var, "").strip()
@@ -180,4 +271,10 @@ def load(home: Path, cwd: Path | None = None, environ: dict[str, str] | None = N
                 values[key.name] = _check(key, raw if key.kind != "list" else raw, f"environment {var}")
                 sources[key.name] = f"env {var}"
                 break
-    return Config(values, sources)
+    return Config(values, sources, tuple(warnings))
+
+
+def _trusted(project: Path, trusted: list[str]) -> bool:
+    """Whether ``project`` is one of the user's ``trust_projects`` directories."""
+    here = project.resolve()
+    return any(Path(t).expanduser().resolve() == here for t in trusted)

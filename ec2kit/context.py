@@ -1,16 +1,24 @@
-"""The Context handed to every command: settings, the cloud, SSH hosts.
+"""The Context handed to every command: settings, where it acts, and the SSH connections it holds.
 
-Decides once per process whether ec2kit talks to real AWS or to the local
-sandbox, and owns the SSH connections it opens (closed by :meth:`close`).
+Two parts with one job each: :class:`~ec2kit.where.Where` decides AWS or the sandbox, makes the
+Cloud and says how an instance is reached; :class:`~ec2kit.connections.Connections` holds the
+transports (closed by :meth:`Context.close`). The Context adds the host-cache fast path on top:
+instances found by name without AWS, which no command acts on before they are confirmed.
+
+The fast path, in order: :meth:`instances_named` answers from the host cache (no boto3);
+:meth:`reachable` connects to them (a stale address or another machine's key sends it to AWS);
+the first batch on each host confirms from its instance metadata that it is still the instance
+named so, and :meth:`not_confirmed` sends a host that is not to AWS (see ec2kit.recipe.script).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .errors import ConfigError, CredentialsError
+from .connections import Connections
 from .settings import Settings
+from .where import Reach, Where, aws_credentials_available, ssh_address
 
 if TYPE_CHECKING:
     from .aws.cloud import Cloud
@@ -19,171 +27,67 @@ if TYPE_CHECKING:
     from .sandbox import SandboxInfo
     from .ssh import SshTarget, Transport
 
-
-def aws_credentials_available(profile: str | None) -> bool:
-    """Whether boto3's standard chain finds credentials (env, profile, SSO, IMDS…)."""
-    import boto3
-    import botocore.exceptions
-
-    try:
-        return boto3.Session(profile_name=profile).get_credentials() is not None
-    except botocore.exceptions.ProfileNotFound as err:
-        raise ConfigError(f"The AWS profile '{profile}' does not exist.", hint="Check ~/.aws/config or drop --profile.") from err
-    except botocore.exceptions.BotoCoreError as err:
-        raise CredentialsError(
-            f"Your AWS credentials could not be read: {err}.",
-            hint="Run `aws configure` or set EC2KIT_SANDBOX=1 to use the local sandbox.",
-        ) from err
-
-
-def ssh_address(inst: Instance, choice: str = "auto") -> tuple[str, str]:
-    """(address to dial, why that one) for ``inst``: ``auto`` takes the public IP when there is one,
-    else the private; ``public`` / ``private`` (EC2KIT_SSH_ADDRESS) force one. WrongState without one."""
-    from .errors import WrongState
-
-    if inst.state not in ("pending", "running"):
-        raise WrongState(
-            f"Instance {inst.label} is {inst.state}, so it has no public IP address to SSH to.",
-            hint=f"Start it with `inv start {inst.name or inst.id}`.",
-        )
-    if choice != "private" and inst.public_ip:
-        return inst.public_ip, "its public IP"
-    if choice != "public" and inst.private_ip:
-        why = "EC2KIT_SSH_ADDRESS=private" if choice == "private" else "it has no public IP"
-        return inst.private_ip, f"its private IP ({why}): reachable only from inside its VPC (VPN, bastion, another instance)"
-    if choice == "public":
-        hint = "It has a private IP only: unset EC2KIT_SSH_ADDRESS (auto uses it) from inside its VPC, or launch in a subnet that assigns public IPs."
-    else:
-        hint = "Launch it in a subnet that assigns public IPs, or set EC2KIT_SSH_ADDRESS=private inside the VPC."
-    which = {"public": "public ", "private": "private "}.get(choice, "")
-    raise WrongState(f"Instance {inst.label} has no {which}IP address (it is {inst.state}).", hint=hint)
+__all__ = ["Context", "aws_credentials_available", "ssh_address"]
 
 
 class Context:
-    """Settings plus lazily created cloud and SSH hosts, shared by a command."""
+    """Settings, where the command acts (:attr:`where`) and its SSH connections (:attr:`connections`)."""
 
     def __init__(
-        self, settings: Settings | None = None, *, quiet: bool = False, cloud: Cloud | None = None, resolver: Any = None
+        self, settings: Settings | None = None, *, quiet: bool = False, cloud: Cloud | None = None, reach: Reach | None = None
     ) -> None:
-        """``cloud``/``resolver``: use this EC2 layer (e.g. a bare moto server) and instance → SSH
-        address map instead of choosing AWS or the sandbox."""
+        """``cloud``/``reach``: use this EC2 layer (e.g. a bare moto server) and this way to reach its
+        instances instead of choosing AWS or the sandbox."""
         self.settings = settings or Settings.from_env()
         self.settings.ensure_home()
         self.quiet = quiet
-        self._cloud: Cloud | None = cloud
-        self._sandbox: SandboxInfo | None = None
-        self._resolver: Any = resolver  # the sandbox's instance → loopback sshd map; None on AWS
-        self._hosts: dict[str, Transport] = {}
-        self._admitted: set[str] = set()  # instance ids whose groups were checked for this machine's address
-        self._lock = threading.RLock()
-        self._sandbox_mode: bool | None = None
-        self._resolved: dict[str, tuple[Instance, SshTarget]] = {}  # sandbox addresses, remembered once reached
-        self._cached: set[str] = set()  # instance ids this command took from the host cache (not yet checked)
-        self._host_cache: HostCache | None | bool = cloud is None  # False: none (a cloud was handed in)
+        self.where = Where(self.settings, quiet=quiet, cloud=cloud, reach=reach)
+        self.connections = Connections(self.where)
+        self._unconfirmed: set[str] = set()  # instance ids taken from the host cache, not yet confirmed
+        self._lock = threading.Lock()
 
-    # -- the cloud -----------------------------------------------------------------
+    # -- where ---------------------------------------------------------------------
     @property
     def uses_sandbox(self) -> bool:
         """True when commands go to the local sandbox instead of AWS."""
-        if self.settings.sandbox is not None:
-            return self.settings.sandbox
-        if self._sandbox_mode is None:
-            from .hostcache import ModeMemo, credentials_fingerprint
-
-            fingerprint = credentials_fingerprint(self.settings.profile)
-            self._sandbox_mode = not aws_credentials_available(self.settings.profile)
-            ModeMemo(self.settings.home).put(fingerprint, self._sandbox_mode)
-        return self._sandbox_mode
-
-    def _mode_without_boto3(self) -> bool | None:
-        """Sandbox (True) or AWS (False) as far as known without asking boto3: the setting, else what
-        the last command found while the credential files and variables were as they are now."""
-        if self.settings.sandbox is not None:
-            return self.settings.sandbox
-        if self._sandbox_mode is None:
-            from .hostcache import ModeMemo, credentials_fingerprint
-
-            self._sandbox_mode = ModeMemo(self.settings.home).get(credentials_fingerprint(self.settings.profile))
-        return self._sandbox_mode
+        return self.where.uses_sandbox
 
     @property
     def host_cache(self) -> HostCache | None:
-        """Where instances were last seen, for this account scope (None when a cloud was handed in,
-        with EC2KIT_HOST_CACHE=0, or while the mode is unknown without boto3)."""
-        if self._host_cache is True:
-            from .hostcache import HostCache
-            from .settings import host_cache_enabled
-
-            sandbox = self._mode_without_boto3()
-            if not host_cache_enabled() or sandbox is None:
-                return None
-            self._host_cache = HostCache(self.settings.home, "sandbox" if sandbox else self.settings.aws_scope())
-        return self._host_cache or None
+        """Where instances were last seen, for this account scope (see :attr:`Where.host_cache`)."""
+        return self.where.host_cache
 
     @property
     def sandbox(self) -> SandboxInfo | None:
         """The running sandbox's endpoints, when the sandbox is in use."""
-        self.cloud  # noqa: B018 - decides and starts it
-        return self._sandbox
+        return self.where.sandbox
 
     @property
     def cloud(self) -> Cloud:
         """The EC2 layer, pointed at AWS or at the sandbox (started on demand)."""
-        with self._lock:
-            if self._cloud is None:
-                self._cloud = self._make_cloud()
-            return self._cloud
+        return self.where.cloud
 
-    def _make_cloud(self) -> Cloud:
-        """The Cloud for this command; every DescribeInstances it makes updates the host cache."""
-        cloud = self._make_cloud_uncached()
-        cache = self.host_cache
-        if cache is not None:
-            cloud.on_instances = cache.remember
-        return cloud
-
-    def _make_cloud_uncached(self) -> Cloud:
-        from .aws.cloud import Cloud
-
-        if not self.uses_sandbox:
-            return Cloud(self.settings)
-        from . import sandbox
-
-        info = sandbox.ensure_running(self.settings)
-        self._sandbox = info
-        self._resolver = sandbox.Resolver(info)
-        if not self.quiet:
-            from .ui import info as say
-
-            why = "EC2KIT_SANDBOX=1" if self.settings.sandbox else "no AWS credentials found"
-            say(f"[dim]Using the local sandbox ({why}; state in {info.dir}). Set EC2KIT_SANDBOX=0 to use AWS.[/dim]")
-        return Cloud(
-            self.settings,
-            endpoint_url=info.endpoint_url,
-            credentials=dict(sandbox.SANDBOX_CREDENTIALS),
-            region=info.region,
-            checkip_url=info.checkip_url,
-        )
-
-    # -- hosts ---------------------------------------------------------------------
     def instance(self, name_or_id: str) -> Instance:
-        """The instance called ``name_or_id`` (Name tag or id)."""
+        """The instance called ``name_or_id`` (Name tag or id), from AWS."""
         return self.cloud.instance(name_or_id)
 
+    # -- the host-cache fast path ----------------------------------------------------
     def instances_named(self, names: list[str]) -> dict[str, Instance]:
         """Name or id → Instance for each of ``names`` from one DescribeInstances; names that
         match nothing (or several) are left out, for each caller's own lookup to report.
 
         When every name is fresh in the host cache, no AWS call is made: those instances are
-        marked as cached, and :meth:`reachable` confirms them by connecting."""
+        marked unconfirmed; :meth:`reachable` connects to them and the first batch on each
+        confirms it (:meth:`unconfirmed`)."""
         from .aws.models import match_instance
         from .errors import Ec2kitError
 
         cache = self.host_cache
-        if cache is not None and self._cloud is None:
+        if cache is not None and not self.where.contacted:
             hit = cache.lookup(names)
             if hit is not None:
-                self._cached.update(i.id for i in hit.values())
+                with self._lock:
+                    self._unconfirmed.update(i.id for i in hit.values())
                 return hit
         candidates = self.cloud.instances()
         found = {}
@@ -194,74 +98,19 @@ class Context:
                 pass
         return found
 
-    def target(self, name_or_id: str | Instance) -> SshTarget:
-        """How to reach an instance over SSH: the sandbox's loopback sshd, or on AWS its public IP
-        when it has one, else its private one (EC2KIT_SSH_ADDRESS=public|private forces one); port
-        22, pinned by instance id. First makes sure ec2kit's group admits this machine's address."""
-        from .errors import WrongState
-
-        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
-        settings = self.settings
-        if inst.state in ("stopped", "stopping", "shutting-down", "terminated"):
-            which = "private" if settings.ssh_address == "private" else "public"
-            raise WrongState(
-                f"Instance {inst.label} is {inst.state}: it has no {which} IP address and nothing answers SSH there.",
-                hint=f"Start it with `inv start {inst.name or inst.id}`."
-                if inst.state in ("stopped", "stopping")
-                else "Launch a new one with `inv launch NAME`.",
-            )
-        if inst.id in self._cached and (cached := self._cached_target(inst)) is not None:
-            return cached
-        self.cloud  # noqa: B018 - decides sandbox or AWS (and so the resolver)
-        self.admit_caller(inst)
-        if self._resolver is not None:
-            target: SshTarget = self._resolver.ssh_target(
-                inst.id, key_file=settings.key_file, known_hosts=settings.known_hosts, name=inst.name
-            )
-            self._resolved[inst.id] = (inst, target)
-            return target
-        return self._aws_target(inst)
-
-    def _aws_target(self, inst: Instance) -> SshTarget:
-        """Port 22 of the address :func:`ssh_address` picks, as the login user."""
-        host, via = ssh_address(inst, self.settings.ssh_address)
-        return self._target_at(inst, host, 22, self.settings.login_user, via)
-
-    def _target_at(self, inst: Instance, host: str, port: int, user: str, via: str = "") -> SshTarget:
-        """An SshTarget for ``inst`` at this address, with ec2kit's key, pinned by instance id."""
-        from .ssh.target import SshTarget
-
-        settings = self.settings
-        return SshTarget(
-            host=host,
-            port=port,
-            user=user,
-            key_file=settings.key_file,
-            alias=inst.id,
-            known_hosts=settings.known_hosts,
-            name=inst.name,
-            via=via,
-        )
-
-    def _cached_target(self, inst: Instance) -> SshTarget | None:
-        """The SshTarget of an instance taken from the host cache, without AWS or the sandbox's help:
-        on AWS from its recorded address; in the sandbox, the sshd address last reached there."""
-        if not self._mode_without_boto3():
-            return self._aws_target(inst)
-        cache = self.host_cache
-        found = cache.address(inst.id, inst.public_ip) if cache is not None else None
-        if found is None:
-            return None
-        return self._target_at(inst, str(found["host"]), int(found["port"]), str(found["user"]))
+    def unconfirmed(self, inst: Instance) -> bool:
+        """Whether ``inst`` came from the host cache and no batch has confirmed it is still itself."""
+        with self._lock:
+            return inst.id in self._unconfirmed
 
     def reachable(self, found: dict[str, Instance]) -> dict[str, Instance]:
         """Connect now to every instance of ``found`` that came from the host cache (in parallel). If
         any cannot be reached where it was seen, or presents another host key, forget the cache for
         them and return the map from one DescribeInstances instead (the instance moved, stopped, or
-        its name now belongs to a new one); otherwise ``found`` as it is."""
+        its name now belongs to a new one); otherwise ``found`` as it is (still to be confirmed)."""
         from .errors import Ec2kitError
 
-        cached = [i for i in found.values() if i.id in self._cached]
+        cached = [i for i in found.values() if self.unconfirmed(i)]
         if not cached:
             return found
         stale: list[Instance] = []
@@ -277,84 +126,64 @@ class Context:
             t.start()
         for t in threads:
             t.join()
-        self._cached.clear()
         if not stale:
             return found
-        for inst in stale:
-            self.forget_host(inst.id)
-        cache = self.host_cache
-        if cache is not None:
-            cache.forget(i.id for i in stale)
+        self._drop([i.id for i in cached], stale=[i.id for i in stale])
         if not self.quiet:
             from .ui import info
 
             info(f"[dim]{', '.join(i.name or i.id for i in stale)}: not where last seen; asking AWS.[/dim]")
         return self.instances_named(list(found))
 
-    def admit_caller(self, inst: Instance, *, fresh: bool = False) -> None:
-        """Once per command and instance: if this machine's public address changed, add its /32 to
-        ec2kit's group and say so (free while the cached address still stands: see aws/address.py)."""
-        from .aws.models import SECURITY_GROUP
-        from .errors import Ec2kitError
+    def not_confirmed(self, name: str, instance_id: str, why: str) -> Instance | None:
+        """The host the cache gave for ``name`` is not that instance (``why``: what it said): forget
+        it, say so, and return what AWS says ``name`` is now (None when nothing is called so)."""
+        from .untrusted import markup_safe
 
-        with self._lock:
-            if inst.id in self._admitted and not fresh:
-                return
-            self._admitted.add(inst.id)
-        groups = [g["GroupId"] for g in inst.raw.get("SecurityGroups", []) if g.get("GroupName") == SECURITY_GROUP]
-        if not groups or inst.state not in ("pending", "running"):
-            return
-        try:
-            said = self.cloud.admit_caller(groups, fresh=fresh)
-        except Ec2kitError as err:  # connecting may still work (e.g. from inside the VPC): warn, go on
-            said = f"Could not check that SSH is allowed from your address: {err}"
-        if said and not self.quiet:
+        self._drop([instance_id], stale=[instance_id])
+        if not self.quiet:
             from .ui import info
 
-            info(said)
+            info(
+                f"[dim]{markup_safe(name, one_line=True)}: not the instance last seen under that name ({why}); asking AWS.[/dim]"
+            )
+        return self.instances_named([name]).get(name)
+
+    def _drop(self, ids: list[str], *, stale: list[str]) -> None:
+        """No longer treat ``ids`` as cached; forget the ``stale`` ones (connections and cache entries)."""
+        with self._lock:
+            self._unconfirmed.difference_update(ids)
+        for instance_id in stale:
+            self.connections.forget(instance_id)
+        cache = self.host_cache
+        if cache is not None:
+            cache.forget(stale)
+
+    # -- connections -----------------------------------------------------------------
+    def target(self, name_or_id: str | Instance) -> SshTarget:
+        """How to reach an instance over SSH: the sandbox's loopback sshd, or on AWS its public IP
+        when it has one, else its private one (EC2KIT_SSH_ADDRESS=public|private forces one); port
+        22, pinned by instance id. First makes sure ec2kit's group admits this machine's address."""
+        inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
+        return self.connections.target(inst, cached=self.unconfirmed(inst))
+
+    def admit_caller(self, inst: Instance, *, fresh: bool = False) -> None:
+        """Once per command and instance: if this machine's public address changed, add its /32 to
+        ec2kit's group and say so."""
+        self.connections.admit_caller(inst, fresh=fresh)
 
     def connect(self, name_or_id: str | Instance) -> Transport:
-        """The SSH transport to an instance, made once per instance id and reused.
-
-        The system ``ssh`` with shared connections (no paramiko import, no handshake on
-        reuse), or the Fabric transport with ``EC2KIT_SSH=fabric`` or no ``ssh`` installed.
-        """
-        from .ssh import connect
-
+        """The SSH transport to an instance, made once per instance id and reused."""
         inst = self.instance(name_or_id) if isinstance(name_or_id, str) else name_or_id
-        with self._lock:
-            host = self._hosts.get(inst.id)
-            if host is None:
-                # a cached address may be stale: give up on it sooner (reachable() then asks AWS)
-                timeout = 5 if inst.id in self._cached else 10
-                host = self._hosts[inst.id] = connect(self.target(inst), connect_timeout=timeout)
-            return host
+        return self.connections.connect(inst, cached=self.unconfirmed(inst))
 
     def forget_host(self, instance_id: str) -> None:
         """End and drop a cached connection (the instance went away, or the link is suspect)."""
-        with self._lock:
-            host = self._hosts.pop(instance_id, None)
-        if host is not None:
-            try:
-                host.disconnect()
-                host.close()
-            except Exception:  # noqa: BLE001 - best effort: callers are cleaning up after a lost instance
-                pass
+        self.connections.forget(instance_id)
 
     def close(self) -> None:
         """Close every SSH connection this context opened (shared ones linger, then end by themselves)."""
-        with self._lock:
-            hosts, self._hosts = list(self._hosts.values()), {}
-        cache = self.host_cache if self._resolved else None
-        for inst, target in self._resolved.values():
-            if cache is not None and any(h.target is target and h.reached for h in hosts):
-                cache.remember_address(inst.id, inst.public_ip, target.host, target.port, target.user)
-        self._resolved.clear()
-        for host in hosts:
-            try:
-                host.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+        self.connections.close()
 
     def __enter__(self) -> Context:
         return self

@@ -5,10 +5,14 @@ run…) is remembered here, per account scope (the sandbox, or an AWS profile an
 the SSH address the sandbox handed out. A command that only needs to reach named instances
 looks them up here first and never builds a boto3 client.
 
-It is safe because SSH pins each host key to the instance id (``HostKeyAlias``): an address that
-now belongs to another machine fails the pin, a stopped one refuses or times out, and the caller
-(:meth:`ec2kit.context.Context.reachable`) then refreshes from AWS and connects again. Entries
-older than :data:`TTL` are not used, so tags and other facts are never older than that.
+It is safe because nothing is done on a cached host before it is confirmed: SSH pins each host
+key to the instance id (``HostKeyAlias``), so an address that now belongs to another machine fails
+the pin and a stopped one refuses or times out (:meth:`ec2kit.context.Context.reachable` then
+refreshes from AWS); and the first batch asks the host's instance metadata for its instance id and
+Name tag, so an instance renamed behind ec2kit's back (h01 → h01-old, h16 → h01) is found out
+before any step runs (:mod:`ec2kit.recipe.script`). Only instances launched with tags in their
+metadata (``InstanceMetadataTags``, as ec2kit launches them) are served from here. Entries older
+than :data:`TTL` are not used, so tags and other facts are never older than that.
 
 The file is ``EC2KIT_HOME/hosts.json`` (0600), replaced atomically under a lock; it holds what
 DescribeInstances shows (ids, addresses, tags), never a secret.
@@ -54,7 +58,8 @@ class HostCache:
 
     def lookup(self, names: Iterable[str]) -> dict[str, Instance] | None:
         """Each of ``names`` (Name tag or id) → its running Instance, or None unless every name has
-        exactly one fresh running entry (then the caller asks AWS for all of them)."""
+        exactly one fresh running entry whose host can confirm its name (tags in its instance
+        metadata); then the caller asks AWS for all of them."""
         from .aws.models import Instance
 
         entries = self._scope(self._read()).get("instances", {})
@@ -63,7 +68,7 @@ class HostCache:
         found: dict[str, Instance] = {}
         for name in names:
             matches = [e for e in fresh if name in (e.get("id"), e.get("name"))]
-            if len(matches) != 1 or matches[0].get("state") not in _LIVE:
+            if len(matches) != 1 or matches[0].get("state") not in _LIVE or not _confirmable(matches[0]):
                 return None
             try:
                 found[name] = Instance.from_raw(matches[0]["record"])
@@ -125,26 +130,26 @@ class HostCache:
 
     def _update(self, change: Any) -> None:
         """Read-modify-write under an exclusive lock; the file is replaced, never rewritten in place."""
-        import fcntl
+        from .fsutil import atomic_write, file_lock
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            data = self._read() or {"version": VERSION, "scopes": {}}
-            scopes = data.setdefault("scopes", {})
-            scope = scopes.get(self.scope)
-            scope = scopes[self.scope] = scope if isinstance(scope, dict) else {}
-            change(scope)
-            tmp = self.path.with_name(f".{FILE}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(data, out, default=str, separators=(",", ":"))
-            os.replace(tmp, self.path)
+            with file_lock(str(self.path) + ".lock"):
+                data = self._read() or {"version": VERSION, "scopes": {}}
+                scopes = data.setdefault("scopes", {})
+                scope = scopes.get(self.scope)
+                scope = scopes[self.scope] = scope if isinstance(scope, dict) else {}
+                change(scope)
+                # no fsync: a cache lost in a crash only costs the next command an AWS call
+                atomic_write(self.path, json.dumps(data, default=str, separators=(",", ":")), fsync=False)
         except OSError:
             pass  # a cache that cannot be written only costs the next command an AWS call
-        finally:
-            os.close(lock_fd)
+
+
+def _confirmable(entry: dict[str, Any]) -> bool:
+    """Whether the instance shows its tags in its instance metadata, so a batch can confirm its name."""
+    record = entry.get("record")
+    options = record.get("MetadataOptions") if isinstance(record, dict) else None
+    return isinstance(options, dict) and options.get("InstanceMetadataTags") == "enabled"
 
 
 def _record(inst: Instance) -> dict[str, Any]:
@@ -199,11 +204,10 @@ class ModeMemo:
         return None
 
     def put(self, fingerprint: str, sandbox: bool) -> None:
-        tmp = self.path.with_name(f".mode.{os.getpid()}.tmp")
+        """Remember the answer for this fingerprint (best effort)."""
+        from .fsutil import atomic_write
+
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"fingerprint": fingerprint, "sandbox": sandbox}, out)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps({"fingerprint": fingerprint, "sandbox": sandbox}), fsync=False)
         except OSError:
             pass

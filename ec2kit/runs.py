@@ -142,8 +142,28 @@ class RunRecord:
             self.instance_since = None
 
 
+def holders(path: Path) -> list[str]:
+    """``pid N (command)`` for every process of this user with ``path`` open (Linux /proc; [] elsewhere)."""
+    from .untrusted import visible
+
+    found = []
+    target = os.path.realpath(path)
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
+        try:
+            if any(os.path.realpath(fd) == target for fd in (proc / "fd").iterdir()):
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                found.append(f"pid {proc.name}: {visible(command[:120], one_line=True)}")
+        except OSError:
+            continue
+    return found[:3]
+
+
 class Runs:
     """The run table. Every method opens its own short connection (safe across threads)."""
+
+    busy_timeout = 10.0  # seconds to wait for another process's write to finish
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -153,7 +173,7 @@ class Runs:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.path.exists():  # private from its first byte: it names instances, runs and options
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        con = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             con.row_factory = sqlite3.Row
             con.execute(SCHEMA)
@@ -164,13 +184,25 @@ class Runs:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
-        except sqlite3.DatabaseError as err:
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err):
+                raise self._unreadable(err) from None
+            who = holders(self.path)
             raise ConfigError(
-                f"The runs database {self.path} cannot be read ({err}).",
-                hint=f"Move it aside to start a fresh one (your results in runs/ are not in it): mv {self.path} {self.path}.bad",
+                f"The runs database {self.path} is busy: another process has held it for more than {self.busy_timeout:g} s"
+                + (f" ({'; '.join(who)})." if who else "."),
+                hint="Wait for that command to finish (or stop it), then run this one again; nothing was changed.",
             ) from None
+        except sqlite3.DatabaseError as err:
+            raise self._unreadable(err) from None
         finally:
             con.close()
+
+    def _unreadable(self, err: Exception) -> ConfigError:
+        return ConfigError(
+            f"The runs database {self.path} cannot be read ({err}).",
+            hint=f"Move it aside to start a fresh one (your results in runs/ are not in it): mv {self.path} {self.path}.bad",
+        )
 
     def create(self, record: RunRecord) -> RunRecord:
         """Insert a new run; a live run of the same name is an error, a finished one is replaced."""

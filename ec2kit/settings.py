@@ -64,16 +64,24 @@ class Settings:
     key_name: str = "ec2kit"
     defaults: Config | None = field(default=None, compare=False, hash=False, repr=False)  # launch defaults and their sources
 
+    def __post_init__(self) -> None:
+        # names become a file under keys/ and an ssh login: never a path or an option
+        config.check_key_name(self.key_name, "key_name")
+        config.check_user(self.login_user, "login_user")
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Read settings from the config files and the environment; keyword overrides (flags) win when not None."""
         home = Path(overrides["home"]) if overrides.get("home") else _default_home()
         cfg = config.load(home)
+        _warn_once(cfg.warnings)
         sources = dict(cfg.sources)
         for key, value in overrides.items():
             if value is not None and key in sources:
                 sources[key] = "flag"
-        cfg = Config({**cfg.values, **{k: v for k, v in overrides.items() if v is not None and k in cfg.values}}, sources)
+        cfg = Config(
+            {**cfg.values, **{k: v for k, v in overrides.items() if v is not None and k in cfg.values}}, sources, cfg.warnings
+        )
         base = cls(
             home=home,
             profile=cfg.values["profile"],
@@ -161,6 +169,19 @@ class Settings:
                 f"EC2KIT_SSH_CIDR={configured!r} is not an address range.",
                 hint="Use your public address with a prefix, e.g. 203.0.113.7/32.",
             ) from None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(warnings: tuple[str, ...]) -> None:
+    """Print each config warning (a project file's ignored user key) once per process, on stderr."""
+    import sys
+
+    for text in warnings:
+        if text not in _WARNED:
+            _WARNED.add(text)
+            print(text, file=sys.stderr)
 
 
 def debug_enabled() -> bool:

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ec2kit.sandbox.sshd import SshdHost, free_port  # noqa: E402
+from ec2kit.sandbox.daemon.sshd import SshdHost, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +88,8 @@ class SandboxSession:
     ``.settings`` Settings(home=<tmp>, sandbox=True): keys, known_hosts and runs db live there.
     ``.info``     SandboxInfo(endpoint_url, control_url, region, dir, pid).
     ``.ec2``      a boto3 EC2 client for the sandbox endpoint (dummy credentials, us-east-1).
-    ``.resolver`` ec2kit.sandbox.Resolver for SSH targets of sandbox instances.
+    ``.resolver`` ec2kit.sandbox.Resolver: where a sandbox instance's sshd answers.
+    ``.ssh_target(instance_id, key_file=, known_hosts=, …)`` an SshTarget there, as Context builds one.
     """
 
     def __init__(self, settings, info) -> None:
@@ -97,6 +98,14 @@ class SandboxSession:
         self.settings, self.info = settings, info
         self.ec2 = info.client()
         self.resolver = Resolver(info)
+
+    def ssh_target(self, instance_id, *, key_file, known_hosts, name="", timeout=10.0, from_instance=None):
+        """The SshTarget of a running sandbox instance (waits up to ``timeout`` s for its sshd)."""
+        from ec2kit.ssh.target import SshTarget
+
+        label = f"{name} ({instance_id})" if name else instance_id
+        found = self.resolver.wait_address(instance_id, label=label, timeout=timeout, from_instance=from_instance)
+        return SshTarget(found.host, found.port, found.user, Path(key_file), instance_id, Path(known_hosts), name)
 
 
 @pytest.fixture(scope="session")

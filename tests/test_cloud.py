@@ -208,25 +208,27 @@ def test_ssh_target_can_use_the_private_ip(moto_reset, tmp_path):
     assert (target.host, target.user, target.known_hosts) == (inst.private_ip, "ec2-user", tmp_path / "known_hosts")
 
 
-class LoopbackResolver:
-    """The sandbox's resolver contract: instance id -> SshTarget on loopback."""
+class LoopbackReach:
+    """The Reach contract (ec2kit.where): an instance in, the address of its sshd out, as the sandbox does."""
 
     def __init__(self) -> None:
-        self.asked: list[tuple] = []
+        self.asked: list[str] = []
 
-    def ssh_target(self, instance_id, key_file, known_hosts, name):
-        from ec2kit.ssh.target import SshTarget
+    def address(self, inst):
+        from ec2kit.where import Address
 
-        self.asked.append((instance_id, key_file, known_hosts, name))
-        return SshTarget("127.0.0.1", 2222, "me", key_file, instance_id, known_hosts, name)
+        self.asked.append(inst.id)
+        return Address("127.0.0.1", 2222, "me", "a loopback sshd")
 
 
-def test_ssh_target_asks_the_resolver_when_there_is_one(moto_reset, tmp_path):
-    resolver = LoopbackResolver()
+def test_ssh_target_asks_the_reach_it_was_given(moto_reset, tmp_path):
+    reach = LoopbackReach()
     cloud = Cloud(Settings(home=tmp_path), endpoint_url=moto_reset, credentials=CREDS, region="us-east-1")
     inst = cloud.launch("base", image=UBUNTU, type="t3.micro")
-    assert Context(cloud.settings, cloud=cloud, resolver=resolver).target("base").port == 2222
-    assert resolver.asked == [(inst.id, cloud.settings.key_file, cloud.settings.known_hosts, "base")]
+    target = Context(cloud.settings, cloud=cloud, reach=reach).target("base")
+    assert (target.host, target.port, target.user, target.alias, target.name) == ("127.0.0.1", 2222, "me", inst.id, "base")
+    assert (target.key_file, target.known_hosts) == (cloud.settings.key_file, cloud.settings.known_hosts)
+    assert reach.asked == [inst.id]
 
 
 def test_spot_launch_tags_the_instance_and_terminate_cancels_its_request(cloud):
@@ -468,7 +470,7 @@ def test_missing_credentials_are_reported_with_what_to_do(moto_server, tmp_path,
 
 
 def test_an_unreachable_endpoint_is_reported_without_a_traceback(tmp_path):
-    from ec2kit.sandbox.sshd import free_port
+    from ec2kit.sandbox.daemon.sshd import free_port
 
     dead = Cloud(Settings(home=tmp_path), endpoint_url=f"http://127.0.0.1:{free_port()}", credentials=CREDS, region="us-east-1")
     with pytest.raises(AwsError, match="Could not reach AWS to list instances"):
@@ -527,7 +529,7 @@ def seeded_moto(tmp_path_factory):
     import sys
     import time
 
-    from ec2kit.sandbox.sshd import free_port
+    from ec2kit.sandbox.daemon.sshd import free_port
 
     amis = tmp_path_factory.mktemp("amis") / "amis.json"
     amis.write_text(

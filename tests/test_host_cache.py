@@ -9,12 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import pytest
 from cli_helpers import ROOT, run_inv, wait_for
 
 from ec2kit.aws.models import Instance
 from ec2kit.hostcache import HostCache, ModeMemo, credentials_fingerprint
+from ec2kit.ssh.openssh import OpenSshTransport
+from ec2kit.ssh.target import SshTarget
 
 WHO = """\
 description = "writes who the host thinks it is"
@@ -26,9 +30,15 @@ dest = "~/who"
 """
 
 
-def record(id: str, name: str, state: str = "running", ip: str = "54.1.2.3") -> Instance:
+def record(id: str, name: str, state: str = "running", ip: str = "54.1.2.3", tags_in_metadata: bool = True) -> Instance:
     return Instance.from_raw(
-        {"InstanceId": id, "State": {"Name": state}, "PublicIpAddress": ip, "Tags": [{"Key": "Name", "Value": name}]}
+        {
+            "InstanceId": id,
+            "State": {"Name": state},
+            "PublicIpAddress": ip,
+            "Tags": [{"Key": "Name", "Value": name}],
+            "MetadataOptions": {"InstanceMetadataTags": "enabled" if tags_in_metadata else "disabled"},
+        }
     )
 
 
@@ -45,6 +55,13 @@ def test_a_name_is_found_only_when_exactly_one_fresh_running_instance_has_it(tmp
     assert cache.lookup(["nobody"]) is None
     assert (tmp_path / "hosts.json").stat().st_mode & 0o777 == 0o600
     assert HostCache(tmp_path, "aws:prof:us-east-1:x").lookup(["web"]) is None  # another account scope
+
+
+def test_an_instance_without_tags_in_its_metadata_is_never_served_from_the_cache(tmp_path):
+    cache = HostCache(tmp_path, "sandbox")
+    cache.remember([record("i-1", "old", tags_in_metadata=False), record("i-2", "new")])
+    assert cache.lookup(["old"]) is None  # its host could not confirm its name: AWS is asked
+    assert cache.lookup(["new"]) is not None
 
 
 def test_entries_expire_a_full_listing_drops_vanished_ones_and_forget_removes(tmp_path):
@@ -130,10 +147,67 @@ def imports_after_provision(home: Path, project: Path, host: str, env: dict[str,
     return set(eval(proc.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own printed list
 
 
-def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_nothing(home, project, launched):
+def aws_calls(sandbox) -> list[str]:
+    """Every API call made to the sandbox so far by anyone but the daemon (its request log)."""
+    path = sandbox.info.dir / "requests.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def cached_transport(sandbox, home: Path, instance_id: str) -> OpenSshTransport:
+    """The OpenSSH transport a cached run uses for this instance (same address, so the same master)."""
+    entry = json.loads((home / "hosts.json").read_text())["scopes"]["sandbox"]["addresses"][instance_id]
+    settings = sandbox.settings
+    target = SshTarget(entry["host"], int(entry["port"]), entry["user"], settings.key_file, instance_id, settings.known_hosts)
+    return OpenSshTransport(target)
+
+
+def accepted(home: Path, instance_id: str) -> int:
+    """SSH connections the instance's sshd has authenticated so far."""
+    log = home / "sandbox" / "hosts" / instance_id / "sshd.log"
+    return log.read_text(errors="replace").count("Accepted publickey")
+
+
+def test_a_cached_run_with_no_open_connection_starts_one_and_asks_aws_nothing(sandbox, home, project, launched):
+    iid = ids_of(launched("hc-cold"))["hc-cold"]
+    provision(home, project, "hc-cold")  # first contact: AWS says where it is, the cache keeps it
+    master = cached_transport(sandbox, home, iid)
+    master.disconnect()  # the shared connection is gone, as a minute later: the cached run must dial
+    assert not master.shared_connection_alive()
+    calls, conns = len(aws_calls(sandbox)), accepted(home, iid)
+
+    result = provision(home, project, "hc-cold")
+    assert aws_calls(sandbox)[calls:] == []  # not one AWS call: the cache was used and trusted
+    assert "not where last seen" not in result.text
+    assert accepted(home, iid) == conns + 1  # one new connection: ssh -N -f, then the batch through it
+    assert master.shared_connection_alive()  # the master it started outlives the command
+    assert who(home, iid).startswith(iid)
+    master.disconnect()
+
+
+def test_a_cached_run_checks_the_host_key_pin_and_runs_nothing_on_a_host_that_fails_it(sandbox, home, project, launched):
+    iid = ids_of(launched("hc-pinned"))["hc-pinned"]
+    provision(home, project, "hc-pinned")
+    cached_transport(sandbox, home, iid).disconnect()
+    before = (home / "sandbox" / "hosts" / iid / "home" / "who").stat().st_mtime_ns
+    kh = sandbox.settings.known_hosts
+    other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "hc-other-key")], check=True)
+    assert other.returncode == 0
+    stranger = (home / "hc-other-key.pub").read_text().split()[:2]
+    kept = [line for line in kh.read_text().splitlines() if iid not in line]
+    kh.write_text("\n".join([*kept, f"{iid} {' '.join(stranger)}"]) + "\n")  # the pin says another key
+
+    result = run_inv("provision", "hc-pinned", "--recipe", "who", home=home, cwd=project)
+    assert result.code != 0 and "host key" in result.text.lower(), result
+    assert (home / "sandbox" / "hosts" / iid / "home" / "who").stat().st_mtime_ns == before  # nothing ran there
+    kh.write_text("\n".join(kept) + "\n")
+
+
+def test_a_warm_provision_of_a_named_host_imports_no_boto3_and_asks_the_sandbox_nothing(sandbox, home, project, launched):
     ids = ids_of(launched("hc-warm"))
     provision(home, project, "hc-warm")  # first contact: AWS says where it is, the cache keeps it
+    calls = len(aws_calls(sandbox))
     modules = imports_after_provision(home, project, "hc-warm")
+    assert aws_calls(sandbox)[calls:] == []
     assert "boto3" not in modules and "botocore" not in modules, sorted(modules)
     assert not {"ec2kit.aws.cloud", "ec2kit.sandbox"} & modules
     assert who(home, ids["hc-warm"]).startswith(ids["hc-warm"])
@@ -153,13 +227,17 @@ def test_an_instance_stopped_and_started_behind_our_back_is_found_at_its_new_add
     wait_for(lambda: sandbox.resolver.address(iid), what="the host to boot again")
     assert sandbox.resolver.address(iid)["port"] != old_port  # a new address, as a new public IP on AWS
 
+    calls = len(aws_calls(sandbox))
     result = provision(home, project, "hc-moved")
     assert "not where last seen" in result.text
+    assert "DescribeInstances" in aws_calls(sandbox)[calls:]  # the stale entry sent it to AWS
     new_ip = who(home, iid).split()[1]
     assert new_ip != old_ip  # the facts come from AWS's fresh answer, not the stale record
     assert sandbox.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["PublicIpAddress"] == new_ip
     # and the cache learnt the new place: the next run goes straight there
+    calls = len(aws_calls(sandbox))
     assert "not where last seen" not in provision(home, project, "hc-moved").text
+    assert aws_calls(sandbox)[calls:] == []
 
 
 def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, project, launched):
@@ -170,8 +248,10 @@ def test_a_name_reused_by_a_new_instance_reaches_the_new_one(sandbox, home, proj
     wait_for(lambda: sandbox.resolver.address(old) is None, what="the old host to go")
     sandbox.ec2.create_tags(Resources=[new], Tags=[{"Key": "Name", "Value": "hc-reused"}])
 
+    calls = len(aws_calls(sandbox))
     result = provision(home, project, "hc-reused")
     assert "not where last seen" in result.text
+    assert "DescribeInstances" in aws_calls(sandbox)[calls:]
     assert who(home, new).startswith(new)
     run_inv("terminate", new, home=home)
 
@@ -194,3 +274,75 @@ def test_an_address_that_now_answers_with_another_hosts_key_is_refreshed_not_tru
     assert who(home, a).startswith(a)
     assert who(home, b).startswith(b)  # nothing ran on B under A's name
     assert (home / "sandbox" / "hosts" / b / "home" / "who").stat().st_mtime_ns == b_before
+
+
+def test_a_host_renamed_behind_our_back_is_not_acted_on_and_the_job_runs_on_the_instance_named_so(
+    sandbox, home, project, launched
+):
+    ids = ids_of(launched("hc-first", "hc-second"))
+    first, second = ids["hc-first"], ids["hc-second"]
+    provision(home, project, "hc-first", "hc-second")  # both in the cache, with their addresses and pins
+    first_before = (home / "sandbox" / "hosts" / first / "home" / "who").stat().st_mtime_ns
+    # outside ec2kit: hc-first becomes hc-first-old, hc-second takes the name hc-first
+    sandbox.ec2.create_tags(Resources=[first], Tags=[{"Key": "Name", "Value": "hc-first-old"}])
+    sandbox.ec2.create_tags(Resources=[second], Tags=[{"Key": "Name", "Value": "hc-first"}])
+    calls = len(aws_calls(sandbox))
+
+    result = provision(home, project, "hc-first")
+    assert "not the instance last seen under that name" in result.text and "hc-first-old" in result.text
+    assert "DescribeInstances" in aws_calls(sandbox)[calls:]  # it asked AWS who hc-first is now
+    assert (home / "sandbox" / "hosts" / first / "home" / "who").stat().st_mtime_ns == first_before  # nothing ran there
+    assert who(home, second).startswith(second)  # the job ran on the instance now named hc-first
+    # and the cache learnt it: the next run goes to the right host with no AWS call
+    calls = len(aws_calls(sandbox))
+    provision(home, project, "hc-first")
+    assert aws_calls(sandbox)[calls:] == []
+    run_inv("terminate", "hc-first-old", home=home)
+
+
+def test_an_instance_launched_by_ec2kit_shows_its_name_in_its_instance_metadata(sandbox, launched):
+    iid = ids_of(launched("hc-imds"))["hc-imds"]
+    [inst] = sandbox.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"]
+    assert inst["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
+    imds = f"{sandbox.info.control_url}/i/{iid}/latest"
+    token = urlopen(Request(f"{imds}/api/token", method="PUT"), timeout=10).read().decode()
+    ask = lambda key: urlopen(Request(f"{imds}/meta-data/{key}", headers={"X-aws-ec2-metadata-token": token}), timeout=10)  # noqa: E731
+    assert ask("tags/instance/Name").read() == b"hc-imds"
+    sandbox.ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": "hc-imds-renamed"}])
+    assert ask("tags/instance/Name").read() == b"hc-imds-renamed"  # the current tags, not the launch's
+    assert b"Name" in ask("tags/instance").read().split(b"\n")
+    sandbox.ec2.modify_instance_metadata_options(InstanceId=iid, InstanceMetadataTags="disabled")
+    with pytest.raises(HTTPError) as err:
+        ask("tags/instance/Name")
+    assert err.value.code == 404  # tags not in its metadata: as AWS, the endpoint is not there
+    sandbox.ec2.create_tags(Resources=[iid], Tags=[{"Key": "Name", "Value": "hc-imds"}])
+
+
+def test_a_task_step_first_waits_for_the_host_to_be_confirmed_and_runs_once(sandbox, home, project, launched):
+    from ec2kit.context import Context
+    from ec2kit.recipe import register_task, run_recipe
+    from ec2kit.recipe.report import CollectingReporter
+    from ec2kit.settings import Settings
+
+    seen: list[str | None] = []
+
+    @register_task("hc_test_seen")
+    def seen_task(tc):
+        seen.append(tc.target)
+
+    ids = ids_of(launched("hc-task", "hc-task-next"))
+    old, new = ids["hc-task"], ids["hc-task-next"]
+    provision(home, project, "hc-task", "hc-task-next")
+    sandbox.ec2.create_tags(Resources=[old], Tags=[{"Key": "Name", "Value": "hc-task-old"}])
+    sandbox.ec2.create_tags(Resources=[new], Tags=[{"Key": "Name", "Value": "hc-task"}])
+    recipe = project / "recipes" / "task-first.toml"
+    recipe.write_text('[[step]]\ntask = "hc_test_seen"\n\n[[step]]\nname = "mark"\nrun = "echo $EC2KIT_INSTANCE_ID > ~/marked"\n')
+    old_home = home / "sandbox" / "hosts" / old / "home"
+
+    with Context(Settings(home=home, sandbox=True), quiet=True) as ctx:
+        report = run_recipe(ctx, str(recipe), hosts=["hc-task"], reporter=CollectingReporter())
+    assert report.ok, report
+    assert seen == ["hc-task"]  # the task ran once, after the host was found out and AWS asked
+    assert (home / "sandbox" / "hosts" / new / "home" / "marked").read_text().strip() == new
+    assert not (old_home / "marked").exists()
+    run_inv("terminate", "hc-task-old", home=home)

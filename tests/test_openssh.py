@@ -10,7 +10,7 @@ import pytest
 
 from ec2kit import settings, ssh
 from ec2kit.errors import AuthFailed, ConfigError, HostKeyMismatch, RemoteError
-from ec2kit.sandbox.sshd import SshdHost, free_port
+from ec2kit.sandbox.daemon.sshd import SshdHost, free_port
 from ec2kit.ssh import openssh, pins
 from ec2kit.ssh.fabric import FabricTransport
 from ec2kit.ssh.openssh import OpenSshTransport, control_path, exec_argv, ssh_failure
@@ -69,6 +69,12 @@ def test_exec_argv_pins_by_alias_ignores_user_config_and_shares_the_connection()
 def test_exec_argv_without_sharing_turns_multiplexing_off():
     argv = exec_argv(SAMPLE, "true", control=Path("/tmp/cm/abc"), persist=0)
     assert "ControlPath=none" in argv and "ControlMaster=no" in argv and not any("Persist" in a for a in argv)
+
+
+def test_exec_argv_without_a_command_starts_a_master_in_the_background():
+    argv = exec_argv(SAMPLE, None, control=Path("/tmp/cm/abc"), persist=60)
+    assert argv[-4:] == ["-N", "-f", "--", "10.0.0.5"]  # nothing after the address: no empty command
+    assert argv.count("--") == 1
 
 
 def test_exec_argv_quotes_option_values_with_spaces():
@@ -310,6 +316,22 @@ def test_wait_ssh_through_openssh_leaves_the_connection_for_the_next_command(tmp
         starter.join()
         OpenSshTransport(target).disconnect()
         late.stop()
+
+
+def test_open_with_no_master_starts_one_that_the_next_command_uses(sshd_factory, user_key, known_hosts):
+    host = sshd_factory("openssh-open")
+    target = target_for(host, user_key, known_hosts, alias="i-open")
+    first = OpenSshTransport(target)
+    try:
+        assert not first.shared_connection_alive()
+        before = host.connections()
+        first.open()
+        assert first.reached and first.shared_connection_alive()  # ssh -N -f left a master behind
+        assert pinned_keys(known_hosts, "i-open")  # the host key was checked and pinned on the way
+        assert OpenSshTransport(target).run("echo next").stdout == "next\n"
+        assert host.connections() == before + 1  # the command went through the master: one handshake in all
+    finally:
+        first.disconnect()
 
 
 def test_connect_picks_openssh_by_default_and_fabric_on_request(monkeypatch):

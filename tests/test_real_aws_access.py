@@ -19,7 +19,7 @@ from ec2kit import sandbox as sb
 from ec2kit.aws.models import SECURITY_GROUP
 from ec2kit.context import Context
 from ec2kit.errors import ConfigError, NotFound, RemoteError
-from ec2kit.sandbox.images import UBUNTU_AMI_ID
+from ec2kit.sandbox.moto.images import UBUNTU_AMI_ID
 from ec2kit.spotrun import SpotRunOptions, spot_run
 
 ROOT = Path(__file__).resolve().parent.parent

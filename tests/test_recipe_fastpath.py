@@ -281,7 +281,9 @@ def test_as_root_sudo_steps_and_a_regexp_line_start_only_stat_on_a_no_op_pass(tm
     first, _ = run_batch(tmp_path, steps, templates=templates)
     assert [m.status for m in first] == ["changed"] * 7
     (tmp_path / "home/.bashrc").write_text((tmp_path / "home/.bashrc").read_text() + "HISTSIZE=5\n")
-    again, programs = run_batch(tmp_path, steps, templates=templates)
-    # the exact line is there: ok, as __line says, though another line matches the regexp
-    assert [m.status for m in again] == ["ok"] * 5 + ["skipped", "ok"] and programs == ["stat"]
-    assert (tmp_path / "home/.bashrc").read_text().endswith("HISTSIZE=10000\nHISTSIZE=5\n")
+    again, _ = run_batch(tmp_path, steps, templates=templates)
+    # the exact line is there but a later line matches the regexp (and would win): rewritten (issue 19 item 12)
+    assert [m.status for m in again] == ["ok"] * 5 + ["skipped", "changed"]
+    assert (tmp_path / "home/.bashrc").read_text().endswith("HISTSIZE=10000\nHISTSIZE=10000\n")
+    third, programs = run_batch(tmp_path, steps, templates=templates)
+    assert [m.status for m in third] == ["ok"] * 5 + ["skipped", "ok"] and programs == ["stat"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ec2kit.recipe import load_recipe, run_steps_on_host
-from ec2kit.sandbox.sshd import SshdHost
+from ec2kit.sandbox.daemon.sshd import SshdHost
 from ec2kit.ssh.openssh import OpenSshTransport
 from ec2kit.ssh.target import SshTarget
 

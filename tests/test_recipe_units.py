@@ -93,3 +93,31 @@ def test_step_and_recap_lines():
     assert step_line("web1", would) == "[web1] would change  5 venv: would run (0.00s)"
     report = HostReport("web1", [ok, failed], failure="x", duration=2.0)
     assert recap_line(report) == "[web1] recap: ok=1 changed=0 skipped=0 failed=1 in 2.00s"
+
+
+def test_a_batch_for_a_cached_host_checks_its_identity_before_anything_else():
+    from ec2kit.recipe.script import PRELUDE, Identity, build_script
+
+    script = build_script([], nonce="n0", confirm=Identity("i-0abc", "web's box"))
+    check = script.index("tags/instance/Name")
+    assert check < script.index(PRELUDE) and "exit 79" in script
+    assert "'i-0abc\n200\nweb'\"'\"'s box\n200'" in script  # both values and their HTTP status, quoted for bash
+    by_id = build_script([], nonce="n0", confirm=Identity("i-0abc"))
+    assert "tags/instance/Name" not in by_id and "'i-0abc\n200'" in by_id  # asked by id: the id is enough
+    assert "meta-data" not in build_script([], nonce="n0")
+
+
+def test_what_a_host_that_is_not_the_cached_instance_said_is_shown_safely():
+    import base64
+
+    from ec2kit.recipe.batch import NotConfirmed
+    from ec2kit.recipe.script import Identity, seen_identity
+
+    said = "i-0abc\n200\nweb-old\x1b[2J\n200"
+    line = "@@ec2kit:n0:who:" + base64.b64encode(said.encode()).decode()
+    assert seen_identity(f"noise\n{line}\n", "n0") == said
+    assert seen_identity(line, "other-nonce") is None
+    who = Identity("i-0abc", "web")
+    assert NotConfirmed(who, said).describe() == "it is i-0abc named web-old^[[2J"
+    assert "no tags" in NotConfirmed(who, "i-0abc\n200\nNot Found\n404").describe()
+    assert "did not answer" in NotConfirmed(who, "").describe()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ec2kit.errors import ConfigError, HostKeyMismatch, RemoteError, TimedOut, UnexpectedExit
-from ec2kit.sandbox.sshd import SshdHost, free_port
+from ec2kit.sandbox.daemon.sshd import SshdHost, free_port
 from ec2kit.ssh import wait_ssh
 from ec2kit.ssh.fabric import FabricTransport
 from ec2kit.ssh.openssh import OpenSshTransport
@@ -108,7 +108,7 @@ def test_ssh_argv_pins_by_alias_and_forwards_ports():
         "ssh", "-i", "/k/ec2kit", "-p", "22",
         "-o", "IdentitiesOnly=yes", "-o", "HostKeyAlias=i-0123", "-o", "UserKnownHostsFile=/h/known_hosts",
         "-o", "StrictHostKeyChecking=accept-new", "-o", "CheckHostIP=no",
-        "-L", "8888:localhost:8888", "-L", "8080:localhost:80", "-t", "ubuntu@10.0.0.5", "uptime",
+        "-L", "8888:localhost:8888", "-L", "8080:localhost:80", "-t", "-l", "ubuntu", "--", "10.0.0.5", "uptime",
     ]  # fmt: skip
 
 
@@ -128,14 +128,14 @@ def test_rsync_argv_pushes_when_the_source_is_local():
 def test_ssh_config_block_names_key_alias_and_known_hosts():
     assert ssh_config_block("base", SAMPLE) == (
         "Host base\n"
-        "    HostName 10.0.0.5\n"
-        "    Port 22\n"
-        "    User ubuntu\n"
-        "    IdentityFile /k/ec2kit\n"
-        "    IdentitiesOnly yes\n"
-        "    HostKeyAlias i-0123\n"
-        "    UserKnownHostsFile /h/known_hosts\n"
-        "    StrictHostKeyChecking accept-new\n"
+        '    HostName "10.0.0.5"\n'
+        '    Port "22"\n'
+        '    User "ubuntu"\n'
+        '    IdentityFile "/k/ec2kit"\n'
+        '    IdentitiesOnly "yes"\n'
+        '    HostKeyAlias "i-0123"\n'
+        '    UserKnownHostsFile "/h/known_hosts"\n'
+        '    StrictHostKeyChecking "accept-new"\n'
     )
 
 

@@ -16,8 +16,9 @@ from cli_helpers import wait_for
 
 from ec2kit import sandbox as sb
 from ec2kit.errors import SandboxError
-from ec2kit.sandbox.images import CANONICAL_OWNER, UBUNTU_AMI_ID
-from ec2kit.sandbox.volumes import by_id_path, volumes_supported
+from ec2kit.sandbox.client.process import _pid_alive as pid_alive
+from ec2kit.sandbox.daemon.volumes import by_id_path
+from ec2kit.sandbox.moto.images import CANONICAL_OWNER, UBUNTU_AMI_ID
 from ec2kit.settings import Settings
 
 
@@ -57,7 +58,7 @@ def launch(sandbox, key, *, image: str = UBUNTU_AMI_ID, **kwargs) -> str:
 
 def ssh(sandbox, key, instance_id: str, command: str, *, check: bool = True, strict: str = "accept-new") -> str:
     """Run ``command`` on the instance with the OpenSSH client, pinning its host key by instance id."""
-    target = sandbox.resolver.ssh_target(instance_id, key_file=key[1], known_hosts=sandbox.settings.known_hosts)
+    target = sandbox.ssh_target(instance_id, key_file=key[1], known_hosts=sandbox.settings.known_hosts)
     argv = [
         "ssh",
         "-i",
@@ -185,7 +186,7 @@ def test_terminate_removes_the_host_and_its_home(sandbox, key):
     sandbox.ec2.terminate_instances(InstanceIds=[iid])
     wait_for(lambda: not (sandbox.info.dir / "hosts" / iid).exists(), what="the host directory to go")
     with pytest.raises(SandboxError, match=iid):
-        sandbox.resolver.ssh_target(iid, key_file=key[1], known_hosts=sandbox.settings.known_hosts, timeout=0.5)
+        sandbox.ssh_target(iid, key_file=key[1], known_hosts=sandbox.settings.known_hosts, timeout=0.5)
 
 
 def test_instance_from_a_frozen_image_starts_with_the_source_home(sandbox, key):
@@ -252,7 +253,7 @@ def test_poweroff_from_the_instance_honours_shutdown_behaviour(sandbox, key, lau
     wait_for(lambda: state_of(sandbox, iid) == expected, timeout=20, what=f"{iid} to be {expected}")
 
 
-@pytest.mark.skipif(not volumes_supported(), reason="volumes need root and losetup")
+@pytest.mark.skipif(not sb.volumes_supported(), reason="volumes need root and losetup")
 def test_volume_data_survives_detach_snapshot_and_a_new_volume_on_another_instance(sandbox, key):
     ec2 = sandbox.ec2
     first, second = launch(sandbox, key), launch(sandbox, key)
@@ -317,9 +318,9 @@ def test_an_unreadable_state_file_is_never_wiped_and_sandbox_down_resets_on_purp
         result = run_inv("instances", home=home)
         assert_clean_error(result, "state.json", "inv sandbox.down")
         assert marker.read_text() == "instance files"
-        assert sb._pid_alive(info.pid)  # the old daemon was left alone
+        assert pid_alive(info.pid)  # the old daemon was left alone
         assert run_inv("sandbox.down", home=home).code == 0
-        wait_for(lambda: not sb._pid_alive(info.pid), timeout=20, what="the old daemon to stop")
+        wait_for(lambda: not pid_alive(info.pid), timeout=20, what="the old daemon to stop")
         assert run_inv("instances", home=home).code == 0  # a fresh sandbox starts on request
     finally:
         sb.down(settings)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from cli_helpers import wait_for
+from cli_helpers import assert_clean_error, run_inv, wait_for
 
 from ec2kit import sandbox as sb
 from ec2kit.errors import SandboxError
-from ec2kit.sandbox.images import SSM_PARAMETERS, UBUNTU_AMI_ID
+from ec2kit.sandbox.moto.images import SSM_PARAMETERS, UBUNTU_AMI_ID
 
 G_ON_DEMAND, G_SPOT, STANDARD_ON_DEMAND, STANDARD_SPOT = "L-DB2E81BA", "L-3819A6DF", "L-1216C47A", "L-34B43A08"
 
@@ -150,7 +150,7 @@ def test_instances_in_one_group_reach_each_other_through_its_self_referencing_ru
     assert "filtered" not in inside and ssh_banner(inside["port"]).startswith(b"SSH-2.0")
     assert address(sandbox, monitor, from_instance=outsider).get("filtered") is True
     assert address(sandbox, monitor).get("filtered") is True  # this machine is not in the group
-    target = sandbox.resolver.ssh_target(monitor, key_file=key_path, known_hosts=key_path.parent / "kh", from_instance=worker)
+    target = sandbox.ssh_target(monitor, key_file=key_path, known_hosts=key_path.parent / "kh", from_instance=worker)
     assert target.port == inside["port"]
 
 
@@ -414,6 +414,30 @@ def test_run_instances_spot_options_stop_restart_by_themselves_after_a_set_time(
     assert state(sandbox, iid) == "stopped"
     wait_for(lambda: state(sandbox, iid) == "running", timeout=15)
     assert address(sandbox, iid)["port"]
+
+
+def test_the_interrupt_command_stops_a_resumable_instance_and_restart_after_starts_it_again(aws):
+    sandbox, key_name, _ = aws
+    options = {"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "resumable"}]}]
+    iid = launch(sandbox, key_name, InstanceMarketOptions=options, TagSpecifications=tags)
+    address(sandbox, iid)
+    first_ip = describe(sandbox, iid)["PublicIpAddress"]
+    log = sandbox.info.dir / "daemon.log"
+    before = log.read_text()
+
+    done = run_inv("sandbox.interrupt", "resumable", "--delay", "0", "--restart-after", "1", home=sandbox.settings.home)
+    assert done.code == 0, done
+    assert f"resumable ({iid}) was reclaimed with no notice: it is stopped (its disk kept) and starts again 1s later" in done.out
+    wait_for(lambda: state(sandbox, iid) == "running" and f"{iid}: capacity returned" in log.read_text(), timeout=20)
+    said = log.read_text()[len(before) :]
+    assert said.index(f"{iid}: reclaimed (spot interruption, stop)") < said.index(f"{iid}: capacity returned, started again")
+    assert describe(sandbox, iid)["PublicIpAddress"] not in (None, first_ip)  # started again, as EC2 does
+
+
+def test_the_interrupt_command_refuses_a_negative_restart_after(sandbox):
+    done = run_inv("sandbox.interrupt", "anything", "--restart-after", "-1", home=sandbox.settings.home)
+    assert_clean_error(done, "--restart-after must be 0 or more seconds")
 
 
 def test_a_fleet_whose_template_asks_stop_is_stopped_by_an_interruption(aws):

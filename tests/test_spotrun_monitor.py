@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ec2kit.sandbox.sshd import SshdHost
+from ec2kit.sandbox.daemon.sshd import SshdHost
 from ec2kit.spotrun.monitor import authorize, final_push, install_pusher, make_run_key, revoke_key
 from ec2kit.ssh import SshTarget, Transport, connect
 

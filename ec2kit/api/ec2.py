@@ -437,7 +437,7 @@ class EC2:
 
     def __repr__(self) -> str:
         ctx = self.ctx
-        if ctx._cloud is None:
+        if not ctx.where.contacted:
             mode = {True: "sandbox", False: "AWS", None: "AWS, or the sandbox without credentials"}[self.settings.sandbox]
             return f"<EC2 {mode} (not contacted yet), home {self.settings.home}>"
         where = "sandbox" if ctx.sandbox is not None else f"AWS profile {self.settings.profile or 'default'}"

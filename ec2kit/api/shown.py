@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import display
+from ..paths import data_dir
 
 if TYPE_CHECKING:
     pass
@@ -25,7 +26,7 @@ _RESERVED_TAGS = ("ec2kit:", "aws:")
 
 def examples_dir() -> Path:
     """The example scripts shipped with ec2kit (``train.sh``, ``train.py``, ``quickstart.ipynb``), wherever it is installed."""
-    return Path(__file__).resolve().parent.parent / "data" / "examples"
+    return data_dir("examples")
 
 
 def identifier(name: str) -> str:

@@ -55,11 +55,13 @@ class LaunchPlan:
     interruption: str | None = None  # spot: "stop" = a persistent request whose instance (and disk) is stopped, not terminated
     image_note: str = ""  # which image and why: "ubuntu 24.04 arm64 because t4g.large is Graviton: …"
 
-    #: IMDSv2 only (a tokenless metadata request gets 401); hop limit 2 lets containers on the instance use it.
+    #: IMDSv2 only (a tokenless metadata request gets 401); hop limit 2 lets containers on the instance use it;
+    #: tags in metadata let a cached run confirm on the host that it is the instance named so (hostcache.py).
     METADATA_OPTIONS: ClassVar[dict[str, Any]] = {
         "HttpTokens": "required",
         "HttpPutResponseHopLimit": 2,
         "HttpEndpoint": "enabled",
+        "InstanceMetadataTags": "enabled",
     }
 
     @property

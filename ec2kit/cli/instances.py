@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime, timezone
 from typing import Any
 
@@ -222,11 +223,13 @@ def ssh_config(ctx: Context, path: str | None = None, include: bool = False) -> 
     """Write a Host entry per running instance so `ssh NAME` works everywhere."""
     from pathlib import Path
 
-    from ..ssh.target import ssh_config_block, write_ssh_config
+    from ..ssh.target import ssh_config_blocks, write_ssh_config
 
     out = Path(path).expanduser() if path else ctx.settings.home / "ssh_config"
     running = [i for i in ctx.cloud.instances(states=["running"]) if i.name]
-    blocks = [ssh_config_block(i.name, ctx.target(i)) for i in sorted(running, key=lambda i: i.name)]
+    blocks, skipped = ssh_config_blocks((i.name, ctx.target(i)) for i in sorted(running, key=lambda i: i.name))
+    for warning in skipped:  # a Name tag such as "*" or one with a newline would plant ssh options
+        print(warning, file=sys.stderr)
     write_ssh_config(out, blocks)
     ui.console().print(f"Wrote {len(blocks)} host(s) to {out}")
     line = f"Include {out}"

@@ -47,10 +47,10 @@ def init(ctx: Context, directory: str) -> None:
     from pathlib import Path
 
     from ..errors import AlreadyExists
+    from ..paths import data_dir
 
-    data = Path(__file__).resolve().parents[1] / "data"
     dest = Path(directory).expanduser().resolve()
-    plan = [(data / "recipes", dest / "recipes"), (data / "templates", dest / "templates")]
+    plan = [(data_dir("recipes"), dest / "recipes"), (data_dir("templates"), dest / "templates")]
     clashes = [str(d) for _, d in plan if d.exists()] + ([str(dest / "tasks.py")] if (dest / "tasks.py").exists() else [])
     if clashes:
         raise AlreadyExists(

@@ -336,8 +336,9 @@ def demo(ctx: Context, retries: int = 1) -> None:
 
     from .. import spotrun
     from ..context import Context as Ctx
+    from ..paths import data_dir
 
-    examples = Path(__file__).resolve().parents[1] / "data" / "examples"  # the repo's examples/, as package data
+    examples = data_dir("examples")
     if not (examples / "train.sh").exists():
         raise fail(f"the demo needs {examples / 'train.sh'}, which this installation lacks; reinstall ec2kit.")
     sandbox_ctx = Ctx(replace(ctx.settings, sandbox=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import command
+from ._common import command, fail
 
 
 @command(aws=False)
@@ -52,19 +52,38 @@ def status(ctx: Context, json: bool = False) -> None:
     aws=False,
     help={
         "instance": "instance name or id",
-        "delay": "seconds between the notice and the termination (default 120, as on AWS; 0: no notice at all)",
+        "delay": "seconds between the notice and the reclaim (default 120, as on AWS; 0: no notice at all)",
+        "restart_after": "an instance its spot request stops (a detached run's) starts again after this many seconds"
+        " (default: never, as when capacity does not return)",
     },
 )
-def interrupt(ctx: Context, instance: str, delay: float = 120.0) -> None:
-    """Deliver a spot interruption: a notice on the instance's metadata endpoint, then termination."""
+def interrupt(ctx: Context, instance: str, delay: float = 120.0, restart_after: float | None = None) -> None:
+    """Deliver a spot interruption: a notice on the instance's metadata endpoint, then it is terminated or stopped.
+
+    Example: ec2kit sandbox.interrupt run1 --delay 30 --restart-after 60 (a detached run resumes a minute after)
+    """
     from dataclasses import replace
 
     from .. import sandbox
 
+    if restart_after is not None and restart_after < 0:
+        raise fail(f"--restart-after must be 0 or more seconds, not {restart_after:g}.")
     sctx = Context(replace(ctx.settings, sandbox=True), quiet=True)
     inst = sctx.instance(instance)
-    sandbox.interrupt(ctx.settings, inst.id, delay=delay)
-    if delay <= 0:
-        ui.console().print(f"{inst.name or inst.id} ({inst.id}) was reclaimed with no notice.")
+    notice = sandbox.interrupt(ctx.settings, inst.id, delay=delay, restart_after=restart_after)
+    who = f"{inst.name or inst.id} ({inst.id})"
+    if notice.get("action") == "stop":
+        fate = "is stopped (its disk kept) and "
+        fate += (
+            f"starts again {restart_after:g}s later"
+            if restart_after is not None
+            else "stays stopped (give --restart-after SECONDS)"
+        )
     else:
-        ui.console().print(f"Interruption notice sent to {inst.name or inst.id} ({inst.id}); it terminates in {delay:g}s.")
+        fate = "is terminated"
+        if restart_after is not None:
+            fate += " (--restart-after does not apply: its spot request does not ask to be stopped)"
+    if delay <= 0:
+        ui.console().print(f"{who} was reclaimed with no notice: it {fate}.")
+    else:
+        ui.console().print(f"Interruption notice sent to {who}; in {delay:g}s it {fate}.")

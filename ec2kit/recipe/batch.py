@@ -16,7 +16,7 @@ from .model import Step, StepResult
 from .plan import PlannedStep
 from .render import Masker, referenced_names
 from .script import COMMAND as SCRIPT_COMMAND
-from .script import Marker, build_script, new_nonce, parse_output
+from .script import NOT_CONFIRMED, Identity, Marker, build_script, new_nonce, parse_output, seen_identity
 
 if TYPE_CHECKING:
     from ..ssh import Transport
@@ -62,6 +62,38 @@ class Batch:
         return entries
 
 
+class NotConfirmed(Exception):
+    """The host is not the instance the host cache said (renamed, replaced): nothing ran on it.
+
+    Not an :class:`~ec2kit.errors.Ec2kitError`: the run catches it, asks AWS and starts over."""
+
+    def __init__(self, identity: Identity, seen: str) -> None:
+        super().__init__(f"{identity.name or identity.instance_id}: not confirmed ({seen!r})")
+        self.identity, self.seen = identity, seen
+
+    def describe(self) -> str:
+        """What the host's metadata said, for the one line the user sees (control characters shown)."""
+        from ..untrusted import visible
+
+        lines = self.seen.split("\n")
+        pairs = list(zip(lines[0::2], lines[1::2]))  # (value, HTTP status) per value asked
+        if not pairs or not all(code.isdigit() for _, code in pairs):
+            return "its instance metadata did not answer"
+        if any(code != "200" for _, code in pairs[1:]):
+            return "its instance metadata shows no tags (enable them: InstanceMetadataTags)"
+        said = " named ".join(visible(value, one_line=True)[:100] for value, _ in pairs)
+        return f"it is {said}"
+
+
+def confirm_only(host: Transport, identity: Identity) -> None:
+    """Make sure ``host`` is ``identity`` in one exec that runs nothing else; NotConfirmed otherwise."""
+    nonce = new_nonce()
+    res = host.run(SCRIPT_COMMAND, stdin=build_script([], nonce=nonce, confirm=identity), check=False)
+    seen = seen_identity(res.stdout, nonce)
+    if res.exit_code == NOT_CONFIRMED and seen is not None:
+        raise NotConfirmed(identity, seen)
+
+
 def register_value(marker: Marker) -> dict[str, Any]:
     """What ``register = "x"`` stores for a shell step."""
     return {
@@ -91,10 +123,13 @@ class Owner(Protocol):
 class BatchRun:
     """Runs one batch's entries in one exec on ``host`` and emits every entry's result in order."""
 
-    def __init__(self, owner: Owner, entries: list[Entry]) -> None:
+    def __init__(self, owner: Owner, entries: list[Entry], confirm: Identity | None = None) -> None:
         self.owner = owner
         self.entries = entries
+        self.confirm = confirm
         self.by_number = {e.step.number: e for e in entries}
+        self.position = {e.step.number: i for i, e in enumerate(entries)}
+        self.cursor = 0  # entries before it are emitted or planned: each marker resumes here (linear, issue 20)
         self.emitted: set[int] = set()
         self.failure: StepFailed | None = None
         self.nonce = new_nonce()
@@ -103,7 +138,8 @@ class BatchRun:
     def run(self, get_host: Any) -> None:
         """Build the script, run it (markers handled as they stream in), then settle what is left."""
         o, first = self.owner, self.entries[0].step
-        script = build_script([e.planned for e in self.entries if e.planned], check=o.check, nonce=self.nonce, diff=o.wants_diff)
+        planned = [e.planned for e in self.entries if e.planned]
+        script = build_script(planned, check=o.check, nonce=self.nonce, diff=o.wants_diff, confirm=self.confirm)
         try:
             host: Transport = get_host()
             res = host.run(SCRIPT_COMMAND, stdin=script, check=False, stream=self.on_line)
@@ -112,6 +148,9 @@ class BatchRun:
             raise StepFailed(
                 f"Recipe {o.recipe_name}, {first.label()} could not run on {o.label}: {o.masker(str(err))}"
             ) from None
+        seen = seen_identity(res.stdout, self.nonce) if self.confirm is not None else None
+        if res.exit_code == NOT_CONFIRMED and seen is not None and self.confirm is not None:
+            raise NotConfirmed(self.confirm, seen)
         markers, other = parse_output(res.stdout, self.nonce)
         for m in markers:  # anything the stream did not deliver
             self.finish(m)
@@ -137,9 +176,10 @@ class BatchRun:
 
     def emit_decided(self, until: int | None) -> None:
         """Emit the locally decided entries before step ``until`` (all of them when None)."""
-        for e in self.entries:
-            if e.step.number == until:
-                return
+        stop = len(self.entries) if until is None else self.position.get(until, len(self.entries))
+        while self.cursor < stop:
+            e = self.entries[self.cursor]
+            self.cursor += 1
             if e.result is not None and e.step.number not in self.emitted:
                 self.emitted.add(e.step.number)
                 self.owner.emit(e.result)

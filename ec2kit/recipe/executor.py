@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Ec2kitError, RecipeError, StepFailed
-from .batch import Batch, BatchRun, Entry
+from .batch import Batch, BatchRun, Entry, NotConfirmed, confirm_only
 from .kinds import COMMON_KEYS, PlanContext, check_values
 from .loader import load_recipe, resolve_vars, step_where, where
 from .model import HostReport, Recipe, RunReport, Step, StepResult, step_name
@@ -21,6 +21,7 @@ from .plan import PlannedStep, plan_step
 from .registry import TaskContext, call_task, get_task
 from .render import Masker, eval_when, render_template_file, render_value
 from .report import CollectingReporter, Reporter, TextReporter
+from .script import Identity
 from .selection import select_steps
 from .variables import HostFacts, instance_facts, inventory, resolve_templated, split_host_overrides, values_for
 
@@ -44,6 +45,7 @@ class HostRun:
         host: Transport | None = None,
         target: str | None = None,
         instance: Any = None,  # the target's Instance, when the caller already looked it up
+        confirm: Identity | None = None,  # the host came from the host cache: make sure it is this one first
     ) -> None:
         self.steps = steps
         self.vars = vars  # the run's variables; tasks and ``register`` add to them
@@ -56,6 +58,7 @@ class HostRun:
         self.host = host
         self.target = target
         self.instance = instance
+        self.confirm = confirm
         self.label = target or (host.name if host else "local")
         self.report = HostReport(self.label, check=check)
         self.batch = Batch()
@@ -106,6 +109,8 @@ class HostRun:
             self._flush()
         except StepFailed as err:
             self._fail(err)
+        except NotConfirmed:
+            raise  # nothing ran on it: the caller asks AWS and starts this host over
         except Ec2kitError as err:
             try:
                 self._flush()  # the steps before the bad one still run, as they would have
@@ -176,7 +181,8 @@ class HostRun:
         """Run the waiting batch (one exec) and report its steps in order."""
         entries = self.batch.take()
         if any(e.planned for e in entries):
-            BatchRun(self, entries).run(self._get_host)
+            BatchRun(self, entries, confirm=self.confirm).run(self._get_host)
+            self.confirm = None
         else:
             for e in entries:
                 assert e.result is not None
@@ -188,6 +194,9 @@ class HostRun:
         if "when" in args and not eval_when(args["when"], self.vars, step):
             self.emit(self.result(step, "skipped", f"when: {args['when']} is false"))
             return
+        if self.confirm is not None:  # a task may act on the instance: be sure it is the one named so
+            confirm_only(self._get_host(), self.confirm)
+            self.confirm = None
         rendered = self._render_args(step)
         task_args = {k: v for k, v in rendered.items() if k not in COMMON_KEYS and k != "task"}
         fn = get_task(str(rendered["task"]), at=f"{where(step)[0]}: {step.label()}")
@@ -296,26 +305,41 @@ def run_recipe(
     if known and reach is not None:  # instances from the host cache: confirmed by connecting
         known = reach(known)
     facts = [instance_facts(known[t]) for t in targets if t and t in known]
+    fact_of = {t: i for i, t in enumerate(t for t in targets if t and t in known)}  # target → its place in facts
     per_recipe = inventory(recipe)
     plain = {k: v for k, v in values.items() if k not in recipe.vars or k in overrides or k in recipe.secrets}
 
+    unconfirmed = getattr(ctx, "unconfirmed", None)
+
     def one(target: str | None) -> HostReport:
-        mine = values_for(target, recipe.vars, per_recipe, plain, per_host)
-        mine["hosts"] = facts
-        if target in known:
-            mine["tags"] = dict(known[target].tags)
-        run = HostRun(
-            steps,
-            mine,
-            recipe=recipe,
-            check=check,
-            reporter=reporter,
-            masker=masker,
-            ctx=ctx,
-            target=target,
-            instance=known.get(target or ""),
-        )
-        return run.run()
+        inst = known.get(target or "")
+        while True:
+            mine = values_for(target, recipe.vars, per_recipe, plain, per_host)
+            mine["hosts"] = facts
+            if inst is not None:
+                mine["tags"] = dict(inst.tags)
+            confirm = None
+            if target and inst is not None and unconfirmed is not None and unconfirmed(inst):
+                confirm = Identity(inst.id, None if target == inst.id else target)
+            run = HostRun(
+                steps,
+                mine,
+                recipe=recipe,
+                check=check,
+                reporter=reporter,
+                masker=masker,
+                ctx=ctx,
+                target=target,
+                instance=inst,
+                confirm=confirm,
+            )
+            try:
+                return run.run()
+            except NotConfirmed as err:  # a cached host that is not (or no longer) the one named so
+                assert ctx is not None and target
+                inst = ctx.not_confirmed(target, err.identity.instance_id, err.describe())
+                if inst is not None and target in fact_of:  # `hosts` shows what AWS said (hosts not started yet see it)
+                    facts[fact_of[target]] = instance_facts(inst)
 
     report = RunReport(check=check)
     if len(targets) == 1:

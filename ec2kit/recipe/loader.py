@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NotFound, RecipeError
+from ..paths import data_dir
 from .kinds import COMMON_KEYS, KINDS, Where, check_values
 from .model import Recipe, RecipeInfo, Step
+from .variables import resolve_vars
+
+__all__ = ["find_recipe", "load_recipe", "parse_overrides", "parse_toml", "resolve_vars", "where"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,19 +29,20 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
-_REPO = Path(__file__).resolve().parents[2]
+#: A recipe (with the recipes it uses) has at most this many steps, and a recipe file at most this many bytes:
+#: beyond them a recipe is a runaway, and its batch script would pass what one ssh command can carry.
+MAX_STEPS = 1000
+MAX_RECIPE_BYTES = 16 * 1024 * 1024
 
 
 def builtin_recipes_dir() -> Path:
     """Recipes shipped with ec2kit (package data first, then the source checkout)."""
-    packaged = Path(__file__).resolve().parents[1] / "data" / "recipes"
-    return packaged if packaged.is_dir() else _REPO / "recipes"
+    return data_dir("recipes")
 
 
 def builtin_templates_dir() -> Path:
     """Templates shipped with ec2kit (package data first, then the source checkout)."""
-    packaged = Path(__file__).resolve().parents[1] / "data" / "templates"
-    return packaged if packaged.is_dir() else _REPO / "templates"
+    return data_dir("templates")
 
 
 def user_dir(kind: str) -> Path:
@@ -114,11 +119,19 @@ def _show(path: Path) -> str:
 # -- parsing ------------------------------------------------------------------------
 
 
-def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
-    """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line."""
+def parse_toml(text: str, path: Path | str, *, echo: bool = True) -> dict[str, Any]:
+    """Parse TOML; a syntax error becomes ``file:line:col: message`` plus the line (``echo=False``: a file
+    that is not a recipe, reached through a link, may hold a secret: its line is not quoted)."""
     try:
         data: dict[str, Any] = tomllib.loads(text)
         return data
+    except RecursionError:
+        from ..config import deep_line
+
+        raise RecipeError(
+            f"{path}:{deep_line(text)}: arrays or tables are nested too deeply to read.",
+            hint="Flatten the value there (a few levels of nesting are plenty).",
+        ) from None
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -127,6 +140,11 @@ def parse_toml(text: str, path: Path | str) -> dict[str, Any]:
         line, col = int(m.group(1)), int(m.group(2))
         reason = msg[: m.start()].strip()
         src = text.splitlines()[line - 1] if line <= len(text.splitlines()) else ""
+        if not echo:
+            raise RecipeError(
+                f"{path}:{line}:{col}: invalid TOML: {reason} (the line is not shown: the file is a link to "
+                "something that is not a .toml recipe)."
+            ) from None
         raise RecipeError(
             f"{path}:{line}:{col}: invalid TOML: {reason}.\n    {src}\n    {' ' * (col - 1)}^\n"
             "Fix the syntax (strings need quotes, one key = value per line) and run again."
@@ -153,6 +171,10 @@ def _step_kind(args: dict[str, Any], at: str, label: str) -> str:
     raise RecipeError(f"{at}: {label} has no kind{what}: give exactly one of {', '.join(KINDS)}.{guess}")
 
 
+#: Keys people carry over from another kind or tool, and what this kind calls them (a line's file is ``path``).
+SYNONYMS = {"dest": "path", "path": "dest", "file": "path", "src": "copy", "source": "copy", "to": "dest"}
+
+
 def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
     """Keys known to the kind, required ones present, every value of the right type (the kind's own checks)."""
     spec = KINDS[kind]
@@ -160,9 +182,11 @@ def validate_step(args: dict[str, Any], kind: str, where: Where) -> None:
     if not spec.open_keys:
         for key in args:
             if key not in valid:
+                same = SYNONYMS.get(key)
+                guess = f" Did you mean '{same}'?" if same in valid else _suggest(key, valid)
                 raise where.error(
                     key,
-                    f"unknown key '{key}' for a {kind} step.{_suggest(key, valid)} Valid keys for a {kind} step: {', '.join(valid)}.",
+                    f"unknown key '{key}' for a {kind} step.{guess} Valid keys for a {kind} step: {', '.join(valid)}.",
                 )
     for key in spec.required:
         if key not in args:
@@ -198,9 +222,18 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
-    text = _read_text(path)
     shown = _show(path)
-    data = parse_toml(text, shown)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(
+            f"{shown} is {size // (1024 * 1024)} MB; a recipe file may be at most {MAX_RECIPE_BYTES // (1024 * 1024)} MB.",
+            hint="Put large content in files/ or templates/ and copy it with a copy or template step.",
+        )
+    text = _read_text(path)
+    data = parse_toml(text, shown, echo=str(path.resolve()).endswith(".toml"))
     for key in data:
         if key not in TOP_KEYS and key not in extra_keys:
             raise RecipeError(
@@ -247,8 +280,11 @@ def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str,
 
 def find_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Path:
     """The file for a recipe name (``base``) or path (``./my.toml``); NotFound suggests names."""
+    from .sources import note_shadow, recipe_file
+
     candidate = Path(name_or_path).expanduser()
     if name_or_path.endswith(".toml") or "/" in name_or_path:
+        recipe_file(name_or_path, "recipe")
         if candidate.is_file():
             return candidate
         raise NotFound("recipe file", name_or_path, hint="Check the path.")
@@ -256,6 +292,8 @@ def find_recipe(name_or_path: str, search_path: list[Path] | None = None) -> Pat
     for d in dirs:
         f = Path(d) / f"{name_or_path}.toml"
         if f.is_file():
+            if (builtin_recipes_dir() / f.name).is_file() and source_of(f) != "built-in":
+                note_shadow(name_or_path, f)
             return f
     names = [p.stem for d in dirs if Path(d).is_dir() for p in Path(d).glob("*.toml")]
     raise NotFound("recipe", name_or_path, names, hint=f"Recipes are looked up in: {', '.join(map(str, dirs))}.")
@@ -269,6 +307,12 @@ def load_recipe(name_or_path: str, search_path: list[Path] | None = None, *, ext
     dirs = [Path(d) for d in (search_path if search_path is not None else default_search_path())]
     path = find_recipe(name_or_path, dirs)
     recipe = _load(path, dirs, stack=[], seen=set(), extra_keys=extra_keys)
+    if len(recipe.steps) > MAX_STEPS:
+        raise RecipeError(
+            f"{_show(path)}: recipe '{recipe.name}' has {len(recipe.steps)} steps (with the recipes it uses); "
+            f"ec2kit runs at most {MAX_STEPS} in one recipe.",
+            hint="Split it into several recipes, or loop inside one step's script.",
+        )
     if not recipe.steps:
         raise RecipeError(
             f"{_show(path)}: recipe '{recipe.name}' has no steps.",
@@ -311,6 +355,12 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
         if used in stack:
             cycle = " → ".join([*stack[stack.index(used) :], used])
             raise RecipeError(f"{_show(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'.")
+        if not isinstance(used, str):
+            raise RecipeError(f"{_show(path)}: uses = {used!r}: each entry is a recipe name in quotes.")
+        if "/" in used or used.endswith(".toml"):
+            from .sources import recipe_file
+
+            recipe_file(used, f"{_show(path)}: uses")
         try:
             used_path = find_recipe(used, list(dict.fromkeys([path.parent.resolve(), *(d.resolve() for d in dirs)])))
         except NotFound as err:
@@ -381,35 +431,3 @@ def parse_overrides(items: list[str] | tuple[str, ...] | None, *, flag: str = "-
             )
         out[key] = value if key.startswith("secret:") else parse_value(value)
     return out
-
-
-def resolve_vars(
-    recipe: Recipe, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
-) -> tuple[dict[str, Any], set[str]]:
-    """Merge recipe vars < ``overrides``; resolve secrets. Returns (vars, secret values to mask)."""
-    import os
-
-    env = os.environ if environ is None else environ
-    overrides = dict(overrides or {})
-    secret_overrides = {k.split(":", 1)[1]: v for k, v in overrides.items() if k.startswith("secret:")}
-    plain = {k: v for k, v in overrides.items() if not k.startswith("secret:")}
-    values: dict[str, Any] = {**recipe.vars, **plain}
-    secrets: set[str] = set()
-    for name, spec in recipe.secrets.items():
-        if name in secret_overrides:
-            value = secret_overrides.pop(name)
-        elif spec.get("env") and spec["env"] in env:
-            value = env[spec["env"]]
-        elif spec.get("required", True):
-            raise RecipeError(
-                f"Recipe '{recipe.name}' needs the secret '{name}': set the environment variable "
-                f"{spec.get('env', name)} or pass --set secret:{name}=VALUE."
-            )
-        else:
-            value = ""
-        values[name] = value
-        secrets.add(str(value))
-    for name, value in secret_overrides.items():
-        values[name] = value
-        secrets.add(str(value))
-    return values, {s for s in secrets if s}

@@ -121,10 +121,12 @@ class HostReport:
     @property
     def recap(self) -> dict[str, int]:
         """``{"ok": N, "changed": N, "skipped": N, "failed": N}``, plus ``unreachable: 1`` when the
-        host failed outside any step (it could not be reached, or its steps could not be planned)."""
+        host could not be reached; a step that could not be planned (a template error) counts as failed."""
+        from ..errors import RecipeError
+
         counts = {s: self.count(s) for s in ("ok", "changed", "skipped", "failed")}
         if self.failure and not counts["failed"]:
-            counts["unreachable"] = 1
+            counts["failed" if isinstance(self.error, RecipeError) else "unreachable"] = 1
         return counts
 
     def raise_for_failure(self) -> None:

@@ -53,16 +53,15 @@ def environment(
     """
     import shlex
 
-    from jinja2 import FileSystemLoader, StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2 import StrictUndefined
 
     dirs = (template_dirs,) if isinstance(template_dirs, (Path, str)) else tuple(template_dirs)
     key = (*(str(d) for d in dirs), str(trailing_newline))
     with _lock:
         env = _envs.get(key)
         if env is None:
-            env = SandboxedEnvironment(
-                loader=FileSystemLoader([str(d) for d in dirs]),
+            env = _bounded_class()(
+                loader=_tree_loader([str(d) for d in dirs]),
                 undefined=StrictUndefined,
                 keep_trailing_newline=trailing_newline,
                 autoescape=False,
@@ -70,6 +69,68 @@ def environment(
             env.filters["quote"] = lambda v: shlex.quote(str(v))
             _envs[key] = env
         return env
+
+
+#: The most text one value or template may render to, and the largest ``**`` result, in bytes/bits.
+MAX_RENDERED = 32 * 1024 * 1024
+MAX_POWER_BITS = 1_000_000
+_BOUNDED: list[Any] = []
+
+
+def _bounded_class() -> Any:
+    """SandboxedEnvironment whose ``**`` and ``*`` cannot make a number or a string too large to render."""
+    if _BOUNDED:
+        return _BOUNDED[0]
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class BoundedEnvironment(SandboxedEnvironment):
+        intercepted_binops = frozenset({"**", "*"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
+                if left.bit_length() * right > MAX_POWER_BITS:
+                    raise SecurityError(f"{left} ** {right} is too large a number to compute")
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_RENDERED:
+                        raise SecurityError(f"repeating a value {times} times makes more than {MAX_RENDERED} bytes")
+            try:
+                return super().call_binop(context, operator, left, right)
+            except OverflowError as err:
+                raise SecurityError(f"{left!r} {operator} {right!r}: {err}") from None
+
+    _BOUNDED.append(BoundedEnvironment)
+    return BoundedEnvironment
+
+
+def render_bounded(template: Any, vars: dict[str, Any]) -> str:
+    """``template.render(vars)`` that stops with a SecurityError past MAX_RENDERED characters."""
+    from jinja2.exceptions import SecurityError
+
+    parts, size = [], 0
+    for chunk in template.generate(vars):
+        size += len(chunk)
+        if size > MAX_RENDERED:
+            raise SecurityError(f"the rendered text passed {MAX_RENDERED // (1024 * 1024)} MB")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _tree_loader(dirs: list[str]) -> Any:
+    """A FileSystemLoader that refuses a template reached through a symlink out of its project."""
+    from jinja2 import FileSystemLoader
+
+    from .loader import builtin_templates_dir, user_dir
+    from .sources import check_template
+
+    class TreeLoader(FileSystemLoader):
+        def get_source(self, environment: Any, template: str) -> Any:
+            source, filename, uptodate = super().get_source(environment, template)
+            check_template(filename, self.searchpath, (builtin_templates_dir(), user_dir("templates")))
+            return source, filename, uptodate
+
+    return TreeLoader(dirs)
 
 
 class Masker:
@@ -82,6 +143,14 @@ class Masker:
         for s in self.secrets:
             text = text.replace(s, "***")
         return text
+
+
+class _Runaway(Exception):
+    """A value too large, too deep or too slow to render, as a message (OverflowError, MemoryError, RecursionError)."""
+
+    def __init__(self, err: BaseException) -> None:
+        what = {"RecursionError": "nests too deeply", "MemoryError": "needs more memory than this machine has"}
+        super().__init__(f"the expression {what.get(type(err).__name__, f'overflows ({err})')} to render")
 
 
 def _fail(step: Step, key: str, err: Exception) -> RecipeError:
@@ -105,6 +174,8 @@ def render_value(value: Any, vars: dict[str, Any], step: Step, key: str, templat
         return _render(env, value, vars)
     except jinja2.TemplateError as err:
         raise _fail(step, key, err) from None
+    except (OverflowError, MemoryError, RecursionError) as err:
+        raise _fail(step, key, _Runaway(err)) from None
 
 
 def _render(env: jinja2.Environment, value: Any, vars: dict[str, Any]) -> Any:
@@ -120,7 +191,7 @@ def _render(env: jinja2.Environment, value: Any, vars: dict[str, Any]) -> Any:
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
             return result
-        return _cached(env, "str", value, lambda: env.from_string(value)).render(vars)
+        return render_bounded(_cached(env, "str", value, lambda: env.from_string(value)), vars)
     if isinstance(value, list):
         return [_render(env, v, vars) for v in value]
     if isinstance(value, dict):
@@ -146,6 +217,8 @@ def eval_when(expr: Any, vars: dict[str, Any], step: Step) -> bool:
         return bool(value)
     except jinja2.TemplateError as err:
         raise _fail(step, "when", err) from None
+    except (OverflowError, MemoryError, RecursionError) as err:
+        raise _fail(step, "when", _Runaway(err)) from None
 
 
 def render_plain(value: Any, vars: dict[str, Any]) -> Any:
@@ -156,6 +229,8 @@ def render_plain(value: Any, vars: dict[str, Any]) -> Any:
         return _render(environment(), value, vars)
     except jinja2.TemplateError as err:
         raise RecipeError(getattr(err, "message", None) or str(err)) from None
+    except (OverflowError, MemoryError, RecursionError) as err:
+        raise RecipeError(str(_Runaway(err))) from None
 
 
 def variables_used(value: Any) -> set[str]:
@@ -249,8 +324,13 @@ def render_template_file(name: str, vars: dict[str, Any], step: Step, template_d
         ) from None
     except jinja2.TemplateSyntaxError as err:
         raise _template_error(step, name, err.filename, err.lineno, err.message or str(err)) from None
+    except RecipeError as err:  # a template reached through a symlink out of the project
+        at, _ = where(step, "template")
+        raise RecipeError(f"{at}: {step.label()}: {err.message}", hint=err.hint) from None
     try:
-        return template.render(vars)
+        return render_bounded(template, vars)
+    except (OverflowError, MemoryError, RecursionError) as err:
+        raise _template_error(step, name, template.filename, 0, str(_Runaway(err))) from None
     except jinja2.TemplateError as err:
         line = 0
         for frame in traceback.extract_tb(err.__traceback__):

@@ -89,8 +89,11 @@ class TextReporter:
         self.lock = threading.Lock()
 
     def _write(self, lines: list[str]) -> None:
+        from ..untrusted import visible
+
+        text = visible("".join(ln + "\n" for ln in lines))  # output and diffs come from the host: never obeyed
         with self.lock:
-            self.stream.write("".join(ln + "\n" for ln in lines))
+            self.stream.write(text)
             self.stream.flush()
 
     def step(self, host: str, result: StepResult) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shlex
 from dataclasses import dataclass
 
 from .kinds import KINDS
@@ -232,10 +233,61 @@ def new_nonce() -> str:
     return os.urandom(8).hex()
 
 
-def build_script(steps: list[PlannedStep], *, check: bool = False, nonce: str, diff: bool = True) -> str:
+#: Exit code of a batch whose host is not the instance it was taken for (nothing ran).
+NOT_CONFIRMED = 79
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a host taken from the host cache must be: this instance id, with this Name tag (None: by id)."""
+
+    instance_id: str
+    name: str | None = None
+
+
+def confirm_script(identity: Identity) -> str:
+    """Shell that stops the batch (exit :data:`NOT_CONFIRMED`, one ``$__M:who:BASE64`` line of what the
+    instance metadata said) unless this host is ``identity``: its instance id, and its Name tag read from
+    ``tags/instance/Name`` (IMDSv2 token; the sandbox's endpoint is ``$EC2KIT_IMDS``). One curl for the
+    token, one for both values; no curl, no metadata or no tags in it: not confirmed."""
+    urls = " ".join(
+        f'"$__I/latest/meta-data/{key}"' for key in ("instance-id", "tags/instance/Name")[: 2 if identity.name else 1]
+    )
+    expected = "\n".join(f"{value}\n200" for value in (identity.instance_id, identity.name) if value is not None)
+    return "\n".join(
+        [
+            '__I="${EC2KIT_IMDS:-http://169.254.169.254}"',
+            "__tok=$(curl -fsS -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \"$__I/latest/api/token\" 2>/dev/null)",
+            f"__who=$(curl -sS -m 2 -H \"X-aws-ec2-metadata-token: $__tok\" -w '\\n%{{http_code}}\\n' {urls} 2>/dev/null)",
+            f'if [ "$__who" != {shlex.quote(expected)} ]; then',
+            f'  printf \'%s:who:%s\\n\' "$__M" "$(printf %s "$__who" | head -c 2000 | base64 | tr -d \'\\n\')"; exit {NOT_CONFIRMED}',
+            "fi",
+        ]
+    )
+
+
+def seen_identity(stdout: str, nonce: str) -> str | None:
+    """What the metadata said when :func:`confirm_script` stopped the batch (None when it did not)."""
+    prefix = f"@@ec2kit:{nonce}:who:"
+    for line in stdout.split("\n"):
+        if line.startswith(prefix):
+            try:
+                return base64.b64decode(line[len(prefix) :]).decode("utf-8", errors="replace")
+            except ValueError:
+                return ""
+    return None
+
+
+def build_script(
+    steps: list[PlannedStep], *, check: bool = False, nonce: str, diff: bool = True, confirm: Identity | None = None
+) -> str:
     """The whole batch: prelude, the helpers its kinds call, one function per step, then the calls (stopping at a
-    failure). ``diff``: file and line steps produce the unified diff of what they change (always in check mode)."""
-    parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", f"__DIFF={1 if check or diff else 0}", PRELUDE]
+    failure). ``diff``: file and line steps produce the unified diff of what they change (always in check mode).
+    ``confirm``: first make sure the host is that instance (:func:`confirm_script`), else run nothing."""
+    parts = [f"__M='@@ec2kit:{nonce}'", f"__CHECK={1 if check else 0}", f"__DIFF={1 if check or diff else 0}"]
+    if confirm is not None:
+        parts.append(confirm_script(confirm))
+    parts.append(PRELUDE)
     # only the helpers of the kinds in this batch (in table order, each once)
     parts += dict.fromkeys(h for k in KINDS.values() if any(s.kind == k.name for s in steps) for h in k.helpers)
     for s in steps:

@@ -61,10 +61,16 @@ def inventory(recipe: Recipe) -> dict[str, dict[str, Any]]:
             import tomllib
         else:  # pragma: no cover
             import tomli as tomllib
+        from ..config import deep_line
+
+        text = ""
         try:
-            data = tomllib.loads(path.read_text())
+            text = path.read_text()
+            data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise RecipeError(f"{path}: {err}.", hint="Fix the TOML there: one [HOSTNAME] table per host.") from None
+        except RecursionError:
+            raise RecipeError(f"{path}:{deep_line(text)}: values are nested too deeply to read.", hint="Flatten them.") from None
         for name, values in data.items():
             if not isinstance(values, dict):
                 raise RecipeError(f"{path}: '{name}' must be a table: [{name}] then key = value lines.")
@@ -135,3 +141,35 @@ def _templated(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_templated(v) for v in value.values())
     return False
+
+
+def resolve_vars(
+    recipe: Recipe, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> tuple[dict[str, Any], set[str]]:
+    """Merge recipe vars < ``overrides``; resolve secrets. Returns (vars, secret values to mask)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    secret_overrides = {k.split(":", 1)[1]: v for k, v in overrides.items() if k.startswith("secret:")}
+    plain = {k: v for k, v in overrides.items() if not k.startswith("secret:")}
+    values: dict[str, Any] = {**recipe.vars, **plain}
+    secrets: set[str] = set()
+    for name, spec in recipe.secrets.items():
+        if name in secret_overrides:
+            value = secret_overrides.pop(name)
+        elif spec.get("env") and spec["env"] in env:
+            value = env[spec["env"]]
+        elif spec.get("required", True):
+            raise RecipeError(
+                f"Recipe '{recipe.name}' needs the secret '{name}': set the environment variable "
+                f"{spec.get('env', name)} or pass --set secret:{name}=VALUE."
+            )
+        else:
+            value = ""
+        values[name] = value
+        secrets.add(str(value))
+    for name, value in secret_overrides.items():
+        values[name] = value
+        secrets.add(str(value))
+    return values, {s for s in secrets if s}

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..paths import data_dir
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "templates" / "spot-run"  # the repo's templates/, as package data
+TEMPLATES = data_dir("templates") / "spot-run"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LOG_MARK = "--ec2kit-log--"
 BEAT_MARK = "--ec2kit-beat--"

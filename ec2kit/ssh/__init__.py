@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 from .target import SshTarget
 from .transport import Result, Transport, wait_ssh
 
@@ -25,6 +23,8 @@ __all__ = ["Result", "SshTarget", "Transport", "connect", "openssh_preferred", "
 def openssh_preferred() -> bool:
     """Whether :func:`connect` uses the OpenSSH client: ``EC2KIT_SSH`` is ``openssh`` (the default) and
     ``ssh`` is on PATH; ``EC2KIT_SSH=fabric`` (or ``paramiko``) picks the Fabric transport."""
+    import shutil  # here, not at the top: it pulls in lzma and bz2, which a warm run never needs
+
     from ..settings import ssh_client
 
     return ssh_client() == "openssh" and shutil.which("ssh") is not None

@@ -53,7 +53,7 @@ def control_path(target: SshTarget, directory: Path) -> Path:
 
 def exec_argv(
     target: SshTarget,
-    command: str,
+    command: str | None,
     *,
     control: Path | None = None,
     persist: int = 60,
@@ -64,7 +64,8 @@ def exec_argv(
 
     With ``control`` (a socket path) the connection is shared: the first call
     becomes the master and lingers ``persist`` seconds once idle. ``log`` takes
-    ssh's own messages (``-E``), so the command's stderr stays the command's.
+    ssh's own messages (``-E``), so the command's stderr stays the command's. ``command`` None:
+    run nothing, authenticate and go to the background (``-N -f``), as a master for later calls.
     """
     argv = [
         "ssh", "-F", "none", "-T", *(["-E", str(log)] if log is not None else []),
@@ -87,8 +88,9 @@ def exec_argv(
         argv += ["-o", "ControlMaster=auto", "-o", _opt("ControlPath", control), "-o", f"ControlPersist={persist}"]
     else:
         argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-    argv += ["--", target.host, command]
-    return argv
+    if command is None:
+        return [*argv, "-N", "-f", "--", target.host]
+    return [*argv, "--", target.host, command]
 
 
 # Exit codes of the transfer scripts (chosen outside what cat/mv/chmod return).
@@ -286,8 +288,8 @@ class OpenSshTransport(Transport):
         path = control_path(self.target, self.control)
         return path.with_name(f"{path.name}-{os.getpid()}") if self._own_master else path
 
-    def argv(self, command: str, log: Path | None = None) -> list[str]:
-        """The ``ssh`` command line for ``command`` (already wrapped)."""
+    def argv(self, command: str | None, log: Path | None = None) -> list[str]:
+        """The ``ssh`` command line for ``command`` (already wrapped; None: start a master, run nothing)."""
         return exec_argv(
             self.target,
             command,
@@ -356,8 +358,7 @@ class OpenSshTransport(Transport):
         fd, name = tempfile.mkstemp(prefix="ec2kit-ssh-", suffix=".log")
         os.close(fd)
         log = Path(name)
-        argv = self.argv("", log)
-        argv[-2:] = ["-N", "-f", "--", self.target.host]  # no command: authenticate, then background as the master
+        argv = self.argv(None, log)  # no command: authenticate, then background as the master
         try:
             code = subprocess.run(
                 argv,

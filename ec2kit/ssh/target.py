@@ -7,7 +7,6 @@ and :func:`ssh_config_block` build strings and argv lists that tests compare exa
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -116,15 +115,28 @@ def ssh_argv(
         argv += ["-L", _forward(port)]
     if tty:
         argv.append("-t")
-    argv.append(f"{target.user}@{target.host}")
+    argv += ["-l", _user(target), "--", target.host]  # `--`: nothing after it is read as an option
     if command is not None:
         argv.append(command)
     return argv
 
 
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+
+def _user(target: SshTarget) -> str:
+    """``target.user`` when it is a plain user name (never an option such as ``-oProxyCommand=…``)."""
+    if not _USER.match(target.user):
+        raise ConfigError(
+            f"Login user {target.user!r} is not a user name.",
+            hint="Set login_user (or EC2KIT_USER) to a plain name such as ubuntu.",
+        )
+    return target.user
+
+
 def _remote_spec(target: SshTarget, path: str) -> str:
     host = f"[{target.host}]" if ":" in target.host else target.host
-    return f"{target.user}@{host}:{path}"
+    return f"{_user(target)}@{host}:{path}"
 
 
 def rsync_argv(
@@ -162,35 +174,73 @@ def rsync_argv(
     return argv
 
 
-def _config_value(value: object) -> str:
+#: A name that is safe as an ssh_config ``Host`` pattern: no wildcard (``*``/``?``), negation, list,
+#: space, quote, ``%`` token or newline, so it matches itself and nothing else.
+SAFE_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_PATH_FIELDS = ("IdentityFile", "UserKnownHostsFile")
+
+
+def safe_host_name(name: str) -> bool:
+    """Whether ``name`` (a Name tag anyone in the account may set) can be written as ``Host NAME``."""
+    return bool(SAFE_HOST_NAME.match(name))
+
+
+def _config_value(key: str, value: object) -> str:
+    """``value`` double-quoted for ssh_config; ``%`` doubled in paths (ssh expands ``%h``…); quotes/controls refused."""
     text = str(value)
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    if any(c == '"' or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ConfigError(
+            f"{key} {text!r} cannot be written to an ssh config file (it holds a quote or a control character).",
+            hint="Use a path or value without quotes and newlines.",
+        )
+    if key in _PATH_FIELDS:
+        text = text.replace("%", "%%")
+    return f'"{text}"'
 
 
 def ssh_config_block(name: str, target: SshTarget) -> str:
-    """An OpenSSH ``Host NAME`` entry so that ``ssh NAME`` works with ec2kit's key and pins."""
+    """An OpenSSH ``Host NAME`` entry so that ``ssh NAME`` works with ec2kit's key and pins.
+
+    ``name`` must pass :func:`safe_host_name` (a ValueError otherwise); every value is quoted.
+    """
+    if not safe_host_name(name):
+        raise ValueError(f"{name!r} is not safe as an ssh Host pattern")
     fields = [
         ("HostName", target.host),
         ("Port", target.port),
-        ("User", target.user),
+        ("User", _user(target)),
         ("IdentityFile", target.key_file),
         ("IdentitiesOnly", "yes"),
         ("HostKeyAlias", target.alias),
         ("UserKnownHostsFile", target.known_hosts),
         ("StrictHostKeyChecking", "accept-new"),
     ]
-    return f"Host {name}\n" + "".join(f"    {k} {_config_value(v)}\n" for k, v in fields)
+    return f"Host {name}\n" + "".join(f"    {k} {_config_value(k, v)}\n" for k, v in fields)
+
+
+def ssh_config_blocks(named: Iterable[tuple[str, SshTarget]]) -> tuple[list[str], list[str]]:
+    """Blocks for the names safe as a ``Host`` pattern, and one warning per instance skipped (naming its id)."""
+    from ..untrusted import visible
+
+    blocks, skipped = [], []
+    for name, target in named:
+        if safe_host_name(name):
+            blocks.append(ssh_config_block(name, target))
+        else:
+            skipped.append(
+                f"Warning: skipped instance {target.alias}: its Name {visible(name, one_line=False)!r} is not safe as an "
+                "ssh Host name (only letters, digits, '.', '_' and '-'); change its Name tag to reach it as `ssh NAME`."
+            )
+    return blocks, skipped
 
 
 def write_ssh_config(path: Path | str, blocks: Iterable[str]) -> Path:
     """Write ``blocks`` to ``path`` (0600, atomically) for ``Include`` from ~/.ssh/config."""
+    from ..fsutil import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "# Written by ec2kit (inv ssh-config); regenerated each time, edits are lost.\n\n"
     text += "\n".join(b.rstrip("\n") + "\n" for b in blocks)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode(), mode=0o600)
     return path

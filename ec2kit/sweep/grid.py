@@ -127,6 +127,10 @@ def load_file(path: str | Path) -> GridFile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err}).", hint="Fix the line it names; see `inv sweep --help`.") from None
+    except RecursionError:  # [[[[…]]]] thousands deep (issue 20)
+        from ..config import deep_line
+
+        raise ConfigError(f"{path}:{deep_line(text)}: arrays are nested too deeply to read.", hint="Flatten them.") from None
     unknown = sorted(set(data) - {"grid", "runs"})
     if unknown:
         raise ConfigError(

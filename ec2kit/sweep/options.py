@@ -81,7 +81,7 @@ def check(options: SweepOptions) -> None:
         raise ConfigError(f"--parallel {options.parallel}: at least one run must run at a time.", hint="Example: --parallel 4.")
     if options.retries < 0:
         raise ConfigError("--retries cannot be negative.", hint="Example: --retries 2.")
-    if options.max_cost is not None and options.max_cost <= 0:
+    if options.max_cost is not None and not 0 < options.max_cost < float("inf"):  # nan and inf are no budget
         raise ConfigError(f"--max-cost {options.max_cost}: give a budget in dollars above 0.", hint="Example: --max-cost 20.")
     if options.max_hours is not None and options.max_hours <= 0:
         raise ConfigError(f"--max-hours {options.max_hours} must be more than 0.")

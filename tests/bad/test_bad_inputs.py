@@ -27,7 +27,7 @@ pytestmark = pytest.mark.sandbox
 
 HERE = Path(__file__).parent
 CASES = tomllib.loads((HERE / "cases.toml").read_text())["case"]
-CATEGORIES = ("cli", "recipe", "state", "injection")
+CATEGORIES = ("cli", "recipe", "state", "injection", "tag", "project", "runaway")
 
 
 def test_every_case_has_a_known_category_and_a_unique_id():
@@ -121,6 +121,16 @@ def test_bad_input_fails_cleanly_and_changes_nothing(case, sandbox, web, tmp_pat
             path.write_bytes(bytes.fromhex(content[4:]))
         elif content == "<dir>":
             path.mkdir(exist_ok=True)
+        elif content.startswith("<link:"):  # a symlink (to a file or directory outside the project, say)
+            path.symlink_to(content[len("<link:") : -1])
+        elif content.startswith("<steps:"):  # a recipe of N trivial steps
+            count = int(content[len("<steps:") : -1])
+            path.write_text("".join(f'[[step]]\nname = "s{i}"\nrun = "true"\n' for i in range(count)))
+        elif content.startswith("<nested:"):  # `KEY = [[[...]]]` N levels deep
+            key, _, depth = content[len("<nested:") : -1].partition(":")
+            path.write_text(f"{key} = " + "[" * int(depth) + "]" * int(depth) + "\n")
+        elif content.startswith("<big:"):  # a recipe padded with a comment to N bytes
+            path.write_text('[[step]]\nname = "s"\nrun = "true"\n#' + "x" * int(content[len("<big:") : -1]) + "\n")
         elif content in ("<key>", "<otherkey>"):  # a fresh ed25519 key: its private half, or another key's public half
             import subprocess
 
@@ -140,11 +150,26 @@ def test_bad_input_fails_cleanly_and_changes_nothing(case, sandbox, web, tmp_pat
     host = host_home(sandbox, web)
     before = (ec2_state(sandbox.ec2), tree(host), runs_state(sandbox.settings.home), tree(project))
 
-    result = run_inv(*fill(case["argv"], subs), home=home, env=env, cwd=project, timeout=case.get("timeout", 120))
+    if "tag_web" in case:  # what anyone allowed to tag instances in the account can write: bad-web's Name
+        sandbox.ec2.create_tags(Resources=[web], Tags=[{"Key": "Name", "Value": fill(case["tag_web"], subs)}])
+    try:
+        result = run_inv(*fill(case["argv"], subs), home=home, env=env, cwd=project, timeout=case.get("timeout", 120))
+    finally:
+        if "tag_web" in case:
+            sandbox.ec2.create_tags(Resources=[web], Tags=[{"Key": "Name", "Value": "bad-web"}])
+    for text in fill(case.get("never", []), subs):  # a secret, a raw escape: never in the output
+        assert text not in result.text, (text, result)
 
-    if "literal" in case:  # an injection case: it may succeed, but only the literal bytes land
-        for rel, expected in fill(case["literal"], subs).items():
+    if "literal" in case or "written" in case:  # an injection case: it may succeed, but only the literal bytes land
+        for rel, expected in fill(case.get("literal", {}), subs).items():
             assert (host / rel).read_text() == expected, result
+        for rel, spec in fill(case.get("written", {}), subs).items():  # a file written on this machine
+            assert Path(rel).is_file(), (rel, result)
+            text = Path(rel).read_text()
+            assert all(t in text for t in spec.get("has", [])) and not any(t in text for t in spec.get("lacks", [])), text
+        for needle in fill(case.get("needles", []), subs):
+            assert needle.lower() in result.text.lower(), (needle, result)
+        assert "Traceback" not in result.text and result.code == case.get("code", result.code), result
         for rel in case.get("absent", []):
             assert not (host / rel).exists() and not Path(fill(rel, subs)).exists(), (rel, result)
         return

@@ -39,19 +39,22 @@ def validate(args: Args, where: Where) -> None:
 
 def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
     """A file: its bytes; a directory: a deterministic tar of it. Relative to the recipe's project."""
-    src = Path(str(args["copy"])).expanduser()
-    if not src.is_absolute():
-        src = (ctx.base_dir or Path.cwd()) / src
+    from ..sources import check_tree, explicit, project_source
+
+    text = str(args["copy"])
+    src = project_source(text, ctx.base_dir or Path.cwd(), ctx.where)
+    shown = f"{text} (outside the project)" if explicit(text) else text
     if src.is_file():
-        return file_body(src.read_bytes(), args, ctx), f"copy {args['copy']} to {args['dest']}"
+        return file_body(src.read_bytes(), args, ctx), f"copy {shown} to {args['dest']}"
     if src.is_dir():
+        check_tree(src, ctx.where)
         data = tar_directory(src)
         dest, show = sh_path(str(args["dest"])), str(args["dest"])
         body = (
             f'base64 -d <<< {q(b64(data))} > "$__T/new.tar" || exit 1\n'
             f"__put_dir {dest} {q(show)} {q(mode_word(args))} {q(args.get('owner'))}"
         )
-        return body, f"copy directory {args['copy']} to {show}"
+        return body, f"copy directory {shown} to {show}"
     raise RecipeError(f"{ctx.where}: the file or directory to copy, {src}, does not exist.")
 
 

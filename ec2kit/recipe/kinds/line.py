@@ -12,8 +12,11 @@ __line() {  # path shown line regexp
     __line_text "$@"; return  # no sudo, no regexp, text: decided and written with builtins
   fi
   if $S test -f "$f"; then $S cat "$f" > "$__T/old" || exit 1; else : > "$__T/old"; fi
-  if grep -qxF -- "$3" "$__T/old"; then __ok "$show already has this line"; return 0; fi
-  if [ -n "$4" ] && grep -qE -- "$4" "$__T/old"; then
+  if [ -z "$4" ] && grep -qxF -- "$3" "$__T/old"; then __ok "$show already has this line"; return 0; fi
+  # with a regexp: done only when the line is there and no *other* line matches (a later one would win)
+  if [ -n "$4" ] && RE="$4" LINE="$3" awk '$0 == ENVIRON["LINE"] { has = 1; next } $0 ~ ENVIRON["RE"] { other = 1 }
+      END { exit !(has && !other) }' "$__T/old"; then __ok "$show already has this line"; return 0; fi
+  if [ -n "$4" ] && RE="$4" awk '$0 ~ ENVIRON["RE"] { found = 1 } END { exit !found }' "$__T/old"; then
     RE="$4" LINE="$3" awk '$0 ~ ENVIRON["RE"] { print ENVIRON["LINE"]; next } { print }' "$__T/old" > "$__T/new" || exit 1
     how="replace the line matching $4 in"; did="replaced the line matching $4 in"
   else
@@ -40,14 +43,19 @@ __line_text() {  # path shown line: as __line without a regexp, the file's text 
   __replace_file "$f" "$__T/new" "" ""
   __changed "added a line to $show"
 }
-__qline() {  # path shown line
-  local r="" sz="" t=""
+__qline() {  # path shown line [regexp]
+  local r="" sz="" t="" l
   __get "$1"; r=$__G
   [ "$r" != - ] || return 1
   t=${r#* * }; sz=${t%% *}; t=${t#* }
   [ "$t" = "regular file" ] && [ "$sz" -le 262144 ] || return 1
   __read "$1" || return 1
   [[ $'\n'"$__R"$'\n' == *$'\n'"$3"$'\n'* ]] || return 1
+  if [ -n "${4-}" ]; then  # another line matching the regexp: the full step rewrites it
+    while IFS= read -r l; do
+      [[ $l != "$3" && $l =~ $4 ]] && return 1
+    done <<< "$__R"
+  fi
   __QS=ok; __QW="$2 already has this line"
 }
 """
@@ -70,14 +78,15 @@ def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
 def quick(args: Args, content: bytes | None) -> tuple[list[str], list[str]]:
     """ "The file has this exact line" with builtins only (one line of text).
 
-    With ``regexp`` too: ``__line`` says "already has this line" whenever the exact line is there,
-    whatever else matches the regexp; without it the full step replaces or appends.
+    With ``regexp`` too, only when no *other* line matches it (``max_conn=5`` appended after
+    ``max_conn=100`` would win); otherwise the full step rewrites every matching line.
     """
     line = str(args["line"]).encode()
     if not line or b"\n" in line or b"\0" in line:
         return [], []
     path = str(args["path"])
-    return [f"__qline {sh_path(path)} {q(path)} {ansi_c(line)}"], [sh_path(path)]
+    regexp = f" {q(args['regexp'])}" if args.get("regexp") else ""
+    return [f"__qline {sh_path(path)} {q(path)} {ansi_c(line)}{regexp}"], [sh_path(path)]
 
 
 KIND = Kind(

@@ -8,29 +8,12 @@ Nitro instances show — so product code finds it the same way on both.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import SandboxError
+from ...errors import SandboxError
 
 BY_ID_DIR = Path("/dev/disk/by-id")
-
-
-def volumes_supported() -> bool:
-    """True when this process can emulate volumes: root and ``losetup`` present."""
-    return os.geteuid() == 0 and shutil.which("losetup") is not None
-
-
-def require_volumes() -> None:
-    """Raise SandboxError when volumes cannot be emulated here."""
-    if not volumes_supported():
-        raise SandboxError(
-            "Volumes need root in the sandbox: attaching an EBS volume is emulated with a loop device "
-            "(losetup), which only root can create.",
-            hint="Run ec2kit as root (a throwaway VM or CI), or try volumes on real AWS.",
-        )
 
 
 def by_id_name(volume_id: str) -> str:

@@ -1,4 +1,5 @@
-"""Tests' handles on the sandbox's pretend AWS account (re-exported by ``ec2kit.sandbox``).
+"""The sandbox's pretend AWS account, turned from outside: spot interruptions, capacity, quotas,
+the caller's IP, SSH enforcement, and ``reset()`` (re-exported by ``ec2kit.sandbox``).
 
 Each function takes Settings or a SandboxInfo, talks to the daemon's control server and raises
 SandboxError when it refuses. ``reset()`` puts every knob back to its default.
@@ -9,13 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from ..errors import SandboxError
-from . import SandboxInfo, _control, _request
+from ...errors import SandboxError
+from .info import SandboxInfo, request
+from .process import control
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ...settings import Settings
 
 __all__ = [
+    "interrupt",
+    "reset",
     "account",
     "caller_ip",
     "set_caller_ip",
@@ -31,9 +35,9 @@ __all__ = [
 
 
 def _post(settings_or_info: Settings | SandboxInfo, path: str, what: str, **params: Any) -> dict[str, Any]:
-    info = _control(settings_or_info)
+    info = control(settings_or_info)
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    code, body = _request(f"{info.control_url}{path}{'?' + query if query else ''}", "POST")
+    code, body = request(f"{info.control_url}{path}{'?' + query if query else ''}", "POST")
     if code != 200:
         raise SandboxError(f"The sandbox refused to {what}: {(body or {}).get('error', code)}.")
     return body
@@ -41,8 +45,8 @@ def _post(settings_or_info: Settings | SandboxInfo, path: str, what: str, **para
 
 def account(settings_or_info: Settings | SandboxInfo) -> dict[str, Any]:
     """The account's knobs now: caller_ip, enforce_ssh, quotas, enforced_quotas, no_capacity, …"""
-    info = _control(settings_or_info)
-    code, body = _request(f"{info.control_url}/account")
+    info = control(settings_or_info)
+    code, body = request(f"{info.control_url}/account")
     if code != 200:
         raise SandboxError(f"The sandbox did not describe its account ({code}).")
     return body
@@ -119,8 +123,33 @@ def throttle(settings_or_info: Settings | SandboxInfo, seconds: float, *, code: 
 
 def throttled(settings_or_info: Settings | SandboxInfo) -> dict[str, Any]:
     """``{"left": s, "refused": [actions…], "passed": [actions answered since the window opened]}``."""
-    info = _control(settings_or_info)
-    code, body = _request(f"{info.control_url}/throttle")
+    info = control(settings_or_info)
+    code, body = request(f"{info.control_url}/throttle")
     if code != 200:
         raise SandboxError(f"The sandbox did not describe its throttle ({code}).")
     return body
+
+
+def interrupt(
+    settings: Settings | SandboxInfo, instance_id: str, delay: float = 120.0, *, restart_after: float | None = None
+) -> dict[str, Any]:
+    """Schedule a spot interruption: the notice shows now, the instance is reclaimed after ``delay`` s
+    (AWS's 120 by default; 0 at once with no notice, which AWS may also do). Reclaimed means
+    terminated, or stopped when its request asked InstanceInterruptionBehavior=stop; a stopped one
+    starts again after ``restart_after`` s, or when ``capacity_returns(settings, instance_id)``."""
+    info = control(settings)
+    url = f"{info.control_url}/interrupt/{instance_id}?delay={float(delay)}"
+    if restart_after is not None:
+        url += f"&restart_after={float(restart_after)}"
+    code, body = request(url, "POST")
+    if code != 200:
+        raise SandboxError(f"Could not interrupt {instance_id} in the sandbox: {(body or {}).get('error', code)}.")
+    return dict(body)
+
+
+def reset(settings: Settings | SandboxInfo) -> None:
+    """Wipe the sandbox's EC2 state (moto reset) and drop every host, volume and image file."""
+    info = control(settings)
+    code, body = request(f"{info.control_url}/reset", "POST", timeout=60)
+    if code != 200:
+        raise SandboxError(f"The sandbox reset failed: {(body or {}).get('error', code)}. See {info.dir / 'daemon.log'}.")

@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from .account import ACCOUNT
-from .aws_behaviours import check_quota, choose_zone, subnet_zone
+from .limits import check_quota, choose_zone, subnet_zone
 
 
 def template_data(backend: Any, spec: Any) -> dict[str, Any]:

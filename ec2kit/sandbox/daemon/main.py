@@ -1,4 +1,4 @@
-"""The sandbox daemon: ``python -m ec2kit.sandbox.daemon --dir D``.
+"""The sandbox daemon's process: ``python -m ec2kit.sandbox.daemon --dir D``.
 
 One long-lived background process running moto's EC2 server (taught some of AWS's behaviours
 by ``aws_behaviours.install()``), the control and metadata server, and the reconciler that
@@ -21,12 +21,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .images import write_amis
+from ...fsutil import atomic_write
+from ..client.info import SANDBOX_CREDENTIALS as CREDENTIALS
+from ..client.info import SANDBOX_REGION as REGION
+from ..client.info import volumes_supported
+from ..moto.images import write_amis
 from .sshd import free_port
-from .volumes import volumes_supported
 
-REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 MISSING_MOTO = (
     "The sandbox needs moto's server, which is not installed. "
     "Install it with: pip install 'ec2kit[sandbox]'  (or pip install 'moto[server]')."
@@ -37,9 +38,7 @@ log = logging.getLogger("ec2kit.sandbox")
 
 def write_state(root: Path, state: dict) -> None:
     """Write state.json atomically (readers never see half a file)."""
-    tmp = root / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(root / "state.json")
+    atomic_write(root / "state.json", json.dumps(state, indent=2), fsync=False)
 
 
 def prepare_environment(root: Path) -> None:
@@ -66,9 +65,8 @@ def run(root: Path) -> int:
         import boto3
         from botocore.config import Config
 
-        from .aws_behaviours import install
-        from .motoserver import MotoServer
-        from .throttle import DAEMON_AGENT
+        from ..moto.aws_behaviours import install
+        from ..moto.motoserver import DAEMON_AGENT, MotoServer
     except ImportError as err:
         log.error("%s (%s)", MISSING_MOTO, err)
         print(MISSING_MOTO, file=sys.stderr)
@@ -81,7 +79,7 @@ def run(root: Path) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     clear_leftovers(root)
     moto_port = free_port()
-    moto = MotoServer(moto_port).start()
+    moto = MotoServer(moto_port, request_log=root / "requests.log").start()
     install()  # SSM public parameters, Service Quotas, vCPU quotas, capacity (aws_behaviours)
     endpoint_url = f"http://127.0.0.1:{moto_port}"
     ec2 = boto3.client(
@@ -90,7 +88,7 @@ def run(root: Path) -> int:
         region_name=REGION,
         aws_access_key_id=CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-        config=Config(user_agent_extra=DAEMON_AGENT),  # AWS's own side of the account: never throttled
+        config=Config(user_agent_extra=DAEMON_AGENT),  # its own calls: out of the request log, never throttled
     )
 
     ctl_port = free_port()
@@ -161,7 +159,3 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("the sandbox daemon failed")
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SandboxError
+from ...errors import SandboxError
 
 
 def free_port() -> int:

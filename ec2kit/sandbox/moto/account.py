@@ -27,10 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client.info import SANDBOX_REGION
+
 DEFAULT_CALLER_IP = "198.51.100.7"
 ROOMY_QUOTA = 1024.0  # vCPUs GetServiceQuota reports for a quota nobody set or enforced
 ACCOUNT_ID = "123456789012"  # moto's default account
-REGION = "us-east-1"
+REGION = SANDBOX_REGION
 
 
 @dataclass(frozen=True)

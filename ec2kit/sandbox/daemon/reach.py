@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from .account import cidr_contains
+from ..moto.account import cidr_contains
 
 
 def covers_ssh(permission: dict[str, Any]) -> bool:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+DAEMON_AGENT = "ec2kit-sandbox-daemon"  # user_agent_extra of the daemon's own boto3 client: not logged
 
 
 def action_of(body: bytes) -> str:
@@ -30,8 +32,9 @@ def action_of(body: bytes) -> str:
 class ChangeCounter:
     """WSGI middleware: ``generation`` grows after every state-changing request; ``event`` is set."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], request_log: Path | None = None) -> None:
         self.app = app
+        self.request_log = request_log
         self.generation = 0
         self.event = threading.Event()
         self._lock = threading.Lock()
@@ -41,12 +44,22 @@ class ChangeCounter:
             self.generation += 1
         self.event.set()
 
+    def log(self, action: str) -> None:
+        """Append ``action`` to the request log (one line; the file is only ever appended to)."""
+        assert self.request_log is not None
+        with self._lock, self.request_log.open("a") as out:
+            out.write(action.replace("\n", " ") + "\n")
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         changes = environ.get("REQUEST_METHOD") not in ("GET", "HEAD")
+        action = ""
         if changes and environ.get("CONTENT_LENGTH"):
             body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
             environ["wsgi.input"] = io.BytesIO(body)
-            changes = not action_of(body).startswith(READ_ONLY_PREFIXES)
+            action = action_of(body)
+            changes = not action.startswith(READ_ONLY_PREFIXES)
+        if self.request_log is not None and DAEMON_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+            self.log(action or environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", ""))
         result = self.app(environ, start_response)  # moto applies the change while building the response
         if changes:
             self.bump()
@@ -56,13 +69,13 @@ class ChangeCounter:
 class MotoServer:
     """moto's server app on 127.0.0.1:port in a daemon thread, with a ChangeCounter in front."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, request_log: Path | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
         from . import throttle
 
-        self.changes = ChangeCounter(DomainDispatcherApplication(create_backend_app))
+        self.changes = ChangeCounter(DomainDispatcherApplication(create_backend_app), request_log)
         throttle.THROTTLE = self.throttle = throttle.Throttle(self.changes)  # answers 503 while a test asks it to
         self.server = make_server("127.0.0.1", port, self.throttle, threaded=True)
         self.port = port

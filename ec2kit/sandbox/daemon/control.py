@@ -5,6 +5,8 @@ Instance metadata (IMDSv2-compatible), per instance under ``/i/<id>``::
     PUT /i/<id>/latest/api/token                      -> a session token
     GET /i/<id>/latest/meta-data/instance-id          -> i-…
     GET /i/<id>/latest/meta-data/spot/instance-action -> 404, or {"action":"terminate"|"stop","time":…}
+    GET /i/<id>/latest/meta-data/tags/instance[/<key>] -> its tag keys / a tag's value, as moto has them
+                                                         now; 404 unless launched with InstanceMetadataTags
 
 Control::
 
@@ -53,7 +55,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .account import ACCOUNT, Account
+from ..moto.account import ACCOUNT, Account
 from .reach import Blackhole, ssh_allowed
 from .reconciler import Reconciler
 
@@ -129,7 +131,7 @@ class Control:
 
     def spot_request(self, instance_id: str) -> Any:
         """moto's spot request object that launched ``instance_id`` (None if none)."""
-        from .aws_behaviours import ec2_backend
+        from ..moto.limits import ec2_backend
 
         for request in ec2_backend().spot_instance_requests.values():
             if request.instance is not None and request.instance.id == instance_id:
@@ -138,7 +140,7 @@ class Control:
 
     def interruption_behavior(self, instance_id: str) -> str:
         """terminate or stop, as the instance's spot request (or RunInstances' SpotOptions) asked."""
-        from .aws_behaviours import MARKET_OPTIONS
+        from ..moto.aws_behaviours import MARKET_OPTIONS
 
         request = self.spot_request(instance_id)
         if request is not None:
@@ -243,6 +245,8 @@ class Control:
         if key == "spot/instance-action":
             notice = self.notices.get(instance_id)
             return (200, "application/json", json.dumps(notice)) if notice else (404, "text/plain", "Not Found")
+        if key.startswith("tags/instance"):
+            return _tags_in_metadata(self, instance_id, key[len("tags/instance") :].strip("/"))
         values = {
             "instance-id": instance_id,
             "instance-type": instance.get("InstanceType", ""),
@@ -257,6 +261,20 @@ class Control:
         if key in values and values[key]:
             return 200, "text/plain", values[key]
         return 404, "text/plain", "Not Found"
+
+
+def _tags_in_metadata(control: Control, instance_id: str, key: str) -> tuple[int, str, str]:
+    """``tags/instance[/<key>]`` as AWS serves it: the current tags (a rename made a moment ago shows:
+    any change to moto is reconciled first, nothing is described when none happened), or 404 when
+    the instance's metadata options do not include tags."""
+    control.reconciler.reconcile_if_changed()
+    instance = control.reconciler.instances.get(instance_id) or {}
+    if instance.get("MetadataOptions", {}).get("InstanceMetadataTags") != "enabled":
+        return 404, "text/plain", "Not Found"
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    if not key:
+        return 200, "text/plain", "\n".join(sorted(tags))
+    return (200, "text/plain", tags[key]) if key in tags else (404, "text/plain", "Not Found")
 
 
 def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
@@ -315,7 +333,7 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 source = query.get("from", [None])[0]
                 return self.reply(200, control.reachable_address(path[1], address, source))
             if path == ["throttle"]:
-                from .throttle import THROTTLE
+                from ..moto.throttle import THROTTLE
 
                 return self.reply(200, THROTTLE.snapshot() if THROTTLE else {"error": "no throttle"})
             if path == ["checkip"]:
@@ -363,14 +381,14 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
             if path[:1] in (["account"], ["quota"], ["capacity"]):
                 return self.route_account(path, query)
             if path == ["throttle"]:
-                from .throttle import THROTTLE
+                from ..moto.throttle import THROTTLE
 
                 if THROTTLE is None:
                     return self.reply(409, {"error": "moto runs without its throttle"})
                 seconds = float(query.get("seconds", ["0"])[0])
                 return self.reply(200, THROTTLE.start(seconds, query.get("code", ["RequestLimitExceeded"])[0]))
             if path == ["reset"]:
-                from .throttle import THROTTLE
+                from ..moto.throttle import THROTTLE
 
                 if THROTTLE is not None:
                     THROTTLE.start(0)
@@ -378,7 +396,7 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 control.notices.clear()
                 control.stopped_by_interruption.clear()
                 control.account.reset()
-                from .aws_behaviours import MARKET_OPTIONS
+                from ..moto.aws_behaviours import MARKET_OPTIONS
 
                 MARKET_OPTIONS.clear()
                 return self.reply(200, {"reset": True})
@@ -389,8 +407,8 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
             self.reply(404, {"error": f"no route POST {self.path}"})
 
         def route_account(self, path: list[str], query: dict[str, list[str]]) -> None:
-            from .account import QUOTAS_BY_CODE
-            from .aws_behaviours import fulfil_waiting
+            from ..moto.account import QUOTAS_BY_CODE
+            from ..moto.aws_behaviours import fulfil_waiting
 
             one = {k: v[0] for k, v in query.items()}
             account = control.account

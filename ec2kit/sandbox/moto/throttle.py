@@ -3,7 +3,7 @@
 AWS throttles an account's API calls when they come too fast (or when its control plane is busy);
 botocore retries a few times, then the caller sees the error. ``Throttle`` is a WSGI middleware in
 front of moto that does the same for a window a test opens (``POST /throttle?seconds=N`` on the
-control server, ``ec2kit.sandbox.throttle(settings, N)``). The daemon's own calls (the reconciler,
+control server, ``ec2kit.sandbox.knobs.throttle(settings, N)``). The daemon's own calls (the reconciler,
 interruptions: AWS's side of the account) carry :data:`DAEMON_AGENT` in their User-Agent and pass.
 Every refused call is logged by action, so a test can assert which calls met the throttle.
 """
@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-DAEMON_AGENT = "ec2kit-sandbox-daemon"
+from .motoserver import DAEMON_AGENT  # the daemon's own boto3 client: AWS's side of the account
+
 _BODY = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
     "<Message>Request limit exceeded.</Message></Error></Errors><RequestID>{rid}</RequestID></Response>"
