@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .defaults import DEFAULT_MOUNT
 from .errors import SandboxError, WrongState
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from .context import Context
 
 Progress = Callable[[str], None] | None
-
-DEFAULT_MOUNT = "/mnt/data"
 
 
 def wait_ssh(ctx: Context, instance: Instance, *, timeout: float = 300, progress: Progress = None) -> None:

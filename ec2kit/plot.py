@@ -6,8 +6,6 @@ is drawn, and a missing one is a :class:`~ec2kit.errors.ConfigError` that says h
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -126,16 +124,14 @@ def write_png(
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ConfigError(f"--png {path}: the directory {parent} does not exist.")
+    import io
+
+    from .fsutil import atomic_write
+
     fig = figure(metrics, names, title=title, dpi=dpi)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            fig.savefig(out, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=dpi)
+    atomic_write(path, out.getvalue(), mode=0o644)
     width, height = fig.get_size_inches()
     return round(width * dpi), round(height * dpi)
 
@@ -152,6 +148,46 @@ def find_run(runs: Runs, name: str) -> RunRecord:
         hint = f"Runs recorded here: {listing}." if names else "No runs are recorded yet (inv spot-run --script train.sh)."
         raise NotFound("run", name, names, hint=hint)
     return record
+
+
+def run_metrics(runs: Runs, name: str) -> tuple[RunRecord, Metrics]:
+    """Run ``name``'s record and its metrics now; NotFound, or a ConfigError saying what its results hold."""
+    record = find_run(runs, name)
+    found = load(record.results_dir) if record.results_dir else None
+    if not found or not found.series:
+        raise no_metrics_error(record)
+    return record, found
+
+
+def wanted(metric: str | Sequence[str] | None) -> list[str]:
+    """``'loss,acc'``, ``['loss']`` or None (every metric) → the names asked for."""
+    items = [metric] if isinstance(metric, str) else list(metric or [])
+    return [m.strip() for item in items for m in item.split(",") if m.strip()]
+
+
+def terminal_view(
+    record: RunRecord, metrics: Metrics, names: Sequence[str], *, size: tuple[int, int], tty: bool, follow: bool = False
+) -> str:
+    """What ``inv plot`` prints: a header line and one chart per metric, fitted to a terminal of ``size``
+    (columns, lines); on a terminal with ``follow`` it first clears the screen."""
+    cols, rows = size if tty else (80, 40)
+    height = max(8, min(25, rows - 8)) if len(names) == 1 and tty else 12
+    charts = terminal_charts(metrics, names, width=max(20, min(cols - 12, 120)), height=height, color=tty)
+    header = f"{record.name} ({record.state}) · {metrics.x} {format_value(metrics.last_x() or 0)} · {metrics.source}"
+    return ("\x1b[H\x1b[2J" if tty and follow else "") + header + "\n" + charts + "\n\n"
+
+
+def points(record: RunRecord, metrics: Metrics, names: Sequence[str]) -> dict[str, Any]:
+    """``inv plot --json``: the run, its state, where the metrics came from and every point of ``names``."""
+    from .metrics import as_json
+
+    return {
+        "run": record.name,
+        "state": record.state,
+        "source": metrics.source,
+        "x": metrics.x,
+        "metrics": as_json(metrics, points=True, names=list(names)),
+    }
 
 
 def no_metrics_error(record: RunRecord) -> ConfigError:

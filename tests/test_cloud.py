@@ -595,3 +595,34 @@ def test_without_ssm_an_alias_is_found_by_searching_images_and_the_note_says_so(
     assert why.endswith("(SSM parameter unreadable: ParameterNotFound; found by searching images instead)")
     image, _ = cloud.choose_image("ubuntu-22.04", "t3.micro")
     assert image.id == "ami-0000000000000a204"
+
+
+# -- how Cloud is built: plain services over one session ------------------------------------------------
+SERVICES = ("types", "compute", "storage", "access", "networks", "image_choice", "quotas", "fleets", "launcher")
+
+
+def test_every_service_is_a_plain_class_sharing_the_clouds_one_session(tmp_path):
+    cloud = Cloud(Settings(home=tmp_path), region="us-east-1")
+    for name in SERVICES:
+        service = getattr(cloud, name)
+        assert type(service).__mro__ == (type(service), object), f"{name} inherits {type(service).__mro__[1:]}"
+        assert service.aws is cloud.aws
+    assert cloud.storage.instances is cloud.compute and cloud.fleets.quotas is cloud.quotas
+    assert cloud.launcher.fleets is cloud.fleets and cloud.networks.access is cloud.access
+
+
+def test_the_cloud_answers_every_public_verb_of_its_services_with_the_services_own_method(tmp_path):
+    import inspect
+
+    cloud = Cloud(Settings(home=tmp_path), region="us-east-1")
+    renamed = {("types", "info"): "instance_type", ("types", "describe"): None}  # describe fills a cache: not a verb
+    missing = []
+    for name in SERVICES:
+        service = getattr(cloud, name)
+        for verb, _ in inspect.getmembers(type(service), inspect.isfunction):
+            if verb.startswith("_") or renamed.get((name, verb), verb) is None:
+                continue
+            if getattr(cloud, renamed.get((name, verb), verb), None) != getattr(service, verb):
+                missing.append(f"{name}.{verb}")
+    assert missing == [], "forward these in Cloud._forward"
+    assert cloud.freeze == cloud.storage.freeze and cloud.launch.__doc__ == cloud.launcher.launch.__doc__

@@ -14,9 +14,13 @@
     run = ec2.spot_run("train.sh", files="train.py")
     run.status; run.logs(); run.metrics()["loss"].ys; run.plot()
     ec2.runs()
+    sweep = ec2.sweep("train.sh", grid={"lr": [1e-3, 3e-4]}, parallel=2)
+    sweep.summary; ec2.sweeps()
 
+This is the one domain layer: every ``inv``/``ec2kit`` task calls the ``EC2`` method of the same
+name with the same options (``tests/test_parity.py``), so defaults and checks live here once.
 Every verb goes through :mod:`ec2kit.actions`, :class:`ec2kit.aws.cloud.Cloud`,
-:mod:`ec2kit.recipe` and :mod:`ec2kit.spotrun`, exactly as ``inv`` does; nothing here talks
+:mod:`ec2kit.recipe`, :mod:`ec2kit.spotrun` and :mod:`ec2kit.sweep`; nothing here talks
 to AWS or SSH by itself. Objects are live views: an :class:`Instance` re-reads its state when
 its snapshot is more than :attr:`Instance.max_age` seconds old (and right after each verb), a
 :class:`Run` re-reads its record. Errors are :mod:`ec2kit.errors` classes with the same
@@ -33,20 +37,25 @@ from __future__ import annotations
 
 from .ec2 import EC2
 from .instances import CommandResult, Instance, InstanceNames, Shell, UnknownInstance
-from .recipes import Recipe, RecipeReport
+from .machines import LaunchCheck
+from .recipes import Recipe, RecipeFailed, RecipeReport
 from .runs import Run
 from .shown import Listing, Text, examples_dir, identifier
+from .sweeps import Sweep
 
 __all__ = [
     "EC2",
     "CommandResult",
     "Instance",
     "InstanceNames",
+    "LaunchCheck",
     "Listing",
     "Recipe",
+    "RecipeFailed",
     "RecipeReport",
     "Run",
     "Shell",
+    "Sweep",
     "Text",
     "UnknownInstance",
     "examples_dir",

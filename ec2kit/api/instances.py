@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import display
+from ..defaults import DEFAULT_MOUNT
 from ..errors import NotFound
 from ..ssh.transport import Result
-from .shown import DEFAULT_MOUNT, _Shown, identifier
+from .shown import _Shown, identifier
 
 if TYPE_CHECKING:
     from ..aws.models import Image, Volume
     from ..aws.models import Instance as InstanceInfo
     from ..ssh import Transport
-
-if TYPE_CHECKING:
     from .ec2 import EC2
 
 
@@ -141,6 +140,11 @@ class Instance(_Shown):
         return self._info.label
 
     @property
+    def snapshot(self) -> InstanceInfo:
+        """The snapshot as last read (no AWS call: a listing's rows come from its one DescribeInstances)."""
+        return self._info
+
+    @property
     def info(self) -> InstanceInfo:
         """The current snapshot (re-read when older than :attr:`max_age`)."""
         if not self._gone and time.monotonic() - self._read_at > self.max_age:
@@ -218,40 +222,29 @@ class Instance(_Shown):
         """The ``ssh`` command line that logs in to it (host key pinned), with ``-L`` tunnels for ``ports``."""
         import shlex
 
-        from ..ssh.target import ssh_argv
-
-        return shlex.join(ssh_argv(self._ec2.ctx.target(self.info), ports=list(ports), tty=True))
+        return shlex.join(self._ec2.ssh_command(self, ports=ports))
 
     # -- lifecycle (the CLI's verbs) ------------------------------------------------------
     def stop(self, *, wait: bool = True) -> Instance:
         """Stop it (its disk is kept); waits until stopped unless ``wait=False``. Spot instances cannot stop."""
-        with self._ec2._progress(f"Stopping {self.label}") as progress:
-            info = self._ec2.cloud.stop(self.id, wait=wait, progress=progress)
-        self._ec2.ctx.forget_host(self.id)
-        return self._set(info)
+        return self._set(self._ec2.stop(self, wait=wait).snapshot)
 
     def start(self, *, wait: bool = True) -> Instance:
         """Start it; returns once SSH answers (``wait=False``: once EC2 accepted the start)."""
-        from ..actions import start
-
-        with self._ec2._progress(f"Starting {self.label}") as progress:
-            info = start(self._ec2.ctx, self.id, wait=wait, progress=progress)
-        return self._set(info)
+        return self._set(self._ec2.start(self, wait=wait).snapshot)
 
     def terminate(self, *, wait: bool = False) -> Instance:
         """Terminate it (its spot request is cancelled first; the root disk is deleted)."""
-        with self._ec2._progress(f"Terminating {self.label}") as progress:
-            info = self._ec2.cloud.terminate(self.id, wait=wait, progress=progress)
-        self._ec2.ctx.forget_host(self.id)
-        return self._set(info)
+        return self._set(self._ec2.terminate(self, wait=wait).snapshot)
 
     def change_type(self, type: str) -> Instance:
         """Change the type of a stopped instance, e.g. ``inst.change_type("g5.2xlarge")``."""
-        return self._set(self._ec2.cloud.change_type(self.id, type))
+        return self._set(self._ec2.change_type(self, type).snapshot)
 
     def freeze(self, image_name: str | None = None) -> Image:
         """Make an image of it (see :meth:`EC2.freeze`)."""
-        return self._ec2.freeze(self, image_name=image_name)
+        image: Image = self._ec2.freeze(self, image_name=image_name)
+        return image
 
     def create_volume(
         self, size: int | None = None, *, name: str | None = None, snapshot: str | None = None, mountpoint: str = DEFAULT_MOUNT

@@ -1,4 +1,4 @@
-"""Recipes from Python: ``ec2.recipe("base").run(on=[...], check=True)`` and its report."""
+"""Recipes from both faces: ``ec2.recipe("base").run(on=[...], check=True)``, ``ec2.provision("role=web")``, the report."""
 
 from __future__ import annotations
 
@@ -6,16 +6,26 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import display
-from ..errors import Ec2kitError, StepFailed
+from ..errors import ConfigError, Ec2kitError, StepFailed
+from .base import Face
 from .instances import Instance
-from .shown import _Shown
+from .shown import Listing, _Shown
 
 if TYPE_CHECKING:
     from ..recipe import Recipe as RecipeModel
+    from ..recipe import RecipeInfo
     from ..recipe.model import HostReport, RunReport
-
-if TYPE_CHECKING:
     from .ec2 import EC2
+
+
+class RecipeFailed(StepFailed):
+    """A recipe failed on some host after its reporter showed why, step by step (the command line exits 2)."""
+
+    exit_code = 2
+
+    def __init__(self, report: RecipeReport) -> None:
+        super().__init__(report.summary)
+        self.report = report
 
 
 class RecipeReport(_Shown):
@@ -117,12 +127,15 @@ class Recipe:
         tags: Sequence[str] = (),
         skip_tags: Sequence[str] = (),
         start_at: str | int | None = None,
+        diff: bool = False,
+        stream: Any = None,
     ) -> RecipeReport:
         """Run on each host in ``on`` (names, ids or Instances; ``"a,b"`` works too) in parallel, like ``inv recipe``.
 
         ``vars`` override the recipe's (a name it neither declares nor uses is refused); ``check``
-        changes nothing and reports what would change. Step lines print as they complete (not
-        with ``EC2(quiet=True)``). Failures are in the report (``.ok``, ``.raise_for_failure()``).
+        changes nothing and reports what would change; ``diff`` shows what each changed file did. Step
+        lines print as they complete, to ``stream`` (default stdout; not with ``EC2(quiet=True)``).
+        Failures are in the report (``.ok``, ``.raise_for_failure()``).
         """
         from ..recipe import run_recipe
         from ..recipe.loader import check_overrides
@@ -138,7 +151,7 @@ class Recipe:
             tags=tuple(tags),
             skip_tags=tuple(skip_tags),
             start_at=start_at,
-            reporter=self._ec2._reporter(),
+            reporter=self._ec2._reporter(stream=stream, diff=diff),
         )
         return RecipeReport(report, self.name)
 
@@ -157,3 +170,59 @@ def _host_names(on: str | Instance | Iterable[str | Instance] | None) -> list[st
         else:
             names += [part.strip() for part in str(item).split(",") if part.strip()]
     return names
+
+
+class RecipeVerbs(Face):
+    """``EC2``'s recipe verbs (``inv recipes``, ``recipe``, ``provision``)."""
+
+    def recipes(self) -> Listing[RecipeInfo]:
+        """The recipes: ./recipes, then ~/.ec2kit/recipes, then the built-ins (a name found earlier hides the later ones)."""
+        from ..recipe import list_recipes
+
+        return Listing(
+            list_recipes(),
+            title="Recipes",
+            columns=("name", "description", "variables"),
+            row=lambda r: (r.name, r.description, ", ".join(f"{k}={v!r}" for k, v in (r.vars or {}).items())),
+            empty="No recipes found.",
+        )
+
+    def recipe(self, name_or_path: str) -> Recipe:
+        """Load a recipe by name (./recipes, then the built-ins) or path: ``ec2.recipe("base").run(on="web1")``."""
+        from ..recipe import load_recipe
+
+        return Recipe(self._api, load_recipe(name_or_path))
+
+    def provision(
+        self,
+        hosts: str | Instance | Iterable[str | Instance],
+        *,
+        recipe: str = "base",
+        vars: dict[str, Any] | None = None,
+        check: bool = False,
+        diff: bool = False,
+        stream: Any = None,
+    ) -> RecipeReport:
+        """Run a recipe (default: base) on many hosts in parallel (``inv provision``): names, ids, Instances, or
+        ``KEY=VALUE`` / ``KEY=`` to pick every running instance with that tag. Example: ``ec2.provision("role=web")``."""
+        names: list[str] = []
+        for item in _host_names(hosts):
+            if "=" not in item:
+                names.append(item)
+                continue
+            key, _, value = item.partition("=")
+            found = self.cloud.instances(states=["running"], tags={key: value} if value else {key: None})
+            if not found:
+                hint = "Tag instances at launch (inv launch NAME --tag role=web), or check `inv instances`."
+                raise Ec2kitError(
+                    f"No running instance has the tag {key}={value}." if value else f"No running instance has a tag {key}.",
+                    hint=hint if self.spelling.cli else "Tag instances at launch (ec2.launch(NAME, tags={'role': 'web'})).",
+                )
+            names += [i.name or i.id for i in found if (i.name or i.id) not in names]
+        if not names:
+            raise ConfigError(
+                "provision needs host names (inv provision web1,web2) or KEY=VALUE tags (inv provision role=web)."
+                if self.spelling.cli
+                else "provision needs host names (ec2.provision('web1,web2')) or KEY=VALUE tags (ec2.provision('role=web'))."
+            )
+        return self.recipe(recipe).run(names, vars=vars, check=check, diff=diff, stream=stream)

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
     from ..metrics import Metrics, Series
     from ..runs import RunRecord
-
-if TYPE_CHECKING:
     from .ec2 import EC2
 
 
@@ -28,11 +26,18 @@ class Run(_Shown):
     #: seconds a read of the run's record is trusted
     max_age: float = 1.0
 
-    def __init__(self, ec2: EC2, name: str, record: RunRecord | None = None) -> None:
+    def __init__(self, ec2: EC2, name: str, record: RunRecord | None = None, *, note: str = "") -> None:
         self._ec2 = ec2
         self.name = name
         self._record = record
         self._read_at = time.monotonic() if record is not None else 0.0
+        #: what checking its instance found just now (``ec2.runs()``), e.g. "interrupted — pull within 90 s"
+        self.note = note
+
+    @property
+    def snapshot(self) -> RunRecord:
+        """The record as last read (no new read: a listing's rows agree with each other)."""
+        return self._record if self._record is not None else self.record
 
     @property
     def record(self) -> RunRecord:
@@ -93,11 +98,7 @@ class Run(_Shown):
 
     def logs(self) -> Text:
         """Its log so far: from the instance while it runs, else the copy that came home."""
-        from .. import spotrun
-
-        lines: list[str] = []
-        spotrun.logs(self._ec2.ctx, self.name, out=lines.append)
-        return Text("\n".join(lines) + ("\n" if lines else ""))
+        return self._ec2.logs(self.name)
 
     def follow(self) -> str:
         """Print its log as it grows until the script ends; returns the final state."""
@@ -205,7 +206,7 @@ def _run_row(run: Run) -> tuple[Any, ...]:
     from ..metrics import load, summary
     from ..ui import human_duration
 
-    r = run.record
+    r = run.snapshot
     found = load(r.results_dir) if r.results_dir else None
     return (
         r.name,

@@ -6,22 +6,15 @@ import keyword
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .. import display
 from ..paths import data_dir
 
-if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
-    pass
-
+__all__ = ["Listing", "Progress", "Text", "examples_dir", "identifier"]
 
 T = TypeVar("T")
 Progress = Callable[[str], None] | None
-DEFAULT_MOUNT = "/mnt/data"
-_RESERVED_TAGS = ("ec2kit:", "aws:")
 
 
 def examples_dir() -> Path:

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..fsutil import atomic_write
 from .address import caller_ip
-from .errors import translated
+from .errors import error_code, translated
 from .models import MANAGED_TAG, SECURITY_GROUP, filters, tag_list
-from .session import AwsSession, error_code
+from .session import AwsSession
 
 __all__ = ["Access", "SshRule", "key_fingerprints", "rule_description"]
 
@@ -32,8 +33,16 @@ CALLER_CACHE = "caller-ip.json"  # this machine's public address, for a few minu
 ADMITTED_CACHE = "ssh-access.json"  # group id -> the /32 ec2kit last made sure it admits
 
 
-class Access(AwsSession):
-    """Key pair and security group verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+class Access:
+    """Key pair and security group verbs over one session (the Cloud forwards ``cloud.ensure_key_pair()``, … here).
+
+    ``checkip_url`` answers this machine's public IPv4 (the sandbox has its own; default: settings.checkip_url).
+    """
+
+    def __init__(self, aws: AwsSession, *, checkip_url: str | None = None) -> None:
+        self.aws = aws
+        self.settings = aws.settings
+        self._checkip_url = checkip_url
 
     @translated("set up the EC2 key pair")
     def ensure_key_pair(self) -> Path:
@@ -45,7 +54,7 @@ class Access(AwsSession):
 
         key_file, name = self.settings.key_file, self.settings.key_name
         check_key_pair(key_file)  # before any AWS call: a mismatched .pub would lock us out of what we launch
-        pairs = self.ec2.describe_key_pairs(Filters=filters(**{"key-name": name})).get("KeyPairs", [])
+        pairs = self.aws.ec2.describe_key_pairs(Filters=filters(**{"key-name": name})).get("KeyPairs", [])
         if not key_file.exists():
             if pairs:
                 raise ConfigError(
@@ -56,26 +65,24 @@ class Access(AwsSession):
         public = _public_key(key_file)
         if pairs and not _same_key(pairs[0].get("KeyFingerprint", ""), public):
             raise ConfigError(
-                f"The key pair '{name}' in AWS ({self.region}) does not match your local key {key_file}.",
+                f"The key pair '{name}' in AWS ({self.aws.region}) does not match your local key {key_file}.",
                 hint=f"Use the private key that belongs to it, delete the AWS key pair (`aws ec2 delete-key-pair --key-name {name}`) "
                 "so ec2kit imports yours, or choose another key pair name with EC2KIT_KEY_NAME.",
             )
         if not pairs:
-            self.ec2.import_key_pair(
+            self.aws.ec2.import_key_pair(
                 KeyName=name,
                 PublicKeyMaterial=public.encode(),
                 TagSpecifications=[{"ResourceType": "key-pair", "Tags": tag_list({MANAGED_TAG: "1", "Name": name})}],
             )
         return key_file
 
-    _checkip_url: str | None = None  # the sandbox's stand-in for checkip.amazonaws.com (set by Cloud)
-
     @property
     def checkip_url(self) -> str | None:
         """Where this machine's public IPv4 is learnt; None for a bare local endpoint (tests' moto)."""
         if self._checkip_url:
             return self._checkip_url
-        return None if self.endpoint_url else self.settings.checkip_url
+        return None if self.aws.endpoint_url else self.settings.checkip_url
 
     def caller_ip(self, *, fresh: bool = False) -> str | None:
         """This machine's public IPv4 (cached a few minutes in EC2KIT_HOME); None on a bare local endpoint."""
@@ -96,10 +103,10 @@ class Access(AwsSession):
     @translated("find the default VPC")
     def default_vpc(self) -> str:
         """The id of the region's default VPC; a ConfigError says what to do when there is none."""
-        vpcs = self.ec2.describe_vpcs(Filters=filters(isDefault="true")).get("Vpcs", [])
+        vpcs = self.aws.ec2.describe_vpcs(Filters=filters(isDefault="true")).get("Vpcs", [])
         if not vpcs:
             raise ConfigError(
-                f"Region {self.region} has no default VPC, so ec2kit does not know where to launch.",
+                f"Region {self.aws.region} has no default VPC, so ec2kit does not know where to launch.",
                 hint="Name a subnet with --subnet ID-or-Name (or `subnet` in ec2kit.toml), create a default VPC with "
                 "`aws ec2 create-default-vpc`, or use another region.",
             )
@@ -111,13 +118,13 @@ class Access(AwsSession):
         from :meth:`ssh_cidr` and from its own members (ec2kit instances reach each other)."""
         cidr = self.ssh_cidr(open_ssh=open_ssh)
         vpc_id = vpc_id or self.default_vpc()
-        groups = self.ec2.describe_security_groups(Filters=filters(**{"group-name": SECURITY_GROUP, "vpc-id": vpc_id})).get(
+        groups = self.aws.ec2.describe_security_groups(Filters=filters(**{"group-name": SECURITY_GROUP, "vpc-id": vpc_id})).get(
             "SecurityGroups", []
         )
         if groups:
             group = groups[0]
         else:
-            gid = self.ec2.create_security_group(
+            gid = self.aws.ec2.create_security_group(
                 GroupName=SECURITY_GROUP,
                 Description="SSH to ec2kit instances",
                 VpcId=vpc_id,
@@ -142,7 +149,7 @@ class Access(AwsSession):
     def _authorize(self, group_id: str, source: dict[str, Any]) -> None:
         """Allow tcp/22 into ``group_id`` from ``source`` (IpRanges or UserIdGroupPairs); a duplicate is fine."""
         try:
-            self.ec2.authorize_security_group_ingress(
+            self.aws.ec2.authorize_security_group_ingress(
                 GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
             )
         except Exception as err:  # a concurrent ec2kit may have added it
@@ -164,9 +171,8 @@ class Access(AwsSession):
                 data[gid] = cidr
             else:
                 data.pop(gid, None)
-        path = self.settings.home / ADMITTED_CACHE
         try:
-            path.write_text(json.dumps(data))
+            atomic_write(self.settings.home / ADMITTED_CACHE, json.dumps(data), fsync=False)
         except OSError:
             pass  # only costs a DescribeSecurityGroups next time
 
@@ -187,7 +193,7 @@ class Access(AwsSession):
             return None
         ip = cidr.split("/")[0]
         added: list[str] = []
-        for group in self.ec2.describe_security_groups(GroupIds=group_ids).get("SecurityGroups", []):
+        for group in self.aws.ec2.describe_security_groups(GroupIds=group_ids).get("SecurityGroups", []):
             if not any(_admits(p, ip) for p in group.get("IpPermissions", [])):
                 self._authorize(group["GroupId"], {"IpRanges": [{"CidrIp": cidr, "Description": rule_description(cidr)}]})
                 added.append(group["GroupId"])
@@ -206,7 +212,9 @@ class Access(AwsSession):
         keep = self.ssh_cidr()
         ip = keep.split("/")[0]
         rules: list[SshRule] = []
-        groups = self.paginate("describe_security_groups", "SecurityGroups[]", Filters=filters(**{"group-name": SECURITY_GROUP}))
+        groups = self.aws.paginate(
+            "describe_security_groups", "SecurityGroups[]", Filters=filters(**{"group-name": SECURITY_GROUP})
+        )
         for group in groups:
             for perm in group.get("IpPermissions", []):
                 if not _covers_ssh(perm):
@@ -251,7 +259,7 @@ class Access(AwsSession):
         removed = [r for r in rules if not r.current]
         for rule in removed:
             perm: dict[str, Any] = {k: rule.permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in rule.permission}
-            self.ec2.revoke_security_group_ingress(
+            self.aws.ec2.revoke_security_group_ingress(
                 GroupId=rule.group_id, IpPermissions=[{**perm, "IpRanges": [{"CidrIp": rule.source}]}]
             )
         self._remember_admitted(sorted({r.group_id for r in removed}), None)
@@ -364,5 +372,5 @@ def _public_key(key_file: Path) -> str:
             f"Could not read the public half of {key_file}: {getattr(err, 'stderr', err)}",
             hint="Check it is an unencrypted OpenSSH private key with mode 600.",
         ) from None
-    pub.write_text(out)
+    atomic_write(pub, out, mode=0o644)
     return out.strip()

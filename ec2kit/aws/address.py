@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import socket
 import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..fsutil import atomic_write
 
 __all__ = ["CACHE_SECONDS", "caller_ip", "forget_caller_ip", "local_address"]
 
@@ -65,12 +65,10 @@ def caller_ip(url: str, *, cache: Path | None = None, fresh: bool = False) -> st
     if cache is not None:
         data = _read(cache)
         data[url] = {"ip": ip, "at": time.time(), "local": here}
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
         try:
-            tmp.write_text(json.dumps(data))
-            tmp.replace(cache)
+            atomic_write(cache, json.dumps(data), fsync=False)
         except OSError:
-            tmp.unlink(missing_ok=True)  # a read-only home only costs another GET next time
+            pass  # a read-only home only costs another GET next time
     return ip
 
 

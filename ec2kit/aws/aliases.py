@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, Ec2kitError, NotFound
-from .errors import is_aws_exception, translated
+from .errors import error_code, is_aws_exception, translated
+from .instance_types import InstanceTypes
 from .models import CANONICAL_OWNER, Image, filters
-from .session import error_code
+from .session import AwsSession
 from .storage import Storage
 
 __all__ = ["ALIASES", "Alias", "ImageChoice", "architecture", "nvidia_gpu"]
@@ -79,17 +80,22 @@ def nvidia_gpu(type_info: dict[str, Any]) -> str | None:
     return None
 
 
-class ImageChoice(Storage):
-    """Image aliases and the default image of :class:`~ec2kit.aws.cloud.Cloud`."""
+class ImageChoice:
+    """Which image a launch gets (the Cloud forwards ``cloud.choose_image(…)`` here)."""
+
+    def __init__(self, aws: AwsSession, types: InstanceTypes, storage: Storage) -> None:
+        self.aws = aws
+        self.types = types
+        self.storage = storage
 
     @translated("choose an image for {type}")
     def choose_image(self, image: str | None, type: str) -> tuple[Image, str]:
         """(image, why) for a launch of ``type``: ``image`` is an alias, a name or an id; None picks
         ``gpu`` for a type with an NVIDIA GPU, else ``ubuntu`` (24.04), for the type's architecture."""
-        info = self.instance_type(type)
+        info = self.types.info(type)
         arch, gpu = architecture(info), nvidia_gpu(info)
         if image and image.lower() not in ALIASES:
-            found = self.image(image)
+            found = self.storage.image(image)
             wanted = found.raw.get("Architecture")
             if wanted and wanted != arch:
                 raise ConfigError(
@@ -117,13 +123,13 @@ class ImageChoice(Storage):
         arch_name = alias.arch_name(arch)
         parameter = alias.parameter.format(arch=arch_name)
         try:
-            image_id = self.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
-            return self.image(str(image_id)), ""
+            image_id = self.aws.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+            return self.storage.image(str(image_id)), ""
         except Exception as err:
             if not (is_aws_exception(err) or isinstance(err, Ec2kitError)):
                 raise
             reason = error_code(err) or type(err).__name__
-        raw = self.paginate(
+        raw = self.aws.paginate(
             "describe_images",
             "Images[]",
             Owners=[alias.owner],
@@ -134,7 +140,7 @@ class ImageChoice(Storage):
                 "image",
                 f"{alias.label} {arch_name}",
                 hint=f"Neither the SSM parameter {parameter} ({reason}) nor a DescribeImages search found it in "
-                f"{self.region}; pass an image name or id with --image.",
+                f"{self.aws.region}; pass an image name or id with --image.",
             )
         found = Image.from_raw(max(raw, key=lambda r: r.get("CreationDate", "")))
         return found, f" (SSM parameter unreadable: {reason}; found by searching images instead)"

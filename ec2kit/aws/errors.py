@@ -27,12 +27,20 @@ from ..errors import (
     WrongState,
 )
 from .models import label
+from .quota_table import QUOTA_MARKETS, limit_in, quota_error, quota_for
 
-__all__ = ["is_aws_exception", "quota_refused", "translate_client_error", "translated", "translating"]
+__all__ = [
+    "error_code",
+    "is_aws_exception",
+    "quota_refused",
+    "translate_client_error",
+    "translate_code",
+    "translated",
+    "translating",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_QUOTA_MARKETS = {"MaxSpotInstanceCountExceeded": "spot", "VcpuLimitExceeded": "on-demand", "InstanceLimitExceeded": "on-demand"}
 _NOT_FOUND_KINDS = {
     "InvalidInstanceID": "instance",
     "InvalidAMIID": "image",
@@ -48,6 +56,12 @@ _ID_RE = re.compile(r"\b(?:i|ami|vol|snap|sg|sir)-[0-9a-f]+\b")
 def is_aws_exception(err: BaseException) -> bool:
     """True for the exceptions botocore and boto3 raise (checked by module: importing them is slow)."""
     return type(err).__module__.startswith(("botocore", "boto3"))
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(err, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
 def translate_client_error(err: BaseException, *, action: str, instance_type: str | None = None) -> Ec2kitError | None:
@@ -87,22 +101,30 @@ def translate_client_error(err: BaseException, *, action: str, instance_type: st
     if kind == "WaiterError":
         last = getattr(err, "last_response", None) or {}
         if "Error" in last:
-            return _translate_code(last["Error"].get("Code", ""), last["Error"].get("Message", ""), action, instance_type)
+            return translate_code(last["Error"].get("Code", ""), last["Error"].get("Message", ""), action, instance_type)
         return TimedOut(
             f"Gave up waiting to {action}: {getattr(err, 'reason', err)}.",
             hint="Check the resource in the AWS console and retry.",
         )
     response = getattr(err, "response", None)
     if isinstance(response, dict) and "Error" in response:
-        return _translate_code(response["Error"].get("Code", ""), response["Error"].get("Message", ""), action, instance_type)
+        return translate_code(response["Error"].get("Code", ""), response["Error"].get("Message", ""), action, instance_type)
     return AwsError(f"AWS call failed while trying to {action}: {err}", code=kind)
 
 
-def _translate_code(code: str, message: str, action: str, instance_type: str | None = None) -> Ec2kitError | None:
+def translate_code(code: str, message: str, action: str, instance_type: str | None = None) -> Ec2kitError | None:
+    """An AWS error ``code`` and ``message`` (from a ClientError or a fleet's Errors) as an Ec2kitError; None for DryRunOperation."""
     said = f" AWS said: {message}" if message else ""
     if code == "DryRunOperation":
         return None
-    if code in (
+    if code.startswith("AuthFailure.ServiceLinkedRole"):  # e.g. …ServiceLinkedRoleCreationNotPermitted, in a fleet's Errors
+        return CredentialsError(
+            f"AWS could not {action}: spot instances need the service-linked role AWSServiceRoleForEC2Spot, which your "
+            f"account does not have yet and your identity may not create ({code}).{said}",
+            hint="Have someone allowed iam:CreateServiceLinkedRole create it once for the account: "
+            "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com",
+        )
+    if code.split(".")[0] in (
         "AuthFailure",
         "InvalidClientTokenId",
         "SignatureDoesNotMatch",
@@ -133,7 +155,7 @@ def _translate_code(code: str, message: str, action: str, instance_type: str | N
             code=code,
             hint="Try another instance type (--type) or availability zone (--zone), or retry in a few minutes.",
         )
-    if code in _QUOTA_MARKETS:
+    if code in QUOTA_MARKETS:
         return quota_refused(code, message, action, instance_type)
     if code == "SpotMaxPriceTooLow":
         return AwsError(
@@ -193,9 +215,7 @@ def quota_refused(code: str, message: str, action: str, instance_type: str | Non
 
     Without the instance type the family is unknown, so the message says how to find the quota instead of guessing.
     """
-    from .quotas import limit_in, quota_error, quota_for
-
-    market = _QUOTA_MARKETS.get(code, "on-demand")
+    market = QUOTA_MARKETS.get(code, "on-demand")
     quota = quota_for(instance_type, market) if instance_type else None
     if quota is None:
         return QuotaExceeded(

@@ -18,20 +18,19 @@ other by the split, never try on-demand *because* spot was short.
 
 from __future__ import annotations
 
-import base64
 import uuid
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any
 
 from ..errors import AwsError, ConfigError, Ec2kitError, NoCapacity
-from .errors import _translate_code, translating
+from .errors import error_code, translate_code, translating
+from .instance_types import InstanceTypes
+from .instances import Instances
 from .models import LAUNCH_TAG, MANAGED_TAG, SPOT_REQUEST_TAG, Instance, filters, tag_list
-from .quotas import QUOTA_ERRORS, Quotas, quota_for
-from .session import Progress, error_code
-
-if TYPE_CHECKING:
-    from .launch import LaunchPlan
-    from .session import Plan
+from .plans import FleetPlan, LaunchPlan, replace_types
+from .prices import spot_price
+from .quota_table import QUOTA_ERRORS, quota_for
+from .quotas import Quotas
+from .session import AwsSession, Plan, Progress
 
 __all__ = ["CAPACITY_ERRORS", "FleetPlan", "Fleets"]
 
@@ -46,94 +45,14 @@ CAPACITY_ERRORS = (
 _NOT_OFFERED = ("Unsupported", "InvalidFleetConfiguration")  # a type not offered in a zone: a pool to skip
 
 
-@dataclass(frozen=True)
-class FleetPlan:
-    """One spot launch as an instant EC2 Fleet (pure data): the pools to try, per market.
+class Fleets:
+    """EC2 Fleet verbs over one session (the Cloud forwards ``cloud.plan_fleet(…)``, ``cloud.check(…)``, … here)."""
 
-    :attr:`params` is the CreateFleet call ``--check`` sends with DryRun (against a launch
-    template named :attr:`template_name`).
-    """
-
-    action: ClassVar[str] = "create_fleet"
-    launch: LaunchPlan
-    types: tuple[str, ...]  # spot pools: these types × zones
-    zones: tuple[str, ...] = ()  # () with subnets: the subnets place the instance
-    subnets: tuple[str, ...] = ()
-    on_demand_types: tuple[str, ...] = ()  # the fallback fleet's types (none: no fallback)
-    offered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # type -> zones it is offered in
-    template_name: str = "ec2kit-check"
-    count: int = 1  # instances wanted from the one call (a sweep's batch); AWS may give fewer
-
-    @property
-    def name(self) -> str:
-        """The instance's name (for messages)."""
-        return self.launch.name
-
-    @property
-    def purpose(self) -> str:
-        """For error messages."""
-        return f"launch instance {self.launch.name}"
-
-    def pools(self, market: str = "spot") -> list[tuple[str, str]]:
-        """(type, zone or subnet) pairs to try for ``market``."""
-        types = self.types if market == "spot" else self.on_demand_types
-        places = self.subnets or self.zones
-        return [(t, p) for t in types for p in places if self.subnets or p in self.offered.get(t, places)]
-
-    def overrides(self, market: str = "spot") -> list[dict[str, Any]]:
-        """The fleet's overrides: one per pool (Priority follows the order of --types, for on-demand)."""
-        found = []
-        order = {t: i for i, t in enumerate(self.types if market == "spot" else self.on_demand_types)}
-        for type_, place in self.pools(market):
-            item: dict[str, Any] = {"InstanceType": type_}
-            item["SubnetId" if self.subnets else "AvailabilityZone"] = place
-            if market == "spot" and self.launch.max_price is not None:
-                item["MaxPrice"] = str(self.launch.max_price)
-            if market == "on-demand":
-                item["Priority"] = float(order[type_])
-            found.append(item)
-        return found
-
-    def fleet_params(self, market: str = "spot", *, template_name: str | None = None, token: str | None = None) -> dict[str, Any]:
-        """The CreateFleet call for ``market`` against launch template ``template_name``."""
-        params: dict[str, Any] = {
-            "Type": "instant",
-            "LaunchTemplateConfigs": [
-                {
-                    "LaunchTemplateSpecification": {
-                        "LaunchTemplateName": template_name or self.template_name,
-                        "Version": "$Latest",
-                    },
-                    "Overrides": self.overrides(market),
-                }
-            ],
-            "TargetCapacitySpecification": {"TotalTargetCapacity": self.count, "DefaultTargetCapacityType": market},
-            "TagSpecifications": [{"ResourceType": "fleet", "Tags": tag_list(self.launch.tags)}],
-        }
-        if market == "spot":
-            params["SpotOptions"] = {"AllocationStrategy": "price-capacity-optimized"}
-        else:
-            params["OnDemandOptions"] = {"AllocationStrategy": "prioritized"}
-        if token:
-            params["ClientToken"] = f"{token}-{market}"
-        return params
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The spot CreateFleet call, as DryRun sends it."""
-        return self.fleet_params("spot" if self.types else "on-demand")
-
-    def template_data(self, spec: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
-        """LaunchTemplateData from a run_instances ``spec``: type and place come from the overrides."""
-        data = {k: v for k, v in spec.items() if k not in ("InstanceType", "Placement", "SubnetId", "MinCount", "MaxCount")}
-        if isinstance(data.get("UserData"), str):  # templates want it base64-encoded by the caller
-            data["UserData"] = base64.b64encode(data["UserData"].encode()).decode()
-        data["TagSpecifications"] = [{"ResourceType": r, "Tags": tag_list(tags)} for r in ("instance", "volume")]
-        return data
-
-
-class Fleets(Quotas):
-    """EC2 Fleet verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+    def __init__(self, aws: AwsSession, types: InstanceTypes, instances: Instances, quotas: Quotas) -> None:
+        self.aws = aws
+        self.types = types
+        self.instances = instances
+        self.quotas = quotas
 
     def plan_fleet(
         self, plan: LaunchPlan, *, types: list[str] | tuple[str, ...] = (), on_demand_fallback: bool = False
@@ -146,11 +65,11 @@ class Fleets(Quotas):
             )
         every = tuple(dict.fromkeys([plan.type, *types]))
         for type_ in every[1:]:
-            self.instance_type(type_)
+            self.types.info(type_)
         # a plan that names a subnet places the instance there (whatever the plan calls the field, its spec says SubnetId)
         subnet = plan.spec().get("SubnetId") or getattr(plan, "subnet", None)
         subnets: tuple[str, ...] = (str(subnet),) if subnet else ()
-        zones: tuple[str, ...] = () if subnets else ((plan.zone,) if plan.zone else self._zones())
+        zones: tuple[str, ...] = () if subnets else ((plan.zone,) if plan.zone else self.zones())
         offered = {} if subnets else self._offered(every, zones)
         return replace_types(
             FleetPlan(launch=plan, types=every, zones=zones, subnets=subnets, offered=offered),
@@ -158,14 +77,15 @@ class Fleets(Quotas):
             on_demand=every if on_demand_fallback else (),
         )
 
-    def _zones(self) -> tuple[str, ...]:
-        answer = self.ec2.describe_availability_zones(Filters=filters(state="available"))["AvailabilityZones"]
+    def zones(self) -> tuple[str, ...]:
+        """The region's available availability zones (not Local or Wavelength zones), sorted."""
+        answer = self.aws.ec2.describe_availability_zones(Filters=filters(state="available"))["AvailabilityZones"]
         return tuple(sorted(z["ZoneName"] for z in answer if z.get("ZoneType", "availability-zone") == "availability-zone"))
 
     def _offered(self, types: tuple[str, ...], zones: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
         """Zones each type is offered in (DescribeInstanceTypeOfferings); a type AWS lists nowhere keeps every zone."""
         try:
-            rows = self.paginate(
+            rows = self.aws.paginate(
                 "describe_instance_type_offerings",
                 "InstanceTypeOfferings[]",
                 LocationType="availability-zone",
@@ -189,7 +109,7 @@ class Fleets(Quotas):
 
         def live() -> list[Instance]:  # one DescribeInstances for every type and market, only if a quota is readable
             if not looked:
-                running.extend(self.live_instances())
+                running.extend(self.instances.live_instances())
                 looked.append(True)
             return running
 
@@ -197,10 +117,10 @@ class Fleets(Quotas):
             kept = []
             for type_ in types:
                 quota = quota_for(type_, market)
-                if quota is None or self.quota_limit(quota) is None:
+                if quota is None or self.quotas.quota_limit(quota) is None:
                     kept.append(type_)
                     continue
-                problem = self.check_quotas(type_, market, action=f"launch {market} instance {fleet.name}", running=live())
+                problem = self.quotas.check_quotas(type_, market, action=f"launch {market} instance {fleet.name}", running=live())
                 if problem is None:
                     kept.append(type_)
                 else:
@@ -220,26 +140,28 @@ class Fleets(Quotas):
         quotas do not limit it (AWS then decides)."""
         if count <= 1:
             return count
-        running = self.live_instances()
+        running = self.instances.live_instances()
         most = 0
         for types, market in ((fleet.types, "spot"), (fleet.on_demand_types, "on-demand")):
             for type_ in types:
                 quota = quota_for(type_, market)
-                limit = self.quota_limit(quota) if quota is not None else None
+                limit = self.quotas.quota_limit(quota) if quota is not None else None
                 if quota is None or limit is None:
                     return count
-                most = max(most, int((limit - self.vcpus_in_use(quota, running)) // max(1, self.vcpus(type_))))
+                most = max(most, int((limit - self.quotas.vcpus_in_use(quota, running)) // max(1, self.types.vcpus(type_))))
         return max(1, min(count, most))
 
     def check(self, plan: Plan) -> bool:
         """DryRun ``plan``; a FleetPlan sends its CreateFleet against a launch template made for the check and deleted after."""
         if not isinstance(plan, FleetPlan):
-            return super().check(plan)
+            return self.aws.check(plan)
         name = f"ec2kit-check-{uuid.uuid4().hex[:12]}"
         with translating(plan.purpose, instance_type=plan.launch.type):
             self._create_template(name, plan.template_data(plan.launch.spec(), plan.launch.tags), plan.launch.tags)
             try:
-                self.ec2.create_fleet(DryRun=True, **plan.fleet_params("spot" if plan.types else "on-demand", template_name=name))
+                self.aws.ec2.create_fleet(
+                    DryRun=True, **plan.fleet_params("spot" if plan.types else "on-demand", template_name=name)
+                )
             except Exception as err:
                 if error_code(err) != "DryRunOperation":
                     raise
@@ -269,11 +191,11 @@ class Fleets(Quotas):
         for instance_id in instance_ids:
             launched = Instance.from_raw({"InstanceId": instance_id})
             if market == "spot":
-                request = self.spot_request_for(launched)
+                request = self.instances.spot_request_for(launched)
                 if request:  # how spot-run and terminate find the request to cancel
-                    self.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
+                    self.aws.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
             found.append(launched)
-        running = [self.wait(launched, "running", progress=progress) for launched in found]
+        running = [self.instances.wait(launched, "running", progress=progress) for launched in found]
         for inst in running:
             if market == "spot":
                 inst.hourly_price = self._spot_price(inst)
@@ -281,10 +203,8 @@ class Fleets(Quotas):
 
     def _spot_price(self, inst: Instance) -> float | None:
         """The spot price of the pool AWS chose (informative: None when it cannot be read)."""
-        from .prices import spot_price
-
         try:
-            return spot_price(inst.type, inst.zone, cast(Any, self))
+            return spot_price(inst.type, inst.zone, self.aws)
         except Exception as err:  # noqa: BLE001 - a price is shown, never needed
             if not error_code(err) and not isinstance(err, Ec2kitError):
                 raise
@@ -301,7 +221,7 @@ class Fleets(Quotas):
                 kinds = sorted({t for t, _ in pools})
                 progress(f"instance {fleet.name}: {market} fleet over {len(pools)} pools ({', '.join(kinds)})")
             with translating(fleet.purpose, instance_type=fleet.launch.type):
-                answer = self.ec2.create_fleet(**fleet.fleet_params(market, template_name=template, token=token))
+                answer = self.aws.ec2.create_fleet(**fleet.fleet_params(market, template_name=template, token=token))
             ids = [i for item in answer.get("Instances") or [] for i in item.get("InstanceIds") or []]
             if ids:
                 return ids[: fleet.count], market
@@ -320,18 +240,18 @@ class Fleets(Quotas):
                 "InstanceType"
             ) or fleet.launch.type
             if code in QUOTA_ERRORS:
-                raise self.explain_quota(
+                raise self.quotas.explain_quota(
                     type_, market, action=f"launch {market} instance {fleet.name}", code=code, said=message
                 ) or AwsError(message, code=code)
         others = [e for e in errors if e.get("ErrorCode") not in CAPACITY_ERRORS + _NOT_OFFERED]
         if others or (errors and all(e.get("ErrorCode") in _NOT_OFFERED for e in errors)):
             first = (others or errors)[0]
             type_ = ((first.get("LaunchTemplateAndOverrides") or {}).get("Overrides") or {}).get("InstanceType")
-            translated = _translate_code(first.get("ErrorCode", ""), first.get("ErrorMessage", ""), fleet.purpose, type_)
+            translated = translate_code(first.get("ErrorCode", ""), first.get("ErrorMessage", ""), fleet.purpose, type_)
             raise translated or AwsError(f"AWS refused to {fleet.purpose}.", code=first.get("ErrorCode", ""))
 
     def _create_template(self, name: str, data: dict[str, Any], tags: dict[str, str]) -> None:
-        self.ec2.create_launch_template(
+        self.aws.ec2.create_launch_template(
             LaunchTemplateName=name,
             LaunchTemplateData=data,
             TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list({**tags, MANAGED_TAG: "1"})}],
@@ -339,7 +259,7 @@ class Fleets(Quotas):
 
     def _delete_template(self, name: str) -> None:
         try:
-            self.ec2.delete_launch_template(LaunchTemplateName=name)
+            self.aws.ec2.delete_launch_template(LaunchTemplateName=name)
         except Exception as err:  # noqa: BLE001 - tagged with the launch token: cleanup_launch finds it
             if not error_code(err):
                 raise
@@ -350,7 +270,7 @@ class Fleets(Quotas):
         import datetime as dt
 
         now = dt.datetime.now(dt.timezone.utc)
-        found = self.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{"tag-key": LAUNCH_TAG}))
+        found = self.aws.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{"tag-key": LAUNCH_TAG}))
         stale = []
         for template in found:
             created = template.get("CreateTime")
@@ -366,16 +286,13 @@ class Fleets(Quotas):
 
     def delete_launch_templates(self, token: str) -> list[str]:
         """Delete the launch templates a launch made (by its token tag); returns their names."""
-        found = self.paginate("describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token}))
+        found = self.aws.paginate(
+            "describe_launch_templates", "LaunchTemplates[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token})
+        )
         names = [t["LaunchTemplateName"] for t in found]
         for name in names:
             self._delete_template(name)
         return names
-
-
-def replace_types(fleet: FleetPlan, *, spot: tuple[str, ...], on_demand: tuple[str, ...]) -> FleetPlan:
-    """The fleet with these types per market."""
-    return replace(fleet, types=spot, on_demand_types=on_demand)
 
 
 def _slim(rows: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -6,8 +6,9 @@ from typing import Any
 
 from ..errors import NotFound, Terminated, TimedOut, WrongState
 from .errors import translated
+from .instance_types import InstanceTypes
 from .models import LIVE_STATES, Instance, SpotRequest, filters, match_instance, tag_list
-from .session import AwsSession, Progress, error_code, wait_until
+from .session import AwsSession, Progress, wait_until
 
 __all__ = ["Instances"]
 
@@ -15,8 +16,12 @@ States = list[str] | tuple[str, ...]
 _WAITERS = {"running": "instance_running", "stopped": "instance_stopped", "terminated": "instance_terminated"}
 
 
-class Instances(AwsSession):
-    """Instance verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+class Instances:
+    """Instance verbs over one session (the Cloud forwards ``cloud.instances()``, ``cloud.start(…)``, … here)."""
+
+    def __init__(self, aws: AwsSession, types: InstanceTypes) -> None:
+        self.aws = aws
+        self.types = types
 
     # -- find ----------------------------------------------------------------------------
     @translated("list instances")
@@ -27,8 +32,10 @@ class Instances(AwsSession):
             **{f"tag:{k}": v for k, v in (tags or {}).items() if v is not None},
         )
         wanted += filters(**{"tag-key": [k for k, v in (tags or {}).items() if v is None] or None})
-        found = [Instance.from_raw(r) for r in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=wanted)]
-        self.saw(found, complete=states is None and not tags)
+        found = [
+            Instance.from_raw(r) for r in self.aws.paginate("describe_instances", "Reservations[].Instances[]", Filters=wanted)
+        ]
+        self.aws.saw(found, complete=states is None and not tags)
         return sorted(found, key=lambda i: (i.name, str(i.launch_time)))
 
     @translated("find instance {0}")
@@ -46,36 +53,19 @@ class Instances(AwsSession):
             last = max(gone, key=lambda i: str(i.launch_time or ""))
             raise Terminated(last.label, key, hint=f"Launch a new one: inv launch {last.name or 'NAME'}") from None
 
+    def live_instances(self) -> list[Instance]:
+        """Pending and running instances: what counts against vCPU quotas (one DescribeInstances)."""
+        live = filters(**{"instance-state-name": ["pending", "running"]})
+        return [Instance.from_raw(r) for r in self.aws.paginate("describe_instances", "Reservations[].Instances[]", Filters=live)]
+
     def _refresh(self, instance: Instance) -> Instance:
         return self._describe(instance.id)[1]
 
     def _describe(self, instance_id: str) -> tuple[dict[str, Any], Instance]:
-        response = self.ec2.describe_instances(InstanceIds=[instance_id])
+        response = self.aws.ec2.describe_instances(InstanceIds=[instance_id])
         inst = Instance.from_raw(response["Reservations"][0]["Instances"][0])
-        self.saw([inst])
+        self.aws.saw([inst])
         return response, inst
-
-    @translated("check instance type {0}")
-    def instance_type(self, type: str) -> dict[str, Any]:
-        """Describe an instance type (cached); NotFound with where to look if AWS does not offer it."""
-        cache = self._type_cache
-        if type not in cache:
-            try:
-                info = self.ec2.describe_instance_types(InstanceTypes=[type])["InstanceTypes"]
-            except Exception as err:
-                if error_code(err) not in ("InvalidInstanceType", "InvalidParameterValue"):
-                    raise
-                info = []
-            if not info:
-                family = type.split(".")[0]
-                raise NotFound(
-                    "instance type",
-                    type,
-                    hint=f"AWS offers no such type in {self.region}; "
-                    f"see `inv prices {family}` or the EC2 instance types page (e.g. t3.medium, m5.xlarge).",
-                )
-            cache[type] = info[0]
-        return dict(cache[type])
 
     # -- wait ----------------------------------------------------------------------------
     @translated("wait for instance {0}")
@@ -90,7 +80,7 @@ class Instances(AwsSession):
 
         def done(polled: tuple[dict[str, Any], Instance]) -> bool:
             response, now = polled
-            verdict = self.waiter_verdict(waiter, response) if waiter else None
+            verdict = self.aws.waiter_verdict(waiter, response) if waiter else None
             if now.state == state or verdict == "success":
                 return True
             if verdict == "failure" or (state in ("running", "stopped") and now.state in ("terminated", "shutting-down")):
@@ -118,7 +108,7 @@ class Instances(AwsSession):
         inst = self.instance(name)
         if inst.state == "running":
             return inst
-        self.ec2.start_instances(InstanceIds=[inst.id])
+        self.aws.ec2.start_instances(InstanceIds=[inst.id])
         return self.wait(inst, "running", progress=progress) if wait else self._refresh(inst)
 
     @translated("stop instance {0}")
@@ -132,13 +122,13 @@ class Instances(AwsSession):
                 f"Instance {inst.label} is a one-time spot instance, which cannot be stopped.",
                 hint=f"Terminate it with `inv terminate {inst.name or inst.id}` (freeze it first to keep its disk).",
             )
-        self.ec2.stop_instances(InstanceIds=[inst.id])
+        self.aws.ec2.stop_instances(InstanceIds=[inst.id])
         return self.wait(inst, "stopped", progress=progress) if wait else self._refresh(inst)
 
     @translated("tag {0}")
     def tag(self, resource_id: str, tags: dict[str, str]) -> None:
         """Set ``tags`` on one resource (an instance a sweep hands to its next run is renamed for it)."""
-        self.ec2.create_tags(Resources=[resource_id], Tags=tag_list(tags))
+        self.aws.ec2.create_tags(Resources=[resource_id], Tags=tag_list(tags))
 
     @translated("terminate instance {0}")
     def terminate(self, name: str, *, wait: bool = False, progress: Progress | None = None) -> Instance:
@@ -147,8 +137,8 @@ class Instances(AwsSession):
         if inst.lifecycle == "spot":
             request_id = self.spot_request_for(inst)
             if request_id:
-                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
-        self.ec2.terminate_instances(InstanceIds=[inst.id])
+                self.aws.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
+        self.aws.ec2.terminate_instances(InstanceIds=[inst.id])
         return self.wait(inst, "terminated", progress=progress) if wait else self._refresh(inst)
 
     @translated("change the type of instance {0}")
@@ -160,8 +150,8 @@ class Instances(AwsSession):
                 f"Instance {inst.label} is {inst.state}; its type can only change while it is stopped.",
                 hint=f"Run `inv stop {inst.name or inst.id}` first.",
             )
-        self.instance_type(type)
-        self.ec2.modify_instance_attribute(InstanceId=inst.id, InstanceType={"Value": type})
+        self.types.info(type)
+        self.aws.ec2.modify_instance_attribute(InstanceId=inst.id, InstanceType={"Value": type})
         return self._refresh(inst)
 
     # -- spot requests -------------------------------------------------------------------------
@@ -177,10 +167,10 @@ class Instances(AwsSession):
     def spot_requests(self, *, tag_key: str | None = None, instance_id: str | None = None) -> list[SpotRequest]:
         """Spot requests with a tag (any value) and/or for an instance (moto forgets cancelled ones)."""
         wanted = filters(**{"tag-key": tag_key, "instance-id": instance_id})
-        raw = self.paginate("describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=wanted)
+        raw = self.aws.paginate("describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=wanted)
         return [SpotRequest.from_raw(r) for r in raw]
 
     @translated("cancel spot request {0}")
     def cancel_spot_request(self, request_id: str) -> None:
         """Cancel a spot request (the instance, if any, is not terminated by this)."""
-        self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])
+        self.aws.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=[request_id])

@@ -5,118 +5,56 @@
     cloud.launch(plan)                                              # or cloud.launch("base", disk=60, …)
 
 Everything a launch creates is tagged with a launch token, so a failure or Ctrl-C part-way
-finds and removes it (:meth:`Launching.cleanup_launch`).
+finds and removes it (:meth:`Launcher.cleanup_launch`).
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import Any
 
+from ..defaults import LAUNCH_TYPE
 from ..errors import AlreadyExists, AwsError, ConfigError
+from .access import Access
 from .aliases import ImageChoice
-from .errors import translated
+from .errors import error_code, translated
 from .fleet import Fleets
-from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, Instance, filters, tag_list
+from .instance_types import InstanceTypes
+from .instances import Instances
+from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, Instance, filters
 from .network import Networks
-from .quotas import QUOTA_ERRORS
-from .session import Progress, error_code
+from .plans import LaunchPlan
+from .quota_table import QUOTA_ERRORS, QUOTA_MARKETS
+from .quotas import Quotas
+from .session import AwsSession, Progress
 
-__all__ = ["LaunchPlan", "Launching"]
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """One instance to launch, from the arguments of ``inv launch`` (pure data: building it calls nothing).
-
-    :attr:`params` is the run_instances call DryRun sends (no key pair or security group:
-    the launch creates those); :meth:`spec` adds them for the real call.
-    """
-
-    action: ClassVar[str] = "run_instances"
-    name: str
-    image_id: str
-    image_name: str = ""
-    root_device: str = "/dev/sda1"
-    type: str = "t3.medium"
-    disk: int | None = None
-    zone: str | None = None
-    spot: bool = False
-    max_price: str | None = None  # USD/hour; None: up to the on-demand price
-    tags: dict[str, str] = field(default_factory=dict)  # all of them: Name and ec2kit:managed included
-    user_data: str | None = None
-    shutdown_behavior: str | None = None  # stop | terminate
-    open_ssh: bool = False  # allow SSH from anywhere (0.0.0.0/0), not just your address
-    vpc_id: str | None = None  # where ec2kit's own group goes (None: the default VPC, looked up at launch)
-    subnet_id: str | None = None
-    security_group_ids: tuple[str, ...] = ()  # extra groups, beside ec2kit-ssh
-    instance_profile: str | None = None  # IAM instance profile name
-    interruption: str | None = None  # spot: "stop" = a persistent request whose instance (and disk) is stopped, not terminated
-    image_note: str = ""  # which image and why: "ubuntu 24.04 arm64 because t4g.large is Graviton: …"
-
-    #: IMDSv2 only (a tokenless metadata request gets 401); hop limit 2 lets containers on the instance use it;
-    #: tags in metadata let a cached run confirm on the host that it is the instance named so (hostcache.py).
-    METADATA_OPTIONS: ClassVar[dict[str, Any]] = {
-        "HttpTokens": "required",
-        "HttpPutResponseHopLimit": 2,
-        "HttpEndpoint": "enabled",
-        "InstanceMetadataTags": "enabled",
-    }
-
-    @property
-    def purpose(self) -> str:
-        """For error messages."""
-        return f"launch instance {self.name}"
-
-    def spec(self, *, key_name: str | None = None, group_ids: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Parameters shared by run_instances and a spot LaunchSpecification."""
-        spec: dict[str, Any] = {"ImageId": self.image_id, "InstanceType": self.type}
-        if key_name:
-            spec["KeyName"] = key_name
-        groups = [*group_ids, *(g for g in self.security_group_ids if g not in group_ids)]
-        if groups:
-            spec["SecurityGroupIds"] = groups
-        if self.subnet_id:
-            spec["SubnetId"] = self.subnet_id
-        if self.instance_profile:
-            spec["IamInstanceProfile"] = {"Name": self.instance_profile}
-        spec["MetadataOptions"] = dict(self.METADATA_OPTIONS)
-        if self.disk:
-            spec["BlockDeviceMappings"] = [
-                {
-                    "DeviceName": self.root_device,
-                    "Ebs": {"VolumeSize": int(self.disk), "VolumeType": "gp3", "DeleteOnTermination": True},
-                }
-            ]
-        if self.zone:
-            spec["Placement"] = {"AvailabilityZone": self.zone}
-        if self.user_data:
-            spec["UserData"] = self.user_data
-        if self.shutdown_behavior:
-            spec["InstanceInitiatedShutdownBehavior"] = self.shutdown_behavior
-        return spec
-
-    def tag_specifications(self, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Tags for the instance and its volumes."""
-        return [{"ResourceType": r, "Tags": tag_list(tags or self.tags)} for r in ("instance", "volume")]
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The run_instances call, as DryRun sends it."""
-        params = {**self.spec(), "MinCount": 1, "MaxCount": 1, "TagSpecifications": self.tag_specifications()}
-        if self.spot:
-            options: dict[str, Any] = {"SpotInstanceType": "one-time"}
-            if self.interruption:
-                options = {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": self.interruption}
-            if self.max_price is not None:
-                options["MaxPrice"] = self.max_price
-            params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
-        return params
+__all__ = ["LaunchPlan", "Launcher"]
 
 
-class Launching(Fleets, ImageChoice, Networks):
-    """Launch verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+class Launcher:
+    """Launch verbs: plan (checking names against AWS), then launch through the services it is given."""
+
+    def __init__(
+        self,
+        aws: AwsSession,
+        *,
+        types: InstanceTypes,
+        instances: Instances,
+        images: ImageChoice,
+        networks: Networks,
+        access: Access,
+        quotas: Quotas,
+        fleets: Fleets,
+    ) -> None:
+        self.aws = aws
+        self.types = types
+        self.instances = instances
+        self.images = images
+        self.networks = networks
+        self.access = access
+        self.quotas = quotas
+        self.fleets = fleets
 
     @translated("launch instance {0}")
     def plan_launch(
@@ -125,7 +63,7 @@ class Launching(Fleets, ImageChoice, Networks):
         *,
         image: str | None = None,
         disk: int | None = None,
-        type: str = "t3.medium",
+        type: str = LAUNCH_TYPE,
         spot: bool = False,
         max_price: float | str | None = None,
         zone: str | None = None,
@@ -156,23 +94,23 @@ class Launching(Fleets, ImageChoice, Networks):
                 "A one-time spot instance can only terminate when it shuts down.",
                 hint="Drop the shutdown behaviour 'stop' or launch on demand.",
             )
-        existing = self.instances(tags={"Name": name})
+        existing = self.instances.instances(tags={"Name": name})
         if existing:
             raise AlreadyExists(
                 f"An instance named '{name}' already exists ({existing[0].id}, {existing[0].state}).",
                 hint="Choose another name, or terminate it first with `inv terminate " + name + "`.",
             )
-        self.instance_type(type)
-        img, image_note = self.choose_image(image, type)
+        self.types.info(type)
+        img, image_note = self.images.choose_image(image, type)
         root_gb = _root_size(img.raw)
         if disk is not None and root_gb and disk < root_gb:
             raise ConfigError(
                 f"--disk {disk}: image {img.name or img.id} has a {root_gb} GB root disk, and the disk cannot be smaller.",
                 hint=f"Give --disk {root_gb} or more (or leave it out for {root_gb} GB).",
             )
-        net = self.network(subnet=subnet, security_groups=security_groups, zone=zone)
+        net = self.networks.network(subnet=subnet, security_groups=security_groups, zone=zone)
         if instance_profile:
-            self.instance_profile(instance_profile)
+            self.networks.instance_profile(instance_profile)
         return LaunchPlan(
             name=name,
             image_id=img.id,
@@ -186,7 +124,7 @@ class Launching(Fleets, ImageChoice, Networks):
             tags={"Name": name, MANAGED_TAG: "1", **(tags or {})},
             user_data=user_data,
             shutdown_behavior=shutdown_behavior,
-            open_ssh=open_ssh and not self.settings.ssh_cidr,  # EC2KIT_SSH_CIDR / ssh_cidr still decide
+            open_ssh=open_ssh and not self.aws.settings.ssh_cidr,  # EC2KIT_SSH_CIDR / ssh_cidr still decide
             vpc_id=net.vpc_id,
             subnet_id=net.subnet_id,
             security_group_ids=net.group_ids,
@@ -244,7 +182,7 @@ class Launching(Fleets, ImageChoice, Networks):
         # A spot launch that must survive interruptions stopped (plan.interruption) is one RunInstances with
         # persistent SpotOptions: an instant fleet's requests are one-time.
         fleet = (
-            self.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback)
+            self.fleets.plan_fleet(plan, types=types, on_demand_fallback=on_demand_fallback)
             if plan.spot and not plan.interruption
             else None
         )
@@ -254,23 +192,25 @@ class Launching(Fleets, ImageChoice, Networks):
                 hint="Add --spot, or drop --types / --on-demand-fallback.",
             )
         if fleet is not None:
-            fleet = self.fit_quotas(fleet, progress=progress)  # quotas: before any paid call
-            room = self.quota_room(fleet, count)
+            fleet = self.fleets.fit_quotas(fleet, progress=progress)  # quotas: before any paid call
+            room = self.fleets.quota_room(fleet, count)
             if room < count and progress:
                 progress(f"instance {plan.name}: the vCPU quota lets {room} of {count} instances run now")
             fleet = replace(fleet, count=room)
         else:
-            refused = self.check_quotas(plan.type, "spot" if plan.spot else "on-demand", action=f"launch instance {plan.name}")
+            refused = self.quotas.check_quotas(
+                plan.type, "spot" if plan.spot else "on-demand", action=f"launch instance {plan.name}"
+            )
             if refused is not None:
                 raise refused
-        self.ensure_key_pair()
-        group_ids = (self.ensure_security_group(open_ssh=plan.open_ssh, vpc_id=plan.vpc_id),)
-        spec = plan.spec(key_name=self.settings.key_name, group_ids=group_ids)
+        self.access.ensure_key_pair()
+        group_ids = (self.access.ensure_security_group(open_ssh=plan.open_ssh, vpc_id=plan.vpc_id),)
+        spec = plan.spec(key_name=self.aws.settings.key_name, group_ids=group_ids)
         token = uuid.uuid4().hex[:16]
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
         try:
             if fleet is not None:
-                return [self._require_imdsv2(i) for i in self.launch_fleet_instances(fleet, spec, tags, progress)]
+                return [self._require_imdsv2(i) for i in self.fleets.launch_fleet_instances(fleet, spec, tags, progress)]
             return [self._launch_on_demand(plan, spec, tags, progress)]
         except BaseException as err:
             left = self.cleanup_launch(token)
@@ -289,7 +229,7 @@ class Launching(Fleets, ImageChoice, Networks):
         options = inst.raw.get("MetadataOptions") or {}
         if all(options.get(k) == v for k, v in wanted.items() if k != "HttpEndpoint"):
             return inst
-        self.ec2.modify_instance_metadata_options(InstanceId=inst.id, **wanted)
+        self.aws.ec2.modify_instance_metadata_options(InstanceId=inst.id, **wanted)
         inst.raw["MetadataOptions"] = {**options, **wanted}  # keep what the fleet learnt (price, market)
         return inst
 
@@ -300,7 +240,7 @@ class Launching(Fleets, ImageChoice, Networks):
             progress(f"instance {plan.name}: launching")
         try:
             market = {"InstanceMarketOptions": plan.params["InstanceMarketOptions"]} if plan.spot else {}
-            resp = self.ec2.run_instances(
+            resp = self.aws.ec2.run_instances(
                 MinCount=1,
                 MaxCount=1,
                 ClientToken=tags[LAUNCH_TAG],
@@ -312,11 +252,13 @@ class Launching(Fleets, ImageChoice, Networks):
             if error_code(err) not in QUOTA_ERRORS:
                 raise
             said = getattr(err, "response", {}).get("Error", {}).get("Message", "")
-            explained = self.explain_quota(plan.type, "on-demand", action=plan.purpose, code=error_code(err), said=said)
+            code = error_code(err)  # MaxSpotInstanceCountExceeded: a spot quota, even from RunInstances (a resumable launch)
+            quota_market = QUOTA_MARKETS.get(code) or ("spot" if plan.spot else "on-demand")
+            explained = self.quotas.explain_quota(plan.type, quota_market, action=plan.purpose, code=code, said=said)
             if explained is None:
                 raise
             raise explained from err
-        return self.wait(Instance.from_raw(resp["Instances"][0]), "running", progress=progress)
+        return self.instances.wait(Instance.from_raw(resp["Instances"][0]), "running", progress=progress)
 
     def cleanup_launch(self, token: str) -> list[str]:
         """After a failed or interrupted launch: cancel its spot request, terminate its instance, delete its launch template.
@@ -326,27 +268,27 @@ class Launching(Fleets, ImageChoice, Networks):
         found: list[str] = []
         instance_ids: set[str] = set()
         try:
-            reqs = self.paginate(
+            reqs = self.aws.paginate(
                 "describe_spot_instance_requests", "SpotInstanceRequests[]", Filters=filters(**{f"tag:{LAUNCH_TAG}": token})
             )
             instance_ids |= {r["InstanceId"] for r in reqs if r.get("InstanceId")}
             live = filters(**{f"tag:{LAUNCH_TAG}": token, "instance-state-name": list(LIVE_STATES)})
             instance_ids |= {
-                i["InstanceId"] for i in self.paginate("describe_instances", "Reservations[].Instances[]", Filters=live)
+                i["InstanceId"] for i in self.aws.paginate("describe_instances", "Reservations[].Instances[]", Filters=live)
             }
             if instance_ids:  # a fleet's spot requests carry no tags of their own: found through their instances
-                reqs += self.paginate(
+                reqs += self.aws.paginate(
                     "describe_spot_instance_requests",
                     "SpotInstanceRequests[]",
                     Filters=filters(**{"instance-id": sorted(instance_ids)}),
                 )
             found += sorted({r["SpotInstanceRequestId"] for r in reqs if r.get("State") in ("open", "active")})
             if found:
-                self.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
+                self.aws.ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=found)
             found = []
             if instance_ids:
-                self.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
-            self.delete_launch_templates(token)
+                self.aws.ec2.terminate_instances(InstanceIds=sorted(instance_ids))
+            self.fleets.delete_launch_templates(token)
             return []
         except BaseException:
             return found + sorted(instance_ids) or [f"anything tagged {LAUNCH_TAG}={token}"]

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, NotFound
 from .access import Access
-from .errors import translated
+from .errors import error_code, translated
 from .models import filters, tags_of
-from .session import error_code
+from .session import AwsSession
 
 __all__ = ["Network", "Networks"]
 
@@ -33,33 +33,37 @@ class Network:
     group_ids: tuple[str, ...] = ()
 
 
-class Networks(Access):
-    """Subnet, security group and instance profile look-ups of :class:`~ec2kit.aws.cloud.Cloud`."""
+class Networks:
+    """Subnet, security group and instance profile look-ups (the Cloud forwards ``cloud.network(…)``, … here)."""
+
+    def __init__(self, aws: AwsSession, access: Access) -> None:
+        self.aws = aws
+        self.access = access
 
     @translated("find subnet {0}")
     def subnet(self, name_or_id: str) -> dict[str, object]:
         """A subnet by id or Name tag (describe_subnets record); NotFound lists the names there are."""
         if re.fullmatch(r"subnet-[0-9a-f]+", name_or_id):
             try:
-                found = self.ec2.describe_subnets(SubnetIds=[name_or_id]).get("Subnets", [])
+                found = self.aws.ec2.describe_subnets(SubnetIds=[name_or_id]).get("Subnets", [])
             except Exception as err:
                 if "NotFound" not in error_code(err):
                     raise
                 found = []
         else:
-            found = self.paginate("describe_subnets", "Subnets[]", Filters=filters(**{"tag:Name": name_or_id}))
+            found = self.aws.paginate("describe_subnets", "Subnets[]", Filters=filters(**{"tag:Name": name_or_id}))
         if len(found) > 1:
             raise ConfigError(
                 f"{len(found)} subnets are named '{name_or_id}': {', '.join(s['SubnetId'] for s in found)}.",
                 hint="Pass the subnet id with --subnet instead.",
             )
         if not found:
-            named = sorted({n for s in self.paginate("describe_subnets", "Subnets[]") if (n := tags_of(s).get("Name", ""))})
-            known = f"Subnets with a Name tag in {self.region}: {', '.join(named[:10])}. " if named else ""
+            named = sorted({n for s in self.aws.paginate("describe_subnets", "Subnets[]") if (n := tags_of(s).get("Name", ""))})
+            known = f"Subnets with a Name tag in {self.aws.region}: {', '.join(named[:10])}. " if named else ""
             raise NotFound(
                 "subnet",
                 name_or_id,
-                hint=f"{known}--subnet takes an id or a Name tag; list them with `aws ec2 describe-subnets --region {self.region}`.",
+                hint=f"{known}--subnet takes an id or a Name tag; list them with `aws ec2 describe-subnets --region {self.aws.region}`.",
             )
         return dict(found[0])
 
@@ -74,14 +78,14 @@ class Networks(Access):
         found: dict[str, dict[str, object]] = {}
         if ids:
             try:
-                for g in self.paginate("describe_security_groups", "SecurityGroups[]", GroupIds=ids):
+                for g in self.aws.paginate("describe_security_groups", "SecurityGroups[]", GroupIds=ids):
                     found[g["GroupId"]] = g
             except Exception as err:
                 if "NotFound" not in error_code(err):
                     raise
         if by_name:
             flt = filters(**{"group-name": by_name, "vpc-id": vpc_id})
-            for g in self.paginate("describe_security_groups", "SecurityGroups[]", Filters=flt):
+            for g in self.aws.paginate("describe_security_groups", "SecurityGroups[]", Filters=flt):
                 found[g["GroupName"]] = g
         out = []
         for name in wanted:
@@ -91,7 +95,7 @@ class Networks(Access):
                     "security group",
                     name,
                     hint=f"--security-group takes a group id (sg-…) or a group name in VPC {vpc_id}; "
-                    f"list them with `aws ec2 describe-security-groups --region {self.region}`.",
+                    f"list them with `aws ec2 describe-security-groups --region {self.aws.region}`.",
                 )
             if group.get("VpcId") != vpc_id:
                 raise ConfigError(
@@ -106,7 +110,7 @@ class Networks(Access):
     ) -> Network:
         """Resolve ``--subnet`` / ``--security-group`` (default VPC without a subnet); checks the zone fits."""
         if not subnet:
-            vpc_id = self.default_vpc()
+            vpc_id = self.access.default_vpc()
             return Network(vpc_id, group_ids=self.security_group_ids(security_groups, vpc_id))
         raw = self.subnet(subnet)
         vpc_id, subnet_zone = str(raw["VpcId"]), str(raw.get("AvailabilityZone") or "")
@@ -132,7 +136,7 @@ class Networks(Access):
                 hint="Use the last part: …:instance-profile/NAME.",
             )
         try:
-            self.client("iam").get_instance_profile(InstanceProfileName=name)
+            self.aws.client("iam").get_instance_profile(InstanceProfileName=name)
         except Exception as err:
             code = error_code(err)
             if code == "NoSuchEntity":

@@ -14,15 +14,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigError
 from .errors import translated, translating
 from .regions import find_region
-from .session import paginate
-
-if TYPE_CHECKING:
-    from .cloud import Cloud
+from .session import Ec2Api, paginate
 
 PRICING_REGION = "us-east-1"
 LINUX = "Linux/UNIX"
@@ -126,7 +123,7 @@ def _price_list(
     )
 
 
-def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
+def spot_prices(family: str, cloud: Ec2Api) -> dict[str, dict[str, float]]:
     """Current spot prices (USD/hour, Linux) per type and zone in the cloud's region: ``{type: {zone: price}}``."""
     family = _check_family(family)
     latest: dict[tuple[str, str], tuple[Any, float]] = {}
@@ -142,7 +139,7 @@ def spot_prices(family: str, cloud: Cloud) -> dict[str, dict[str, float]]:
 
 
 @translated("look up spot prices of {family} in {cloud.region}")
-def _spot_history(family: str, cloud: Cloud) -> list[dict[str, Any]]:
+def _spot_history(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
     types = [t["InstanceType"] for t in _describe_types(family, cloud)]
     if not types:
         return []
@@ -153,7 +150,7 @@ def _spot_history(family: str, cloud: Cloud) -> list[dict[str, Any]]:
 
 
 @translated("look up the spot price of {instance_type} in {zone}")
-def spot_price(instance_type: str, zone: str, cloud: Cloud) -> float | None:
+def spot_price(instance_type: str, zone: str, cloud: Ec2Api) -> float | None:
     """The current spot price of ``instance_type`` in ``zone`` (USD/hour, Linux), or None if AWS has none."""
     history = cloud.ec2.describe_spot_price_history(
         InstanceTypes=[instance_type], AvailabilityZone=zone, ProductDescriptions=[LINUX], MaxResults=1
@@ -161,13 +158,7 @@ def spot_price(instance_type: str, zone: str, cloud: Cloud) -> float | None:
     return float(history[0]["SpotPrice"]) if history else None
 
 
-@translated("list {family} instance types")
-def family_types(family: str, cloud: Cloud) -> list[str]:
-    """Instance types EC2 offers in the cloud's region for a family (or the one type), sorted by size."""
-    return [t["InstanceType"] for t in _describe_types(family, cloud)]
-
-
-def _describe_types(family: str, cloud: Cloud) -> list[dict[str, Any]]:
+def _describe_types(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
     pattern = family if "." in family else f"{family}.*"
     found = cloud.paginate("describe_instance_types", "InstanceTypes[]", Filters=[{"Name": "instance-type", "Values": [pattern]}])
     return sorted((t for t in found if _matches(family, t["InstanceType"])), key=lambda t: size_key(t["InstanceType"]))
@@ -190,7 +181,7 @@ class PriceRow:
 
 
 def price_table(
-    family: str, cloud: Cloud, *, pricing_endpoint_url: str | None = None, with_on_demand: bool = True
+    family: str, cloud: Ec2Api, *, pricing_endpoint_url: str | None = None, with_on_demand: bool = True
 ) -> list[PriceRow]:
     """Rows for every type of a family in the cloud's region: vCPUs, memory, on-demand and spot prices."""
     family = _check_family(family)

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import Ec2kitError
-from .errors import translating
+from .errors import error_code, translating
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-__all__ = ["AwsSession", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
+__all__ = ["AwsSession", "Ec2Api", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
 
 Progress = Callable[[str], None]
 SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm", "iam")  # what the sandbox endpoint answers besides EC2
@@ -72,12 +72,6 @@ def paginate(client: Any, operation: str, expression: str, **params: Any) -> lis
     return [item for item in pages.search(expression) if item is not None]
 
 
-def error_code(err: BaseException) -> str:
-    """The AWS error code of a botocore ClientError ("" for anything else)."""
-    response = getattr(err, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
 class Plan(Protocol):
     """What a verb would do, built before doing it: one EC2 call that DryRun can check."""
 
@@ -97,9 +91,34 @@ class Plan(Protocol):
         ...
 
 
+class Ec2Api(Protocol):
+    """What a function over EC2 needs: the region, the EC2 client, paging (an AwsSession, or the Cloud over one)."""
+
+    @property
+    def region(self) -> str:
+        """The region's code."""
+        ...
+
+    @property
+    def ec2(self) -> Any:
+        """The boto3 EC2 client."""
+        ...
+
+    @property
+    def session(self) -> Any:
+        """The boto3 Session."""
+        ...
+
+    def paginate(self, operation: str, expression: str, **params: Any) -> list[Any]:
+        """Every item ``expression`` selects across the pages of EC2 ``operation``."""
+        ...
+
+
 class AwsSession:
     """One boto3 session in one region; the EC2 client points at ``endpoint_url`` (the sandbox) when given.
 
+    Every service of :mod:`ec2kit.aws` is given one (the Cloud makes it): it holds the clients, the
+    listener told of every DescribeInstances answer, and nothing about any one concern.
     ``credentials`` is a dict of ``aws_access_key_id`` / ``aws_secret_access_key`` (/ ``aws_session_token``).
     """
 
@@ -117,7 +136,6 @@ class AwsSession:
         self._region = region or settings.region
         self._session: Any = None
         self._clients: dict[str, Any] = {}
-        self._type_cache: dict[str, dict[str, Any]] = {}  # describe_instance_types answers by type
         #: told of every DescribeInstances answer: (instances, complete) — complete when it listed all live ones
         self.on_instances: Callable[..., None] | None = None
 

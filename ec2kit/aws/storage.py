@@ -7,14 +7,14 @@ the plan is what ``--check`` asks EC2 about with DryRun, and what the verb then 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import AlreadyExists, AwsError, ConfigError, NotFound, TimedOut, WrongState
 from .errors import translated
 from .instances import Instances
 from .models import CANONICAL_OWNER, MANAGED_TAG, SOURCE_INSTANCE_TAG, Image, Instance, Snapshot, Volume, filters, pick, tag_list
-from .session import Progress, wait_until
+from .plans import FreezePlan, VolumePlan
+from .session import AwsSession, Progress, wait_until
 
 __all__ = ["FreezePlan", "Storage", "VolumePlan"]
 
@@ -26,84 +26,25 @@ _IMAGE_NAME = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]{3,128}")
 _IMAGE_FAILED = ("failed", "invalid", "deregistered", "error")
 
 
-@dataclass(frozen=True)
-class FreezePlan:
-    """An image of an instance, as create_image will be asked for it."""
+class Storage:
+    """Image, volume and snapshot verbs over one session (``cloud.storage``; the Cloud forwards ``cloud.freeze(…)``, …)."""
 
-    action: ClassVar[str] = "create_image"
-    subject: str  # the instance as the caller named it
-    instance_id: str
-    instance_label: str
-    image_name: str
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """The image's name."""
-        return self.image_name
-
-    @property
-    def purpose(self) -> str:
-        """For error messages."""
-        return f"freeze instance {self.subject} into an image"
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The create_image parameters."""
-        return {
-            "InstanceId": self.instance_id,
-            "Name": self.image_name,
-            "Description": f"ec2kit freeze of {self.instance_label}",
-            "TagSpecifications": [{"ResourceType": "image", "Tags": tag_list(self.tags)}],
-        }
-
-
-@dataclass(frozen=True)
-class VolumePlan:
-    """A gp3 volume, as create_volume will be asked for it."""
-
-    action: ClassVar[str] = "create_volume"
-    name: str
-    zone: str
-    size: int | None = None
-    snapshot_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def purpose(self) -> str:
-        """For error messages."""
-        return f"create volume {self.name}"
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The create_volume parameters."""
-        params: dict[str, Any] = {
-            "AvailabilityZone": self.zone,
-            "VolumeType": "gp3",
-            "TagSpecifications": [{"ResourceType": "volume", "Tags": tag_list(self.tags)}],
-        }
-        if self.size:
-            params["Size"] = int(self.size)
-        if self.snapshot_id:
-            params["SnapshotId"] = self.snapshot_id
-        return params
-
-
-class Storage(Instances):
-    """Image, volume and snapshot verbs of :class:`~ec2kit.aws.cloud.Cloud`."""
+    def __init__(self, aws: AwsSession, instances: Instances) -> None:
+        self.aws = aws
+        self.instances = instances
 
     # -- images --------------------------------------------------------------------------
     @translated("list images")
     def images(self) -> list[Image]:
         """Your own images (Owners=self), newest first."""
-        raw = self.paginate("describe_images", "Images[]", Owners=["self"])
+        raw = self.aws.paginate("describe_images", "Images[]", Owners=["self"])
         return sorted((Image.from_raw(r) for r in raw), key=lambda i: i.creation_date, reverse=True)
 
     @translated("find image {0}")
     def image(self, name_or_id: str) -> Image:
         """An image by id (any owner, validated with AWS) or by name / Name tag among yours."""
         if re.fullmatch(r"ami-[0-9a-f]+", name_or_id):
-            raw = self.ec2.describe_images(ImageIds=[name_or_id]).get("Images", [])
+            raw = self.aws.ec2.describe_images(ImageIds=[name_or_id]).get("Images", [])
             if raw:
                 return Image.from_raw(raw[0])
             raise NotFound("image", name_or_id, hint="List your images with `inv images`.")
@@ -117,7 +58,7 @@ class Storage(Instances):
     def default_image(self) -> Image:
         """The newest Canonical Ubuntu 24.04 amd64 server image (falling back to 22.04)."""
         for pattern in UBUNTU_PATTERNS:
-            raw = self.paginate(
+            raw = self.aws.paginate(
                 "describe_images", "Images[]", Owners=[CANONICAL_OWNER], Filters=filters(name=pattern, state="available")
             )
             if raw:
@@ -125,13 +66,13 @@ class Storage(Instances):
         raise NotFound(
             "image",
             "Ubuntu 24.04 LTS (Canonical)",
-            hint=f"No Canonical Ubuntu LTS image is visible in {self.region}; pass an image name or id with --image.",
+            hint=f"No Canonical Ubuntu LTS image is visible in {self.aws.region}; pass an image name or id with --image.",
         )
 
     @translated("freeze instance {0} into an image")
     def plan_freeze(self, name: str, *, image_name: str | None = None) -> FreezePlan:
         """What freezing ``name`` would ask EC2 for; refuses names AWS would reject or that are taken."""
-        inst = self.instance(name)
+        inst = self.instances.instance(name)
         image_name = image_name or inst.name or inst.id
         if not _IMAGE_NAME.fullmatch(image_name):
             raise ConfigError(
@@ -165,7 +106,7 @@ class Storage(Instances):
         Name, ec2kit:managed and ec2kit:source-instance.
         """
         plan = name if isinstance(name, FreezePlan) else self.plan_freeze(name, image_name=image_name)
-        image_id = self.ec2.create_image(**plan.params)["ImageId"]
+        image_id = self.aws.ec2.create_image(**plan.params)["ImageId"]
         image = self._tag_image_snapshots(image_id, plan.tags)
         if wait:
             tagged = set(image.snapshot_ids)
@@ -176,13 +117,13 @@ class Storage(Instances):
 
     def _tag_image_snapshots(self, image_id: str, tags: dict[str, str]) -> Image:
         """(Re)tag the image and whatever snapshots it has so far with Name and ec2kit:managed."""
-        image = Image.from_raw(self.ec2.describe_images(ImageIds=[image_id])["Images"][0])
+        image = Image.from_raw(self.aws.ec2.describe_images(ImageIds=[image_id])["Images"][0])
         missing = {k: v for k, v in tags.items() if image.tags.get(k) != v}
         if missing:
-            self.ec2.create_tags(Resources=[image_id], Tags=tag_list(missing))
+            self.aws.ec2.create_tags(Resources=[image_id], Tags=tag_list(missing))
             image.tags.update(missing)
         if image.snapshot_ids:
-            self.ec2.create_tags(
+            self.aws.ec2.create_tags(
                 Resources=image.snapshot_ids, Tags=tag_list({"Name": tags["Name"], MANAGED_TAG: "1", "ec2kit:image": image_id})
             )
         return image
@@ -191,12 +132,12 @@ class Storage(Instances):
         """Until the image is available (botocore's image_available waiter decides); ``progress("image base: pending (42 s)")``."""
 
         def fetch() -> tuple[dict[str, Any], Image | None]:
-            response = self.ec2.describe_images(ImageIds=[image_id])
+            response = self.aws.ec2.describe_images(ImageIds=[image_id])
             return response, Image.from_raw(response["Images"][0]) if response.get("Images") else None
 
         def done(polled: tuple[dict[str, Any], Image | None]) -> bool:
             response, image = polled
-            verdict = self.waiter_verdict("image_available", response)
+            verdict = self.aws.waiter_verdict("image_available", response)
             if image and (verdict == "failure" or image.state in _IMAGE_FAILED):
                 reason = image.raw.get("StateReason", {}).get("Message", "")
                 raise AwsError(f"Image {image.name} ({image_id}) is {image.state}. {reason}".strip(), code=image.state)
@@ -221,7 +162,7 @@ class Storage(Instances):
     @translated("list volumes")
     def volumes(self) -> list[Volume]:
         """All EBS volumes in this region."""
-        found = [Volume.from_raw(v) for v in self.paginate("describe_volumes", "Volumes[]")]
+        found = [Volume.from_raw(v) for v in self.aws.paginate("describe_volumes", "Volumes[]")]
         return sorted(found, key=lambda v: (v.name, v.id))
 
     @translated("find volume {0}")
@@ -272,20 +213,20 @@ class Storage(Instances):
         ``zone`` defaults to the region's first zone; attach it to an instance in the same zone.
         """
         plan = plan or self.plan_volume(name=name, size=size, snapshot=snapshot, zone=zone, tags=tags)
-        volume_id = self.ec2.create_volume(**plan.params)["VolumeId"]
+        volume_id = self.aws.ec2.create_volume(**plan.params)["VolumeId"]
         return self._wait_volume(volume_id, "available", progress)
 
     def _first_zone(self) -> str:
-        zones = self.ec2.describe_availability_zones(Filters=filters(state="available")).get("AvailabilityZones", [])
+        zones = self.aws.ec2.describe_availability_zones(Filters=filters(state="available")).get("AvailabilityZones", [])
         if not zones:
-            raise AwsError(f"Region {self.region} reports no available zone.")
+            raise AwsError(f"Region {self.aws.region} reports no available zone.")
         return str(sorted(z["ZoneName"] for z in zones)[0])
 
     def _wait_volume(self, volume_id: str, state: str, progress: Progress | None, timeout: float = 600) -> Volume:
         """Until the volume is "available" (botocore's volume_available waiter decides) or its attachment "attached"."""
 
         def fetch() -> tuple[dict[str, Any], Volume]:
-            response = self.ec2.describe_volumes(VolumeIds=[volume_id])
+            response = self.aws.ec2.describe_volumes(VolumeIds=[volume_id])
             return response, Volume.from_raw(response["Volumes"][0])
 
         def done(polled: tuple[dict[str, Any], Volume]) -> bool:
@@ -293,7 +234,7 @@ class Storage(Instances):
             if state == "attached":  # the volume is in-use while still attaching: no waiter fits
                 verdict = "success" if vol.attachment_state == "attached" else None
             else:
-                verdict = self.waiter_verdict(f"volume_{state}", response)
+                verdict = self.aws.waiter_verdict(f"volume_{state}", response)
             if verdict == "failure" or vol.state == "error":
                 raise AwsError(f"Volume {vol.name or vol.id} is in state {vol.state}.", code=vol.state)
             return verdict == "success"
@@ -315,7 +256,7 @@ class Storage(Instances):
         self, volume: str | Volume, instance: str | Instance, device: str = "/dev/sdf", *, progress: Progress | None = None
     ) -> Volume:
         """Attach a volume to an instance in the same zone at ``device`` (or the next free /dev/sd[f-p])."""
-        vol, inst = self.volume(volume), self.instance(instance)
+        vol, inst = self.volume(volume), self.instances.instance(instance)
         if vol.attached_to == inst.id:
             return vol
         if vol.attached_to:
@@ -328,7 +269,7 @@ class Storage(Instances):
                 f"Volume {vol.name or vol.id} is in {vol.zone} but instance {inst.label} is in {inst.zone}.",
                 hint="Volumes attach only within one zone: snapshot it and create a volume from the snapshot in the instance's zone.",
             )
-        self.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=_free_device(device, inst))
+        self.aws.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=_free_device(device, inst))
         return self._wait_volume(vol.id, "attached", progress)
 
     @translated("set delete-on-termination for {0}")
@@ -341,7 +282,7 @@ class Storage(Instances):
         vol = self.volume(volume)
         if not (vol.attached_to and vol.device):
             raise WrongState(f"Volume {vol.name or vol.id} is not attached.")
-        self.ec2.modify_instance_attribute(
+        self.aws.ec2.modify_instance_attribute(
             InstanceId=vol.attached_to,
             BlockDeviceMappings=[{"DeviceName": vol.device, "Ebs": {"VolumeId": vol.id, "DeleteOnTermination": True}}],
         )
@@ -353,7 +294,7 @@ class Storage(Instances):
         if not vol.attached_to:
             return vol
         if vol.attachment_state != "detaching":
-            self.ec2.detach_volume(VolumeId=vol.id, InstanceId=vol.attached_to, Force=force)
+            self.aws.ec2.detach_volume(VolumeId=vol.id, InstanceId=vol.attached_to, Force=force)
         return self._wait_volume(vol.id, "available", progress)
 
     @translated("delete volume {0}")
@@ -365,20 +306,22 @@ class Storage(Instances):
                 f"Volume {vol.name or vol.id} is still attached to {vol.attached_to}.",
                 hint=f"Detach it first with `inv detach-volume {vol.name or vol.id}`.",
             )
-        self.ec2.delete_volume(VolumeId=vol.id)
+        self.aws.ec2.delete_volume(VolumeId=vol.id)
 
     # -- snapshots -----------------------------------------------------------------------
     @translated("list snapshots")
     def snapshots(self) -> list[Snapshot]:
         """Your snapshots that ec2kit made (tagged ec2kit:managed), newest first."""
-        raw = self.paginate("describe_snapshots", "Snapshots[]", OwnerIds=["self"], Filters=filters(**{"tag-key": MANAGED_TAG}))
+        raw = self.aws.paginate(
+            "describe_snapshots", "Snapshots[]", OwnerIds=["self"], Filters=filters(**{"tag-key": MANAGED_TAG})
+        )
         return sorted((Snapshot.from_raw(s) for s in raw), key=lambda s: str(s.start_time), reverse=True)
 
     @translated("find snapshot {0}")
     def snapshot(self, name_or_id: str) -> Snapshot:
         """A snapshot by Name tag (ec2kit's, newest wins) or by id (any of yours)."""
         if re.fullmatch(r"snap-[0-9a-f]+", name_or_id):
-            raw = self.ec2.describe_snapshots(SnapshotIds=[name_or_id]).get("Snapshots", [])
+            raw = self.aws.ec2.describe_snapshots(SnapshotIds=[name_or_id]).get("Snapshots", [])
             if raw:
                 return Snapshot.from_raw(raw[0])
             raise NotFound("snapshot", name_or_id, hint="List snapshots with `inv snapshots`.")
@@ -404,7 +347,7 @@ class Storage(Instances):
         snap_name = name or vol.name or vol.id
         all_tags = {"Name": snap_name, MANAGED_TAG: "1", **(tags or {})}
         snap = Snapshot.from_raw(
-            self.ec2.create_snapshot(
+            self.aws.ec2.create_snapshot(
                 VolumeId=vol.id,
                 Description=f"ec2kit snapshot of {vol.name or vol.id}",
                 TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(all_tags)}],
@@ -416,11 +359,11 @@ class Storage(Instances):
             return snap
 
         def fetch() -> tuple[dict[str, Any], Snapshot]:
-            response = self.ec2.describe_snapshots(SnapshotIds=[snap.id])
+            response = self.aws.ec2.describe_snapshots(SnapshotIds=[snap.id])
             return response, Snapshot.from_raw(response["Snapshots"][0])
 
         def done(polled: tuple[dict[str, Any], Snapshot]) -> bool:
-            verdict = self.waiter_verdict("snapshot_completed", polled[0])
+            verdict = self.aws.waiter_verdict("snapshot_completed", polled[0])
             if verdict == "failure":
                 raise AwsError(f"Snapshot {snap_name} ({snap.id}) failed.", code="error")
             return verdict == "success"

@@ -207,80 +207,11 @@ NETWORK_HELP = {
 }
 
 
-def network_options(
-    ctx: Any, subnet: str | None, security_group: list[str] | None, instance_profile: str | None
-) -> dict[str, Any]:
-    """``--subnet`` / ``--security-group`` / ``--instance-profile`` with the config file's defaults filled in."""
-    defaults = ctx.settings.default
-    groups = [g for item in security_group or [] for g in split_list(item)] or list(defaults("security_groups") or [])
-    return {
-        "subnet": subnet or defaults("subnet"),
-        "security_groups": groups,
-        "instance_profile": instance_profile or defaults("instance_profile"),
-    }
-
-
 def split_list(value: str | None) -> list[str]:
     """'a,b, c' → ['a', 'b', 'c']."""
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+    from ..api.options import split_list as split
 
-
-def parse_ports(value: str | None, flag: str = "--ports") -> list[int]:
-    """``'8888,8008'`` → ``[8888, 8008]``; anything but TCP ports 1-65535 is a ConfigError naming ``flag``."""
-    from ..errors import ConfigError
-
-    ports = []
-    for item in split_list(value):
-        if not item.isdigit() or not 1 <= int(item) <= 65535:
-            raise ConfigError(
-                f"{flag} {value!r}: {item!r} is not a TCP port.", hint=f"Give ports 1-65535, e.g. {flag} 8888,6006."
-            )
-        ports.append(int(item))
-    return ports
-
-
-MAX_DISK_GB = 16384  # the largest gp3 volume AWS makes
-
-
-def spot_options(
-    ctx: Any,
-    *,
-    image: str | None,
-    type: str | None,
-    types: str,
-    disk: int | None,
-    max_price: str | None,
-    on_demand_fallback: bool,
-    set: list[str] | None,
-    open_ssh: bool,
-    subnet: str | None,
-    security_group: list[str] | None,
-    instance_profile: str | None,
-) -> dict[str, Any]:
-    """What `spot-run` and `sweep` launch with: their flags, else the config file's defaults (type m5.large)."""
-    from ..recipe.loader import parse_overrides
-
-    defaults = ctx.settings.default
-    return {
-        "image": image or defaults("image"),
-        "type": type or defaults("type") or "m5.large",
-        "types": split_list(types) or list(defaults("types")),
-        "on_demand_fallback": on_demand_fallback,
-        "disk": check_disk(disk if disk is not None else defaults("disk")),
-        "max_price": max_price or defaults("max_price"),
-        "vars": parse_overrides(set),
-        "open_ssh": open_ssh,
-        **network_options(ctx, subnet, security_group, instance_profile),
-    }
-
-
-def check_disk(disk: int | None, flag: str = "--disk") -> int | None:
-    """A root/data disk size in GB within what EBS allows (gp3: 1-16384), or a ConfigError naming ``flag``."""
-    from ..errors import ConfigError
-
-    if disk is not None and not 1 <= disk <= MAX_DISK_GB:
-        raise ConfigError(f"{flag} {disk}: a disk is 1 to {MAX_DISK_GB} GB.", hint=f"Example: {flag} 60.")
-    return disk
+    return split(value)
 
 
 def split_pair(pair: str, flag: str, example: str) -> tuple[str, str]:
@@ -294,17 +225,16 @@ def split_pair(pair: str, flag: str, example: str) -> tuple[str, str]:
 
 
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
-    """['role=web', 'team=ml'] → {'role': 'web', 'team': 'ml'}; Name and ec2kit:/aws: keys are refused."""
-    from ..errors import ConfigError
-
+    """['role=web', 'team=ml'] → {'role': 'web', 'team': 'ml'} (reserved keys are refused by the launch itself)."""
     tags: dict[str, str] = {}
     for pair in pairs or []:
         key, value = split_pair(pair, "--tag", "--tag role=web (repeat --tag for more)")
-        if key == "Name" or key.lower().startswith(("ec2kit:", "aws:")):
-            raise ConfigError(
-                f"--tag '{key}' is reserved: the Name tag is the instance's name argument, and "
-                "ec2kit: and aws: tags are set by ec2kit and AWS.",
-                hint="Pick another key, e.g. role.",
-            )
         tags[key] = value.strip()
     return tags
+
+
+def domain(ctx: Any) -> Any:
+    """The one domain layer (:class:`ec2kit.api.EC2`) over this command's Context; errors name --flags."""
+    from ..api import EC2
+
+    return EC2(context=ctx, cli=True)

@@ -4,22 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import command
-
-STARTER_TASKS = '''"""This project's ec2kit tasks: `inv --list` here shows ec2kit's commands plus your own.
-
-Recipes in ./recipes and templates in ./templates override ec2kit's built-ins of the same name.
-Add Python tasks that recipes call by name:
-
-    from ec2kit.recipe import register_task
-
-    @register_task("hello")
-    def hello(tc, who="world"):
-        tc.report(f"hello {who}")
-"""
-
-from ec2kit.cli import ns  # noqa: F401  (Invoke looks for `ns`)
-'''
+from ._common import command, domain
 
 
 @command(aws=False, help={"json": "print the values and their sources as JSON"})
@@ -27,8 +12,7 @@ def config(ctx: Context, json: bool = False) -> None:
     """Show the defaults ec2kit uses (flag > environment > ./ec2kit.toml > ~/.ec2kit/config.toml > built-in)."""
     from ..config import KEYS, files
 
-    cfg = ctx.settings.defaults
-    assert cfg is not None
+    cfg = domain(ctx).config()
     if json:
         ui.print_json({k: {"value": cfg.values[k], "source": cfg.sources[k]} for k in KEYS})
         return
@@ -43,23 +27,9 @@ def init(ctx: Context, directory: str) -> None:
 
     Refuses to overwrite anything that exists. Example: ec2kit init myproject (or: ec2kit init .)
     """
-    import shutil
     from pathlib import Path
 
-    from ..errors import AlreadyExists
-    from ..paths import data_dir
-
+    made = domain(ctx).init(directory)
     dest = Path(directory).expanduser().resolve()
-    plan = [(data_dir("recipes"), dest / "recipes"), (data_dir("templates"), dest / "templates")]
-    clashes = [str(d) for _, d in plan if d.exists()] + ([str(dest / "tasks.py")] if (dest / "tasks.py").exists() else [])
-    if clashes:
-        raise AlreadyExists(
-            f"ec2kit init would overwrite {', '.join(clashes)}.", hint="Move them aside, or init into another directory."
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    for src, target in plan:  # spot-run/ holds ec2kit's own instance-side scripts, not for editing
-        shutil.copytree(src, target, symlinks=False, ignore=shutil.ignore_patterns("spot-run", "__pycache__"))
-    (dest / "tasks.py").write_text(STARTER_TASKS)
-    made = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-    ui.console().print(f"Made {len(made)} files in {dest}:\n  " + "\n  ".join(made))
+    ui.console().print(f"Made {len(made)} files in {dest}:\n  " + "\n  ".join(str(p) for p in made))
     ui.console().print("Edit recipes/*.toml; `inv recipes` there shows which recipe comes from where.")

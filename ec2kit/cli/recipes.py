@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..context import Context
-from ._common import WIDE_HELP, command, fail, split_list
+from ._common import WIDE_HELP, command, domain, split_list
 
 SET_HELP = "set a variable, KEY=VALUE, or for one host HOST:KEY=VALUE (repeatable; VALUE is a TOML literal or text)"
 
@@ -12,11 +12,9 @@ SET_HELP = "set a variable, KEY=VALUE, or for one host HOST:KEY=VALUE (repeatabl
 @command(aws=False, help={"json": "print JSON", "wide": WIDE_HELP})
 def recipes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List the recipes: ./recipes, then ~/.ec2kit/recipes, then the built-ins (a name found earlier hides the later ones)."""
-    from ..recipe import list_recipes
-
-    found = list_recipes()
+    found = domain(ctx).recipes()
     if json:
-        ui.print_json(found)
+        ui.print_json(list(found))
         return
     rows = [
         (
@@ -39,43 +37,14 @@ def recipes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     )
 
 
-def _run(
-    ctx: Context,
-    name: str,
-    hosts: list[str],
-    sets: list[str] | None,
-    check: bool,
-    tags: str,
-    skip_tags: str,
-    start_at: str | None,
-    diff: bool = False,
-    json: bool = False,
-) -> None:
-    import sys
-
-    from ..recipe import TextReporter, load_recipe, parse_overrides, run_recipe
-    from ..recipe.loader import check_overrides
-
-    recipe = load_recipe(name)
-    overrides = parse_overrides(sets)
-    check_overrides(recipe, overrides)
-    report = run_recipe(
-        ctx,
-        recipe,
-        hosts=hosts,
-        vars=overrides,
-        check=check,
-        tags=tuple(split_list(tags)),
-        skip_tags=tuple(split_list(skip_tags)),
-        start_at=start_at,
-        reporter=TextReporter(sys.stderr if json else sys.stdout, diff=diff),
-    )
+def _finish(report, json: bool) -> None:  # noqa: ANN001 - a RecipeReport
+    """``--json``'s document, then exit 2 when a host failed (the report already said which hosts failed and why)."""
     if json:
-        ui.print_json(report_json(report))
+        ui.print_json(report_json(report.report))
     if not report.ok:
         from invoke.exceptions import Exit
 
-        raise Exit(code=2)  # the report already said which hosts failed and why
+        raise Exit(code=2)
 
 
 JSON_HELP = (
@@ -141,7 +110,22 @@ def recipe(
     json: bool = False,
 ) -> None:
     """Run any recipe. Example: inv recipe base --on web1,web2 --set packages='["htop"]' --check"""
-    _run(ctx, name, split_list(on), set, check, tags, skip_tags, start_at, diff, json)
+    import sys
+
+    from ..recipe import parse_overrides
+
+    loaded = domain(ctx).recipe(name)
+    report = loaded.run(
+        on,
+        vars=parse_overrides(set),
+        check=check,
+        tags=split_list(tags),
+        skip_tags=split_list(skip_tags),
+        start_at=start_at,
+        diff=diff,
+        stream=sys.stderr if json else sys.stdout,
+    )
+    _finish(report, json)
 
 
 @command(
@@ -166,21 +150,11 @@ def provision(
     json: bool = False,
 ) -> None:
     """Run a recipe (default: base) on many hosts in parallel. Example: inv provision web1,web2 or inv provision role=web"""
-    names: list[str] = []
-    for item in split_list(hosts):
-        if "=" not in item:
-            names.append(item)
-            continue
-        key, _, value = item.partition("=")
-        found = ctx.cloud.instances(states=["running"], tags={key: value} if value else {key: None})
-        if not found:
-            from ..errors import Ec2kitError
+    import sys
 
-            raise Ec2kitError(
-                f"No running instance has the tag {key}={value}." if value else f"No running instance has a tag {key}.",
-                hint="Tag instances at launch (inv launch NAME --tag role=web), or check `inv instances`.",
-            )
-        names += [i.name or i.id for i in found if (i.name or i.id) not in names]
-    if not names:
-        raise fail("provision needs host names (inv provision web1,web2) or KEY=VALUE tags (inv provision role=web).")
-    _run(ctx, recipe, names, set, check, "", "", None, diff, json)
+    from ..recipe import parse_overrides
+
+    report = domain(ctx).provision(
+        hosts, recipe=recipe, vars=parse_overrides(set), check=check, diff=diff, stream=sys.stderr if json else sys.stdout
+    )
+    _finish(report, json)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, WIDE_HELP, command, fail, shown, split_list, spot_options
+from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 
 
 @command(
@@ -61,42 +62,42 @@ def spot_run(
     open_ssh: bool = False,
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
-    from .. import spotrun
+    from ..recipe.loader import parse_overrides
 
-    options = spotrun.SpotRunOptions(
-        script=script,
-        files=files,
-        name=name,
-        snapshot=snapshot,
-        results=results,
-        retries=retries,
-        monitor=monitor,
-        detach=detach,
-        keep=keep,
-        max_hours=max_hours,
-        **spot_options(
-            ctx,
+    record = (
+        domain(ctx)
+        .spot_run(
+            script,
+            files=files,
+            name=name,
             image=image,
             type=type,
             types=types,
             disk=disk,
+            snapshot=snapshot,
+            results=results,
             max_price=max_price,
+            retries=retries,
+            monitor=monitor,
+            detach=detach,
+            keep=keep,
+            max_hours=max_hours,
+            vars=parse_overrides(set),
             on_demand_fallback=on_demand_fallback,
-            set=set,
-            open_ssh=open_ssh,
             subnet=subnet,
-            security_group=security_group,
+            security_groups=security_group or [],
             instance_profile=instance_profile,
-        ),
+            open_ssh=open_ssh,
+        )
+        .snapshot
     )
-    record = spotrun.spot_run(ctx, options)
     if json:
         ui.print_json(record)
-    state = getattr(record, "state", "")
-    if state not in ("succeeded", "running", "starting") and not (detach and state in ("running", "starting")):
+    state = record.state
+    if state not in ("succeeded", "running", "starting"):
         raise fail(
             f"run {record.name} ended {state}"
-            + (f" (exit code {record.exit_code})" if getattr(record, "exit_code", None) is not None else "")
+            + (f" (exit code {record.exit_code})" if record.exit_code is not None else "")
             + ".",
             3,
         )
@@ -105,22 +106,18 @@ def spot_run(
 @command(help={"json": "print JSON", "all": "include finished runs older than a week", "wide": WIDE_HELP})
 def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
     """List spot runs with state, instance, exit code and cost so far (detached runs are checked on the spot)."""
-    import time
-
-    from .. import spotrun
-
-    found = spotrun.list_runs(ctx)
-    if not all:
-        week_ago = time.time() - 7 * 86400
-        found = [r for r in found if r.live or r.awaiting_pull or r.created_at >= week_ago]
-    notes = spotrun.refresh(ctx, found)
+    found = domain(ctx).runs(all=all)
     if json:
         from dataclasses import asdict
 
         ui.print_json(
             [
-                asdict(r)
-                | {"cost": r.cost, "note": notes.get(r.name) or r.options.get("note"), "metrics": run_metrics_json(r.results_dir)}
+                asdict(r.snapshot)
+                | {
+                    "cost": r.snapshot.cost,
+                    "note": r.note or r.snapshot.options.get("note"),
+                    "metrics": run_metrics_json(r.snapshot.results_dir),
+                }
                 for r in found
             ]
         )
@@ -128,7 +125,7 @@ def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False
     rows = [
         (
             r.name,
-            r.state + (f" · {notes[r.name]}" if r.name in notes else ""),
+            r.state + (f" · {run.note}" if run.note else ""),
             r.instance_type,
             r.instance_id,
             r.attempt,
@@ -138,7 +135,8 @@ def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False
             r.results_dir,
             run_metrics_cell(r.results_dir),
         )
-        for r in found
+        for run in found
+        for r in [run.snapshot]
     ]
     ui.print_table(
         "Runs",
@@ -149,9 +147,9 @@ def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False
         minimum={"name": 28, "state": 9, "metrics": 24},
         wide=wide,
     )
-    for r in found:
-        if r.options.get("note"):
-            ui.console().print(shown(f"{r.name} ({r.state}): {r.options['note']}."))
+    for run in found:
+        if run.snapshot.options.get("note"):
+            ui.console().print(shown(f"{run.name} ({run.snapshot.state}): {run.snapshot.options['note']}."))
 
 
 def run_metrics_cell(results_dir: str) -> str:
@@ -193,9 +191,7 @@ def plot(
     """Chart a run's metrics (metrics.csv or metrics.jsonl in its results) in the terminal, or as a PNG. Example: inv plot RUN --metric loss"""
     import json as jsonlib
     import shutil
-    import sys
 
-    from .. import metrics as metricslib
     from .. import plot as plotting
     from ..metrics import Metrics
     from ..runs import RunRecord, Runs
@@ -203,7 +199,7 @@ def plot(
     if interval is not None and interval <= 0:
         raise fail(f"--interval {interval}: give a number of seconds above 0, e.g. --interval 2.")
     runs = Runs(ctx.settings.runs_db)
-    wanted = split_list(metric)
+    wanted = plotting.wanted(metric)
     tty = sys.stdout.isatty()
 
     def draw(record: RunRecord, found: Metrics) -> None:
@@ -212,24 +208,15 @@ def plot(
             w, h = plotting.write_png(found, names, png, title=f"{record.name} ({record.state})")
             (ui.info if json else ui.console().print)(f"Wrote {png} ({w}×{h} px): {', '.join(names)} of {record.name}")
         if json:
-            points = metricslib.as_json(found, points=True, names=names)
-            doc = {"run": record.name, "state": record.state, "source": found.source, "x": found.x, "metrics": points}
-            print(jsonlib.dumps(doc, indent=None if follow else 2), flush=True)
+            print(jsonlib.dumps(plotting.points(record, found, names), indent=None if follow else 2), flush=True)
         if png or json:
             return
-        cols, rows = shutil.get_terminal_size((100, 40)) if tty else (80, 40)
-        height = max(8, min(25, rows - 8)) if len(names) == 1 and tty else 12
-        charts = plotting.terminal_charts(found, names, width=max(20, min(cols - 12, 120)), height=height, color=tty)
-        header = f"{record.name} ({record.state}) · {found.x} {metricslib.format_value(found.last_x() or 0)} · {found.source}"
-        sys.stdout.write(("\x1b[H\x1b[2J" if tty and follow else "") + header + "\n" + charts + "\n\n")
+        size = shutil.get_terminal_size((100, 40))
+        sys.stdout.write(plotting.terminal_view(record, found, names, size=(size.columns, size.lines), tty=tty, follow=follow))
         sys.stdout.flush()
 
     if not follow:
-        record = plotting.find_run(runs, run)
-        found = metricslib.load(record.results_dir) if record.results_dir else None
-        if not found or not found.series:
-            raise plotting.no_metrics_error(record)
-        draw(record, found)
+        draw(*plotting.run_metrics(runs, run))
         return
     try:
         final = plotting.follow(
@@ -255,34 +242,29 @@ def logs(ctx: Context, run: str, follow: bool = False, json: bool = False) -> No
     """Print a run's log (from the instance while it runs, else from the pulled copy)."""
     import json as jsonlib
 
-    from .. import spotrun
     from ..untrusted import visible
 
     def out(line: str) -> None:
         print(jsonlib.dumps({"run": run, "line": line}) if json else visible(line), flush=follow)
 
-    spotrun.logs(ctx, run, follow=follow, out=out)
+    domain(ctx).logs(run, follow=follow, out=out)
 
 
 @command(help={"run": "run name, or a sweep name (pulls every run of the sweep that still has an instance)"})
 def pull(ctx: Context, run: str) -> None:
     """Pull a run's results (or every run's of a sweep) into its local results directory now."""
-    from .. import spotrun, sweep
+    from ..api import Sweep
 
-    if spotrun.find_run(ctx, run) is None and sweep.find_sweep(ctx, run) is not None:
-        sweep.pull_sweep(ctx, run, say=ui.console().print)
-        ui.console().print(f"Results of sweep {run} are in {sweep.find_sweep(ctx, run).results_dir}")  # type: ignore[union-attr]
-        return
-    where = spotrun.pull(ctx, run)
-    ui.console().print(f"Results of {run} are in {where}")
+    pulled = domain(ctx).pull(run)
+    what = "sweep " if isinstance(pulled, Sweep) else ""
+    where = pulled.snapshot.results_dir if isinstance(pulled, Sweep) else pulled.results
+    ui.console().print(f"Results of {what}{run} are in {where}")
 
 
 @command(help={"run": "run name"})
 def attach(ctx: Context, run: str) -> None:
     """Attach to the run's tmux session on its instance (detach with Ctrl-b d)."""
-    from .. import spotrun
-
-    argv = spotrun.attach_argv(ctx, run)
+    argv = domain(ctx).attach_command(run)
     ctx.close()
     os.execvp(argv[0], argv)
 
@@ -290,31 +272,26 @@ def attach(ctx: Context, run: str) -> None:
 @command(name="stop-run", help={"run": "run name, or a sweep name (stops the sweep and every run of it)"})
 def stop_run(ctx: Context, run: str) -> None:
     """Stop a run (or a whole sweep): final pull of its results, then terminate its instance and delete its volumes."""
-    from .. import spotrun, sweep
+    from ..api import Sweep
 
-    if spotrun.find_run(ctx, run) is None and sweep.find_sweep(ctx, run) is not None:
-        stopped = sweep.stop_sweep(ctx, run, say=ui.console().print)
-        ui.console().print(f"Sweep {run} is {stopped.state}; results in {stopped.results_dir}")
-        return
-
-    record = spotrun.stop_run(ctx, run)
-    ui.console().print(f"Run {run} is {getattr(record, 'state', 'stopped')}; results in {getattr(record, 'results_dir', '')}")
+    stopped = domain(ctx).stop_run(run)
+    what = "Sweep" if isinstance(stopped, Sweep) else "Run"
+    ui.console().print(f"{what} {run} is {stopped.snapshot.state}; results in {stopped.snapshot.results_dir}")
 
 
 @command(help={"yes": "delete without asking", "json": "print what would be removed as JSON"})
 def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
     """Find what ec2kit created that no live run or named machine uses, list it, and remove it (asks first)."""
-    from .. import spotrun
-
-    leftovers = spotrun.cleanup(ctx, dry_run=True)
+    ec2 = domain(ctx)
+    leftovers = ec2.cleanup(dry_run=True)
     if json:
-        ui.print_json(leftovers)
+        ui.print_json(list(leftovers))
         return
     if not leftovers:
         ui.console().print("Nothing to clean up.")
         return
-    rows = [(getattr(r, "kind", ""), getattr(r, "id", ""), getattr(r, "name", ""), getattr(r, "reason", "")) for r in leftovers]
-    ui.print_table("Leftovers", ["kind", "id", "name", "why"], rows)
+    title, columns, rows, _ = leftovers._show()
+    ui.print_table(title, list(columns), rows)
     if not yes:
         import sys
 
@@ -323,41 +300,19 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
         if input("Remove these? [y/N] ").strip().lower() not in ("y", "yes"):
             ui.console().print("Nothing removed.")
             return
-    removed = spotrun.cleanup(ctx, dry_run=False)
+    removed = ec2.cleanup(dry_run=False)
     ui.console().print(f"Removed {len(removed)} resource(s).")
 
 
 @command(aws=False, help={"retries": "spot interruptions to survive (default 1)"})
 def demo(ctx: Context, retries: int = 1) -> None:
     """The main job on the local sandbox (never AWS): examples/train.sh on a spot instance, results synced home."""
-    import time
-    from dataclasses import replace
     from pathlib import Path
 
-    from .. import spotrun
-    from ..context import Context as Ctx
-    from ..paths import data_dir
-
-    examples = data_dir("examples")
-    if not (examples / "train.sh").exists():
-        raise fail(f"the demo needs {examples / 'train.sh'}, which this installation lacks; reinstall ec2kit.")
-    sandbox_ctx = Ctx(replace(ctx.settings, sandbox=True))
-    name = time.strftime("demo-%Y%m%d-%H%M%S")
-    ui.console().print(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox as run {name}")
-    try:
-        options = spotrun.SpotRunOptions(
-            script=str(examples / "train.sh"),
-            files=str(examples / "train.py"),
-            name=name,
-            type="m5.large",
-            retries=retries,
-        )
-        record = spotrun.spot_run(sandbox_ctx, options)
-    finally:
-        sandbox_ctx.close()
+    record = domain(ctx).demo(retries=retries).snapshot
     results = Path(record.results_dir)
     files = sorted(p.relative_to(results) for p in results.rglob("*") if p.is_file()) if results.exists() else []
-    ui.console().print(f"Run {name} {record.state} (exit code {record.exit_code}); results in {results}:")
+    ui.console().print(f"Run {record.name} {record.state} (exit code {record.exit_code}); results in {results}:")
     for f in files:
         ui.console().print(f"  {f}")
     metrics = results / "metrics.csv"

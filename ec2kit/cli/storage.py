@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import ui
 from ..context import Context
-from ._common import WIDE_HELP, check_disk, command, shown
+from ..defaults import DEFAULT_MOUNT
+from ._common import WIDE_HELP, command, domain, shown
 
 
 @command(
@@ -21,47 +24,43 @@ def freeze(ctx: Context, name: str, image_name: str | None = None, check: bool =
 
     from invoke.exceptions import Exit
 
-    from ..recipe import TextReporter, load_recipe, run_recipe
+    from ..api import RecipeFailed
 
-    inst = ctx.instance(name)
-    report = run_recipe(
-        ctx,
-        load_recipe("freeze"),
-        hosts=[inst.name or inst.id],
-        vars={"image_name": image_name} if image_name else {},
-        check=check,
-        reporter=TextReporter(sys.stderr if json else sys.stdout),
-    )
-    if not report.ok:
-        raise Exit(code=2)
+    try:
+        done = domain(ctx).freeze(name, image_name=image_name, check=check, stream=sys.stderr if json else sys.stdout)
+    except RecipeFailed:
+        raise Exit(code=2) from None  # the report already said which step failed and why
     if check:
+        if not done.ok:
+            raise Exit(code=2)
         return
-    image = ctx.cloud.image(image_name or inst.name or inst.id)
     if json:
-        ui.print_json(image)
+        ui.print_json(done)
     else:
-        ui.console().print(shown(f"{image.name}  {image.id}  {image.state}"))
+        ui.console().print(shown(f"{done.name}  {done.id}  {done.state}"))
 
 
 @command(help={"json": "print JSON", "wide": WIDE_HELP})
 def images(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List your images (AMIs)."""
-    found = ctx.cloud.images()
-    if json:
-        ui.print_json(found)
-        return
-    rows = [
-        (i.name, i.id, i.state, i.creation_date, ", ".join(i.snapshot_ids)) for i in sorted(found, key=lambda i: i.name or "")
-    ]
-    ui.print_table(
-        "Images",
-        ["name", "id", "state", "created", "snapshots"],
-        rows,
-        empty="No images yet. Make one with `inv freeze NAME`.",
+    _list(
+        domain(ctx).images(),
+        json,
+        "No images yet. Make one with `inv freeze NAME`.",
         priority=("name", "state", "id", "created", "snapshots"),
         minimum={"name": 24, "id": 21},
         wide=wide,
     )
+
+
+def _list(found, json: bool, empty: str, **fit: Any) -> None:  # noqa: ANN001 - a Listing of images, volumes or snapshots
+    """A listing as JSON, or as its table fitted to the terminal (``fit``: priority, minimum, wide), with the
+    command line's hint when empty."""
+    if json:
+        ui.print_json(list(found))
+        return
+    title, columns, rows, _ = found._show()
+    ui.print_table(title, list(columns), rows, empty=empty, **fit)
 
 
 @command(
@@ -81,19 +80,11 @@ def make_volume(
     size: int | None = None,
     name: str | None = None,
     snapshot: str | None = None,
-    mountpoint: str = "/mnt/data",
+    mountpoint: str = DEFAULT_MOUNT,
     json: bool = False,
 ) -> None:
     """Create a volume, attach it, format it (blank only) and mount it. Example: inv make-volume base --size 20 --name data"""
-    from ..actions import make_volume as do
-
-    check_disk(size, "--size")
-    if size is None and snapshot is None:
-        from ..errors import ConfigError
-
-        raise ConfigError("make-volume needs --size GB for a blank volume, or --snapshot NAME.")
-    with ui.progress(f"Making volume for {instance}") as progress:
-        vol = do(ctx, instance, size=size, name=name, snapshot=snapshot, mountpoint=mountpoint, progress=progress)
+    vol = domain(ctx).create_volume(instance, size, name=name, snapshot=snapshot, mountpoint=mountpoint)
     _show_volume(vol, json, mountpoint)
 
 
@@ -109,23 +100,15 @@ def _show_volume(vol, json: bool, mountpoint: str | None = None) -> None:
     name="mount-volume",
     help={"volume": "volume name or id", "instance": "instance name or id", "mountpoint": "mount point (default /mnt/data)"},
 )
-def mount_volume(ctx: Context, volume: str, instance: str, mountpoint: str = "/mnt/data") -> None:
+def mount_volume(ctx: Context, volume: str, instance: str, mountpoint: str = DEFAULT_MOUNT) -> None:
     """Attach an existing volume to an instance and mount it."""
-    from ..actions import mount_volume as do
-
-    with ui.progress(f"Mounting {volume}") as progress:
-        vol = do(ctx, volume, instance, mountpoint=mountpoint, progress=progress)
-    _show_volume(vol, False, mountpoint)
+    _show_volume(domain(ctx).mount_volume(volume, instance, mountpoint=mountpoint), False, mountpoint)
 
 
 @command(name="detach-volume", help={"volume": "volume name or id", "mountpoint": "where it is mounted (default /mnt/data)"})
-def detach_volume(ctx: Context, volume: str, mountpoint: str = "/mnt/data") -> None:
+def detach_volume(ctx: Context, volume: str, mountpoint: str = DEFAULT_MOUNT) -> None:
     """Unmount a volume on its instance, then detach it."""
-    from ..actions import detach_volume as do
-
-    with ui.progress(f"Detaching {volume}") as progress:
-        vol = do(ctx, volume, mountpoint=mountpoint, progress=progress)
-    _show_volume(vol, False)
+    _show_volume(domain(ctx).detach_volume(volume, mountpoint=mountpoint), False)
 
 
 @command(
@@ -138,13 +121,10 @@ def detach_volume(ctx: Context, volume: str, mountpoint: str = "/mnt/data") -> N
     }
 )
 def snapshot(
-    ctx: Context, volume: str, name: str | None = None, wait: bool = False, mountpoint: str = "/mnt/data", json: bool = False
+    ctx: Context, volume: str, name: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT, json: bool = False
 ) -> None:
     """Snapshot a volume, unmounting and detaching it cleanly first if attached."""
-    from ..actions import snapshot as do
-
-    with ui.progress(f"Snapshotting {volume}") as progress:
-        snap = do(ctx, volume, name=name, wait=wait, mountpoint=mountpoint, progress=progress)
+    snap = domain(ctx).snapshot(volume, name=name, wait=wait, mountpoint=mountpoint)
     if json:
         ui.print_json(snap)
     else:
@@ -154,19 +134,10 @@ def snapshot(
 @command(help={"json": "print JSON", "wide": WIDE_HELP})
 def volumes(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List volumes: name, id, size, state, zone, attached instance."""
-    found = ctx.cloud.volumes()
-    if json:
-        ui.print_json(found)
-        return
-    rows = [
-        (v.name, v.id, f"{v.size} GB", v.state, v.zone, v.attached_to, v.snapshot_id)
-        for v in sorted(found, key=lambda v: v.name or "")
-    ]
-    ui.print_table(
-        "Volumes",
-        ["name", "id", "size", "state", "zone", "attached to", "from snapshot"],
-        rows,
-        empty="No volumes. Make one with `inv make-volume INSTANCE --size GB`.",
+    _list(
+        domain(ctx).volumes(),
+        json,
+        "No volumes. Make one with `inv make-volume INSTANCE --size GB`.",
         priority=("name", "state", "size", "attached to", "id", "zone", "from snapshot"),
         minimum={"name": 24, "id": 21, "attached to": 19},
         wide=wide,
@@ -176,19 +147,10 @@ def volumes(ctx: Context, json: bool = False, wide: bool = False) -> None:
 @command(help={"json": "print JSON", "wide": WIDE_HELP})
 def snapshots(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List snapshots ec2kit made (and ones you name explicitly elsewhere by id)."""
-    found = ctx.cloud.snapshots()
-    if json:
-        ui.print_json(found)
-        return
-    rows = [
-        (s.name, s.id, f"{s.size} GB", s.state, s.progress, s.volume_id, s.start_time)
-        for s in sorted(found, key=lambda s: s.name or "")
-    ]
-    ui.print_table(
-        "Snapshots",
-        ["name", "id", "size", "state", "progress", "volume", "started"],
-        rows,
-        empty="No snapshots. Make one with `inv snapshot VOLUME`.",
+    _list(
+        domain(ctx).snapshots(),
+        json,
+        "No snapshots. Make one with `inv snapshot VOLUME`.",
         priority=("name", "state", "size", "progress", "id", "volume", "started"),
         minimum={"name": 24, "id": 22},
         wide=wide,
@@ -205,29 +167,9 @@ def snapshots(ctx: Context, json: bool = False, wide: bool = False) -> None:
 )
 def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False, wide: bool = False) -> None:
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
-    from ..aws import prices as p
-
-    demand = p.on_demand_prices(family, ctx.cloud.region, session=ctx.cloud.session) if ctx.sandbox is None else {}
-    spot = {} if no_spot else p.spot_prices(family, ctx.cloud)
-    if ctx.sandbox is not None:
-        ui.info("[dim]The sandbox has no Pricing API: on-demand prices need AWS; spot prices are moto's placeholders.[/dim]")
-    types = p.sort_types(set(demand) | set(spot))
+    found = domain(ctx).prices(family, no_spot=no_spot)
     if json:
-        ui.print_json({t: {"on_demand": demand.get(t), "spot": spot.get(t, {})} for t in types})
+        ui.print_json({p.type: {"on_demand": p.on_demand, "spot": p.spot} for p in found})
         return
-    zones = sorted({z for t in spot.values() for z in t})
-    rows = [(t, _money(demand.get(t)), *(_money(spot.get(t, {}).get(z)) for z in zones)) for t in types]
-    ui.print_table(
-        f"Prices for {family} in {ctx.cloud.region} (USD/hour, Linux)",
-        ["type", "on-demand", *(f"spot {z}" for z in zones)],
-        rows,
-        empty=f"No instance types match '{family}'.",
-        priority=("type", "on-demand"),
-        wide=wide,
-    )
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4f}" if value >= 0.001 else f"{value:.6f}"
+    title, columns, rows, empty = found._show()
+    ui.print_table(title, list(columns), rows, empty=empty, priority=("type", "on-demand"), wide=wide)

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, WIDE_HELP, command, fail, spot_options
+from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 
 
 @command(
@@ -67,66 +67,55 @@ def sweep(
     open_ssh: bool = False,
 ) -> None:
     """Run a script over a grid of settings on spot instances, --parallel at a time. Example: inv sweep --script train.sh --grid lr=1e-3,3e-4 --grid seed=1,2 --parallel 4"""
-    from .. import sweep as sweeps
+    from ..recipe.loader import parse_overrides
 
-    options = sweeps.SweepOptions(
-        script=script,
+    done = domain(ctx).sweep(
+        script,
         grid=list(grid or []),
         grid_file=grid_file,
-        name=name,
         parallel=parallel,
+        types=types,
+        type=type,
         retries=retries,
         fresh=fresh,
         max_cost=max_cost,
         objective=objective,
-        detach=detach,
-        results=results,
+        name=name,
         files=files,
+        image=image,
+        disk=disk,
+        results=results,
+        max_price=max_price,
         max_hours=max_hours,
-        **spot_options(
-            ctx,
-            image=image,
-            type=type,
-            types=types,
-            disk=disk,
-            max_price=max_price,
-            on_demand_fallback=on_demand_fallback,
-            set=set,
-            open_ssh=open_ssh,
-            subnet=subnet,
-            security_group=security_group,
-            instance_profile=instance_profile,
-        ),
+        on_demand_fallback=on_demand_fallback,
+        detach=detach,
+        vars=parse_overrides(set),
+        subnet=subnet,
+        security_groups=security_group or [],
+        instance_profile=instance_profile,
+        open_ssh=open_ssh,
+        watch=None if detach else _LiveTable(),
     )
+    final = done.snapshot
     if detach:
-        record = sweeps.start_detached(ctx, options)
         ui.console().print(
-            f"Sweep {record.name} runs in the background ({len(record.runs)} runs, {options.parallel} at a time). "
-            f"`inv sweep-status {record.name}` shows its table, `inv pull {record.name}` its results, "
-            f"`inv stop-run {record.name}` stops it; output in {record.log}."
+            f"Sweep {final.name} runs in the background ({len(final.runs)} runs, {parallel} at a time). "
+            f"`inv sweep-status {final.name}` shows its table, `inv pull {final.name}` its results, "
+            f"`inv stop-run {final.name}` stops it; output in {final.log}."
         )
         return
-    record, plan = sweeps.prepare(ctx, options)
-    ui.info(f"Sweep {record.name}: {len(record.runs)} runs, {options.parallel} at a time; results in {record.results_dir}")
-    live = _LiveTable(ctx, record.name)
-    options.say = live.say
-    try:
-        with live:
-            final = sweeps.run(ctx, options, record, plan, tick=live.tick)
-    finally:
-        pass
-    shown = sweeps.rows(ctx, final)
+    table_rows = done.rows(refresh=False)  # it just ended here: every run is settled
     if json:
-        ui.print_json({"sweep": final, "rows": shown})
+        ui.print_json({"sweep": final, "rows": table_rows})
     else:
-        _print_rows(final, shown)
+        _print_rows(final, table_rows)
         ui.console().print(f"Summary: {final.results_dir}/summary.csv")
-    bad = [r for r in shown if r.state != "succeeded"]
+    bad = [r for r in table_rows if r.state != "succeeded"]
     if final.state == "cancelled":
         raise fail(f"sweep {final.name} was stopped; every result pulled, every instance released.", 130)
     if bad:
         raise fail(
-            f"sweep {final.name}: {len(bad)} of {len(shown)} runs did not succeed ({', '.join(sorted({r.state for r in bad}))}).",
+            f"sweep {final.name}: {len(bad)} of {len(table_rows)} runs did not succeed ({', '.join(sorted({r.state for r in bad}))}).",
             3,
         )
 
@@ -134,32 +123,33 @@ def sweep(
 class _LiveTable:
     """The sweep's table, redrawn in place on a terminal; elsewhere (a pipe, a log) one line per event."""
 
-    def __init__(self, ctx: Context, name: str) -> None:
+    def __init__(self) -> None:
         import sys
 
-        self.ctx, self.name = ctx, name
+        self.name = ""
         self.tty = sys.stdout.isatty()
         self.live: Any = None
         self.last = 0.0
 
-    def __enter__(self) -> _LiveTable:
+    def begin(self, record, parallel: int) -> None:  # noqa: ANN001 - a SweepRecord
+        self.name = record.name
+        ui.info(f"Sweep {record.name}: {len(record.runs)} runs, {parallel} at a time; results in {record.results_dir}")
         if self.tty:
             from rich.live import Live
 
             self.live = Live(console=ui.console(), refresh_per_second=2, transient=False)
             self.live.__enter__()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def end(self) -> None:
         if self.live is not None:
             self.live.__exit__(None, None, None)
 
     def say(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.live is not None:
-            self.live.console.print(f"{stamp} {message}")
+            self.live.console.print(f"{stamp} {shown(message)}")
         else:
-            ui.info(f"{stamp} {message}")
+            ui.info(f"{stamp} {shown(message)}")
 
     def tick(self, driver) -> None:  # noqa: ANN001
         if self.live is None or time.monotonic() - self.last < 1.0:
@@ -207,40 +197,22 @@ def _print_rows(record, rows, wide: bool = False) -> None:  # noqa: ANN001
     ui.console().print("; ".join(extra) + ".")
     missing = missing_objective(rows, objective)
     if missing:
-        ui.console().print(f"Note: {missing}.")
+        ui.console().print(shown(f"Note: {missing}."))
     if record.note:
-        ui.console().print(f"Note: {record.note}.")
+        ui.console().print(shown(f"Note: {record.note}."))
 
 
 @command(help={"json": "print JSON", "wide": WIDE_HELP})
 def sweeps(ctx: Context, json: bool = False, wide: bool = False) -> None:
     """List sweeps with state, runs done, cost and CreateFleet calls (a sweep whose process died is settled on the way)."""
-    from .. import sweep as sweeplib
-    from ..sweep.summary import money
-
-    found = sweeplib.list_sweeps(ctx)
+    found = domain(ctx).sweeps()
     if json:
-        ui.print_json(found)
+        ui.print_json([s.snapshot for s in found])
         return
-    rows = []
-    for r in found:
-        outcomes = [e.get("outcome") or "" for e in r.runs]
-        done = sum(1 for o in outcomes if o == "succeeded")
-        rows.append(
-            (
-                r.name,
-                r.state,
-                f"{done}/{len(r.runs)}",
-                r.fleet_calls,
-                r.launched,
-                money(r.spent),
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
-                r.note,
-            )
-        )
+    title, columns, rows, _ = found._show()
     ui.print_table(
-        "Sweeps",
-        ["name", "state", "succeeded", "fleet calls", "instances", "cost", "started", "note"],
+        title,
+        list(columns),
         rows,
         empty="No sweeps yet. Start one with `inv sweep --script train.sh --grid lr=1e-3,3e-4`.",
         priority=("name", "state", "succeeded", "cost", "started", "instances", "fleet calls", "note"),
@@ -252,21 +224,9 @@ def sweeps(ctx: Context, json: bool = False, wide: bool = False) -> None:
 @command(name="sweep-status", help={"sweep": "sweep name (see inv sweeps)", "json": "print JSON", "wide": WIDE_HELP})
 def sweep_status(ctx: Context, sweep: str, json: bool = False, wide: bool = False) -> None:
     """A sweep's table: every run's settings, state, instance, time, cost and latest metrics (sorted by its --objective)."""
-    from .. import sweep as sweeplib
-
-    sweeplib.list_sweeps(ctx)  # settles it if its process died
-    record = sweeplib.find_sweep(ctx, sweep)
-    if record is None:
-        from ..sweep.records import Sweeps
-
-        Sweeps(ctx.settings.home).get(sweep)  # NotFound naming the sweeps there are
-        return
-    from ..runs import Runs
-    from ..spotrun import refresh
-
-    refresh(ctx, [r for r in Runs(ctx.settings.runs_db).all() if r.options.get("sweep") == sweep])
-    rows = sweeplib.rows(ctx, record)
+    found = domain(ctx).sweep_status(sweep)
+    rows = found.rows()
     if json:
-        ui.print_json({"sweep": record, "rows": rows})
+        ui.print_json({"sweep": found.snapshot, "rows": rows})
         return
-    _print_rows(record, rows, wide)
+    _print_rows(found.snapshot, rows, wide)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..defaults import DEFAULT_MOUNT
 from ..errors import Ec2kitError, RecipeError
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ def make_volume(
     size: int | None = None,
     volume: str | None = None,
     snapshot: str | None = None,
-    mountpoint: str = "/mnt/data",
+    mountpoint: str = DEFAULT_MOUNT,
     instance: str | None = None,
 ) -> dict[str, Any]:
     """Create a volume (`size` GiB or from `snapshot`) named `volume`, attach and mount it on `instance` (default: the target)."""
@@ -216,7 +217,7 @@ def make_volume(
 
 
 @register_task("attach_volume")
-def attach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data", instance: str | None = None) -> dict[str, Any]:
+def attach_volume(tc: TaskContext, volume: str, mountpoint: str = DEFAULT_MOUNT, instance: str | None = None) -> dict[str, Any]:
     """Attach the existing `volume` to `instance` (default: the target) and mount it at `mountpoint`."""
     target = _target(tc, instance)
     if tc.check:
@@ -226,7 +227,7 @@ def attach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data", i
 
 
 @register_task("detach_volume")
-def detach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data") -> dict[str, Any]:
+def detach_volume(tc: TaskContext, volume: str, mountpoint: str = DEFAULT_MOUNT) -> dict[str, Any]:
     """Unmount `volume` on its instance, then detach it."""
     if tc.check:
         tc.report("would call " + _describe("actions.detach_volume", volume, mountpoint=mountpoint))
@@ -236,7 +237,7 @@ def detach_volume(tc: TaskContext, volume: str, mountpoint: str = "/mnt/data") -
 
 @register_task("snapshot")
 def snapshot(
-    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = False, mountpoint: str = "/mnt/data"
+    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT
 ) -> dict[str, Any]:
     """Snapshot `volume` (detached cleanly first), named `snapshot` (default: the volume's name)."""
     if tc.check:

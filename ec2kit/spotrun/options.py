@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..defaults import DEFAULT_MOUNT, RUN_TYPE
 from ..errors import ConfigError
 from .commands import check_run_name
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ..context import Context
 
 RUN_TAG = "ec2kit:run"
-DATA_MOUNT = "/mnt/data"
+DATA_MOUNT = DEFAULT_MOUNT
 
 
 @dataclass
@@ -33,7 +34,7 @@ class SpotRunOptions:
     files: str | None = None  # a directory (its contents) or one file, uploaded next to the script
     name: str | None = None  # default: script stem + timestamp
     image: str | None = None  # default: 'base' if it exists, else the latest Ubuntu LTS
-    type: str = "m5.large"
+    type: str = RUN_TYPE
     types: list[str] = field(default_factory=list)  # more types for the fleet to choose from (every attempt)
     on_demand_fallback: bool = False  # no spot capacity in any pool: an on-demand instance instead
     disk: int | None = None

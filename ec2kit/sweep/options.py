@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..defaults import RUN_TYPE
 from ..errors import ConfigError
 from ..spotrun.options import SpotRunOptions
 
@@ -32,7 +33,7 @@ class SweepOptions:
     results: str | None = None  # the root: runs land in RESULTS/SWEEP/RUN (default runs/)
     files: str | None = None
     image: str | None = None
-    type: str = "m5.large"
+    type: str = RUN_TYPE
     types: list[str] = field(default_factory=list)
     on_demand_fallback: bool = False
     disk: int | None = None

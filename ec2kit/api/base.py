@@ -1,0 +1,119 @@
+"""What every part of :class:`~ec2kit.api.EC2` stands on: the Context, progress lines, how options are spelled."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from .options import CLI, PYTHON, Spelling
+from .shown import Progress
+
+if TYPE_CHECKING:
+    from ..aws.cloud import Cloud
+    from ..context import Context
+    from ..settings import Settings
+    from .ec2 import EC2
+
+
+class Face:
+    """The state one ``EC2`` holds: the :class:`~ec2kit.context.Context`, quietness, and which face calls it.
+
+    ``cli=True`` is the command line's: messages name options as flags (``--disk 0``) and progress
+    goes to the terminal as the tasks always showed it.
+    """
+
+    def __init__(
+        self,
+        region: str | None = None,
+        profile: str | None = None,
+        *,
+        sandbox: bool | None = None,
+        home: Path | str | None = None,
+        quiet: bool = False,
+        context: Context | None = None,
+        cli: bool = False,
+    ) -> None:
+        if context is None:
+            from ..context import Context
+            from ..settings import Settings
+
+            if region:
+                from ..aws.regions import find_region
+
+                region = find_region(region)
+            settings = Settings.from_env(
+                profile=profile, region=region, sandbox=sandbox, home=Path(home).expanduser() if home else None
+            )
+            context = Context(settings, quiet=quiet)
+        self.ctx = context
+        self.quiet = quiet
+        self.spelling: Spelling = CLI if cli else PYTHON
+
+    @property
+    def _api(self) -> EC2:
+        return cast("EC2", self)
+
+    @property
+    def settings(self) -> Settings:
+        """ec2kit's settings (home, profile, region, sandbox…)."""
+        return self.ctx.settings
+
+    @property
+    def cloud(self) -> Cloud:
+        """The :class:`ec2kit.aws.cloud.Cloud` underneath (starts the sandbox when it is used)."""
+        return self.ctx.cloud
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when calls go to the local sandbox instead of AWS."""
+        self.cloud  # noqa: B018 - decides (and starts) first
+        return self.ctx.sandbox is not None
+
+    @property
+    def region(self) -> str:
+        """The AWS region in use."""
+        return str(self.cloud.region)
+
+    @property
+    def volumes_supported(self) -> bool:
+        """Whether volumes can be made here: always on AWS; in the sandbox only as root."""
+        if not self.uses_sandbox:
+            return True
+        from ..sandbox import volumes_supported
+
+        return volumes_supported()
+
+    @contextmanager
+    def _progress(self, title: str) -> Iterator[Progress]:
+        if self.quiet:
+            yield None
+            return
+        from .. import ui
+
+        with ui.progress(title) as update:
+            yield update
+
+    def _say(self, line: str, *, note: bool = False) -> None:
+        """One line for the person watching (nothing when quiet); a ``note`` goes to stderr, keeping stdout for data."""
+        if not self.quiet:
+            from .. import ui
+
+            ui.console(stderr=note).print(line, soft_wrap=True)
+
+    def _reporter(self, *, stream: Any = None, diff: bool = False) -> Any:
+        from ..recipe import CollectingReporter, TextReporter
+
+        return CollectingReporter() if self.quiet else TextReporter(stream or sys.stdout, diff=diff)
+
+    def close(self) -> None:
+        """Close the SSH connections this object opened."""
+        self.ctx.close()
+
+    def __enter__(self) -> EC2:
+        return self._api
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

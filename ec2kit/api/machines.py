@@ -1,0 +1,316 @@
+"""Instances from both faces: list, launch (or check a launch), start/stop/terminate, SSH access and prices."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..untrusted import markup_safe
+from .base import Face
+from .instances import INSTANCE_COLUMNS, Instance, _instance_row
+from .options import launch_options
+from .shown import Listing
+
+if TYPE_CHECKING:
+    from ..aws.access import SshRule
+
+
+@dataclass
+class LaunchCheck:
+    """What ``launch(..., check=True)`` found: the plan's lines and the EC2 call that DryRun accepted."""
+
+    name: str
+    lines: list[str] = field(default_factory=list)
+    action: str = ""
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Price:
+    """One instance type's hourly prices (USD, Linux): on-demand and spot by zone."""
+
+    type: str
+    on_demand: float | None
+    spot: dict[str, float]
+
+
+class AccessRules(Listing["SshRule"]):
+    """The SSH rules of ec2kit's security groups, and ``removed``: the ones a prune just took away."""
+
+    def __init__(self, rules: list[SshRule], removed: list[SshRule], **shown: Any) -> None:
+        super().__init__(rules, **shown)
+        self.removed = removed
+
+
+class MachineVerbs(Face):
+    """``EC2``'s instance verbs (``inv instances``, ``launch``, ``start``, ``stop``, …)."""
+
+    _names_cache: tuple[float, list[str]] = (0.0, [])
+
+    def instances(self, *, all: bool = False, tags: dict[str, str | None] | None = None) -> Listing[Instance]:
+        """Instances (not terminated unless ``all``), with these tag values (None: any value); one EC2 call."""
+        from ..aws.models import LIVE_STATES
+
+        found = self.cloud.instances(states=[*LIVE_STATES, "terminated"] if all else None, tags=tags)
+        items = [Instance(self._api, i) for i in sorted(found, key=lambda i: (i.name or "", i.id))]
+        if not tags:  # a complete listing doubles as the names tab completion offers
+            self._names_cache = (time.monotonic(), sorted({i.name for i in found if i.name and i.state != "terminated"}))
+        return Listing(
+            items,
+            title="Instances",
+            columns=INSTANCE_COLUMNS,
+            row=_instance_row,
+            empty="No instances. Launch one with ec2.launch(NAME).",
+        )
+
+    def instance(self, name_or_id: str | Instance) -> Instance:
+        """The instance with this Name tag or id; :class:`~ec2kit.errors.NotFound` suggests close names."""
+        if isinstance(name_or_id, Instance):
+            return name_or_id
+        return Instance(self._api, self.cloud.instance(name_or_id))
+
+    def __getitem__(self, name_or_id: str) -> Instance:
+        """``ec2["gpu1"]``: the instance called gpu1 (``ec2["<TAB>`` completes names in IPython)."""
+        return self.instance(name_or_id)
+
+    def __contains__(self, name_or_id: object) -> bool:
+        """``"gpu1" in ec2``: whether a (not terminated) instance has this name or id."""
+        if not isinstance(name_or_id, str):
+            return False
+        return any(name_or_id in (i.name, i.id) for i in self.cloud.instances())
+
+    def _instance_names(self, max_age: float = 5.0) -> list[str]:
+        at, names = self._names_cache
+        if time.monotonic() - at > max_age:
+            found = self.cloud.instances()
+            names = sorted({i.name for i in found if i.name})
+            self._names_cache = (time.monotonic(), names)
+        return names
+
+    def _ipython_key_completions_(self) -> list[str]:
+        """Instance names for ``ec2["<TAB>``."""
+        return self._instance_names()
+
+    def launch(
+        self,
+        name: str,
+        *,
+        type: str | None = None,
+        image: str | None = None,
+        disk: int | None = None,
+        spot: bool = False,
+        max_price: float | str | None = None,
+        zone: str | None = None,
+        tags: dict[str, str] | None = None,
+        wait: bool = True,
+        types: str | Sequence[str] = (),
+        on_demand_fallback: bool = False,
+        check: bool = False,
+        subnet: str | None = None,
+        security_groups: str | Sequence[str] = (),
+        instance_profile: str | None = None,
+        open_ssh: bool = False,
+    ) -> Any:
+        """Launch an instance named ``name`` and return it once SSH answers (``inv launch``).
+
+        ``type``, ``image`` (name or id), ``disk`` (root GB), ``max_price`` and the network
+        (``subnet``, extra ``security_groups``, IAM ``instance_profile``) default as on the command
+        line (ec2kit.toml, then t3.medium and the latest Ubuntu LTS); ``spot`` asks for a one-time
+        spot instance through one EC2 Fleet call over ``type`` and ``types`` (``on_demand_fallback``:
+        on-demand when no pool has capacity); ``tags`` are extra tags (``{"role": "web"}``);
+        ``open_ssh`` opens port 22 to everyone. ``check=True`` changes nothing: it returns a
+        :class:`LaunchCheck` after asking EC2 with DryRun. Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
+        """
+        from ..actions import launch
+
+        options = launch_options(
+            self.settings,
+            image=image,
+            type=type,
+            disk=disk,
+            spot=spot,
+            max_price=max_price,
+            zone=zone,
+            tags=tags,
+            types=types,
+            on_demand_fallback=on_demand_fallback,
+            subnet=subnet,
+            security_groups=security_groups,
+            instance_profile=instance_profile,
+            open_ssh=open_ssh,
+            spelling=self.spelling,
+        )
+        if check:
+            return self._check_launch(name, options)
+        with self._progress(f"Launching {name}") as progress:
+            info = launch(self.ctx, name, wait=wait, progress=progress, **options)
+        self._names_cache = (0.0, [])
+        return Instance(self._api, info)
+
+    def _check_launch(self, name: str, options: dict[str, Any]) -> LaunchCheck:
+        """The plan, then the very call the launch makes, sent with DryRun (its refusal is raised)."""
+        cloud = self.cloud
+        found = LaunchCheck(name)
+
+        def say(line: str) -> None:
+            found.lines.append(line)
+            self._say(markup_safe(line))
+
+        types, fallback = options.pop("types", []), options.pop("on_demand_fallback", False)
+        plan = cloud.plan_launch(name, **options)
+        if plan.image_note:
+            say(f"image: {plan.image_note}")
+        if plan.spot:
+            fleet = cloud.fit_quotas(cloud.plan_fleet(plan, types=types, on_demand_fallback=fallback))
+            by_type: dict[str, list[str]] = {}
+            for type_, place in fleet.pools("spot"):
+                by_type.setdefault(type_, []).append(place)
+            say(f"would launch {name}: one instant EC2 Fleet, spot, price-capacity-optimized, over")
+            for type_, places in by_type.items():
+                say(f"  {type_} in {', '.join(places)}")
+            if fallback:
+                say("then, only if no pool had spot capacity, an on-demand fleet over the same types")
+            cloud.check(fleet)
+            found.action = fleet.action
+        else:
+            refused = cloud.check_quotas(plan.type, "on-demand", action=f"launch instance {name}")
+            if refused is not None:
+                raise refused
+            say(f"would launch {name}: {plan.type} on-demand{' in ' + plan.zone if plan.zone else ''}")
+            cloud.check(plan)
+            found.action = plan.action
+        say(f"ec2.{found.action} with DryRun: would succeed")
+        return found
+
+    def start(self, name: str | Instance, *, wait: bool = True) -> Instance:
+        """Start a stopped instance; returns once SSH answers (``wait=False``: once EC2 accepted the start)."""
+        from ..actions import start
+
+        key = name.id if isinstance(name, Instance) else name
+        with self._progress(f"Starting {name.label if isinstance(name, Instance) else name}") as progress:
+            info = start(self.ctx, key, wait=wait, progress=progress)
+        return Instance(self._api, info)
+
+    def stop(self, name: str | Instance, *, wait: bool = True) -> Instance:
+        """Stop an instance (its disk is kept; you pay for storage only); spot instances cannot stop."""
+        key = name.id if isinstance(name, Instance) else name
+        with self._progress(f"Stopping {name.label if isinstance(name, Instance) else name}") as progress:
+            info = self.cloud.stop(key, wait=wait, progress=progress)
+        self.ctx.forget_host(info.id)
+        return Instance(self._api, info)
+
+    def terminate(self, name: str | Instance, *, wait: bool = False) -> Instance:
+        """Terminate an instance (its spot request is cancelled first; the root disk is deleted)."""
+        key = name.id if isinstance(name, Instance) else name
+        with self._progress(f"Terminating {name.label if isinstance(name, Instance) else name}") as progress:
+            info = self.cloud.terminate(key, wait=wait, progress=progress)
+        self.ctx.forget_host(info.id)
+        self._names_cache = (0.0, [])
+        return Instance(self._api, info)
+
+    def change_type(self, name: str | Instance, type: str) -> Instance:
+        """Change the type of a stopped instance, e.g. ``ec2.change_type("gpu1", "g5.2xlarge")``."""
+        key = name.id if isinstance(name, Instance) else name
+        return Instance(self._api, self.cloud.change_type(key, type))
+
+    def ssh_command(self, name: str | Instance, *, ports: str | Sequence[int] = (), command: str | None = None) -> list[str]:
+        """The ``ssh`` argv that logs in to an instance (``inv connect``): host key pinned, ``-L`` tunnels for
+        ``ports`` (``"8888,6006"`` or ``[8888]``), ``command`` run instead of a login shell."""
+        from ..ssh.pins import check
+        from ..ssh.target import ssh_argv
+        from .options import parse_ports
+
+        forwards = parse_ports(ports, self.spelling)
+        target = self.ctx.target(name.info if isinstance(name, Instance) else name)
+        check(target.known_hosts)  # ssh itself would skip a damaged pin file and re-learn the key
+        return ssh_argv(target, ports=forwards, command=command, tty=command is None)
+
+    def ssh_config(self, *, path: str | Path | None = None, include: bool = False) -> Path:
+        """Write a Host entry per running instance so ``ssh NAME`` works everywhere (``inv ssh-config``)."""
+        from ..ssh.target import ssh_config_blocks, write_ssh_config
+
+        out = Path(path).expanduser() if path else self.settings.home / "ssh_config"
+        running = [i for i in self.cloud.instances(states=["running"]) if i.name]
+        blocks, skipped = ssh_config_blocks((i.name, self.ctx.target(i)) for i in sorted(running, key=lambda i: i.name))
+        for warning in skipped:  # a Name tag such as "*" or one with a newline would plant ssh options
+            if not self.quiet:
+                print(warning, file=sys.stderr)
+        write_ssh_config(out, blocks)
+        self._say(f"Wrote {len(blocks)} host(s) to {out}")
+        line = f"Include {out}"
+        user_config = Path.home() / ".ssh" / "config"
+        present = user_config.exists() and line in user_config.read_text()
+        if include and not present:
+            from ..fsutil import atomic_write
+
+            user_config.parent.mkdir(mode=0o700, exist_ok=True)
+            old = user_config.read_text() if user_config.exists() else ""
+            atomic_write(user_config, (line + "\n\n" + old).encode())  # Include must come before any Host block
+            self._say(f"Added `{line}` to {user_config}")
+        elif not present:
+            self._say(f"Add this line at the top of {user_config} (or rerun with --include):\n  {line}")
+        return out
+
+    def forget_host(self, name: str) -> bool:
+        """Forget an instance's pinned SSH host key (after you really rebuilt it); True when one was pinned."""
+        from ..ssh.pins import forget_host
+
+        alias = name if name.startswith("i-") else self.ctx.instance(name).id
+        removed = forget_host(self.settings.known_hosts, alias) > 0
+        self._say(f"Forgot the host key of {alias}." if removed else f"No host key was pinned for {alias}.")
+        return removed
+
+    def access(self, *, prune: bool = False) -> AccessRules:
+        """Who may reach port 22 through ec2kit's security groups (your current address is added first);
+        ``prune`` removes every address rule but yours (``inv access``). The removed rules are ``.removed``."""
+        cloud = self.cloud
+        said = cloud.admit_caller(sorted({r.group_id for r in cloud.ssh_rules()}), fresh=True)
+        if said:
+            self._say(said, note=True)
+        removed = cloud.prune_ssh_rules() if prune else []
+        return AccessRules(
+            cloud.ssh_rules(),
+            removed,
+            title="SSH access (tcp/22)",
+            columns=("group", "vpc", "from", "description", ""),
+            row=lambda r: (r.group_id, r.vpc_id, r.source, r.description, _rule_mark(r)),
+            empty="ec2kit has no security group in this region yet; ec2.launch(NAME) makes one.",
+        )
+
+    def prices(self, family: str, *, no_spot: bool = False) -> Listing[Price]:
+        """On-demand (AWS Pricing API) and current spot prices by zone of an instance family or type (``inv prices``)."""
+        from ..aws import prices as p
+
+        sandbox = self.uses_sandbox
+        demand = {} if sandbox else p.on_demand_prices(family, self.cloud.region, session=self.cloud.session)
+        spot = {} if no_spot else p.spot_prices(family, self.cloud)
+        if sandbox:
+            self._say(
+                "[dim]The sandbox has no Pricing API: on-demand prices need AWS; spot prices are moto's placeholders.[/dim]",
+                note=True,
+            )
+        zones = sorted({z for t in spot.values() for z in t})
+        return Listing(
+            [Price(t, demand.get(t), spot.get(t, {})) for t in p.sort_types(set(demand) | set(spot))],
+            title=f"Prices for {family} in {self.cloud.region} (USD/hour, Linux)",
+            columns=("type", "on-demand", *(f"spot {z}" for z in zones)),
+            row=lambda x: (x.type, money(x.on_demand), *(money(x.spot.get(z)) for z in zones)),
+            empty=f"No instance types match '{family}'.",
+        )
+
+
+def _rule_mark(rule: SshRule) -> str:
+    return "everyone!" if rule.everyone else "current" if rule.current else "old"
+
+
+def money(value: float | None) -> str:
+    """An hourly price as the prices table shows it ('' when unknown)."""
+    if value is None:
+        return ""
+    return f"{value:.4f}" if value >= 0.001 else f"{value:.6f}"

@@ -1,0 +1,220 @@
+"""Spot runs from both faces: start one, list them, logs, pull, stop (a run or a whole sweep), clean up, the demo."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from .base import Face
+from .options import run_options
+from .runs import Run, _run_row
+from .shown import Listing, Text, _silent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..spotrun import Leftover
+    from .sweeps import Sweep
+
+WEEK = 7 * 86400
+
+
+class RunVerbs(Face):
+    """``EC2``'s spot-run verbs (``inv spot-run``, ``runs``, ``logs``, ``pull``, ``stop-run``, ``cleanup``, …)."""
+
+    def spot_run(
+        self,
+        script: str | Path,
+        *,
+        files: str | Path | None = None,
+        name: str | None = None,
+        image: str | None = None,
+        type: str | None = None,
+        types: str | Sequence[str] = (),
+        disk: int | None = None,
+        snapshot: str | None = None,
+        results: str | Path | None = None,
+        max_price: float | str | None = None,
+        retries: int = 0,
+        monitor: str | None = None,
+        detach: bool = False,
+        keep: bool = False,
+        max_hours: float | None = None,
+        vars: dict[str, Any] | None = None,
+        on_demand_fallback: bool = False,
+        subnet: str | None = None,
+        security_groups: str | Sequence[str] = (),
+        instance_profile: str | None = None,
+        open_ssh: bool = False,
+    ) -> Run:
+        """Run a script on a spot instance (``inv spot-run``): results sync to ``runs/RUN`` (or ``results``), everything
+        is cleaned up at the end. Returns when the script ended (``detach=True``: once it started).
+
+        Launch options default as on the command line (ec2kit.toml, else m5.large); ``types`` are more
+        instance types one EC2 Fleet call may pick from; ``on_demand_fallback`` runs on-demand when no
+        pool has spot capacity; ``vars`` are spot-run.toml's variables.
+        Example: ``run = ec2.spot_run("train.sh", files="train.py", retries=1); run.metrics()["loss"].latest``.
+        """
+        from .. import spotrun
+
+        options = spotrun.SpotRunOptions(
+            script=str(script),
+            files=str(files) if files is not None else None,
+            name=name,
+            snapshot=snapshot,
+            results=str(results) if results is not None else None,
+            retries=retries,
+            monitor=monitor,
+            detach=detach,
+            keep=keep,
+            max_hours=max_hours,
+            **run_options(
+                self.settings,
+                image=image,
+                type=type,
+                types=types,
+                disk=disk,
+                max_price=max_price,
+                on_demand_fallback=on_demand_fallback,
+                vars=vars,
+                open_ssh=open_ssh,
+                subnet=subnet,
+                security_groups=security_groups,
+                instance_profile=instance_profile,
+                spelling=self.spelling,
+            ),
+        )
+        if self.quiet:
+            options.out = options.say = _silent
+        record = spotrun.spot_run(self.ctx, options)
+        return Run(self._api, record.name, record)
+
+    def runs(self, *, all: bool = False) -> Listing[Run]:
+        """Spot runs, newest first (finished ones older than a week only with ``all``); detached runs are checked
+        on their instances first, and what that found is each run's ``.note``."""
+        from .. import spotrun
+
+        found = spotrun.list_runs(self.ctx)
+        if not all:
+            week_ago = time.time() - WEEK
+            found = [r for r in found if r.live or r.awaiting_pull or r.created_at >= week_ago]
+        notes = spotrun.refresh(self.ctx, found)
+        return Listing(
+            [Run(self._api, r.name, r, note=notes.get(r.name, "")) for r in found],
+            title="Runs",
+            columns=("name", "state", "type", "instance", "exit", "time", "cost", "metrics"),
+            row=_run_row,
+            empty="No runs yet. Start one with ec2.spot_run('train.sh').",
+        )
+
+    def run(self, name: str) -> Run:
+        """The spot run called ``name``; NotFound with close names otherwise."""
+        from ..runs import Runs
+
+        return Run(self._api, name, Runs(self.settings.runs_db).get(name))
+
+    def logs(self, run: str, *, follow: bool = False, out: Callable[[str], None] | None = None) -> Text:
+        """A run's log (``inv logs``): from its instance while it runs, else the copy that came home; ``follow``
+        prints it as it grows until the script ends (then returns it all). ``out`` gets each line as it comes."""
+        from .. import spotrun
+        from ..untrusted import visible
+
+        lines: list[str] = []
+
+        def take(line: str) -> None:
+            lines.append(line)
+            if out is not None:
+                out(line)
+            elif follow and not self.quiet:
+                print(visible(line), flush=True)
+
+        spotrun.logs(self.ctx, run, follow=follow, out=take)
+        return Text("\n".join(lines) + ("\n" if lines else ""))
+
+    def _sweep_named(self, name: str) -> Sweep | None:
+        """Sweep ``name`` when no run has that name (``pull`` and ``stop_run`` take either)."""
+        from .. import spotrun, sweep
+        from .sweeps import Sweep
+
+        if spotrun.find_run(self.ctx, name) is not None:
+            return None
+        record = sweep.find_sweep(self.ctx, name)
+        return Sweep(self._api, name, record) if record is not None else None
+
+    def pull(self, run: str) -> Run | Sweep:
+        """Bring a run's results home now (``inv pull``); a sweep's name pulls every run of it that still has an
+        instance. Returns the Run or :class:`Sweep` (``.results`` is where they are)."""
+        from .. import spotrun
+
+        found = self._sweep_named(run)
+        if found is not None:
+            return found.pull()
+        spotrun.pull(self.ctx, run)
+        return self.run(run)
+
+    def stop_run(self, run: str) -> Run | Sweep:
+        """Stop a run (``inv stop-run``): final pull of its results, then its instance and volumes are removed.
+        A sweep's name stops the sweep and every run of it."""
+        found = self._sweep_named(run)
+        if found is not None:
+            return found.stop()
+        return self.run(run).stop()
+
+    def attach_command(self, run: str) -> list[str]:
+        """The ``ssh -t … tmux attach`` argv that shows a run's tmux session in a terminal (``inv attach``)."""
+        from .. import spotrun
+
+        return spotrun.attach_argv(self.ctx, run)
+
+    def cleanup(self, *, dry_run: bool = True) -> Listing[Leftover]:
+        """What spot runs left behind (instances, volumes, spot requests of runs that are over), as ``inv cleanup``
+        lists it; ``dry_run=False`` removes them. Your named machines, volumes and snapshots are never touched."""
+        from .. import spotrun
+
+        return Listing(
+            spotrun.cleanup(self.ctx, dry_run=dry_run),
+            title="Leftovers" if dry_run else "Removed",
+            columns=("kind", "id", "name", "why"),
+            row=lambda x: (x.kind, x.id, x.name, x.reason),
+            empty="Nothing to clean up.",
+        )
+
+    def plot(self, run: str, *, metric: str | Sequence[str] | None = None, png: str | Path | None = None) -> Figure | Path:
+        """A run's metrics as a matplotlib figure (``png``: written to that file, whose path is returned), as ``inv plot``."""
+        from .. import plot
+        from ..runs import Runs
+
+        record, found = plot.run_metrics(Runs(self.settings.runs_db), run)
+        names = plot.choose(found, plot.wanted(metric), run)
+        if png is not None:
+            plot.write_png(found, names, str(png), title=f"{record.name} ({record.state})")
+            return Path(png)
+        return plot.figure(found, names, title=f"{record.name} ({record.state})", inline=True)
+
+    def demo(self, *, retries: int = 1) -> Run:
+        """The main job on the local sandbox (never AWS): examples/train.sh on a spot instance, results synced home."""
+        from dataclasses import replace
+
+        from .. import spotrun
+        from ..context import Context
+        from .shown import examples_dir
+
+        examples = examples_dir()
+        if not (examples / "train.sh").exists():
+            raise ConfigError(f"the demo needs {examples / 'train.sh'}, which this installation lacks; reinstall ec2kit.")
+        sandbox = Context(replace(self.settings, sandbox=True), quiet=self.quiet)
+        name = time.strftime("demo-%Y%m%d-%H%M%S")
+        self._say(f"[bold]ec2kit demo[/bold]: spot-run of {examples / 'train.sh'} on the local sandbox as run {name}")
+        try:
+            options = spotrun.SpotRunOptions(
+                script=str(examples / "train.sh"), files=str(examples / "train.py"), name=name, retries=retries
+            )
+            if self.quiet:
+                options.out = options.say = _silent
+            record = spotrun.spot_run(sandbox, options)
+        finally:
+            sandbox.close()
+        return Run(self._api, record.name, record)

@@ -1,0 +1,136 @@
+"""Real AWS, second pass (issue 22, the aws/ items): every region, every instance family's quota, the spot
+quota of a resumable launch, the missing spot service-linked role.
+
+The region and family lists are botocore's own (its endpoints data and EC2's InstanceType enum), so a
+botocore upgrade that brings a new family or region fails here until ec2kit knows it. The quota
+cases run on the sandbox: its Service Quotas answers the quota ec2kit asks for and its RunInstances
+refuses a spot launch over the spot quota with AWS's MaxSpotInstanceCountExceeded.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ec2kit import sandbox as sb
+from ec2kit.aws.errors import translate_code
+from ec2kit.aws.quota_table import NO_SPOT, NO_VCPU_QUOTA, family_of, quota_for
+from ec2kit.aws.regions import botocore_regions, find_region
+from ec2kit.context import Context
+from ec2kit.errors import ConfigError, CredentialsError, QuotaExceeded
+
+STANDARD_ON_DEMAND, STANDARD_SPOT = "L-1216C47A", "L-34B43A08"
+
+
+def botocore_instance_types() -> list[str]:
+    import botocore.session
+
+    return list(botocore.session.get_session().get_service_model("ec2").shape_for("InstanceType").enum)
+
+
+# regions (22.4) ------------------------------------------------------------------------------------
+def test_every_region_botocore_knows_for_ec2_is_accepted_as_itself():
+    known = botocore_regions()
+    assert {"ap-southeast-5", "ap-southeast-7", "mx-central-1", "ap-east-2", "us-gov-west-1", "us-gov-east-1"} <= set(known)
+    assert {code: find_region(code) for code in known} == {code: code for code in known}
+    assert find_region("  US-GOV-WEST-1 ") == "us-gov-west-1"
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [("Ohio", "us-east-2"), ("malaysia", "ap-southeast-5"), ("Mexico", "mx-central-1"), ("GovCloud (US-East)", "us-gov-east-1")],
+)
+def test_a_part_of_a_regions_name_still_finds_its_code(text, code):
+    assert find_region(text) == code
+
+
+def test_a_misspelt_region_code_is_refused_naming_the_closest_codes():
+    with pytest.raises(ConfigError) as caught:
+        find_region("us-esat-1")
+    assert "No AWS region matches 'us-esat-1'" in str(caught.value)
+    assert "us-east-1 (US East (N. Virginia))" in caught.value.hint and "pip install -U boto3" in caught.value.hint
+
+
+# every family has its quota (22.10) -------------------------------------------------------------------
+def test_every_instance_family_in_botocores_list_counts_against_a_vcpu_quota_of_each_market():
+    types = botocore_instance_types()
+    assert len(types) > 1000
+    unmapped = sorted(
+        {
+            f"{family_of(t)} ({market})"
+            for t in types
+            for market in ("on-demand", "spot")
+            if quota_for(t, market) is None
+            and family_of(t) not in NO_VCPU_QUOTA
+            and not (market == "spot" and family_of(t) in NO_SPOT)
+        }
+    )
+    assert unmapped == [], "place these families in ec2kit/aws/quota_table.py"
+    assert {family_of(t) for t in types} >= {"im", "is", "gr", "hpc", "mac"}
+
+
+@pytest.mark.parametrize(
+    "instance_type, market, code",
+    [
+        ("im4gn.large", "on-demand", STANDARD_ON_DEMAND),
+        ("is4gen.xlarge", "spot", STANDARD_SPOT),
+        ("gr6.4xlarge", "on-demand", "L-DB2E81BA"),
+        ("hpc6a.48xlarge", "on-demand", "L-F7808C92"),
+        ("inf2.xlarge", "on-demand", "L-1945791B"),
+        ("trn1.2xlarge", "spot", "L-6B0D517C"),
+        ("dl1.24xlarge", "on-demand", "L-6E869C2A"),
+    ],
+)
+def test_a_family_that_shares_its_first_letter_gets_its_own_quota(instance_type, market, code):
+    quota = quota_for(instance_type, market)
+    assert quota is not None and quota.code == code
+
+
+def test_mac_instances_count_against_no_vcpu_quota():
+    assert quota_for("mac2.metal", "on-demand") is None and quota_for("hpc7g.16xlarge", "spot") is None
+
+
+@pytest.fixture
+def ctx(sandbox_reset):
+    with Context(sandbox_reset.settings, quiet=True) as c:
+        yield c
+
+
+def test_an_im4gn_launch_past_the_standard_quota_stops_before_any_paid_call(ctx, sandbox_reset):
+    sb.set_quota(sandbox_reset.info, STANDARD_ON_DEMAND, 1)
+    runs: list[dict] = []
+    ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.RunInstances", lambda **kw: runs.append(kw["params"]))
+    with pytest.raises(QuotaExceeded) as caught:
+        ctx.cloud.launch("im1", type="im4gn.large")
+    text = str(caught.value)
+    assert f"'Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances' ({STANDARD_ON_DEMAND})" in text
+    assert "its limit is 1 vCPUs" in text and "this launch needs 2 (im4gn.large)" in text
+    assert runs == []
+
+
+# the quota a resumable spot launch names (22.7) --------------------------------------------------------
+def test_a_resumable_spot_launch_refused_by_aws_names_the_spot_quota(ctx, sandbox_reset):
+    sb.set_quota(sandbox_reset.info, STANDARD_SPOT, 0)
+    sb.deny_quota_access(sandbox_reset.info)  # ec2kit cannot look first: RunInstances itself is refused
+    runs: list[dict] = []
+    ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.RunInstances", lambda **kw: runs.append(kw["params"]))
+    with pytest.raises(QuotaExceeded) as caught:
+        ctx.cloud.launch("resume1", type="t3.micro", spot=True, interruption="stop")
+    text = str(caught.value)
+    assert len(runs) == 1 and runs[0]["InstanceMarketOptions"]["SpotOptions"]["SpotInstanceType"] == "persistent"
+    assert f"'All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests' ({STANDARD_SPOT})" in text
+    assert "MaxSpotInstanceCountExceeded" in text and STANDARD_ON_DEMAND not in text
+    assert f"--quota-code {STANDARD_SPOT}" in caught.value.hint
+
+
+# the spot service-linked role (22.8) ----------------------------------------------------------------------
+def test_a_missing_spot_service_linked_role_in_a_fleets_errors_says_how_to_create_it():
+    message = "The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances."
+    err = translate_code("AuthFailure.ServiceLinkedRoleCreationNotPermitted", message, "launch spot instance run1")
+    assert type(err) is CredentialsError
+    assert "AWSServiceRoleForEC2Spot" in str(err) and "launch spot instance run1" in str(err) and message in str(err)
+    assert err.hint.endswith("aws iam create-service-linked-role --aws-service-name spot.amazonaws.com")
+
+
+def test_other_auth_failures_are_still_about_credentials():
+    err = translate_code("AuthFailure", "", "list instances")
+    assert type(err) is CredentialsError and "aws sts get-caller-identity" in err.hint
