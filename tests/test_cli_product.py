@@ -252,3 +252,11 @@ def test_dash_h_shows_help_and_runs_nothing_for_every_command(tmp_path):
     assert set(seen) == set(ns.task_names)
     assert {n: line for n, line in seen.items() if not line.startswith(f"Usage: ec2kit {n}")} == {}
     assert nothing_ran(tmp_path) and not (tmp_path / "runs.sqlite").exists()
+
+
+def test_inv_help_given_as_a_value_shows_a_namespaced_commands_own_usage(tmp_path):
+    """`inv sandbox.interrupt --help`: Invoke hands --help to INSTANCE; the usage shown is the task's, by its full name."""
+    result = run_inv("sandbox.interrupt", "--help", home=tmp_path)
+    assert result.code == 0, result
+    assert result.out.startswith("Usage: inv sandbox.interrupt [options] INSTANCE"), result.out
+    assert nothing_ran(tmp_path)

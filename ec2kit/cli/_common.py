@@ -93,7 +93,7 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, rest: str |
         def wrapper(c: Any, *args: Any, profile: str | None = None, region: str | None = None, **kwargs: Any) -> Any:
             ctx = None
             if any(v in HELP_WORDS for v in (*args, *kwargs.values()) if isinstance(v, str)):
-                return show_help(made.name)  # Invoke gave `--help` to a positional argument (`inv launch --help`)
+                return show_help(full_name(made))  # Invoke gave `--help` to a positional argument (`inv launch --help`)
             try:
                 kwargs = take_rest(made.name, rest, kwargs)
                 kwargs = coerce_numbers(body, kwargs)
@@ -124,6 +124,13 @@ def command(*, help: dict[str, str] | None = None, aws: bool = True, rest: str |
 
 
 HELP_WORDS = ("--help", "-h")
+
+
+def full_name(made: Any) -> str:
+    """The name a task is called by, with its collection (``sandbox.interrupt``, not ``interrupt``)."""
+    from . import ns
+
+    return next((name for name in ns.task_names if ns[name] is made), made.name)
 
 
 def show_help(task_name: str) -> None:
