@@ -4,7 +4,7 @@ AWS throttles an account's API calls when they come too fast (or when its contro
 botocore retries a few times, then the caller sees the error. ``Throttle`` is a WSGI middleware in
 front of moto that does the same for a window a test opens (``POST /throttle?seconds=N`` on the
 control server, ``ec2kit.sandbox.knobs.throttle(settings, N)``). The daemon's own calls (the reconciler,
-interruptions: AWS's side of the account) carry :data:`DAEMON_AGENT` in their User-Agent and pass.
+interruptions: AWS's side of the account) carry ``passes`` (motoserver's DAEMON_AGENT) in their User-Agent and pass.
 Every refused call is logged by action, so a test can assert which calls met the throttle.
 """
 
@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from .motoserver import DAEMON_AGENT  # the daemon's own boto3 client: AWS's side of the account
-
 _BODY = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
     "<Message>Request limit exceeded.</Message></Error></Errors><RequestID>{rid}</RequestID></Response>"
@@ -28,8 +26,8 @@ _BODY = (
 class Throttle:
     """WSGI middleware: while a window is open, answer every client call with 503 and ``code``."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self.app = app
+    def __init__(self, app: Callable[..., Iterable[bytes]], passes: str) -> None:
+        self.app, self.passes = app, passes  # a User-Agent mark that is never throttled (the daemon's own calls)
         self.until = 0.0  # monotonic end of the window
         self.code = "RequestLimitExceeded"
         self.refused: list[str] = []  # actions refused since the last start/reset, in order
@@ -51,7 +49,7 @@ class Throttle:
             return {"left": round(left, 3), "code": self.code, "refused": list(self.refused), "passed": list(self.passed_after)}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if DAEMON_AGENT in environ.get("HTTP_USER_AGENT", "") or environ.get("PATH_INFO", "").startswith("/moto-api"):
+        if self.passes in environ.get("HTTP_USER_AGENT", "") or environ.get("PATH_INFO", "").startswith("/moto-api"):
             return self.app(environ, start_response)
         body = b""
         if environ.get("CONTENT_LENGTH"):
