@@ -9,6 +9,7 @@ Faults (each injected for real: moto + one sshd per instance, tmux, rsync):
   rsync     kill rsync's ssh (a dropped link) mid-pull of a rewritten 256 MiB checkpoint: the local copy must stay the old one
   follower  kill -9 `inv spot-run` while the script runs; the script ends; `inv pull` later
   detached  interrupt a detached run (stop), capacity returns: it must resume and finish; `inv pull`
+  throttle, diskfull, torn, sigterm, sighup, pulls: see bench/faults_runs.py (issue 19's classes)
 
 Reports per trial: recovered, results complete (checksums of what the script wrote), checkpoints
 lost (a step the script had checkpointed missing from what came home), orphans left (instances,
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 FAST = dict(pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, pull_wait=15)
 STEPS = 20
@@ -111,7 +113,7 @@ def options(d: Path, run: str, **kw):
     return o, events
 
 
-def spot_run_process(b: Bench, d: Path, run: str, **kw) -> subprocess.Popen:
+def spot_run_process(b: Bench, d: Path, run: str, script: Path | None = None, **kw) -> subprocess.Popen:
     extra = ", ".join(f"{k}={v!r}" for k, v in {**FAST, **kw}.items())
     code = textwrap.dedent(f"""
         from pathlib import Path
@@ -119,8 +121,9 @@ def spot_run_process(b: Bench, d: Path, run: str, **kw) -> subprocess.Popen:
         from ec2kit.settings import Settings
         from ec2kit.spotrun import SpotRunOptions, spot_run
         ctx = Context(Settings(home=Path({str(b.home)!r}), sandbox=True), quiet=True)
-        spot_run(ctx, SpotRunOptions(script={str(step_script(d))!r}, name={run!r}, type="t3.micro",
-                 results={str(d / "results")!r}, say=print, {extra}))
+        rec = spot_run(ctx, SpotRunOptions(script={str(script or step_script(d))!r}, name={run!r}, type="t3.micro",
+                       results={str(d / "results")!r}, say=print, {extra}))
+        print("final state", rec.state, flush=True)
     """)
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
@@ -210,7 +213,7 @@ def fault_rsync(b: Bench, d: Path, run: str) -> dict:
         )
         proc = subprocess.Popen(f.pull_argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         partial = d / "results" / PARTIAL_DIR
-        wait(lambda: any(p.name.startswith("model.ckpt.") for p in partial.glob("*")) or proc.poll() is not None, 60, "midway")
+        wait(lambda: any(p.name.startswith("model.ckpt.") for p in partial.rglob("*")) or proc.poll() is not None, 60, "midway")
         if proc.poll() is not None:
             raise RuntimeError("the pull ended before it could be cut")
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -275,8 +278,13 @@ FAULTS = {"crash": fault_crash, "wrapper": fault_wrapper, "outage": fault_outage
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=1)
+    import faults_runs
+
+    FAULTS.update(faults_runs.FAULTS)
     parser.add_argument("--only", default=",".join(FAULTS))
+    parser.add_argument("--throttle", type=float, default=75.0, help="seconds of EC2 throttling (the throttle fault)")
     args = parser.parse_args()
+    faults_runs.THROTTLE["seconds"] = args.throttle
     rows = []
     with tempfile.TemporaryDirectory(prefix="ec2kit-faults-") as tmp:
         b = Bench(Path(tmp) / "home")
@@ -311,6 +319,12 @@ def main() -> None:
             sb.down(b.settings)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
+    ran = {r["fault"] for r in rows}
+    try:  # the faults not run this time keep their last rows
+        kept = [r for r in json.loads((out / "faults.json").read_text()) if r["fault"] not in ran]
+    except (OSError, ValueError, TypeError, KeyError):
+        kept = []
+    rows = sorted(kept + rows, key=lambda r: (list(FAULTS).index(r["fault"]) if r["fault"] in FAULTS else 99, r["trial"]))
     (out / "faults.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["| fault | trial | recovered | results complete | checkpoints lost | orphans left | time to recover (s) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip

@@ -2,7 +2,8 @@
 """A tiny pure-Python training loop for trying spot runs: fits y = 3x + 1 by SGD.
 
 Writes into $EC2KIT_RESULTS (default ./results): checkpoint.json after every step
-(atomic rename, so an interruption never leaves half a checkpoint), metrics.csv
+(with ec2kit's checkpoint.save: written beside, then renamed whole, so neither a pull nor an
+interruption ever sees half a checkpoint; do the same with torch.save), metrics.csv
 (step,loss,weight,bias,attempt) and, at the end, final.json. Resumes from the
 checkpoint when one exists (a later attempt after a spot interruption).
 
@@ -25,11 +26,15 @@ STEP_SECONDS = float(os.environ.get("TRAIN_STEP_SECONDS", "0.2"))
 ATTEMPT = int(os.environ.get("EC2KIT_ATTEMPT", "1"))
 
 
+try:
+    from ec2kit.checkpoint import save
+except ImportError:  # on the instance: a spot run ships it beside the script
+    from ec2kit_checkpoint import save  # type: ignore[no-redef]
+
+
 def save_json(path: Path, data: dict) -> None:
     """Write atomically: a reader sees the old file or the new one, never a mix."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    save(path, lambda tmp: Path(tmp).write_text(json.dumps(data)))
 
 
 def load_checkpoint() -> dict:

@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.keypair", "ec2kit.display", "ec2kit.ui"),
     ("ec2kit.settings",),
     ("ec2kit.config",),
-    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted", "ec2kit.paths", "ec2kit.defaults", "ec2kit.tags"),
+    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted", "ec2kit.paths", "ec2kit.defaults", "ec2kit.checkpoint", "ec2kit.tags"),
 )
 
 #: inside aws/: plain services over one session, composed by ``Cloud`` (top first; same rules as LAYERS)

@@ -162,10 +162,22 @@ def test_a_shared_connection_that_drops_mid_command_is_a_remote_error(sshd_facto
     sshd = sshd_factory("openssh-drop")
     shell = OpenSshTransport(target_for(sshd, user_key, known_hosts, name="dropping"), persist=30)
     shell.run("true")  # the shared connection is up
-    threading.Timer(1.0, sshd.stop).start()
+    stopper = threading.Timer(1.0, sshd.stop)
+    stopper.start()
     with pytest.raises(RemoteError, match="closed while running") as info:
         shell.run("echo started; sleep 10")
+    stopper.join()  # the fixture's teardown stops the same sshd: never both at once
     assert "dropping" in str(info.value)
+    assert info.value.message.endswith(".") and "a command Did" not in str(info.value), str(info.value)
+
+
+def test_a_connection_closed_mid_command_reads_as_a_sentence_then_the_hint():
+    from ec2kit.ssh.transport import closed_while_running
+
+    assert str(closed_while_running(SAMPLE)).endswith(
+        "while running a command. Did the instance stop or reboot? Check with `inv instances`."
+    )
+    assert "while running: tar -xzf x (EOF). Did" in str(closed_while_running(SAMPLE, "tar -xzf x (EOF)", "failed"))
 
 
 # --------------------------------------------------------------------------- shared connections

@@ -295,8 +295,8 @@ def test_a_pull_killed_midway_keeps_the_last_complete_checkpoint(sshd_host, user
         rsync = subprocess.Popen(f.pull_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         partial = tmp_path / "results" / PARTIAL_DIR
 
-        def midway() -> bool:  # the new version is arriving (rsync's temp file [.]model.ckpt.XXXXXX)
-            temps = [*partial.glob("model.ckpt.*"), *local.parent.glob(".model.ckpt.*")]
+        def midway() -> bool:  # the new version is arriving (rsync's temp file [.]model.ckpt.XXXXXX, under PARTIAL_DIR)
+            temps = [*partial.rglob("*model.ckpt.*"), *local.parent.glob(".model.ckpt.*")]
             return any(p.stat().st_size > 0 for p in temps if p.exists())
 
         wait_until(lambda: midway() or rsync.poll() is not None, 60, "a partial file")
@@ -344,6 +344,8 @@ def test_an_attached_run_whose_process_dies_keeps_its_results_for_inv_pull(ctx, 
     ctx.forget_host(iid)
     wait_until(lambda: run_resources(sandbox, "dead-follower") == {}, 60, "the instance to power off after the pull")
     assert [r.state for r in list_runs(ctx) if r.name == "dead-follower"] == ["succeeded"]
+    after = runs_note(sandbox, "dead-follower")  # issue 19 item 9: once pulled, it no longer "waits for `inv pull`"
+    assert "inv pull" not in after and after == f"its results were pulled into {tmp_path / 'results'}", after
 
 
 # ------------------------------------------------------------------ 6. a detached run interrupted

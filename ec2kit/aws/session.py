@@ -176,7 +176,9 @@ class AwsSession:
                 region_name=self.region,
                 endpoint_url=endpoint,
                 config=Config(
-                    retries={"max_attempts": 2 if endpoint else 5, "mode": "standard"},  # sandbox: fail fast
+                    # AWS: adaptive mode also slows this client down while AWS throttles it (a sweep's threads share
+                    # it); what still fails is waited out above (spotrun.transient). Sandbox: fail fast.
+                    retries={"max_attempts": 2, "mode": "standard"} if endpoint else {"max_attempts": 8, "mode": "adaptive"},
                     connect_timeout=10,
                     read_timeout=60,
                 ),

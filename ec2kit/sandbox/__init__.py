@@ -37,6 +37,8 @@ back to their defaults on ``reset()``):
 - Spot interruptions (``interrupt``): the 2-minute notice in instance metadata, then terminate,
   or stop (InstanceInterruptionBehavior=stop, disk kept) and start again with a new public IP on
   ``capacity_returns`` or after ``restart_after`` s.
+- Throttling (``knobs.throttle(settings, seconds)``): every API call answers HTTP 503
+  RequestLimitExceeded for the window; ``knobs.throttled()`` lists the calls refused and answered.
 
 Not imitated: IAM and permissions beyond the quota AccessDenied switch; security groups for
 anything but SSH, egress rules, NACLs, IPv6; real public IPs (instances live on 127.0.0.1

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..errors import NotFound, RemoteError
+from ..errors import Ec2kitError, NotFound, RemoteError
 from .prepare import _host
 from .state import _Run
+from .transient import transient, why
 
 
 def _instance_gone(run: _Run) -> bool:
@@ -23,12 +24,19 @@ def _instance_gone(run: _Run) -> bool:
 
 
 class _Watch:
-    """Rate-limited checks while following: stopped by `inv stop-run`? instance gone?"""
+    """Rate-limited checks while following: stopped by `inv stop-run`? instance gone?
 
-    def __init__(self, run: _Run, db_every: float = 2.0, cloud_every: float = 30.0) -> None:
+    EC2 answering "not now" (throttling, a 5xx) is no reason to end a run the follower sees running
+    over SSH: the check is skipped (said once per episode) and made again at the next turn.
+    """
+
+    def __init__(self, run: _Run, db_every: float = 2.0, cloud_every: float | None = None) -> None:
+        if cloud_every is None:  # 30 s at the default 1 s poll; faster polls (tests) ask EC2 more often
+            cloud_every = min(30.0, max(3.0, 30 * float(run.options.poll_interval or 1.0)))
         self.run, self.db_every, self.cloud_every = run, db_every, cloud_every
         self.next_db = self.next_cloud = time.monotonic() + db_every
         self.reason = ""
+        self.unanswered_since: float | None = None  # EC2 has been answering "not now" since (monotonic)
 
     def __call__(self) -> bool:
         now = time.monotonic()
@@ -40,19 +48,48 @@ class _Watch:
         if now >= self.next_cloud:
             # An instance can vanish while its SSH session lingers (or hangs): ask EC2 too.
             self.next_cloud = now + self.cloud_every
-            if _instance_gone(self.run):
+            try:
+                gone = _instance_gone(self.run)
+            except Ec2kitError as err:
+                if not transient(err):
+                    raise
+                self._not_now(err, now)
+                return False
+            if self.unanswered_since is not None:
+                self.run.say(
+                    f"{self.run.record.name}: EC2 answers again after {now - self.unanswered_since:.0f} s "
+                    "(the run went on meanwhile)"
+                )
+                self.unanswered_since = None
+            if gone:
                 self.reason = "lost"
                 return True
         return False
 
+    def _not_now(self, err: Ec2kitError, now: float) -> None:
+        if self.unanswered_since is None:
+            self.unanswered_since = now
+            self.run.say(
+                f"{self.run.record.name}: EC2 is {why(err)}; the script runs (SSH says so), so the run goes on "
+                "and EC2 is asked again later"
+            )
+
 
 OUTAGE_BACKOFF_MAX = 30.0  # seconds between reconnection attempts, at most
+DISK_FULL = "disk-full"  # the wrapper's status "why" when it stopped the script for a full disk
+
+
+def disk_full_note(results_dir: str, disk: int | None = None) -> str:
+    """What a run stopped for a full instance disk says (its log has the wrapper's line with the numbers)."""
+    bigger = f"a --disk above {disk} GiB" if disk else "a bigger --disk"
+    return (
+        f"the instance's disk is full: the script was stopped and what it wrote was pulled into {results_dir}; "
+        f"run again with {bigger} (its log shows where it filled up)"
+    )
 
 
 def _ec2_state(run: _Run) -> str | None:
     """What EC2 says of the run's instance ('running', 'gone', …), or None when EC2 cannot be asked either."""
-    from ..errors import Ec2kitError
-
     try:
         return "gone" if _instance_gone(run) else "running"
     except Ec2kitError:
@@ -65,7 +102,7 @@ def _follow(run: _Run) -> str:
     A link outage never ends a healthy run: while EC2 says the instance runs, reconnect with a
     capped backoff and say so (the wrapper keeps the results; it waits for the final pull).
     """
-    from ..errors import Ec2kitError, TimedOut
+    from ..errors import TimedOut
 
     assert run.follower is not None and run.instance is not None
     iid, name = run.instance.id, run.record.name
@@ -86,6 +123,9 @@ def _follow(run: _Run) -> str:
             status = run.follower.follow(should_stop=watch)
             if watch.reason:
                 return watch.reason
+            if status.get("why") == DISK_FULL:
+                run.record.options["note"] = disk_full_note(run.record.results_dir, run.options.disk)
+                run.say(f"{name}: {run.record.options['note']}")
             return status.get("state", "lost")
         except (RemoteError, TimedOut):
             if run.cancelled:

@@ -7,6 +7,7 @@ bytes in one exec); results come home with rsync over the same (shared) connecti
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -25,11 +26,26 @@ if TYPE_CHECKING:
 FINAL_STATES = ("succeeded", "failed", "timeout", "interrupted")
 RSYNC_OK = (0, 24)  # 24: files vanished while rsync ran (a checkpoint renamed mid-transfer)
 PARTIAL_DIR = ".rsync-partial"
-# A transfer is written into PARTIAL_DIR (--temp-dir: even a SIGKILLed rsync leaves nothing half-written
-# beside the results) and replaces its file only once complete; all of a pull's updates are renamed
-# into place at its end (--delay-updates), so a pull cut short (a dropped link, a killed rsync) leaves
-# the last good checkpoint as it was. Devices, FIFOs and sockets never travel.
+# Pushes: a transfer is written into PARTIAL_DIR (--temp-dir: even a SIGKILLed rsync leaves nothing
+# half-written beside the results) and all of a push's updates are renamed into place at its end
+# (--delay-updates). Devices, FIFOs and sockets never travel.
 SAFE_RSYNC = ("--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--delay-updates", "--no-devices", "--no-specials")
+# Pulls go further: a file the script rewrites in place while rsync reads it arrives torn. A pull brings
+# what changed into PARTIAL_DIR (the results themselves are its --compare-dest: unchanged files stay put,
+# changed ones use them as the delta basis), then lists the instance's results again and moves into place,
+# one rename each, only the files whose size and mtime did not move meanwhile; the others wait for the next
+# pull. A pull cut short (a dropped link, a killed rsync) leaves the results as they were. So what is at
+# home is always a complete version, at every moment.
+PULL_RSYNC = ("--compare-dest=..", "--partial-dir=" + PARTIAL_DIR, "--temp-dir=" + PARTIAL_DIR, "--no-devices",
+              "--no-specials", "--out-format=%n")  # fmt: skip
+# Never travel either way: rsync's and the pull's own, the wrapper's disk probe, checkpoints being written
+# (ec2kit.checkpoint.save and its shell idiom name them *.ec2kit-tmp until they are renamed whole).
+LOCAL_ONLY = (PARTIAL_DIR, ".ec2kit-disk-probe", "*.ec2kit-tmp")
+LISTING_MARK = "--ec2kit-listing--"
+# Logs are appended to all the time, so a pull nearly always meets one mid-append; a log caught so is a fine
+# copy (its start), unlike a checkpoint. Such a file comes home as it is while it only grows (grew_from), and,
+# when it is new, if its name says it is a log; anything else waits for a moment when it is not being written.
+LOG_SUFFIXES = (".log", ".csv", ".jsonl", ".tsv", ".txt", ".out", ".err")
 SPECIAL_KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",
@@ -90,6 +106,43 @@ def append_regular(path: Path, text: str) -> None:
         f.write(text)
 
 
+def grew_from(home: Path, staged: Path, chunk: int = 1 << 20) -> bool:
+    """Whether ``staged`` is ``home`` with bytes appended (an append-only file caught mid-append is a fine copy;
+    a checkpoint rewritten in place never starts with the whole previous one)."""
+    try:
+        if not home.is_file() or home.is_symlink() or staged.stat().st_size <= home.stat().st_size:
+            return False
+        with open(home, "rb") as old, open(staged, "rb") as new:
+            while block := old.read(chunk):
+                if new.read(len(block)) != block:
+                    return False
+        return True
+    except OSError:
+        return False
+
+
+def _empty_stage(stage: Path) -> None:
+    """Remove what a pull left in its staging directory, but rsync's partial files (a cut transfer resumes)."""
+    if not stage.is_dir() or stage.is_symlink():
+        return
+    for entry in os.scandir(stage):
+        if entry.name == PARTIAL_DIR:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+
+
+def last_lines(text: str, count: int = 3) -> str:
+    """The last ``count`` non-empty lines of a tool's stderr, shown as one (never hundreds of rsync lines)."""
+    from ..untrusted import visible
+
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    more = f"(… {len(lines) - count} lines before) " if len(lines) > count else ""
+    return more + visible(" / ".join(lines[-count:]), one_line=True)
+
+
 @dataclass
 class Follower:
     """Follows run ``run`` on ``host``; results go to ``results`` (None: the monitor gets them).
@@ -115,6 +168,8 @@ class Follower:
     last_pull: float = 0.0
     pulls: int = 0
     last_error: str = ""
+    busy: Callable[[], None] | None = None  # told once when a pull has to wait for another pull of the run
+    torn: list[str] = field(default_factory=list)  # files the last pull put back (changed while they travelled)
     _partial: str = ""
 
     def poll(self) -> dict:
@@ -160,41 +215,124 @@ class Follower:
         return self.host.expand(f"~/ec2kit/{self.run}/results") + "/"
 
     def pull_argv(self) -> list[str]:
-        """The rsync that brings the instance's results into :attr:`results` (complete files only)."""
+        """The rsync that brings what changed on the instance into :attr:`results`' PARTIAL_DIR (see PULL_RSYNC)."""
         assert self.results is not None
-        (self.results / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
+        stage = self.results / PARTIAL_DIR
+        (stage / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
         return self.host.rsync_argv(
-            self.remote_results(), str(self.results) + "/", connect_timeout=5, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
+            self.remote_results(), str(stage) + "/", connect_timeout=5, options=PULL_RSYNC, excludes=LOCAL_ONLY
         )
 
-    def pull(self) -> bool:
+    def lock_path(self) -> Path:
+        """The flock that serialises pulls into :attr:`results` (the follower, `inv pull`, `inv stop-run`: each
+        would clean PARTIAL_DIR under the other's transfer): a hidden file beside the results directory."""
+        assert self.results is not None
+        return self.results.parent / f".{self.results.name}.ec2kit-pull.lock"
+
+    def pull(self, *, wait: bool = True) -> bool:
         """rsync the instance's results into :attr:`results`; False when rsync failed.
 
         A file is replaced only by a complete new version; a device, FIFO or socket in the
         results directory stops the pull before rsync runs (False; :attr:`last_error` names it).
+        One pull of a run at a time (:meth:`lock_path`): when another runs, ``wait`` waits for it
+        (telling :attr:`busy` first), else this pull is skipped (True: the other one brings the results).
         """
+        from ..fsutil import file_lock
+
         if self.results is None:
             return True
         self.results.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.lock_path(), blocking=False) as free:
+            if free:
+                return self._pull()
+        if not wait:
+            return True
+        if self.busy is not None:
+            self.busy()
+        with file_lock(self.lock_path()):
+            return self._pull()
+
+    def _pull(self) -> bool:
+        assert self.results is not None
         try:
             check_no_special_files(self.results)
         except ConfigError as err:  # a located error for the caller to say; the run itself goes on
             self.last_error = f"{err} {err.hint or ''}".strip()
             return False
-        argv = self.pull_argv()
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+        stage = self.results / PARTIAL_DIR
+        _empty_stage(stage)
+        done = subprocess.run(self.pull_argv(), stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         self.last_pull = time.monotonic()
+        brought = [n for n in done.stdout.decode(errors="surrogateescape").splitlines() if n and not n.endswith("/")]
+        try:
+            self.torn = self._settle(brought)
+        except RemoteError as err:  # the instance cannot say what it holds now: none of what came is trusted
+            self.last_error = str(err)
+            return False
+        finally:
+            _empty_stage(stage)
         if done.returncode in RSYNC_OK:
             self.pulls += 1
             if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
-                shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
+                shutil.rmtree(stage, ignore_errors=True)
             return True
-        self.last_error = done.stderr.decode(errors="replace").strip()
+        self.last_error = last_lines(done.stderr.decode(errors="replace"))
         # What the failed pull left in PARTIAL_DIR must not fill the disk for the next one (a full disk stays full).
         shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
         if self.pull_failed is not None:
             self.pull_failed()
         return False
+
+    def _settle(self, brought: list[str]) -> list[str]:
+        """Move into place each file this pull ``brought`` whose instance copy kept its size and mtime since
+        (or that only grew from the version at home: a log, metrics.csv, appended to as it travelled); return
+        the others (rewritten during their transfer: maybe torn; the next pull tries again)."""
+        assert self.results is not None
+        if not brought:
+            return []
+        stage, now, torn = self.results / PARTIAL_DIR, self.remote_listing(), []
+        for name in brought:
+            staged = stage / name
+            try:
+                st = os.lstat(staged)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and name in now:
+                size, mtime = now[name]
+                whole_seconds = st.st_mtime_ns % 1_000_000_000 == 0  # an rsync that keeps no sub-second times
+                same = int(mtime) == int(st.st_mtime) if whole_seconds else abs(mtime - st.st_mtime_ns / 1e9) < 2e-6
+                home = self.results / name
+                appended = grew_from(home, staged) or (name.endswith(LOG_SUFFIXES) and not home.exists())
+                if (size != st.st_size or not same) and not appended:
+                    torn.append(name)
+                    continue
+            # else: gone from the instance since (what came is what there was), or a link: as it came
+            target = self.results / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                continue  # a directory where a file came: leave both; rsync names it next time
+            os.replace(staged, target)
+        return torn
+
+    def remote_listing(self) -> dict[str, tuple[int, float]]:
+        """Size and mtime of every file in the instance's results now (one exec)."""
+        root = self.remote_results()
+        got = self.host.run(
+            f"cd {shlex.quote(root)} 2>/dev/null && echo {LISTING_MARK} && find . -type f -printf '%s %T@ %P\\0'",
+            check=False,
+            timeout=self.poll_timeout,
+        )
+        if LISTING_MARK not in got.stdout:
+            raise RemoteError(f"Could not list the results of run {self.run} on {self.host.name}: {last_lines(got.stderr)}")
+        listing: dict[str, tuple[int, float]] = {}
+        for entry in got.stdout.split(LISTING_MARK, 1)[1].lstrip("\n").split("\0"):
+            size, _, rest = entry.partition(" ")
+            mtime, _, name = rest.partition(" ")
+            try:
+                listing[name] = (int(size), float(mtime))
+            except ValueError:
+                continue
+        return listing
 
     def push(self) -> None:
         """rsync :attr:`results` up to the instance (a replacement resumes from them): complete files only."""
@@ -203,12 +341,12 @@ class Follower:
         check_no_special_files(self.results)
         self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results/{PARTIAL_DIR}"')
         argv = self.host.rsync_argv(
-            str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=(PARTIAL_DIR,)
+            str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=LOCAL_ONLY
         )
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         if done.returncode not in RSYNC_OK:
             raise RemoteError(
-                f"Could not push the results of run {self.run} back to {self.host.name}: {done.stderr.decode(errors='replace').strip()}",
+                f"Could not push the results of run {self.run} back to {self.host.name}: {last_lines(done.stderr.decode(errors='replace'))}",
                 hint=f"The local copy in {self.results} is intact.",
             )
 
@@ -234,7 +372,8 @@ class Follower:
                     self.status = {**self.status, "state": "lost", "why": "wrapper", "beat_age": self.beat_age}
                     break
             if self.results is not None and now - self.last_pull >= self.pull_interval:
-                self.pull()
+                self.pull(wait=False)  # skipped while `inv pull` is at it: look again one interval later
+                self.last_pull = max(self.last_pull, now)
             time.sleep(max(0.0, min(next_poll, self.last_pull + self.pull_interval) - time.monotonic()) or 0.05)
         self.flush()
         return self.status

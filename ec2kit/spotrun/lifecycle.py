@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import Ec2kitError, RunError
 from ..runs import RunRecord, Runs, masked_vars
 from ..tags import RUN_TAG
+from . import signals
 from .attempt import FINISHED, Attempt
 from .commands import kill_command
 from .home import bring_home, say_home_failed
@@ -67,20 +68,27 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
     runs.create(record)
     run = _Run(ctx, options, record)
     results.mkdir(parents=True, exist_ok=True)
-    try:
-        return _attempts(run)
-    except KeyboardInterrupt:
-        if run.outage_since is not None and run.script_started and run.instance is not None:
-            return _leave_detached(run)
-        run.say(f"{name}: interrupted (Ctrl-C): pulling results and cleaning up")
-        _abort(run, "cancelled")
-        return run.record
-    except BaseException as err:
-        ended = run.record.state in ("interrupted", "lost") and run.record.ended_at is not None  # out of retries
-        _abort(run, run.record.state if ended else "failed")
-        if isinstance(err, Ec2kitError):
-            raise
-        raise RunError(f"Run {name} failed unexpectedly ({type(err).__name__}: {err}); its resources were cleaned up.") from err
+    with signals.as_interrupts():  # SIGTERM: as Ctrl-C; SIGHUP (terminal closed): a detached run (spotrun/signals.py)
+        try:
+            return _attempts(run)
+        except KeyboardInterrupt as stop:
+            hangup = isinstance(stop, signals.Signalled) and stop.hangup
+            if hangup:
+                run.say = run.out = lambda _m: None  # the terminal is gone
+            if (hangup or run.outage_since is not None) and run.script_started and run.instance is not None:
+                return _leave_detached(run, "its terminal closed (SIGHUP)" if hangup else "")
+            what = f"interrupted ({stop.args[0] if isinstance(stop, signals.Signalled) else 'Ctrl-C'})"
+            run.say(f"{name}: {what}: pulling results and cleaning up")
+            _abort(run, "cancelled")
+            return run.record
+        except BaseException as err:
+            ended = run.record.state in ("interrupted", "lost") and run.record.ended_at is not None  # out of retries
+            _abort(run, run.record.state if ended else "failed")
+            if isinstance(err, Ec2kitError):
+                raise
+            raise RunError(
+                f"Run {name} failed unexpectedly ({type(err).__name__}: {err}); its resources were cleaned up."
+            ) from err
 
 
 def _attempts(run: _Run) -> RunRecord:
@@ -138,13 +146,15 @@ def _ends(opts: SpotRunOptions, name: str) -> str:
     )
 
 
-def _leave_detached(run: _Run) -> RunRecord:
-    """Ctrl-C while out of contact: the instance is healthy as far as EC2 knows, so leave the run to
-    itself as a detached run (its wrapper waits for `inv pull`) instead of destroying it blind."""
+def _leave_detached(run: _Run, why: str = "") -> RunRecord:
+    """Ctrl-C while out of contact (or ``why``: the terminal closed): the instance is healthy as far as EC2
+    knows, so leave the run to itself as a detached run (its wrapper waits for `inv pull`) instead of
+    destroying it blind."""
     rec = run.record
     assert run.instance is not None
     rec.options["detach"] = True
-    rec.options["note"] = f"left running when Ctrl-C came during a link outage; `inv pull {rec.name}` brings its results"
+    when = f"when {why}" if why else "when Ctrl-C came during a link outage"
+    rec.options["note"] = f"left running {when}; `inv pull {rec.name}` brings its results"
     run.save()
     run.say(
         f"{rec.name}: Ctrl-C while out of contact with {run.instance.id}; EC2 says it is running, so the run goes on "

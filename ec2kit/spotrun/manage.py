@@ -13,9 +13,11 @@ from ..runs import RunRecord, Runs
 from ..tags import MANAGED_TAG
 from . import owner
 from .commands import attach_command, kill_command
+from .follow import DISK_FULL, disk_full_note
 from .follower import FINAL_STATES, Follower
 from .options import RUN_TAG
 from .release import log_tail, release, release_all
+from .state import _default_say
 
 if TYPE_CHECKING:
     from ..aws.models import Instance
@@ -269,6 +271,8 @@ def _settle(ctx: Context, record: RunRecord, status: dict) -> None:
         record.state = status["state"]
         record.exit_code = status.get("exit_code")
         record.ended_at = time.time()
+        if status.get("why") == DISK_FULL:
+            record.options["note"] = disk_full_note(record.results_dir, record.options.get("disk"))
         Runs(ctx.settings.runs_db).save(record)
 
 
@@ -312,16 +316,27 @@ def pull(ctx: Context, run: str) -> Path:
             )
         raise WrongState(f"Run {run}'s instance is gone; {record.results_dir} holds what was pulled before it ended.")
     f = _follower(ctx, record, inst, out=lambda _line: None)
+    waited: list[bool] = []
+
+    def busy() -> None:
+        waited.append(True)
+        _default_say(f"{run}: another pull of this run is under way (its follower, or another `inv pull`); waiting for it")
+
+    f.busy = busy
     status = f.poll()
     if not f.pull():
+        fresh = Runs(ctx.settings.runs_db).find(run) if waited else None
+        if fresh is not None and fresh.options.get("pulled"):  # the other pull was the final one, and released the instance
+            _default_say(f"{run}: the other pull brought the final results into {fresh.results_dir}")
+            return Path(fresh.results_dir)
         raise RemoteError(f"Pulling the results of run {run} from {inst.label} failed: {f.last_error}")
     ended = status.get("state") in FINAL_STATES and status.get("ended_at")
     resumable = bool(record.options.get("resumable"))
     if ended and not (resumable and status.get("state") == "interrupted"):  # an interrupted resumable run goes on
         f.mark_pulled()
         record.options["pulled"] = True
-        if record.options.pop("not_home", None):  # the note said what a failed final pull left behind: now home
-            record.options["note"] = "its results came home with `inv pull` after the final pull had failed"
+        record.options["note"] = f"its results were pulled into {record.results_dir}"  # no more "waits for `inv pull`"
+        record.options.pop("not_home", None)  # what a failed final pull left behind is home now
     _settle(ctx, record, status)
     Runs(ctx.settings.runs_db).save(record)
     if resumable and record.options.get("pulled"):

@@ -154,6 +154,9 @@ def bundle(options: SpotRunOptions, wrapper: str) -> bytes:
         info.mode |= 0o755
         with open(script, "rb") as f:
             tar.addfile(info, f)
+        from .. import checkpoint  # `from ec2kit_checkpoint import save` on the instance (stdlib only)
+
+        tar.add(checkpoint.__file__, arcname="ec2kit_checkpoint.py")
         data = wrapper.encode()
         info = tarfile.TarInfo("wrapper.sh")
         info.size, info.mode, info.mtime = len(data), 0o755, int(time.time())

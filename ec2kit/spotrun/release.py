@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ def _release_instance(run: _Run) -> list[str]:
         iid = run.instance.id
         run.ctx.forget_host(iid)
         # Waiting for 'terminated' is only needed to free the data volumes for deletion.
-        remaining += terminate_instance(cloud, iid, rec.request_id, wait=bool(rec.volumes))
+        remaining += terminate_instance(cloud, iid, rec.request_id, wait=bool(rec.volumes), say=run.say)
         rec.instance_stopped()
     for vol in list(rec.volumes):
         left = _delete_volume(cloud, vol)
@@ -44,20 +45,24 @@ def _release_instance(run: _Run) -> list[str]:
     return remaining
 
 
-def terminate_instance(cloud: Any, instance_id: str, request_id: str | None, *, wait: bool = True) -> list[str]:
-    """Cancel ``request_id`` (if any), terminate the instance (and wait for it); what could not be removed, as hints."""
+def terminate_instance(
+    cloud: Any, instance_id: str, request_id: str | None, *, wait: bool = True, say: Callable[[str], None] | None = None
+) -> list[str]:
+    """Cancel the request, terminate the instance; AWS throttling is waited out (``transient.patiently``)."""
+    from .transient import patiently
+
     try:
         if request_id:
             try:
-                cloud.cancel_spot_request(request_id)
+                patiently(lambda: cloud.cancel_spot_request(request_id), what=f"cancel spot request {request_id}", say=say)
             except Ec2kitError:
                 pass  # already closed or gone
         try:
-            cloud.terminate(instance_id)
+            patiently(lambda: cloud.terminate(instance_id), what=f"terminate {instance_id}", say=say)
         except NotFound:
             return []
         if wait:
-            cloud.wait(instance_id, "terminated", timeout=300)
+            patiently(lambda: cloud.wait(instance_id, "terminated", timeout=300), what=f"see {instance_id} terminated", say=say)
         return []
     except Exception as err:  # noqa: BLE001 - reported to the user as a leftover
         return [f"instance {instance_id} ({err}): inv terminate {instance_id}"]
@@ -82,6 +87,7 @@ def _report_leftovers(run: _Run, remaining: list[str]) -> None:
         text = "; ".join(remaining)
         run.say(f"{run.record.name}: could not remove everything. Still there: {text}")
         run.record.options["leftovers"] = remaining
+        run.record.options["note"] = f"could not remove {text}; `inv cleanup` removes what is left"
         run.save()
 
 

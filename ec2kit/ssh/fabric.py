@@ -88,7 +88,7 @@ class _Channel:
                 raise connect_error(t.target, "other", "no exit status (the connection may have dropped)")
             code = self.ch.recv_exit_status()
             if code == -1:
-                raise closed_while_running(t.target, "a command")
+                raise closed_while_running(t.target)
             return int(code)
         finally:
             self.ch.close()

@@ -247,7 +247,7 @@ class _Process:
                 raise failure from None
             if t.control is not None and not t.shared_connection_alive():
                 # a shared connection that drops ends its clients with 255 and no message
-                raise closed_while_running(t.target, "a command") from None
+                raise closed_while_running(t.target) from None
         return code
 
     def kill(self) -> None:

@@ -101,7 +101,7 @@ def connect_error(target: SshTarget, reason: str, detail: str = "") -> RemoteErr
 
 def closed_while_running(target: SshTarget, shown: str | None = None, why: str = "") -> RemoteError:
     """The connection ended while a command ran (instance stopped, rebooted, network)."""
-    what = f": {shown}" if shown else " a command."
+    what = f": {shown.rstrip('.')}." if shown else " a command."  # a sentence, then the hint (never "a command Did…")
     return RemoteError(
         f"The connection to {who(target)} {why or 'closed'} while running{what}",
         hint="Did the instance stop or reboot? Check with `inv instances`.",

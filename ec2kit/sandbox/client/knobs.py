@@ -29,6 +29,8 @@ __all__ = [
     "deny_quota_access",
     "set_capacity",
     "capacity_returns",
+    "throttle",
+    "throttled",
 ]
 
 
@@ -111,6 +113,21 @@ def set_capacity(
 def capacity_returns(settings_or_info: Settings | SandboxInfo, instance_id: str) -> None:
     """EC2 starts again an instance it stopped for a spot interruption (new public IP)."""
     _post(settings_or_info, f"/capacity-returns/{instance_id}", f"restart {instance_id}")
+
+
+def throttle(settings_or_info: Settings | SandboxInfo, seconds: float, *, code: str = "RequestLimitExceeded") -> dict[str, Any]:
+    """For ``seconds`` from now every EC2 (SSM, quota) API call answers HTTP 503 ``code``, as AWS does when it
+    throttles an account; 0 ends it. The log of refused calls starts afresh (see :func:`throttled`)."""
+    return _post(settings_or_info, "/throttle", f"throttle for {seconds} s", seconds=seconds, code=code)
+
+
+def throttled(settings_or_info: Settings | SandboxInfo) -> dict[str, Any]:
+    """``{"left": s, "refused": [actions…], "passed": [actions answered since the window opened]}``."""
+    info = control(settings_or_info)
+    code, body = request(f"{info.control_url}/throttle")
+    if code != 200:
+        raise SandboxError(f"The sandbox did not describe its throttle ({code}).")
+    return body
 
 
 def interrupt(

@@ -36,6 +36,9 @@ Control::
                                  interrupt_after=S: every spot instance launched into (type, zone) from
                                  now on is reclaimed S s after launch (notice min(S,120) s before);
                                  interrupt_after=-1 clears it
+    POST /throttle?seconds=S[&code=C]
+                                 for S s every EC2/SSM/quota API call answers 503 C (RequestLimitExceeded);
+                                 GET /throttle: seconds left, the actions refused, those answered since
     POST /reset                  wipe moto and every host, volume and image file; account knobs to defaults
     POST /shutdown               stop everything and exit
 """
@@ -331,6 +334,10 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                     return self.reply(404, {"error": f"{path[1]} has no running sshd", "state": state})
                 source = query.get("from", [None])[0]
                 return self.reply(200, control.reachable_address(path[1], address, source))
+            if path == ["throttle"]:
+                from ..moto.throttle import THROTTLE
+
+                return self.reply(200, THROTTLE.snapshot() if THROTTLE else {"error": "no throttle"})
             if path == ["checkip"]:
                 return self.reply(200, control.account.caller_ip + "\n", "text/plain")
             if path == ["account"]:
@@ -375,7 +382,18 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                     return self.reply(409, {"error": str(err.args[0])})
             if path[:1] in (["account"], ["quota"], ["capacity"]):
                 return self.route_account(path, query)
+            if path == ["throttle"]:
+                from ..moto.throttle import THROTTLE
+
+                if THROTTLE is None:
+                    return self.reply(409, {"error": "moto runs without its throttle"})
+                seconds = float(query.get("seconds", ["0"])[0])
+                return self.reply(200, THROTTLE.start(seconds, query.get("code", ["RequestLimitExceeded"])[0]))
             if path == ["reset"]:
+                from ..moto.throttle import THROTTLE
+
+                if THROTTLE is not None:
+                    THROTTLE.start(0)
                 control.on_reset()
                 control.notices.clear()
                 control.stopped_by_interruption.clear()

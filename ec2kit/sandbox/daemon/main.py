@@ -88,7 +88,7 @@ def run(root: Path) -> int:
         region_name=REGION,
         aws_access_key_id=CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-        config=Config(user_agent_extra=DAEMON_AGENT),  # its own calls stay out of the request log
+        config=Config(user_agent_extra=DAEMON_AGENT),  # its own calls: out of the request log, never throttled
     )
 
     ctl_port = free_port()

@@ -73,8 +73,11 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
+        from . import throttle
+
         self.changes = ChangeCounter(DomainDispatcherApplication(create_backend_app), request_log)
-        self.server = make_server("127.0.0.1", port, self.changes, threaded=True)
+        throttle.THROTTLE = self.throttle = throttle.Throttle(self.changes, DAEMON_AGENT)  # answers 503 while a test asks it to
+        self.server = make_server("127.0.0.1", port, self.throttle, threaded=True)
         self.port = port
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
 
