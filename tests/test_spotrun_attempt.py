@@ -154,7 +154,7 @@ def test_a_final_pull_that_cannot_land_keeps_the_instance_and_the_run_is_not_suc
     pull(ctx, rec.name)
     assert (results / "final.bin").stat().st_size == 6000000
     pulled = Runs(sandbox.settings.runs_db).get("full-disk")
-    assert pulled.state == "succeeded" and "came home" in pulled.options["note"] and not pulled.options.get("not_home")
+    assert pulled.state == "succeeded" and "pulled into" in pulled.options["note"] and not pulled.options.get("not_home")
     wait_until(lambda: run_resources(sandbox, "full-disk") == {}, 60, "the instance to power off after the pull")
 
 
@@ -235,9 +235,9 @@ def test_an_interruption_during_the_final_pull_is_retried_and_the_result_comes_h
     seen: dict = {}
 
     def interrupt_mid_pull() -> None:
-        def transferring() -> bool:
+        def transferring() -> bool:  # a temporary copy of final.bin somewhere under the results (rsync's temp dir)
             try:
-                return any("final.bin" in p.name for p in partial.iterdir())
+                return any(p != partial.parent / "final.bin" for p in partial.parent.rglob("*final.bin*"))
             except OSError:
                 return False
 
