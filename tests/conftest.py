@@ -160,15 +160,14 @@ def launched(sandbox):
 
 
 SERVER_FIXTURES = {"sandbox", "sandbox_reset", "moto_server", "moto_reset", "sshd_host", "sshd_factory"}
-#: Modules whose tests start real programs (the CLI as a process, tmux, the sandbox daemon, rsync).
-PROCESS_MODULES = {"test_cli", "test_plot_cli", "test_installed", "test_spotrun_wrapper", "test_sandbox", "test_spotrun_monitor"}
+#: Directories whose tests run what a user types end to end (the CLI as a process, tmux, the daemon, rsync).
+END_TO_END = (Path(__file__).parent / "e2e", Path(__file__).parent / "bad")
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark every test that needs a server (moto, the sandbox daemon, sshd) or starts real programs as
     ``sandbox``, so ``pytest -m "not sandbox"`` is the fast, host-free tier."""
     for item in items:
-        module = getattr(item, "module", None)
-        slow = module is not None and module.__name__.rsplit(".", 1)[-1] in PROCESS_MODULES
+        slow = any(Path(item.path).is_relative_to(d) for d in END_TO_END)
         if slow or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sandbox)

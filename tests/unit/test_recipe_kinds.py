@@ -30,7 +30,7 @@ from ec2kit.recipe.kinds import KINDS, SHELL_KINDS
 from ec2kit.recipe.loader import parse_toml
 from ec2kit.recipe.script import COMMAND, build_script, new_nonce, parse_output
 
-KIND_CASES = Path(__file__).parent / "kinds"
+KIND_CASES = Path(__file__).parent.parent / "kinds"
 CASE_FILES = sorted(KIND_CASES.glob("*/*.toml"))
 EXTRA_KEYS = ("state", "expect", "check")
 

@@ -22,7 +22,7 @@ from ec2kit.recipe.loader import parse_toml
 from ec2kit.ssh.openssh import OpenSshTransport
 from ec2kit.ssh.target import SshTarget
 
-CASES = Path(__file__).parent / "cases"
+CASES = Path(__file__).parent.parent / "cases"
 CASE_FILES = sorted(p for p in CASES.glob("*/*.toml"))
 
 

@@ -30,7 +30,7 @@ from ec2kit.runs import Runs
 from ec2kit.spotrun import list_runs, pull, refresh, spot_run
 from ec2kit.spotrun.commands import tmux
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-TRAIN = Path(__file__).resolve().parent.parent / "examples" / "train.py"
+TRAIN = Path(__file__).resolve().parents[2] / "examples" / "train.py"
 
 
 def train(results: Path, attempt: int, steps: int = 12, step_seconds: float = 0.0) -> subprocess.Popen:

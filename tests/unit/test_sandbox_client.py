@@ -54,7 +54,7 @@ def _module_exists(root: Path, dotted: str) -> bool:
 def test_every_import_of_an_ec2kit_module_names_one_that_exists():
     """In ec2kit, its tests and bench, imports inside functions too: after modules move (the sandbox's
     client/, daemon/, moto/), a stale import there would only fail when that code path runs."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     stale = []
     files = [*(root / "ec2kit").rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "bench").glob("*.py"), root / "tasks.py"]
     for path in sorted(files):
@@ -89,7 +89,7 @@ SANDBOX_LAYERS = ("daemon", "moto", "client")  # top first: each may import only
 
 
 def test_inside_the_sandbox_imports_go_daemon_then_moto_then_client_and_never_up_to_ssh():
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     wrong = []
     for layer in SANDBOX_LAYERS:
         below = SANDBOX_LAYERS[SANDBOX_LAYERS.index(layer) :]

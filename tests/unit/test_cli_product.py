@@ -217,7 +217,7 @@ def test_bash_completes_an_instance_name_through_the_printed_script(known):
 def test_the_readme_documents_the_short_flag_table():
     from ec2kit.cli.flags import short_flag_rows
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = [
         (line.split("|")[1].strip(" `"), line.split("|")[2].strip(" `"))
         for line in readme.splitlines()

@@ -14,7 +14,7 @@ from ec2kit.aws.prices import on_demand_prices, parse_price_list, price_table, s
 from ec2kit.errors import ConfigError, CredentialsError
 from ec2kit.settings import Settings
 
-DATA = Path(__file__).parent / "data" / "pricing"
+DATA = Path(__file__).parent.parent / "data" / "pricing"
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 M5_TOKEN = json.loads((DATA / "m5-us-east-1-page1.json").read_text())["NextToken"]
 

@@ -17,7 +17,7 @@ from ec2kit.context import Context
 from ec2kit.spotrun import SpotRunOptions, cleanup, list_runs, pull, refresh, spot_run, stop_run
 from ec2kit.spotrun.lifecycle import RUN_TAG
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAST = dict(pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, pull_wait=15)
 
 

@@ -22,7 +22,7 @@ from ec2kit.errors import ConfigError, NotFound, RemoteError
 from ec2kit.sandbox.moto.images import UBUNTU_AMI_ID
 from ec2kit.spotrun import SpotRunOptions, spot_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_IP = "198.51.100.7"
 
 

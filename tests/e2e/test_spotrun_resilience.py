@@ -23,7 +23,7 @@ from ec2kit.runs import Runs
 from ec2kit.sandbox import knobs
 from ec2kit.spotrun import spot_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

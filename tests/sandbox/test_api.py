@@ -18,7 +18,7 @@ from cli_helpers import run_inv
 from ec2kit.api import EC2, CommandResult, Instance, Listing, RecipeReport, Run, UnknownInstance, examples_dir, identifier
 from ec2kit.errors import ConfigError, NotFound, RecipeError, Terminated, UnexpectedExit, WrongState
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

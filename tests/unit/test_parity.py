@@ -151,7 +151,7 @@ def test_the_builtin_defaults_are_written_once():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "ec2kit"
+    root = Path(__file__).resolve().parents[2] / "ec2kit"
     default = re.compile(r'(=|\bor)\s*"(t3\.medium|m5\.large|/mnt/data)"')
     spelled = {
         str(p.relative_to(root)): default.findall(p.read_text())
