@@ -292,7 +292,7 @@ class MachineVerbs(Face):
         spot = {} if no_spot else p.spot_prices(family, self.cloud)
         if sandbox:
             self._say(
-                "[dim]The sandbox has no Pricing API: on-demand prices need AWS; spot prices are moto's placeholders.[/dim]",
+                "[dim]The sandbox has no Pricing API: on-demand prices need AWS;\nits spot prices are moto's placeholders.[/dim]",
                 note=True,
             )
         zones = sorted({z for t in spot.values() for z in t})
