@@ -173,9 +173,11 @@ class RunVerbs(Face):
         """What spot runs left behind (instances, volumes, spot requests of runs that are over), as ``inv cleanup``
         lists it; ``dry_run=False`` removes them. Your named machines, volumes and snapshots are never touched."""
         from .. import spotrun
+        from ..sweep.records import live_sweep_names
 
+        live = live_sweep_names(self.ctx.settings.home)
         return Listing(
-            spotrun.cleanup(self.ctx, dry_run=dry_run),
+            spotrun.cleanup(self.ctx, dry_run=dry_run, live_sweeps=live),
             title="Leftovers" if dry_run else "Removed",
             columns=("kind", "id", "name", "why"),
             row=lambda x: (x.kind, x.id, x.name, x.reason),

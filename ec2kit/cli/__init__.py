@@ -10,6 +10,7 @@ from invoke import Collection, Task
 
 from .. import __version__
 from . import instances, project, recipes, runs, sandbox, storage, sweeps
+from .registry import set_namespace
 from .repl import repl as repl_task
 
 ns = Collection()
@@ -20,6 +21,7 @@ for _module in (instances, storage, recipes, runs, sweeps, project):
 ns.add_collection(Collection.from_module(sandbox, name="sandbox"))
 ns.add_task(repl_task)
 ns.configure({"run": {"echo": False}})
+set_namespace(ns)
 
 
 def main() -> None:

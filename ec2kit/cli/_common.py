@@ -128,8 +128,9 @@ HELP_WORDS = ("--help", "-h")
 
 def full_name(made: Any) -> str:
     """The name a task is called by, with its collection (``sandbox.interrupt``, not ``interrupt``)."""
-    from . import ns
+    from .registry import namespace
 
+    ns = namespace()
     return next((name for name in ns.task_names if ns[name] is made), made.name)
 
 

@@ -58,7 +58,9 @@ class Ec2kitProgram(Program):
         head = words[: words.index("--")] if "--" in words else words
         if not {"-h", "--help"} & set(head):
             return
-        from . import ns
+        from .registry import namespace
+
+        ns = namespace()
 
         named = [w for w in head if w in ns.task_names or any(w in aliases for aliases in ns.task_names.values())]
         self.argv = [self.argv[0], "--help", *named[:1]]
@@ -116,7 +118,9 @@ class Ec2kitProgram(Program):
 
     def print_help(self) -> None:
         """The commands by group, one line each; then the short flags and where the rest is."""
-        from . import ns
+        from .registry import namespace
+
+        ns = namespace()
         from .flags import short_flag_rows
 
         width = shutil.get_terminal_size((100, 24)).columns

@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, NotFound, RecipeError
-from ..paths import data_dir
 from .kinds import COMMON_KEYS, KINDS, Where, check_values
+from .locations import (
+    builtin_recipes_dir,
+    builtin_templates_dir,
+    key_line,
+    shown_path,
+    step_header_lines,
+    user_dir,
+    where,
+)
 from .model import Recipe, RecipeInfo, Step
 from .variables import resolve_vars
 
@@ -33,23 +41,6 @@ TOP_KEYS = ("description", "uses", "vars", "secrets", "hosts", "step")
 #: beyond them a recipe is a runaway, and its batch script would pass what one ssh command can carry.
 MAX_STEPS = 1000
 MAX_RECIPE_BYTES = 16 * 1024 * 1024
-
-
-def builtin_recipes_dir() -> Path:
-    """Recipes shipped with ec2kit (package data first, then the source checkout)."""
-    return data_dir("recipes")
-
-
-def builtin_templates_dir() -> Path:
-    """Templates shipped with ec2kit (package data first, then the source checkout)."""
-    return data_dir("templates")
-
-
-def user_dir(kind: str) -> Path:
-    """``~/.ec2kit/recipes`` or ``~/.ec2kit/templates`` (under EC2KIT_HOME): yours, for every project."""
-    from ..settings import default_home
-
-    return default_home() / kind
 
 
 def default_search_path() -> list[Path]:
@@ -69,51 +60,6 @@ def source_of(path: Path) -> str:
     if folder == user_dir("recipes").resolve():
         return "user"
     return "project"
-
-
-# -- source locations ---------------------------------------------------------------
-
-
-def source_context(text: str, line: int, around: int = 2) -> str:
-    """Lines ``line-around .. line+around`` of ``text``, numbered, the given line marked."""
-    lines = text.splitlines()
-    out = []
-    for n in range(max(1, line - around), min(len(lines), line + around) + 1):
-        out.append(f"{'>' if n == line else ' '} {n:4} | {lines[n - 1]}")
-    return "\n".join(out)
-
-
-def step_header_lines(text: str) -> list[int]:
-    """1-based line numbers of every ``[[step]]`` header, in order."""
-    return [i for i, ln in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*step\s*\]\]", ln)]
-
-
-def key_line(text: str, header: int, key: str) -> int:
-    """Line of ``key = ...`` inside the step starting at ``header`` (the header when not found)."""
-    lines = text.splitlines()
-    for n in range(header + 1, len(lines) + 1):
-        ln = lines[n - 1]
-        if re.match(r"\s*\[", ln):
-            break
-        if re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", ln):
-            return n
-    return header
-
-
-def where(step: Step, key: str | None = None) -> tuple[str, str]:
-    """``("recipes/base.toml:14", context)`` for a step (and one of its keys)."""
-    if step.source is None or not step.source.exists():
-        return (step.recipe, "")
-    text = step.source.read_text()
-    line = key_line(text, step.line, key) if key else step.line
-    return (f"{_show(step.source)}:{line}", source_context(text, line))
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 # -- parsing ------------------------------------------------------------------------
@@ -206,7 +152,7 @@ def _key_locator(shown: str, text: str, header: int) -> Callable[[str], str]:
 
 def _read_text(path: Path) -> str:
     """The file as UTF-8 text; anything else is a RecipeError naming the byte and line."""
-    shown = _show(path)
+    shown = shown_path(path)
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -222,7 +168,7 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_file(path: Path, extra_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Step]]:
-    shown = _show(path)
+    shown = shown_path(path)
     try:
         size = path.stat().st_size
     except OSError:
@@ -309,13 +255,13 @@ def load_recipe(name_or_path: str, search_path: list[Path] | None = None, *, ext
     recipe = _load(path, dirs, stack=[], seen=set(), extra_keys=extra_keys)
     if len(recipe.steps) > MAX_STEPS:
         raise RecipeError(
-            f"{_show(path)}: recipe '{recipe.name}' has {len(recipe.steps)} steps (with the recipes it uses); "
+            f"{shown_path(path)}: recipe '{recipe.name}' has {len(recipe.steps)} steps (with the recipes it uses); "
             f"ec2kit runs at most {MAX_STEPS} in one recipe.",
             hint="Split it into several recipes, or loop inside one step's script.",
         )
     if not recipe.steps:
         raise RecipeError(
-            f"{_show(path)}: recipe '{recipe.name}' has no steps.",
+            f"{shown_path(path)}: recipe '{recipe.name}' has no steps.",
             hint='Add one: [[step]] with name = "..." and run = "..." (or uses = ["base"] to take another\'s).',
         )
     return recipe
@@ -339,7 +285,7 @@ def check_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
             raise RecipeError(
                 f"--set {name}: recipe '{recipe.name}' has no variable '{name}'.{guess} Its variables: {declared}.",
                 hint="To pass a new variable, declare it with a default in the recipe's [vars]"
-                + (f" ({_show(recipe.path)})." if recipe.path else "."),
+                + (f" ({shown_path(recipe.path)})." if recipe.path else "."),
             )
 
 
@@ -354,17 +300,19 @@ def _load(path: Path, dirs: list[Path], stack: list[str], seen: set[Path], extra
     for used in recipe.uses:
         if used in stack:
             cycle = " → ".join([*stack[stack.index(used) :], used])
-            raise RecipeError(f"{_show(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'.")
+            raise RecipeError(
+                f"{shown_path(path)}: recipes use each other in a cycle: {cycle}.", hint="Remove one of the 'uses'."
+            )
         if not isinstance(used, str):
-            raise RecipeError(f"{_show(path)}: uses = {used!r}: each entry is a recipe name in quotes.")
+            raise RecipeError(f"{shown_path(path)}: uses = {used!r}: each entry is a recipe name in quotes.")
         if "/" in used or used.endswith(".toml"):
             from .sources import recipe_file
 
-            recipe_file(used, f"{_show(path)}: uses")
+            recipe_file(used, f"{shown_path(path)}: uses")
         try:
             used_path = find_recipe(used, list(dict.fromkeys([path.parent.resolve(), *(d.resolve() for d in dirs)])))
         except NotFound as err:
-            raise RecipeError(f"{_show(path)}: uses '{used}': {err}") from None
+            raise RecipeError(f"{shown_path(path)}: uses '{used}': {err}") from None
         if used_path.resolve() in seen:
             continue  # a diamond: its steps are already in
         sub = _load(used_path, dirs, stack, seen)

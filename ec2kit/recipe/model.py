@@ -154,6 +154,8 @@ class RunReport:
     @property
     def summary(self) -> str:
         """One line for people: ``All 3 hosts succeeded in 1.20s.`` or ``1 of 3 hosts failed: web2.``"""
-        from .report import summary_line
-
-        return summary_line(self)
+        n = len(self.hosts)
+        if self.ok:
+            return f"All {n} hosts succeeded in {self.duration:.2f}s." if n != 1 else f"Succeeded in {self.duration:.2f}s."
+        failed = self.failed_hosts
+        return f"{len(failed)} of {n} host{'s' if n != 1 else ''} failed: {', '.join(failed)}."

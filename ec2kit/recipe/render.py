@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RecipeError
-from .loader import source_context, where
+from .locations import source_context, where
 from .model import Step
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _tree_loader(dirs: list[str]) -> Any:
     """A FileSystemLoader that refuses a template reached through a symlink out of its project."""
     from jinja2 import FileSystemLoader
 
-    from .loader import builtin_templates_dir, user_dir
+    from .locations import builtin_templates_dir, user_dir
     from .sources import check_template
 
     class TreeLoader(FileSystemLoader):

@@ -56,19 +56,6 @@ def recap_line(report: HostReport) -> str:
     )
 
 
-def summary_line(report: RunReport) -> str:
-    """``All 3 hosts succeeded.`` or ``1 of 3 hosts failed: web2.``"""
-    n = len(report.hosts)
-    if report.ok:
-        return (
-            f"All {n} host{'s' if n != 1 else ''} succeeded in {report.duration:.2f}s."
-            if n != 1
-            else f"Succeeded in {report.duration:.2f}s."
-        )
-    failed = report.failed_hosts
-    return f"{len(failed)} of {n} host{'s' if n != 1 else ''} failed: {', '.join(failed)}."
-
-
 class Reporter(Protocol):
     """Receives a run's events (possibly from several host threads at once)."""
 
@@ -109,7 +96,7 @@ class TextReporter:
         self._write(lines)
 
     def done(self, report: RunReport) -> None:
-        self._write([summary_line(report)])
+        self._write([report.summary])
 
 
 class CollectingReporter(TextReporter):

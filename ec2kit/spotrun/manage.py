@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -403,16 +403,18 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     return record
 
 
-def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
+def cleanup(ctx: Context, dry_run: bool = True, *, live_sweeps: Iterable[str] = ()) -> list[Leftover]:
     """Resources tagged by a spot run (ec2kit:run) whose run is not live; removed unless ``dry_run``.
 
     Never touches anything without a run tag: your named machines, data volumes and snapshots stay.
+    ``live_sweeps``: sweeps whose process may still hand their instances new runs (a sweep's instances
+    carry its name as their run tag until they take a run); the caller, above sweep/, names them.
     """
     # Settle runs whose `inv spot-run` died first: their leftovers are found by tag, whatever the record says.
     # A detached run that ended still owns its instance until `inv pull` takes the results.
     refresh(ctx, Runs(ctx.settings.runs_db).all())
     live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
-    live |= _live_sweeps(ctx)  # a sweep's instances carry its name as their run tag until they take a run
+    live |= set(live_sweeps)
     cloud = ctx.cloud
     found: list[Leftover] = []
     every = cloud.instances()  # live states; a spot instance is tagged only once its request is fulfilled
@@ -452,13 +454,6 @@ def cleanup(ctx: Context, dry_run: bool = True) -> list[Leftover]:
 
             raise RunError("Cleanup could not remove: " + "; ".join(remaining))
     return found
-
-
-def _live_sweeps(ctx: Context) -> set[str]:
-    """Names of sweeps whose process may still hand their instances new runs."""
-    from ..sweep.records import Sweeps
-
-    return {s.name for s in Sweeps(ctx.settings.home).all() if s.live and owner.alive(s.owner) is not False}
 
 
 __all__ = ["Leftover", "attach_argv", "cleanup", "find_run", "list_runs", "log_tail", "logs", "pull", "stop_run"]

@@ -120,3 +120,10 @@ class Sweeps:
 
     def _write(self, record: SweepRecord) -> None:
         atomic_write(self.path(record.name), json.dumps(asdict(record), indent=1, default=str))
+
+
+def live_sweep_names(home: Path) -> set[str]:
+    """Names of sweeps whose process may still hand their instances new runs (``inv cleanup`` leaves those)."""
+    from ..spotrun import owner
+
+    return {s.name for s in Sweeps(home).all() if s.live and owner.alive(s.owner) is not False}

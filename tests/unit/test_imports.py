@@ -78,30 +78,9 @@ KNOWN_MODULE_CIRCLES: set[frozenset[str]] = {
     ),
 }
 #: further circles once imports inside functions count (may only shrink)
-KNOWN_LAZY_CIRCLES: set[frozenset[str]] = KNOWN_MODULE_CIRCLES | {
-    frozenset({"ec2kit.ssh", "ec2kit.ssh.fabric", "ec2kit.ssh.openssh", "ec2kit.ssh.transport"}),
-    frozenset({"ec2kit.recipe.model", "ec2kit.recipe.report"}),
-    frozenset({"ec2kit.recipe.loader", "ec2kit.recipe.render", "ec2kit.recipe.variables"}),
-    frozenset(
-        {
-            "ec2kit.cli",
-            "ec2kit.cli._common",
-            "ec2kit.cli.instances",
-            "ec2kit.cli.program",
-            "ec2kit.cli.project",
-            "ec2kit.cli.recipes",
-            "ec2kit.cli.repl",
-            "ec2kit.cli.runs",
-            "ec2kit.cli.sandbox",
-            "ec2kit.cli.storage",
-            "ec2kit.cli.sweeps",
-        }
-    ),
-}
+KNOWN_LAZY_CIRCLES: set[frozenset[str]] = set(KNOWN_MODULE_CIRCLES)
 #: imports that go up (importer, imported), to be removed by their owners (may only shrink)
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("ec2kit.spotrun.manage", "ec2kit.sweep.records"),  # spot/faults: a sweep's runs, listed by spotrun
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
