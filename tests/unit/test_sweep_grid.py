@@ -281,3 +281,19 @@ def test_only_the_settings_spot_run_toml_takes_become_its_set_vars():
 
     assert recipe_vars("spot-run", {"lr": "1e-3", "tools": "tmux"}) == {"tools": "tmux"}
     assert recipe_vars(None, {"lr": "1e-3"}) == {}
+
+
+def test_cleanup_is_told_the_sweeps_whose_process_still_runs_and_no_finished_or_dead_one(tmp_path):
+    """`inv cleanup` leaves a live sweep's spare instances alone: the api names those sweeps to spotrun."""
+    import subprocess
+
+    from ec2kit.spotrun import owner
+    from ec2kit.sweep.records import SweepRecord, Sweeps, live_sweep_names
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    sweeps = Sweeps(tmp_path)
+    sweeps.create(SweepRecord(name="alive", state="running", owner=owner.me()))
+    sweeps.create(SweepRecord(name="dead", state="running", owner={**owner.me(), "pid": dead.pid}))
+    sweeps.create(SweepRecord(name="done", state="succeeded", owner=owner.me()))
+    assert live_sweep_names(tmp_path) == {"alive"}
