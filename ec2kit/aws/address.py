@@ -45,6 +45,14 @@ def _read(cache: Path) -> dict[str, dict[str, object]]:
     return data if isinstance(data, dict) else {}
 
 
+def _ipv4(value: object) -> str:
+    """``value`` when it is one plain IPv4 address ("" otherwise: a range, a name, junk)."""
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        return ""
+
+
 def forget_caller_ip(cache: Path) -> None:
     """Drop every cached answer (the next :func:`caller_ip` asks the URL again)."""
     cache.unlink(missing_ok=True)
@@ -60,7 +68,9 @@ def caller_ip(url: str, *, cache: Path | None = None, fresh: bool = False) -> st
         hit = _read(cache).get(url) or {}
         at = hit.get("at")
         if hit.get("local") == here and isinstance(at, (int, float)) and 0 <= time.time() - at < CACHE_SECONDS:
-            return str(hit["ip"])
+            remembered = _ipv4(hit.get("ip"))
+            if remembered:  # a file edited by hand (or by someone else) is a miss, never an SSH rule
+                return remembered
     ip = _ask(url)
     if cache is not None:
         data = _read(cache)

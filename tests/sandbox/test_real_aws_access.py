@@ -440,6 +440,12 @@ def test_the_public_address_is_asked_once_then_cached_until_the_network_changes(
         data[url]["local"] = "10.99.99.99"  # this machine was on another network when it asked
         cache.write_text(json.dumps(data))
         assert caller_ip(url, cache=cache) == "203.0.113.6" and len(hits) == 3
+        for forged in ("0.0.0.0/0", "evil.example", ["203.0.113.6"]):  # caller-ip.json edited behind our back
+            data = json.loads(cache.read_text())
+            data[url]["ip"] = forged
+            cache.write_text(json.dumps(data))
+            before = len(hits)
+            assert caller_ip(url, cache=cache) == "203.0.113.6" and len(hits) == before + 1  # asked again, never used
         answers.append("<html>captive portal</html>")
         with pytest.raises(ConfigError, match="not an IPv4 address"):
             caller_ip(url, cache=cache, fresh=True)
