@@ -87,8 +87,17 @@ def check_no_special_files(root: Path, what: str = "results directory") -> None:
         )
 
 
-def append_regular(path: Path, text: str) -> None:
-    """Append to ``path``, refusing to follow a link or write into a device, FIFO or socket."""
+#: The local copy of a run's log stops growing here (a script printing gigabytes must not fill the laptop);
+#: the instance keeps the whole log.
+LOG_COPY_LIMIT = 1 << 30
+
+
+def append_regular(path: Path, text: str, *, limit: int | None = None) -> None:
+    """Append to ``path``, refusing to follow a link or write into a device, FIFO or socket.
+
+    With ``limit`` (bytes) the file never grows past it: the text that fits is written, then one line
+    saying the copy stopped, and nothing more.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
@@ -103,7 +112,20 @@ def append_regular(path: Path, text: str) -> None:
                 f"The run's log copy {path} is {special_kind(path) or 'not a regular file'}; ec2kit never writes into special files.",
                 hint=f"Move {path} away.",
             )
-        f.write(text)
+        if limit is None:
+            f.write(text)
+            return
+        size = os.fstat(f.fileno()).st_size
+        data = text.encode()
+        if size + len(data) <= limit:
+            f.write(text)
+        elif size < limit:
+            f.flush()
+            os.write(f.fileno(), data[: limit - size])
+            os.write(
+                f.fileno(),
+                f"\n[ec2kit: this copy of the log stops at {limit} bytes; the instance keeps the whole log]\n".encode(),
+            )
 
 
 def grew_from(home: Path, staged: Path, chunk: int = 1 << 20) -> bool:
@@ -199,7 +221,7 @@ class Follower:
 
     def _emit(self, text: str) -> None:
         if self.local_log is not None:
-            append_regular(self.local_log, text)
+            append_regular(self.local_log, text, limit=LOG_COPY_LIMIT)
         *lines, self._partial = (self._partial + text).split("\n")
         for line in lines:
             self.out(line)
