@@ -16,6 +16,7 @@ from typing import Any
 
 from ..defaults import LAUNCH_TYPE
 from ..errors import AlreadyExists, AwsError, ConfigError
+from ..tags import NAME_CLAIM_TAG
 from .access import Access
 from .aliases import ImageChoice
 from .errors import error_code, translated
@@ -30,6 +31,9 @@ from .quotas import Quotas
 from .session import AwsSession, Progress
 
 __all__ = ["LaunchPlan", "Launcher"]
+
+#: states in which an instance holds its name (one that is shutting down has given it up)
+CLAIMING_STATES = ("pending", "running", "stopping", "stopped")
 
 
 class Launcher:
@@ -210,8 +214,12 @@ class Launcher:
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response
         try:
             if fleet is not None:
-                return [self._require_imdsv2(i) for i in self.fleets.launch_fleet_instances(fleet, spec, tags, progress)]
-            return [self._launch_on_demand(plan, spec, tags, progress)]
+                made = [self._require_imdsv2(i) for i in self.fleets.launch_fleet_instances(fleet, spec, tags, progress)]
+            else:
+                made = [self._launch_on_demand(plan, spec, tags, progress)]
+            if count == 1 and made:
+                self._claim_name(plan.name, made[0])
+            return made
         except BaseException as err:
             left = self.cleanup_launch(token)
             if left:
@@ -221,6 +229,26 @@ class Launcher:
                     hint="Remove them in the AWS console or with `inv terminate ID`, then retry.",
                 ) from err
             raise
+
+    def _claim_name(self, name: str, mine: Instance) -> None:
+        """Two launches of one name at once both pass :meth:`plan_launch`'s check. Once running, each looks
+        again: an instance of that name that already claimed it wins; otherwise the earliest launch (then the
+        lowest id) does and tags itself claimed, within milliseconds of its look, while a rival only looks once
+        its own instance runs, seconds later. The loser raises, and its launch is cleaned up like any failed
+        one: one name, one instance."""
+        claims = {i.id: i for i in self.instances.instances(states=CLAIMING_STATES, tags={"Name": name}) if i.id != mine.id}
+        if not claims:
+            self.instances.tag(mine.id, {NAME_CLAIM_TAG: "1"})
+            return
+        held = [i for i in claims.values() if i.tags.get(NAME_CLAIM_TAG) == "1"]
+        first = held[0] if held else min([*claims.values(), mine], key=lambda i: (str(i.launch_time), i.id))
+        if first.id == mine.id:
+            self.instances.tag(mine.id, {NAME_CLAIM_TAG: "1"})
+            return
+        raise AlreadyExists(
+            f"Another launch of '{name}' ran at the same time and keeps the name ({first.id}); this one ({mine.id}) is removed.",
+            hint=f"Use that instance (`inv connect {name}`), or launch this one under another name.",
+        )
 
     def _require_imdsv2(self, inst: Instance) -> Instance:
         """Make sure IMDSv2 is required on ``inst``: the launch template asks for it, and where the

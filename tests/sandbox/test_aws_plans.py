@@ -25,7 +25,12 @@ def test_a_launch_plan_is_plain_data_that_launch_carries_out(cloud):
         image_note=plan.image_note,
     )
     assert plan.vpc_id and plan.image_note.endswith("as asked")
-    assert plan.params["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
+    assert plan.params["MetadataOptions"] == {
+        "HttpTokens": "required",
+        "HttpPutResponseHopLimit": 2,
+        "HttpEndpoint": "enabled",
+        "InstanceMetadataTags": "enabled",  # a cached host confirms its Name tag from inside (issue 19 item 10)
+    }
     assert cloud.instances() == [] and not cloud.settings.key_file.exists()
     inst = cloud.launch(plan)
     assert (inst.name, inst.type, inst.tags["role"], inst.state) == ("web", "t3.micro", "web", "running")

@@ -53,6 +53,21 @@ def test_launching_a_duplicate_live_name_is_refused(cloud):
     assert len(cloud.instances()) == 1
 
 
+def test_two_launches_of_one_name_at_once_leave_one_instance_with_that_name(cloud):
+    """Both launches passed the name check before either ran (the race of two `inv launch NAME`): the
+    later one sees the earlier, removes what it made and says so."""
+    first, second = (
+        cloud.plan_launch("twin", image=UBUNTU, type="t3.micro"),
+        cloud.plan_launch("twin", image=UBUNTU, type="t3.micro"),
+    )
+    kept = cloud.launch(first)
+    with pytest.raises(AlreadyExists, match=f"keeps the name \\({kept.id}\\)"):
+        cloud.launch(second)
+    named = cloud.instances(tags={"Name": "twin"})
+    assert [i.id for i in named if i.state in ("pending", "running")] == [kept.id]
+    assert all(i.state in ("shutting-down", "terminated") for i in named if i.id != kept.id)
+
+
 def test_instances_lists_everything_with_one_describe_call(cloud):
     for name in ("a", "b", "c"):
         cloud.launch(name, image=UBUNTU, type="t3.micro")

@@ -219,7 +219,8 @@ def test_a_command_reads_each_quota_once_and_running_instances_once_per_launch(c
     described = count_calls(ctx, "DescribeInstances")
     ctx.cloud.launch("q2", type="g5.xlarge", types=["t3.micro"], spot=True)
     assert sorted(read) == sorted(["L-34B43A08", G_SPOT, "L-1216C47A", G_ON_DEMAND])  # each once, for both launches
-    assert len([c for c in described if not c.get("InstanceIds")]) <= 2  # the name check, then the quota usage
+    # the name check, then the quota usage, then the name claimed (one launch of q2 at a time keeps the name)
+    assert len([c for c in described if not c.get("InstanceIds")]) <= 3
 
 
 def test_when_quotas_cannot_be_read_the_launch_goes_ahead(ctx, sandbox_reset):
