@@ -155,7 +155,7 @@ class Launcher:
         up. Ctrl-C or a failure part-way terminates what was created.
         """
         plan = name if isinstance(name, LaunchPlan) else self.plan_launch(name, **options)
-        return self._launch(plan, 1, progress=progress, types=types, on_demand_fallback=on_demand_fallback)[0]
+        return self._launch(plan, 1, progress=progress, types=types, on_demand_fallback=on_demand_fallback, claim=True)[0]
 
     def launch_many(
         self,
@@ -182,6 +182,7 @@ class Launcher:
         progress: Progress | None,
         types: list[str] | tuple[str, ...],
         on_demand_fallback: bool,
+        claim: bool = False,
     ) -> list[Instance]:
         # A spot launch that must survive interruptions stopped (plan.interruption) is one RunInstances with
         # persistent SpotOptions: an instant fleet's requests are one-time.
@@ -217,7 +218,7 @@ class Launcher:
                 made = [self._require_imdsv2(i) for i in self.fleets.launch_fleet_instances(fleet, spec, tags, progress)]
             else:
                 made = [self._launch_on_demand(plan, spec, tags, progress)]
-            if count == 1 and made:
+            if claim and made:
                 self._claim_name(plan.name, made[0])
             return made
         except BaseException as err:
