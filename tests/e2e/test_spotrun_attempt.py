@@ -225,7 +225,7 @@ def test_an_interruption_during_the_final_pull_is_retried_and_the_result_comes_h
     s = script(
         tmp_path,
         """\
-        head -c 200000000 /dev/zero > "$HOME/ec2kit/$EC2KIT_RUN/final.tmp"
+        head -c 200000000 /dev/urandom > "$HOME/ec2kit/$EC2KIT_RUN/final.tmp"  # incompressible: the pull takes seconds
         mv "$HOME/ec2kit/$EC2KIT_RUN/final.tmp" "$EC2KIT_RESULTS/final.bin"
         echo "attempt $EC2KIT_ATTEMPT" > "$EC2KIT_RESULTS/attempt.txt"
     """,
