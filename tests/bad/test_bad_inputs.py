@@ -52,9 +52,10 @@ def ec2_state(ec2) -> dict:
     """What a user pays for or could lose, as plain data."""
     instances = sorted(
         (i["InstanceId"], i["State"]["Name"], i["InstanceType"])
-        for r in ec2.describe_instances()["Reservations"]
+        for page in ec2.get_paginator("describe_instances").paginate()
+        for r in page["Reservations"]
         for i in r["Instances"]
-    )
+    )  # every page: moto pages at 100 reservations, and an instance a bad input made may be on the second
     return {
         "instances": instances,
         "volumes": sorted((v["VolumeId"], v["State"], v["Size"]) for v in ec2.describe_volumes()["Volumes"]),

@@ -29,23 +29,6 @@ FAST = dict(pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, pull_wait=15)
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    """This module's own sandbox daemon and home. In the whole suite, something an earlier test leaves in the
-    shared session (not yet found) makes every run of the six-run and max-cost sweeps fail, while the module
-    passes on its own and after the resilience and wrapper modules: a home and daemon of its own keeps the
-    sweep tests about sweeps."""
-    from conftest import SandboxSession
-
-    from ec2kit import sandbox as sb
-    from ec2kit.settings import Settings
-
-    settings = Settings(home=tmp_path_factory.mktemp("sweep-home"), sandbox=True)
-    session = SandboxSession(settings, sb.ensure_running(settings))
-    yield session
-    sb.down(settings)
-
-
 @pytest.fixture
 def ctx(sandbox):
     with Context(sandbox.settings, quiet=True) as c:

@@ -481,3 +481,30 @@ def test_a_pool_marked_to_interrupt_reclaims_each_spot_instance_launched_into_it
     assert state(sandbox, calm) == "running"
     sb.set_capacity(sandbox.info, "c5.large", "us-east-1d", True, interrupt_after=-1)
     assert sb.account(sandbox.info)["interrupt_pools"] == []
+
+
+# pages ------------------------------------------------------------------------------------------------
+def test_an_instance_past_the_first_page_of_reservations_gets_its_sshd_and_keeps_it(aws):
+    """moto, like EC2, pages DescribeInstances at 100 reservations; a long session makes more. The daemon
+    must read every page: one page hid the newest instances (no sshd: "no running SSH server after 10s")
+    and removed the hosts beyond it as vanished."""
+    sandbox, key_name, _ = aws
+    ended = [
+        sandbox.ec2.run_instances(ImageId=UBUNTU_AMI_ID, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0][
+            "InstanceId"
+        ]
+        for _ in range(101)
+    ]
+    sandbox.ec2.terminate_instances(InstanceIds=ended)
+    first_page = sandbox.ec2.describe_instances()
+    assert first_page.get("NextToken"), "the account must hold more than one page of reservations"
+
+    late = launch(sandbox, key_name, SecurityGroupIds=[group(sandbox, "pages", cidrs=("0.0.0.0/0",))])
+    assert late not in {i["InstanceId"] for r in first_page["Reservations"] for i in r["Instances"]}
+    port = address(sandbox, late)["port"]
+    assert ssh_banner(port).startswith(b"SSH-")
+    status = sb.status(sandbox.settings)
+    passes = status.get("passes", 0)
+    wait_for(lambda: sb.status(sandbox.settings).get("passes", 0) >= passes + 2, timeout=30)
+    assert sandbox.resolver.address(late) is not None, "a full pass removed the host on page two"
+    assert address(sandbox, late)["port"] == port

@@ -64,6 +64,7 @@ class Reconciler:
         self.seen_generation = -1
         self.unsettled = True  # something in a transitional state: look again next tick
         self.last_pass = 0.0
+        self.passes = 0  # completed passes, in /status: a test waits for the next one instead of sleeping
         self.closed = False  # set by shutdown(): no host starts after it
         self.lock = threading.RLock()
         self.hosts: dict[str, SshdHost] = {}
@@ -89,6 +90,14 @@ class Reconciler:
 
     def snapshot_file(self, snapshot_id: str) -> Path:
         return self.root / "snapshots" / f"{snapshot_id}.img"
+
+    def every(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a describe call, all pages: moto, like EC2, pages DescribeInstances at 100
+        reservations, and a pass that read one page would miss (and remove) the hosts beyond it."""
+        items: list[dict[str, Any]] = []
+        for page in self.ec2.get_paginator(operation).paginate(**params):
+            items.extend(page.get(key, []))
+        return items
 
     # the loop ---------------------------------------------------------------
     def run(self, stop: threading.Event, interval: float = 0.2, full_every: float = 5.0) -> None:
@@ -135,11 +144,12 @@ class Reconciler:
                 self.reconcile_volumes()
             self.seen_generation = generation
             self.last_pass = time.monotonic()
+            self.passes += 1
             self.unsettled = any(i["State"]["Name"] in ("pending", "stopping", "shutting-down") for i in self.instances.values())
 
     # images -----------------------------------------------------------------
     def reconcile_images(self) -> None:
-        images = self.ec2.describe_images(Owners=["self"])["Images"]
+        images = self.every("describe_images", "Images", Owners=["self"])
         present = set()
         for image in images:
             image_id = image["ImageId"]
@@ -159,7 +169,7 @@ class Reconciler:
 
     # instances --------------------------------------------------------------
     def reconcile_instances(self) -> None:
-        reservations = self.ec2.describe_instances()["Reservations"]
+        reservations = self.every("describe_instances", "Reservations")
         current = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
         self.instances = current
         for instance_id, instance in current.items():
@@ -255,7 +265,7 @@ class Reconciler:
 
     # snapshots and volumes --------------------------------------------------
     def reconcile_snapshots(self) -> None:
-        snapshots = self.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        snapshots = self.every("describe_snapshots", "Snapshots", OwnerIds=["self"])
         present = set()
         for snap in snapshots:
             snap_id = snap["SnapshotId"]
@@ -276,7 +286,7 @@ class Reconciler:
         self.snapshots_seen &= present
 
     def reconcile_volumes(self) -> None:
-        volumes = self.ec2.describe_volumes()["Volumes"]
+        volumes = self.every("describe_volumes", "Volumes")
         wanted: dict[str, dict[str, Any]] = {}
         for volume in volumes:
             for att in volume.get("Attachments", []):
@@ -343,7 +353,7 @@ class Reconciler:
                 {"volume_id": v, "instance_id": a.instance_id, "device": a.device, "link": str(vol.by_id_path(v))}
                 for v, a in self.attached.items()
             ]
-        return {"hosts": hosts, "attached_volumes": attached}
+        return {"hosts": hosts, "attached_volumes": attached, "passes": self.passes}
 
     def shutdown(self) -> None:
         """Stop every sshd host and free every loop device."""
