@@ -42,6 +42,7 @@ PULL_RSYNC = ("--compare-dest=..", "--partial-dir=" + PARTIAL_DIR, "--temp-dir="
 # (ec2kit.checkpoint.save and its shell idiom name them *.ec2kit-tmp until they are renamed whole).
 LOCAL_ONLY = (PARTIAL_DIR, ".ec2kit-disk-probe", "*.ec2kit-tmp")
 LISTING_MARK = "--ec2kit-listing--"
+LINKED_MARK = "--ec2kit-results-is-a-link--"
 # Logs are appended to all the time, so a pull nearly always meets one mid-append; a log caught so is a fine
 # copy (its start), unlike a checkpoint. Such a file comes home as it is while it only grows (grew_from), and,
 # when it is new, if its name says it is a log; anything else waits for a moment when it is not being written.
@@ -236,13 +237,34 @@ class Follower:
         """The results directory on the instance, absolute (rsync starts in the login dir)."""
         return self.host.expand(f"~/ec2kit/{self.run}/results") + "/"
 
+    def not_through_a_link(self) -> tuple[str, ...]:
+        """rsync's remote command, refusing (before any file travels, in the same round trip) when the run's
+        results directory on the instance is a symbolic link: the trailing slash would make rsync follow it and
+        pull, or push into, whatever it points at."""
+        results = shlex.quote(self.remote_results().rstrip("/"))
+        return (f"--rsync-path=if [ -L {results} ]; then echo {LINKED_MARK} >&2; exit 3; fi; rsync",)
+
+    def linked_error(self, stderr: str) -> str | None:
+        """The message for an rsync that :meth:`not_through_a_link` stopped, else None."""
+        if LINKED_MARK not in stderr:
+            return None
+        return (
+            f"The results directory of run {self.run} on {self.host.name} (~/ec2kit/{self.run}/results) is a "
+            "symbolic link; ec2kit does not follow it, so nothing was pulled from it. Write results into that "
+            "directory itself (copy or move them there; a link inside it arrives as a link)."
+        )
+
     def pull_argv(self) -> list[str]:
         """The rsync that brings what changed on the instance into :attr:`results`' PARTIAL_DIR (see PULL_RSYNC)."""
         assert self.results is not None
         stage = self.results / PARTIAL_DIR
         (stage / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)  # rsync's --temp-dir must exist
         return self.host.rsync_argv(
-            self.remote_results(), str(stage) + "/", connect_timeout=5, options=PULL_RSYNC, excludes=LOCAL_ONLY
+            self.remote_results(),
+            str(stage) + "/",
+            connect_timeout=5,
+            options=(*PULL_RSYNC, *self.not_through_a_link()),
+            excludes=LOCAL_ONLY,
         )
 
     def lock_path(self) -> Path:
@@ -298,7 +320,8 @@ class Follower:
             if done.returncode == 0:  # everything arrived: what a cut pull left in PARTIAL_DIR is of no more use
                 shutil.rmtree(stage, ignore_errors=True)
             return True
-        self.last_error = last_lines(done.stderr.decode(errors="replace"))
+        stderr = done.stderr.decode(errors="replace")
+        self.last_error = self.linked_error(stderr) or last_lines(stderr)
         # What the failed pull left in PARTIAL_DIR must not fill the disk for the next one (a full disk stays full).
         shutil.rmtree(self.results / PARTIAL_DIR, ignore_errors=True)
         if self.pull_failed is not None:
@@ -361,14 +384,21 @@ class Follower:
         if self.results is None or not self.results.exists():
             return
         check_no_special_files(self.results)
-        self.host.run(f'mkdir -p "$HOME/ec2kit/{self.run}/results/{PARTIAL_DIR}"')
+        results = f'"$HOME/ec2kit/{self.run}/results"'
+        self.host.run(f"[ -L {results} ] || mkdir -p {results}/{PARTIAL_DIR}")  # the rsync below names a link
         argv = self.host.rsync_argv(
-            str(self.results) + "/", self.remote_results(), remote_src=False, options=SAFE_RSYNC, excludes=LOCAL_ONLY
+            str(self.results) + "/",
+            self.remote_results(),
+            remote_src=False,
+            options=(*SAFE_RSYNC, *self.not_through_a_link()),
+            excludes=LOCAL_ONLY,
         )
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
         if done.returncode not in RSYNC_OK:
+            stderr = done.stderr.decode(errors="replace")
             raise RemoteError(
-                f"Could not push the results of run {self.run} back to {self.host.name}: {last_lines(done.stderr.decode(errors='replace'))}",
+                self.linked_error(stderr)
+                or f"Could not push the results of run {self.run} back to {self.host.name}: {last_lines(stderr)}",
                 hint=f"The local copy in {self.results} is intact.",
             )
 

@@ -25,7 +25,7 @@ from cli_helpers import wait_for as wait_until
 from test_spotrun_sandbox import FAST, checkpoint_step, options, run_resources, script, train_script
 
 from ec2kit.context import Context
-from ec2kit.errors import ConfigError, RunError
+from ec2kit.errors import ConfigError, RemoteError, RunError
 from ec2kit.runs import Runs
 from ec2kit.spotrun import list_runs, pull, refresh, spot_run
 from ec2kit.spotrun.commands import tmux
@@ -459,6 +459,37 @@ def test_a_pull_never_writes_over_or_into_a_fifo(sshd_host, user_key, tmp_path):
         with pytest.raises(ConfigError, match="log"):
             f._emit("line\n")
         assert (tmp_path / "log").is_fifo()
+
+
+def test_a_results_directory_that_is_a_link_on_the_instance_is_neither_followed_nor_pushed_into(sshd_host, user_key, tmp_path):
+    """Issue 20 #14: rsync's trailing slash follows a linked results directory; the remote side refuses first."""
+    from ec2kit.spotrun.follower import Follower
+    from ec2kit.ssh import SshTarget, connect
+
+    elsewhere = sshd_host.home / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "private.key").write_text("not a result\n")
+    run_dir = sshd_host.home / "ec2kit" / "linked-pull"
+    run_dir.mkdir(parents=True)
+    (run_dir / "results").symlink_to(elsewhere)
+    local = tmp_path / "results"
+    local.mkdir()
+    (local / "mine.txt").write_text("a local result\n")
+    target = SshTarget("127.0.0.1", sshd_host.port, sshd_host.user, user_key, "i-link", tmp_path / "known_hosts", "box")
+    with connect(target) as host:
+        f = Follower(host, "linked-pull", local, local_log=tmp_path / "log", out=lambda _l: None)
+        assert not f.pull()
+        assert "symbolic link" in f.last_error and "linked-pull" in f.last_error
+        assert sorted(p.name for p in local.iterdir()) == ["mine.txt"], "nothing of the link's target came home"
+        with pytest.raises(RemoteError, match="symbolic link"):
+            f.push()
+        assert sorted(p.name for p in elsewhere.iterdir()) == ["private.key"], "nothing was pushed through the link"
+
+        (run_dir / "results").unlink()
+        (run_dir / "results").mkdir()
+        (run_dir / "results" / "metrics.csv").write_text("step,loss\n1,0.5\n")
+        assert f.pull(), f.last_error
+        assert (local / "metrics.csv").read_text() == "step,loss\n1,0.5\n"
 
 
 # ------------------------------------------------------------------ 8. messages during faults
