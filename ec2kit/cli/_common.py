@@ -66,9 +66,41 @@ def translate(err: BaseException) -> Exit | None:
 
     if debug_enabled():
         return None
+    if isinstance(err, (MemoryError, RecursionError)):
+        return fail(too_big(err))
     return fail(
         f"unexpected {type(err).__name__}: {err}. This is a bug in ec2kit; "
         "run again with EC2KIT_DEBUG=1 to see the traceback and please report it."
+    )
+
+
+def too_big(err: MemoryError | RecursionError) -> str:
+    """What ran out of memory or nested too deeply, by the file being read when it happened (the innermost frame
+    holding a ``path``/``file``-like local that names an existing file) and the ec2kit line running."""
+    import os
+    import traceback
+
+    what = "needed more memory than this machine has" if isinstance(err, MemoryError) else "nested too deeply"
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frames = traceback.extract_tb(err.__traceback__) if err.__traceback__ else []
+    ours = [f for f in frames if os.path.abspath(f.filename).startswith(package)]
+    where = f" (in {os.path.relpath(ours[-1].filename, package)}:{ours[-1].lineno})" if ours else ""
+    reading = None
+    tb = err.__traceback__
+    while tb is not None:
+        for key in ("path", "file", "source", "filename"):
+            value = tb.tb_frame.f_locals.get(key)
+            if isinstance(value, (str, os.PathLike)) and str(value) and os.path.isfile(value):
+                reading = os.fspath(value)
+        tb = tb.tb_next
+    if reading:
+        return (
+            f"reading {reading} {what}{where}. The file is larger or more deeply nested than ec2kit can take: "
+            "make it smaller or flatter (split it, or keep what the command needs)."
+        )
+    return (
+        f"the command {what}{where}: an input (a file, a tag, a listing) is too large or too deeply nested. "
+        "Make it smaller or flatter; EC2KIT_DEBUG=1 shows the traceback."
     )
 
 

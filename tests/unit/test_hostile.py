@@ -206,3 +206,37 @@ def test_a_recipe_nested_thousands_deep_is_a_located_error(tmp_path):
     path.write_text('description = "x"\n[vars]\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
     with pytest.raises(RecipeError, match=r"deep.toml:3: arrays or tables are nested too deeply"):
         load_recipe(str(path))
+
+
+# --- out of memory or nested too deeply where no reader caught it (issue 20 #12) ---------------------------
+def _read_json(path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def test_a_recursion_error_names_the_file_being_read_and_never_calls_itself_a_bug(tmp_path):
+    from ec2kit.cli._common import translate
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(RecursionError) as caught:
+        _read_json(deep)
+    message = translate(caught.value).message
+    assert str(deep) in message and "nested too deeply" in message
+    assert "test_hostile.py" not in message and "bug" not in message
+
+
+def test_a_memory_error_says_what_ran_out_and_where_in_ec2kit(tmp_path):
+    from ec2kit.cli._common import translate
+    from ec2kit.fsutil import atomic_write
+
+    class Huge(str):
+        def encode(self, *args, **kwargs):
+            return b"x" * (1 << 50)  # a petabyte: this machine cannot hold it
+
+    with pytest.raises(MemoryError) as caught:
+        atomic_write(tmp_path / "out.bin", Huge("data"))
+    message = translate(caught.value).message
+    assert "needed more memory than this machine has" in message and "(in fsutil.py:" in message
+    assert "bug" not in message
