@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ConfigError
 from .base import Face
 from .options import run_options
 from .shown import Listing, _Shown, _silent
@@ -147,7 +148,7 @@ class SweepVerbs(Face):
 
     def sweep(
         self,
-        script: str | Path,
+        script: str | Path | None = None,
         *,
         grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None,
         grid_file: str | Path | None = None,
@@ -172,6 +173,7 @@ class SweepVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        resume: str | None = None,
         watch: SweepWatch | None = None,
     ) -> Sweep:
         """Run a script over a grid of settings on spot instances, ``parallel`` at a time (``inv sweep``); returns
@@ -180,9 +182,18 @@ class SweepVerbs(Face):
         ``grid`` is ``{"lr": [1e-3, 3e-4], "seed": [1, 2]}`` (every combination) or ``--grid``'s
         ``["lr=1e-3,3e-4"]``; launch options default as for :meth:`spot_run`.
         Example: ``ec2.sweep("train.sh", grid={"lr": [1e-3, 3e-4]}, parallel=2).summary``.
+        ``resume="NAME"`` starts the runs of sweep NAME that never started (its process was killed, or it was
+        stopped), with its recorded options (give no script or grid then); ``detach`` and ``watch`` apply.
         """
         from .. import sweep as sweeps
 
+        if resume is not None:
+            return self._resume(resume, script=script, grid=grid, grid_file=grid_file, detach=detach, watch=watch)
+        if script is None:
+            raise ConfigError(
+                f"A sweep needs its script: {self.spelling.name('script')} train.sh.",
+                hint=f"Or resume a recorded sweep: {self.spelling.name('resume')} NAME.",
+            )
         options = sweeps.SweepOptions(
             script=str(script),
             grid=grid_flags(grid),
@@ -224,6 +235,36 @@ class SweepVerbs(Face):
                 f"Sweep {record.name}: {len(record.runs)} runs, {options.parallel} at a time; results in {record.results_dir}",
                 note=True,
             )
+            final = sweeps.run(self.ctx, options, record, plan)
+        else:
+            watch.begin(record, options.parallel)
+            options.say = watch.say
+            try:
+                final = sweeps.run(self.ctx, options, record, plan, tick=watch.tick)
+            finally:
+                watch.end()
+        return Sweep(self._api, final.name, final)
+
+    def _resume(self, name: str, *, script: Any, grid: Any, grid_file: Any, detach: bool, watch: SweepWatch | None) -> Sweep:
+        """:meth:`sweep` with ``resume``: the recorded sweep's never-started runs, with its recorded options."""
+        from .. import sweep as sweeps
+
+        given = [k for k, v in (("script", script), ("grid", grid), ("grid_file", grid_file)) if v]
+        if given:
+            raise ConfigError(
+                f"{self.spelling.name('resume')} {name} runs the sweep as it was recorded; leave out "
+                + ", ".join(self.spelling.name(k) for k in given)
+                + ".",
+                hint=f"`inv sweep-status {name}` shows its settings.",
+            )
+        record, plan, options = sweeps.prepare_resume(self.ctx, name)
+        if detach:
+            record = sweeps.start_detached(self.ctx, options, record)
+            return Sweep(self._api, record.name, record)
+        if self.quiet:
+            options.say = options.out = _silent
+        if watch is None:
+            self._say(f"Sweep {name}: resuming {len(plan.items)} run(s) that never started", note=True)
             final = sweeps.run(self.ctx, options, record, plan)
         else:
             watch.begin(record, options.parallel)

@@ -15,6 +15,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
     auto_shortflags=False,  # too many flags for letters to mean anything
     help={
         "script": "the script every run executes (e.g. train.sh); each run gets its settings as environment variables (LR=1e-3)",
+        "resume": "SWEEP: start the runs of this recorded sweep that never started (its process was killed, or it was stopped), with its recorded options",
         "grid": "KEY=V1,V2,…: one setting and its values (repeatable); the runs are every combination",
         "grid_file": "TOML file with a [grid] table (KEY = [values], every combination) and/or [[runs]] entries (one run each)",
         "parallel": "how many instances run at once (default 4)",
@@ -40,7 +41,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 )
 def sweep(
     ctx: Context,
-    script: str,
+    script: str | None = None,
     grid: list[str] | None = None,
     grid_file: str | None = None,
     parallel: int = 4,
@@ -65,6 +66,7 @@ def sweep(
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
     open_ssh: bool = False,
+    resume: str | None = None,
 ) -> None:
     """Run a script over a grid of settings on spot instances, --parallel at a time. Example: inv sweep --script train.sh --grid lr=1e-3,3e-4 --grid seed=1,2 --parallel 4"""
     from ..recipe.loader import parse_overrides
@@ -94,6 +96,7 @@ def sweep(
         security_groups=security_group or [],
         instance_profile=instance_profile,
         open_ssh=open_ssh,
+        resume=resume,
         watch=None if detach else _LiveTable(),
     )
     final = done.snapshot

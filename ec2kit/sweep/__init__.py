@@ -39,6 +39,7 @@ __all__ = [
     "find_sweep",
     "list_sweeps",
     "prepare",
+    "prepare_resume",
     "pull_sweep",
     "rows",
     "run",
@@ -93,6 +94,73 @@ def prepare(ctx: Context, options: SweepOptions) -> tuple[SweepRecord, Plan]:
     sweeps.create(record)
     items = [Item(i, n, s) for i, (n, s) in enumerate(zip(names, settings))]
     return record, Plan(items, parallel=options.parallel, retries=options.retries, fresh=options.fresh, max_cost=options.max_cost)
+
+
+#: Outcomes of runs a resumed sweep starts: never started ("", still "queued" — a retry that never came counts)
+#: or "skipped" when the sweep's process died or it was stopped.
+NOT_STARTED = ("", "queued", "skipped")
+
+
+def pending(record: SweepRecord) -> list[Item]:
+    """The runs of ``record`` that never started, as plan items in grid order."""
+    return [Item(i, r["name"], r["settings"]) for i, r in enumerate(record.runs) if r.get("outcome", "") in NOT_STARTED]
+
+
+def prepare_resume(ctx: Context, name: str) -> tuple[SweepRecord, Plan, SweepOptions]:
+    """`inv sweep --resume NAME`: the recorded sweep, made ready to start the runs that never started (its
+    process was killed, or it was stopped), with its recorded options. Checked before any AWS call that costs."""
+    from ..runs import Runs
+    from ..spotrun import owner
+    from ..spotrun.options import preflight, validate
+
+    sweeps = Sweeps(ctx.settings.home)
+    record = sweeps.find(name)
+    if record is None:
+        known = [r.name for r in sweeps.all()]
+        from difflib import get_close_matches
+
+        close = get_close_matches(name, known, n=1)
+        raise ConfigError(
+            f"No sweep named '{name}' to resume." + (f" Did you mean '{close[0]}'?" if close else ""),
+            hint="`inv sweeps` lists them.",
+        )
+    if record.live and owner.alive(record.owner) is not False:
+        raise ConfigError(
+            f"Sweep {name} is still {record.state} (its process is alive): it starts its own queued runs.",
+            hint=f"`inv sweep-status {name}` shows it; `inv stop-run {name}` stops it.",
+        )
+    if record.live:
+        record = settle(ctx, record)  # its process died: what goes on becomes detached, the rest 'skipped'
+    items = pending(record)
+    if not items:
+        counts: dict[str, int] = {}
+        for entry in record.runs:
+            counts[entry.get("outcome") or "?"] = counts.get(entry.get("outcome") or "?", 0) + 1
+        said = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        raise ConfigError(
+            f"Sweep {name} has no run left to start ({said}).",
+            hint=f"`inv sweep-status {name}` shows its table; start a new sweep for runs that failed.",
+        )
+    options = SweepOptions.from_stored(record.options)
+    runs = Runs(ctx.settings.runs_db)
+    for item in items:
+        found = runs.find(item.name)
+        if found is not None and found.live:
+            raise ConfigError(
+                f"Run {item.name} of sweep {name} is already {found.state}.",
+                hint=f"Stop it first: inv stop-run {item.name}",
+            )
+    first = run_options(options, name, items[0].name, items[0].settings)
+    _, results = validate(first)  # the script and --files are still there
+    preflight(ctx, first, results)
+
+    def resumed(stored: SweepRecord) -> None:
+        stored.state, stored.ended_at, stored.owner = "starting", None, {}
+        stored.note = f"resumed: {len(items)} run(s) that never started"
+
+    record = sweeps.update(name, resumed)
+    plan = Plan(items, parallel=options.parallel, retries=options.retries, fresh=options.fresh, max_cost=options.max_cost)
+    return record, plan, options
 
 
 def price_estimate(ctx: Context, types: list[str]) -> float | None:
@@ -256,10 +324,12 @@ def wait_until_settled(ctx: Context, name: str, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def start_detached(ctx: Context, options: SweepOptions) -> SweepRecord:
-    """`inv sweep --detach`: check and record the sweep here, then run it in a background process of its own
-    (output in EC2KIT_HOME/sweeps/NAME.log); returns once that process has taken the sweep."""
-    record, _ = prepare(ctx, options)
+def start_detached(ctx: Context, options: SweepOptions, record: SweepRecord | None = None) -> SweepRecord:
+    """`inv sweep --detach`: check and record the sweep here (or take the ``record`` :func:`prepare_resume`
+    made ready), then run it in a background process of its own (output in EC2KIT_HOME/sweeps/NAME.log);
+    returns once that process has taken the sweep. It starts the runs that never started (all, when new)."""
+    if record is None:
+        record, _ = prepare(ctx, options)
     sweeps = Sweeps(ctx.settings.home)
     log = sweeps.dir / f"{record.name}.log"
     env = {**os.environ, "EC2KIT_HOME": str(ctx.settings.home), "EC2KIT_SANDBOX": "1" if ctx.uses_sandbox else "0"}

@@ -16,9 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the recorded sweep NAME; exit 0 when every run succeeded."""
     from ..context import Context
     from ..settings import Settings
-    from . import run
+    from . import pending, run
     from .options import SweepOptions
-    from .plan import Item, Plan
+    from .plan import Plan
     from .records import Sweeps
     from .summary import parse_objective  # noqa: F401 - fail early on a broken install
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         record = Sweeps(ctx.settings.home).get(args.name)
         options = SweepOptions.from_stored(record.options)
         options.say = lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True)
-        items = [Item(i, r["name"], r["settings"]) for i, r in enumerate(record.runs)]
+        items = pending(record)  # every run of a new sweep; the never-started ones of a resumed one
         plan = Plan(items, parallel=options.parallel, retries=options.retries, fresh=options.fresh, max_cost=options.max_cost)
         final = run(ctx, options, record, plan)
         print(f"{time.strftime('%H:%M:%S')} sweep {final.name} {final.state}", flush=True)

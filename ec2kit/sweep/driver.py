@@ -58,13 +58,14 @@ class Driver:
         self.price: float | None = None  # the last hourly price a fleet gave (the estimate for the next launch)
         self.launch_blocked = False  # no capacity last time: wait for a run to end before asking again
         self.cancelled = False
+        self.spent_before = record.spent or 0.0  # a resumed sweep's earlier spending stays counted
 
     # ------------------------------------------------------------------ money
 
     def spent(self) -> float:
         """USD so far over every instance the sweep held."""
         now = time.time()
-        return sum(s.cost(now) for s in self.closed + self.slots)
+        return self.spent_before + sum(s.cost(now) for s in self.closed + self.slots)
 
     def running_hourly(self) -> float:
         """USD/hour of the instances held now."""

@@ -322,3 +322,48 @@ def test_a_detached_sweep_runs_on_its_own_and_inv_sweeps_settles_it_when_its_pro
     assert stopped.code == 0 and "Traceback" not in stopped.text, stopped
     assert sweep_instances(sandbox, "swdie") == []
     assert (tmp_path / "runs" / "swdie" / "summary.csv").exists()
+
+
+def test_a_sweep_whose_process_was_killed_resumes_only_its_never_started_runs(sandbox, tmp_path):
+    """Issue 19 #9: `inv sweep --resume SWEEP` starts the runs the killed sweep never started, with its recorded
+    options, and nothing else; a second resume has nothing left to start."""
+    body = 'echo "$SEED" > "$EC2KIT_RESULTS/seed.txt"\nif [ "$SEED" != 3 ]; then sleep 300; fi\n'
+    slow = script(tmp_path, body, name="resumable.sh")
+    home = sandbox.settings.home
+    started = run_inv(
+        "sweep", "--script", slow, "--grid", "seed=1,2,3", "--parallel", "2", "--type", "t3.micro", "--name", "swres",
+        "--detach", home=home, cwd=tmp_path,
+    )  # fmt: skip
+    assert started.code == 0, started
+    results = tmp_path / "runs" / "swres"
+    wait_until(
+        lambda: (results / "swres-01" / "seed.txt").exists() and (results / "swres-02" / "seed.txt").exists(), 120, "both runs"
+    )
+    pid = Sweeps(home).get("swres").owner["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    wait_until(
+        lambda: not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), 10, "death"
+    )
+    busy = run_inv("sweep", "--resume", "swres", "--script", slow, home=home, cwd=tmp_path)
+    assert busy.code != 0 and "leave out --script" in busy.err and "Traceback" not in busy.text, busy
+    stopped = run_inv("stop-run", "swres", home=home, cwd=tmp_path)
+    assert stopped.code == 0, stopped
+    assert sweep_instances(sandbox, "swres") == []
+    fleets_before = len(fleets_of(sandbox, "swres"))
+    assert not (results / "swres-03").exists()
+
+    resumed = run_inv("sweep", "--resume", "swres", home=home, cwd=tmp_path)
+    assert "Traceback" not in resumed.text, resumed
+    assert (results / "swres-03" / "seed.txt").read_text() == "3\n", resumed
+    record = Sweeps(home).get("swres")
+    outcomes = [r["outcome"] for r in record.runs]
+    assert outcomes[2] == "succeeded" and outcomes[:2] != ["succeeded", "succeeded"], record
+    new_fleets = fleets_of(sandbox, "swres")[fleets_before:]
+    assert [f["TargetCapacitySpecification"]["TotalTargetCapacity"] for f in new_fleets] == [1], "only the third run launched"
+    assert resumed.code == 3 and "2 of 3 runs did not succeed" in resumed.err, resumed  # the stopped two stay as they were
+    assert sweep_instances(sandbox, "swres") == []
+
+    again = run_inv("sweep", "--resume", "swres", home=home, cwd=tmp_path)
+    assert again.code != 0 and "no run left to start" in again.err and "Traceback" not in again.text, again
+    unknown = run_inv("sweep", "--resume", "swrez", home=home, cwd=tmp_path)
+    assert unknown.code != 0 and "Did you mean 'swres'" in unknown.err, unknown
