@@ -124,6 +124,7 @@ def test_a_six_run_grid_on_three_instances_survives_an_interruption_and_a_failin
     thread.start()
     final = run(ctx, opts, record, plan)
     thread.join(5)
+    print("\n".join(said))  # shown whole when the test fails (an assertion's message is cut)
     runs = {r.name: r for r in Runs(sandbox.settings.runs_db).all() if r.options.get("sweep") == "sw6"}
 
     assert interrupted, said
