@@ -74,11 +74,13 @@ def test_task_help_shows_options(tmp_path):
 
 def test_help_after_a_task_with_positional_arguments_shows_its_help_and_does_nothing(tmp_path):
     # Invoke hands `--help` to a positional argument: `inv launch --help` once launched "--help"
-    for task in ("launch", "terminate", "spot-run", "sweep"):
+    for task in ("launch", "terminate", "spot-run", "connect"):
         for word in ("--help", "-h"):
             result = run_inv(task, word, home=tmp_path)
             assert result.code == 0, result
             assert result.out.startswith(f"Usage: inv {task}"), result
+    result = run_inv("sweep", "--help", home=tmp_path)  # no positional argument since --resume: Invoke's own help
+    assert result.code == 0 and "sweep [--options]" in result.out and "--resume" in result.out, result
     assert not (tmp_path / "sandbox").exists()  # no command ran: not even the sandbox was started
 
 
