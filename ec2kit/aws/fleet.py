@@ -70,9 +70,30 @@ class Fleets:
         subnet = plan.spec().get("SubnetId") or getattr(plan, "subnet", None)
         subnets: tuple[str, ...] = (str(subnet),) if subnet else ()
         zones: tuple[str, ...] = () if subnets else ((plan.zone,) if plan.zone else self.zones())
+        zone_subnets: dict[str, str] = {}
+        skipped: tuple[str, ...] = ()
+        if zones:  # the default VPC: each pool names its zone's default subnet (a zone added later may have none)
+            zone_subnets = self._default_subnets()
+            skipped = tuple(z for z in zones if z not in zone_subnets)
+            zones = tuple(z for z in zones if z in zone_subnets)
+            if not zones:
+                raise ConfigError(
+                    f"The default VPC in {self.aws.region} has no default subnet in "
+                    f"{'zone ' + plan.zone if plan.zone else 'any of its zones'}, so instance {plan.name} has nowhere to go.",
+                    hint=f"Create one with `aws ec2 create-default-subnet --availability-zone {skipped[0]} "
+                    f"--region {self.aws.region}`, or pass --subnet.",
+                )
         offered = {} if subnets else self._offered(every, zones)
         return replace_types(
-            FleetPlan(launch=plan, types=every, zones=zones, subnets=subnets, offered=offered),
+            FleetPlan(
+                launch=plan,
+                types=every,
+                zones=zones,
+                subnets=subnets,
+                offered=offered,
+                zone_subnets=zone_subnets,
+                skipped_zones=skipped,
+            ),
             spot=every,
             on_demand=every if on_demand_fallback else (),
         )
@@ -81,6 +102,11 @@ class Fleets:
         """The region's available availability zones (not Local or Wavelength zones), sorted."""
         answer = self.aws.ec2.describe_availability_zones(Filters=filters(state="available"))["AvailabilityZones"]
         return tuple(sorted(z["ZoneName"] for z in answer if z.get("ZoneType", "availability-zone") == "availability-zone"))
+
+    def _default_subnets(self) -> dict[str, str]:
+        """Zone -> the default VPC's default subnet there (DescribeSubnets ``default-for-az``)."""
+        rows = self.aws.paginate("describe_subnets", "Subnets[]", Filters=filters(**{"default-for-az": "true"}))
+        return {str(r["AvailabilityZone"]): str(r["SubnetId"]) for r in sorted(rows, key=lambda r: str(r["SubnetId"]))}
 
     def _offered(self, types: tuple[str, ...], zones: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
         """Zones each type is offered in (DescribeInstanceTypeOfferings); a type AWS lists nowhere keeps every zone."""
@@ -213,6 +239,11 @@ class Fleets:
     def _fill(self, fleet: FleetPlan, template: str, token: str, progress: Progress | None) -> tuple[list[str], str]:
         """(instance ids, market) from the first fleet that launches; capacity errors move on, others stop."""
         tried: list[tuple[str, list[tuple[str, str]]]] = []
+        if progress and fleet.skipped_zones:
+            progress(
+                f"instance {fleet.name}: skipping {', '.join(fleet.skipped_zones)} (no default subnet in the default VPC; "
+                f"`aws ec2 create-default-subnet --availability-zone {fleet.skipped_zones[0]}` adds one)"
+            )
         for market in ("spot", "on-demand"):
             pools = fleet.pools(market)
             if not pools:

@@ -124,6 +124,8 @@ class FleetPlan:
     subnets: tuple[str, ...] = ()
     on_demand_types: tuple[str, ...] = ()  # the fallback fleet's types (none: no fallback)
     offered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # type -> zones it is offered in
+    zone_subnets: dict[str, str] = field(default_factory=dict)  # zone -> its default subnet (the default VPC)
+    skipped_zones: tuple[str, ...] = ()  # zones left out: no default subnet there
     template_name: str = "ec2kit-check"
     count: int = 1  # instances wanted from the one call (a sweep's batch); AWS may give fewer
 
@@ -149,7 +151,10 @@ class FleetPlan:
         order = {t: i for i, t in enumerate(self.types if market == "spot" else self.on_demand_types)}
         for type_, place in self.pools(market):
             item: dict[str, Any] = {"InstanceType": type_}
-            item["SubnetId" if self.subnets else "AvailabilityZone"] = place
+            if self.subnets or place in self.zone_subnets:  # a subnet places the instance in its zone
+                item["SubnetId"] = self.zone_subnets.get(place, place)
+            else:
+                item["AvailabilityZone"] = place
             if market == "spot" and self.launch.max_price is not None:
                 item["MaxPrice"] = str(self.launch.max_price)
             if market == "on-demand":

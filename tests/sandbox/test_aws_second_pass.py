@@ -134,3 +134,68 @@ def test_a_missing_spot_service_linked_role_in_a_fleets_errors_says_how_to_creat
 def test_other_auth_failures_are_still_about_credentials():
     err = translate_code("AuthFailure", "", "list instances")
     assert type(err) is CredentialsError and "aws sts get-caller-identity" in err.hint
+
+
+# a zone without a default subnet (22.5) -------------------------------------------------------------------
+def drop_default_subnet(ec2) -> str:
+    """Delete the default VPC's default subnet in the last zone (as in a zone AWS added after the VPC was made)."""
+    defaults = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    last = max(defaults, key=lambda s: s["AvailabilityZone"])
+    ec2.delete_subnet(SubnetId=last["SubnetId"])
+    return str(last["AvailabilityZone"])
+
+
+def test_the_sandbox_refuses_a_fleet_pool_in_a_zone_without_a_default_subnet_as_aws_does(sandbox_reset):
+    ec2 = sandbox_reset.ec2
+    zone = drop_default_subnet(ec2)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(LaunchTemplateName="nosub", LaunchTemplateData={"ImageId": image})
+    answer = ec2.create_fleet(
+        Type="instant",
+        LaunchTemplateConfigs=[
+            {
+                "LaunchTemplateSpecification": {"LaunchTemplateName": "nosub", "Version": "$Latest"},
+                "Overrides": [{"InstanceType": "t3.micro", "AvailabilityZone": zone}],
+            }
+        ],
+        TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+    )
+    assert not [i for item in answer.get("Instances") or [] for i in item.get("InstanceIds") or []]
+    assert [(e["ErrorCode"], e["ErrorMessage"]) for e in answer["Errors"]] == [
+        ("InvalidParameterValue", f"No default subnet for availability zone: '{zone}'.")
+    ]
+
+
+def test_a_spot_fleet_names_each_zones_default_subnet_and_skips_a_zone_without_one(ctx, sandbox_reset):
+    zone = drop_default_subnet(sandbox_reset.ec2)
+    defaults = {
+        s["SubnetId"]: s["AvailabilityZone"]
+        for s in sandbox_reset.ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    }
+    offered = {
+        o["Location"]
+        for o in sandbox_reset.ec2.describe_instance_type_offerings(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": ["t3.micro"]}]
+        )["InstanceTypeOfferings"]
+    }
+    defaults = {subnet: z for subnet, z in defaults.items() if z in offered}
+    fleets: list[dict] = []
+    said: list[str] = []
+    ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.CreateFleet", lambda **kw: fleets.append(kw["params"]))
+    inst = ctx.cloud.launch("subnets1", type="t3.micro", spot=True, progress=said.append)
+    overrides = [o for p in fleets for c in p["LaunchTemplateConfigs"] for o in c["Overrides"]]
+    assert overrides and all("AvailabilityZone" not in o for o in overrides), overrides
+    assert {o["SubnetId"] for o in overrides} == set(defaults), overrides  # every zone that has one, by its subnet
+    assert zone not in defaults.values() and inst.zone != zone
+    assert any(f"skipping {zone} (no default subnet" in s and "create-default-subnet" in s for s in said), said
+
+
+def test_a_launch_in_a_zone_without_a_default_subnet_is_refused_before_createfleet(ctx, sandbox_reset):
+    zone = drop_default_subnet(sandbox_reset.ec2)
+    fleets: list[dict] = []
+    ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.CreateFleet", lambda **kw: fleets.append(kw["params"]))
+    with pytest.raises(ConfigError) as caught:
+        ctx.cloud.launch("subnets2", type="t3.micro", spot=True, zone=zone)
+    assert f"no default subnet in zone {zone}" in str(caught.value)
+    assert f"create-default-subnet --availability-zone {zone}" in caught.value.hint
+    assert fleets == []

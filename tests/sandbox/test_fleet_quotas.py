@@ -75,7 +75,8 @@ def test_with_the_first_pools_empty_one_fleet_call_launches_another_type_in_anot
     assert len(fleets) == 1
     call = fleets[0]
     assert call["Type"] == "instant" and call["SpotOptions"] == {"AllocationStrategy": "price-capacity-optimized"}
-    pools = {(o["InstanceType"], o["AvailabilityZone"]) for o in call["LaunchTemplateConfigs"][0]["Overrides"]}
+    zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in sandbox.ec2.describe_subnets()["Subnets"]}  # pools name subnets
+    pools = {(o["InstanceType"], zone_of[o["SubnetId"]]) for o in call["LaunchTemplateConfigs"][0]["Overrides"]}
     assert pools <= set(itertools.product(["t3.micro", "t3.small"], zones(sandbox))) and len(pools) >= 10
     assert ("t3.micro", "us-east-1a") in pools and ("t3.small", "us-east-1b") in pools
     # tagged at creation, instance and volumes; the launch template is gone

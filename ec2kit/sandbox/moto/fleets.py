@@ -6,7 +6,8 @@ order (lowest ``SpotPrice``/``Priority`` first when given) until the target is m
 whose (type, zone, market) pool has no capacity, or whose launch would pass a vCPU quota, is
 skipped and reported in the response's ``Errors`` (``InsufficientInstanceCapacity``,
 ``VcpuLimitExceeded``, ``MaxSpotInstanceCountExceeded``; an image that does not exist:
-``InvalidAMIID.NotFound``) with its ``LaunchTemplateAndOverrides``;
+``InvalidAMIID.NotFound``; a zone with no default subnet in the default VPC: ``InvalidParameterValue``)
+with its ``LaunchTemplateAndOverrides``;
 when every pool fails the response has no instances and only errors. Spot instances honour
 ``SpotOptions.InstanceInterruptionBehavior`` (fleet) or the template's ``InstanceMarketOptions``.
 """
@@ -17,7 +18,7 @@ import math
 from typing import Any
 
 from .account import ACCOUNT
-from .limits import check_quota, choose_zone, subnet_zone
+from .limits import check_quota, choose_zone, require_default_subnet, subnet_zone
 
 
 def template_data(backend: Any, spec: Any) -> dict[str, Any]:
@@ -79,6 +80,8 @@ def launch(fleet: Any, weight_to_add: float, market: str) -> None:
         try:
             with ACCOUNT.lock:
                 backend.describe_images(ami_ids=[spec.image_id])  # AWS: InvalidAMIID.NotFound for that pool
+                if not spec.subnet_id:
+                    require_default_subnet(backend, spec_zone(backend, spec, data))
                 zone = choose_zone(backend, spec.instance_type, spec_zone(backend, spec, data), market)
                 check_quota(backend, spec.instance_type, count, market)
                 if market == "spot":

@@ -116,6 +116,15 @@ def choose_zone(backend: Any, instance_type: str, zone: str | None, market: str)
     )
 
 
+def require_default_subnet(backend: Any, zone: str | None) -> None:
+    """AWS places an instance given only a zone in the default VPC's default subnet there; with none it refuses."""
+    if not zone:
+        return
+    defaults = [s for s in backend.describe_subnets(filters={"default-for-az": ["true"]}) if s.availability_zone == zone]
+    if not defaults:
+        raise _error("InvalidParameterValue", f"No default subnet for availability zone: '{zone}'.")
+
+
 def subnet_zone(backend: Any, subnet_id: str | None) -> str | None:
     if not subnet_id:
         return None
