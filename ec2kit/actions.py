@@ -61,6 +61,8 @@ def say_launch_plan(plan: LaunchPlan, say: Callable[[str], None], prefix: str = 
     """The lines a launch says before it starts: which image and why; a warning for --open-ssh."""
     if plan.image_note:
         say(f"{prefix}Image: {plan.image_note}")
+    if plan.network_note:
+        say(f"{prefix}Network: {plan.network_note}")
     if plan.open_ssh:
         say(
             f"{prefix}Warning: --open-ssh allows SSH from anywhere (0.0.0.0/0) to every instance in "

@@ -166,6 +166,8 @@ class MachineVerbs(Face):
         plan = cloud.plan_launch(name, **options)
         if plan.image_note:
             say(f"image: {plan.image_note}")
+        if plan.network_note:
+            say(f"network: {plan.network_note}")
         if plan.spot:
             fleet = cloud.fit_quotas(cloud.plan_fleet(plan, types=types, on_demand_fallback=fallback))
             by_type: dict[str, list[str]] = {}

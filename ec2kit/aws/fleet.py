@@ -67,7 +67,7 @@ class Fleets:
         for type_ in every[1:]:
             self.types.info(type_)
         # a plan that names a subnet places the instance there (whatever the plan calls the field, its spec says SubnetId)
-        subnet = plan.spec().get("SubnetId") or getattr(plan, "subnet", None)
+        subnet = plan.subnet_id
         subnets: tuple[str, ...] = (str(subnet),) if subnet else ()
         zones: tuple[str, ...] = () if subnets else ((plan.zone,) if plan.zone else self.zones())
         zone_subnets: dict[str, str] = {}

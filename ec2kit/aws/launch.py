@@ -24,7 +24,7 @@ from .fleet import Fleets
 from .instance_types import InstanceTypes
 from .instances import Instances
 from .models import LAUNCH_TAG, LIVE_STATES, MANAGED_TAG, Instance, filters
-from .network import Networks
+from .network import Network, Networks
 from .plans import LaunchPlan
 from .quota_table import QUOTA_ERRORS, QUOTA_MARKETS
 from .quotas import Quotas
@@ -115,6 +115,7 @@ class Launcher:
         net = self.networks.network(subnet=subnet, security_groups=security_groups, zone=zone)
         if instance_profile:
             self.networks.instance_profile(instance_profile)
+        private_subnet = bool(net.subnet_id) and not net.public_ip_on_launch
         return LaunchPlan(
             name=name,
             image_id=img.id,
@@ -132,6 +133,8 @@ class Launcher:
             vpc_id=net.vpc_id,
             subnet_id=net.subnet_id,
             security_group_ids=net.group_ids,
+            associate_public_ip=private_subnet and self.aws.settings.ssh_address != "private",
+            network_note=_network_note(net, private_subnet, self.aws.settings.ssh_address),
             instance_profile=instance_profile,
             image_note=image_note,
             interruption=interruption,
@@ -330,3 +333,16 @@ def _root_size(raw: dict[str, Any]) -> int | None:
         if mapping.get("DeviceName") == root and mapping.get("Ebs", {}).get("VolumeSize"):
             return int(mapping["Ebs"]["VolumeSize"])
     return None
+
+
+def _network_note(net: Network, private_subnet: bool, ssh_address: str) -> str:
+    """What the plan says about a subnet that assigns no public IPv4 ('' for one that does)."""
+    if not private_subnet:
+        return ""
+    subnet = f"subnet {net.subnet_name or net.subnet_id}"
+    if ssh_address == "private":
+        return f"{subnet} assigns no public IPv4 and EC2KIT_SSH_ADDRESS=private: the instance is private-only, reached from inside its VPC"
+    return (
+        f"{subnet} assigns no public IPv4 by itself: ec2kit asks AWS for one, so this machine can reach it "
+        "(it also needs a route to an internet gateway; EC2KIT_SSH_ADDRESS=private keeps it private)"
+    )

@@ -31,6 +31,7 @@ class Network:
     subnet_name: str = ""
     zone: str | None = None  # the subnet's availability zone
     group_ids: tuple[str, ...] = ()
+    public_ip_on_launch: bool = True  # the subnet's MapPublicIpOnLaunch (default subnets: yes)
 
 
 class Networks:
@@ -125,6 +126,7 @@ class Networks:
             tags_of(raw).get("Name", ""),
             subnet_zone or None,
             self.security_group_ids(security_groups, vpc_id),
+            bool(raw.get("MapPublicIpOnLaunch")),
         )
 
     @translated("find instance profile {0}")

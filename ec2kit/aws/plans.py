@@ -45,8 +45,11 @@ class LaunchPlan:
     vpc_id: str | None = None  # where ec2kit's own group goes (None: the default VPC, looked up at launch)
     subnet_id: str | None = None
     security_group_ids: tuple[str, ...] = ()  # extra groups, beside ec2kit-ssh
+    #: the subnet assigns no public IPv4 by itself: ask for one on the primary interface (or the laptop cannot dial it)
+    associate_public_ip: bool = False
     instance_profile: str | None = None  # IAM instance profile name
     interruption: str | None = None  # spot: "stop" = a persistent request whose instance (and disk) is stopped, not terminated
+    network_note: str = ""  # how the laptop will reach it when the subnet assigns no public IPv4
     image_note: str = ""  # which image and why: "ubuntu 24.04 arm64 because t4g.large is Graviton: …"
 
     #: IMDSv2 only (a tokenless metadata request gets 401); hop limit 2 lets containers on the instance use it;
@@ -69,10 +72,18 @@ class LaunchPlan:
         if key_name:
             spec["KeyName"] = key_name
         groups = [*group_ids, *(g for g in self.security_group_ids if g not in group_ids)]
-        if groups:
-            spec["SecurityGroupIds"] = groups
-        if self.subnet_id:
-            spec["SubnetId"] = self.subnet_id
+        if self.associate_public_ip:  # AWS takes the address only on an interface, which then holds subnet and groups
+            nic: dict[str, Any] = {"DeviceIndex": 0, "AssociatePublicIpAddress": True, "DeleteOnTermination": True}
+            if self.subnet_id:
+                nic["SubnetId"] = self.subnet_id
+            if groups:
+                nic["Groups"] = groups
+            spec["NetworkInterfaces"] = [nic]
+        else:
+            if groups:
+                spec["SecurityGroupIds"] = groups
+            if self.subnet_id:
+                spec["SubnetId"] = self.subnet_id
         if self.instance_profile:
             spec["IamInstanceProfile"] = {"Name": self.instance_profile}
         spec["MetadataOptions"] = dict(self.METADATA_OPTIONS)
@@ -151,7 +162,9 @@ class FleetPlan:
         order = {t: i for i, t in enumerate(self.types if market == "spot" else self.on_demand_types)}
         for type_, place in self.pools(market):
             item: dict[str, Any] = {"InstanceType": type_}
-            if self.subnets or place in self.zone_subnets:  # a subnet places the instance in its zone
+            if self.launch.associate_public_ip:  # the template's interface names the one subnet
+                pass
+            elif self.subnets or place in self.zone_subnets:  # a subnet places the instance in its zone
                 item["SubnetId"] = self.zone_subnets.get(place, place)
             else:
                 item["AvailabilityZone"] = place

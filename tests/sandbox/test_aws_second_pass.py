@@ -162,7 +162,7 @@ def test_the_sandbox_refuses_a_fleet_pool_in_a_zone_without_a_default_subnet_as_
     )
     assert not [i for item in answer.get("Instances") or [] for i in item.get("InstanceIds") or []]
     assert [(e["ErrorCode"], e["ErrorMessage"]) for e in answer["Errors"]] == [
-        ("InvalidParameterValue", f"No default subnet for availability zone: '{zone}'.")
+        ("InvalidInput", f"No default subnet for availability zone: '{zone}'.")
     ]
 
 
@@ -199,3 +199,72 @@ def test_a_launch_in_a_zone_without_a_default_subnet_is_refused_before_createfle
     assert f"no default subnet in zone {zone}" in str(caught.value)
     assert f"create-default-subnet --availability-zone {zone}" in caught.value.hint
     assert fleets == []
+
+
+# a subnet that assigns no public IPv4 (22.6) ---------------------------------------------------------------
+def private_subnet(ec2) -> dict:
+    """A default subnet made to assign no public IPv4 (MapPublicIpOnLaunch false), as most custom subnets are."""
+    subnet = min(
+        ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"],
+        key=lambda s: s["AvailabilityZone"],
+    )
+    ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": False})
+    return subnet
+
+
+def filtered(sandbox, instance_id: str) -> bool:
+    """Whether the sandbox hands this machine the blackhole for the instance (once its sshd runs)."""
+    sandbox.resolver.wait_address(instance_id, timeout=20)
+    return bool((sandbox.resolver.address(instance_id) or {}).get("filtered"))
+
+
+def test_the_sandbox_answers_only_inside_the_vpc_for_an_instance_without_a_public_ip(sandbox_reset):
+    ec2 = sandbox_reset.ec2
+    subnet = private_subnet(ec2)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    made = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"])["Instances"][0]
+    described = ec2.describe_instances(InstanceIds=[made["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert not described.get("PublicIpAddress") and described["PrivateIpAddress"]
+    assert filtered(sandbox_reset, made["InstanceId"])  # from the laptop: the blackhole, as a private address from outside
+
+
+def test_a_launch_in_a_subnet_without_public_ips_asks_for_one_and_is_reachable(ctx, sandbox_reset):
+    subnet = private_subnet(sandbox_reset.ec2)
+    runs: list[dict] = []
+    said: list[str] = []
+    ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.RunInstances", lambda **kw: runs.append(kw["params"]))
+    plan = ctx.cloud.plan_launch("public1", type="t3.micro", subnet=subnet["SubnetId"])
+    assert "assigns no public IPv4" in plan.network_note and "asks AWS for one" in plan.network_note
+    inst = ctx.cloud.launch(plan, progress=said.append)
+    (nic,) = runs[0]["NetworkInterfaces"]
+    assert nic["AssociatePublicIpAddress"] is True and nic["SubnetId"] == subnet["SubnetId"] and nic["Groups"]
+    assert "SubnetId" not in runs[0] and "SecurityGroupIds" not in runs[0]  # AWS refuses them beside an interface
+    assert inst.public_ip
+    assert not filtered(sandbox_reset, inst.id)
+
+
+def test_a_spot_fleet_in_a_subnet_without_public_ips_asks_for_one_in_its_template(ctx, sandbox_reset):
+    subnet = private_subnet(sandbox_reset.ec2)
+    templates: list[dict] = []
+    fleets: list[dict] = []
+    ctx.cloud.ec2.meta.events.register(
+        "before-parameter-build.ec2.CreateLaunchTemplate", lambda **kw: templates.append(kw["params"])
+    )
+    ctx.cloud.ec2.meta.events.register("before-parameter-build.ec2.CreateFleet", lambda **kw: fleets.append(kw["params"]))
+    inst = ctx.cloud.launch("public2", type="t3.micro", spot=True, subnet=subnet["SubnetId"])
+    (nic,) = templates[-1]["LaunchTemplateData"]["NetworkInterfaces"]
+    assert nic["AssociatePublicIpAddress"] is True and nic["SubnetId"] == subnet["SubnetId"]
+    overrides = [o for p in fleets for c in p["LaunchTemplateConfigs"] for o in c["Overrides"]]
+    assert overrides and all(set(o) == {"InstanceType"} for o in overrides), overrides
+    assert inst.public_ip and inst.lifecycle == "spot" and inst.zone == subnet["AvailabilityZone"]
+    assert not filtered(sandbox_reset, inst.id)
+
+
+def test_with_ssh_address_private_a_launch_there_stays_private_and_says_so(ctx, sandbox_reset, monkeypatch):
+    subnet = private_subnet(sandbox_reset.ec2)
+    from dataclasses import replace
+
+    monkeypatch.setattr(ctx.cloud.aws, "settings", replace(ctx.cloud.aws.settings, ssh_address="private"))
+    plan = ctx.cloud.plan_launch("private2", type="t3.micro", subnet=subnet["SubnetId"])
+    assert not plan.associate_public_ip and "private-only" in plan.network_note
+    assert "NetworkInterfaces" not in plan.params and plan.params["SubnetId"] == subnet["SubnetId"]

@@ -215,11 +215,22 @@ class Control:
         return {"instance_id": instance_id, "state": "running"}
 
     def reachable_address(self, instance_id: str, address: dict[str, Any], source_id: str | None) -> dict[str, Any]:
-        """``address``, or the blackhole when security groups keep the caller (or ``source_id``) out."""
+        """``address``, or the blackhole when security groups keep the caller (or ``source_id``) out, or
+        when the caller is outside the VPC and the instance has no public IPv4 (AWS: only its private
+        address answers, from inside)."""
+        instance = self.reconciler.instances.get(instance_id) or {}
+        if source_id is None and not instance.get("PublicIpAddress") and instance.get("PrivateIpAddress"):
+            if self.blackhole is None:
+                self.blackhole = Blackhole()
+            log.info("%s: no public IPv4, so only its private address answers (from inside its VPC)", instance_id)
+            return {**address, "port": self.blackhole.port, "filtered": True}
         if not self.account.enforce_ssh:
             return address
-        instance = self.reconciler.instances.get(instance_id) or {}
-        group_ids = [g["GroupId"] for g in instance.get("SecurityGroups", []) if g.get("GroupId")]
+        # AWS lists the primary interface's groups as the instance's; moto keeps a launch's interface groups apart
+        interfaces = [g for nic in instance.get("NetworkInterfaces", []) for g in nic.get("Groups", [])]
+        group_ids = list(
+            dict.fromkeys(g["GroupId"] for g in [*instance.get("SecurityGroups", []), *interfaces] if g.get("GroupId"))
+        )
         groups = self.ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"] if group_ids else []
         if source_id:
             source = self.known(source_id)

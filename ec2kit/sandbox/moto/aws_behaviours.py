@@ -14,6 +14,8 @@ Patched on moto's classes (so they survive ``POST /moto-api/reset``), reading ``
   capacity. RequestSpotInstances for an empty pool leaves the request ``open`` with status
   ``capacity-not-available`` (as AWS does; no API error) until :func:`fulfil_waiting` finds
   capacity again. CreateFleet tries each override in turn and lists the empty pools in ``Errors``.
+- An instance launched with ``NetworkInterfaces`` (e.g. to ask for a public IPv4) lists the primary
+  interface's groups as its ``SecurityGroups``, as AWS does.
 - The spot options moto drops from RunInstances (``InstanceMarketOptions.SpotOptions``) are kept
   in ``MARKET_OPTIONS`` per instance id, for stop-instead-of-terminate interruptions.
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 from .account import ACCOUNT, ACCOUNT_ID, QUOTAS_BY_CODE, quota_record
 from .images import SSM_PARAMETERS
+from .interfaces import interface_groups
 from .limits import (
     check_quota,
     choose_zone,
@@ -70,6 +73,8 @@ def _patch_run_instances() -> None:
                 kwargs["placement"] = chosen
             check_quota(self, instance_type, count, market)
             reservation = original(self, image_id, count, user_data, security_group_names, **kwargs)
+        for instance in reservation.instances:
+            interface_groups(instance)
         options = getattr(_local, "market_options", None)
         if market == "spot" and options:
             for instance in reservation.instances:

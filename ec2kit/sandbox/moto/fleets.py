@@ -6,7 +6,7 @@ order (lowest ``SpotPrice``/``Priority`` first when given) until the target is m
 whose (type, zone, market) pool has no capacity, or whose launch would pass a vCPU quota, is
 skipped and reported in the response's ``Errors`` (``InsufficientInstanceCapacity``,
 ``VcpuLimitExceeded``, ``MaxSpotInstanceCountExceeded``; an image that does not exist:
-``InvalidAMIID.NotFound``; a zone with no default subnet in the default VPC: ``InvalidParameterValue``)
+``InvalidAMIID.NotFound``; a zone with no default subnet in the default VPC: ``InvalidInput``, as moto words it for RunInstances)
 with its ``LaunchTemplateAndOverrides``;
 when every pool fails the response has no instances and only errors. Spot instances honour
 ``SpotOptions.InstanceInterruptionBehavior`` (fleet) or the template's ``InstanceMarketOptions``.
@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from .account import ACCOUNT
+from .interfaces import interface_groups, primary_interface, settle_public_ip
 from .limits import check_quota, choose_zone, require_default_subnet, subnet_zone
 
 
@@ -75,14 +76,18 @@ def launch(fleet: Any, weight_to_add: float, market: str) -> None:
         if remaining <= 0:
             break
         data = template_data(backend, spec)
-        groups = list(spec.group_set or data.get("SecurityGroupIds") or [])
+        nic = primary_interface(data)  # a template that asks for a public IPv4 holds subnet and groups on its interface
+        groups = list(spec.group_set or data.get("SecurityGroupIds") or nic.get("Groups") or [])
+        subnet_id = spec.subnet_id or nic.get("SubnetId")
         count = max(1, math.ceil(remaining / spec.weighted_capacity))
         try:
             with ACCOUNT.lock:
                 backend.describe_images(ami_ids=[spec.image_id])  # AWS: InvalidAMIID.NotFound for that pool
-                if not spec.subnet_id:
+                if not subnet_id:
                     require_default_subnet(backend, spec_zone(backend, spec, data))
-                zone = choose_zone(backend, spec.instance_type, spec_zone(backend, spec, data), market)
+                zone = choose_zone(
+                    backend, spec.instance_type, subnet_zone(backend, subnet_id) or spec_zone(backend, spec, data), market
+                )
                 check_quota(backend, spec.instance_type, count, market)
                 if market == "spot":
                     requests = backend.request_spot_instances(
@@ -102,13 +107,17 @@ def launch(fleet: Any, weight_to_add: float, market: str) -> None:
                         kernel_id=None,
                         ramdisk_id=None,
                         monitoring_enabled=spec.monitoring_enabled,
-                        subnet_id=spec.subnet_id,
+                        subnet_id=subnet_id,
                         spot_fleet_id=fleet.id,
                         tags=spec.tag_specifications,
                         instance_interruption_behaviour=interruption_behavior(fleet, data),
                         launch_spec=spec,
                     )
                     fleet.spot_requests.extend(r for r in requests if r.instance is not None)
+                    for r in requests:
+                        if r.instance is not None:
+                            settle_public_ip(backend, r.instance, nic)
+                            interface_groups(r.instance)
                 else:
                     reservation = backend.run_instances(
                         image_id=spec.image_id,
@@ -123,10 +132,13 @@ def launch(fleet: Any, weight_to_add: float, market: str) -> None:
                         kernel_id=None,
                         ramdisk_id=None,
                         monitoring_enabled=spec.monitoring,
-                        subnet_id=spec.subnet_id,
+                        subnet_id=subnet_id,
                         fleet_id=fleet.id,
                         tags=spec.tag_specifications,
                     )
+                    for i in reservation.instances:
+                        settle_public_ip(backend, i, nic)
+                        interface_groups(i)
                     fleet.on_demand_instances.extend(
                         {"id": reservation.id, "instance": i, "launch_spec": spec} for i in reservation.instances
                     )

@@ -122,7 +122,7 @@ def require_default_subnet(backend: Any, zone: str | None) -> None:
         return
     defaults = [s for s in backend.describe_subnets(filters={"default-for-az": ["true"]}) if s.availability_zone == zone]
     if not defaults:
-        raise _error("InvalidParameterValue", f"No default subnet for availability zone: '{zone}'.")
+        raise _error("InvalidInput", f"No default subnet for availability zone: '{zone}'.")
 
 
 def subnet_zone(backend: Any, subnet_id: str | None) -> str | None:
