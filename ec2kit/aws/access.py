@@ -31,6 +31,8 @@ __all__ = ["Access", "SshRule", "key_fingerprints", "rule_description"]
 WORLD = "0.0.0.0/0"
 CALLER_CACHE = "caller-ip.json"  # this machine's public address, for a few minutes (aws/address.py)
 ADMITTED_CACHE = "ssh-access.json"  # group id -> the /32 ec2kit last made sure it admits
+OWN_ADDRESS = "ec2kit: your address on "  # how the address rules ec2kit adds describe themselves (then the day)
+ROOM = 10  # old address rules removed at once when a group is full
 
 
 class Access:
@@ -43,6 +45,7 @@ class Access:
         self.aws = aws
         self.settings = aws.settings
         self._checkip_url = checkip_url
+        self.pruned: list[str] = []  # old address rules removed to make room (AWS's rule limit), for the caller to say
 
     @translated("set up the EC2 key pair")
     def ensure_key_pair(self) -> Path:
@@ -146,15 +149,51 @@ class Access:
             self._remember_admitted([gid], cidr)
         return gid
 
-    def _authorize(self, group_id: str, source: dict[str, Any]) -> None:
-        """Allow tcp/22 into ``group_id`` from ``source`` (IpRanges or UserIdGroupPairs); a duplicate is fine."""
+    def _authorize(self, group_id: str, source: dict[str, Any], *, retry: bool = True) -> None:
+        """Allow tcp/22 into ``group_id`` from ``source`` (IpRanges or UserIdGroupPairs); a duplicate is fine.
+
+        At AWS's rule limit (60 per group by default), the oldest addresses ec2kit added are removed to
+        make room (never a rule ec2kit did not describe as its own, never the one being kept)."""
         try:
             self.aws.ec2.authorize_security_group_ingress(
                 GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
             )
         except Exception as err:  # a concurrent ec2kit may have added it
-            if "Duplicate" not in error_code(err):
+            code = error_code(err)
+            if "Duplicate" in code:
+                return
+            if code != "RulesPerSecurityGroupLimitExceeded" or not source.get("IpRanges") or not retry:
                 raise
+            keep = {r.get("CidrIp", "") for r in source["IpRanges"]}
+            if not self._make_room(group_id, keep):
+                raise ConfigError(
+                    f"Security group {SECURITY_GROUP} ({group_id}) has reached AWS's limit of rules per group, and none "
+                    "of them is an old address ec2kit added, so ec2kit cannot admit your address.",
+                    hint="Remove rules you no longer need from that group, or ask for more with Service Quotas "
+                    "('Inbound or outbound rules per security group', L-0EA8095F).",
+                ) from None
+            self._authorize(group_id, source, retry=False)
+
+    def _make_room(self, group_id: str, keep: set[str], *, count: int = ROOM) -> list[str]:
+        """Revoke up to ``count`` of the oldest address rules ec2kit added to ``group_id`` (not ``keep``); their CIDRs."""
+        groups = self.aws.ec2.describe_security_groups(GroupIds=[group_id]).get("SecurityGroups", [])
+        ours: list[tuple[str, int, str, dict[str, Any]]] = []
+        permissions: list[dict[str, Any]] = groups[0].get("IpPermissions", []) if groups else []
+        for perm in permissions:
+            if not _covers_ssh(perm):
+                continue
+            for order, r in enumerate(perm.get("IpRanges", [])):
+                described, cidr = r.get("Description", ""), r.get("CidrIp", "")
+                if described.startswith(OWN_ADDRESS) and cidr not in keep and cidr != WORLD:
+                    ours.append((described[len(OWN_ADDRESS) :], order, cidr, perm))
+        removed = []
+        for _day, _order, cidr, perm in sorted(ours, key=lambda o: (o[0], o[1]))[:count]:
+            base: dict[str, Any] = {k: perm[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in perm}
+            base["IpRanges"] = [{"CidrIp": cidr}]
+            self.aws.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[base])
+            removed.append(cidr)
+        self.pruned.extend(removed)
+        return removed
 
     # -- the caller's address, kept admitted ------------------------------------------------
     def _admitted(self) -> dict[str, str]:
@@ -200,9 +239,18 @@ class Access:
         self._remember_admitted(group_ids, cidr)
         if not added:
             return None
+        return f"Your public address is now {ip}: SSH from {cidr} added to {SECURITY_GROUP} ({', '.join(added)}). " + (
+            self.pruned_note() or "`inv access --prune` removes the old addresses."
+        )
+
+    def pruned_note(self) -> str:
+        """A sentence on the old address rules removed to make room since the last call ('' for none)."""
+        if not self.pruned:
+            return ""
+        gone, self.pruned = self.pruned, []
         return (
-            f"Your public address is now {ip}: SSH from {cidr} added to {SECURITY_GROUP} ({', '.join(added)}). "
-            "`inv access --prune` removes the old addresses."
+            f"The group was at AWS's rule limit, so the {len(gone)} oldest address(es) ec2kit had added were removed "
+            f"({', '.join(gone[:5])}{'…' if len(gone) > 5 else ''})."
         )
 
     @translated("list ec2kit's SSH rules")
@@ -282,7 +330,7 @@ class SshRule:
 def rule_description(cidr: str) -> str:
     """What a rule ec2kit adds says about itself: ``ec2kit: your address on 2026-11-30``."""
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    return f"ec2kit --open-ssh on {day}" if cidr == WORLD else f"ec2kit: your address on {day}"
+    return f"ec2kit --open-ssh on {day}" if cidr == WORLD else f"{OWN_ADDRESS}{day}"
 
 
 def _in(ip: str, cidr: str) -> bool:

@@ -132,6 +132,7 @@ class Cloud:
         self.admit_caller = access.admit_caller
         self.ssh_rules = access.ssh_rules
         self.prune_ssh_rules = access.prune_ssh_rules
+        self.pruned_note = access.pruned_note
         self.subnet = networks.subnet
         self.security_group_ids = networks.security_group_ids
         self.network = networks.network

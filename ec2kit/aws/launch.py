@@ -213,6 +213,8 @@ class Launcher:
                 raise refused
         self.access.ensure_key_pair()
         group_ids = (self.access.ensure_security_group(open_ssh=plan.open_ssh, vpc_id=plan.vpc_id),)
+        if progress and (note := self.access.pruned_note()):
+            progress(f"instance {plan.name}: {note}")
         spec = plan.spec(key_name=self.aws.settings.key_name, group_ids=group_ids)
         token = uuid.uuid4().hex[:16]
         tags = {**plan.tags, LAUNCH_TAG: token}  # finds what this launch created, even if Ctrl-C lost the response

@@ -122,6 +122,60 @@ def test_a_new_caller_address_is_added_and_said_by_the_next_command_that_connect
     assert inv(aws, "connect", "laptop", "--command", "echo pruned-ok").out.strip() == "pruned-ok"
 
 
+def test_a_group_at_the_rule_limit_makes_room_by_removing_only_the_oldest_addresses_ec2kit_added(aws):
+    launch_json(aws, "full", "--type", "t3.micro")
+    group = ec2kit_group(aws)
+    ours = [f"100.64.0.{i}/32" for i in range(1, 55)]  # 54 old laptop addresses, oldest first
+    aws.ec2.authorize_security_group_ingress(
+        GroupId=group["GroupId"],
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [
+                    {"CidrIp": c, "Description": f"ec2kit: your address on 2026-0{1 + i // 10}-01"} for i, c in enumerate(ours)
+                ]
+                + [{"CidrIp": f"192.0.2.{i}/32", "Description": "the office"} for i in range(1, 5)],
+            }
+        ],
+    )
+    before = ssh_sources(ec2kit_group(aws))
+    assert len(before) == 60  # AWS's limit: the caller's /32, the group rule, 54 old addresses, 4 of the user's
+    sb.set_caller_ip(aws.info, "203.0.113.99")
+    age_caller_cache(aws.settings.home)
+    moved = inv(aws, "connect", "full", "--command", "echo room-made")
+    assert moved.out.strip() == "room-made", moved
+    assert "at AWS's rule limit, so the 10 oldest address(es) ec2kit had added were removed" in moved.err
+    after = ssh_sources(ec2kit_group(aws))
+    assert "203.0.113.99/32" in after and f"{DEFAULT_IP}/32" in after  # the current one was not a candidate
+    assert not set(ours[:10]) & set(after) and set(ours[10:]) <= set(after)  # the ten oldest, exactly
+    assert all(f"192.0.2.{i}/32" in after for i in range(1, 5)) and group["GroupId"] in after  # never the user's
+
+
+def test_a_group_full_of_rules_ec2kit_did_not_add_is_a_clear_error(aws):
+    launch_json(aws, "full2", "--type", "t3.micro")
+    group = ec2kit_group(aws)
+    own = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": f"{DEFAULT_IP}/32"}]}
+    aws.ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[own])  # no address of ec2kit's left
+    aws.ec2.authorize_security_group_ingress(
+        GroupId=group["GroupId"],
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [{"CidrIp": f"192.0.2.{i}/32", "Description": "the office"} for i in range(1, 60)],
+            }
+        ],
+    )
+    sb.set_caller_ip(aws.info, "203.0.113.98")
+    result = inv(aws, "access", ok=False)
+    assert result.code != 0 and "Traceback" not in result.err
+    assert "has reached AWS's limit of rules per group" in result.err and "L-0EA8095F" in result.err
+    assert len(ssh_sources(ec2kit_group(aws))) == 60  # nothing of the user's was touched
+
+
 def test_access_rechecks_the_address_at_once_even_while_the_cache_is_fresh(aws):
     launch_json(aws, "cafe", "--type", "t3.micro", "--no-wait")
     sb.set_caller_ip(aws.info, "192.0.2.77")
