@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -114,7 +115,10 @@ class Face:
     def _gpu_types(self, request: GpuRequest, *, spot: bool) -> list[str]:
         """The instance types that fit ``--gpus``/``--gpu-memory``, cheapest first (said in one line): with
         ``spot`` all of them are the fleet's pools, else the cheapest is launched."""
-        chosen = choose_gpu_types(request, self._gpu_catalog().types(), self.region, self.spelling)
+        offered = self._gpu_catalog().types()
+        chosen = choose_gpu_types(request, offered, self.region, self.spelling)
+        if request.model:  # as AWS spells it: a10g → A10G
+            request = replace(request, model=next(t.model for t in offered if t.type == chosen[0]))
         if spot:
             self._say(f"GPUs {request}: spot pools {', '.join(chosen)}", note=True)
         else:

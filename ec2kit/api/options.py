@@ -272,7 +272,8 @@ def choose_gpu_types(request: GpuRequest, offered: Sequence[GpuType], region: st
         same = matching(offered, request.model, None, request.memory_mib)
         counts = sorted({int(t.count) for t in same})
         what = f"{request.model or 'GPU'}" + (f" with ≥ {request.memory_text}" if request.memory_text else "")
-        offers = f"{what} comes {' or '.join(f'{c}×' for c in counts)} per instance" if counts else f"no type has {what}"
+        listed = ", ".join(str(c) for c in counts[:-1]) + (" or " if len(counts) > 1 else "") + str(counts[-1]) if counts else ""
+        offers = f"its types have {listed} {what} each" if counts else f"no type has {what}"
         raise ConfigError(
             f"No instance type in {region} has {request}: {offers}.",
             hint=f"{lister} lists every GPU type with its GPUs and memory.",
