@@ -146,3 +146,25 @@ def test_spot_run_with_gpus_runs_on_a_type_of_that_gpu(sandbox, tmp_path):
     assert record["instance_type"] == "g4dn.xlarge", record
     assert record["options"]["types"] == ["g4dn.2xlarge", "g4dn.4xlarge", "g4dn.8xlarge", "g4dn.16xlarge"]
     assert (tmp_path / "out" / "done.txt").read_text() == "ok\n"
+
+
+def test_prices_has_a_gpu_column_from_gpu_info(sandbox):
+    result = run_inv("prices", "g5", "--json", home=sandbox.settings.home)
+    assert result.code == 0, result
+    rows = json.loads(result.out)
+    assert rows["g5.xlarge"]["gpu"] == "1× A10G 24GB" and rows["g5.48xlarge"]["gpu"] == "8× A10G 24GB"
+    plain = run_inv("prices", "m5", "--json", home=sandbox.settings.home)
+    assert plain.code == 0 and {r["gpu"] for r in json.loads(plain.out).values()} == {""}, plain
+
+
+def test_sweep_with_gpus_asks_one_fleet_over_every_fitting_type(sandbox, tmp_path):
+    (tmp_path / "train.sh").write_text("#!/bin/bash\nmkdir -p results && echo loss,1 > results/metrics.csv\n")
+    result = run_inv(
+        "sweep", "--script", "train.sh", "--grid", "lr=1", "--parallel", "1", "--gpus", "T4", "--json",
+        home=sandbox.settings.home, cwd=tmp_path, timeout=240,
+    )  # fmt: skip
+    assert result.code == 0, result
+    assert "EC2 Fleet for 1 spot instance(s) (g4dn.xlarge, g4dn.2xlarge, g4dn.4xlarge, g4dn.8xlarge, g4dn.16xlarge)" in result.err
+    done = json.loads(result.out[result.out.index("{") : result.out.rindex("}") + 1])
+    assert (done["sweep"]["options"]["type"], done["sweep"]["options"]["types"][-1]) == ("g4dn.xlarge", "g4dn.16xlarge")
+    assert [row["instance_type"] for row in done["rows"]] == ["g4dn.xlarge"]
