@@ -115,7 +115,7 @@ def on_demand_prices(
 def gpu_on_demand_prices(region: str, *, session: Any = None, endpoint_url: str | None = None) -> dict[str, float]:
     """On-demand Linux prices (USD/hour) of every GPU instance type in a region: one Pricing API query."""
     region = find_region(region)
-    return parse_price_list(_price_list("", region, endpoint_url, session, None, category="GPU instance"), "")
+    return parse_price_list(_price_list("GPU instances", region, endpoint_url, session, None, category="GPU instance"), "")
 
 
 @translated("look up on-demand prices of {family} in {region}")
