@@ -312,8 +312,10 @@ class MachineVerbs(Face):
         )
 
     def prices(self, family: str, *, no_spot: bool = False) -> Listing[Price]:
-        """On-demand (AWS Pricing API) and current spot prices by zone of an instance family or type (``inv prices``)."""
+        """On-demand (AWS Pricing API) and current spot prices by zone of an instance family or type (``inv prices``),
+        with each type's GPUs (DescribeInstanceTypes' GpuInfo)."""
         from ..aws import prices as p
+        from ..aws.gpus import gpu_types_of
 
         sandbox = self.uses_sandbox
         demand = {} if sandbox else p.on_demand_prices(family, self.cloud.region, session=self.cloud.session)
@@ -325,7 +327,7 @@ class MachineVerbs(Face):
             )
         zones = sorted({z for t in spot.values() for z in t})
         found = p.sort_types(set(demand) | set(spot))
-        gpus = self._gpu_catalog().by_type() if found else {}
+        gpus = {t.type: t for t in gpu_types_of(p.describe_family(family, self.cloud))} if found else {}
         return Listing(
             [Price(t, demand.get(t), spot.get(t, {}), gpus[t].gpu_label if t in gpus else "") for t in found],
             title=f"Prices for {family} in {self.cloud.region} (USD/hour, Linux)",

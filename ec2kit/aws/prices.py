@@ -190,6 +190,12 @@ def spot_price(instance_type: str, zone: str, cloud: Ec2Api) -> float | None:
     return float(history[0]["SpotPrice"]) if history else None
 
 
+@translated("list the instance types of {family} in {cloud.region}")
+def describe_family(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
+    """DescribeInstanceTypes records of a family ("g5") or one type, by size (one filtered call)."""
+    return _describe_types(_check_family(family), cloud)
+
+
 def _describe_types(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
     pattern = family if "." in family else f"{family}.*"
     found = cloud.paginate("describe_instance_types", "InstanceTypes[]", Filters=[{"Name": "instance-type", "Values": [pattern]}])
