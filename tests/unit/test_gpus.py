@@ -121,3 +121,11 @@ def test_an_unknown_model_lists_the_models_offered_and_a_missing_count_the_count
 def test_nothing_asked_means_no_gpu_request():
     assert gpu_request(None, None, type="m5.large", types="m5.xlarge") is None
     assert gpu_request("", "", type=None, types=None) is None
+
+
+def test_a_model_with_spaces_matches_as_completion_offers_it():
+    from ec2kit.aws.gpus import model_key
+
+    rtx = gpu_types_of([info("g7.2xlarge", "RTX PRO 4500", 1, 32768, vcpus=8)])
+    assert model_key("RTX-PRO-4500") == model_key("rtx pro 4500") == model_key("RTX PRO 4500")
+    assert choose_gpu_types(GpuRequest("RTX-PRO-4500", 1), rtx, "us-east-1") == ["g7.2xlarge"]
