@@ -198,5 +198,6 @@ def gpus(ctx: Context, model: str | None = None, json: bool = False, no_spot: bo
         rows,
         empty=empty,
         priority=("type", "gpus", "gpu mem", "on-demand", "spot", "vcpus", "memory", "spot zone"),
+        minimum={"type": 16, "gpus": 22},  # p6-b200.48xlarge, 8× RTX PRO Server 6000: whole, before the extras
         wide=wide,
     )
