@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .options import CLI, PYTHON, Spelling
+from .options import CLI, PYTHON, GpuRequest, Spelling, choose_gpu_types
 from .shown import Progress
 
 if TYPE_CHECKING:
     from ..aws.cloud import Cloud
+    from ..aws.gpus import GpuCatalog
     from ..context import Context
     from ..settings import Settings
     from .ec2 import EC2
@@ -85,6 +87,43 @@ class Face:
         from ..sandbox import volumes_supported
 
         return volumes_supported()
+
+    def _gpu_catalog(self) -> GpuCatalog:
+        """The region's GPU types (one DescribeInstanceTypes pass, kept a day in EC2KIT_HOME/gpu-types.json)."""
+        from ..aws.gpus import GpuCatalog
+
+        cloud = self.cloud
+        sandbox = self.uses_sandbox
+
+        def on_demand() -> dict[str, float]:
+            from ..aws.prices import gpu_on_demand_prices
+            from ..errors import Ec2kitError
+
+            try:
+                return gpu_on_demand_prices(cloud.region, session=cloud.session)
+            except Ec2kitError as err:  # no pricing:GetProducts permission: sizes order the types instead
+                self._say(f"[dim]On-demand prices unavailable ({err}); GPU types are ordered by size.[/dim]", note=True)
+                return {}
+
+        return GpuCatalog(
+            cloud.aws,
+            self.settings.home / "gpu-types.json",
+            scope=f"{'sandbox' if sandbox else 'aws'}:{cloud.region}",
+            on_demand=None if sandbox else on_demand,  # the sandbox has no Pricing API
+        )
+
+    def _gpu_types(self, request: GpuRequest, *, spot: bool) -> list[str]:
+        """The instance types that fit ``--gpus``/``--gpu-memory``, cheapest first (said in one line): with
+        ``spot`` all of them are the fleet's pools, else the cheapest is launched."""
+        offered = self._gpu_catalog().types()
+        chosen = choose_gpu_types(request, offered, self.region, self.spelling)
+        if request.model:  # as AWS spells it: a10g → A10G
+            request = replace(request, model=next(t.model for t in offered if t.type == chosen[0]))
+        if spot:
+            self._say(f"GPUs {request}: spot pools {', '.join(chosen)}", note=True)
+        else:
+            self._say(f"GPUs {request}: {chosen[0]} (the cheapest of {len(chosen)} types that fit)", note=True)
+        return chosen
 
     @contextmanager
     def _progress(self, title: str) -> Iterator[Progress]:

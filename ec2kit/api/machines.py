@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..untrusted import markup_safe
 from .base import Face
 from .instances import INSTANCE_COLUMNS, Instance, _instance_row
-from .options import launch_options
+from .options import apply_gpus, gpu_request, launch_options
 from .shown import Listing
 
 if TYPE_CHECKING:
@@ -38,6 +38,27 @@ class Price:
     type: str
     on_demand: float | None
     spot: dict[str, float]
+    gpu: str = ""  # "1× A10G 24GB" (DescribeInstanceTypes' GpuInfo), '' without a GPU
+
+
+@dataclass
+class GpuOffer:
+    """One GPU instance type of ``inv gpus``: its GPUs, size, on-demand and current (cheapest zone) spot price."""
+
+    type: str
+    model: str
+    count: float
+    gpu_memory_gb: int  # per GPU, decimal GB as AWS sizes GPUs
+    vcpus: int
+    memory_gib: float
+    on_demand: float | None
+    spot: float | None
+    spot_zone: str | None
+
+    @property
+    def gpus(self) -> str:
+        """``8× A100``."""
+        return f"{int(self.count) if float(self.count).is_integer() else f'{self.count:g}'}× {self.model}"
 
 
 class AccessRules(Listing["SshRule"]):
@@ -116,6 +137,8 @@ class MachineVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        gpus: str | None = None,
+        gpu_memory: str | None = None,
     ) -> Any:
         """Launch an instance named ``name`` and return it once SSH answers (``inv launch``).
 
@@ -124,11 +147,14 @@ class MachineVerbs(Face):
         line (ec2kit.toml, then t3.medium and the latest Ubuntu LTS); ``spot`` asks for a one-time
         spot instance through one EC2 Fleet call over ``type`` and ``types`` (``on_demand_fallback``:
         on-demand when no pool has capacity); ``tags`` are extra tags (``{"role": "web"}``);
-        ``open_ssh`` opens port 22 to everyone. ``check=True`` changes nothing: it returns a
+        ``open_ssh`` opens port 22 to everyone. ``gpus="A10G:1"`` (MODEL[:COUNT]) and/or ``gpu_memory="24GB"``
+        (per GPU) choose the type instead: the cheapest that fits, or with ``spot`` every one that fits as the
+        fleet's pools (from DescribeInstanceTypes' GpuInfo; :meth:`gpus` lists them). ``check=True`` changes nothing: it returns a
         :class:`LaunchCheck` after asking EC2 with DryRun. Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
         """
         from ..actions import launch
 
+        request = gpu_request(gpus, gpu_memory, type=type, types=types, spelling=self.spelling)
         options = launch_options(
             self.settings,
             image=image,
@@ -146,6 +172,8 @@ class MachineVerbs(Face):
             open_ssh=open_ssh,
             spelling=self.spelling,
         )
+        if request is not None:
+            apply_gpus(options, self._gpu_types(request, spot=spot))
         if check:
             return self._check_launch(name, options)
         with self._progress(f"Launching {name}") as progress:
@@ -286,8 +314,10 @@ class MachineVerbs(Face):
         )
 
     def prices(self, family: str, *, no_spot: bool = False) -> Listing[Price]:
-        """On-demand (AWS Pricing API) and current spot prices by zone of an instance family or type (``inv prices``)."""
+        """On-demand (AWS Pricing API) and current spot prices by zone of an instance family or type (``inv prices``),
+        with each type's GPUs (DescribeInstanceTypes' GpuInfo)."""
         from ..aws import prices as p
+        from ..aws.gpus import gpu_types_of
 
         sandbox = self.uses_sandbox
         demand = {} if sandbox else p.on_demand_prices(family, self.cloud.region, session=self.cloud.session)
@@ -298,12 +328,64 @@ class MachineVerbs(Face):
                 note=True,
             )
         zones = sorted({z for t in spot.values() for z in t})
+        found = p.sort_types(set(demand) | set(spot))
+        gpus = {t.type: t for t in gpu_types_of(p.describe_family(family, self.cloud))} if found else {}
         return Listing(
-            [Price(t, demand.get(t), spot.get(t, {})) for t in p.sort_types(set(demand) | set(spot))],
+            [Price(t, demand.get(t), spot.get(t, {}), gpus[t].gpu_label if t in gpus else "") for t in found],
             title=f"Prices for {family} in {self.cloud.region} (USD/hour, Linux)",
-            columns=("type", "on-demand", *(f"spot {z}" for z in zones)),
-            row=lambda x: (x.type, money(x.on_demand), *(money(x.spot.get(z)) for z in zones)),
+            columns=("type", "gpu", "on-demand", *(f"spot {z}" for z in zones)),
+            row=lambda x: (x.type, x.gpu, money(x.on_demand), *(money(x.spot.get(z)) for z in zones)),
             empty=f"No instance types match '{family}'.",
+        )
+
+    def gpus(self, model: str | None = None, *, no_spot: bool = False) -> Listing[GpuOffer]:
+        """The GPU instance types the region offers (of ``model``, e.g. ``"A10G"``; all when None), cheapest
+        first: GPUs, GPU memory, vCPUs, memory, on-demand and current spot price (``inv gpus``). The types come
+        from one DescribeInstanceTypes pass, kept a day; spot prices are asked each time (``no_spot``: not)."""
+        from ..aws import prices as p
+        from ..aws.gpus import gigabytes, model_key
+        from .options import check_gpu_model
+
+        catalog = self._gpu_catalog().types()
+        if model:  # a wrong model lists the models offered
+            check_gpu_model(model, catalog, self.region, self.spelling, option=None)
+            catalog = [t for t in catalog if model_key(t.model) == model_key(model)]
+        spot = {} if no_spot else p.spot_prices_of([t.type for t in catalog], self.cloud)
+        if self.uses_sandbox:
+            self._say(
+                "[dim]The sandbox has no Pricing API: on-demand prices need AWS;\nits spot prices are moto's placeholders.[/dim]",
+                note=True,
+            )
+
+        def offer(t: Any) -> GpuOffer:
+            zone, price = min(spot[t.type].items(), key=lambda zp: zp[1]) if spot.get(t.type) else (None, None)
+            return GpuOffer(
+                t.type,
+                t.model,
+                t.count,
+                gigabytes(t.gpu_memory_mib),
+                t.vcpus,
+                round(t.memory_mib / 1024, 1),
+                t.on_demand,
+                price,
+                zone,
+            )
+
+        return Listing(
+            [offer(t) for t in catalog],
+            title=f"GPU instance types in {self.region}{' with ' + model if model else ''} (USD/hour, Linux)",
+            columns=("type", "gpus", "gpu mem", "vcpus", "memory", "on-demand", "spot", "spot zone"),
+            row=lambda o: (
+                o.type,
+                o.gpus,
+                f"{o.gpu_memory_gb}GB",
+                o.vcpus,
+                f"{o.memory_gib:g}GiB",
+                money(o.on_demand),
+                money(o.spot),
+                o.spot_zone or "",
+            ),
+            empty=f"{self.region} offers no GPU instance types.",
         )
 
 

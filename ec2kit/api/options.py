@@ -7,6 +7,7 @@ spelled it: ``--disk 0`` on the command line, ``disk=0`` from Python (``Spelling
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from ..defaults import LAUNCH_TYPE, MAX_DISK_GB, RESERVED_TAG_PREFIXES, RUN_TYPE
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    from ..aws.gpus import GpuType
     from ..settings import Settings
 
 
@@ -164,3 +166,125 @@ def run_options(
         "open_ssh": open_ssh,
         **network(settings, subnet, security_groups, instance_profile),
     }
+
+
+# GPUs by name ---------------------------------------------------------------------------
+MAX_GPU_POOLS = 10  # types a spot fleet gets from --gpus (AWS allows 300 overrides: types × zones)
+_GPU_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|g|gib|mb|mib|)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """What ``--gpus MODEL[:COUNT]`` and ``--gpu-memory`` ask for: a model (None: any), exactly ``count``
+    GPUs (1 unless given), each with at least ``memory_mib``."""
+
+    model: str | None
+    count: int
+    memory_mib: int | None = None
+    memory_text: str = ""
+
+    def __str__(self) -> str:
+        what = f"{self.count}× {self.model or 'GPU'}"
+        return what + (f" with ≥ {self.memory_text} each" if self.memory_text else "")
+
+
+def parse_gpu_memory(value: str | int | float | None, spelling: Spelling = PYTHON) -> tuple[int, str] | None:
+    """``"24GB"`` → (22888, "24GB"): MiB per GPU, as DescribeInstanceTypes counts it. GB are decimal, as AWS
+    sizes GPUs (its A10G of 22888 MiB is 24 GB); GiB and MB/MiB are accepted; a bare number is GB."""
+    if value is None or value == "":
+        return None
+    found = _GPU_MEMORY.match(str(value))
+    amount = float(found.group(1)) if found else 0.0
+    if not found or amount <= 0:
+        raise ConfigError(
+            f"{spelling.given('gpu_memory', value)}: not an amount of GPU memory.",
+            hint=f"Give it in GB, e.g. {spelling.given('gpu_memory', '24GB')} (also GiB or MB).",
+        )
+    unit = found.group(2).lower()
+    mib = {"": amount * 1e9 / 2**20, "g": amount * 1e9 / 2**20, "gb": amount * 1e9 / 2**20, "gib": amount * 1024}.get(
+        unit, amount * 1e6 / 2**20 if unit == "mb" else amount
+    )
+    return int(mib), f"{found.group(1)}{found.group(2) or 'GB'}"
+
+
+def gpu_request(
+    gpus: str | None,
+    gpu_memory: str | int | float | None,
+    *,
+    type: str | None,
+    types: str | Sequence[str] | None,
+    spelling: Spelling = PYTHON,
+) -> GpuRequest | None:
+    """``--gpus A10G:1`` / ``--gpu-memory 24GB`` checked (no AWS call); None when neither is given.
+    ``--gpus`` chooses the instance types, so ``--type``/``--types`` with it is an error."""
+    memory = parse_gpu_memory(gpu_memory, spelling)
+    if not gpus and memory is None:
+        return None
+    if type or split_list(types):
+        given = spelling.name("type") if type else spelling.name("types")
+        raise ConfigError(
+            f"{spelling.name('gpus') if gpus else spelling.name('gpu_memory')} chooses the instance types itself: "
+            f"drop {given}, or drop {spelling.name('gpus') if gpus else spelling.name('gpu_memory')} to name the types.",
+            hint=f"`{'inv gpus' if spelling.cli else 'ec2.gpus()'}` lists the GPU types with their prices.",
+        )
+    model, count = None, 1
+    if gpus:
+        text = str(gpus).strip()
+        name, sep, number = text.rpartition(":") if ":" in text else (text, "", "")
+        name = name.strip()
+        if not name or (sep and not number.strip().isdigit()) or (number.strip().isdigit() and int(number) < 1):
+            raise ConfigError(
+                f"{spelling.given('gpus', gpus)}: give a GPU model and, optionally, how many: MODEL[:COUNT] "
+                "with COUNT a whole number of at least 1.",
+                hint=f"For example {spelling.given('gpus', 'A10G')}, {spelling.given('gpus', 'L4:1')} or "
+                f"{spelling.given('gpus', 'A100:8')}.",
+            )
+        model, count = name, int(number) if sep else 1
+    return GpuRequest(model, count, memory[0] if memory else None, memory[1] if memory else "")
+
+
+def check_gpu_model(
+    model: str, offered: Sequence[GpuType], region: str, spelling: Spelling = PYTHON, *, option: str | None = "gpus"
+) -> str:
+    """``model`` when the region offers it (any case: ``a10g``), else a ConfigError listing the models it offers."""
+    from ..aws.gpus import model_key, models
+
+    if not any(model_key(t.model) == model_key(model) for t in offered):
+        raise ConfigError(
+            f"{spelling.given(option, model) if option else repr(model)}: {region} offers no GPU model of that name. "
+            f"Models offered: {', '.join(models(offered)) or 'none'}.",
+            hint=f"{'`inv gpus`' if spelling.cli else 'ec2.gpus()'} lists every GPU type with its prices.",
+        )
+    return model
+
+
+def choose_gpu_types(request: GpuRequest, offered: Sequence[GpuType], region: str, spelling: Spelling = PYTHON) -> list[str]:
+    """The instance types that fit ``request`` among the region's GPU types (from ``GpuInfo``), cheapest
+    first, all with the first one's CPU architecture and GPU maker (one image fits them all); at most
+    :data:`MAX_GPU_POOLS`. A ConfigError lists what the region offers when nothing fits."""
+    from ..aws.gpus import matching
+
+    lister = "`inv gpus`" if spelling.cli else "ec2.gpus()"
+    if request.model:
+        check_gpu_model(request.model, offered, region, spelling)
+    fit = matching(offered, request.model, request.count, request.memory_mib)
+    if not fit:
+        same = matching(offered, request.model, None, request.memory_mib)
+        counts = sorted({int(t.count) for t in same})
+        what = f"{request.model or 'GPU'}" + (f" with ≥ {request.memory_text}" if request.memory_text else "")
+        listed = ", ".join(str(c) for c in counts[:-1]) + (" or " if len(counts) > 1 else "") + str(counts[-1]) if counts else ""
+        offers = f"its types have {listed} {what} each" if counts else f"no type has {what}"
+        raise ConfigError(
+            f"No instance type in {region} has {request}: {offers}.",
+            hint=f"{lister} lists every GPU type with its GPUs and memory.",
+        )
+    first = fit[0]
+    return [t.type for t in fit if (t.arch, t.manufacturer) == (first.arch, first.manufacturer)][:MAX_GPU_POOLS]
+
+
+def apply_gpus(options: dict[str, Any], types: list[str]) -> dict[str, Any]:
+    """Launch options with ``--gpus``' types: the cheapest is ``type``; with spot the rest are the fleet's ``types``."""
+    options["type"] = types[0]
+    if "types" in options:
+        options["types"] = types[1:]
+    return options

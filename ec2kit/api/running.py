@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .base import Face
-from .options import run_options
+from .options import apply_gpus, gpu_request, run_options
 from .runs import Run, _run_row
 from .shown import Listing, Text, _silent
 
@@ -49,17 +49,38 @@ class RunVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        gpus: str | None = None,
+        gpu_memory: str | None = None,
     ) -> Run:
         """Run a script on a spot instance (``inv spot-run``): results sync to ``runs/RUN`` (or ``results``), everything
         is cleaned up at the end. Returns when the script ended (``detach=True``: once it started).
 
         Launch options default as on the command line (ec2kit.toml, else m5.large); ``types`` are more
         instance types one EC2 Fleet call may pick from; ``on_demand_fallback`` runs on-demand when no
-        pool has spot capacity; ``vars`` are spot-run.toml's variables.
+        pool has spot capacity; ``vars`` are spot-run.toml's variables; ``gpus="A10G"`` (MODEL[:COUNT]) and/or
+        ``gpu_memory="24GB"`` make every type that fits a pool instead of ``type``/``types``.
         Example: ``run = ec2.spot_run("train.sh", files="train.py", retries=1); run.metrics()["loss"].latest``.
         """
         from .. import spotrun
 
+        request = gpu_request(gpus, gpu_memory, type=type, types=types, spelling=self.spelling)
+        launch = run_options(
+            self.settings,
+            image=image,
+            type=type,
+            types=types,
+            disk=disk,
+            max_price=max_price,
+            on_demand_fallback=on_demand_fallback,
+            vars=vars,
+            open_ssh=open_ssh,
+            subnet=subnet,
+            security_groups=security_groups,
+            instance_profile=instance_profile,
+            spelling=self.spelling,
+        )
+        if request is not None:
+            apply_gpus(launch, self._gpu_types(request, spot=True))
         options = spotrun.SpotRunOptions(
             script=str(script),
             files=str(files) if files is not None else None,
@@ -71,21 +92,7 @@ class RunVerbs(Face):
             detach=detach,
             keep=keep,
             max_hours=max_hours,
-            **run_options(
-                self.settings,
-                image=image,
-                type=type,
-                types=types,
-                disk=disk,
-                max_price=max_price,
-                on_demand_fallback=on_demand_fallback,
-                vars=vars,
-                open_ssh=open_ssh,
-                subnet=subnet,
-                security_groups=security_groups,
-                instance_profile=instance_profile,
-                spelling=self.spelling,
-            ),
+            **launch,
         )
         if self.quiet:
             options.out = options.say = _silent

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
 from .base import Face
-from .options import run_options
+from .options import apply_gpus, gpu_request, run_options
 from .shown import Listing, _Shown, _silent
 
 if TYPE_CHECKING:
@@ -175,12 +175,14 @@ class SweepVerbs(Face):
         open_ssh: bool = False,
         resume: str | None = None,
         watch: SweepWatch | None = None,
+        gpus: str | None = None,
+        gpu_memory: str | None = None,
     ) -> Sweep:
         """Run a script over a grid of settings on spot instances, ``parallel`` at a time (``inv sweep``); returns
         the :class:`Sweep` when it ended (``detach=True``: once its background process took it).
 
         ``grid`` is ``{"lr": [1e-3, 3e-4], "seed": [1, 2]}`` (every combination) or ``--grid``'s
-        ``["lr=1e-3,3e-4"]``; launch options default as for :meth:`spot_run`.
+        ``["lr=1e-3,3e-4"]``; launch options (``gpus``, ``gpu_memory`` too) default as for :meth:`spot_run`.
         Example: ``ec2.sweep("train.sh", grid={"lr": [1e-3, 3e-4]}, parallel=2).summary``.
         ``resume="NAME"`` starts the runs of sweep NAME that never started (its process was killed, or it was
         stopped), with its recorded options (give no script or grid then); ``detach`` and ``watch`` apply.
@@ -194,6 +196,24 @@ class SweepVerbs(Face):
                 f"A sweep needs its script: {self.spelling.name('script')} train.sh.",
                 hint=f"Or resume a recorded sweep: {self.spelling.name('resume')} NAME.",
             )
+        request = gpu_request(gpus, gpu_memory, type=type, types=types, spelling=self.spelling)
+        launch = run_options(
+            self.settings,
+            image=image,
+            type=type,
+            types=types,
+            disk=disk,
+            max_price=max_price,
+            on_demand_fallback=on_demand_fallback,
+            vars=vars,
+            open_ssh=open_ssh,
+            subnet=subnet,
+            security_groups=security_groups,
+            instance_profile=instance_profile,
+            spelling=self.spelling,
+        )
+        if request is not None:
+            apply_gpus(launch, self._gpu_types(request, spot=True))
         options = sweeps.SweepOptions(
             script=str(script),
             grid=grid_flags(grid),
@@ -208,21 +228,7 @@ class SweepVerbs(Face):
             results=str(results) if results is not None else None,
             files=str(files) if files is not None else None,
             max_hours=max_hours,
-            **run_options(
-                self.settings,
-                image=image,
-                type=type,
-                types=types,
-                disk=disk,
-                max_price=max_price,
-                on_demand_fallback=on_demand_fallback,
-                vars=vars,
-                open_ssh=open_ssh,
-                subnet=subnet,
-                security_groups=security_groups,
-                instance_profile=instance_profile,
-                spelling=self.spelling,
-            ),
+            **launch,
         )
         if detach:
             record = sweeps.start_detached(self.ctx, options)

@@ -55,11 +55,14 @@ def _check_family(family: str) -> str:
 
 
 def _matches(family: str, instance_type: str) -> bool:
+    if not family:  # every type (a query by instance family, e.g. the GPU instances)
+        return bool(instance_type)
     return instance_type == family if "." in family else instance_type.startswith(f"{family}.")
 
 
-def pricing_filters(family: str, region: str) -> list[dict[str, str]]:
-    """GetProducts filters for shared-tenancy Linux on-demand prices of a family (or one type) in a region."""
+def pricing_filters(family: str, region: str, *, category: str | None = None) -> list[dict[str, str]]:
+    """GetProducts filters for shared-tenancy Linux on-demand prices of a family (or one type) in a region,
+    or of a whole ``category`` (the Pricing API's instanceFamily, e.g. "GPU instance") when ``family`` is ''."""
     fixed = {
         "regionCode": region,
         "operatingSystem": "Linux",
@@ -69,7 +72,9 @@ def pricing_filters(family: str, region: str) -> list[dict[str, str]]:
         "licenseModel": "No License required",
     }
     filters = [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fixed.items()]
-    if "." in family:
+    if category:
+        filters.append({"Type": "TERM_MATCH", "Field": "instanceFamily", "Value": category})
+    elif "." in family:
         filters.append({"Type": "TERM_MATCH", "Field": "instanceType", "Value": family})
     else:  # "m5." matches m5.large … but not m5d.large
         filters.append({"Type": "CONTAINS", "Field": "instanceType", "Value": f"{family}."})
@@ -107,9 +112,20 @@ def on_demand_prices(
     return parse_price_list(_price_list(family, region, endpoint_url, session, credentials), family)
 
 
+def gpu_on_demand_prices(region: str, *, session: Any = None, endpoint_url: str | None = None) -> dict[str, float]:
+    """On-demand Linux prices (USD/hour) of every GPU instance type in a region: one Pricing API query."""
+    region = find_region(region)
+    return parse_price_list(_price_list("GPU instances", region, endpoint_url, session, None, category="GPU instance"), "")
+
+
 @translated("look up on-demand prices of {family} in {region}")
 def _price_list(
-    family: str, region: str, endpoint_url: str | None, session: Any, credentials: dict[str, str] | None
+    family: str,
+    region: str,
+    endpoint_url: str | None,
+    session: Any,
+    credentials: dict[str, str] | None,
+    category: str | None = None,
 ) -> list[str]:
     if session is None:
         import boto3
@@ -117,7 +133,7 @@ def _price_list(
         kwargs: dict[str, Any] = dict(credentials or {})
         session = boto3.Session(**kwargs)
     client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
-    filters = pricing_filters(family, region)
+    filters = pricing_filters(family, region, category=category)
     return paginate(
         client, "get_products", "PriceList[]", ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1", MaxResults=100
     )
@@ -126,8 +142,24 @@ def _price_list(
 def spot_prices(family: str, cloud: Ec2Api) -> dict[str, dict[str, float]]:
     """Current spot prices (USD/hour, Linux) per type and zone in the cloud's region: ``{type: {zone: price}}``."""
     family = _check_family(family)
+    return _latest(_spot_history(family, cloud))
+
+
+@translated("look up spot prices in {cloud.region}")
+def spot_prices_of(types: list[str], cloud: Ec2Api) -> dict[str, dict[str, float]]:
+    """Current spot prices (USD/hour, Linux) of these types by zone: ``{type: {zone: price}}`` (one paginated call)."""
+    if not types:
+        return {}
+    now = datetime.now(timezone.utc)
+    history = cloud.paginate(
+        "describe_spot_price_history", "SpotPriceHistory[]", InstanceTypes=types, ProductDescriptions=[LINUX], StartTime=now
+    )
+    return _latest(history)
+
+
+def _latest(history: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
     latest: dict[tuple[str, str], tuple[Any, float]] = {}
-    for rec in _spot_history(family, cloud):
+    for rec in history:
         key = (rec["InstanceType"], rec["AvailabilityZone"])
         stamp = rec.get("Timestamp")
         if key not in latest or (stamp and latest[key][0] and stamp > latest[key][0]):
@@ -156,6 +188,12 @@ def spot_price(instance_type: str, zone: str, cloud: Ec2Api) -> float | None:
         InstanceTypes=[instance_type], AvailabilityZone=zone, ProductDescriptions=[LINUX], MaxResults=1
     ).get("SpotPriceHistory", [])
     return float(history[0]["SpotPrice"]) if history else None
+
+
+@translated("list the instance types of {family} in {cloud.region}")
+def describe_family(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
+    """DescribeInstanceTypes records of a family ("g5") or one type, by size (one filtered call)."""
+    return _describe_types(_check_family(family), cloud)
 
 
 def _describe_types(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:

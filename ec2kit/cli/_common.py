@@ -238,6 +238,13 @@ def make_context(profile: str | None, region: str | None):
     return Context(Settings.from_env(profile=profile, region=region))
 
 
+GPU_HELP = {
+    "gpus": "MODEL[:COUNT], e.g. A10G, L4:1, A100:8: launch the cheapest type with exactly COUNT (default 1) of those "
+    "GPUs (with spot: every type that fits is a pool); instead of --type; `inv gpus` lists them",
+    "gpu_memory": "at least this much memory per GPU, e.g. 24GB (GB as AWS sizes GPUs; also GiB, MB); alone it picks "
+    "among 1-GPU types",
+}
+
 NETWORK_HELP = {
     "subnet": "subnet id or Name tag to launch into (default: `subnet` in ec2kit.toml, else the default VPC); "
     "ec2kit's security group is made in its VPC",

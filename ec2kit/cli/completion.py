@@ -1,8 +1,9 @@
-"""Tab completion of command, option, instance, run, sweep and recipe names (no AWS call).
+"""Tab completion of command, option, instance, run, sweep, recipe and GPU model names (no AWS call).
 
 The shell hands ``ec2kit --complete -- WORDS`` the words before the cursor (and the one under
 it); the names come from what this machine already knows: the host cache
-(``EC2KIT_HOME/hosts.json``), the run records, the sweep records and the recipe search path.
+(``EC2KIT_HOME/hosts.json``), the run records, the sweep records, the recipe search path and the
+GPU catalogue (``gpu-types.json``).
 Nothing here imports boto3: a completion must answer in a blink, with or without a network.
 """
 
@@ -33,6 +34,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("*", "run"): "run",
     ("*", "sweep"): "sweep",
     ("*", "recipe"): "recipe",
+    ("*", "gpus"): "gpu",
+    ("gpus", "model"): "gpu",
     ("recipe", "name"): "recipe",
     ("pull", "run"): "run+sweep",
     ("stop-run", "run"): "run+sweep",
@@ -66,6 +69,18 @@ def instance_names(home: Path) -> list[str]:
     return sorted(names)
 
 
+def gpu_models(home: Path) -> list[str]:
+    """GPU models in the GPU catalogue (``gpu-types.json``, every region), spaces as dashes (``RTX-PRO-4500``)."""
+    data = json.loads((home / "gpu-types.json").read_text())
+    models = {
+        str(t["model"]).replace(" ", "-")
+        for scope in (data.get("scopes") or {}).values()
+        for t in (scope.get("types") or [])
+        if isinstance(t, dict) and t.get("model")
+    }
+    return sorted(models, key=str.lower)
+
+
 def run_names(home: Path) -> list[str]:
     """Names of the runs recorded on this machine."""
     from ..runs import Runs
@@ -94,6 +109,7 @@ SOURCES: dict[str, Callable[[Path], list[str]]] = {
     "run": run_names,
     "sweep": sweep_names,
     "recipe": recipe_names,
+    "gpu": gpu_models,
 }
 
 

@@ -6,7 +6,7 @@ import os
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, WIDE_HELP, command, domain, parse_tags, shown
+from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, parse_tags, shown
 
 
 @command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
@@ -47,6 +47,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision role=web` then selects by it",
         "json": "print the instance as JSON",
         **NETWORK_HELP,
+        **GPU_HELP,
     },
 )
 def launch(
@@ -68,6 +69,8 @@ def launch(
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
     open_ssh: bool = False,
+    gpus: str | None = None,
+    gpu_memory: str | None = None,
 ) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     done = domain(ctx).launch(
@@ -87,6 +90,8 @@ def launch(
         security_groups=security_group or [],
         instance_profile=instance_profile,
         open_ssh=open_ssh,
+        gpus=gpus,
+        gpu_memory=gpu_memory,
     )
     if not check:  # a check printed its plan line by line
         _show(done.snapshot, json)

@@ -7,7 +7,7 @@ import sys
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
+from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 
 
 @command(
@@ -34,6 +34,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
         "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
         "json": "print the final run record as JSON",
         **NETWORK_HELP,
+        **GPU_HELP,
     },
 )
 def spot_run(
@@ -60,6 +61,8 @@ def spot_run(
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
     open_ssh: bool = False,
+    gpus: str | None = None,
+    gpu_memory: str | None = None,
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from ..recipe.loader import parse_overrides
@@ -89,6 +92,8 @@ def spot_run(
             security_groups=security_group or [],
             instance_profile=instance_profile,
             open_ssh=open_ssh,
+            gpus=gpus,
+            gpu_memory=gpu_memory,
         )
         .snapshot
     )

@@ -169,7 +169,35 @@ def prices(ctx: Context, family: str, json: bool = False, no_spot: bool = False,
     """On-demand (AWS Pricing API) and current spot prices by zone for an instance family."""
     found = domain(ctx).prices(family, no_spot=no_spot)
     if json:
-        ui.print_json({p.type: {"on_demand": p.on_demand, "spot": p.spot} for p in found})
+        ui.print_json({p.type: {"on_demand": p.on_demand, "spot": p.spot, "gpu": p.gpu} for p in found})
         return
     title, columns, rows, empty = found._show()
-    ui.print_table(title, list(columns), rows, empty=empty, priority=("type", "on-demand"), wide=wide)
+    ui.print_table(title, list(columns), rows, empty=empty, priority=("type", "gpu", "on-demand"), wide=wide)
+
+
+@command(
+    help={
+        "model": "only this GPU model, e.g. A10G, L4, A100 (default: all)",
+        "json": "print JSON",
+        "no_spot": "skip spot prices",
+        "wide": WIDE_HELP,
+    }
+)
+def gpus(ctx: Context, model: str | None = None, json: bool = False, no_spot: bool = False, wide: bool = False) -> None:
+    """GPU instance types offered in the region, cheapest first: GPUs, GPU memory, vCPUs, memory, on-demand and spot price. Example: inv gpus --model A10G"""
+    from dataclasses import asdict
+
+    found = domain(ctx).gpus(model, no_spot=no_spot)
+    if json:
+        ui.print_json([asdict(o) for o in found])
+        return
+    title, columns, rows, empty = found._show()
+    ui.print_table(
+        title,
+        list(columns),
+        rows,
+        empty=empty,
+        priority=("type", "gpus", "gpu mem", "on-demand", "spot", "vcpus", "memory", "spot zone"),
+        minimum={"type": 16, "gpus": 22},  # p6-b200.48xlarge, 8× RTX PRO Server 6000: whole, before the extras
+        wide=wide,
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ui
 from ..context import Context
-from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
+from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
 
 
 @command(
@@ -37,6 +37,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
         "set": "recipe variable for spot-run.toml for every run, KEY=VALUE (repeatable); grid settings it uses are passed too",
         "json": "print the final sweep record and rows as JSON",
         **NETWORK_HELP,
+        **GPU_HELP,
     },
 )
 def sweep(
@@ -67,6 +68,8 @@ def sweep(
     instance_profile: str | None = None,
     open_ssh: bool = False,
     resume: str | None = None,
+    gpus: str | None = None,
+    gpu_memory: str | None = None,
 ) -> None:
     """Run a script over a grid of settings on spot instances, --parallel at a time. Example: inv sweep --script train.sh --grid lr=1e-3,3e-4 --grid seed=1,2 --parallel 4"""
     from ..recipe.loader import parse_overrides
@@ -97,6 +100,8 @@ def sweep(
         instance_profile=instance_profile,
         open_ssh=open_ssh,
         resume=resume,
+        gpus=gpus,
+        gpu_memory=gpu_memory,
         watch=None if detach else _LiveTable(),
     )
     final = done.snapshot

@@ -115,6 +115,7 @@ COMMANDS = [
     (["images"], "name", ["name", "state"]),
     (["snapshots"], "name", ["name", "state", "size"]),
     (["prices", "m5"], "type", ["type", "on-demand"]),
+    (["gpus"], "type", ["type", "gpus", "gpu mem", "on-demand", "spot"]),
 ]
 
 

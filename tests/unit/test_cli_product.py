@@ -156,6 +156,12 @@ def known(tmp_path):
     (home / "hosts.json").write_text(json.dumps({"version": 1, "scopes": {"sandbox": {"instances": entries}}}))
     Runs(Settings.from_env(home=home).runs_db).create(RunRecord(name="train-0101", state="succeeded"))
     Sweeps(home).create(SweepRecord(name="lr-sweep", state="succeeded"))
+    gpus = [
+        {"type": "g5.xlarge", "model": "A10G"},
+        {"type": "g7.2xlarge", "model": "RTX PRO 4500"},
+        {"type": "g6.xlarge", "model": "L4"},
+    ]
+    (home / "gpu-types.json").write_text(json.dumps({"version": 1, "scopes": {"sandbox:us-east-1": {"at": 0, "types": gpus}}}))
     project = tmp_path / "project"
     (project / "recipes").mkdir(parents=True)
     (project / "recipes" / "gpu-drivers.toml").write_text('description = "mine"\n')
@@ -180,6 +186,8 @@ def complete(known, *words: str) -> tuple[list[str], str]:
         (["sweep-status", ""], ["lr-sweep"]),
         (["provision", "web1", "--recipe", ""], None),
         (["launch", ""], []),
+        (["launch", "g1", "--gpus", ""], ["A10G", "L4", "RTX-PRO-4500"]),
+        (["gpus", "--model", ""], ["A10G", "L4", "RTX-PRO-4500"]),
     ],
 )
 def test_completion_offers_names_this_machine_knows_without_importing_boto3(known, words, expected):

@@ -51,7 +51,7 @@ AWS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.aws.aliases", "ec2kit.aws.network"),
     ("ec2kit.aws.storage", "ec2kit.aws.quotas", "ec2kit.aws.access"),
     ("ec2kit.aws.instances", "ec2kit.aws.prices"),
-    ("ec2kit.aws.instance_types",),
+    ("ec2kit.aws.instance_types", "ec2kit.aws.gpus"),
     ("ec2kit.aws.session",),
     ("ec2kit.aws.plans", "ec2kit.aws.address", "ec2kit.aws.regions"),  # pure data / stdlib only
     ("ec2kit.aws.errors",),

@@ -16,6 +16,7 @@ Patched on moto's classes (so they survive ``POST /moto-api/reset``), reading ``
   capacity again. CreateFleet tries each override in turn and lists the empty pools in ``Errors``.
 - An instance launched with ``NetworkInterfaces`` (e.g. to ask for a public IPv4) lists the primary
   interface's groups as its ``SecurityGroups``, as AWS does.
+- GPU types moto's list lacks (p3: V100, g4ad: Radeon Pro V520), with ``GpuInfo`` and offerings (``gpus.py``).
 - The spot options moto drops from RunInstances (``InstanceMarketOptions.SpotOptions``) are kept
   in ``MARKET_OPTIONS`` per instance id, for stop-instead-of-terminate interruptions.
 """
@@ -250,8 +251,10 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from . import gpus
     from .fleets import patch_fleets
 
+    gpus.install()  # p3 and g4ad, with their GpuInfo (moto's list lacks them)
     _patch_run_instances()
     _patch_spot_requests()
     _patch_service_quotas()
