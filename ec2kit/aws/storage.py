@@ -309,6 +309,47 @@ class Storage:
             )
         self.aws.ec2.delete_volume(VolumeId=vol.id)
 
+    # -- deleting what costs money ------------------------------------------------------
+    def images_using(self, snapshot_id: str) -> list[Image]:
+        """Your images whose block devices are made from this snapshot (AWS refuses to delete it alone)."""
+        return [i for i in self.images() if snapshot_id in i.snapshot_ids]
+
+    @translated("delete snapshot {0}")
+    def delete_snapshot(self, snapshot: str | Snapshot) -> Snapshot:
+        """Delete a snapshot (name or id) that no image of yours is made from; returns what was deleted."""
+        snap = snapshot if isinstance(snapshot, Snapshot) else self.snapshot(snapshot)
+        users = self.images_using(snap.id)
+        if users:
+            named = ", ".join(f"{i.name or i.id} ({i.id})" for i in users)
+            raise WrongState(
+                f"Snapshot {snap.name or snap.id} ({snap.id}) is behind image {named}: AWS keeps it as long as the image exists.",
+                hint=f"Delete the image instead (`inv delete-image {users[0].name or users[0].id}`): its snapshots go with it.",
+            )
+        self.aws.ec2.delete_snapshot(SnapshotId=snap.id)
+        return snap
+
+    @translated("delete image {0}")
+    def delete_image(self, image: str | Image) -> list[Snapshot]:
+        """Deregister one of your images (name or id) and delete the snapshots behind it that no other image uses.
+
+        Returns the snapshots deleted (ids only are known for those ec2kit did not tag).
+        """
+        img = image if isinstance(image, Image) else self.image(image)
+        mine = self.images()
+        if not any(i.id == img.id for i in mine):
+            raise WrongState(
+                f"Image {img.name or img.id} ({img.id}) is not one of yours, so it cannot be deleted.",
+                hint="`inv images` lists the images you own.",
+            )
+        shared = {s for i in mine if i.id != img.id for s in i.snapshot_ids}
+        self.aws.ec2.deregister_image(ImageId=img.id)
+        gone: list[Snapshot] = []
+        for snap_id in [s for s in img.snapshot_ids if s not in shared]:
+            raw = self.aws.ec2.describe_snapshots(SnapshotIds=[snap_id]).get("Snapshots", [])
+            self.aws.ec2.delete_snapshot(SnapshotId=snap_id)
+            gone.append(Snapshot.from_raw(raw[0]) if raw else Snapshot(snap_id, "", "", "", 0, None, None))
+        return gone
+
     # -- snapshots -----------------------------------------------------------------------
     @translated("list snapshots")
     def snapshots(self) -> list[Snapshot]:
