@@ -182,8 +182,8 @@ class StorageVerbs(Face):
         used = Mentions(self.ctx).of_image(img)
         if used:
             raise WrongState(
-                f"Image {label} is in use: named by {'; '.join(used)}. It was not deleted.",
-                hint="Launches there would fail without it: change or remove those first, then delete it.",
+                f"Image {label} is named by {'; '.join(used)}, so it is in use and was not deleted.",
+                hint="Change or remove that first (launches from there would fail without the image), then delete it.",
             )
         gone = Deletion("image", img.id, img.name, img.size, monthly_cost(img.size, "snapshot"), list(img.snapshot_ids))
         if not dry_run:

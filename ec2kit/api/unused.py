@@ -140,7 +140,10 @@ def _age(when: Any, now: datetime) -> float | None:
 
 
 def _days(seconds: float) -> str:
-    return f"{seconds / 86400:.0f} d" if seconds >= 86400 else f"{seconds / 3600:.0f} h"
+    """``9 d``, ``5 h`` or ``12 min``: how long ago, roughly."""
+    if seconds >= 86400:
+        return f"{seconds / 86400:.0f} d"
+    return f"{seconds / 3600:.0f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def unused_storage(ctx: Context, older_than: float, skip: Iterable[str] = ()) -> list[Leftover]:
