@@ -51,7 +51,11 @@ def confirm(question: str, *, yes: bool, refusal: str) -> bool:
         return True
     if not sys.stdin.isatty():
         raise fail(refusal)
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # Ctrl-D is a no
+        print()
+        return False
 
 
 def translate(err: BaseException) -> Exit | None:

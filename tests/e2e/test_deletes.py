@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
-from cli_helpers import assert_clean_error, run_inv
+from cli_helpers import ROOT, assert_clean_error, run_inv
+from pty_helpers import ANSI, inv_argv
+from rich.cells import cell_len
 
 pytestmark = pytest.mark.usefixtures("sandbox")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sandbox volumes are loop devices, which need root")
@@ -40,6 +43,38 @@ def machine(home):
     yield launch
     for name in names:
         run_inv("terminate", name, home=home)
+
+
+def answer_on_terminal(home, argv: list[str], answer: str, *, columns: int = 80, cwd=None) -> tuple[int, list[str]]:
+    """``inv ARGV`` on a pty ``columns`` wide, typing ``answer`` at its ``[y/N]`` question; (exit code, lines)."""
+    import fcntl
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in ("COLUMNS", "LINES")}
+    env.update(EC2KIT_HOME=str(home), EC2KIT_SANDBOX="1", PYTHONPATH=str(ROOT))
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    proc = subprocess.Popen(
+        inv_argv(*argv), stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd or ROOT, start_new_session=True
+    )
+    os.close(slave)
+    out, asked = b"", False
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the program closed the terminal
+            break
+        if not data:
+            break
+        out += data
+        if not asked and b"[y/N]" in out:
+            os.write(master, answer.encode() + b"\n")
+            asked = True
+    os.close(master)
+    code = proc.wait(timeout=60)
+    assert asked, out.decode(errors="replace")
+    return code, [line.rstrip("\r") for line in ANSI.sub("", out.decode("utf-8", "replace")).split("\n")]
 
 
 def volume_ids(sandbox) -> set[str]:
@@ -86,6 +121,18 @@ def test_delete_volume_refuses_an_attached_volume_and_deletes_it_once_detached(h
     assert vol["id"] not in volume_ids(sandbox)
     mounted = run_inv("connect", "del-vol", "--command", "mountpoint -q /mnt/data && echo still || echo unmounted", home=home)
     assert mounted.out.strip() == "unmounted", mounted
+
+
+def test_on_a_terminal_delete_volume_asks_first_and_a_no_keeps_the_volume(home, sandbox):
+    vol = blank_volume(sandbox, "del-asked", size=4)
+    code, lines = answer_on_terminal(home, ["delete-volume", "del-asked"], "n")
+    assert code == 0 and "Nothing deleted." in lines, lines
+    [question] = [line for line in lines if "[y/N]" in line]
+    assert f"Delete volume del-asked ({vol}), 4 GB (about $0.32 a month)?" in question, question
+    assert vol in volume_ids(sandbox)
+    code, lines = answer_on_terminal(home, ["delete-volume", "del-asked"], "y")
+    assert code == 0 and any(line.startswith("Deleted volume del-asked") for line in lines), lines
+    assert vol not in volume_ids(sandbox)
 
 
 def test_delete_volume_deletes_an_unattached_volume_by_id_and_says_what_it_saved(home, sandbox):
@@ -176,6 +223,13 @@ def test_cleanup_offers_old_unused_storage_with_its_cost_and_keeps_what_is_named
     table = run_inv("cleanup", "--older-than", "0s", home=home, cwd=project, stdin="")
     assert_clean_error(table, "without --yes")
     assert "$/month" in table.out and "cl-data" in table.out and "costs up to $" in table.out, table
+    assert vol in volume_ids(sandbox)
+
+    code, lines = answer_on_terminal(home, ["cleanup", "--older-than", "0"], "n", columns=80, cwd=project)
+    assert code == 0 and "Nothing removed." in lines, lines
+    assert not [line for line in lines if cell_len(line) > 80 and "[y/N]" not in line], lines
+    [header] = [line for line in lines if line.startswith("kind ")]
+    assert {"kind", "name", "$/month"} <= set(header.split()), header
     assert vol in volume_ids(sandbox)
 
     removed = run_inv("cleanup", "--older-than", "0", "--yes", home=home, cwd=project)
