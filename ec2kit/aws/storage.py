@@ -329,7 +329,7 @@ class Storage:
         return snap
 
     @translated("delete image {0}")
-    def delete_image(self, image: str | Image) -> list[Snapshot]:
+    def delete_image(self, image: str | Image, *, timeout: float = 300, progress: Progress | None = None) -> list[Snapshot]:
         """Deregister one of your images (name or id) and delete the snapshots behind it that no other image uses.
 
         Returns the snapshots deleted (ids only are known for those ec2kit did not tag).
@@ -346,9 +346,36 @@ class Storage:
         gone: list[Snapshot] = []
         for snap_id in [s for s in img.snapshot_ids if s not in shared]:
             raw = self.aws.ec2.describe_snapshots(SnapshotIds=[snap_id]).get("Snapshots", [])
-            self.aws.ec2.delete_snapshot(SnapshotId=snap_id)
+            self._delete_released_snapshot(snap_id, img, timeout=timeout, progress=progress)
             gone.append(Snapshot.from_raw(raw[0]) if raw else Snapshot(snap_id, "", "", "", 0, None, None))
         return gone
+
+    def _delete_released_snapshot(self, snap_id: str, image: Image, *, timeout: float, progress: Progress | None) -> None:
+        """Delete a just-deregistered image's snapshot: EC2 answers InvalidSnapshot.InUse for a while after
+        DeregisterImage (seconds, at times minutes), so that answer is waited out, up to ``timeout`` s."""
+        from .errors import error_code
+
+        def attempt() -> bool:
+            try:
+                self.aws.ec2.delete_snapshot(SnapshotId=snap_id)
+            except Exception as err:
+                if error_code(err) == "InvalidSnapshot.InUse":
+                    return False
+                raise
+            return True
+
+        wait_until(
+            attempt,
+            bool,
+            status=lambda _: f"snapshot {snap_id}: still held by the deregistered image {image.id}",
+            timed_out=lambda _: TimedOut(
+                f"Image {image.name or image.id} ({image.id}) is deregistered, but EC2 still says its snapshot {snap_id} is in "
+                f"use after {timeout:.0f} s.",
+                hint=f"Delete it in a few minutes with `inv delete-snapshot {snap_id}` (it costs money until then).",
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
 
     # -- snapshots -----------------------------------------------------------------------
     @translated("list snapshots")
