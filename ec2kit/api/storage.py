@@ -187,7 +187,8 @@ class StorageVerbs(Face):
             )
         gone = Deletion("image", img.id, img.name, img.size, monthly_cost(img.size, "snapshot"), list(img.snapshot_ids))
         if not dry_run:
-            gone.snapshots = [s.id for s in self.cloud.delete_image(img)]
+            with self._progress(f"Deleting image {label}") as progress:
+                gone.snapshots = [s.id for s in self.cloud.delete_image(img, progress=progress)]
             gone.done = True
         return gone
 
