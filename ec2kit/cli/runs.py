@@ -284,8 +284,11 @@ def stop_run(ctx: Context, run: str) -> None:
     },
 )
 def cleanup(ctx: Context, yes: bool = False, json: bool = False, older_than: str = "7d", wide: bool = False) -> None:
-    """Find what costs money and nothing uses: leftovers of runs that are over, and ec2kit's unattached volumes,
-    snapshots and images nothing names (older than --older-than), with their monthly cost; remove them (asks first)."""
+    """Remove what ec2kit made that costs money and nothing uses (asks first).
+
+    Leftovers of runs that are over, and ec2kit's unattached volumes, snapshots and images that nothing
+    names, older than --older-than, with their monthly cost.
+    """
     ec2 = domain(ctx)
     leftovers = ec2.cleanup(dry_run=True, older_than=older_than)
     if json:

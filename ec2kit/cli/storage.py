@@ -163,7 +163,10 @@ def _delete(kind: str, check: Any, act: Any, yes: bool, json: bool) -> None:
 def delete_volume(
     ctx: Context, volume: str, yes: bool = False, detach: bool = False, mountpoint: str = DEFAULT_MOUNT, json: bool = False
 ) -> None:
-    """Delete a volume and its data (asks first; snapshot it to keep the data). Refuses an attached volume."""
+    """Delete a volume and its data, asking first.
+
+    An attached volume is refused (--detach unmounts and detaches it first); snapshot it to keep the data.
+    """
     ec2 = domain(ctx)
     _delete(
         "volume",
@@ -179,7 +182,10 @@ def delete_volume(
     help={"snapshot": "snapshot name or id", "yes": "delete without asking", "json": "print what was deleted as JSON"},
 )
 def delete_snapshot(ctx: Context, snapshot: str, yes: bool = False, json: bool = False) -> None:
-    """Delete a snapshot (asks first). Refuses one an image is made from, or a recipe or live run uses."""
+    """Delete a snapshot, asking first.
+
+    Refuses one an image is made from (delete the image), or that a recipe or a live run uses.
+    """
     ec2 = domain(ctx)
     _delete("snapshot", lambda: ec2.delete_snapshot(snapshot, dry_run=True), lambda: ec2.delete_snapshot(snapshot), yes, json)
 
@@ -189,7 +195,10 @@ def delete_snapshot(ctx: Context, snapshot: str, yes: bool = False, json: bool =
     help={"image": "image name or id", "yes": "delete without asking", "json": "print what was deleted as JSON"},
 )
 def delete_image(ctx: Context, image: str, yes: bool = False, json: bool = False) -> None:
-    """Deregister an image and delete its snapshots (asks first). Refuses one ec2kit.toml, a recipe or a live run names."""
+    """Deregister an image and delete its snapshots, asking first.
+
+    Refuses one that ec2kit.toml or ~/.ec2kit/config.toml (image = ...), a recipe or a live run names.
+    """
     ec2 = domain(ctx)
     _delete("image", lambda: ec2.delete_image(image, dry_run=True), lambda: ec2.delete_image(image), yes, json)
 
