@@ -151,14 +151,15 @@ class StorageVerbs(Face):
         """
         snap = self.cloud.snapshot(_id(snapshot))
         label = f"{snap.name} ({snap.id})" if snap.name else snap.id
-        used = Mentions(self.ctx).of_snapshot(snap, self.cloud.images())
+        images = self.cloud.images()
+        used = Mentions(self.ctx).of_snapshot(snap, images)
         if used:
-            image = next((i for i in self.cloud.images() if snap.id in i.snapshot_ids), None)
+            image = next((i for i in images if snap.id in i.snapshot_ids), None)
             raise WrongState(
                 f"Snapshot {label} is in use by {'; '.join(used)}, so it was not deleted.",
                 hint=f"Delete the image instead (`inv delete-image {image.name or image.id}`): its snapshots go with it."
                 if image
-                else "Change what names it first, then delete it.",
+                else "Change or remove that first, then delete it.",
             )
         gone = Deletion("snapshot", snap.id, snap.name, snap.size, monthly_cost(snap.size, "snapshot"))
         if not dry_run:

@@ -183,6 +183,35 @@ def test_delete_image_refuses_an_image_someone_else_owns(home, sandbox, machine)
     assert sandbox.ec2.describe_images(ImageIds=[inst["image_id"]])["Images"]
 
 
+def test_a_live_runs_volume_and_snapshot_are_refused_naming_the_run(home, sandbox):
+    from ec2kit.runs import RunRecord, Runs
+
+    runs = Runs(sandbox.settings.runs_db)
+    record = runs.create(RunRecord(name="del-live-run", state="running", options={"snapshot": "del-run-data"}))
+    vol = blank_volume(sandbox, "del-run-vol")
+    sandbox.ec2.create_tags(Resources=[vol], Tags=[{"Key": "ec2kit:run", "Value": "del-live-run"}])
+    snap = sandbox.ec2.create_snapshot(
+        VolumeId=vol,
+        TagSpecifications=[
+            {
+                "ResourceType": "snapshot",
+                "Tags": [{"Key": "Name", "Value": "del-run-data"}, {"Key": "ec2kit:managed", "Value": "1"}],
+            }
+        ],
+    )["SnapshotId"]
+    try:
+        refused = run_inv("delete-volume", "del-run-vol", "--yes", home=home)
+        assert_clean_error(refused, "live run del-live-run", "inv stop-run del-live-run")
+        assert_clean_error(run_inv("delete-snapshot", "del-run-data", "--yes", home=home), "live run del-live-run", snap)
+        assert vol in volume_ids(sandbox) and snap in snapshot_ids(sandbox)
+    finally:
+        record.state = "failed"
+        runs.save(record)
+    assert run_inv("delete-snapshot", "del-run-data", "--yes", home=home).code == 0
+    assert run_inv("delete-volume", "del-run-vol", "--yes", home=home).code == 0
+    assert vol not in volume_ids(sandbox) and snap not in snapshot_ids(sandbox)
+
+
 def test_a_lone_snapshot_is_deleted_by_name(home, sandbox):
     vol = blank_volume(sandbox, "del-snapsrc")
     snap = sandbox.ec2.create_snapshot(
