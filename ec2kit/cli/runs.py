@@ -308,7 +308,8 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False, older_than: str
         ui.console().print("Nothing removed.")
         return
     removed = ec2.cleanup(dry_run=False, older_than=older_than)
-    ui.console().print(f"Removed {len(removed)} resource(s).")
+    saved = sum(x.monthly or 0 for x in removed)
+    ui.console().print(f"Removed {len(removed)} resource(s)" + (f"; up to ${saved:.2f} a month saved." if saved else "."))
 
 
 @command(aws=False, help={"retries": "spot interruptions to survive (default 1; 0: no interruption is staged)"})

@@ -262,7 +262,7 @@ def test_cleanup_offers_old_unused_storage_with_its_cost_and_keeps_what_is_named
     assert vol in volume_ids(sandbox)
 
     removed = run_inv("cleanup", "--older-than", "0", "--yes", home=home, cwd=project)
-    assert removed.code == 0 and "Removed 2 resource(s)" in removed.out, removed
+    assert removed.code == 0 and "Removed 2 resource(s); up to $" in removed.out, removed
     assert vol not in volume_ids(sandbox)
     assert image_ids(sandbox) == {kept_image["id"]}
     assert snapshot_ids(sandbox) == snapshots - set(spare_image["snapshot_ids"]), "the spare image's snapshot went with it"
