@@ -133,12 +133,14 @@ def snapshot(
 
 def _delete(kind: str, check: Any, act: Any, yes: bool, json: bool) -> None:
     """Shared by the delete-* tasks: the domain checks (dry run), the question, the deletion, one line saying so."""
+    from ..untrusted import visible
+
     planned = check()
     what = f"{kind} {planned.label}" + (f", {planned.size} GB" if planned.size else "")
     if planned.snapshots:
         what += f", with its snapshot(s) {', '.join(planned.snapshots)}"
     cost = f"about ${planned.monthly:.2f} a month" if kind == "volume" else f"up to ${planned.monthly:.2f} a month"
-    question = shown(f"Delete {what} ({cost})? It cannot be undone.")
+    question = visible(f"Delete {what} ({cost})? It cannot be undone.", one_line=True)  # input() prints it, not rich
     if not confirm(question, yes=yes, refusal=f"not deleting {kind} {planned.label} without --yes (no terminal to ask on)."):
         ui.console().print("Nothing deleted.")
         return
