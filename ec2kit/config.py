@@ -278,3 +278,9 @@ def _trusted(project: Path, trusted: list[str]) -> bool:
     """Whether ``project`` is one of the user's ``trust_projects`` directories."""
     here = project.resolve()
     return any(Path(t).expanduser().resolve() == here for t in trusted)
+
+
+def set_in_files(home: Path, key: str, cwd: Path | None = None) -> list[tuple[Any, str]]:
+    """Every ``(value, "file:line")`` where the user's or the project's file sets ``key``, even one the other
+    overrides (``inv delete-image`` refuses an image either file names)."""
+    return [_from_file(path)[key] for path in dict.fromkeys(files(home, cwd)) if path.is_file() and key in _from_file(path)]

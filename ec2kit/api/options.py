@@ -83,6 +83,35 @@ def parse_ports(value: str | Sequence[int] | None, spelling: Spelling = PYTHON) 
     return ports
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(value: str | float | int, option: str = "older_than", spelling: Spelling = PYTHON) -> float:
+    """``'7d'``, ``'36h'``, ``'90m'``, ``'2w'``, ``'0'`` (or seconds as a number from Python) → seconds.
+
+    A bare number other than 0 on the command line is refused: 7 could be days or hours.
+    """
+    import math
+    import re
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", text)
+        if found is None or (not found.group(2) and float(found.group(1)) != 0):
+            raise ConfigError(
+                f"{spelling.given(option, value)}: not an age; give a number and a unit (s, m, h, d, w).",
+                hint=f"Examples: {spelling.given(option, '7d')}, {spelling.given(option, '36h')}, or 0 for any age.",
+            )
+        seconds = float(found.group(1)) * _DURATION_UNITS[found.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 100 * 365 * 86400:
+        raise ConfigError(
+            f"{spelling.given(option, value)}: an age is 0 up to 100 years.", hint=f"Example: {spelling.given(option, '7d')}."
+        )
+    return seconds
+
+
 def network(
     settings: Settings, subnet: str | None, security_groups: str | Sequence[str] | None, instance_profile: str | None
 ) -> dict[str, Any]:

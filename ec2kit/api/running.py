@@ -176,20 +176,58 @@ class RunVerbs(Face):
 
         return spotrun.attach_argv(self.ctx, run)
 
-    def cleanup(self, *, dry_run: bool = True) -> Listing[Leftover]:
-        """What spot runs left behind (instances, volumes, spot requests of runs that are over), as ``inv cleanup``
-        lists it; ``dry_run=False`` removes them. Your named machines, volumes and snapshots are never touched."""
+    def cleanup(self, *, dry_run: bool = True, older_than: str | float = "7d") -> Listing[Leftover]:
+        """What costs money and nothing uses, as ``inv cleanup`` lists it; ``dry_run=False`` removes it.
+
+        Leftovers of spot runs that are over (instances, volumes, spot requests, launch templates), and
+        ec2kit's storage older than ``older_than`` (``"7d"``, ``"36h"``, ``0``; seconds as a number): unattached
+        volumes, snapshots no image, recipe or live run uses, images no config file, recipe or live run
+        names, each with its monthly cost. Storage ec2kit did not make is never touched.
+        """
         from .. import spotrun
         from ..sweep.records import live_sweep_names
+        from .options import parse_age
+        from .unused import unused_storage
 
+        age = parse_age(older_than, "older_than", self.spelling)
         live = live_sweep_names(self.ctx.settings.home)
+        runs = spotrun.cleanup(self.ctx, dry_run=dry_run, live_sweeps=live)
+        storage = unused_storage(self.ctx, age, skip={x.id for x in runs})
+        if not dry_run:
+            self._remove_storage(storage)
         return Listing(
-            spotrun.cleanup(self.ctx, dry_run=dry_run, live_sweeps=live),
+            [*runs, *storage],
             title="Leftovers" if dry_run else "Removed",
-            columns=("kind", "id", "name", "why"),
-            row=lambda x: (x.kind, x.id, x.name, x.reason),
+            columns=("kind", "id", "name", "why", "size", "$/month"),
+            row=lambda x: (
+                x.kind,
+                x.id,
+                x.name,
+                x.reason,
+                f"{x.size} GB" if x.size else "",
+                f"{x.monthly:.2f}" if x.monthly is not None else "",
+            ),
             empty="Nothing to clean up.",
         )
+
+    def _remove_storage(self, storage: list[Leftover]) -> None:
+        """Delete unused volumes, images (with their snapshots) and then lone snapshots; what fails is said at the end."""
+        from ..errors import Ec2kitError, RunError
+
+        failed = []
+        order = {"volume": 0, "image": 1, "snapshot": 2}
+        for left in sorted(storage, key=lambda x: order[x.kind]):
+            try:
+                if left.kind == "volume":
+                    self.cloud.delete_volume(left.id)
+                elif left.kind == "image":
+                    self.cloud.delete_image(left.id)
+                else:
+                    self.cloud.delete_snapshot(left.id)
+            except Ec2kitError as err:
+                failed.append(f"{left.kind} {left.id} ({err.message})")
+        if failed:
+            raise RunError("Cleanup could not remove: " + "; ".join(failed))
 
     def plot(self, run: str, *, metric: str | Sequence[str] | None = None, png: str | Path | None = None) -> Figure | Path:
         """A run's metrics as a matplotlib figure (``png``: written to that file, whose path is returned), as ``inv plot``."""

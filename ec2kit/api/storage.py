@@ -1,15 +1,16 @@
-"""Images, volumes and snapshots from both faces: freeze, make/mount/detach/delete volumes, snapshot, list."""
+"""Images, volumes and snapshots from both faces: freeze, make/mount/detach volumes, snapshot, list, delete."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ..defaults import DEFAULT_MOUNT
-from ..errors import ConfigError
+from ..errors import ConfigError, Ec2kitError, WrongState
 from .base import Face
 from .instances import Instance
 from .options import check_disk
 from .shown import Listing, _id
+from .unused import Deletion, Mentions, monthly_cost
 
 if TYPE_CHECKING:
     from ..aws.models import Image, Snapshot, Volume
@@ -104,10 +105,93 @@ class StorageVerbs(Face):
         with self._progress(f"Detaching {_id(volume)}") as progress:
             return detach_volume(self.ctx, _id(volume), mountpoint=mountpoint, progress=progress)
 
-    def delete_volume(self, volume: str | Volume, *, mountpoint: str = DEFAULT_MOUNT) -> None:
-        """Unmount and detach a volume if attached, then delete it (its data is gone; snapshot it first to keep it)."""
-        vol = self.detach_volume(volume, mountpoint=mountpoint)
+    def delete_volume(
+        self, volume: str | Volume, *, detach: bool = False, mountpoint: str = DEFAULT_MOUNT, dry_run: bool = False
+    ) -> Deletion:
+        """Delete a volume by name or id (``inv delete-volume``): its data is gone (snapshot it first to keep it).
+
+        An attached volume is refused unless ``detach=True`` (unmounted at ``mountpoint`` and detached first);
+        a live run's volume is refused. ``dry_run=True`` checks all that and deletes nothing.
+        """
+        from ..runs import Runs
+        from ..tags import RUN_TAG
+
+        vol = self.cloud.volume(_id(volume))
+        label = f"{vol.name} ({vol.id})" if vol.name else vol.id
+        run = vol.tags.get(RUN_TAG)
+        if run and any(r.name == run for r in Runs(self.settings.runs_db).all() if r.live):
+            raise WrongState(
+                f"Volume {label} is the data volume of the live run {run}.",
+                hint=f"`inv stop-run {run}` ends the run and deletes its volumes.",
+            )
+        if vol.attached_to and not detach:
+            try:
+                on = self.cloud.instance(vol.attached_to).label
+            except Ec2kitError:
+                on = vol.attached_to
+            raise WrongState(
+                f"Volume {label} is attached to instance {on}, so it is in use and was not deleted.",
+                hint=f"Detach it first (`inv detach-volume {vol.name or vol.id}`), or pass "
+                f"{'--detach' if self.spelling.cli else 'detach=True'} to unmount, detach and delete it.",
+            )
+        gone = Deletion("volume", vol.id, vol.name, vol.size, monthly_cost(vol.size, vol.type))
+        if dry_run:
+            return gone
+        if vol.attached_to:
+            vol = self.detach_volume(vol, mountpoint=mountpoint)
         self.cloud.delete_volume(vol)
+        gone.done = True
+        return gone
+
+    def delete_snapshot(self, snapshot: str | Snapshot, *, dry_run: bool = False) -> Deletion:
+        """Delete a snapshot by name or id (``inv delete-snapshot``).
+
+        Refused while an image is made from it (delete the image: its snapshots go with it), or a recipe or a
+        live run or sweep makes volumes from it. ``dry_run=True`` checks and deletes nothing.
+        """
+        snap = self.cloud.snapshot(_id(snapshot))
+        label = f"{snap.name} ({snap.id})" if snap.name else snap.id
+        images = self.cloud.images()
+        used = Mentions(self.ctx).of_snapshot(snap, images)
+        if used:
+            image = next((i for i in images if snap.id in i.snapshot_ids), None)
+            raise WrongState(
+                f"Snapshot {label} is in use by {'; '.join(used)}, so it was not deleted.",
+                hint=f"Delete the image instead (`inv delete-image {image.name or image.id}`): its snapshots go with it."
+                if image
+                else "Change or remove that first, then delete it.",
+            )
+        gone = Deletion("snapshot", snap.id, snap.name, snap.size, monthly_cost(snap.size, "snapshot"))
+        if not dry_run:
+            self.cloud.delete_snapshot(snap)
+            gone.done = True
+        return gone
+
+    def delete_image(self, image: str | Image, *, dry_run: bool = False) -> Deletion:
+        """Deregister one of your images by name or id and delete its snapshots (``inv delete-image``).
+
+        Refused while ec2kit.toml or ~/.ec2kit/config.toml (``image = ...``), a recipe, or a live run or sweep
+        names it. ``dry_run=True`` checks and deletes nothing.
+        """
+        img = self.cloud.image(_id(image))
+        label = f"{img.name} ({img.id})" if img.name else img.id
+        if not any(i.id == img.id for i in self.cloud.images()):
+            raise WrongState(
+                f"Image {label} is not one of yours (another account owns it), so it cannot be deleted.",
+                hint="`inv images` lists the images you own.",
+            )
+        used = Mentions(self.ctx).of_image(img)
+        if used:
+            raise WrongState(
+                f"Image {label} is named by {'; '.join(used)}, so it is in use and was not deleted.",
+                hint="Change or remove that first (launches from there would fail without the image), then delete it.",
+            )
+        gone = Deletion("image", img.id, img.name, img.size, monthly_cost(img.size, "snapshot"), list(img.snapshot_ids))
+        if not dry_run:
+            with self._progress(f"Deleting image {label}") as progress:
+                gone.snapshots = [s.id for s in self.cloud.delete_image(img, progress=progress)]
+            gone.done = True
+        return gone
 
     def snapshot(
         self, volume: str | Volume, *, name: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT

@@ -123,6 +123,9 @@ class Cloud:
         self.snapshots = storage.snapshots
         self.snapshot = storage.snapshot
         self.create_snapshot = storage.create_snapshot
+        self.images_using = storage.images_using
+        self.delete_snapshot = storage.delete_snapshot
+        self.delete_image = storage.delete_image
         # SSH access and networks (access.py, network.py)
         self.ensure_key_pair = access.ensure_key_pair
         self.caller_ip = access.caller_ip

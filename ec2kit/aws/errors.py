@@ -163,7 +163,7 @@ def translate_code(code: str, message: str, action: str, instance_type: str | No
             code=code,
             hint="Raise --max-price (see `inv prices FAMILY`) or leave it out to pay up to the on-demand price.",
         )
-    if code in ("IncorrectInstanceState", "IncorrectState", "IncorrectSpotRequestState", "VolumeInUse"):
+    if code in ("IncorrectInstanceState", "IncorrectState", "IncorrectSpotRequestState", "VolumeInUse", "InvalidSnapshot.InUse"):
         return WrongState(
             f"Cannot {action}: the resource is in the wrong state ({code}).{said}",
             hint="Check its state with `inv instances` / `inv volumes` and retry when it is ready.",

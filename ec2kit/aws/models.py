@@ -117,6 +117,11 @@ class Image:
     tags: dict[str, str] = field(default_factory=dict)
     raw: Raw = field(default_factory=dict, repr=False)
 
+    @property
+    def size(self) -> int:
+        """GiB of EBS snapshots behind the image (what its snapshots store at most)."""
+        return sum(int(b["Ebs"].get("VolumeSize") or 0) for b in self.raw.get("BlockDeviceMappings") or [] if b.get("Ebs"))
+
     @classmethod
     def from_raw(cls, raw: Raw) -> Image:
         """From one item of describe_images' ``Images``."""
@@ -147,6 +152,8 @@ class Volume:
     snapshot_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     attachment_state: str | None = None  # attaching | attached | busy | detaching
+    type: str = ""  # gp3, gp2, io2, ...
+    created: Any = None  # CreateTime (a datetime from boto3)
 
     @classmethod
     def from_raw(cls, raw: Raw) -> Volume:
@@ -167,6 +174,8 @@ class Volume:
             snapshot_id=raw.get("SnapshotId") or None,
             tags=tags,
             attachment_state=att.get("State") if att else None,
+            type=raw.get("VolumeType", ""),
+            created=raw.get("CreateTime"),
         )
 
 

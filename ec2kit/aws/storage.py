@@ -309,6 +309,74 @@ class Storage:
             )
         self.aws.ec2.delete_volume(VolumeId=vol.id)
 
+    # -- deleting what costs money ------------------------------------------------------
+    def images_using(self, snapshot_id: str) -> list[Image]:
+        """Your images whose block devices are made from this snapshot (AWS refuses to delete it alone)."""
+        return [i for i in self.images() if snapshot_id in i.snapshot_ids]
+
+    @translated("delete snapshot {0}")
+    def delete_snapshot(self, snapshot: str | Snapshot) -> Snapshot:
+        """Delete a snapshot (name or id) that no image of yours is made from; returns what was deleted."""
+        snap = snapshot if isinstance(snapshot, Snapshot) else self.snapshot(snapshot)
+        users = self.images_using(snap.id)
+        if users:
+            named = ", ".join(f"{i.name or i.id} ({i.id})" for i in users)
+            raise WrongState(
+                f"Snapshot {snap.name or snap.id} ({snap.id}) is behind image {named}: AWS keeps it as long as the image exists.",
+                hint=f"Delete the image instead (`inv delete-image {users[0].name or users[0].id}`): its snapshots go with it.",
+            )
+        self.aws.ec2.delete_snapshot(SnapshotId=snap.id)
+        return snap
+
+    @translated("delete image {0}")
+    def delete_image(self, image: str | Image, *, timeout: float = 300, progress: Progress | None = None) -> list[Snapshot]:
+        """Deregister one of your images (name or id) and delete the snapshots behind it that no other image uses.
+
+        Returns the snapshots deleted (ids only are known for those ec2kit did not tag).
+        """
+        img = image if isinstance(image, Image) else self.image(image)
+        mine = self.images()
+        if not any(i.id == img.id for i in mine):
+            raise WrongState(
+                f"Image {img.name or img.id} ({img.id}) is not one of yours, so it cannot be deleted.",
+                hint="`inv images` lists the images you own.",
+            )
+        shared = {s for i in mine if i.id != img.id for s in i.snapshot_ids}
+        self.aws.ec2.deregister_image(ImageId=img.id)
+        gone: list[Snapshot] = []
+        for snap_id in [s for s in img.snapshot_ids if s not in shared]:
+            raw = self.aws.ec2.describe_snapshots(SnapshotIds=[snap_id]).get("Snapshots", [])
+            self._delete_released_snapshot(snap_id, img, timeout=timeout, progress=progress)
+            gone.append(Snapshot.from_raw(raw[0]) if raw else Snapshot(snap_id, "", "", "", 0, None, None))
+        return gone
+
+    def _delete_released_snapshot(self, snap_id: str, image: Image, *, timeout: float, progress: Progress | None) -> None:
+        """Delete a just-deregistered image's snapshot: EC2 answers InvalidSnapshot.InUse for a while after
+        DeregisterImage (seconds, at times minutes), so that answer is waited out, up to ``timeout`` s."""
+        from .errors import error_code
+
+        def attempt() -> bool:
+            try:
+                self.aws.ec2.delete_snapshot(SnapshotId=snap_id)
+            except Exception as err:
+                if error_code(err) == "InvalidSnapshot.InUse":
+                    return False
+                raise
+            return True
+
+        wait_until(
+            attempt,
+            bool,
+            status=lambda _: f"snapshot {snap_id}: still held by the deregistered image {image.id}",
+            timed_out=lambda _: TimedOut(
+                f"Image {image.name or image.id} ({image.id}) is deregistered, but EC2 still says its snapshot {snap_id} is in "
+                f"use after {timeout:.0f} s.",
+                hint=f"Delete it in a few minutes with `inv delete-snapshot {snap_id}` (it costs money until then).",
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+
     # -- snapshots -----------------------------------------------------------------------
     @translated("list snapshots")
     def snapshots(self) -> list[Snapshot]:

@@ -42,6 +42,22 @@ def fail(message: str, code: int = 1) -> Exit:
     return Exit(message=name_program(f"ec2kit: {message}"), code=code)
 
 
+def confirm(question: str, *, yes: bool, refusal: str) -> bool:
+    """Whether to go on with something destructive: ``--yes``, or y at the ``question [y/N]`` prompt.
+
+    With no terminal to ask on and no ``--yes`` it raises ``fail(refusal)`` (exit 1): nothing is done.
+    """
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise fail(refusal)
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # Ctrl-D is a no
+        print()
+        return False
+
+
 def translate(err: BaseException) -> Exit | None:
     """Map an exception to a user-facing Exit, or None to let it propagate."""
     if isinstance(err, Exit):

@@ -7,7 +7,7 @@ import sys
 
 from .. import ui
 from ..context import Context
-from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
+from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, confirm, domain, fail, shown
 
 
 @command(
@@ -280,11 +280,22 @@ def stop_run(ctx: Context, run: str) -> None:
     ui.console().print(f"{what} {run} is {stopped.snapshot.state}; results in {stopped.snapshot.results_dir}")
 
 
-@command(help={"yes": "delete without asking", "json": "print what would be removed as JSON"})
-def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
-    """Find what ec2kit created that no live run or named machine uses, list it, and remove it (asks first)."""
+@command(
+    help={
+        "yes": "delete without asking",
+        "json": "print what would be removed as JSON",
+        "older_than": "offer unused volumes, snapshots and images older than this (default 7d; e.g. 36h, 0 for any)",
+        "wide": WIDE_HELP,
+    },
+)
+def cleanup(ctx: Context, yes: bool = False, json: bool = False, older_than: str = "7d", wide: bool = False) -> None:
+    """Remove what ec2kit made that costs money and nothing uses (asks first).
+
+    Leftovers of runs that are over, and ec2kit's unattached volumes, snapshots and images that nothing
+    names, older than --older-than, with their monthly cost.
+    """
     ec2 = domain(ctx)
-    leftovers = ec2.cleanup(dry_run=True)
+    leftovers = ec2.cleanup(dry_run=True, older_than=older_than)
     if json:
         ui.print_json(list(leftovers))
         return
@@ -292,17 +303,18 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False) -> None:
         ui.console().print("Nothing to clean up.")
         return
     title, columns, rows, _ = leftovers._show()
-    ui.print_table(title, list(columns), rows)
-    if not yes:
-        import sys
-
-        if not sys.stdin.isatty():
-            raise fail("not removing anything without --yes (no terminal to ask on).")
-        if input("Remove these? [y/N] ").strip().lower() not in ("y", "yes"):
-            ui.console().print("Nothing removed.")
-            return
-    removed = ec2.cleanup(dry_run=False)
-    ui.console().print(f"Removed {len(removed)} resource(s).")
+    ui.print_table(
+        title, list(columns), rows, priority=("kind", "name", "$/month", "id", "size", "why"), minimum={"id": 21}, wide=wide
+    )
+    monthly = sum(x.monthly or 0 for x in leftovers)
+    if monthly:
+        ui.console().print(f"The storage above costs up to ${monthly:.2f} a month (snapshots counted at full size).")
+    if not confirm("Remove these?", yes=yes, refusal="not removing anything without --yes (no terminal to ask on)."):
+        ui.console().print("Nothing removed.")
+        return
+    removed = ec2.cleanup(dry_run=False, older_than=older_than)
+    saved = sum(x.monthly or 0 for x in removed)
+    ui.console().print(f"Removed {len(removed)} resource(s)" + (f"; up to ${saved:.2f} a month saved." if saved else "."))
 
 
 @command(aws=False, help={"retries": "spot interruptions to survive (default 1; 0: no interruption is staged)"})

@@ -7,7 +7,7 @@ from typing import Any
 from .. import ui
 from ..context import Context
 from ..defaults import DEFAULT_MOUNT
-from ._common import WIDE_HELP, command, domain, shown
+from ._common import WIDE_HELP, command, confirm, domain, shown
 
 
 @command(
@@ -129,6 +129,80 @@ def snapshot(
         ui.print_json(snap)
     else:
         ui.console().print(shown(f"{snap.name}  {snap.id}  {snap.state}"))
+
+
+def _delete(kind: str, check: Any, act: Any, yes: bool, json: bool) -> None:
+    """Shared by the delete-* tasks: the domain checks (dry run), the question, the deletion, one line saying so."""
+    from ..untrusted import visible
+
+    planned = check()
+    what = f"{kind} {planned.label}" + (f", {planned.size} GB" if planned.size else "")
+    if planned.snapshots:
+        what += f", with its snapshot(s) {', '.join(planned.snapshots)}"
+    cost = f"about ${planned.monthly:.2f} a month" if kind == "volume" else f"up to ${planned.monthly:.2f} a month"
+    question = visible(f"Delete {what} ({cost})? It cannot be undone.", one_line=True)  # input() prints it, not rich
+    if not confirm(question, yes=yes, refusal=f"not deleting {kind} {planned.label} without --yes (no terminal to ask on)."):
+        ui.console().print("Nothing deleted.")
+        return
+    gone = act()
+    if json:
+        ui.print_json(gone)
+        return
+    also = f" and its snapshot(s) {', '.join(gone.snapshots)}" if gone.snapshots else ""
+    ui.console().print(shown(f"Deleted {kind} {gone.label}{also}; saves {cost}."))
+
+
+@command(
+    name="delete-volume",
+    help={
+        "volume": "volume name or id",
+        "yes": "delete without asking",
+        "detach": "unmount and detach it first if attached (otherwise an attached volume is refused)",
+        "mountpoint": "where it is mounted, with --detach (default /mnt/data)",
+        "json": "print what was deleted as JSON",
+    },
+)
+def delete_volume(
+    ctx: Context, volume: str, yes: bool = False, detach: bool = False, mountpoint: str = DEFAULT_MOUNT, json: bool = False
+) -> None:
+    """Delete a volume and its data, asking first.
+
+    An attached volume is refused (--detach unmounts and detaches it first); snapshot it to keep the data.
+    """
+    ec2 = domain(ctx)
+    _delete(
+        "volume",
+        lambda: ec2.delete_volume(volume, detach=detach, mountpoint=mountpoint, dry_run=True),
+        lambda: ec2.delete_volume(volume, detach=detach, mountpoint=mountpoint),
+        yes,
+        json,
+    )
+
+
+@command(
+    name="delete-snapshot",
+    help={"snapshot": "snapshot name or id", "yes": "delete without asking", "json": "print what was deleted as JSON"},
+)
+def delete_snapshot(ctx: Context, snapshot: str, yes: bool = False, json: bool = False) -> None:
+    """Delete a snapshot, asking first.
+
+    Refuses one an image is made from (delete the image), or that a recipe or a live run uses.
+    """
+    ec2 = domain(ctx)
+    _delete("snapshot", lambda: ec2.delete_snapshot(snapshot, dry_run=True), lambda: ec2.delete_snapshot(snapshot), yes, json)
+
+
+@command(
+    name="delete-image",
+    help={"image": "image name or id", "yes": "delete without asking", "json": "print what was deleted as JSON"},
+)
+def delete_image(ctx: Context, image: str, yes: bool = False, json: bool = False) -> None:
+    """Deregister an image and delete its snapshots, asking first.
+
+    Refuses one that ec2kit.toml or ~/.ec2kit/config.toml (image = ...), a recipe or a live run names.
+    """
+    ec2 = domain(ctx)
+    _delete("image", lambda: ec2.delete_image(image, dry_run=True), lambda: ec2.delete_image(image), yes, json)
 
 
 @command(help={"json": "print JSON", "wide": WIDE_HELP})

@@ -37,6 +37,9 @@ back to their defaults on ``reset()``):
 - Spot interruptions (``interrupt``): the 2-minute notice in instance metadata, then terminate,
   or stop (InstanceInterruptionBehavior=stop, disk kept) and start again with a new public IP on
   ``capacity_returns`` or after ``restart_after`` s.
+- Deleting: DeleteVolume of an attached volume answers VolumeInUse and DeleteSnapshot of an image's
+  snapshot InvalidSnapshot.InUse (moto's own), and still for ``DEREGISTER_LAG`` (1.5) s after
+  DeregisterImage, as AWS does for a while (moto lets go at once).
 - Throttling (``knobs.throttle(settings, seconds)``): every API call answers HTTP 503
   RequestLimitExceeded for the window; ``knobs.throttled()`` lists the calls refused and answered.
 

@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Leftover:
-    """A cloud resource a run created that no live run owns any more."""
+    """A cloud resource a run created that no live run owns any more (or storage nothing uses: ``inv cleanup``)."""
 
     kind: str
     id: str
     name: str
     reason: str
+    size: int = 0  # GiB of a volume, snapshot or image (0: not storage)
+    monthly: float | None = None  # USD per month it costs while kept (storage only)
 
 
 def find_run(ctx: Context, run: str) -> RunRecord | None:

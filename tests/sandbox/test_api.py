@@ -132,14 +132,30 @@ def test_volumes_are_made_mounted_snapshotted_remounted_and_deleted(ec2, box):
     assert ec2.mount_volume(vol, box).attached_to == box.id
     assert box.run("cat /mnt/data/x").stdout == "kept\n"
 
-    ec2.delete_volume(vol)
+    with pytest.raises(WrongState, match="detach=True"):  # Python's spelling of --detach
+        ec2.delete_volume(vol)
+    assert box.run("mountpoint -q /mnt/data").exit_code == 0, "a refused delete leaves the volume mounted"
+    assert not ec2.delete_volume(vol, detach=True, dry_run=True).done
+    assert ec2.volume(vol.id).attached_to == box.id, "a dry run changes nothing"
+    gone = ec2.delete_volume(vol, detach=True)
+    assert (gone.id, gone.done) == (vol.id, True)
     assert box.run("mountpoint -q /mnt/data", check=False).exit_code != 0
     assert not [v for v in ec2.volumes() if v.id == vol.id]
     copy = ec2.create_volume(box, snapshot="api-snap", name="api-data2")
     try:
         assert box.run("cat /mnt/data/x").stdout == "kept\n"
     finally:
-        ec2.delete_volume(copy)
+        ec2.delete_volume(copy, detach=True)
+    assert ec2.delete_snapshot("api-snap").id == snap.id
+    assert not [s for s in ec2.snapshots() if s.id == snap.id]
+
+
+def test_cleanup_ages_are_checked_before_anything_is_listed_and_named_as_python_spells_them(ec2):
+    with pytest.raises(ConfigError, match=r"older_than='7'.*older_than='7d'"):
+        ec2.cleanup(older_than="7")
+    with pytest.raises(ConfigError, match="0 up to 100 years"):
+        ec2.cleanup(older_than=-5.0)
+    assert all(x.kind not in ("volume", "snapshot", "image") for x in ec2.cleanup(older_than=86400 * 365 * 50))
 
 
 def test_create_volume_needs_a_size_or_a_snapshot(ec2, box):
@@ -322,6 +338,12 @@ def test_stop_change_type_start_freeze_terminate_and_the_objects_stay_current(ec
             assert child.run("cat ~/marker").stdout == "kept\n"
         finally:
             child.terminate()
+        gone = ec2.delete_image("api-life")
+        assert (gone.id, gone.snapshots, gone.done) == (image.id, image.snapshot_ids, True)
+        assert "api-life" not in ec2.images().names
+        assert not [
+            s for s in ec2.cloud.aws.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] if s["SnapshotId"] in gone.snapshots
+        ]
     finally:
         inst.terminate()
     assert inst.state in ("shutting-down", "terminated")

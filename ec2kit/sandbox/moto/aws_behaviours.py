@@ -17,6 +17,9 @@ Patched on moto's classes (so they survive ``POST /moto-api/reset``), reading ``
 - An instance launched with ``NetworkInterfaces`` (e.g. to ask for a public IPv4) lists the primary
   interface's groups as its ``SecurityGroups``, as AWS does.
 - GPU types moto's list lacks (p3: V100, g4ad: Radeon Pro V520), with ``GpuInfo`` and offerings (``gpus.py``).
+- DeregisterImage lets go of the image's snapshots only after a while: for ``DEREGISTER_LAG`` s
+  DeleteSnapshot of one answers ``InvalidSnapshot.InUse`` naming the image, as AWS does (boto/boto#3019:
+  one delete in five right after a deregistration; moto lets go at once).
 - The spot options moto drops from RunInstances (``InstanceMarketOptions.SpotOptions``) are kept
   in ``MARKET_OPTIONS`` per instance id, for stop-instead-of-terminate interruptions.
 """
@@ -40,6 +43,8 @@ from .limits import (
 log = logging.getLogger("ec2kit.sandbox")
 
 MARKET_OPTIONS: dict[str, dict[str, Any]] = {}  # instance id -> RunInstances' InstanceMarketOptions
+DEREGISTER_LAG = 1.5  # seconds a deregistered image still holds its snapshots
+RELEASING: dict[str, float] = {}  # image id -> time.monotonic() when its snapshots are let go
 _local = threading.local()  # the InstanceMarketOptions of the RunInstances call being served
 _installed = False
 
@@ -182,6 +187,33 @@ def fulfil_waiting() -> list[str]:
     return launched
 
 
+def _patch_deregister_lag() -> None:
+    import time
+
+    from moto.ec2.exceptions import InvalidSnapshotInUse
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    deregister, delete_snapshot = AmiBackend.deregister_image, EBSBackend.delete_snapshot
+
+    def deregister_image(self: Any, ami_id: str) -> None:
+        deregister(self, ami_id)
+        now = time.monotonic()
+        for image_id in [i for i, until in RELEASING.items() if until < now]:
+            del RELEASING[image_id]
+        RELEASING[ami_id] = now + DEREGISTER_LAG
+
+    def delete_snapshot_lagging(self: Any, snapshot_id: str) -> Any:
+        snapshot = self.snapshots.get(snapshot_id)
+        held_by = getattr(snapshot, "from_ami", None)
+        if held_by and RELEASING.get(held_by, 0.0) > time.monotonic():
+            raise InvalidSnapshotInUse(snapshot_id, held_by)
+        return delete_snapshot(self, snapshot_id)
+
+    AmiBackend.deregister_image = deregister_image  # type: ignore[method-assign]
+    EBSBackend.delete_snapshot = delete_snapshot_lagging  # type: ignore[method-assign]
+
+
 def _patch_service_quotas() -> None:
     from moto.core.exceptions import JsonRESTError
     from moto.servicequotas.models import ServiceQuotasBackend
@@ -259,6 +291,7 @@ def install() -> None:
     _patch_spot_requests()
     _patch_service_quotas()
     _patch_ssm()
+    _patch_deregister_lag()
     patch_fleets()
     _installed = True
     log.info("AWS behaviours installed (SSM public parameters, quotas, capacity)")
