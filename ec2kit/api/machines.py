@@ -116,6 +116,7 @@ class MachineVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        yes: bool = False,
     ) -> Any:
         """Launch an instance named ``name`` and return it once SSH answers (``inv launch``).
 
@@ -125,7 +126,9 @@ class MachineVerbs(Face):
         spot instance through one EC2 Fleet call over ``type`` and ``types`` (``on_demand_fallback``:
         on-demand when no pool has capacity); ``tags`` are extra tags (``{"role": "web"}``);
         ``open_ssh`` opens port 22 to everyone. ``check=True`` changes nothing: it returns a
-        :class:`LaunchCheck` after asking EC2 with DryRun. Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
+        :class:`LaunchCheck` after asking EC2 with DryRun. The expected hourly cost is shown first; above
+        ``confirm_above`` (config, default $2/h) it asks on a terminal and refuses without one, unless ``yes``.
+        Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
         """
         from ..actions import launch
 
@@ -148,10 +151,20 @@ class MachineVerbs(Face):
         )
         if check:
             return self._check_launch(name, options)
+        self._api._confirm_cost(self._launch_estimate(options), yes=yes, what=f"instance {name}")
         with self._progress(f"Launching {name}") as progress:
             info = launch(self.ctx, name, wait=wait, progress=progress, **options)
         self._names_cache = (0.0, [])
         return Instance(self._api, info)
+
+    def _launch_estimate(self, options: dict[str, Any]) -> Any:
+        """The expected cost of a launch with these (completed) options."""
+        return self._api._estimate(
+            [options["type"], *options.get("types", [])],
+            spot=options["spot"],
+            on_demand_fallback=options.get("on_demand_fallback", False),
+            disk=options["disk"],
+        )
 
     def _check_launch(self, name: str, options: dict[str, Any]) -> LaunchCheck:
         """The plan, then the very call the launch makes, sent with DryRun (its refusal is raised)."""
@@ -186,6 +199,7 @@ class MachineVerbs(Face):
             cloud.check(plan)
             found.action = plan.action
         say(f"ec2.{found.action} with DryRun: would succeed")
+        say(self._launch_estimate({**options, "types": types, "on_demand_fallback": fallback}).line())
         return found
 
     def start(self, name: str | Instance, *, wait: bool = True) -> Instance:
@@ -287,14 +301,9 @@ class MachineVerbs(Face):
         """On-demand (AWS Pricing API) and current spot prices by zone of an instance family or type (``inv prices``)."""
         from ..aws import prices as p
 
-        sandbox = self.uses_sandbox
-        demand = {} if sandbox else p.on_demand_prices(family, self.cloud.region, session=self.cloud.session)
-        spot = {} if no_spot else p.spot_prices(family, self.cloud)
-        if sandbox:
-            self._say(
-                "[dim]The sandbox has no Pricing API: on-demand prices need AWS;\nits spot prices are moto's placeholders.[/dim]",
-                note=True,
-            )
+        cloud = self.cloud
+        demand = p.on_demand_prices(family, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+        spot = {} if no_spot else p.spot_prices(family, cloud)
         zones = sorted({z for t in spot.values() for z in t})
         return Listing(
             [Price(t, demand.get(t), spot.get(t, {})) for t in p.sort_types(set(demand) | set(spot))],

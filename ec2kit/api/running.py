@@ -49,13 +49,15 @@ class RunVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        yes: bool = False,
     ) -> Run:
         """Run a script on a spot instance (``inv spot-run``): results sync to ``runs/RUN`` (or ``results``), everything
         is cleaned up at the end. Returns when the script ended (``detach=True``: once it started).
 
         Launch options default as on the command line (ec2kit.toml, else m5.large); ``types`` are more
         instance types one EC2 Fleet call may pick from; ``on_demand_fallback`` runs on-demand when no
-        pool has spot capacity; ``vars`` are spot-run.toml's variables.
+        pool has spot capacity; ``vars`` are spot-run.toml's variables. The expected hourly cost (and the worst
+        case with ``max_hours``) is shown first; above ``confirm_above`` it asks, unless ``yes``.
         Example: ``run = ec2.spot_run("train.sh", files="train.py", retries=1); run.metrics()["loss"].latest``.
         """
         from .. import spotrun
@@ -89,6 +91,17 @@ class RunVerbs(Face):
         )
         if self.quiet:
             options.out = options.say = _silent
+        spotrun.options.validate(
+            options
+        )  # the script and files first: asking about money for a run that cannot start helps no one
+        estimate = self._api._estimate(
+            [options.type, *options.types],
+            spot=True,
+            on_demand_fallback=options.on_demand_fallback,
+            disk=options.disk,
+            max_hours=options.max_hours,
+        )
+        self._api._confirm_cost(estimate, yes=yes, what="this spot run")
         record = spotrun.spot_run(self.ctx, options)
         return Run(self._api, record.name, record)
 

@@ -147,6 +147,7 @@ class Volume:
     snapshot_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     attachment_state: str | None = None  # attaching | attached | busy | detaching
+    volume_type: str = ""  # gp3, gp2, io2, …
 
     @classmethod
     def from_raw(cls, raw: Raw) -> Volume:
@@ -167,6 +168,7 @@ class Volume:
             snapshot_id=raw.get("SnapshotId") or None,
             tags=tags,
             attachment_state=att.get("State") if att else None,
+            volume_type=raw.get("VolumeType", ""),
         )
 
 

@@ -28,7 +28,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Storage", ["volumes", "make-volume", "mount-volume", "detach-volume", "snapshot", "snapshots", "images"]),
     ("Spot runs", ["spot-run", "runs", "logs", "plot", "pull", "attach", "stop-run", "cleanup"]),
     ("Sweeps", ["sweep", "sweeps", "sweep-status"]),
-    ("Prices and regions", ["prices", "region"]),
+    ("Prices and regions", ["costs", "prices", "region"]),
     ("Try it locally", ["demo", "sandbox.up", "sandbox.down", "sandbox.status", "sandbox.interrupt", "repl"]),
 ]
 KEEP_SHORT = {"help": "h", "version": "V"}  # Invoke's core options that keep a letter under `ec2kit`

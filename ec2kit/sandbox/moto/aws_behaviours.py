@@ -14,6 +14,8 @@ Patched on moto's classes (so they survive ``POST /moto-api/reset``), reading ``
   capacity. RequestSpotInstances for an empty pool leaves the request ``open`` with status
   ``capacity-not-available`` (as AWS does; no API error) until :func:`fulfil_waiting` finds
   capacity again. CreateFleet tries each override in turn and lists the empty pools in ``Errors``.
+- Prices (``pricelist.py``): DescribeSpotPriceHistory answers a realistic price per type and zone
+  (moto: $0.00001 everywhere); the Pricing API's GetProducts is answered on moto's port.
 - The spot options moto drops from RunInstances (``InstanceMarketOptions.SpotOptions``) are kept
   in ``MARKET_OPTIONS`` per instance id, for stop-instead-of-terminate interruptions.
 """
@@ -246,11 +248,13 @@ def install() -> None:
     if _installed:
         return
     from .fleets import patch_fleets
+    from .pricelist import patch_spot_price_history
 
     _patch_run_instances()
     _patch_spot_requests()
     _patch_service_quotas()
     _patch_ssm()
     patch_fleets()
+    patch_spot_price_history()
     _installed = True
     log.info("AWS behaviours installed (SSM public parameters, quotas, capacity)")
