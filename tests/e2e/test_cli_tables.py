@@ -115,6 +115,7 @@ COMMANDS = [
     (["images"], "name", ["name", "state"]),
     (["snapshots"], "name", ["name", "state", "size"]),
     (["prices", "m5"], "type", ["type", "on-demand"]),
+    (["costs"], "kind", ["kind", "name", "$/h", "$/month"]),
 ]
 
 
