@@ -19,6 +19,7 @@ from .shown import Listing
 
 if TYPE_CHECKING:
     from ..aws.costs import Cost, CostSummary, Estimate
+    from ..aws.models import Instance as InstanceInfo
     from ..aws.prices import Rates
 
 COST_COLUMNS = ("kind", "name", "what", "$/h", "$/month", "since", "spent")
@@ -87,6 +88,29 @@ class CostVerbs(Face):
         )
         items = cost_items(instances, volumes, snapshots, images, rates, now=datetime.now(timezone.utc))
         return Costs(items, CostSummary.of(items), cloud.region)
+
+    def _price_instances(self, found: Sequence[InstanceInfo]) -> None:
+        """Set ``hourly_price`` on the billed ones (a Pricing API call per on-demand type, one spot price lookup);
+        prices that cannot be read (no pricing:GetProducts permission) leave it as it was: a listing never fails for them."""
+        from ..aws import prices
+        from ..aws.costs import BILLED_STATES, instance_rate
+        from ..errors import Ec2kitError
+
+        billed = [i for i in found if i.state in BILLED_STATES]
+        if not billed:
+            return
+        cloud = self.cloud
+        rates = prices.Rates(cloud.region)
+        try:
+            rates.spot.update(prices.current_spot_prices([(i.type, i.zone) for i in billed if i.lifecycle == "spot"], cloud))
+            for itype in sorted({i.type for i in billed if i.lifecycle != "spot"}):
+                rates.on_demand.update(
+                    prices.on_demand_prices(itype, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+                )
+        except Ec2kitError:
+            pass  # what was found stays; the rest shows no price
+        for inst in billed:
+            inst.hourly_price = instance_rate(inst, rates)
 
     # -- the estimate before paying ----------------------------------------------------------------
 

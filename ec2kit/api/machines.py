@@ -54,10 +54,12 @@ class MachineVerbs(Face):
     _names_cache: tuple[float, list[str]] = (0.0, [])
 
     def instances(self, *, all: bool = False, tags: dict[str, str | None] | None = None) -> Listing[Instance]:
-        """Instances (not terminated unless ``all``), with these tag values (None: any value); one EC2 call."""
+        """Instances (not terminated unless ``all``), with these tag values (None: any value); one EC2 call, then the
+        price of each running one (``hourly_price``: its pool's spot price, or its type's on-demand price)."""
         from ..aws.models import LIVE_STATES
 
         found = self.cloud.instances(states=[*LIVE_STATES, "terminated"] if all else None, tags=tags)
+        self._api._price_instances(found)
         items = [Instance(self._api, i) for i in sorted(found, key=lambda i: (i.name or "", i.id))]
         if not tags:  # a complete listing doubles as the names tab completion offers
             self._names_cache = (time.monotonic(), sorted({i.name for i in found if i.name and i.state != "terminated"}))

@@ -211,10 +211,7 @@ def rates(
     found = Rates(cloud.region)
     for itype in dict.fromkeys(types):
         found.on_demand.update(on_demand_prices(itype, cloud.region, endpoint_url=endpoint_url, session=cloud.session))
-    for itype, zone in dict.fromkeys(pools):
-        price = spot_price(itype, zone, cloud) if zone else None
-        if price is not None:
-            found.spot[(itype, zone)] = price
+    found.spot.update(current_spot_prices(pools, cloud))
     if storage:
         found.storage = storage_prices(cloud.region, endpoint_url=endpoint_url, session=cloud.session)
     return found
@@ -244,6 +241,29 @@ def _spot_history(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
     return cloud.paginate(
         "describe_spot_price_history", "SpotPriceHistory[]", InstanceTypes=types, ProductDescriptions=[LINUX], StartTime=now
     )
+
+
+@translated("look up current spot prices")
+def current_spot_prices(pools: Iterable[tuple[str, str]], cloud: Ec2Api) -> dict[tuple[str, str], float]:
+    """The current spot price (USD/h, Linux) of each (type, zone) pool that has one: one DescribeSpotPriceHistory."""
+    wanted = {(t, z) for t, z in pools if t and z}
+    if not wanted:
+        return {}
+    now = datetime.now(timezone.utc)
+    history = cloud.paginate(
+        "describe_spot_price_history",
+        "SpotPriceHistory[]",
+        InstanceTypes=sorted({t for t, _ in wanted}),
+        ProductDescriptions=[LINUX],
+        StartTime=now,
+    )
+    latest: dict[tuple[str, str], tuple[Any, float]] = {}
+    for rec in history:
+        key = (rec["InstanceType"], rec["AvailabilityZone"])
+        stamp = rec.get("Timestamp")
+        if key in wanted and (key not in latest or (stamp and latest[key][0] and stamp > latest[key][0])):
+            latest[key] = (stamp, float(rec["SpotPrice"]))
+    return {key: price for key, (_, price) in latest.items()}
 
 
 @translated("look up the spot price of {instance_type} in {zone}")

@@ -11,7 +11,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, parse_tags, shown
 
 @command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
 def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
-    """List instances: name, id, type, state, spot/on-demand, IPs, uptime (one EC2 call)."""
+    """List instances: name, id, type, state, spot/on-demand, IPs, uptime, $/h (one EC2 call, then prices)."""
     from ..api.instances import INSTANCE_COLUMNS, _instance_row
 
     found = domain(ctx).instances(all=all)
@@ -23,7 +23,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         list(INSTANCE_COLUMNS),
         [_instance_row(i) for i in found],
         empty="No instances. Launch one with `inv launch NAME`.",
-        priority=("name", "state", "type", "public ip", "uptime", "id", "lifecycle", "private ip"),
+        priority=("name", "state", "type", "public ip", "uptime", "$/h", "id", "lifecycle", "private ip"),
         minimum={"name": 24, "id": 19},
         wide=wide,
     )

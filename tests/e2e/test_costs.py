@@ -86,6 +86,13 @@ def test_costs_totals_equal_the_figure_worked_out_by_hand(sandbox_reset):
     assert 0 < report["total"]["spent"] <= (T3_MEDIUM + spot_rate) * longest
     assert by_name["instance", "cost-od"]["since"] is not None and od
 
+    listed = run_inv("instances", "--json", home=home)  # the same rates in the instances' $/h column
+    assert {i["name"]: i["hourly_price"] for i in json.loads(listed.out)} == pytest.approx(
+        {"cost-od": T3_MEDIUM, "cost-spot": spot_rate}
+    )
+    plain = run_inv("instances", home=home)
+    assert "$/h" in plain.out and f"${T3_MEDIUM:.4f}" in plain.out and f"${spot_rate:.4f}" in plain.out
+
     table = run_inv("costs", home=home)
     assert table.code == 0, table
     assert f"In all: ${by_hand:.4f}/h, ${by_hand * HOURS_PER_MONTH:,.2f} a month" in table.out, table.out
@@ -175,3 +182,20 @@ def test_a_negative_confirm_above_is_a_clear_error_before_any_launch(sandbox, tm
     where_said = f"{tmp_path / 'ec2kit.toml'}:2" if where == "file" else "environment EC2KIT_CONFIRM_ABOVE"
     assert_clean_error(result, where_said, "confirm_above", "confirm_above = 2.5")
     assert names_of(sandbox.ec2, "cost-bad") == []
+
+
+def test_the_python_face_refuses_above_the_limit_without_yes_and_names_yes_true(sandbox):
+    from ec2kit import EC2
+    from ec2kit.errors import WrongState
+
+    ec2 = EC2(sandbox=True, home=sandbox.settings.home, quiet=True)
+    with pytest.raises(WrongState, match=r"yes=True"):
+        ec2.launch("cost-big-5", type="g5.12xlarge", wait=False)  # pytest's stdin is no terminal
+    assert names_of(sandbox.ec2, "cost-big-5") == []
+    small = ec2.launch("cost-small", type="t3.micro", wait=False)  # $0.0104/h: below the limit, no question
+    found = ec2.costs()
+    [mine] = [c for c in found if c.kind == "instance" and c.name == "cost-small"]
+    assert mine.hourly == pytest.approx(0.0104) and mine.what == "t3.micro on-demand"
+    assert found.total.hourly == pytest.approx(sum(c.hourly or 0 for c in found))
+    assert "total" in found._text()
+    small.terminate()
