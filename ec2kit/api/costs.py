@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WrongState
+from ..errors import Ec2kitError, WrongState
 from .base import Face
 from .shown import Listing
 
 if TYPE_CHECKING:
     from ..aws.costs import Cost, CostSummary, Estimate
     from ..aws.models import Instance as InstanceInfo
-    from ..aws.prices import Rates
 
 COST_COLUMNS = ("kind", "name", "what", "$/h", "$/month", "since", "spent")
 
@@ -131,22 +130,29 @@ class CostVerbs(Face):
 
         cloud = self.cloud
         wanted = list(dict.fromkeys(types))
-        pools: list[tuple[str, str]] = []
-        if spot:
-            for itype in wanted:
-                pools += [(itype, zone) for zone in prices.spot_prices(itype, cloud).get(itype, {})]
-        rates: Rates = prices.rates(
-            cloud,
-            types=wanted if (not spot or on_demand_fallback) else [],
-            pools=pools,
-            storage=bool(disk),
-            endpoint_url=cloud.endpoint_url,
-        )
+        rates = prices.Rates(cloud.region)
+        unknown = ""
+        try:
+            if spot:
+                for itype in wanted:
+                    for found, zones in prices.spot_prices(itype, cloud).items():
+                        rates.spot.update({(found, zone): price for zone, price in zones.items()})
+            if not spot or on_demand_fallback:
+                for itype in wanted:
+                    rates.on_demand.update(
+                        prices.on_demand_prices(itype, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+                    )
+            if disk:
+                rates.storage = prices.storage_prices(cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+        except Ec2kitError as err:  # no pricing:GetProducts permission, say: the estimate says so, the launch is not blocked
+            unknown = str(err).split("\n")[0]
         estimate = launch_estimate(wanted, rates, spot=spot, count=count, disk_gb=disk, max_hours=max_hours, runs=runs)
+        estimate.unknown = unknown
         if spot and on_demand_fallback:
             fallback = launch_estimate(wanted, rates, spot=False, count=count, disk_gb=disk, max_hours=max_hours, runs=runs)
             if fallback.per_instance is not None and (estimate.per_instance or 0) < fallback.per_instance:
                 fallback.basis = "on-demand list price, if no spot pool has capacity"
+                fallback.unknown = unknown
                 return fallback
         return estimate
 
@@ -158,13 +164,18 @@ class CostVerbs(Face):
         self._say(estimate.line(), note=True)
         hourly = estimate.hourly
         worst = estimate.worst_case
-        if yes or (hourly is not None and hourly <= limit and limit > 0):
+        if yes:
             return
-        why = (
-            f"{what} is expected to cost {dollars(hourly)}/h, above confirm_above = {dollars(limit)}/h"
-            if hourly is not None
-            else f"the cost of {what} is unknown (no price found), so it cannot be held to confirm_above"
-        )
+        if hourly is None:
+            if limit > 0:
+                return  # a price that cannot be read never blocks a launch (the line above says it is unknown)
+            why = f"the cost of {what} is unknown, and confirm_above = 0 asks before every launch"
+        elif hourly <= limit and limit > 0:
+            return
+        else:
+            why = f"{what} is expected to cost {dollars(hourly)}/h, above confirm_above = {dollars(limit)}/h"
+            if limit == 0:
+                why = f"{what} is expected to cost {dollars(hourly)}/h, and confirm_above = 0 asks before every launch"
         if worst is not None:
             why += f" (at most {dollars(worst)} in all)"
         yes_flag = "--yes" if self.spelling.cli else "yes=True"

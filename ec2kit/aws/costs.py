@@ -215,6 +215,7 @@ class Estimate:
     max_hours: float | None = None
     runs: int = 1
     basis: str = ""  # where the price comes from
+    unknown: str = ""  # why prices could not be read, when they could not
 
     @property
     def hourly(self) -> float | None:
@@ -233,7 +234,7 @@ class Estimate:
     def line(self) -> str:
         """One sentence for the terminal: 'Expected cost: $0.0960/h (m5.large on-demand, …)'."""
         if self.hourly is None:
-            return f"Expected cost: unknown (no {self.market} price found for {self.type})."
+            return f"Expected cost: unknown ({self.unknown or f'no {self.market} price found for {self.type}'})."
         many = f"{self.count} × " if self.count != 1 else ""
         disk = f" + {self.disk_gb} GB disk" if self.disk_gb else ""
         text = f"Expected cost: {dollars(self.hourly)}/h ({many}{self.type} {self.market}{disk}; {self.basis})"

@@ -199,3 +199,17 @@ def test_the_python_face_refuses_above_the_limit_without_yes_and_names_yes_true(
     assert found.total.hourly == pytest.approx(sum(c.hourly or 0 for c in found))
     assert "total" in found._text()
     small.terminate()
+
+
+def test_an_unknown_price_is_said_and_blocks_nothing_unless_confirm_above_is_zero(sandbox):
+    home = sandbox.settings.home
+    zero = run_inv(
+        "launch", "cost-unpriced", "--type", "t3a.micro", "--no-wait", home=home, env={"EC2KIT_CONFIRM_ABOVE": "0"}, stdin=""
+    )
+    assert_clean_error(zero, "the cost of instance cost-unpriced is unknown", "confirm_above = 0 asks before every launch")
+    assert names_of(sandbox.ec2, "cost-unpriced") == []
+    done = run_inv("launch", "cost-unpriced", "--type", "t3a.micro", "--no-wait", home=home, stdin="")
+    assert done.code == 0, done
+    assert "Expected cost: unknown (no on-demand price found for t3a.micro)" in done.err
+    assert len(names_of(sandbox.ec2, "cost-unpriced")) == 1
+    run_inv("terminate", "cost-unpriced", home=home)
