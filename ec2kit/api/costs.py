@@ -89,7 +89,7 @@ class CostVerbs(Face):
         return Costs(items, CostSummary.of(items), cloud.region)
 
     def _price_instances(self, found: Sequence[InstanceInfo]) -> None:
-        """Set ``hourly_price`` on the billed ones (a Pricing API call per on-demand type, one spot price lookup);
+        """Set ``hourly_price`` on the billed ones (one Pricing API call for the on-demand types, one spot price lookup);
         prices that cannot be read (no pricing:GetProducts permission) leave it as it was: a listing never fails for them."""
         from ..aws import prices
         from ..aws.costs import BILLED_STATES, instance_rate
@@ -102,10 +102,10 @@ class CostVerbs(Face):
         rates = prices.Rates(cloud.region)
         try:
             rates.spot.update(prices.current_spot_prices([(i.type, i.zone) for i in billed if i.lifecycle == "spot"], cloud))
-            for itype in sorted({i.type for i in billed if i.lifecycle != "spot"}):
-                rates.on_demand.update(
-                    prices.on_demand_prices(itype, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
-                )
+            on_demand = [i.type for i in billed if i.lifecycle != "spot"]
+            rates.on_demand.update(
+                prices.on_demand_prices_of(on_demand, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+            )
         except Ec2kitError:
             pass  # what was found stays; the rest shows no price
         for inst in billed:
@@ -138,10 +138,9 @@ class CostVerbs(Face):
                     for found, zones in prices.spot_prices(itype, cloud).items():
                         rates.spot.update({(found, zone): price for zone, price in zones.items()})
             if not spot or on_demand_fallback:
-                for itype in wanted:
-                    rates.on_demand.update(
-                        prices.on_demand_prices(itype, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
-                    )
+                rates.on_demand.update(
+                    prices.on_demand_prices_of(wanted, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+                )
             if disk:
                 rates.storage = prices.storage_prices(cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
         except Ec2kitError as err:  # no pricing:GetProducts permission, say: the estimate says so, the launch is not blocked

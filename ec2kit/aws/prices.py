@@ -116,6 +116,28 @@ def _price_list(
     return _get_products("AmazonEC2", pricing_filters(family, region), endpoint_url, session, credentials)
 
 
+def on_demand_prices_of(
+    types: Iterable[str], region: str, *, endpoint_url: str | None = None, session: Any = None
+) -> dict[str, float]:
+    """On-demand Linux prices (USD/hour) of several instance types in ``region``: one GetProducts (ANY_OF)."""
+    wanted = sorted({_check_family(t) for t in types if t})
+    if not wanted:
+        return {}
+    region = find_region(region)
+    entries = _types_price_list(wanted, region, endpoint_url, session)
+    found: dict[str, float] = {}
+    for itype in wanted:
+        found.update(parse_price_list(entries, itype))
+    return found
+
+
+@translated("look up on-demand prices of {0} in {1}")
+def _types_price_list(types: list[str], region: str, endpoint_url: str | None, session: Any) -> list[str]:
+    filters = [f for f in pricing_filters(types[0], region) if f["Field"] != "instanceType"]
+    filters.append({"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)})
+    return _get_products("AmazonEC2", filters, endpoint_url, session)
+
+
 def _get_products(
     service: str, filters: list[dict[str, str]], endpoint_url: str | None, session: Any, credentials: dict[str, str] | None = None
 ) -> list[str]:
@@ -209,8 +231,7 @@ def rates(
 ) -> Rates:
     """On-demand prices of ``types``, current spot prices of ``pools`` ((type, zone)), and storage prices when asked."""
     found = Rates(cloud.region)
-    for itype in dict.fromkeys(types):
-        found.on_demand.update(on_demand_prices(itype, cloud.region, endpoint_url=endpoint_url, session=cloud.session))
+    found.on_demand.update(on_demand_prices_of(types, cloud.region, endpoint_url=endpoint_url, session=cloud.session))
     found.spot.update(current_spot_prices(pools, cloud))
     if storage:
         found.storage = storage_prices(cloud.region, endpoint_url=endpoint_url, session=cloud.session)

@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from ec2kit.aws.prices import on_demand_prices, spot_prices, storage_prices
+from ec2kit.aws.prices import on_demand_prices, on_demand_prices_of, spot_prices, storage_prices
 from ec2kit.sandbox.moto.pricelist import ON_DEMAND, spot_price
 
 
@@ -39,6 +39,10 @@ def test_ec2kits_price_readers_get_the_tables_prices_from_the_sandbox(sandbox):
 
     cloud = Cloud(sandbox.settings, endpoint_url=sandbox.info.endpoint_url, credentials=SANDBOX_CREDENTIALS, region="us-east-1")
     assert on_demand_prices("c6i", "us-east-1", endpoint_url=cloud.endpoint_url, session=cloud.session)["c6i.large"] == 0.085
+    several = on_demand_prices_of(
+        ["t3.medium", "g5.xlarge", "t3.medium", "x9.none"], "us-east-1", endpoint_url=cloud.endpoint_url, session=cloud.session
+    )
+    assert several == {"t3.medium": ON_DEMAND["t3.medium"], "g5.xlarge": ON_DEMAND["g5.xlarge"]}  # one GetProducts, ANY_OF
     storage = storage_prices("us-east-1", endpoint_url=cloud.endpoint_url, session=cloud.session)
     assert (storage.ebs["gp3"], storage.ebs["io2"], storage.snapshot, storage.ipv4) == (0.08, 0.125, 0.05, 0.005)
     zones = spot_prices("g4dn.xlarge", cloud)["g4dn.xlarge"]
