@@ -40,7 +40,7 @@ class Key:
     """One config key: its type, built-in default, environment variable and help."""
 
     name: str
-    kind: str  # "str" | "int" | "list" | "price" | "region" | "name" | "user" | "disk" | one of "a|b"
+    kind: str  # "str" | "int" | "list" | "price" | "limit" | "region" | "name" | "user" | "disk" | one of "a|b"
     default: Any
     env: tuple[str, ...] = ()
     help: str = ""
@@ -78,12 +78,22 @@ KEYS: dict[str, Key] = {
             "URL answering your public IPv4 (SSH is opened to it /32)",
             True,
         ),
+        Key(
+            "confirm_above",
+            "limit",
+            2.0,
+            ("EC2KIT_CONFIRM_ABOVE",),
+            "launch, spot-run and sweep ask first when expected to cost more than this, USD per hour (0: always ask)",
+            True,
+        ),
         Key("trust_projects", "list", [], (), "directories whose ec2kit.toml may set user keys (your file only)", True),
     )
 }
 
 #: The most a spot price may be (USD/hour): above any instance type's on-demand price.
 MAX_PRICE = 1000.0
+#: The highest confirm_above (USD/hour): more than any handful of the largest instances.
+MAX_LIMIT = 100_000.0
 MAX_DISK_GB = 16384  # the largest gp3 volume AWS makes
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 #: An EC2 key pair name ec2kit also uses as a file name under ~/.ec2kit/keys: no path, no leading dot or dash.
@@ -210,6 +220,15 @@ def _check(key: Key, value: Any, where: str) -> Any:
             except ValueError:
                 ok = False
         shown = f"{key.name} = 0.5  (USD per hour, at most {MAX_PRICE:g})"
+    elif key.kind == "limit":
+        ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
+        if ok:
+            try:
+                value = float(value)
+                ok = 0 <= value <= MAX_LIMIT  # refuses nan, inf and negative amounts
+            except ValueError:
+                ok = False
+        shown = f"{key.name} = 2.5  (USD per hour, 0 to {MAX_LIMIT:g}; 0 asks before every launch)"
     else:
         choices = key.kind.split("|")
         ok = value in choices

@@ -2,7 +2,7 @@
 
 ``EC2`` is the one domain layer both faces call: each ``inv``/``ec2kit`` task parses its flags,
 calls the ``EC2`` method of the same name (``tests/test_parity.py`` holds them to it) and prints
-what it returns. Its verbs live by concern: machines, storage, recipes, running, sweeps.
+what it returns. Its verbs live by concern: machines, storage, recipes, running, sweeps, costs.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .costs import CostVerbs
 from .machines import MachineVerbs
 from .recipes import RecipeVerbs
 from .running import RunVerbs
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ..context import Context
 
 
-class EC2(MachineVerbs, StorageVerbs, RecipeVerbs, RunVerbs, SweepVerbs):
+class EC2(MachineVerbs, StorageVerbs, RecipeVerbs, RunVerbs, SweepVerbs, CostVerbs):
     """EC2 for notebooks, the REPL and the command line: ``EC2(region="Ohio", profile="work")``.
 
     The same rules as the command line pick AWS or the local sandbox: ``EC2KIT_SANDBOX=1`` (or

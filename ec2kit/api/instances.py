@@ -293,11 +293,14 @@ def _uptime(info: InstanceInfo) -> str:
 
 
 def _instance_row(i: Instance) -> tuple[Any, ...]:
+    from ..aws.costs import BILLED_STATES, dollars
+
     info = i._info  # the listing's own snapshot: one DescribeInstances for the whole table
-    return (info.name, info.id, info.type, info.state, info.lifecycle, info.public_ip, info.private_ip, _uptime(info))
+    price = dollars(info.hourly_price) if info.state in BILLED_STATES else ""
+    return (info.name, info.id, info.type, info.state, info.lifecycle, info.public_ip, info.private_ip, _uptime(info), price)
 
 
-INSTANCE_COLUMNS = ("name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime")
+INSTANCE_COLUMNS = ("name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime", "$/h")
 
 
 class InstanceNames:

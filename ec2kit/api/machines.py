@@ -75,10 +75,12 @@ class MachineVerbs(Face):
     _names_cache: tuple[float, list[str]] = (0.0, [])
 
     def instances(self, *, all: bool = False, tags: dict[str, str | None] | None = None) -> Listing[Instance]:
-        """Instances (not terminated unless ``all``), with these tag values (None: any value); one EC2 call."""
+        """Instances (not terminated unless ``all``), with these tag values (None: any value); one EC2 call, then the
+        price of each running one (``hourly_price``: its pool's spot price, or its type's on-demand price)."""
         from ..aws.models import LIVE_STATES
 
         found = self.cloud.instances(states=[*LIVE_STATES, "terminated"] if all else None, tags=tags)
+        self._api._price_instances(found)
         items = [Instance(self._api, i) for i in sorted(found, key=lambda i: (i.name or "", i.id))]
         if not tags:  # a complete listing doubles as the names tab completion offers
             self._names_cache = (time.monotonic(), sorted({i.name for i in found if i.name and i.state != "terminated"}))
@@ -139,6 +141,7 @@ class MachineVerbs(Face):
         open_ssh: bool = False,
         gpus: str | None = None,
         gpu_memory: str | None = None,
+        yes: bool = False,
     ) -> Any:
         """Launch an instance named ``name`` and return it once SSH answers (``inv launch``).
 
@@ -150,7 +153,9 @@ class MachineVerbs(Face):
         ``open_ssh`` opens port 22 to everyone. ``gpus="A10G:1"`` (MODEL[:COUNT]) and/or ``gpu_memory="24GB"``
         (per GPU) choose the type instead: the cheapest that fits, or with ``spot`` every one that fits as the
         fleet's pools (from DescribeInstanceTypes' GpuInfo; :meth:`gpus` lists them). ``check=True`` changes nothing: it returns a
-        :class:`LaunchCheck` after asking EC2 with DryRun. Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
+        :class:`LaunchCheck` after asking EC2 with DryRun. The expected hourly cost is shown first; above
+        ``confirm_above`` (config, default $2/h) it asks on a terminal and refuses without one, unless ``yes``.
+        Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
         """
         from ..actions import launch
 
@@ -176,10 +181,20 @@ class MachineVerbs(Face):
             apply_gpus(options, self._gpu_types(request, spot=spot))
         if check:
             return self._check_launch(name, options)
+        self._api._confirm_cost(self._launch_estimate(options), yes=yes, what=f"instance {name}")
         with self._progress(f"Launching {name}") as progress:
             info = launch(self.ctx, name, wait=wait, progress=progress, **options)
         self._names_cache = (0.0, [])
         return Instance(self._api, info)
+
+    def _launch_estimate(self, options: dict[str, Any]) -> Any:
+        """The expected cost of a launch with these (completed) options."""
+        return self._api._estimate(
+            [options["type"], *options.get("types", [])],
+            spot=options["spot"],
+            on_demand_fallback=options.get("on_demand_fallback", False),
+            disk=options["disk"],
+        )
 
     def _check_launch(self, name: str, options: dict[str, Any]) -> LaunchCheck:
         """The plan, then the very call the launch makes, sent with DryRun (its refusal is raised)."""
@@ -216,6 +231,7 @@ class MachineVerbs(Face):
             cloud.check(plan)
             found.action = plan.action
         say(f"ec2.{found.action} with DryRun: would succeed")
+        say(self._launch_estimate({**options, "types": types, "on_demand_fallback": fallback}).line())
         return found
 
     def start(self, name: str | Instance, *, wait: bool = True) -> Instance:
@@ -319,14 +335,9 @@ class MachineVerbs(Face):
         from ..aws import prices as p
         from ..aws.gpus import gpu_types_of
 
-        sandbox = self.uses_sandbox
-        demand = {} if sandbox else p.on_demand_prices(family, self.cloud.region, session=self.cloud.session)
-        spot = {} if no_spot else p.spot_prices(family, self.cloud)
-        if sandbox:
-            self._say(
-                "[dim]The sandbox has no Pricing API: on-demand prices need AWS;\nits spot prices are moto's placeholders.[/dim]",
-                note=True,
-            )
+        cloud = self.cloud
+        demand = p.on_demand_prices(family, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+        spot = {} if no_spot else p.spot_prices(family, cloud)
         zones = sorted({z for t in spot.values() for z in t})
         found = p.sort_types(set(demand) | set(spot))
         gpus = {t.type: t for t in gpu_types_of(p.describe_family(family, self.cloud))} if found else {}

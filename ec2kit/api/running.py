@@ -51,6 +51,7 @@ class RunVerbs(Face):
         open_ssh: bool = False,
         gpus: str | None = None,
         gpu_memory: str | None = None,
+        yes: bool = False,
     ) -> Run:
         """Run a script on a spot instance (``inv spot-run``): results sync to ``runs/RUN`` (or ``results``), everything
         is cleaned up at the end. Returns when the script ended (``detach=True``: once it started).
@@ -58,7 +59,8 @@ class RunVerbs(Face):
         Launch options default as on the command line (ec2kit.toml, else m5.large); ``types`` are more
         instance types one EC2 Fleet call may pick from; ``on_demand_fallback`` runs on-demand when no
         pool has spot capacity; ``vars`` are spot-run.toml's variables; ``gpus="A10G"`` (MODEL[:COUNT]) and/or
-        ``gpu_memory="24GB"`` make every type that fits a pool instead of ``type``/``types``.
+        ``gpu_memory="24GB"`` make every type that fits a pool instead of ``type``/``types``. The expected hourly
+        cost (and the worst case with ``max_hours``) is shown first; above ``confirm_above`` it asks, unless ``yes``.
         Example: ``run = ec2.spot_run("train.sh", files="train.py", retries=1); run.metrics()["loss"].latest``.
         """
         from .. import spotrun
@@ -96,6 +98,17 @@ class RunVerbs(Face):
         )
         if self.quiet:
             options.out = options.say = _silent
+        spotrun.options.validate(
+            options
+        )  # the script and files first: asking about money for a run that cannot start helps no one
+        estimate = self._api._estimate(
+            [options.type, *options.types],
+            spot=True,
+            on_demand_fallback=options.on_demand_fallback,
+            disk=options.disk,
+            max_hours=options.max_hours,
+        )
+        self._api._confirm_cost(estimate, yes=yes, what="this spot run")
         record = spotrun.spot_run(self.ctx, options)
         return Run(self._api, record.name, record)
 

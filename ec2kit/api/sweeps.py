@@ -177,6 +177,7 @@ class SweepVerbs(Face):
         watch: SweepWatch | None = None,
         gpus: str | None = None,
         gpu_memory: str | None = None,
+        yes: bool = False,
     ) -> Sweep:
         """Run a script over a grid of settings on spot instances, ``parallel`` at a time (``inv sweep``); returns
         the :class:`Sweep` when it ended (``detach=True``: once its background process took it).
@@ -186,6 +187,8 @@ class SweepVerbs(Face):
         Example: ``ec2.sweep("train.sh", grid={"lr": [1e-3, 3e-4]}, parallel=2).summary``.
         ``resume="NAME"`` starts the runs of sweep NAME that never started (its process was killed, or it was
         stopped), with its recorded options (give no script or grid then); ``detach`` and ``watch`` apply.
+        The expected hourly cost of ``parallel`` instances (and the worst case: ``max_hours`` × runs) is shown
+        first; above ``confirm_above`` it asks, unless ``yes``.
         """
         from .. import sweep as sweeps
 
@@ -230,6 +233,7 @@ class SweepVerbs(Face):
             max_hours=max_hours,
             **launch,
         )
+        self._confirm_sweep_cost(options, yes=yes)
         if detach:
             record = sweeps.start_detached(self.ctx, options)
             return Sweep(self._api, record.name, record)
@@ -250,6 +254,24 @@ class SweepVerbs(Face):
             finally:
                 watch.end()
         return Sweep(self._api, final.name, final)
+
+    def _confirm_sweep_cost(self, options: Any, *, yes: bool) -> None:
+        """The grid checked and counted (no AWS call), then the estimate: ``parallel`` instances at a time."""
+        from ..sweep.grid import expand, load_file
+        from ..sweep.options import check
+
+        check(options)
+        runs = len(expand(options.grid, load_file(options.grid_file) if options.grid_file else None))
+        estimate = self._api._estimate(
+            [options.type, *options.types],
+            spot=True,
+            on_demand_fallback=options.on_demand_fallback,
+            count=min(options.parallel, runs),
+            disk=options.disk,
+            max_hours=options.max_hours,
+            runs=runs,
+        )
+        self._api._confirm_cost(estimate, yes=yes, what=f"this sweep ({runs} runs, {min(options.parallel, runs)} at a time)")
 
     def _resume(self, name: str, *, script: Any, grid: Any, grid_file: Any, detach: bool, watch: SweepWatch | None) -> Sweep:
         """:meth:`sweep` with ``resume``: the recorded sweep's never-started runs, with its recorded options."""

@@ -3,9 +3,11 @@
     on_demand_prices("m5", "us-east-1")   # {"m5.large": 0.096, "m5.xlarge": 0.192, …}
     spot_prices("m5", cloud)              # {"m5.large": {"us-east-1a": 0.035, …}, …}
     price_table("m5", cloud)              # rows for `inv prices m5`
+    storage_prices("us-east-1")          # StoragePrices(ebs={"gp3": 0.08, …}, snapshot=0.05, ipv4=0.005)
+    rates(cloud, types=, pools=)          # Rates: what `inv costs` and a launch's estimate multiply
 
-The Pricing API lives in us-east-1 whatever region you ask about; the sandbox
-(moto) does not implement it, so ``endpoint_url`` can point it elsewhere.
+The Pricing API lives in us-east-1 whatever region you ask about; ``endpoint_url`` points it at
+the sandbox (whose stand-in answers GetProducts on moto's port, as EC2 does).
 """
 
 from __future__ import annotations
@@ -127,16 +129,129 @@ def _price_list(
     credentials: dict[str, str] | None,
     category: str | None = None,
 ) -> list[str]:
+    return _get_products("AmazonEC2", pricing_filters(family, region, category=category), endpoint_url, session, credentials)
+
+
+def on_demand_prices_of(
+    types: Iterable[str], region: str, *, endpoint_url: str | None = None, session: Any = None
+) -> dict[str, float]:
+    """On-demand Linux prices (USD/hour) of several instance types in ``region``: one GetProducts (ANY_OF)."""
+    wanted = sorted({_check_family(t) for t in types if t})
+    if not wanted:
+        return {}
+    region = find_region(region)
+    entries = _types_price_list(wanted, region, endpoint_url, session)
+    found: dict[str, float] = {}
+    for itype in wanted:
+        found.update(parse_price_list(entries, itype))
+    return found
+
+
+@translated("look up on-demand prices of {0} in {1}")
+def _types_price_list(types: list[str], region: str, endpoint_url: str | None, session: Any) -> list[str]:
+    filters = [f for f in pricing_filters(types[0], region) if f["Field"] != "instanceType"]
+    filters.append({"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)})
+    return _get_products("AmazonEC2", filters, endpoint_url, session)
+
+
+def _get_products(
+    service: str, filters: list[dict[str, str]], endpoint_url: str | None, session: Any, credentials: dict[str, str] | None = None
+) -> list[str]:
+    """Every GetProducts PriceList entry of ``service`` matching ``filters`` (the Pricing API in us-east-1)."""
     if session is None:
         import boto3
 
         kwargs: dict[str, Any] = dict(credentials or {})
         session = boto3.Session(**kwargs)
     client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
-    filters = pricing_filters(family, region, category=category)
     return paginate(
-        client, "get_products", "PriceList[]", ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1", MaxResults=100
+        client, "get_products", "PriceList[]", ServiceCode=service, Filters=filters, FormatVersion="aws_v1", MaxResults=100
     )
+
+
+def unit_prices(price_list: Iterable[str | dict[str, Any]], unit: str) -> list[tuple[dict[str, str], float]]:
+    """(attributes, USD) of every OnDemand price dimension billed per ``unit`` ("GB-Mo", "Hrs") in PriceList entries."""
+    found = []
+    for entry in price_list:
+        product = json.loads(entry) if isinstance(entry, str) else entry
+        attributes = product.get("product", {}).get("attributes", {})
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dim in term.get("priceDimensions", {}).values():
+                usd = dim.get("pricePerUnit", {}).get("USD")
+                if usd is not None and dim.get("unit") == unit and float(usd) > 0:
+                    found.append((attributes, float(usd)))
+    return found
+
+
+#: AWS's public IPv4 price (USD per address-hour, every region since February 2024): used when the Pricing API has none
+PUBLIC_IPV4_HOUR = 0.005
+
+
+@dataclass
+class StoragePrices:
+    """A region's EBS prices: USD per GB-month by volume type, per snapshot GB-month, per public IPv4 address-hour."""
+
+    ebs: dict[str, float]
+    snapshot: float | None
+    ipv4: float
+
+
+@translated("look up EBS and public IPv4 prices in {region}")
+def storage_prices(
+    region: str, *, endpoint_url: str | None = None, session: Any = None, credentials: dict[str, str] | None = None
+) -> StoragePrices:
+    """EBS volume prices by type, the snapshot price and the public IPv4 price in ``region`` (three GetProducts calls)."""
+
+    def where(family: str) -> list[dict[str, str]]:
+        return [
+            {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
+            {"Type": "TERM_MATCH", "Field": "productFamily", "Value": family},
+        ]
+
+    ebs: dict[str, float] = {}
+    for attrs, usd in unit_prices(_get_products("AmazonEC2", where("Storage"), endpoint_url, session, credentials), "GB-Mo"):
+        vtype = attrs.get("volumeApiName", "")
+        if vtype and (vtype not in ebs or usd < ebs[vtype]):
+            ebs[vtype] = usd
+    snaps = _get_products("AmazonEC2", where("Storage Snapshot"), endpoint_url, session, credentials)
+    snapshot = [usd for attrs, usd in unit_prices(snaps, "GB-Mo") if attrs.get("usagetype", "").endswith("EBS:SnapshotUsage")]
+    ipv4_filters = [
+        {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
+        {"Type": "TERM_MATCH", "Field": "group", "Value": "VPCPublicIPv4Address"},
+    ]
+    ipv4 = [
+        usd
+        for attrs, usd in unit_prices(_get_products("AmazonVPC", ipv4_filters, endpoint_url, session, credentials), "Hrs")
+        if attrs.get("usagetype", "").endswith("PublicIPv4:InUseAddress")
+    ]
+    return StoragePrices(ebs=ebs, snapshot=min(snapshot) if snapshot else None, ipv4=min(ipv4) if ipv4 else PUBLIC_IPV4_HOUR)
+
+
+@dataclass
+class Rates:
+    """The prices a cost figure multiplies: on-demand by type, spot by (type, zone), storage (None: not looked up)."""
+
+    region: str
+    on_demand: dict[str, float] = field(default_factory=dict)
+    spot: dict[tuple[str, str], float] = field(default_factory=dict)
+    storage: StoragePrices | None = None
+
+
+def rates(
+    cloud: Ec2Api,
+    *,
+    types: Iterable[str] = (),
+    pools: Iterable[tuple[str, str]] = (),
+    storage: bool = False,
+    endpoint_url: str | None = None,
+) -> Rates:
+    """On-demand prices of ``types``, current spot prices of ``pools`` ((type, zone)), and storage prices when asked."""
+    found = Rates(cloud.region)
+    found.on_demand.update(on_demand_prices_of(types, cloud.region, endpoint_url=endpoint_url, session=cloud.session))
+    found.spot.update(current_spot_prices(pools, cloud))
+    if storage:
+        found.storage = storage_prices(cloud.region, endpoint_url=endpoint_url, session=cloud.session)
+    return found
 
 
 def spot_prices(family: str, cloud: Ec2Api) -> dict[str, dict[str, float]]:
@@ -179,6 +294,29 @@ def _spot_history(family: str, cloud: Ec2Api) -> list[dict[str, Any]]:
     return cloud.paginate(
         "describe_spot_price_history", "SpotPriceHistory[]", InstanceTypes=types, ProductDescriptions=[LINUX], StartTime=now
     )
+
+
+@translated("look up current spot prices")
+def current_spot_prices(pools: Iterable[tuple[str, str]], cloud: Ec2Api) -> dict[tuple[str, str], float]:
+    """The current spot price (USD/h, Linux) of each (type, zone) pool that has one: one DescribeSpotPriceHistory."""
+    wanted = {(t, z) for t, z in pools if t and z}
+    if not wanted:
+        return {}
+    now = datetime.now(timezone.utc)
+    history = cloud.paginate(
+        "describe_spot_price_history",
+        "SpotPriceHistory[]",
+        InstanceTypes=sorted({t for t, _ in wanted}),
+        ProductDescriptions=[LINUX],
+        StartTime=now,
+    )
+    latest: dict[tuple[str, str], tuple[Any, float]] = {}
+    for rec in history:
+        key = (rec["InstanceType"], rec["AvailabilityZone"])
+        stamp = rec.get("Timestamp")
+        if key in wanted and (key not in latest or (stamp and latest[key][0] and stamp > latest[key][0])):
+            latest[key] = (stamp, float(rec["SpotPrice"]))
+    return {key: price for key, (_, price) in latest.items()}
 
 
 @translated("look up the spot price of {instance_type} in {zone}")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["AwsSession", "Ec2Api", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
 
 Progress = Callable[[str], None]
-SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm", "iam")  # what the sandbox endpoint answers besides EC2
+SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm", "iam", "pricing")  # what the sandbox endpoint answers besides EC2
 T = TypeVar("T")
 
 

@@ -11,7 +11,7 @@ from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, parse_t
 
 @command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
 def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
-    """List instances: name, id, type, state, spot/on-demand, IPs, uptime (one EC2 call)."""
+    """List instances: name, id, type, state, spot/on-demand, IPs, uptime, $/h (one EC2 call, then prices)."""
     from ..api.instances import INSTANCE_COLUMNS, _instance_row
 
     found = domain(ctx).instances(all=all)
@@ -23,7 +23,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         list(INSTANCE_COLUMNS),
         [_instance_row(i) for i in found],
         empty="No instances. Launch one with `inv launch NAME`.",
-        priority=("name", "state", "type", "public ip", "uptime", "id", "lifecycle", "private ip"),
+        priority=("name", "state", "type", "public ip", "uptime", "$/h", "id", "lifecycle", "private ip"),
         minimum={"name": 24, "id": 19},
         wide=wide,
     )
@@ -46,6 +46,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         "no_wait": "return once running, without waiting for SSH",
         "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision role=web` then selects by it",
         "json": "print the instance as JSON",
+        "yes": "go ahead without asking even when the expected cost is above confirm_above (config; default $2/h)",
         **NETWORK_HELP,
         **GPU_HELP,
     },
@@ -71,6 +72,7 @@ def launch(
     open_ssh: bool = False,
     gpus: str | None = None,
     gpu_memory: str | None = None,
+    yes: bool = False,
 ) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     done = domain(ctx).launch(
@@ -92,6 +94,7 @@ def launch(
         open_ssh=open_ssh,
         gpus=gpus,
         gpu_memory=gpu_memory,
+        yes=yes,
     )
     if not check:  # a check printed its plan line by line
         _show(done.snapshot, json)
@@ -187,6 +190,32 @@ def access(ctx: Context, json: bool = False, prune: bool = False) -> None:
         ui.info(f"Removed SSH from {rule.source} ({shown(rule.description or 'no description')}) in {rule.group_id}.")
     if not prune and any(not r.current for r in rules):
         ui.info("`inv access --prune` removes the rules marked old.")
+
+
+@command(help={"json": "print JSON: every item and the totals", "wide": WIDE_HELP})
+def costs(ctx: Context, json: bool = False, wide: bool = False) -> None:
+    """What ec2kit's resources cost now: instances, volumes, snapshots, images, public IPv4; per hour and per month."""
+    from ..aws.costs import dollars
+
+    found = domain(ctx).costs()
+    if json:
+        ui.print_json(found.as_dict())
+        return
+    title, columns, rows, empty = found._show()
+    ui.print_table(
+        title, list(columns), rows, empty=empty, priority=("kind", "name", "$/h", "$/month", "what", "spent", "since"), wide=wide
+    )
+    total = found.total
+    if found:
+        ui.console().print(
+            f"In all: {dollars(total.hourly)}/h, {dollars(total.monthly)} a month (730 h) at today's prices"
+            + (f"; {dollars(total.spent)} spent so far by the running instances" if total.spent else "")
+            + "."
+        )
+    if total.upper_bound:
+        ui.info("Snapshots and images are priced at their full size: an upper bound (AWS bills only changed blocks).")
+    if total.unpriced:
+        ui.info(f"Not counted (no price found): {', '.join(total.unpriced)}.")
 
 
 @command(aws=False, help={"text": "part of a region's name, e.g. Ohio, Frankfurt, Tokyo"})

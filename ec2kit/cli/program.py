@@ -42,7 +42,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ),
     ("Spot runs", ["spot-run", "runs", "logs", "plot", "pull", "attach", "stop-run", "cleanup"]),
     ("Sweeps", ["sweep", "sweeps", "sweep-status"]),
-    ("Prices and regions", ["prices", "gpus", "region"]),
+    ("Prices and regions", ["costs", "prices", "gpus", "region"]),
     ("Try it locally", ["demo", "sandbox.up", "sandbox.down", "sandbox.status", "sandbox.interrupt", "repl"]),
 ]
 KEEP_SHORT = {"help": "h", "version": "V"}  # Invoke's core options that keep a letter under `ec2kit`

@@ -33,6 +33,7 @@ from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, confirm, domain
         "max_hours": "hard limit: the instance powers itself off after this many hours",
         "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
         "json": "print the final run record as JSON",
+        "yes": "go ahead without asking even when the expected cost is above confirm_above (config; default $2/h)",
         **NETWORK_HELP,
         **GPU_HELP,
     },
@@ -63,6 +64,7 @@ def spot_run(
     open_ssh: bool = False,
     gpus: str | None = None,
     gpu_memory: str | None = None,
+    yes: bool = False,
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from ..recipe.loader import parse_overrides
@@ -94,6 +96,7 @@ def spot_run(
             open_ssh=open_ssh,
             gpus=gpus,
             gpu_memory=gpu_memory,
+            yes=yes,
         )
         .snapshot
     )

@@ -36,6 +36,7 @@ from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, fail, s
         "detach": "run the sweep in the background; `inv sweeps` / `inv sweep-status NAME` show it",
         "set": "recipe variable for spot-run.toml for every run, KEY=VALUE (repeatable); grid settings it uses are passed too",
         "json": "print the final sweep record and rows as JSON",
+        "yes": "go ahead without asking even when the expected cost is above confirm_above (config; default $2/h)",
         **NETWORK_HELP,
         **GPU_HELP,
     },
@@ -70,6 +71,7 @@ def sweep(
     resume: str | None = None,
     gpus: str | None = None,
     gpu_memory: str | None = None,
+    yes: bool = False,
 ) -> None:
     """Run a script over a grid of settings on spot instances, --parallel at a time. Example: inv sweep --script train.sh --grid lr=1e-3,3e-4 --grid seed=1,2 --parallel 4"""
     from ..recipe.loader import parse_overrides
@@ -103,6 +105,7 @@ def sweep(
         gpus=gpus,
         gpu_memory=gpu_memory,
         watch=None if detach else _LiveTable(),
+        yes=yes,
     )
     final = done.snapshot
     if detach:

@@ -40,13 +40,17 @@ back to their defaults on ``reset()``):
 - Deleting: DeleteVolume of an attached volume answers VolumeInUse and DeleteSnapshot of an image's
   snapshot InvalidSnapshot.InUse (moto's own), and still for ``DEREGISTER_LAG`` (1.5) s after
   DeregisterImage, as AWS does for a while (moto lets go at once).
+- Prices (``moto/pricelist.py``): the Pricing API's GetProducts on the EC2 port (AWS's us-east-1 list
+  prices of the common families, EBS by type, snapshots, public IPv4; AWS's filters and paging), and
+  DescribeSpotPriceHistory with a price per type and zone (a fixed share of on-demand per zone).
 - Throttling (``knobs.throttle(settings, seconds)``): every API call answers HTTP 503
   RequestLimitExceeded for the window; ``knobs.throttled()`` lists the calls refused and answered.
 
 Not imitated: IAM and permissions beyond the quota AccessDenied switch; security groups for
 anything but SSH, egress rules, NACLs, IPv6; real public IPs (instances live on 127.0.0.1
 ports); quota usage of stopped or open-request capacity; persistent requests relaunching
-a *terminated* instance; spot prices and price-driven interruptions; hibernation; the
+a *terminated* instance; spot prices that move over time and price-driven interruptions;
+billing itself (ec2kit's costs are computed from the price table, never read from a bill); hibernation; the
 instance-type/AMI validation AWS does (see docs/ARCHITECTURE.md).
 """
 

@@ -30,6 +30,7 @@ def test_list_shows_every_journey_command(tmp_path):
         "instances",
         "change-type",
         "prices",
+        "costs",
         "images",
         "volumes",
         "snapshots",

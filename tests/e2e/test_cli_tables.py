@@ -116,6 +116,7 @@ COMMANDS = [
     (["snapshots"], "name", ["name", "state", "size"]),
     (["prices", "m5"], "type", ["type", "on-demand"]),
     (["gpus"], "type", ["type", "gpus", "gpu mem", "on-demand", "spot"]),
+    (["costs"], "kind", ["kind", "name", "$/h", "$/month"]),
 ]
 
 

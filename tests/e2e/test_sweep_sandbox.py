@@ -170,8 +170,11 @@ def test_a_six_run_grid_on_three_instances_survives_an_interruption_and_a_failin
 
 
 def test_max_cost_launches_what_fits_and_starts_no_more_runs(ctx, sandbox, tmp_path):
+    from ec2kit.sandbox.moto.pricelist import spot_price
+
     s = script(tmp_path, 'echo "$LR" > "$EC2KIT_RESULTS/lr.txt"\n')
     said: list[str] = []
+    dearest = max(p for z in "abcdf" if (p := spot_price("t3.micro", f"us-east-1{z}")) is not None)  # 0.0104 × 0.40
     opts = SweepOptions(
         script=s,
         grid=["lr=1,2,3"],
@@ -179,18 +182,18 @@ def test_max_cost_launches_what_fits_and_starts_no_more_runs(ctx, sandbox, tmp_p
         parallel=3,
         type="t3.micro",
         results=str(tmp_path / "runs"),
-        max_cost=0.000025,  # the sandbox's spot price is $0.00001/h: two instances fit, a third would pass it
+        max_cost=2.5 * dearest,  # an hour of two instances fits, of a third would pass it
         say=said.append,
         **FAST,
     )
     fleet_calls = count_calls(ctx.cloud, "CreateFleet")
     record, plan = prepare(ctx, opts)
-    assert opts.price_estimate == pytest.approx(0.00001)
+    assert opts.price_estimate == pytest.approx(dearest)
     final = run(ctx, opts, record, plan)
     assert [c["TargetCapacitySpecification"]["TotalTargetCapacity"] for c in fleet_calls] == [2]
     outcomes = {r["name"]: r["outcome"] for r in final.runs}
     assert outcomes == {"swcost-01": "succeeded", "swcost-02": "succeeded", "swcost-03": "skipped"}, said
-    assert any("--max-cost $2.5e-05" in m and "starting no more runs (1 left unstarted)" in m for m in said), said
+    assert any(f"--max-cost ${2.5 * dearest:g}" in m and "starting no more runs (1 left unstarted)" in m for m in said), said
     assert final.state == "failed" and "--max-cost" in final.note
     assert Runs(sandbox.settings.runs_db).find("swcost-03") is None
     assert {r["run"]: r["state"] for r in summary(tmp_path / "runs", "swcost")}["swcost-03"] == "skipped"

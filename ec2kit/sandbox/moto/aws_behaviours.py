@@ -20,6 +20,8 @@ Patched on moto's classes (so they survive ``POST /moto-api/reset``), reading ``
 - DeregisterImage lets go of the image's snapshots only after a while: for ``DEREGISTER_LAG`` s
   DeleteSnapshot of one answers ``InvalidSnapshot.InUse`` naming the image, as AWS does (boto/boto#3019:
   one delete in five right after a deregistration; moto lets go at once).
+- Prices (``pricelist.py``): DescribeSpotPriceHistory answers a realistic price per type and zone
+  (moto: $0.00001 everywhere); the Pricing API's GetProducts is answered on moto's port.
 - The spot options moto drops from RunInstances (``InstanceMarketOptions.SpotOptions``) are kept
   in ``MARKET_OPTIONS`` per instance id, for stop-instead-of-terminate interruptions.
 """
@@ -285,6 +287,7 @@ def install() -> None:
         return
     from . import gpus
     from .fleets import patch_fleets
+    from .pricelist import patch_spot_price_history
 
     gpus.install()  # p3 and g4ad, with their GpuInfo (moto's list lacks them)
     _patch_run_instances()
@@ -293,5 +296,6 @@ def install() -> None:
     _patch_ssm()
     _patch_deregister_lag()
     patch_fleets()
+    patch_spot_price_history()
     _installed = True
     log.info("AWS behaviours installed (SSM public parameters, quotas, capacity)")

@@ -57,7 +57,8 @@ class ChangeCounter:
             body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
             environ["wsgi.input"] = io.BytesIO(body)
             action = action_of(body)
-            changes = not action.startswith(READ_ONLY_PREFIXES)
+            target = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
+            changes = not (action or target).startswith(READ_ONLY_PREFIXES)
         if self.request_log is not None and DAEMON_AGENT not in environ.get("HTTP_USER_AGENT", ""):
             self.log(action or environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", ""))
         result = self.app(environ, start_response)  # moto applies the change while building the response
@@ -74,8 +75,10 @@ class MotoServer:
         from werkzeug.serving import make_server
 
         from . import throttle
+        from .pricelist import PriceList
 
-        self.changes = ChangeCounter(DomainDispatcherApplication(create_backend_app), request_log)
+        # the Pricing API stand-in answers on moto's port (moto has none), so `pricing` shares EC2's endpoint URL
+        self.changes = ChangeCounter(PriceList(DomainDispatcherApplication(create_backend_app)), request_log)
         throttle.THROTTLE = self.throttle = throttle.Throttle(self.changes, DAEMON_AGENT)  # answers 503 while a test asks it to
         self.server = make_server("127.0.0.1", port, self.throttle, threaded=True)
         self.port = port
