@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..aws.models import Image, Volume
     from ..aws.models import Instance as InstanceInfo
     from ..ssh import Transport
+    from ..workdir import SyncReport
     from .ec2 import EC2
 
 
@@ -223,6 +224,10 @@ class Instance(_Shown):
         import shlex
 
         return shlex.join(self._ec2.ssh_command(self, ports=ports))
+
+    def sync(self, directory: str | Path | None = None) -> SyncReport:
+        """Send a local directory to ``~/work/<its name>`` here (see :meth:`EC2.sync`); an unchanged tree sends no file."""
+        return self._ec2.sync(self, directory)
 
     # -- lifecycle (the CLI's verbs) ------------------------------------------------------
     def stop(self, *, wait: bool = True) -> Instance:

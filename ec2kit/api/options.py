@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..defaults import LAUNCH_TYPE, MAX_DISK_GB, RESERVED_TAG_PREFIXES, RUN_TYPE
@@ -164,3 +165,13 @@ def run_options(
         "open_ssh": open_ssh,
         **network(settings, subnet, security_groups, instance_profile),
     }
+
+
+def workdir_option(settings: Settings, workdir: str | Path | None, spelling: Spelling = PYTHON) -> Path | None:
+    """The directory to sync (``--workdir``, else ``workdir`` in ec2kit.toml, else none), checked before any AWS call."""
+    from ..workdir import check_workdir
+
+    chosen = workdir if workdir is not None and str(workdir) != "" else settings.default("workdir")
+    if chosen is None or str(chosen) == "":
+        return None
+    return check_workdir(chosen, flag=spelling.name("workdir"))

@@ -56,6 +56,7 @@ RENAMED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("terminate", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
     ("stop", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
     ("change-type", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
+    ("sync", "dir"): ("directory", "--dir is short to type; Python spells the word (dir is a builtin)"),
     ("plot", "follow"): (None, "redrawing a terminal as metrics grow; Python re-calls run.plot()"),
     ("plot", "interval"): (None, "how often --follow redraws"),
 }
