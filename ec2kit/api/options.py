@@ -151,10 +151,13 @@ def run_options(
     security_groups: str | Sequence[str] | None,
     instance_profile: str | None,
     spelling: Spelling = PYTHON,
+    workdir: str | Path | None = None,
 ) -> dict[str, Any]:
     """What `spot-run` and `sweep` launch with: the given options, else ec2kit.toml's, else m5.large."""
     default = settings.default
+    local = workdir_option(settings, workdir, spelling)
     return {
+        "workdir": str(local) if local is not None else None,
         "image": image or default("image"),
         "type": type or default("type") or RUN_TYPE,
         "types": split_list(types) or list(default("types")),

@@ -49,13 +49,15 @@ class RunVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        workdir: str | Path | None = None,
     ) -> Run:
         """Run a script on a spot instance (``inv spot-run``): results sync to ``runs/RUN`` (or ``results``), everything
         is cleaned up at the end. Returns when the script ended (``detach=True``: once it started).
 
         Launch options default as on the command line (ec2kit.toml, else m5.large); ``types`` are more
         instance types one EC2 Fleet call may pick from; ``on_demand_fallback`` runs on-demand when no
-        pool has spot capacity; ``vars`` are spot-run.toml's variables.
+        pool has spot capacity; ``vars`` are spot-run.toml's variables; ``workdir`` (default: ``workdir`` in
+        ec2kit.toml) is synced to ``~/work/<its name>`` before the script starts (``$EC2KIT_WORKDIR``).
         Example: ``run = ec2.spot_run("train.sh", files="train.py", retries=1); run.metrics()["loss"].latest``.
         """
         from .. import spotrun
@@ -85,6 +87,7 @@ class RunVerbs(Face):
                 security_groups=security_groups,
                 instance_profile=instance_profile,
                 spelling=self.spelling,
+                workdir=workdir,
             ),
         )
         if self.quiet:

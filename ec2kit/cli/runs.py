@@ -33,6 +33,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
         "max_hours": "hard limit: the instance powers itself off after this many hours",
         "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
         "json": "print the final run record as JSON",
+        "workdir": "sync this local directory to ~/work/<its name> before the script starts ($EC2KIT_WORKDIR there; default: `workdir` in ec2kit.toml, else none)",
         **NETWORK_HELP,
     },
 )
@@ -60,6 +61,7 @@ def spot_run(
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
     open_ssh: bool = False,
+    workdir: str | None = None,
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from ..recipe.loader import parse_overrides
@@ -89,6 +91,7 @@ def spot_run(
             security_groups=security_group or [],
             instance_profile=instance_profile,
             open_ssh=open_ssh,
+            workdir=workdir,
         )
         .snapshot
     )

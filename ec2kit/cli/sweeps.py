@@ -36,6 +36,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, fail, shown
         "detach": "run the sweep in the background; `inv sweeps` / `inv sweep-status NAME` show it",
         "set": "recipe variable for spot-run.toml for every run, KEY=VALUE (repeatable); grid settings it uses are passed too",
         "json": "print the final sweep record and rows as JSON",
+        "workdir": "sync this local directory to ~/work/<its name> before each run starts ($EC2KIT_WORKDIR there; default: `workdir` in ec2kit.toml, else none)",
         **NETWORK_HELP,
     },
 )
@@ -66,6 +67,7 @@ def sweep(
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
     open_ssh: bool = False,
+    workdir: str | None = None,
     resume: str | None = None,
 ) -> None:
     """Run a script over a grid of settings on spot instances, --parallel at a time. Example: inv sweep --script train.sh --grid lr=1e-3,3e-4 --grid seed=1,2 --parallel 4"""
@@ -96,6 +98,7 @@ def sweep(
         security_groups=security_group or [],
         instance_profile=instance_profile,
         open_ssh=open_ssh,
+        workdir=workdir,
         resume=resume,
         watch=None if detach else _LiveTable(),
     )

@@ -50,6 +50,7 @@ class SpotRunOptions:
     security_groups: list[str] = field(default_factory=list)  # extra groups beside ec2kit-ssh
     instance_profile: str | None = None  # IAM instance profile name
     open_ssh: bool = False  # SSH from anywhere, not just this machine's address
+    workdir: str | None = None  # a local tree synced to ~/work/<its name> before the script starts (EC2KIT_WORKDIR)
     vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
     env: dict = field(default_factory=dict)  # extra environment variables for the script (a sweep's settings)
     recipe: str | None = "spot-run"  # pre-script steps (None: none)

@@ -121,9 +121,13 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
         run.say(f"{rec.name}: pushing {rec.results_dir} back so the script can resume")
         run.follower.push()
         mark("push back")
+    env = {str(k): str(v) for k, v in opts.env.items()}
+    if opts.workdir:
+        env["EC2KIT_WORKDIR"] = sync_workdir(run, Path(opts.workdir))
+        mark("workdir")
     _pre_steps(run)
     mark("setup steps")
-    _host(run).run(start_command(rec.name, attempt, env={str(k): str(v) for k, v in opts.env.items()}))
+    _host(run).run(start_command(rec.name, attempt, env=env))
     mark("start")
     run.script_started = True
     run.phases[-1].started_at = time.monotonic()
@@ -134,6 +138,17 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
         f"{rec.name}: script started on {run.instance.label} "
         f"({run.phases[-1].started_at - run.phases[-1].running_at:.1f}s after the instance was running: {took})"
     )
+
+
+def sync_workdir(run: _Run, local: Path) -> str:
+    """Send the run's working directory to ``~/work/<its name>`` (a no-op when it is there already); its absolute path."""
+    from ..workdir import remote_path, sync
+
+    assert run.instance is not None
+    report = sync(run.ctx, run.instance, local)
+    run.say(f"{run.record.name}: {report.line()}")
+    host = _host(run)
+    return host.expand(remote_path(local))
 
 
 def _follower(run: _Run, host: Transport) -> Follower:

@@ -126,3 +126,31 @@ def test_launch_with_workdir_syncs_once_ssh_answers(sandbox, tmp_path):
         assert not (remote / "debug.log").exists()
     finally:
         run_inv("terminate", "sync4", home=home)
+
+
+def test_spot_run_with_workdir_runs_the_script_beside_the_synced_code(sandbox, tmp_path):
+    home = sandbox.settings.home
+    proj = _tree(tmp_path)
+    job = tmp_path / "job.sh"
+    job.write_text(
+        '#!/bin/bash\ncd "$EC2KIT_WORKDIR" && python3 train.py > "$EC2KIT_RESULTS/out.txt" && ls > "$EC2KIT_RESULTS/ls.txt"\n'
+    )
+    results = tmp_path / "res"
+    done = run_inv(
+        "spot-run", "--script", str(job), "--name", "wd-run", "--type", "t3.micro", "--results", str(results),
+        "--workdir", str(proj), home=home, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert done.code == 0, done
+    assert (results / "out.txt").read_text() == "train\n"
+    listed = set((results / "ls.txt").read_text().split())
+    assert {"train.py", "src", "in_link"} <= listed and not {"debug.log", "data", "runs", "abs_link"} & listed
+    assert "wd-run: Synced" in done.text
+
+
+def test_spot_run_with_a_bad_workdir_is_refused_before_anything_is_launched(sandbox, tmp_path):
+    home = sandbox.settings.home
+    job = tmp_path / "job.sh"
+    job.write_text("#!/bin/bash\ntrue\n")
+    done = run_inv("spot-run", "--script", str(job), "--name", "wd-bad", "--workdir", str(tmp_path / "nope"), home=home)
+    assert_clean_error(done, "--workdir", "does not exist")
+    assert "wd-bad" not in run_inv("runs", "--json", home=home).out
