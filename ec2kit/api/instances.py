@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..ssh import Transport
     from ..workdir import SyncReport
     from .ec2 import EC2
+    from .runs import Run
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,11 @@ class Instance(_Shown):
     def sync(self, directory: str | Path | None = None) -> SyncReport:
         """Send a local directory to ``~/work/<its name>`` here (see :meth:`EC2.sync`); an unchanged tree sends no file."""
         return self._ec2.sync(self, directory)
+
+    def exec(self, script: str | Path, **options: Any) -> Run:
+        """Run a script here, recorded like a spot run (see :meth:`EC2.exec`); this instance is never stopped or
+        terminated by it. Example: ``inst.exec("train.sh", detach=True, queue=True)``."""
+        return self._ec2.exec(self, script=script, **options)
 
     # -- lifecycle (the CLI's verbs) ------------------------------------------------------
     def stop(self, *, wait: bool = True) -> Instance:

@@ -38,7 +38,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ),
     ("Set-up", ["provision", "recipe", "recipes", "freeze", "init", "config"]),
     ("Storage", ["volumes", "make-volume", "mount-volume", "detach-volume", "snapshot", "snapshots", "images"]),
-    ("Spot runs", ["spot-run", "runs", "logs", "plot", "pull", "attach", "stop-run", "cleanup"]),
+    ("Spot runs", ["spot-run", "exec", "runs", "logs", "plot", "pull", "attach", "stop-run", "cleanup"]),
     ("Sweeps", ["sweep", "sweeps", "sweep-status"]),
     ("Prices and regions", ["prices", "region"]),
     ("Try it locally", ["demo", "sandbox.up", "sandbox.down", "sandbox.status", "sandbox.interrupt", "repl"]),

@@ -77,6 +77,8 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
     inst: Instance | None
     for record in pending:
         inst = by_id.get(record.instance_id or "") or by_run.get(record.name)
+        if inst is None and record.options.get("existing"):  # `inv exec`: the user's instance carries no run tag
+            inst = _instance_of(ctx, record)
         if record.name in orphans and not _adopt(ctx, record, inst, notes):
             continue
         if inst is not None and inst.state != "running":

@@ -55,6 +55,8 @@ def _upload(run: _Run) -> None:
         poll=opts.notice_poll,
         follower_stale=follower_stale(opts),
         resume_on_boot=resumable(opts),
+        owned=not opts.on,
+        queue=opts.queue,
     )
     data = bundle(opts, wrapper)
     _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && tar -xzf - -C "$HOME/ec2kit/{rec.name}"', stdin=data, timeout=600)

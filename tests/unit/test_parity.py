@@ -49,6 +49,7 @@ RENAMED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("spot-run", "security_group"): ("security_groups", "--security-group is repeatable; Python takes a list"),
     ("sweep", "security_group"): ("security_groups", "--security-group is repeatable; Python takes a list"),
     ("spot-run", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
+    ("exec", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
     ("sweep", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
     ("recipe", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
     ("provision", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
