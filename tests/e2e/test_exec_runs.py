@@ -107,27 +107,33 @@ def test_stop_run_of_an_exec_run_stops_the_script_and_leaves_the_instance_runnin
 def test_queued_exec_runs_take_turns_and_side_by_side_runs_overlap(sandbox, launched, tmp_path):
     home = sandbox.settings.home
     dirs = launched("ex-q")
+    # each run waits for a go file (so every run is started before the first one can end), then takes 1 s
     job = _script(
-        tmp_path, '#!/bin/bash\necho "$EC2KIT_RUN start $(date +%s.%N)" >> "$HOME/order.txt"\nsleep 2\n'
-        'echo "$EC2KIT_RUN end $(date +%s.%N)" >> "$HOME/order.txt"\n'
+        tmp_path, '#!/bin/bash\necho "$EC2KIT_RUN start" >> "$HOME/order.txt"\n'
+        'until [ -e "$HOME/go" ]; do sleep 0.1; done\nsleep 1\necho "$EC2KIT_RUN end" >> "$HOME/order.txt"\n'
     )  # fmt: skip
+    order, go = dirs["ex-q"] / "home" / "order.txt", dirs["ex-q"] / "home" / "go"
     for run, extra in (("q1", []), ("q2", ["--queue"]), ("q3", ["--queue"])):
         done = run_inv("exec", "ex-q", "--script", str(job), "--run", run, "--detach", *extra, home=home, timeout=180)
         assert done.code == 0, done
-    order = dirs["ex-q"] / "home" / "order.txt"
-    wait_for(lambda: order.exists() and order.read_text().count(" end ") == 3, timeout=60, what="three runs to end")
-    events = [line.split()[:2] for line in order.read_text().splitlines()]
-    runs = [r for r, _ in events]
-    # one at a time: each run's start is followed by its own end
-    assert runs[0::2] == runs[1::2] and sorted(runs[0::2]) == ["q1", "q2", "q3"], events
-    assert "queued: waiting" in (dirs["ex-q"] / "home" / "ec2kit" / "q2" / "log").read_text()
+    log = dirs["ex-q"] / "home" / "ec2kit"
+    wait_for(lambda: "queued: waiting" in (log / "q3" / "log").read_text(), timeout=30, what="q3 to queue")
+    assert order.read_text() == "q1 start\n"  # the queued ones wait for q1
+    go.touch()
+    wait_for(lambda: order.read_text().count(" end") == 3, timeout=60, what="three runs to end")
+    events = order.read_text().split("\n")[:-1]
+    assert events[:2] == ["q1 start", "q1 end"] and sorted(events[2:]) == sorted(["q2 start", "q2 end", "q3 start", "q3 end"])
+    assert events[3] == events[2].replace("start", "end"), events  # one at a time
+    assert "queued: waiting" in (log / "q2" / "log").read_text()
     order.unlink()
+    go.unlink()
     for run in ("s1", "s2"):
         done = run_inv("exec", "ex-q", "--script", str(job), "--run", run, "--detach", home=home, timeout=180)
         assert done.code == 0, done
-    wait_for(lambda: order.exists() and order.read_text().count(" end ") == 2, timeout=60, what="two runs to end")
-    kinds = [line.split()[1] for line in order.read_text().splitlines()]
-    assert kinds[:2] == ["start", "start"], kinds  # side by side: both started before either ended
+    wait_for(lambda: order.exists() and order.read_text().count("start") == 2, timeout=30, what="both to start")
+    go.touch()
+    wait_for(lambda: order.read_text().count(" end") == 2, timeout=60, what="two runs to end")
+    assert "queued" not in (log / "s2" / "log").read_text()
     assert _state(home, "ex-q") == "running"
 
 
