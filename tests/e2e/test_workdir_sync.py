@@ -154,3 +154,17 @@ def test_spot_run_with_a_bad_workdir_is_refused_before_anything_is_launched(sand
     done = run_inv("spot-run", "--script", str(job), "--name", "wd-bad", "--workdir", str(tmp_path / "nope"), home=home)
     assert_clean_error(done, "--workdir", "does not exist")
     assert "wd-bad" not in run_inv("runs", "--json", home=home).out
+
+
+def test_a_no_op_sync_rides_the_shared_connection_and_opens_no_new_one(sandbox, launched, tmp_path):
+    home = sandbox.settings.home
+    dirs = launched("sync5")
+    proj = _tree(tmp_path)
+    log = dirs["sync5"] / "sshd.log"
+    first = run_inv("sync", "sync5", "--dir", str(proj), home=home)
+    assert first.code == 0, first
+    logins = log.read_text(errors="replace").count("Accepted publickey")
+    again = run_inv("sync", "sync5", "--dir", str(proj), "--json", home=home)
+    assert again.code == 0, again
+    assert json.loads(again.out)["files"] == []
+    assert log.read_text(errors="replace").count("Accepted publickey") == logins  # no handshake: the master lingers
