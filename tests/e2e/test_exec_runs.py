@@ -159,3 +159,29 @@ def test_the_python_api_runs_exec_on_an_instance_object(sandbox, launched, tmp_p
         assert [r.name for r in ec2.runs(on=inst)] == ["ex-api-1"]
         assert inst.refresh().state == "running"
     time.sleep(0)  # nothing to wait for: the run returned when its results were home
+
+
+def test_an_exec_run_whose_wrapper_died_is_settled_lost_and_its_instance_keeps_running(sandbox, launched, tmp_path):
+    from ec2kit.spotrun.commands import tmux
+
+    home = sandbox.settings.home
+    dirs = launched("ex-dead")
+    job = _script(tmp_path, '#!/bin/bash\necho 1 > "$EC2KIT_RESULTS/step"\nsleep 300\n')
+    res = tmp_path / "res"
+    started = run_inv(
+        "exec", "ex-dead", "--script", str(job), "--run", "ex-dead-1", "--results", str(res), "--detach", home=home, timeout=180
+    )
+    assert started.code == 0, started
+    run_dir = dirs["ex-dead"] / "home" / "ec2kit" / "ex-dead-1"
+    wait_for(lambda: (run_dir / "results" / "step").exists(), timeout=30, what="the script to start")
+    killed = run_inv("connect", "ex-dead", "--", f"{tmux('ex-dead-1')} kill-server", home=home)
+    assert killed.code == 0, killed
+
+    def settled() -> dict | None:
+        rec = _record(home, "ex-dead-1")
+        return rec if rec["state"] == "lost" else None
+
+    rec = wait_for(settled, timeout=90, what="inv runs to notice the dead wrapper")
+    assert "left running (it is yours)" in rec["options"]["note"]
+    assert (res / "step").read_text() == "1\n"  # the final pull came before the run was settled
+    assert _state(home, "ex-dead") == "running"
