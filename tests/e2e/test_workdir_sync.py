@@ -168,3 +168,20 @@ def test_a_no_op_sync_rides_the_shared_connection_and_opens_no_new_one(sandbox, 
     assert again.code == 0, again
     assert json.loads(again.out)["files"] == []
     assert log.read_text(errors="replace").count("Accepted publickey") == logins  # no handshake: the master lingers
+
+
+def test_exec_with_workdir_syncs_then_runs_beside_the_code(sandbox, launched, tmp_path):
+    home = sandbox.settings.home
+    dirs = launched("sync6")
+    proj = _tree(tmp_path)
+    job = tmp_path / "job.sh"
+    job.write_text('#!/bin/bash\ncd "$EC2KIT_WORKDIR" && python3 train.py > "$EC2KIT_RESULTS/out.txt"\n')
+    results = tmp_path / "res"
+    done = run_inv(
+        "exec", "sync6", "--script", str(job), "--run", "wd-exec", "--results", str(results), "--workdir", str(proj),
+        home=home, timeout=180,
+    )  # fmt: skip
+    assert done.code == 0, done
+    assert (results / "out.txt").read_text() == "train\n"
+    assert (dirs["sync6"] / "home" / "work" / "proj" / "src" / "model.py").exists()
+    assert not (dirs["sync6"] / "home" / "work" / "proj" / "debug.log").exists()
