@@ -56,6 +56,7 @@ KEYS: dict[str, Key] = {
         Key("types", "list", [], (), "fallback instance types for spot capacity"),
         Key("image", "str", None, (), "AMI name, id or alias"),
         Key("disk", "disk", None, (), "root disk size in GB"),
+        Key("workdir", "str", None, (), "directory synced to ~/work/<its name> by launch, spot-run, sweep, exec and sync"),
         Key("subnet", "str", None, (), "subnet id or Name tag"),
         Key("security_groups", "list", [], (), "extra security groups", True),
         Key("instance_profile", "str", None, (), "IAM instance profile name", True),

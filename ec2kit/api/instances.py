@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from ..aws.models import Image, Volume
     from ..aws.models import Instance as InstanceInfo
     from ..ssh import Transport
+    from ..workdir import SyncReport
     from .ec2 import EC2
+    from .runs import Run
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,15 @@ class Instance(_Shown):
         import shlex
 
         return shlex.join(self._ec2.ssh_command(self, ports=ports))
+
+    def sync(self, directory: str | Path | None = None) -> SyncReport:
+        """Send a local directory to ``~/work/<its name>`` here (see :meth:`EC2.sync`); an unchanged tree sends no file."""
+        return self._ec2.sync(self, directory)
+
+    def exec(self, script: str | Path, **options: Any) -> Run:
+        """Run a script here, recorded like a spot run (see :meth:`EC2.exec`); this instance is never stopped or
+        terminated by it. Example: ``inst.exec("train.sh", detach=True, queue=True)``."""
+        return self._ec2.exec(self, script=script, **options)
 
     # -- lifecycle (the CLI's verbs) ------------------------------------------------------
     def stop(self, *, wait: bool = True) -> Instance:

@@ -9,14 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from ..untrusted import markup_safe
 from .base import Face
 from .instances import INSTANCE_COLUMNS, Instance, _instance_row
-from .options import apply_gpus, gpu_request, launch_options
+from .options import apply_gpus, gpu_request, launch_options, workdir_option
 from .shown import Listing
 
 if TYPE_CHECKING:
     from ..aws.access import SshRule
+    from ..workdir import SyncReport
 
 
 @dataclass
@@ -142,6 +144,7 @@ class MachineVerbs(Face):
         gpus: str | None = None,
         gpu_memory: str | None = None,
         yes: bool = False,
+        workdir: str | Path | None = None,
     ) -> Any:
         """Launch an instance named ``name`` and return it once SSH answers (``inv launch``).
 
@@ -150,7 +153,8 @@ class MachineVerbs(Face):
         line (ec2kit.toml, then t3.medium and the latest Ubuntu LTS); ``spot`` asks for a one-time
         spot instance through one EC2 Fleet call over ``type`` and ``types`` (``on_demand_fallback``:
         on-demand when no pool has capacity); ``tags`` are extra tags (``{"role": "web"}``);
-        ``open_ssh`` opens port 22 to everyone. ``gpus="A10G:1"`` (MODEL[:COUNT]) and/or ``gpu_memory="24GB"``
+        ``open_ssh`` opens port 22 to everyone; ``workdir`` (default: ``workdir`` in ec2kit.toml) is synced to
+        ``~/work/<its name>`` once SSH answers. ``gpus="A10G:1"`` (MODEL[:COUNT]) and/or ``gpu_memory="24GB"``
         (per GPU) choose the type instead: the cheapest that fits, or with ``spot`` every one that fits as the
         fleet's pools (from DescribeInstanceTypes' GpuInfo; :meth:`gpus` lists them). ``check=True`` changes nothing: it returns a
         :class:`LaunchCheck` after asking EC2 with DryRun. The expected hourly cost is shown first; above
@@ -179,13 +183,46 @@ class MachineVerbs(Face):
         )
         if request is not None:
             apply_gpus(options, self._gpu_types(request, spot=spot))
+        local = workdir_option(self.settings, workdir, self.spelling)
+        if local is not None and not wait:
+            raise ConfigError(
+                f"{self.spelling.name('workdir')} syncs once SSH answers; it cannot go with "
+                f"{'--no-wait' if self.spelling.cli else 'wait=False'}.",
+                hint=f"Drop one of them (sync later with {'`inv sync NAME`' if self.spelling.cli else 'inst.sync()'}).",
+            )
         if check:
             return self._check_launch(name, options)
         self._api._confirm_cost(self._launch_estimate(options), yes=yes, what=f"instance {name}")
         with self._progress(f"Launching {name}") as progress:
             info = launch(self.ctx, name, wait=wait, progress=progress, **options)
         self._names_cache = (0.0, [])
-        return Instance(self._api, info)
+        inst = Instance(self._api, info)
+        if local is not None:
+            self.sync(inst, local)
+        return inst
+
+    def sync(self, name: str | Instance, directory: str | Path | None = None) -> SyncReport:
+        """Send a local directory (default: ``workdir`` in ec2kit.toml, else the current one) to the instance's
+        ``~/work/<its name>`` (``inv sync``): .gitignore and .ec2kitignore honoured, links out of the tree
+        skipped, results directories never sent, nothing deleted there; an unchanged tree sends no file.
+        Returns a :class:`~ec2kit.workdir.SyncReport` (``.files``, ``.bytes_sent``, ``.skipped``, ``.seconds``)."""
+        from ..workdir import check_workdir, sync
+
+        given = directory if directory is not None and str(directory) != "" else None
+        local = workdir_option(self.settings, given, self.spelling) if given is None else check_workdir(given, flag="DIR")
+        local = local or check_workdir(".", flag="DIR")
+        inst = self.instance(name)
+        with self._progress(f"Syncing {local} to {inst.label}") as progress:
+            sent = [0]
+
+            def told(name: str) -> None:
+                sent[0] += 1
+                if progress is not None:
+                    progress(f"{sent[0]} sent: {name}")
+
+            report = sync(self.ctx, inst.info, local, progress=told)
+        self._say(markup_safe(report.line()), note=True)
+        return report
 
     def _launch_estimate(self, options: dict[str, Any]) -> Any:
         """The expected cost of a launch with these (completed) options."""

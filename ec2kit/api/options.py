@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..defaults import LAUNCH_TYPE, MAX_DISK_GB, RESERVED_TAG_PREFIXES, RUN_TYPE
@@ -181,10 +182,13 @@ def run_options(
     security_groups: str | Sequence[str] | None,
     instance_profile: str | None,
     spelling: Spelling = PYTHON,
+    workdir: str | Path | None = None,
 ) -> dict[str, Any]:
     """What `spot-run` and `sweep` launch with: the given options, else ec2kit.toml's, else m5.large."""
     default = settings.default
+    local = workdir_option(settings, workdir, spelling)
     return {
+        "workdir": str(local) if local is not None else None,
         "image": image or default("image"),
         "type": type or default("type") or RUN_TYPE,
         "types": split_list(types) or list(default("types")),
@@ -317,3 +321,13 @@ def apply_gpus(options: dict[str, Any], types: list[str]) -> dict[str, Any]:
     if "types" in options:
         options["types"] = types[1:]
     return options
+
+
+def workdir_option(settings: Settings, workdir: str | Path | None, spelling: Spelling = PYTHON) -> Path | None:
+    """The directory to sync (``--workdir``, else ``workdir`` in ec2kit.toml, else none), checked before any AWS call."""
+    from ..workdir import check_workdir
+
+    chosen = workdir if workdir is not None and str(workdir) != "" else settings.default("workdir")
+    if chosen is None or str(chosen) == "":
+        return None
+    return check_workdir(chosen, flag=spelling.name("workdir"))

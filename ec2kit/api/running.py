@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .base import Face
+from .instances import Instance
 from .options import apply_gpus, gpu_request, run_options
 from .runs import Run, _run_row
 from .shown import Listing, Text, _silent
@@ -52,6 +53,7 @@ class RunVerbs(Face):
         gpus: str | None = None,
         gpu_memory: str | None = None,
         yes: bool = False,
+        workdir: str | Path | None = None,
     ) -> Run:
         """Run a script on a spot instance (``inv spot-run``): results sync to ``runs/RUN`` (or ``results``), everything
         is cleaned up at the end. Returns when the script ended (``detach=True``: once it started).
@@ -61,6 +63,8 @@ class RunVerbs(Face):
         pool has spot capacity; ``vars`` are spot-run.toml's variables; ``gpus="A10G"`` (MODEL[:COUNT]) and/or
         ``gpu_memory="24GB"`` make every type that fits a pool instead of ``type``/``types``. The expected hourly
         cost (and the worst case with ``max_hours``) is shown first; above ``confirm_above`` it asks, unless ``yes``.
+        ``workdir`` (default: ``workdir`` in ec2kit.toml) is synced to ``~/work/<its name>`` before the script
+        starts (``$EC2KIT_WORKDIR``).
         Example: ``run = ec2.spot_run("train.sh", files="train.py", retries=1); run.metrics()["loss"].latest``.
         """
         from .. import spotrun
@@ -80,6 +84,7 @@ class RunVerbs(Face):
             security_groups=security_groups,
             instance_profile=instance_profile,
             spelling=self.spelling,
+            workdir=workdir,
         )
         if request is not None:
             apply_gpus(launch, self._gpu_types(request, spot=True))
@@ -112,12 +117,59 @@ class RunVerbs(Face):
         record = spotrun.spot_run(self.ctx, options)
         return Run(self._api, record.name, record)
 
-    def runs(self, *, all: bool = False) -> Listing[Run]:
-        """Spot runs, newest first (finished ones older than a week only with ``all``); detached runs are checked
-        on their instances first, and what that found is each run's ``.note``."""
+    def exec(
+        self,
+        name: str | Instance,
+        *,
+        script: str | Path,
+        files: str | Path | None = None,
+        run: str | None = None,
+        results: str | Path | None = None,
+        detach: bool = False,
+        queue: bool = False,
+        max_hours: float | None = None,
+        vars: dict[str, Any] | None = None,
+        workdir: str | Path | None = None,
+    ) -> Run:
+        """Run a script on an instance you already have (``inv exec NAME``), recorded like a spot run: ``runs``,
+        ``logs``, ``pull``, ``plot``, ``stop_run`` work on it; results come home to ``runs/RUN`` (or ``results``).
+        The instance is never stopped, terminated or powered off by the run. ``queue`` waits for the instance's
+        other exec runs to end (else they run side by side); ``run`` names the run (default: script + time);
+        ``workdir`` (default: ``workdir`` in ec2kit.toml) is synced to ``~/work/<its name>`` first.
+        Example: ``ec2.exec("gpu1", script="train.sh", detach=True).logs(follow=True)`` (or ``inst.exec("train.sh")``).
+        """
+        from .. import spotrun
+        from .options import workdir_option
+
+        local = workdir_option(self.settings, workdir, self.spelling)
+        key = name.id if isinstance(name, Instance) else name
+        options = spotrun.SpotRunOptions(
+            script=str(script),
+            files=str(files) if files is not None else None,
+            name=run,
+            results=str(results) if results is not None else None,
+            detach=detach,
+            max_hours=max_hours,
+            vars=dict(vars or {}),
+            on=key,
+            queue=queue,
+            workdir=str(local) if local is not None else None,
+        )
+        if self.quiet:
+            options.out = options.say = _silent
+        record = spotrun.exec_run(self.ctx, options)
+        return Run(self._api, record.name, record)
+
+    def runs(self, *, all: bool = False, on: str | Instance | None = None) -> Listing[Run]:
+        """Spot and exec runs, newest first (finished ones older than a week only with ``all``; ``on``: only those
+        on this instance, by name or id); detached runs are checked on their instances first, and what that found
+        is each run's ``.note``."""
         from .. import spotrun
 
         found = spotrun.list_runs(self.ctx)
+        if on is not None:
+            inst = self._api.instance(on)
+            found = [r for r in found if r.instance_id == inst.id]
         if not all:
             week_ago = time.time() - WEEK
             found = [r for r in found if r.live or r.awaiting_pull or r.created_at >= week_ago]

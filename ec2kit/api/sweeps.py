@@ -173,6 +173,7 @@ class SweepVerbs(Face):
         security_groups: str | Sequence[str] = (),
         instance_profile: str | None = None,
         open_ssh: bool = False,
+        workdir: str | Path | None = None,
         resume: str | None = None,
         watch: SweepWatch | None = None,
         gpus: str | None = None,
@@ -214,6 +215,7 @@ class SweepVerbs(Face):
             security_groups=security_groups,
             instance_profile=instance_profile,
             spelling=self.spelling,
+            workdir=workdir,
         )
         if request is not None:
             apply_gpus(launch, self._gpu_types(request, spot=True))

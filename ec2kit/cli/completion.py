@@ -42,6 +42,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("launch", "name"): "",  # a new name
     ("spot-run", "name"): "",
     ("sweep", "name"): "",
+    ("exec", "run"): "",  # a new run name
     ("make-volume", "name"): "",
     ("snapshot", "name"): "",
     ("freeze", "image_name"): "",

@@ -47,6 +47,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision role=web` then selects by it",
         "json": "print the instance as JSON",
         "yes": "go ahead without asking even when the expected cost is above confirm_above (config; default $2/h)",
+        "workdir": "sync this directory to ~/work/<its name> once SSH answers (default: `workdir` in ec2kit.toml, else none)",
         **NETWORK_HELP,
         **GPU_HELP,
     },
@@ -73,6 +74,7 @@ def launch(
     gpus: str | None = None,
     gpu_memory: str | None = None,
     yes: bool = False,
+    workdir: str | None = None,
 ) -> None:
     """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
     done = domain(ctx).launch(
@@ -95,6 +97,7 @@ def launch(
         gpus=gpus,
         gpu_memory=gpu_memory,
         yes=yes,
+        workdir=workdir,
     )
     if not check:  # a check printed its plan line by line
         _show(done.snapshot, json)
@@ -155,6 +158,21 @@ def connect(ctx: Context, name: str, ports: str = "", command: str | None = None
     argv = domain(ctx).ssh_command(name, ports=ports, command=command)
     ctx.close()
     os.execvp(argv[0], argv)
+
+
+@command(
+    help={
+        "name": "instance name or id",
+        "dir": "local directory to send (default: `workdir` in ec2kit.toml, else the current directory)",
+        "json": "print what was sent as JSON",
+    },
+)
+def sync(ctx: Context, name: str, dir: str | None = None, json: bool = False) -> None:
+    """Send a directory to ~/work/<its name> on an instance (.gitignore and .ec2kitignore honoured, links out of
+    the tree skipped, results never sent, nothing deleted there). Example: inv sync gpu1 --dir ~/src/proj"""
+    report = domain(ctx).sync(name, dir or None)
+    if json:
+        ui.print_json(report)
 
 
 @command(

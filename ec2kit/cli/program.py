@@ -22,7 +22,19 @@ from ..ui import name_program
 GROUPS: list[tuple[str, list[str]]] = [
     (
         "Machines",
-        ["launch", "instances", "start", "stop", "terminate", "change-type", "connect", "ssh-config", "access", "forget-host"],
+        [
+            "launch",
+            "instances",
+            "start",
+            "stop",
+            "terminate",
+            "change-type",
+            "connect",
+            "sync",
+            "ssh-config",
+            "access",
+            "forget-host",
+        ],
     ),
     ("Set-up", ["provision", "recipe", "recipes", "freeze", "init", "config"]),
     (
@@ -40,7 +52,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "delete-image",
         ],
     ),
-    ("Spot runs", ["spot-run", "runs", "logs", "plot", "pull", "attach", "stop-run", "cleanup"]),
+    ("Spot runs", ["spot-run", "exec", "runs", "logs", "plot", "pull", "attach", "stop-run", "cleanup"]),
     ("Sweeps", ["sweep", "sweeps", "sweep-status"]),
     ("Prices and regions", ["costs", "prices", "gpus", "region"]),
     ("Try it locally", ["demo", "sandbox.up", "sandbox.down", "sandbox.status", "sandbox.interrupt", "repl"]),

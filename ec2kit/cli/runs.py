@@ -34,6 +34,7 @@ from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, confirm, domain
         "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
         "json": "print the final run record as JSON",
         "yes": "go ahead without asking even when the expected cost is above confirm_above (config; default $2/h)",
+        "workdir": "sync this local directory to ~/work/<its name> before the script starts ($EC2KIT_WORKDIR there; default: `workdir` in ec2kit.toml, else none)",
         **NETWORK_HELP,
         **GPU_HELP,
     },
@@ -65,6 +66,7 @@ def spot_run(
     gpus: str | None = None,
     gpu_memory: str | None = None,
     yes: bool = False,
+    workdir: str | None = None,
 ) -> None:
     """Run a script on a spot instance; results sync home; everything is cleaned up. Example: inv spot-run --script train.sh"""
     from ..recipe.loader import parse_overrides
@@ -97,6 +99,7 @@ def spot_run(
             gpus=gpus,
             gpu_memory=gpu_memory,
             yes=yes,
+            workdir=workdir,
         )
         .snapshot
     )
@@ -107,10 +110,79 @@ def spot_run(
         raise fail(outcome_error(record), 3)
 
 
-@command(help={"json": "print JSON", "all": "include finished runs older than a week", "wide": WIDE_HELP})
-def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
-    """List spot runs with state, instance, exit code and cost so far (detached runs are checked on the spot)."""
-    found = domain(ctx).runs(all=all)
+@command(
+    name="exec",
+    iterable=["set"],
+    help={
+        "name": "the instance to run on (name or id); it must be running, and is never stopped or terminated by the run",
+        "script": "the script to run (e.g. train.sh); it runs in ~/ec2kit/RUN on the instance",
+        "files": "a directory whose files are uploaded next to the script",
+        "run": "run name (default: the script's name plus a timestamp)",
+        "results": "local directory for results (default runs/RUN)",
+        "detach": "return once the script has started; its results stay on the instance until `inv pull RUN`",
+        "queue": "start only once the instance's other exec runs ended (default: run beside them)",
+        "max_hours": "stop the script after this many hours (the instance keeps running)",
+        "set": "recipe variable for spot-run.toml, KEY=VALUE (repeatable)",
+        "workdir": "sync this local directory to ~/work/<its name> first ($EC2KIT_WORKDIR there; default: `workdir` "
+        "in ec2kit.toml, else none)",
+        "json": "print the final run record as JSON",
+    },
+)
+def exec_(
+    ctx: Context,
+    name: str,
+    script: str | None = None,  # a flag, so that NAME alone is the one word `inv exec NAME --help` needs
+    files: str | None = None,
+    run: str | None = None,
+    results: str | None = None,
+    detach: bool = False,
+    queue: bool = False,
+    max_hours: float | None = None,
+    set: list[str] | None = None,
+    workdir: str | None = None,
+    json: bool = False,
+) -> None:
+    """Run a script on an instance you already have, recorded like a spot run (runs, logs, pull, plot, stop-run).
+    Example: inv exec gpu1 --script train.sh --detach"""
+    from ..recipe.loader import parse_overrides
+    from ..spotrun.outcome import outcome_code, outcome_error, outcome_line
+
+    if not script:
+        raise fail("exec needs the script to run: inv exec NAME --script train.sh.")
+    record = (
+        domain(ctx)
+        .exec(
+            name,
+            script=script,
+            files=files,
+            run=run,
+            results=results,
+            detach=detach,
+            queue=queue,
+            max_hours=max_hours,
+            vars=parse_overrides(set),
+            workdir=workdir,
+        )
+        .snapshot
+    )
+    if json:
+        ui.print_json(record)
+    ui.console().print(outcome_line(record), markup=False, highlight=False)
+    if outcome_code(record, detach=detach):
+        raise fail(outcome_error(record), 3)
+
+
+@command(
+    help={
+        "json": "print JSON",
+        "all": "include finished runs older than a week",
+        "wide": WIDE_HELP,
+        "on": "only the runs on this instance (name or id), e.g. its `inv exec` runs",
+    }
+)
+def runs(ctx: Context, json: bool = False, all: bool = False, wide: bool = False, on: str | None = None) -> None:
+    """List spot and exec runs with state, instance, exit code and cost so far (detached runs are checked on the spot)."""
+    found = domain(ctx).runs(all=all, on=on)
     if json:
         from dataclasses import asdict
 

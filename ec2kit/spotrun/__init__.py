@@ -18,7 +18,7 @@ line; the live-run guard), ``demo``.
 """
 
 from ..runs import RunRecord
-from .lifecycle import SpotRunOptions, spot_run
+from .lifecycle import SpotRunOptions, exec_run, spot_run
 from .manage import Leftover, attach_argv, cleanup, find_run, list_runs, logs, pull, refresh, stop_run
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "SpotRunOptions",
     "attach_argv",
     "cleanup",
+    "exec_run",
     "find_run",
     "list_runs",
     "logs",

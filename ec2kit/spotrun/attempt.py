@@ -73,14 +73,21 @@ def spot_request_of(inst: Instance) -> str | None:
     return inst.tags.get(SPOT_REQUEST_TAG) or inst.spot_request_id
 
 
-def record_instance(run: RunState, inst: Instance, *, attempt: int, price: float | None, **extra: object) -> Instance:
+def record_instance(
+    run: RunState, inst: Instance, *, attempt: int, price: float | None, owned: bool = True, **extra: object
+) -> Instance:
     """Write the attempt's instance (and its spot request) on the run's record at once, then start its clock.
 
     Every launch kind calls this, so whatever happens next (Ctrl-C, a crash) the record names what to release.
+    An instance the run does not own (``owned=False``: `inv exec`) is named, never listed as created: nothing
+    that releases a run's resources ever sees it.
     """
     rec = run.record
-    request = spot_request_of(inst)
-    rec.add_created("instances", inst.id)
+    request = spot_request_of(inst) if owned else None
+    if owned:
+        rec.add_created("instances", inst.id)
+    else:
+        rec.options["existing"] = inst.id
     if request:
         rec.add_created("requests", request)
     rec.instance_started()

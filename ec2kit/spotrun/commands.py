@@ -62,6 +62,8 @@ def render_wrapper(
     poll: float = 5,
     follower_stale: float = 30,
     resume_on_boot: bool = False,
+    owned: bool = True,
+    queue: bool = False,
 ) -> str:
     """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
     from ..recipe.render import environment  # the one Jinja factory (sandboxed; `quote` makes one shell word)
@@ -79,6 +81,8 @@ def render_wrapper(
             follower_stale=max(1, int(round(follower_stale))),
             tmux=tmux(run),
             resume_on_boot=resume_on_boot,
+            owned=owned,
+            queue=queue,
         )
     )
 

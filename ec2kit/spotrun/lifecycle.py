@@ -17,7 +17,7 @@ from ..errors import Ec2kitError, RunError
 from ..runs import RunRecord, Runs, masked_vars
 from ..tags import RUN_TAG
 from . import signals
-from .attempt import FINISHED, Attempt
+from .attempt import FINISHED, Attempt, Strategy
 from .commands import kill_command
 from .home import bring_home, say_home_failed
 from .options import DATA_MOUNT, SpotRunOptions, bundle, default_name, preflight, validate
@@ -45,17 +45,19 @@ __all__ = [
     "results_path",
     "spot_price",
     "spot_run",
+    "exec_run",
     "validate",
 ]
 
 
-def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
+def spot_run(ctx: Context, options: SpotRunOptions, *, strategy: Strategy | None = None) -> RunRecord:
     """Run ``options.script`` on a spot instance; results sync to ``runs/RUN``; returns the record.
 
     The instance (and data volume) are terminated/deleted at the end unless ``keep``. With
     ``retries`` an interrupted instance is replaced and the script restarted with
     EC2KIT_ATTEMPT=n+1 and its results pushed back. Ctrl-C cleans up and returns the record
-    in state 'cancelled'; other failures clean up and raise.
+    in state 'cancelled'; other failures clean up and raise. ``strategy``: how the instance is had
+    (default: launched for the run, ``strategy_for``; ``exec_run`` passes an instance you already have).
     Example: ``spot_run(ctx, SpotRunOptions(script="train.sh", files="data/", retries=1))``.
     """
     name, results = validate(options)
@@ -70,7 +72,7 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
     results.mkdir(parents=True, exist_ok=True)
     with signals.as_interrupts():  # SIGTERM: as Ctrl-C; SIGHUP (terminal closed): a detached run (spotrun/signals.py)
         try:
-            return _attempts(run)
+            return _attempts(run, strategy or strategy_for(options))
         except KeyboardInterrupt as stop:
             hangup = isinstance(stop, signals.Signalled) and stop.hangup
             if hangup:
@@ -91,9 +93,28 @@ def spot_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
             ) from err
 
 
-def _attempts(run: _Run) -> RunRecord:
+def exec_run(ctx: Context, options: SpotRunOptions) -> RunRecord:
+    """Run ``options.script`` on ``options.on``, an instance you already have (``inv exec``): the same wrapper,
+    record, follower and final pull as a spot run, but nothing is launched and the instance is never stopped,
+    terminated or powered off by the run (no retries: there is no replacement)."""
+    from ..errors import WrongState
+    from .strategies import Existing
+
+    assert options.on
+    validate(options)  # the script, files and numbers first: nothing is asked of EC2 for a bad command
+    inst = ctx.cloud.instance(options.on)
+    if inst.state != "running":
+        raise WrongState(
+            f"Instance {inst.label} is {inst.state}; `exec` runs on a running instance.",
+            hint=f"Start it first: inv start {inst.name or inst.id}",
+        )
+    options.retries = 0
+    return spot_run(ctx, options, strategy=Existing(inst))
+
+
+def _attempts(run: _Run, strategy: Strategy) -> RunRecord:
     opts, rec = run.options, run.record
-    attempt = Attempt(run, strategy_for(opts))
+    attempt = Attempt(run, strategy)
     number = 0
     while True:
         number += 1
@@ -134,6 +155,8 @@ def _attempts(run: _Run) -> RunRecord:
 
 def _ends(opts: SpotRunOptions, name: str) -> str:
     """What a detached run does when its script ends."""
+    if opts.on:
+        return f"When the script ends its results stay on {opts.on} (which keeps running) until `inv pull {name}`."
     if opts.monitor:
         return f"When the script ends the instance pushes its last results to {opts.monitor}, then powers off."
     if opts.detach_pull_wait < 0:

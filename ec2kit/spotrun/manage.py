@@ -79,6 +79,8 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
     inst: Instance | None
     for record in pending:
         inst = by_id.get(record.instance_id or "") or by_run.get(record.name)
+        if inst is None and record.options.get("existing"):  # `inv exec`: the user's instance carries no run tag
+            inst = _instance_of(ctx, record)
         if record.name in orphans and not _adopt(ctx, record, inst, notes):
             continue
         if inst is not None and inst.state != "running":
@@ -149,7 +151,10 @@ def _adopt(ctx: Context, record: RunRecord, inst: Instance | None, notes: dict[s
         record.instance_id = record.instance_id or inst.id
         runs.save(record)
         return True
-    if inst is not None:
+    if inst is not None and record.options.get("existing"):
+        record.options["note"] = f"its `inv exec` ({who}) died before the script started; instance {inst.id} is yours, untouched"
+        notes[record.name] = "its `inv exec` died before the script started"
+    elif inst is not None:
         record.options["note"] = (
             f"its `inv spot-run` ({who}) died before the script started; instance {inst.id} is still there: "
             f"`inv stop-run {record.name}` or `inv cleanup` removes it"
@@ -183,12 +188,15 @@ def _wrapper_died(ctx: Context, record: RunRecord, follower: Follower) -> str:
             pulled = False
     record.state, record.ended_at = "lost", time.time()
     where = f"its results were pulled into {record.results_dir}" if pulled else "the final pull failed"
+    yours = bool(record.options.get("existing"))  # `inv exec`: the instance is not the run's to release
     record.options["note"] = (
         f"its wrapper on {follower.host.name} died (no heartbeat for {follower.beat_age or 0:.0f} s, no tmux session); "
-        f"{where}, and its instance was released"
+        f"{where}, and its instance was {'left running (it is yours)' if yours else 'released'}"
     )
     Runs(ctx.settings.runs_db).save(record)
     remaining = release_all(ctx, record)
+    if yours:
+        return "wrapper died; the instance is yours and keeps running"
     return "wrapper died; instance released" + (f" (still there: {'; '.join(remaining)})" if remaining else "")
 
 

@@ -50,6 +50,9 @@ class SpotRunOptions:
     security_groups: list[str] = field(default_factory=list)  # extra groups beside ec2kit-ssh
     instance_profile: str | None = None  # IAM instance profile name
     open_ssh: bool = False  # SSH from anywhere, not just this machine's address
+    on: str | None = None  # `inv exec`: the instance (name or id) the run uses; ec2kit never stops or terminates it
+    queue: bool = False  # `inv exec --queue`: start once the instance's earlier exec runs ended
+    workdir: str | None = None  # a local tree synced to ~/work/<its name> before the script starts (EC2KIT_WORKDIR)
     vars: dict = field(default_factory=dict)  # variables for recipes/spot-run.toml
     env: dict = field(default_factory=dict)  # extra environment variables for the script (a sweep's settings)
     recipe: str | None = "spot-run"  # pre-script steps (None: none)
@@ -65,8 +68,8 @@ class SpotRunOptions:
 def resumable(opts: SpotRunOptions) -> bool:
     """Whether the run launches so that an interruption stops its instance (disk and results kept) and the
     next boot resumes the script: detached runs that wait for `inv pull` (nothing follows them to bring
-    their results home before a terminated instance takes them away)."""
-    return opts.detach and not opts.monitor and opts.detach_pull_wait < 0
+    their results home before a terminated instance takes them away). Never an `inv exec` run (its instance is not ours)."""
+    return opts.detach and not opts.monitor and opts.detach_pull_wait < 0 and not opts.on
 
 
 def default_name(script: str) -> str:
@@ -112,7 +115,8 @@ def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
         check_overrides(load_recipe(options.recipe), options.vars)
     if options.image:
         ctx.cloud.choose_image(options.image, options.type)
-    ctx.cloud.network(subnet=options.subnet, security_groups=options.security_groups)
+    if not options.on:  # an exec run launches nothing
+        ctx.cloud.network(subnet=options.subnet, security_groups=options.security_groups)
     if options.instance_profile:
         ctx.cloud.instance_profile(options.instance_profile)
     if options.snapshot:

@@ -55,6 +55,8 @@ def _upload(run: _Run) -> None:
         poll=opts.notice_poll,
         follower_stale=follower_stale(opts),
         resume_on_boot=resumable(opts),
+        owned=not opts.on,
+        queue=opts.queue,
     )
     data = bundle(opts, wrapper)
     _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && tar -xzf - -C "$HOME/ec2kit/{rec.name}"', stdin=data, timeout=600)
@@ -121,9 +123,13 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
         run.say(f"{rec.name}: pushing {rec.results_dir} back so the script can resume")
         run.follower.push()
         mark("push back")
+    env = {str(k): str(v) for k, v in opts.env.items()}
+    if opts.workdir:
+        env["EC2KIT_WORKDIR"] = sync_workdir(run, Path(opts.workdir))
+        mark("workdir")
     _pre_steps(run)
     mark("setup steps")
-    _host(run).run(start_command(rec.name, attempt, env={str(k): str(v) for k, v in opts.env.items()}))
+    _host(run).run(start_command(rec.name, attempt, env=env))
     mark("start")
     run.script_started = True
     run.phases[-1].started_at = time.monotonic()
@@ -134,6 +140,17 @@ def _prepare_and_start(run: _Run, attempt: int) -> None:
         f"{rec.name}: script started on {run.instance.label} "
         f"({run.phases[-1].started_at - run.phases[-1].running_at:.1f}s after the instance was running: {took})"
     )
+
+
+def sync_workdir(run: _Run, local: Path) -> str:
+    """Send the run's working directory to ``~/work/<its name>`` (a no-op when it is there already); its absolute path."""
+    from ..workdir import remote_path, sync
+
+    assert run.instance is not None
+    report = sync(run.ctx, run.instance, local)
+    run.say(f"{run.record.name}: {report.line()}")
+    host = _host(run)
+    return host.expand(remote_path(local))
 
 
 def _follower(run: _Run, host: Transport) -> Follower:

@@ -98,6 +98,9 @@ def release_all(ctx: Context, record: RunRecord) -> list[str]:
         found = merged(record.created, tagged(ctx, record.name))
     except Ec2kitError:
         found = record.created
+    yours = record.options.get("existing")  # `inv exec`: the user's instance is never the run's to release
+    if yours:
+        found = {**found, "instances": [i for i in found.get("instances", []) if i != yours]}
     remaining = release(ctx, found)
     record.instance_stopped()
     record.volumes = []

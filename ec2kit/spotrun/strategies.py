@@ -4,6 +4,8 @@
 - :class:`Resumable`: a persistent spot request whose instance stops (disk kept) when interrupted; a detached run
   that waits for ``inv pull`` (its boot hook resumes the script when capacity returns).
 - :class:`Reused`: an instance a sweep already holds, re-tagged for the run; the sweep terminates or reuses it.
+- :class:`Existing`: an instance you already have (`inv exec`): used as it is, never tagged for the run, never
+  stopped, terminated or powered off by it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from .state import RunState
 
 
-def strategy_for(options: SpotRunOptions) -> OneTime | Resumable:
+def strategy_for(options: SpotRunOptions) -> OneTime | Resumable:  # `inv exec` passes its Existing strategy
     """The launch kind of a run of its own: resumable when detached and waiting for ``inv pull``, else one-time."""
     return Resumable() if resumable(options) else OneTime()
 
@@ -125,6 +127,35 @@ class Reused:
 
     def keep(self, run: RunState) -> None:
         self.kept = True
+
+
+class Existing:
+    """An instance the user has (`inv exec NAME`): no launch, no run tag, not in the record's ``created``; letting
+    go only stops the run's clock. The wrapper never powers it off (``render_wrapper(owned=False)``)."""
+
+    kind = "existing"
+    marks_pulled = False  # the wrapper does not wait for a pull: nothing powers the instance off
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    def launch(self, run: RunState, attempt: int) -> Instance:
+        from ..errors import RunError
+
+        if attempt > 1:
+            raise RunError(f"Run {run.record.name}: {self.instance.label} went away; an exec run has no replacement.")
+        inst = self.instance
+        run.say(f"{run.record.name}: on {inst.label} ({inst.type}), yours: this run never stops or terminates it")
+        run.save(state="starting")
+        return record_instance(run, inst, attempt=attempt, price=None, owned=False)
+
+    def let_go(self, run: RunState) -> list[str]:
+        run.record.instance_stopped()
+        run.save()
+        return []
+
+    def keep(self, run: RunState) -> None:
+        return None
 
 
 def launch_options(run: RunState) -> dict[str, Any]:

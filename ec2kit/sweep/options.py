@@ -43,6 +43,7 @@ class SweepOptions:
     security_groups: list[str] = field(default_factory=list)
     instance_profile: str | None = None
     open_ssh: bool = False
+    workdir: str | None = None  # synced to ~/work/<its name> before each run's script starts
     vars: dict = field(default_factory=dict)  # --set for every run (the grid's settings are added per run)
     recipe: str | None = "spot-run"
     pull_interval: float = 3.0
@@ -122,6 +123,7 @@ def run_options(options: SweepOptions, sweep: str, run: str, settings: dict[str,
         security_groups=list(options.security_groups),
         instance_profile=options.instance_profile,
         open_ssh=options.open_ssh,
+        workdir=options.workdir,
         vars={**options.vars, **recipe_vars(options.recipe, settings)},
         env={**environment(settings), "EC2KIT_SWEEP": sweep},
         recipe=options.recipe,

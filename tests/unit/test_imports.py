@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.api",),
     ("ec2kit.sweep",),
     ("ec2kit.spotrun",),
+    ("ec2kit.workdir",),  # a local tree kept on an instance (inv sync, --workdir)
     ("ec2kit.plot",),
     ("ec2kit.runs", "ec2kit.metrics"),
     ("ec2kit.recipe",),

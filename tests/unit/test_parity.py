@@ -49,6 +49,7 @@ RENAMED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("spot-run", "security_group"): ("security_groups", "--security-group is repeatable; Python takes a list"),
     ("sweep", "security_group"): ("security_groups", "--security-group is repeatable; Python takes a list"),
     ("spot-run", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
+    ("exec", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
     ("sweep", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
     ("recipe", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
     ("provision", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
@@ -59,6 +60,7 @@ RENAMED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("terminate", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
     ("stop", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
     ("change-type", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
+    ("sync", "dir"): ("directory", "--dir is short to type; Python spells the word (dir is a builtin)"),
     ("plot", "follow"): (None, "redrawing a terminal as metrics grow; Python re-calls run.plot()"),
     ("plot", "interval"): (None, "how often --follow redraws"),
 }

@@ -297,3 +297,11 @@ def test_cleanup_is_told_the_sweeps_whose_process_still_runs_and_no_finished_or_
     sweeps.create(SweepRecord(name="dead", state="running", owner={**owner.me(), "pid": dead.pid}))
     sweeps.create(SweepRecord(name="done", state="succeeded", owner=owner.me()))
     assert live_sweep_names(tmp_path) == {"alive"}
+
+
+def test_each_run_of_a_sweep_syncs_the_sweeps_workdir():
+    from ec2kit.sweep.options import SweepOptions, run_options
+
+    options = SweepOptions(script="train.sh", workdir="/src/proj")
+    assert run_options(options, "sw", "sw-01", {"lr": "1"}).workdir == "/src/proj"
+    assert SweepOptions.from_stored(options.stored()).workdir == "/src/proj"  # a resumed sweep syncs it too
