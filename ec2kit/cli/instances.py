@@ -11,7 +11,7 @@ from ._common import NETWORK_HELP, WIDE_HELP, command, domain, parse_tags, shown
 
 @command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
 def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
-    """List instances: name, id, type, state, spot/on-demand, IPs, uptime (one EC2 call)."""
+    """List instances: name, id, type, state, spot/on-demand, IPs, uptime, autostop and idle time (one EC2 call)."""
     from ..api.instances import INSTANCE_COLUMNS, _instance_row
 
     found = domain(ctx).instances(all=all)
@@ -23,7 +23,7 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         list(INSTANCE_COLUMNS),
         [_instance_row(i) for i in found],
         empty="No instances. Launch one with `inv launch NAME`.",
-        priority=("name", "state", "type", "public ip", "uptime", "id", "lifecycle", "private ip"),
+        priority=("name", "state", "type", "autostop", "idle", "public ip", "uptime", "id", "lifecycle", "private ip"),
         minimum={"name": 24, "id": 19},
         wide=wide,
     )
@@ -46,6 +46,10 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         "no_wait": "return once running, without waiting for SSH",
         "tag": "add a tag KEY=VALUE (repeatable), e.g. --tag role=web; `inv provision role=web` then selects by it",
         "json": "print the instance as JSON",
+        "idle": "stop the machine when idle this long, e.g. 30m, 2h (default: `idle` in ec2kit.toml; off: never); "
+        "enforced on the instance, laptop closed or not",
+        "idle_action": "what an idle machine does: stop (default; disk kept) or terminate (a one-time spot one can only terminate)",
+        "idle_cpu": "a process above this percentage of one core counts as work for --idle (default 10)",
         **NETWORK_HELP,
     },
 )
@@ -68,8 +72,11 @@ def launch(
     security_group: list[str] | None = None,
     instance_profile: str | None = None,
     open_ssh: bool = False,
+    idle: str | None = None,
+    idle_action: str | None = None,
+    idle_cpu: str | None = None,
 ) -> None:
-    """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
+    """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge --idle 30m"""
     done = domain(ctx).launch(
         name,
         image=image,
@@ -87,9 +94,46 @@ def launch(
         security_groups=security_group or [],
         instance_profile=instance_profile,
         open_ssh=open_ssh,
+        idle=idle,
+        idle_action=idle_action,
+        idle_cpu=idle_cpu,
     )
     if not check:  # a check printed its plan line by line
         _show(done.snapshot, json)
+
+
+@command(
+    help={
+        "name": "instance name or id (running)",
+        "idle": "idle window, e.g. 45m, 2h, 1h30m; off disarms the watcher",
+        "action": "what the idle machine does: stop (default; disk kept) or terminate (a one-time spot one can only terminate)",
+        "cpu": "a process above this percentage of one core counts as work (default 10, or idle_cpu in ec2kit.toml)",
+        "json": "print the setting as JSON",
+    }
+)
+def autostop(ctx: Context, name: str, idle: str, action: str | None = None, cpu: str | None = None, json: bool = False) -> None:
+    """Stop (or terminate) a machine by itself once idle this long, or `off`. Example: inv autostop gpu1 45m
+
+    Idle means, for the whole window: no SSH session with a terminal (nor a connection open 2 min or
+    more), no attached tmux client, no process above --cpu percent of one core, no GPU above 5 percent, and no
+    running ec2kit run. A root systemd timer on the instance checks every minute and logs why it acts
+    (/var/lib/ec2kit/autostop/autostop.log).
+    """
+    done = domain(ctx).autostop(name, idle, action=action, cpu=cpu)
+    if json:
+        s = done.setting
+        ui.print_json(
+            {
+                "name": done.name,
+                "id": done.instance_id,
+                "idle": s.window,
+                "action": s.action if s.armed else None,
+                "cpu": s.cpu if s.armed else None,
+                "watcher": done.mechanism,
+            }
+        )
+    else:
+        ui.console().print(shown(str(done)))
 
 
 def _show(inst, json: bool) -> None:

@@ -22,7 +22,19 @@ from ..ui import name_program
 GROUPS: list[tuple[str, list[str]]] = [
     (
         "Machines",
-        ["launch", "instances", "start", "stop", "terminate", "change-type", "connect", "ssh-config", "access", "forget-host"],
+        [
+            "launch",
+            "instances",
+            "autostop",
+            "start",
+            "stop",
+            "terminate",
+            "change-type",
+            "connect",
+            "ssh-config",
+            "access",
+            "forget-host",
+        ],
     ),
     ("Set-up", ["provision", "recipe", "recipes", "freeze", "init", "config"]),
     ("Storage", ["volumes", "make-volume", "mount-volume", "detach-volume", "snapshot", "snapshots", "images"]),
