@@ -178,7 +178,7 @@ class MachineVerbs(Face):
                 raise ConfigError(
                     f"{self.spelling.name('idle')} is set up on the instance over SSH, so the launch waits for SSH.",
                     hint=f"Drop {'--no-wait' if self.spelling.cli else 'wait=False'}, or arm it later with "
-                    f"`inv autostop {name} {self.spelling.name('idle')}`.",
+                    f"`inv autostop {name} 30m`.",
                 )
             options["shutdown_behavior"] = autostop.action  # shutdown -h now on the instance does what the window says
         if check:

@@ -1,0 +1,176 @@
+"""Idle autostop on sandbox instances: the watcher script runs inside the instance (the sandbox's loop stands in
+for the systemd timer), powers it off by itself, and the instance's shutdown behaviour decides stop or terminate.
+
+EC2KIT_IDLE_CHECK=1 makes the watcher look every second, so windows of a few seconds are allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import instance_dir, run_inv
+
+FAST = {"EC2KIT_IDLE_CHECK": "1"}
+WINDOW = 6  # seconds
+
+
+def _stamp(line: str):  # noqa: ANN202
+    from datetime import datetime
+
+    return datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def state_of(sandbox, name: str) -> dict:
+    found = sandbox.ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [name]}])
+    [inst] = [i for r in found["Reservations"] for i in r["Instances"] if i["State"]["Name"] != "terminated"] or [
+        i for r in found["Reservations"] for i in r["Instances"]
+    ][-1:]
+    return inst
+
+
+def wait_for_state(sandbox, name: str, state: str, timeout: float) -> float:
+    """Seconds until the instance reached ``state`` (fails after ``timeout``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if state_of(sandbox, name)["State"]["Name"] == state:
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise AssertionError(f"{name} is {state_of(sandbox, name)['State']['Name']} after {timeout}s, not {state}")
+
+
+def wait_for_log(log: Path, needle: str, timeout: float) -> str:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        text = log.read_text() if log.exists() else ""
+        if needle in text:
+            return text
+        time.sleep(0.3)
+    raise AssertionError(f"{needle!r} not in {log} after {timeout}s:\n{log.read_text() if log.exists() else '(none)'}")
+
+
+@pytest.fixture
+def idle_launch(sandbox):
+    """``host = idle_launch("name", "--idle", "6s")``: launched with the fast watcher; terminated afterwards."""
+    home, made = sandbox.settings.home, []
+
+    def launch(name: str, *flags: str) -> Path:
+        result = run_inv("launch", name, *flags, home=home, env=FAST)
+        assert result.code == 0, result
+        made.append(name)
+        return instance_dir(home, name)
+
+    yield launch
+    for name in made:
+        run_inv("terminate", name, home=home)
+
+
+def ssh_argv(sandbox, name: str, command: str, *, tty: bool = False) -> list[str]:
+    """The ssh argv ec2kit itself uses for NAME (pinned key), running ``command``."""
+    from ec2kit import EC2
+
+    ec2 = EC2(home=str(sandbox.settings.home), sandbox=True, quiet=True)
+    argv = ec2.ssh_command(name, command=command)
+    return [argv[0], "-tt", *argv[1:]] if tty else argv
+
+
+def test_an_idle_instance_stops_itself_within_its_window_and_logs_why(sandbox, idle_launch):
+    host = idle_launch("idle-stops", "--idle", f"{WINDOW}s")
+    wait_for_state(sandbox, "idle-stops", "stopped", timeout=WINDOW + 40)
+    log = (host / "autostop" / "autostop.log").read_text()
+    [armed] = [line for line in log.splitlines() if "ec2kit: stop after" in line]
+    [acted] = [line for line in log.splitlines() if "idle for" in line]
+    seconds = (_stamp(acted) - _stamp(armed)).total_seconds()
+    assert WINDOW <= seconds <= WINDOW + 5, f"powered off {seconds}s after it was armed, window {WINDOW}s:\n{log}"
+    inst = state_of(sandbox, "idle-stops")
+    assert inst["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+    tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+    assert tags["ec2kit:idle"] == f"{WINDOW}s stop"
+    attr = sandbox.ec2.describe_instance_attribute(InstanceId=inst["InstanceId"], Attribute="instanceInitiatedShutdownBehavior")
+    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+    assert "no SSH session, no tmux client, no process above 10% CPU" in log and ": stop (" in log
+    # the disk is kept: the home directory is still there, and it starts again with the window restarted
+    assert (host / "home").is_dir()
+
+
+def arm(sandbox, name: str, *flags: str) -> None:
+    result = run_inv("autostop", name, *flags, home=sandbox.settings.home, env=FAST)
+    assert result.code == 0, result
+
+
+def test_an_open_ssh_session_keeps_it_running_and_closing_it_lets_it_stop(sandbox, launched):
+    host = launched("idle-ssh")["idle-ssh"]
+    log = host / "autostop" / "autostop.log"
+    session = subprocess.Popen(
+        ssh_argv(sandbox, "idle-ssh", "sleep 120", tty=True),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        arm(sandbox, "idle-ssh", f"{WINDOW}s")
+        wait_for_log(log, "active: SSH session", timeout=20)
+        time.sleep(WINDOW + 3)  # a whole window with the session open
+        assert state_of(sandbox, "idle-ssh")["State"]["Name"] == "running"
+    finally:
+        session.kill()
+        session.wait()
+    wait_for_state(sandbox, "idle-ssh", "stopped", timeout=WINDOW + 40)
+    assert "last work: SSH session" in log.read_text()
+
+
+def test_a_busy_process_keeps_it_running_until_it_ends(sandbox, launched):
+    host = launched("idle-busy")["idle-busy"]
+    log = host / "autostop" / "autostop.log"
+    start_busy = "nohup sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $! >busy.pid"
+    assert subprocess.run(ssh_argv(sandbox, "idle-busy", start_busy), capture_output=True, timeout=30).returncode == 0
+    arm(sandbox, "idle-busy", f"{WINDOW}s")
+    text = wait_for_log(log, "% CPU", timeout=20)
+    assert "active: process" in text
+    time.sleep(WINDOW + 3)
+    assert state_of(sandbox, "idle-busy")["State"]["Name"] == "running"
+    assert subprocess.run(ssh_argv(sandbox, "idle-busy", "kill $(cat busy.pid)"), capture_output=True, timeout=30).returncode == 0
+    wait_for_state(sandbox, "idle-busy", "stopped", timeout=WINDOW + 40)
+
+
+def test_autostop_off_disarms_the_watcher_and_arming_again_stops_it(sandbox, launched):
+    home = sandbox.settings.home
+    host = launched("idle-off")["idle-off"]
+    arm(sandbox, "idle-off", "1m")
+    off = run_inv("autostop", "idle-off", "off", home=home, env=FAST)
+    assert off.code == 0, off
+    assert "idle-off: autostop off" in off.out
+    time.sleep(2 * WINDOW + 2)
+    assert state_of(sandbox, "idle-off")["State"]["Name"] == "running"
+    assert "ec2kit: off" in (host / "autostop" / "autostop.log").read_text()
+    armed = run_inv("autostop", "idle-off", f"{WINDOW}s", "--action", "terminate", "--json", home=home, env=FAST)
+    assert armed.code == 0, armed
+    assert json.loads(armed.out)["action"] == "terminate"
+    wait_for_state(sandbox, "idle-off", "terminated", timeout=WINDOW + 40)
+
+
+def test_instances_shows_the_autostop_and_the_idle_time_without_resetting_it(sandbox, idle_launch):
+    home = sandbox.settings.home
+    idle_launch("idle-list", "--idle", "10m")
+    first = run_inv("instances", home=home, env=FAST)
+    assert first.code == 0, first
+    [row] = [line for line in first.out.splitlines() if line.startswith("idle-list ")]
+    assert "10m stop" in row
+    time.sleep(3)
+    second = run_inv("instances", home=home, env=FAST)
+    [row] = [line for line in second.out.splitlines() if line.startswith("idle-list ")]
+    assert row.split()[-1].endswith("s") and int(row.split()[-1].rstrip("s")) >= 3  # the listing's own SSH did not count
+
+
+def test_shutdown_on_a_sandbox_machine_stops_or_terminates_it_by_its_shutdown_behaviour(sandbox, launched):
+    launched("halt-me")
+    out = subprocess.run(
+        ssh_argv(sandbox, "halt-me", "command -v shutdown; shutdown -h now"), capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.strip().endswith("/bin/shutdown"), out
+    assert "/sandbox/hosts/" in out.stdout
+    wait_for_state(sandbox, "halt-me", "stopped", timeout=30)
+    assert state_of(sandbox, "halt-me")["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
