@@ -67,6 +67,13 @@ KEYS: dict[str, Key] = {
         Key("idle_action", "stop|terminate", "stop", (), "what an idle machine does (a one-time spot one can only terminate)"),
         Key("idle_cpu", "cpu", 10, (), "a process above this % of one core counts as work for the idle watcher"),
         Key(
+            "stop_unpulled_after",
+            "idle",
+            "1h",
+            ("EC2KIT_STOP_UNPULLED_AFTER",),
+            "a finished detached run nothing pulled for this long stops its instance (disk kept; off: never)",
+        ),
+        Key(
             "ssh_address",
             "auto|public|private",
             "auto",

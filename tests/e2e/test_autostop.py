@@ -174,3 +174,66 @@ def test_shutdown_on_a_sandbox_machine_stops_or_terminates_it_by_its_shutdown_be
     assert "/sandbox/hosts/" in out.stdout
     wait_for_state(sandbox, "halt-me", "stopped", timeout=30)
     assert state_of(sandbox, "halt-me")["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+
+
+def test_a_finished_detached_run_stops_itself_and_inv_pull_brings_everything_home_and_terminates(sandbox, tmp_path):
+    home = sandbox.settings.home
+    env = {"EC2KIT_STOP_UNPULLED_AFTER": "3s"}
+    script = tmp_path / "job.sh"
+    script.write_text(
+        '#!/bin/bash\nmkdir -p "$EC2KIT_RESULTS/sub"\necho model >"$EC2KIT_RESULTS/model.bin"\n'
+        'echo deep >"$EC2KIT_RESULTS/sub/deep.txt"\necho done\n'
+    )
+    results = tmp_path / "results"
+    started = run_inv(
+        "spot-run", "--script", str(script), "--name", "park-run", "--detach", "--results", str(results),
+        home=home, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert started.code == 0, started
+    found = sandbox.ec2.describe_instances(Filters=[{"Name": "tag:ec2kit:run", "Values": ["park-run"]}])
+    [inst] = [i for r in found["Reservations"] for i in r["Instances"]]
+    instance_id = inst["InstanceId"]
+
+    def state() -> str:
+        return sandbox.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+    deadline = time.monotonic() + 60
+    while state() != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    described = sandbox.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert described["State"]["Name"] == "stopped", described["State"]
+    assert described["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+    assert not (results / "model.bin").exists()  # nothing pulled it: the results are on the stopped disk only
+
+    runs = run_inv("runs", "--json", home=home, env=env, cwd=tmp_path)
+    assert runs.code == 0, runs
+    [row] = [r for r in json.loads(runs.out) if r["name"] == "park-run"]
+    assert row["note"] == "stopped, results on disk; `inv pull park-run`"
+    assert row["options"]["stopped_unpulled"] is True
+
+    pulled = run_inv("pull", "park-run", home=home, env=env, cwd=tmp_path, timeout=300)
+    assert pulled.code == 0, pulled
+    assert "starting it" in pulled.out + pulled.err
+    assert (results / "model.bin").read_text() == "model\n"
+    assert (results / "sub" / "deep.txt").read_text() == "deep\n"
+    deadline = time.monotonic() + 60
+    while state() not in ("terminated", "shutting-down") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state() in ("terminated", "shutting-down")
+
+
+def test_a_running_ec2kit_run_counts_as_work_with_nobody_connected(sandbox, launched):
+    host = launched("idle-run")["idle-run"]
+    log = host / "autostop" / "autostop.log"
+    # what the spot-run/exec wrapper keeps: ~/ec2kit/RUN/status (running) and a fresh ~/ec2kit/RUN/.beat
+    run_dir = host / "home" / "ec2kit" / "job1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "status").write_text('{"run": "job1", "state": "running", "exit_code": null}\n')
+    (run_dir / ".beat").write_text(str(int(time.time())))
+    arm(sandbox, "idle-run", f"{WINDOW}s")
+    wait_for_log(log, "active: run job1 is running", timeout=20)
+    time.sleep(WINDOW + 3)
+    assert state_of(sandbox, "idle-run")["State"]["Name"] == "running"
+    (run_dir / "status").write_text('{"run": "job1", "state": "succeeded", "exit_code": 0}\n')  # the script ended
+    wait_for_state(sandbox, "idle-run", "stopped", timeout=WINDOW + 40)
+    assert "last work: run job1 is running" in log.read_text()
