@@ -67,3 +67,28 @@ def test_the_install_script_writes_the_settings_and_arms_a_systemd_timer_as_root
     assert 'if [ "${EC2KIT_ONBOOT:-}" = sandbox ]' in script  # the sandbox runs the same script from its loop
     off = install_script(AutostopSetting(None), every=60)
     assert "WINDOW=0" in off and "systemctl disable --now ec2kit-autostop.timer" in off
+
+
+def test_ec2kit_toml_gives_the_launch_default_and_off_overrides_it(tmp_path, monkeypatch):
+    from ec2kit.api.options import CLI, idle_setting
+    from ec2kit.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EC2KIT_IDLE_CHECK", raising=False)
+    (tmp_path / "ec2kit.toml").write_text('idle = "45m"\nidle_action = "terminate"\nidle_cpu = 25\n')
+    settings = Settings.from_env(home=tmp_path / "home")
+    got = idle_setting(settings, idle=None, idle_action=None, idle_cpu=None, spot=False, spelling=CLI)
+    assert got == AutostopSetting(2700, "terminate", 25.0)
+    assert idle_setting(settings, idle="off", idle_action=None, idle_cpu=None, spot=False, spelling=CLI) is None
+    with pytest.raises(ConfigError, match="at least 2m"):
+        idle_setting(settings, idle="1m", idle_action=None, idle_cpu=None, spot=False, spelling=CLI)
+
+
+def test_a_bad_idle_in_ec2kit_toml_names_the_file_and_line(tmp_path, monkeypatch):
+    from ec2kit.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ec2kit.toml").write_text('type = "t3.small"\nidle = "abc"\n')
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(home=tmp_path / "home")
+    assert "ec2kit.toml:2" in str(err.value) and "'abc'" in str(err.value)
