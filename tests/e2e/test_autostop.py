@@ -237,3 +237,19 @@ def test_a_running_ec2kit_run_counts_as_work_with_nobody_connected(sandbox, laun
     (run_dir / "status").write_text('{"run": "job1", "state": "succeeded", "exit_code": 0}\n')  # the script ended
     wait_for_state(sandbox, "idle-run", "stopped", timeout=WINDOW + 40)
     assert "last work: run job1 is running" in log.read_text()
+
+
+def test_an_attached_tmux_client_counts_as_work_without_an_ssh_terminal(sandbox, launched):
+    host = launched("idle-tmux")["idle-tmux"]
+    log = host / "autostop" / "autostop.log"
+    # a tmux client on a terminal of its own (script(1) gives it one), started by a command without a terminal
+    attach = "export TERM=xterm; nohup script -qfc 'tmux -L idle-test new-session -s t sleep 600' /dev/null </dev/null >/dev/null 2>&1 & sleep 1"
+    assert subprocess.run(ssh_argv(sandbox, "idle-tmux", attach), capture_output=True, timeout=30).returncode == 0
+    arm(sandbox, "idle-tmux", f"{WINDOW}s")
+    wait_for_log(log, "active: tmux client on pts/", timeout=20)
+    time.sleep(WINDOW + 3)
+    assert state_of(sandbox, "idle-tmux")["State"]["Name"] == "running"
+    detach = "tmux -L idle-test detach-client -a 2>/dev/null; tmux -L idle-test detach-client; true"
+    assert subprocess.run(ssh_argv(sandbox, "idle-tmux", detach), capture_output=True, timeout=30).returncode == 0
+    wait_for_state(sandbox, "idle-tmux", "stopped", timeout=WINDOW + 40)
+    assert "last work: tmux client" in log.read_text()
