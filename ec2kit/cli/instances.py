@@ -16,7 +16,9 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
 
     found = domain(ctx).instances(all=all)
     if json:
-        ui.print_json([i.snapshot for i in found])
+        from dataclasses import asdict
+
+        ui.print_json([asdict(i.snapshot) | {"idle_seconds": i.idle_seconds} for i in found])
         return
     ui.print_table(
         "Instances",

@@ -163,6 +163,9 @@ def test_instances_shows_the_autostop_and_the_idle_time_without_resetting_it(san
     second = run_inv("instances", home=home, env=FAST)
     [row] = [line for line in second.out.splitlines() if line.startswith("idle-list ")]
     assert row.split()[-1].endswith("s") and int(row.split()[-1].rstrip("s")) >= 3  # the listing's own SSH did not count
+    listed = run_inv("instances", "--json", home=home, env=FAST)
+    [item] = [i for i in json.loads(listed.out) if i["name"] == "idle-list"]
+    assert item["tags"]["ec2kit:idle"] == "10m stop" and item["idle_seconds"] >= 3
 
 
 def test_shutdown_on_a_sandbox_machine_stops_or_terminates_it_by_its_shutdown_behaviour(sandbox, launched):
@@ -253,3 +256,15 @@ def test_an_attached_tmux_client_counts_as_work_without_an_ssh_terminal(sandbox,
     assert subprocess.run(ssh_argv(sandbox, "idle-tmux", detach), capture_output=True, timeout=30).returncode == 0
     wait_for_state(sandbox, "idle-tmux", "stopped", timeout=WINDOW + 40)
     assert "last work: tmux client" in log.read_text()
+
+
+def test_a_one_time_spot_instance_can_only_terminate_when_idle(sandbox, idle_launch):
+    home = sandbox.settings.home
+    refused = run_inv("launch", "idle-spot", "--spot", "--idle", f"{WINDOW}s", "--idle-action", "stop", home=home, env=FAST)
+    assert refused.code != 0 and "one-time spot instance cannot stop" in refused.err + refused.out
+    assert not sandbox.ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["idle-spot"]}])["Reservations"]
+    idle_launch("idle-spot", "--spot", "--idle", "10m")  # the action defaults to terminate, and says so
+    inst = state_of(sandbox, "idle-spot")
+    assert {t["Key"]: t["Value"] for t in inst["Tags"]}["ec2kit:idle"] == "10m terminate"
+    arm(sandbox, "idle-spot", f"{WINDOW}s")
+    wait_for_state(sandbox, "idle-spot", "terminated", timeout=WINDOW + 40)
