@@ -26,6 +26,7 @@ from .tags import IDLE_TAG
 if TYPE_CHECKING:
     from .aws.models import Instance
     from .context import Context
+    from .ssh import Transport
 
 DIR = "/var/lib/ec2kit/autostop"
 NOTTY_AGE = 120  # an SSH connection without a terminal counts once open this long (a tunnel, a long command)
@@ -160,8 +161,20 @@ def idle_seconds_command() -> str:
 
 def idle_seconds(ctx: Context, inst: Instance, timeout: float = 8.0) -> int | None:
     """How long the armed watcher on ``inst`` has seen no work (one short SSH command), or None."""
+    from .ssh import connect, openssh_preferred
+
     try:
-        out = ctx.connect(inst).run(idle_seconds_command(), check=False, timeout=timeout).stdout.split()
+        target = ctx.target(inst)
+        # A connection of its own that ends with the command: a shared one lingers, and a listing repeated
+        # every minute would keep it open past NOTTY_AGE, which the watcher rightly counts as work.
+        if openssh_preferred():
+            from .ssh.openssh import OpenSshTransport
+
+            transport: Transport = OpenSshTransport(target, connect_timeout=timeout, persist=0)
+        else:
+            transport = connect(target, connect_timeout=timeout)
+        with transport:
+            out = transport.run(idle_seconds_command(), check=False, timeout=timeout).stdout.split()
         return max(0, int(out[0])) if out else None
     except Exception:  # noqa: BLE001 - a listing never fails for one unreachable machine: it shows "?"
         return None
