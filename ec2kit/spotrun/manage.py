@@ -227,6 +227,20 @@ def stopped_itself(inst: Instance) -> bool:
     return (inst.raw.get("StateReason") or {}).get("Code", "") == "Client.InstanceInitiatedShutdown"
 
 
+def _wake(ctx: Context, record: RunRecord) -> Instance | None:
+    """Start the instance of a finished run that stopped itself with its results on its disk (so a pull can
+    bring them home), and return it running; None for any other run."""
+    if record.monitor or not record.options.get("resumable"):
+        return None
+    stopped = _instance_of(ctx, record)
+    if stopped is None or stopped.state != "stopped" or not stopped_itself(stopped):
+        return None
+    from ..actions import start
+
+    _default_say(f"{record.name}: its instance {stopped.id} stopped itself with the results on its disk; starting it")
+    return start(ctx, stopped.id, wait=True)
+
+
 def _instance_of(ctx: Context, record: RunRecord) -> Instance | None:
     """The run's current instance in any live state: by the record's id, else by the run's tag."""
     if record.instance_id:
@@ -317,14 +331,7 @@ def pull(ctx: Context, run: str) -> Path:
             f"Run {run} sends its results to the monitor instance '{record.monitor}', not here.",
             hint=f"Find them in ~/ec2kit-runs/{run} on {record.monitor}.",
         )
-    inst = _live_instance(ctx, record)
-    if inst is None:
-        stopped = _instance_of(ctx, record)
-        if stopped is not None and record.options.get("resumable") and stopped.state == "stopped" and stopped_itself(stopped):
-            from ..actions import start
-
-            _default_say(f"{run}: its instance {stopped.id} stopped itself with the results on its disk; starting it")
-            inst = start(ctx, stopped.id, wait=True)
+    inst = _live_instance(ctx, record) or _wake(ctx, record)
     if inst is None:
         stopped = _instance_of(ctx, record)
         if stopped is not None and record.options.get("resumable"):
@@ -396,7 +403,7 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     if was_live:  # first, so a spot-run following this run does not replace the instance
         record.state = "cancelled"
         runs.save(record)
-    inst = _live_instance(ctx, record)
+    inst = _live_instance(ctx, record) or _wake(ctx, record)
     if inst is not None:
         try:
             f = _follower(ctx, record, inst, out=lambda _line: None)

@@ -179,8 +179,10 @@ def test_shutdown_on_a_sandbox_machine_stops_or_terminates_it_by_its_shutdown_be
     assert state_of(sandbox, "halt-me")["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
 
 
-def test_a_finished_detached_run_stops_itself_and_inv_pull_brings_everything_home_and_terminates(sandbox, tmp_path):
+@pytest.mark.parametrize("collect", ["pull", "stop-run"])
+def test_a_finished_detached_run_stops_itself_and_inv_pull_brings_everything_home_and_terminates(sandbox, tmp_path, collect):
     home = sandbox.settings.home
+    run = f"park-{collect}"
     env = {"EC2KIT_STOP_UNPULLED_AFTER": "3s"}
     script = tmp_path / "job.sh"
     script.write_text(
@@ -189,11 +191,11 @@ def test_a_finished_detached_run_stops_itself_and_inv_pull_brings_everything_hom
     )
     results = tmp_path / "results"
     started = run_inv(
-        "spot-run", "--script", str(script), "--name", "park-run", "--detach", "--results", str(results),
+        "spot-run", "--script", str(script), "--name", run, "--detach", "--results", str(results),
         home=home, env=env, cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert started.code == 0, started
-    found = sandbox.ec2.describe_instances(Filters=[{"Name": "tag:ec2kit:run", "Values": ["park-run"]}])
+    found = sandbox.ec2.describe_instances(Filters=[{"Name": "tag:ec2kit:run", "Values": [run]}])
     [inst] = [i for r in found["Reservations"] for i in r["Instances"]]
     instance_id = inst["InstanceId"]
 
@@ -210,11 +212,11 @@ def test_a_finished_detached_run_stops_itself_and_inv_pull_brings_everything_hom
 
     runs = run_inv("runs", "--json", home=home, env=env, cwd=tmp_path)
     assert runs.code == 0, runs
-    [row] = [r for r in json.loads(runs.out) if r["name"] == "park-run"]
-    assert row["note"] == "stopped, results on disk; `inv pull park-run`"
+    [row] = [r for r in json.loads(runs.out) if r["name"] == run]
+    assert row["note"] == f"stopped, results on disk; `inv pull {run}`"
     assert row["options"]["stopped_unpulled"] is True
 
-    pulled = run_inv("pull", "park-run", home=home, env=env, cwd=tmp_path, timeout=300)
+    pulled = run_inv(collect, run, home=home, env=env, cwd=tmp_path, timeout=300)
     assert pulled.code == 0, pulled
     assert "starting it" in pulled.out + pulled.err
     assert (results / "model.bin").read_text() == "model\n"
