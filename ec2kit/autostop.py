@@ -136,15 +136,22 @@ def apply(ctx: Context, inst: Instance, setting: AutostopSetting, every: int) ->
         )
     check_action_fits(inst, setting)
     cloud = ctx.cloud
-    if setting.armed and inst.lifecycle != "spot":
-        cloud.set_shutdown_behavior(inst.id, setting.action)
+    before = None
+    if setting.armed and inst.lifecycle != "spot":  # first: the watcher must never power off with the old behaviour
+        before = cloud.shutdown_behavior(inst.id)
+        if before != setting.action:
+            cloud.set_shutdown_behavior(inst.id, setting.action)
     transport = ctx.connect(inst)
     result = transport.run(as_root(), stdin=install_script(setting, every), check=False, timeout=120)
     if not result.ok:
+        if before is not None and before != setting.action:  # no watcher: a shutdown does what it did before
+            cloud.set_shutdown_behavior(inst.id, before)
         raise RemoteError(
             f"Could not set the autostop of {inst.label} (exit {result.exit_code}): "
             f"{(result.stderr or result.stdout).strip()[-400:]}",
-            hint="The watcher is installed as root: the login user needs passwordless sudo (as on Ubuntu AMIs).",
+            hint="The instance runs without an idle autostop. The watcher is installed as root, so the login user "
+            f"needs passwordless sudo (as on Ubuntu AMIs); then `inv autostop {inst.name or inst.id} "
+            f"{format_window(setting.window) if setting.window else 'off'}` tries again.",
         )
     mechanism = next((line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("mechanism:")), "?")
     cloud.tag(inst.id, {IDLE_TAG: setting.tag})

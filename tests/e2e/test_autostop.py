@@ -270,3 +270,17 @@ def test_a_one_time_spot_instance_can_only_terminate_when_idle(sandbox, idle_lau
     assert {t["Key"]: t["Value"] for t in inst["Tags"]}["ec2kit:idle"] == "10m terminate"
     arm(sandbox, "idle-spot", f"{WINDOW}s")
     wait_for_state(sandbox, "idle-spot", "terminated", timeout=WINDOW + 40)
+
+
+def test_a_watcher_that_cannot_be_installed_is_a_clear_error_and_no_tag_claims_it(sandbox, launched):
+    host = launched("idle-broken")["idle-broken"]
+    (host / "autostop").write_text("a file where the watcher's directory goes\n")  # mkdir -p fails on the machine
+    result = run_inv("autostop", "idle-broken", "10m", "--action", "terminate", home=sandbox.settings.home, env=FAST)
+    assert result.code != 0 and "Traceback" not in result.err
+    assert "Could not set the autostop of idle-broken" in result.err and "`inv autostop idle-broken 10m`" in result.err
+    attr = sandbox.ec2.describe_instance_attribute(
+        InstanceId=state_of(sandbox, "idle-broken")["InstanceId"], Attribute="instanceInitiatedShutdownBehavior"
+    )
+    assert attr["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"  # put back: no watcher, no terminate
+    tags = {t["Key"]: t["Value"] for t in state_of(sandbox, "idle-broken")["Tags"]}
+    assert "ec2kit:idle" not in tags
