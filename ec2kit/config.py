@@ -64,6 +64,16 @@ KEYS: dict[str, Key] = {
         Key("key_name", "name", "ec2kit", ("EC2KIT_KEY_NAME",), "EC2 key pair name", True),
         Key("login_user", "user", "ubuntu", ("EC2KIT_USER",), "login user on instances"),
         Key("max_price", "price", None, (), "highest spot price, USD per hour"),
+        Key("idle", "idle", None, (), 'launch: stop a machine idle this long, e.g. "30m" (off: never)'),
+        Key("idle_action", "stop|terminate", "stop", (), "what an idle machine does (a one-time spot one can only terminate)"),
+        Key("idle_cpu", "cpu", 10, (), "a process above this % of one core counts as work for the idle watcher"),
+        Key(
+            "stop_unpulled_after",
+            "idle",
+            "1h",
+            ("EC2KIT_STOP_UNPULLED_AFTER",),
+            "a finished detached run nothing pulled for this long stops its instance (disk kept; off: never)",
+        ),
         Key(
             "ssh_address",
             "auto|public|private",
@@ -201,6 +211,15 @@ def _check(key: Key, value: Any, where: str) -> Any:
         if ok and key.kind == "disk" and value > MAX_DISK_GB:
             raise ConfigError(f"{where}: {key.name} = {value}: a disk is 1 to {MAX_DISK_GB} GB.", hint="Example: disk = 60.")
         shown = f"{key.name} = 60"
+    elif key.kind == "idle":
+        from .idle import parse_window
+
+        parse_window(value, option=f"{where}: {key.name} =", minimum=1)  # its lower bound is checked at launch
+        return str(value)
+    elif key.kind == "cpu":
+        from .idle import check_cpu
+
+        return check_cpu(value, option=f"{where}: {key.name} =")
     elif key.kind == "region":
         ok = isinstance(value, str) and bool(REGION.match(value))
         shown = f'{key.name} = "us-east-2"  (a region code; `inv region Ohio` finds one)'

@@ -13,6 +13,8 @@
 ``EC2KIT_SSH``         ``openssh`` (the system ssh, default) or ``fabric`` (paramiko; ``paramiko`` is an alias).
 ``EC2KIT_SSH_PERSIST`` seconds an idle shared ssh connection lingers (default 60; 0: none).
 ``AWS_PROFILE`` / ``AWS_REGION`` as usual; ``--profile``/``--region`` override.
+``EC2KIT_IDLE_CHECK``  seconds between two looks of an instance's idle watcher (default 60); the
+                       shortest idle window is twice that (tests and sandbox sessions use a few seconds).
 ``EC2KIT_DEBUG``       1: tracebacks for unexpected errors.
 ``EC2KIT_HOST_CACHE``  0: always ask AWS where instances are (default: reuse what the last
                        hour's commands saw, checked by connecting; see :mod:`ec2kit.hostcache`).
@@ -228,3 +230,20 @@ def host_cache_enabled() -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"EC2KIT_HOST_CACHE={value!r} is not understood.", hint="Use 0 to always ask AWS, or leave it unset.")
+
+
+#: Seconds between two looks of the idle watcher when ``EC2KIT_IDLE_CHECK`` is unset (the systemd timer's period).
+DEFAULT_IDLE_CHECK = 60
+
+
+def idle_check_every() -> int:
+    """``EC2KIT_IDLE_CHECK``: seconds between the idle watcher's checks on an instance (1-3600, default 60)."""
+    raw = os.environ.get("EC2KIT_IDLE_CHECK", "").strip()
+    if not raw:
+        return DEFAULT_IDLE_CHECK
+    if not raw.isdigit() or not 1 <= int(raw) <= 3600:
+        raise ConfigError(
+            f"EC2KIT_IDLE_CHECK={raw!r} is not a number of seconds from 1 to 3600.",
+            hint="Use e.g. EC2KIT_IDLE_CHECK=60 (the default), or leave it unset.",
+        )
+    return int(raw)

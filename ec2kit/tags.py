@@ -13,6 +13,16 @@ LAUNCH_TAG = "ec2kit:launch"  # the launch token: one launch's instances, reques
 SPOT_REQUEST_TAG = "ec2kit:spot-request"  # on an instance: the spot request that launched it
 RUN_TAG = "ec2kit:run"  # the spot run an instance, request or volume serves
 SWEEP_TAG = "ec2kit:sweep"  # the sweep an instance serves (it serves one run at a time: RUN_TAG)
+IDLE_TAG = "ec2kit:idle"  # on an instance: its autostop ("30m stop", "off"), what `inv instances` shows
 NAME_CLAIM_TAG = "ec2kit:name-claimed"  # "1" on an instance that won its Name from launches of that name at the same time
 
-__all__ = ["IMAGE_TAG", "LAUNCH_TAG", "MANAGED_TAG", "RUN_TAG", "SOURCE_INSTANCE_TAG", "SPOT_REQUEST_TAG", "SWEEP_TAG"]
+__all__ = [
+    "IDLE_TAG",
+    "IMAGE_TAG",
+    "LAUNCH_TAG",
+    "MANAGED_TAG",
+    "RUN_TAG",
+    "SOURCE_INSTANCE_TAG",
+    "SPOT_REQUEST_TAG",
+    "SWEEP_TAG",
+]

@@ -17,6 +17,7 @@ from .shown import _Shown, identifier
 if TYPE_CHECKING:
     from ..aws.models import Image, Volume
     from ..aws.models import Instance as InstanceInfo
+    from ..idle import AutostopSetting
     from ..ssh import Transport
     from ..workdir import SyncReport
     from .ec2 import EC2
@@ -124,6 +125,8 @@ class Instance(_Shown):
         self._info = info
         self._read_at = time.monotonic()
         self._gone = False
+        #: seconds its idle watcher has seen no work, as ``ec2.instances()`` read it (None: not read, or not armed)
+        self.idle_seconds: int | None = None
 
     # -- what it is (live) ------------------------------------------------------------
     @property
@@ -140,6 +143,14 @@ class Instance(_Shown):
     def label(self) -> str:
         """``name (i-…)`` for messages."""
         return self._info.label
+
+    @property
+    def autostop(self) -> AutostopSetting | None:
+        """The idle autostop ec2kit set on it (its ``ec2kit:idle`` tag), or None when it never set one."""
+        from ..idle import AutostopSetting
+        from ..tags import IDLE_TAG
+
+        return AutostopSetting.from_tag(self._info.tags.get(IDLE_TAG))
 
     @property
     def snapshot(self) -> InstanceInfo:
@@ -303,15 +314,40 @@ def _uptime(info: InstanceInfo) -> str:
     return human_duration((datetime.now(timezone.utc) - lt).total_seconds())
 
 
+def _autostop_cell(i: Instance) -> str:
+    setting = i.autostop
+    return setting.tag if setting is not None and setting.armed else ""
+
+
+def _idle_cell(i: Instance) -> str:
+    from ..ui import human_duration
+
+    if i.idle_seconds is None:
+        return "?" if i.autostop is not None and i.autostop.armed and i._info.state == "running" else ""
+    return human_duration(i.idle_seconds)
+
+
 def _instance_row(i: Instance) -> tuple[Any, ...]:
     from ..aws.costs import BILLED_STATES, dollars
 
     info = i._info  # the listing's own snapshot: one DescribeInstances for the whole table
     price = dollars(info.hourly_price) if info.state in BILLED_STATES else ""
-    return (info.name, info.id, info.type, info.state, info.lifecycle, info.public_ip, info.private_ip, _uptime(info), price)
+    return (
+        info.name,
+        info.id,
+        info.type,
+        info.state,
+        info.lifecycle,
+        info.public_ip,
+        info.private_ip,
+        _uptime(info),
+        price,
+        _autostop_cell(i),
+        _idle_cell(i),
+    )
 
 
-INSTANCE_COLUMNS = ("name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime", "$/h")
+INSTANCE_COLUMNS = ("name", "id", "type", "state", "lifecycle", "public ip", "private ip", "uptime", "$/h", "autostop", "idle")
 
 
 class InstanceNames:

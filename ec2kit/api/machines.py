@@ -13,10 +13,11 @@ from ..errors import ConfigError
 from ..untrusted import markup_safe
 from .base import Face
 from .instances import INSTANCE_COLUMNS, Instance, _instance_row
-from .options import apply_gpus, gpu_request, launch_options, workdir_option
+from .options import apply_gpus, gpu_request, idle_setting, launch_options, workdir_option
 from .shown import Listing
 
 if TYPE_CHECKING:
+    from ..autostop import AutostopResult
     from ..aws.access import SshRule
     from ..workdir import SyncReport
 
@@ -78,12 +79,15 @@ class MachineVerbs(Face):
 
     def instances(self, *, all: bool = False, tags: dict[str, str | None] | None = None) -> Listing[Instance]:
         """Instances (not terminated unless ``all``), with these tag values (None: any value); one EC2 call, then the
-        price of each running one (``hourly_price``: its pool's spot price, or its type's on-demand price)."""
+        price of each running one (``hourly_price``: its pool's spot price, or its type's on-demand price), and
+        for each running instance with an idle autostop one short SSH command reading how long it has been idle
+        (``Instance.idle_seconds``; a command without a terminal does not count as work)."""
         from ..aws.models import LIVE_STATES
 
         found = self.cloud.instances(states=[*LIVE_STATES, "terminated"] if all else None, tags=tags)
         self._api._price_instances(found)
         items = [Instance(self._api, i) for i in sorted(found, key=lambda i: (i.name or "", i.id))]
+        self._read_idle([i for i in items if i._info.state == "running" and i.autostop is not None and i.autostop.armed])
         if not tags:  # a complete listing doubles as the names tab completion offers
             self._names_cache = (time.monotonic(), sorted({i.name for i in found if i.name and i.state != "terminated"}))
         return Listing(
@@ -93,6 +97,18 @@ class MachineVerbs(Face):
             row=_instance_row,
             empty="No instances. Launch one with ec2.launch(NAME).",
         )
+
+    def _read_idle(self, armed: list[Instance]) -> None:
+        """How long each armed instance's watcher has seen no work: one short SSH command each, in parallel."""
+        if not armed:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..autostop import idle_seconds
+
+        with ThreadPoolExecutor(max_workers=min(8, len(armed))) as pool:
+            for inst, seconds in zip(armed, pool.map(lambda i: idle_seconds(self.ctx, i._info), armed)):
+                inst.idle_seconds = seconds
 
     def instance(self, name_or_id: str | Instance) -> Instance:
         """The instance with this Name tag or id; :class:`~ec2kit.errors.NotFound` suggests close names."""
@@ -145,6 +161,9 @@ class MachineVerbs(Face):
         gpu_memory: str | None = None,
         yes: bool = False,
         workdir: str | Path | None = None,
+        idle: str | None = None,
+        idle_action: str | None = None,
+        idle_cpu: float | str | None = None,
     ) -> Any:
         """Launch an instance named ``name`` and return it once SSH answers (``inv launch``).
 
@@ -156,10 +175,13 @@ class MachineVerbs(Face):
         ``open_ssh`` opens port 22 to everyone; ``workdir`` (default: ``workdir`` in ec2kit.toml) is synced to
         ``~/work/<its name>`` once SSH answers. ``gpus="A10G:1"`` (MODEL[:COUNT]) and/or ``gpu_memory="24GB"``
         (per GPU) choose the type instead: the cheapest that fits, or with ``spot`` every one that fits as the
-        fleet's pools (from DescribeInstanceTypes' GpuInfo; :meth:`gpus` lists them). ``check=True`` changes nothing: it returns a
-        :class:`LaunchCheck` after asking EC2 with DryRun. The expected hourly cost is shown first; above
-        ``confirm_above`` (config, default $2/h) it asks on a terminal and refuses without one, unless ``yes``.
-        Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
+        fleet's pools (from DescribeInstanceTypes' GpuInfo; :meth:`gpus` lists them). ``idle="30m"`` arms the idle
+        watcher on the instance (ec2kit.toml's ``idle`` by default; ``"off"``: none): with no SSH session, tmux
+        client, busy process (above ``idle_cpu`` % of a core), busy GPU or running ec2kit run for that long, it
+        powers itself off and ``idle_action`` (``stop``; a one-time spot instance can only ``terminate``) follows,
+        laptop closed or not. ``check=True`` changes nothing: it returns a :class:`LaunchCheck` after asking EC2
+        with DryRun. The expected hourly cost is shown first; above ``confirm_above`` (config, default $2/h) it
+        asks on a terminal and refuses without one, unless ``yes``. Example: ``ec2.launch("gpu1", type="g5.xlarge", spot=True)``.
         """
         from ..actions import launch
 
@@ -190,12 +212,25 @@ class MachineVerbs(Face):
                 f"{'--no-wait' if self.spelling.cli else 'wait=False'}.",
                 hint=f"Drop one of them (sync later with {'`inv sync NAME`' if self.spelling.cli else 'inst.sync()'}).",
             )
+        autostop = idle_setting(
+            self.settings, idle=idle, idle_action=idle_action, idle_cpu=idle_cpu, spot=spot, spelling=self.spelling
+        )
+        if autostop is not None:
+            if not wait:
+                raise ConfigError(
+                    f"{self.spelling.name('idle')} is set up on the instance over SSH, so the launch waits for SSH.",
+                    hint=f"Drop {'--no-wait' if self.spelling.cli else 'wait=False'}, or arm it later with "
+                    f"`inv autostop {name} 30m`.",
+                )
+            options["shutdown_behavior"] = autostop.action  # shutdown -h now on the instance does what the window says
         if check:
             return self._check_launch(name, options)
         self._api._confirm_cost(self._launch_estimate(options), yes=yes, what=f"instance {name}")
         with self._progress(f"Launching {name}") as progress:
             info = launch(self.ctx, name, wait=wait, progress=progress, **options)
         self._names_cache = (0.0, [])
+        if autostop is not None:
+            self._say(markup_safe(str(self._arm(info, autostop))), note=True)
         inst = Instance(self._api, info)
         if local is not None:
             self.sync(inst, local)
@@ -232,6 +267,33 @@ class MachineVerbs(Face):
             on_demand_fallback=options.get("on_demand_fallback", False),
             disk=options["disk"],
         )
+
+    def autostop(
+        self, name: str | Instance, idle: str, *, action: str | None = None, cpu: float | str | None = None
+    ) -> AutostopResult:
+        """Arm the idle watcher on a running instance (``inv autostop NAME 45m``), or disarm it (``idle="off"``).
+
+        ``action``: ``stop`` (default; the disk is kept) or ``terminate`` (the only one a one-time spot
+        instance has); ``cpu``: a process above this % of one core counts as work (default 10, or
+        ``idle_cpu`` in ec2kit.toml). The window starts again now. Example: ``ec2.autostop("gpu1", "45m")``.
+        """
+        from ..idle import AutostopSetting, check_action, check_cpu, parse_window
+        from ..settings import idle_check_every
+
+        window = parse_window(idle, option="idle" if not self.spelling.cli else "the idle window", minimum=2 * idle_check_every())
+        chosen = check_action(action, option=self.spelling.name("action")) if action is not None else None
+        threshold = check_cpu(cpu if cpu is not None else self.settings.default("idle_cpu"), option=self.spelling.name("cpu"))
+        inst = name.info if isinstance(name, Instance) else self.cloud.instance(name)
+        if chosen is None:
+            chosen = "terminate" if inst.lifecycle == "spot" else str(self.settings.default("idle_action") or "stop")
+        return self._arm(inst, AutostopSetting(window, chosen, threshold))
+
+    def _arm(self, inst: Any, setting: Any) -> AutostopResult:
+        from ..autostop import apply
+        from ..settings import idle_check_every
+
+        with self._progress(f"Setting the autostop of {inst.name or inst.id}"):
+            return apply(self.ctx, inst, setting, idle_check_every())
 
     def _check_launch(self, name: str, options: dict[str, Any]) -> LaunchCheck:
         """The plan, then the very call the launch makes, sent with DryRun (its refusal is raised)."""

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..aws.gpus import GpuType
+    from ..idle import AutostopSetting
     from ..settings import Settings
 
 
@@ -123,6 +124,48 @@ def network(
         "security_groups": split_list(security_groups) or list(default("security_groups") or []),
         "instance_profile": instance_profile or default("instance_profile"),
     }
+
+
+def idle_setting(
+    settings: Settings,
+    *,
+    idle: str | None,
+    idle_action: str | None,
+    idle_cpu: float | str | None,
+    spot: bool,
+    spelling: Spelling = PYTHON,
+) -> AutostopSetting | None:
+    """The autostop a launch arms: ``idle`` (else ec2kit.toml's ``idle``; "off": none), its action and CPU threshold.
+
+    A one-time spot instance can only terminate: its action defaults to terminate and ``stop`` is refused.
+    Checked before anything is launched.
+    """
+    from ..idle import AutostopSetting, check_action, check_cpu, parse_window
+    from ..settings import idle_check_every
+
+    default = settings.default
+    given = idle if idle is not None else default("idle")
+    minimum = 2 * idle_check_every()
+    window = parse_window(given, option=spelling.name("idle"), minimum=minimum) if given is not None else None
+    if idle_action is not None:
+        action = check_action(idle_action, option=spelling.name("idle_action"))
+    else:
+        action = "terminate" if spot else check_action(default("idle_action"), option="idle_action")
+    if spot and action == "stop" and window:
+        raise ConfigError(
+            f"{spelling.given('idle_action', 'stop')}: a one-time spot instance cannot stop, only terminate (its disk "
+            "goes with it).",
+            hint=f"Use {spelling.given('idle_action', 'terminate')}, or launch on demand to keep the disk when idle.",
+        )
+    cpu = check_cpu(idle_cpu if idle_cpu is not None else default("idle_cpu"), option=spelling.name("idle_cpu"))
+    if window is None:
+        if idle_action is not None or idle_cpu is not None:
+            raise ConfigError(
+                f"{spelling.name('idle_action')} and {spelling.name('idle_cpu')} shape an idle window: add "
+                f"{spelling.given('idle', '30m')} (or set idle in ec2kit.toml)."
+            )
+        return None
+    return AutostopSetting(window, action, cpu)
 
 
 def launch_options(

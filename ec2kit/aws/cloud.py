@@ -99,6 +99,8 @@ class Cloud:
         self.start = compute.start
         self.stop = compute.stop
         self.tag = compute.tag
+        self.set_shutdown_behavior = compute.set_shutdown_behavior
+        self.shutdown_behavior = compute.shutdown_behavior
         self.terminate = compute.terminate
         self.change_type = compute.change_type
         self.spot_request_for = compute.spot_request_for

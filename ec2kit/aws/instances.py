@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import NotFound, Terminated, TimedOut, WrongState
+from ..errors import ConfigError, NotFound, Terminated, TimedOut, WrongState
 from .errors import translated
 from .instance_types import InstanceTypes
 from .models import LIVE_STATES, Instance, SpotRequest, filters, match_instance, tag_list
@@ -129,6 +129,24 @@ class Instances:
     def tag(self, resource_id: str, tags: dict[str, str]) -> None:
         """Set ``tags`` on one resource (an instance a sweep hands to its next run is renamed for it)."""
         self.aws.ec2.create_tags(Resources=[resource_id], Tags=tag_list(tags))
+
+    @translated("set the shutdown behaviour of {0}")
+    def set_shutdown_behavior(self, instance_id: str, behavior: str) -> None:
+        """What ``shutdown -h now`` on the instance does: ``stop`` (disk kept) or ``terminate``
+        (InstanceInitiatedShutdownBehavior; a one-time spot instance can only terminate)."""
+        if behavior not in ("stop", "terminate"):
+            raise ConfigError(f"Shutdown behaviour '{behavior}' is not understood.", hint="Use 'stop' or 'terminate'.")
+        # The Attribute/Value form: moto reads {"InstanceInitiatedShutdownBehavior": {"Value": ...}} as a security
+        # group change and empties the instance's groups; AWS takes both forms alike.
+        self.aws.ec2.modify_instance_attribute(
+            InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior", Value=behavior
+        )
+
+    @translated("read the shutdown behaviour of {0}")
+    def shutdown_behavior(self, instance_id: str) -> str:
+        """The instance's InstanceInitiatedShutdownBehavior: ``stop`` or ``terminate``."""
+        found = self.aws.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")
+        return str(found.get("InstanceInitiatedShutdownBehavior", {}).get("Value") or "stop")
 
     @translated("terminate instance {0}")
     def terminate(self, name: str, *, wait: bool = False, progress: Progress | None = None) -> Instance:

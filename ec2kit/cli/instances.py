@@ -11,19 +11,21 @@ from ._common import GPU_HELP, NETWORK_HELP, WIDE_HELP, command, domain, parse_t
 
 @command(help={"json": "print JSON instead of a table", "all": "include terminated instances", "wide": WIDE_HELP})
 def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = False) -> None:
-    """List instances: name, id, type, state, spot/on-demand, IPs, uptime, $/h (one EC2 call, then prices)."""
+    """List instances: name, id, type, state, spot/on-demand, IPs, uptime, $/h, autostop and idle time (one EC2 call, then prices)."""
     from ..api.instances import INSTANCE_COLUMNS, _instance_row
 
     found = domain(ctx).instances(all=all)
     if json:
-        ui.print_json([i.snapshot for i in found])
+        from dataclasses import asdict
+
+        ui.print_json([asdict(i.snapshot) | {"idle_seconds": i.idle_seconds} for i in found])
         return
     ui.print_table(
         "Instances",
         list(INSTANCE_COLUMNS),
         [_instance_row(i) for i in found],
         empty="No instances. Launch one with `inv launch NAME`.",
-        priority=("name", "state", "type", "public ip", "uptime", "$/h", "id", "lifecycle", "private ip"),
+        priority=("name", "state", "type", "$/h", "autostop", "idle", "public ip", "uptime", "id", "lifecycle", "private ip"),
         minimum={"name": 24, "id": 19},
         wide=wide,
     )
@@ -48,6 +50,10 @@ def instances(ctx: Context, json: bool = False, all: bool = False, wide: bool = 
         "json": "print the instance as JSON",
         "yes": "go ahead without asking even when the expected cost is above confirm_above (config; default $2/h)",
         "workdir": "sync this directory to ~/work/<its name> once SSH answers (default: `workdir` in ec2kit.toml, else none)",
+        "idle": "stop the machine when idle this long, e.g. 30m, 2h (default: `idle` in ec2kit.toml; off: never); "
+        "enforced on the instance, laptop closed or not",
+        "idle_action": "what an idle machine does: stop (default; disk kept) or terminate (a one-time spot one can only terminate)",
+        "idle_cpu": "a process above this percentage of one core counts as work for --idle (default 10)",
         **NETWORK_HELP,
         **GPU_HELP,
     },
@@ -75,8 +81,11 @@ def launch(
     gpu_memory: str | None = None,
     yes: bool = False,
     workdir: str | None = None,
+    idle: str | None = None,
+    idle_action: str | None = None,
+    idle_cpu: str | None = None,
 ) -> None:
-    """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge"""
+    """Launch an instance and wait until SSH answers. Example: inv launch base --disk 60 --type m5.xlarge --idle 30m"""
     done = domain(ctx).launch(
         name,
         image=image,
@@ -98,9 +107,46 @@ def launch(
         gpu_memory=gpu_memory,
         yes=yes,
         workdir=workdir,
+        idle=idle,
+        idle_action=idle_action,
+        idle_cpu=idle_cpu,
     )
     if not check:  # a check printed its plan line by line
         _show(done.snapshot, json)
+
+
+@command(
+    help={
+        "name": "instance name or id (running)",
+        "idle": "idle window, e.g. 45m, 2h, 1h30m; off disarms the watcher",
+        "action": "what the idle machine does: stop (default; disk kept) or terminate (a one-time spot one can only terminate)",
+        "cpu": "a process above this percentage of one core counts as work (default 10, or idle_cpu in ec2kit.toml)",
+        "json": "print the setting as JSON",
+    }
+)
+def autostop(ctx: Context, name: str, idle: str, action: str | None = None, cpu: str | None = None, json: bool = False) -> None:
+    """Stop (or terminate) a machine by itself once idle this long, or `off`. Example: inv autostop gpu1 45m
+
+    Idle means, for the whole window: no SSH session with a terminal (nor a connection open 2 min or
+    more), no attached tmux client, no process above --cpu percent of one core, no GPU above 5 percent, and no
+    running ec2kit run. A root systemd timer on the instance checks every minute and logs why it acts
+    (/var/lib/ec2kit/autostop/autostop.log).
+    """
+    done = domain(ctx).autostop(name, idle, action=action, cpu=cpu)
+    if json:
+        s = done.setting
+        ui.print_json(
+            {
+                "name": done.name,
+                "id": done.instance_id,
+                "idle": s.window,
+                "action": s.action if s.armed else None,
+                "cpu": s.cpu if s.armed else None,
+                "watcher": done.mechanism,
+            }
+        )
+    else:
+        ui.console().print(shown(str(done)))
 
 
 def _show(inst, json: bool) -> None:

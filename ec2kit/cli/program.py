@@ -25,6 +25,7 @@ GROUPS: list[tuple[str, list[str]]] = [
         [
             "launch",
             "instances",
+            "autostop",
             "start",
             "stop",
             "terminate",

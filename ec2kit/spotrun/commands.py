@@ -64,8 +64,10 @@ def render_wrapper(
     resume_on_boot: bool = False,
     owned: bool = True,
     queue: bool = False,
+    stop_after: int = 0,
 ) -> str:
-    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
+    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered); ``stop_after``: a resumable
+    run whose script ended and that nothing pulled for that many seconds stops its instance (0: never)."""
     from ..recipe.render import environment  # the one Jinja factory (sandboxed; `quote` makes one shell word)
 
     return (
@@ -83,6 +85,7 @@ def render_wrapper(
             resume_on_boot=resume_on_boot,
             owned=owned,
             queue=queue,
+            stop_after=max(0, int(stop_after)) if resume_on_boot else 0,
         )
     )
 

@@ -84,7 +84,17 @@ def refresh(ctx: Context, records: list[RunRecord]) -> dict[str, str]:
         if record.name in orphans and not _adopt(ctx, record, inst, notes):
             continue
         if inst is not None and inst.state != "running":
-            if record.options.get("resumable") and inst.state in ("stopping", "stopped"):
+            if record.options.get("resumable") and inst.state in ("stopping", "stopped") and stopped_itself(inst):
+                notes[record.name] = f"stopped, results on disk; `inv pull {record.name}`"
+                if not record.options.get("stopped_unpulled"):
+                    record.options["stopped_unpulled"] = True
+                    record.options["note"] = (
+                        "its script ended and nothing pulled its results for a while, so its instance stopped "
+                        f"itself (the disk, with the results, is kept); `inv pull {record.name}` starts it, pulls "
+                        "everything and terminates it"
+                    )
+                    runs.save(record)
+            elif record.options.get("resumable") and inst.state in ("stopping", "stopped"):
                 notes[record.name] = "stopped by a spot interruption; it resumes from its checkpoint when capacity returns"
             else:
                 notes[record.name] = f"instance {inst.state}"
@@ -221,6 +231,26 @@ def _notice_note(follower: Follower, record: RunRecord) -> str:
     return note
 
 
+def stopped_itself(inst: Instance) -> bool:
+    """Whether the instance powered itself off (``shutdown -h now``: a finished run nothing pulled), as
+    opposed to a spot interruption (Server.SpotInstanceTermination) or a stop from outside."""
+    return (inst.raw.get("StateReason") or {}).get("Code", "") == "Client.InstanceInitiatedShutdown"
+
+
+def _wake(ctx: Context, record: RunRecord) -> Instance | None:
+    """Start the instance of a finished run that stopped itself with its results on its disk (so a pull can
+    bring them home), and return it running; None for any other run."""
+    if record.monitor or not record.options.get("resumable"):
+        return None
+    stopped = _instance_of(ctx, record)
+    if stopped is None or stopped.state != "stopped" or not stopped_itself(stopped):
+        return None
+    from ..actions import start
+
+    _default_say(f"{record.name}: its instance {stopped.id} stopped itself with the results on its disk; starting it")
+    return start(ctx, stopped.id, wait=True)
+
+
 def _instance_of(ctx: Context, record: RunRecord) -> Instance | None:
     """The run's current instance in any live state: by the record's id, else by the run's tag."""
     if record.instance_id:
@@ -311,7 +341,7 @@ def pull(ctx: Context, run: str) -> Path:
             f"Run {run} sends its results to the monitor instance '{record.monitor}', not here.",
             hint=f"Find them in ~/ec2kit-runs/{run} on {record.monitor}.",
         )
-    inst = _live_instance(ctx, record)
+    inst = _live_instance(ctx, record) or _wake(ctx, record)
     if inst is None:
         stopped = _instance_of(ctx, record)
         if stopped is not None and record.options.get("resumable"):
@@ -383,7 +413,7 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     if was_live:  # first, so a spot-run following this run does not replace the instance
         record.state = "cancelled"
         runs.save(record)
-    inst = _live_instance(ctx, record)
+    inst = _live_instance(ctx, record) or _wake(ctx, record)
     if inst is not None:
         try:
             f = _follower(ctx, record, inst, out=lambda _line: None)

@@ -15,6 +15,7 @@ from .options import DATA_MOUNT, SpotRunOptions, bundle, resumable
 from .state import _Run
 
 if TYPE_CHECKING:
+    from ..settings import Settings
     from ..ssh import Transport
 
 
@@ -44,6 +45,15 @@ def _attach_data(run: _Run, attempt: int) -> None:
     run.ctx.cloud.delete_with_instance(vol.id)  # gone with the instance, however it ends
 
 
+def stop_unpulled_after(settings: Settings) -> int:
+    """Seconds a finished detached run waits for `inv pull` before its instance stops itself (0: never):
+    ``stop_unpulled_after`` in ec2kit.toml or EC2KIT_STOP_UNPULLED_AFTER, default 1h."""
+    from ..idle import parse_window
+
+    value = settings.default("stop_unpulled_after")
+    return parse_window(value, option="stop_unpulled_after", minimum=1) or 0
+
+
 def _upload(run: _Run) -> None:
     opts, rec = run.options, run.record
     wrapper = render_wrapper(
@@ -57,6 +67,7 @@ def _upload(run: _Run) -> None:
         resume_on_boot=resumable(opts),
         owned=not opts.on,
         queue=opts.queue,
+        stop_after=stop_unpulled_after(run.ctx.settings),
     )
     data = bundle(opts, wrapper)
     _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && tar -xzf - -C "$HOME/ec2kit/{rec.name}"', stdin=data, timeout=600)

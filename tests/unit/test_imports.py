@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.workdir",),  # a local tree kept on an instance (inv sync, --workdir)
     ("ec2kit.plot",),
     ("ec2kit.runs", "ec2kit.metrics"),
+    ("ec2kit.autostop",),  # the idle watcher: rendered, installed over SSH, read back
     ("ec2kit.recipe",),
     ("ec2kit.actions",),
     ("ec2kit.context",),
@@ -40,7 +41,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.keypair", "ec2kit.display", "ec2kit.ui"),
     ("ec2kit.settings",),
     ("ec2kit.config",),
-    ("ec2kit.errors", "ec2kit.fsutil", "ec2kit.untrusted", "ec2kit.paths", "ec2kit.defaults", "ec2kit.checkpoint", "ec2kit.tags"),
+    ("ec2kit.idle",),  # idle windows, actions, CPU thresholds (pure): config.py checks ec2kit.toml's with it
+    (
+        "ec2kit.errors",
+        "ec2kit.fsutil",
+        "ec2kit.untrusted",
+        "ec2kit.paths",
+        "ec2kit.defaults",
+        "ec2kit.checkpoint",
+        "ec2kit.tags",
+        "ec2kit.idle",
+    ),
 )
 
 #: inside aws/: plain services over one session, composed by ``Cloud`` (top first; same rules as LAYERS)

@@ -118,6 +118,9 @@ def run(root: Path) -> int:
     log.info("moto ready in %.2fs", time.monotonic() - started)
     worker = threading.Thread(target=reconciler.run, args=(stop,), name="reconciler", daemon=True)
     worker.start()
+    from .watchers import Watchers
+
+    threading.Thread(target=Watchers(reconciler).run, args=(stop,), name="watchers", daemon=True).start()
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -225,6 +225,7 @@ class Reconciler:
                 "EC2KIT_POWEROFF": f"curl -fsS -X POST {self.control_url}/poweroff/{instance_id}",
                 "EC2KIT_INSTANCE_ID": instance_id,
                 "EC2KIT_ONBOOT": "sandbox",  # the sandbox runs ~/.ec2kit/boot/*.sh itself (cron @reboot on AWS)
+                "EC2KIT_AUTOSTOP_DIR": str(root / "autostop"),  # the idle watcher's home (/var/lib/ec2kit/autostop on AWS)
             },
         )
         host.start()

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,11 @@ class SshdHost:
         return getpass.getuser()
 
     @property
+    def bin_dir(self) -> Path:
+        """First on the machine's PATH: ``shutdown``, ``poweroff`` and ``halt`` that ask the sandbox to power it off."""
+        return self.root / "bin"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "sshd.log"
 
@@ -85,7 +91,13 @@ class SshdHost:
         (self.root / "authorized_keys").write_text("".join(k.strip() + "\n" for k in self.authorized_keys))
         if not self.port:
             self.port = free_port()
-        env = {"HOME": str(self.home), "EC2KIT_SANDBOX_HOST": str(self.root), **self.env}
+        self.write_shims()
+        env = {
+            "HOME": str(self.home),
+            "EC2KIT_SANDBOX_HOST": str(self.root),
+            "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            **self.env,
+        }
         set_env = " ".join(f'"{k}={v}"' for k, v in env.items())
         config = self.root / "sshd_config"
         config.write_text(
@@ -111,6 +123,22 @@ class SshdHost:
             "LogLevel VERBOSE\n"
         )
         return config
+
+    def write_shims(self) -> None:
+        """``shutdown -h now`` (and ``poweroff``, ``halt``) on this machine run ``$EC2KIT_POWEROFF``: the sandbox
+        stops or terminates the instance by its InstanceInitiatedShutdownBehavior, never the real machine."""
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        shim = (
+            "#!/bin/sh\n# ec2kit sandbox: this machine's power-off goes to the sandbox (stop or terminate, as EC2 would)\n"
+            'case " $* " in *" -r "*|*" --reboot "*|*" -c "*) echo "$0: only power-off is imitated" >&2; exit 1 ;; esac\n'
+            '[ -n "${EC2KIT_POWEROFF:-}" ] || { echo "$0: not a sandbox machine" >&2; exit 1; }\n'
+            'exec sh -c "$EC2KIT_POWEROFF" >/dev/null\n'
+        )
+        for name in ("shutdown", "poweroff", "halt"):
+            path = self.bin_dir / name
+            if not path.exists() or path.read_text() != shim:
+                path.write_text(shim)
+                path.chmod(0o755)
 
     def start(self, timeout: float = 5.0) -> None:
         """Start sshd in the foreground of a child process and wait until it listens."""
@@ -177,37 +205,40 @@ class SshdHost:
         self.pid = None
         self.kill_leftovers()
 
-    def run_boot_hooks(self) -> list[str]:
-        """Run ``~/.ec2kit/boot/*.sh`` as the machine's boot would (cron's @reboot on AWS): in the
-        host's namespaces, with cron's small environment plus the instance's own variables."""
-        hooks = sorted((self.home / ".ec2kit" / "boot").glob("*.sh"))
-        if not hooks:
-            return []
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    def machine_env(self) -> dict[str, str]:
+        """What a process the machine itself starts sees (cron's small environment plus the instance's variables)."""
+        return {
+            "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "SHELL": "/bin/sh",
             "HOME": str(self.home),
-            "EC2KIT_SANDBOX_HOST": str(self.root),  # so a stop ends what the hooks started
+            "EC2KIT_SANDBOX_HOST": str(self.root),  # so a stop ends what the machine started
             **self.env,
         }
+
+    def spawn(self, argv: list[str], *, env: dict[str, str] | None = None, log_name: str = "boot.log") -> subprocess.Popen:
+        """Start ``argv`` as the machine would (in the host's namespaces, with :meth:`machine_env`), output to ``log_name``."""
         prefix: list[str] = []
         inner = self._namespace_pid()
         if inner is not None and shutil.which("nsenter"):
             prefix = ["nsenter", "-t", str(inner), "-m", "-p", "--"]
-        import threading
+        with open(self.root / log_name, "ab") as log:
+            return subprocess.Popen(
+                [*prefix, *argv],
+                env={**self.machine_env(), **(env or {})},
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
 
-        with open(self.root / "boot.log", "ab") as log:
-            for hook in hooks:
-                proc = subprocess.Popen(
-                    [*prefix, "sh", str(hook)],
-                    env=env,
-                    cwd=self.home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                )
-                threading.Thread(target=proc.wait, daemon=True).start()
+    def run_boot_hooks(self) -> list[str]:
+        """Run ``~/.ec2kit/boot/*.sh`` as the machine's boot would (cron's @reboot on AWS): in the
+        host's namespaces, with cron's small environment plus the instance's own variables."""
+        hooks = sorted((self.home / ".ec2kit" / "boot").glob("*.sh"))
+        for hook in hooks:
+            proc = self.spawn(["sh", str(hook)])
+            threading.Thread(target=proc.wait, daemon=True).start()
         return [h.name for h in hooks]
 
     def _namespace_pid(self) -> int | None:
