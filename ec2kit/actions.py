@@ -230,9 +230,21 @@ def detach_volume(ctx: Context, volume: str, *, mountpoint: str = DEFAULT_MOUNT,
     if not vol.attached_to:
         return vol
     inst = cloud.instance(vol.attached_to)
+    if is_root_disk(vol, inst):
+        raise WrongState(
+            f"Volume {vol.name or vol.id} ({vol.id}) is the root disk of instance {inst.label} ({vol.device}): "
+            "ec2kit never detaches an instance's root disk.",
+            hint=f"`inv freeze {inst.name or inst.id}` makes an image of it; `inv terminate` removes it with the instance.",
+        )
     if inst.state == "running":
         ctx.connect(inst).run("bash -s", stdin=unmount_script(mountpoint))
     return cloud.detach_volume(vol)
+
+
+def is_root_disk(vol: Volume, inst: Instance) -> bool:
+    """Whether ``vol`` is attached to ``inst`` as its root device (it carries the instance's Name tag, too)."""
+    root = inst.raw.get("RootDeviceName")
+    return bool(vol.attached_to == inst.id and vol.device and root and vol.device == root)
 
 
 def snapshot(
@@ -247,5 +259,13 @@ def snapshot(
     """Snapshot a volume, detaching it cleanly first when it is attached (journey 3)."""
     vol = ctx.cloud.volume(volume)
     if vol.attached_to:
-        vol = detach_volume(ctx, vol.id, mountpoint=mountpoint, progress=progress)
+        inst = ctx.cloud.instance(vol.attached_to)
+        if is_root_disk(vol, inst):  # snapshotted in place: crash-consistent, the instance keeps running
+            if progress:
+                progress(
+                    f"{vol.name or vol.id} is the root disk of {inst.label}: snapshotting it attached "
+                    f"(crash-consistent; `inv freeze {inst.name or inst.id}` makes a bootable image)"
+                )
+        else:
+            vol = detach_volume(ctx, vol.id, mountpoint=mountpoint, progress=progress)
     return ctx.cloud.create_snapshot(vol, name=name or vol.name, wait=wait, progress=progress)

@@ -150,6 +150,20 @@ def test_volumes_are_made_mounted_snapshotted_remounted_and_deleted(ec2, box):
     assert not [s for s in ec2.snapshots() if s.id == snap.id]
 
 
+def test_snapshot_of_an_instances_root_disk_by_its_name_never_detaches_it(ec2, box):
+    root = [v for v in ec2.volumes() if v.attached_to == box.id and v.name == "api-box"]
+    assert len(root) == 1, root  # the root disk carries the instance's Name tag, so `inv snapshot api-box` finds it
+    with pytest.raises(WrongState, match="root disk of instance"):
+        ec2.detach_volume("api-box")
+    snap = ec2.snapshot("api-box", name="api-root-snap")
+    try:
+        assert snap.volume_id == root[0].id
+        assert ec2.volume(root[0].id).attached_to == box.id, "the root disk stays attached"
+        assert box.run("echo still-up").stdout == "still-up\n"
+    finally:
+        ec2.delete_snapshot(snap.id)
+
+
 def test_cleanup_ages_are_checked_before_anything_is_listed_and_named_as_python_spells_them(ec2):
     with pytest.raises(ConfigError, match=r"older_than='7'.*older_than='7d'"):
         ec2.cleanup(older_than="7")
