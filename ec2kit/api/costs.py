@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Ec2kitError, WrongState
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ..aws.costs import Cost, CostSummary, Estimate
     from ..aws.models import Instance as InstanceInfo
 
+PRICE_CACHE = "prices.json"  # list prices (on-demand, EBS, IPv4) by region, kept a day: aws/prices.py
 COST_COLUMNS = ("kind", "name", "what", "$/h", "$/month", "since", "spent")
 
 
@@ -84,9 +86,15 @@ class CostVerbs(Face):
             pools=[(i.type, i.zone) for i in billed if i.lifecycle == "spot"],
             storage=bool(volumes or images or snapshots or any(i.public_ip for i in billed)),
             endpoint_url=cloud.endpoint_url,
+            cache=self._price_cache,
         )
         items = cost_items(instances, volumes, snapshots, images, rates, now=datetime.now(timezone.utc))
         return Costs(items, CostSummary.of(items), cloud.region)
+
+    @property
+    def _price_cache(self) -> Path:
+        """Where list prices are kept for a day (spot prices are always asked)."""
+        return self.settings.home / PRICE_CACHE
 
     def _price_instances(self, found: Sequence[InstanceInfo]) -> None:
         """Set ``hourly_price`` on the billed ones (one Pricing API call for the on-demand types, one spot price lookup);
@@ -104,7 +112,9 @@ class CostVerbs(Face):
             rates.spot.update(prices.current_spot_prices([(i.type, i.zone) for i in billed if i.lifecycle == "spot"], cloud))
             on_demand = [i.type for i in billed if i.lifecycle != "spot"]
             rates.on_demand.update(
-                prices.on_demand_prices_of(on_demand, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+                prices.on_demand_prices_of(
+                    on_demand, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session, cache=self._price_cache
+                )
             )
         except Ec2kitError:
             pass  # what was found stays; the rest shows no price
@@ -139,10 +149,14 @@ class CostVerbs(Face):
                         rates.spot.update({(found, zone): price for zone, price in zones.items()})
             if not spot or on_demand_fallback:
                 rates.on_demand.update(
-                    prices.on_demand_prices_of(wanted, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+                    prices.on_demand_prices_of(
+                        wanted, cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session, cache=self._price_cache
+                    )
                 )
             if disk:
-                rates.storage = prices.storage_prices(cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session)
+                rates.storage = prices.storage_prices(
+                    cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session, cache=self._price_cache
+                )
         except Ec2kitError as err:  # no pricing:GetProducts permission, say: the estimate says so, the launch is not blocked
             unknown = str(err).split("\n")[0]
         estimate = launch_estimate(wanted, rates, spot=spot, count=count, disk_gb=disk, max_hours=max_hours, runs=runs)

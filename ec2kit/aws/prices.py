@@ -13,9 +13,11 @@ the sandbox (whose stand-in answers GetProducts on moto's port, as EC2 does).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -133,18 +135,71 @@ def _price_list(
 
 
 def on_demand_prices_of(
-    types: Iterable[str], region: str, *, endpoint_url: str | None = None, session: Any = None
+    types: Iterable[str],
+    region: str,
+    *,
+    endpoint_url: str | None = None,
+    session: Any = None,
+    cache: Path | None = None,
 ) -> dict[str, float]:
-    """On-demand Linux prices (USD/hour) of several instance types in ``region``: one GetProducts (ANY_OF)."""
+    """On-demand Linux prices (USD/hour) of several instance types in ``region``: one GetProducts (ANY_OF) for
+    those ``cache`` (a JSON file, kept :data:`LIST_PRICE_TTL` s: list prices change a few times a year) lacks."""
     wanted = sorted({_check_family(t) for t in types if t})
     if not wanted:
         return {}
     region = find_region(region)
-    entries = _types_price_list(wanted, region, endpoint_url, session)
-    found: dict[str, float] = {}
-    for itype in wanted:
-        found.update(parse_price_list(entries, itype))
+    scope = f"{endpoint_url or 'aws'} {region} on-demand"
+    known = _read_cache(cache, scope)
+    found = {t: float(known[t]) for t in wanted if isinstance(known.get(t), (int, float))}
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        entries = _types_price_list(missing, region, endpoint_url, session)
+        fresh: dict[str, float] = {}
+        for itype in missing:
+            fresh.update(parse_price_list(entries, itype))
+        found.update(fresh)
+        _write_cache(cache, scope, fresh)
     return found
+
+
+LIST_PRICE_TTL = 86400.0  # seconds a cached on-demand or storage list price is used
+
+
+def _read_cache(cache: Path | None, scope: str) -> dict[str, Any]:
+    """The fresh entries of ``scope`` in the price cache ({} without one, or when it cannot be read)."""
+    if cache is None:
+        return {}
+    try:
+        data = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    entry = data.get(scope) if isinstance(data, dict) else None
+    if not isinstance(entry, dict) or not 0 <= time.time() - float(entry.get("at", 0)) < LIST_PRICE_TTL:
+        return {}
+    values = entry.get("prices")
+    return values if isinstance(values, dict) else {}
+
+
+def _write_cache(cache: Path | None, scope: str, prices: dict[str, Any]) -> None:
+    """Add ``prices`` to ``scope`` in the cache (a scope's clock restarts when it was stale); a failed write costs a lookup."""
+    if cache is None or not prices:
+        return
+    from ..fsutil import atomic_write, file_lock
+
+    try:
+        with file_lock(cache.with_suffix(".lock")):
+            try:
+                data = json.loads(cache.read_text())
+            except (OSError, ValueError):
+                data = {}
+            data = data if isinstance(data, dict) else {}
+            kept = _read_cache(cache, scope)
+            old = data.get(scope)
+            entry: dict[str, Any] = old if isinstance(old, dict) else {}
+            data[scope] = {"at": entry.get("at", time.time()) if kept else time.time(), "prices": {**kept, **prices}}
+            atomic_write(cache, json.dumps(data), fsync=False)
+    except OSError:
+        pass
 
 
 @translated("look up on-demand prices of {0} in {1}")
@@ -198,9 +253,28 @@ class StoragePrices:
 
 @translated("look up EBS and public IPv4 prices in {region}")
 def storage_prices(
-    region: str, *, endpoint_url: str | None = None, session: Any = None, credentials: dict[str, str] | None = None
+    region: str,
+    *,
+    endpoint_url: str | None = None,
+    session: Any = None,
+    credentials: dict[str, str] | None = None,
+    cache: Path | None = None,
 ) -> StoragePrices:
-    """EBS volume prices by type, the snapshot price and the public IPv4 price in ``region`` (three GetProducts calls)."""
+    """EBS volume prices by type, the snapshot price and the public IPv4 price in ``region`` (three GetProducts
+    calls, or none while ``cache`` holds them)."""
+    scope = f"{endpoint_url or 'aws'} {region} storage"
+    known = _read_cache(cache, scope)
+    if isinstance(known.get("ebs"), dict) and isinstance(known.get("ipv4"), (int, float)):
+        snap = known.get("snapshot")
+        return StoragePrices(
+            {str(k): float(v) for k, v in known["ebs"].items()}, float(snap) if snap is not None else None, float(known["ipv4"])
+        )
+    found = _storage_prices(region, endpoint_url, session, credentials)
+    _write_cache(cache, scope, {"ebs": found.ebs, "snapshot": found.snapshot, "ipv4": found.ipv4})
+    return found
+
+
+def _storage_prices(region: str, endpoint_url: str | None, session: Any, credentials: dict[str, str] | None) -> StoragePrices:
 
     def where(family: str) -> list[dict[str, str]]:
         return [
@@ -244,13 +318,17 @@ def rates(
     pools: Iterable[tuple[str, str]] = (),
     storage: bool = False,
     endpoint_url: str | None = None,
+    cache: Path | None = None,
 ) -> Rates:
-    """On-demand prices of ``types``, current spot prices of ``pools`` ((type, zone)), and storage prices when asked."""
+    """On-demand prices of ``types``, current spot prices of ``pools`` ((type, zone)), and storage prices when asked
+    (list prices from ``cache`` while it is fresh; spot prices always asked)."""
     found = Rates(cloud.region)
-    found.on_demand.update(on_demand_prices_of(types, cloud.region, endpoint_url=endpoint_url, session=cloud.session))
+    found.on_demand.update(
+        on_demand_prices_of(types, cloud.region, endpoint_url=endpoint_url, session=cloud.session, cache=cache)
+    )
     found.spot.update(current_spot_prices(pools, cloud))
     if storage:
-        found.storage = storage_prices(cloud.region, endpoint_url=endpoint_url, session=cloud.session)
+        found.storage = storage_prices(cloud.region, endpoint_url=endpoint_url, session=cloud.session, cache=cache)
     return found
 
 

@@ -213,3 +213,29 @@ def test_an_unknown_price_is_said_and_blocks_nothing_unless_confirm_above_is_zer
     assert "Expected cost: unknown (no on-demand price found for t3a.micro)" in done.err
     assert len(names_of(sandbox.ec2, "cost-unpriced")) == 1
     run_inv("terminate", "cost-unpriced", home=home)
+
+
+def test_list_prices_are_asked_once_a_day_and_spot_prices_every_time(sandbox_reset):
+    home = sandbox_reset.settings.home
+    (home / "prices.json").unlink(missing_ok=True)
+    made = run_inv("launch", "cost-cache", "--no-wait", home=home)
+    assert made.code == 0, made
+    log = sandbox_reset.info.dir / "requests.log"
+
+    def listing() -> tuple[dict, list[str]]:
+        before = len(log.read_text().splitlines())
+        shown = run_inv("instances", "--json", home=home)
+        assert shown.code == 0, shown
+        [row] = [i for i in json.loads(shown.out) if i["name"] == "cost-cache"]
+        return row, log.read_text().splitlines()[before:]
+
+    cached = json.loads((home / "prices.json").read_text())  # the launch's estimate asked for it
+    assert any(entry["prices"].get("t3.medium") == pytest.approx(T3_MEDIUM) for entry in cached.values())
+    first, asked = listing()
+    assert first["hourly_price"] == pytest.approx(T3_MEDIUM)
+    assert "AWSPriceListService.GetProducts" not in asked, asked  # the list price came from the cache
+    for entry in cached.values():
+        entry["at"] -= 2 * 86400  # two days later: asked again
+    (home / "prices.json").write_text(json.dumps(cached))
+    second, asked = listing()
+    assert second["hourly_price"] == pytest.approx(T3_MEDIUM) and "AWSPriceListService.GetProducts" in asked
