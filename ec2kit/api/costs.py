@@ -169,8 +169,9 @@ class CostVerbs(Face):
                 return fallback
         return estimate
 
-    def _confirm_cost(self, estimate: Estimate, *, yes: bool, what: str) -> None:
-        """Print the estimate; above ``confirm_above`` ask (a terminal) or refuse (none), unless ``yes``."""
+    def _confirm_cost(self, estimate: Estimate, *, yes: bool, what: str, unbounded: str = "") -> None:
+        """Print the estimate; above ``confirm_above`` ask (a terminal) or refuse (none), unless ``yes``.
+        ``unbounded`` is a reason to ask whatever the hourly rate (a sweep of thousands of runs with no budget)."""
         from ..aws.costs import dollars
 
         limit = float(self.settings.default("confirm_above"))
@@ -179,7 +180,9 @@ class CostVerbs(Face):
         worst = estimate.worst_case
         if yes:
             return
-        if hourly is None:
+        if unbounded:
+            why = unbounded
+        elif hourly is None:
             if limit > 0:
                 return  # a price that cannot be read never blocks a launch (the line above says it is unknown)
             why = f"the cost of {what} is unknown, and confirm_above = 0 asks before every launch"

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from ..sweep.summary import Row
     from .ec2 import EC2
 
+LARGE_SWEEP = 1000  # more runs than this, with no --max-cost, are asked about whatever the hourly rate
+
 
 class SweepWatch(Protocol):
     """How the command line shows a sweep while it runs (its live table); Python callers pass none."""
@@ -273,7 +275,12 @@ class SweepVerbs(Face):
             max_hours=options.max_hours,
             runs=runs,
         )
-        self._api._confirm_cost(estimate, yes=yes, what=f"this sweep ({runs} runs, {min(options.parallel, runs)} at a time)")
+        unbounded = ""
+        if runs > LARGE_SWEEP and options.max_cost is None:
+            unbounded = f"this sweep has {runs} runs and no {self.spelling.name('max_cost')}, so nothing bounds what it spends"
+        self._api._confirm_cost(
+            estimate, yes=yes, what=f"this sweep ({runs} runs, {min(options.parallel, runs)} at a time)", unbounded=unbounded
+        )
 
     def _resume(self, name: str, *, script: Any, grid: Any, grid_file: Any, detach: bool, watch: SweepWatch | None) -> Sweep:
         """:meth:`sweep` with ``resume``: the recorded sweep's never-started runs, with its recorded options."""

@@ -155,6 +155,25 @@ def test_a_sweep_shows_its_worst_case_and_is_refused_above_the_limit_without_a_t
     assert not (sandbox.settings.home / "sweeps" / "cost-sweep.json").exists()
 
 
+def test_a_sweep_of_thousands_of_runs_without_a_budget_is_asked_about_however_cheap_an_hour_is(sandbox, tmp_path):
+    script = tmp_path / "train.sh"
+    script.write_text("echo hi\n")
+    grid = ["--grid", "a=" + ",".join(map(str, range(100))), "--grid", "b=" + ",".join(map(str, range(100)))]
+    result = run_inv(
+        "sweep", "--script", str(script), *grid, "--type", "t3.micro", "--name", "huge-sweep",
+        home=sandbox.settings.home, stdin="",
+    )  # fmt: skip
+    assert_clean_error(result, "this sweep has 10000 runs and no --max-cost", "nothing bounds what it spends", "--yes")
+    assert not (sandbox.settings.home / "sweeps" / "huge-sweep.json").exists()
+    bounded = run_inv(
+        "sweep", "--script", str(script), *grid, "--type", "t3.micro", "--name", "huge-sweep", "--max-cost", "5",
+        home=sandbox.settings.home, env={"EC2KIT_CONFIRM_ABOVE": "0.000001"}, stdin="",
+    )  # fmt: skip
+    assert_clean_error(bounded, "above confirm_above")  # refused for its rate only: a budget is a bound
+    assert "nothing bounds" not in bounded.err, bounded
+    assert not (sandbox.settings.home / "sweeps" / "huge-sweep.json").exists()
+
+
 def test_a_spot_run_above_the_limit_is_refused_without_a_terminal(sandbox, tmp_path):
     script = tmp_path / "train.sh"
     script.write_text("echo hi\n")
