@@ -88,7 +88,7 @@ def test_launch_gpus_a10g_gets_a_g5_and_l4_a_g6(sandbox, launch):
 
 
 def test_launch_gpus_a100_times_8_gets_a_p4d_24xlarge(sandbox, launch):
-    result = launch("gpu-a100", "--gpus", "A100:8")
+    result = launch("gpu-a100", "--gpus", "A100:8", "--yes")  # $32/h: above confirm_above
     assert result.code == 0, result
     assert launched_type(sandbox.settings.home, "gpu-a100") == "p4d.24xlarge"
 
