@@ -24,7 +24,7 @@ from ..fsutil import atomic_write
 from .address import caller_ip
 from .errors import error_code, translated
 from .models import MANAGED_TAG, SECURITY_GROUP, filters, tag_list
-from .session import AwsSession
+from .session import AwsSession, eventually
 
 __all__ = ["Access", "SshRule", "key_fingerprints", "rule_description"]
 
@@ -149,8 +149,10 @@ class Access:
     def _authorize(self, group_id: str, source: dict[str, Any]) -> None:
         """Allow tcp/22 into ``group_id`` from ``source`` (IpRanges or UserIdGroupPairs); a duplicate is fine."""
         try:
-            self.aws.ec2.authorize_security_group_ingress(
-                GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
+            eventually(  # a group created a moment ago may answer InvalidGroup.NotFound for a while
+                lambda: self.aws.ec2.authorize_security_group_ingress(
+                    GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
+                )
             )
         except Exception as err:  # a concurrent ec2kit may have added it
             if "Duplicate" not in error_code(err):

@@ -123,6 +123,7 @@ class Cloud:
         self.snapshots = storage.snapshots
         self.snapshot = storage.snapshot
         self.create_snapshot = storage.create_snapshot
+        self.wait_snapshot = storage.wait_snapshot
         # SSH access and networks (access.py, network.py)
         self.ensure_key_pair = access.ensure_key_pair
         self.caller_ip = access.caller_ip

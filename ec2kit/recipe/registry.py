@@ -237,9 +237,10 @@ def detach_volume(tc: TaskContext, volume: str, mountpoint: str = DEFAULT_MOUNT)
 
 @register_task("snapshot")
 def snapshot(
-    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT
+    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = True, mountpoint: str = DEFAULT_MOUNT
 ) -> dict[str, Any]:
-    """Snapshot `volume` (detached cleanly first), named `snapshot` (default: the volume's name)."""
+    """Snapshot `volume` (detached cleanly first), named `snapshot` (default: the volume's name); waits
+    until it is completed (a volume can be made from it only then) unless `wait = false`."""
     if tc.check:
         tc.report("would call " + _describe("actions.snapshot", volume, name=snapshot, wait=wait))
         return {}

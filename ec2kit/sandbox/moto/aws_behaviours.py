@@ -245,12 +245,14 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from . import storage_behaviours
     from .fleets import patch_fleets
 
+    storage_behaviours.install()
     _patch_run_instances()
     _patch_spot_requests()
     _patch_service_quotas()
     _patch_ssm()
     patch_fleets()
     _installed = True
-    log.info("AWS behaviours installed (SSM public parameters, quotas, capacity)")
+    log.info("AWS behaviours installed (SSM public parameters, quotas, capacity, pending snapshots, image volumes)")
