@@ -151,3 +151,34 @@ def test_a_volume_from_a_pending_snapshot_waits_for_it_to_complete_with_progress
     made = ctx.cloud.create_volume(name="from-snap", snapshot="snapsrc-snap", progress=lines.append)
     assert sandbox_reset.ec2.describe_volumes(VolumeIds=[made.id])["Volumes"][0]["SnapshotId"] == snap.id
     assert any(line.startswith("snapshot snapsrc-snap: pending") for line in lines), lines
+
+
+def test_spot_run_from_a_pending_snapshot_waits_for_it_before_paying_for_an_instance(ctx, sandbox_reset, tmp_path):
+    from ec2kit import actions
+    from ec2kit.spotrun import SpotRunOptions, spot_run
+
+    base = ctx.cloud.launch("pending-src", type="t3.micro")
+    try:
+        actions.wait_ssh(ctx, base)
+        vol = actions.make_volume(ctx, base.id, size=1, name="pending-src-data")  # formatted ext4
+        sb.knobs.snapshot_pending(sandbox_reset.settings, 4)
+        snap = actions.snapshot(ctx, vol.id, name="pending-data", wait=False)
+        assert snap.state == "pending"
+    finally:
+        ctx.forget_host(base.id)
+        ctx.cloud.terminate(base.id)
+    script = tmp_path / "job.sh"
+    script.write_text('#!/bin/bash\nls /mnt/data > "$EC2KIT_RESULTS/ok.txt"\n')
+    lines: list[str] = []
+    fast = dict(pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, pull_wait=15)
+    options = SpotRunOptions(
+        script=str(script), name="pending-run", type="t3.micro", results=str(tmp_path / "results"),
+        snapshot="pending-data", out=lines.append, say=lines.append, **fast,
+    )  # fmt: skip
+    rec = spot_run(ctx, options)
+    assert rec.state == "succeeded", (rec, lines)
+    waited = [
+        n for n, line in enumerate(lines) if line.startswith("waiting for the data snapshot: snapshot pending-data: pending")
+    ]
+    assert waited and waited[0] == 0, lines  # the first thing the run said: before any instance existed
+    assert ctx.cloud.snapshot("pending-data").state == "completed"
