@@ -126,11 +126,13 @@ def _patch_create_image() -> None:
     Ami.block_device_mappings = property(block_device_mappings)  # type: ignore[assignment,method-assign]
 
 
-def install() -> None:
-    """Apply the patches once (idempotent); call after moto is imported, before serving."""
+def install(*, snapshots: bool = True) -> None:
+    """Apply the patches once (idempotent); call after moto is imported, before serving.
+    ``snapshots=False``: CreateImage's only (the tests' bare moto server keeps instant snapshots)."""
     global _installed
     if _installed:
         return
-    _patch_snapshots()
+    if snapshots:
+        _patch_snapshots()
     _patch_create_image()
     _installed = True
