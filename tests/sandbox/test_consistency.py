@@ -111,6 +111,13 @@ def test_launch_waits_through_not_found_of_the_new_instance_and_of_the_new_ssh_g
     assert [i.id for i in ctx.cloud.instances() if i.name == "fresh1"] == [inst.id]
 
 
+def test_a_spot_launch_through_create_fleet_tags_and_waits_through_not_found(ctx, sandbox_reset):
+    inst = ctx.cloud.launch("fleet1", spot=True, type="t3.micro")
+    assert inst.state == "running" and inst.lifecycle == "spot"
+    refused = sb.knobs.not_found_lookups(sandbox_reset.settings)
+    assert [a for a, i in refused if i == inst.id] in (["CreateTags"], ["DescribeInstances"]), refused
+
+
 def test_a_new_volume_is_waited_for_and_attached_through_not_found(ctx, sandbox_reset):
     inst = ctx.cloud.launch("vols1")
     vol = ctx.cloud.create_volume(name="vols1-data", size=2, zone=inst.zone)
