@@ -20,8 +20,13 @@ from ec2kit.sandbox.daemon.sshd import SshdHost, free_port  # noqa: E402
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """A bare moto EC2 server (no sandbox hosts): yields its endpoint URL."""
+    """A bare moto EC2 server (no sandbox hosts): yields its endpoint URL. It knows one thing more than moto:
+    CreateImage takes TagSpecifications for snapshots and BlockDeviceMappings (NoDevice), as AWS does."""
     from moto.server import ThreadedMotoServer
+
+    from ec2kit.sandbox.moto import storage_behaviours
+
+    storage_behaviours.install(snapshots=False)
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

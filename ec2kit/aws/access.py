@@ -24,7 +24,7 @@ from ..fsutil import atomic_write
 from .address import caller_ip
 from .errors import error_code, translated
 from .models import MANAGED_TAG, SECURITY_GROUP, filters, tag_list
-from .session import AwsSession
+from .session import AwsSession, eventually
 
 __all__ = ["Access", "SshRule", "key_fingerprints", "rule_description"]
 
@@ -155,8 +155,10 @@ class Access:
         At AWS's rule limit (60 per group by default), the oldest addresses ec2kit added are removed to
         make room (never a rule ec2kit did not describe as its own, never the one being kept)."""
         try:
-            self.aws.ec2.authorize_security_group_ingress(
-                GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
+            eventually(  # a group created a moment ago may answer InvalidGroup.NotFound for a while
+                lambda: self.aws.ec2.authorize_security_group_ingress(
+                    GroupId=group_id, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, **source}]
+                )
             )
         except Exception as err:  # a concurrent ec2kit may have added it
             code = error_code(err)

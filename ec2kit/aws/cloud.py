@@ -128,6 +128,7 @@ class Cloud:
         self.images_using = storage.images_using
         self.delete_snapshot = storage.delete_snapshot
         self.delete_image = storage.delete_image
+        self.wait_snapshot = storage.wait_snapshot
         # SSH access and networks (access.py, network.py)
         self.ensure_key_pair = access.ensure_key_pair
         self.caller_ip = access.caller_ip

@@ -19,6 +19,7 @@ other by the split, never try on-demand *because* spot was short.
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 from ..errors import AwsError, ConfigError, Ec2kitError, NoCapacity
@@ -30,7 +31,7 @@ from .plans import FleetPlan, LaunchPlan, replace_types
 from .prices import spot_price
 from .quota_table import QUOTA_ERRORS, quota_for
 from .quotas import Quotas
-from .session import AwsSession, Plan, Progress
+from .session import AwsSession, Plan, Progress, eventually
 
 __all__ = ["CAPACITY_ERRORS", "FleetPlan", "Fleets"]
 
@@ -219,7 +220,10 @@ class Fleets:
             if market == "spot":
                 request = self.instances.spot_request_for(launched)
                 if request:  # how spot-run and terminate find the request to cancel
-                    self.aws.ec2.create_tags(Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
+                    # a just-launched id may answer InvalidInstanceID.NotFound for a while
+                    eventually(
+                        partial(self.aws.ec2.create_tags, Resources=[instance_id], Tags=tag_list({SPOT_REQUEST_TAG: request}))
+                    )
             found.append(launched)
         running = [self.instances.wait(launched, "running", progress=progress) for launched in found]
         for inst in running:

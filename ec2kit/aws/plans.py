@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ..defaults import LAUNCH_TYPE
-from .models import tag_list
+from .models import MANAGED_TAG, tag_list
 
 __all__ = ["FleetPlan", "FreezePlan", "LaunchPlan", "VolumePlan", "replace_types"]
 
@@ -223,6 +223,9 @@ class FreezePlan:
     instance_label: str
     image_name: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: attached EBS volumes other than the root disk (a data volume): left out of the image with NoDevice,
+    #: or every launch from it would bring a copy of the volume that outlives the instance
+    left_out: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -241,7 +244,11 @@ class FreezePlan:
             "InstanceId": self.instance_id,
             "Name": self.image_name,
             "Description": f"ec2kit freeze of {self.instance_label}",
-            "TagSpecifications": [{"ResourceType": "image", "Tags": tag_list(self.tags)}],
+            "TagSpecifications": [
+                {"ResourceType": "image", "Tags": tag_list(self.tags)},
+                {"ResourceType": "snapshot", "Tags": tag_list({"Name": self.image_name, MANAGED_TAG: "1"})},
+            ],
+            **({"BlockDeviceMappings": [{"DeviceName": d, "NoDevice": ""} for d in self.left_out]} if self.left_out else {}),
         }
 
 

@@ -20,11 +20,50 @@ from .errors import error_code, translating
 if TYPE_CHECKING:
     from ..settings import Settings
 
-__all__ = ["AwsSession", "Ec2Api", "Plan", "Progress", "error_code", "paginate", "polls", "wait_until"]
+__all__ = [
+    "FRESH_GRACE",
+    "AwsSession",
+    "Ec2Api",
+    "Plan",
+    "Progress",
+    "error_code",
+    "eventually",
+    "not_yet",
+    "paginate",
+    "polls",
+    "wait_until",
+]
 
 Progress = Callable[[str], None]
 SANDBOX_SERVICES = ("ec2", "service-quotas", "ssm", "iam", "pricing")  # what the sandbox endpoint answers besides EC2
 T = TypeVar("T")
+# EC2 is eventually consistent: a just-created id may answer *.NotFound for a while (the EC2 developer
+# guide's "Eventual consistency"; botocore's waiters retry it). That long, NotFound means "not yet".
+FRESH_GRACE = 60.0
+
+
+def not_yet(err: BaseException) -> bool:
+    """True for an AWS ``*.NotFound`` error (``InvalidInstanceID.NotFound``, ``InvalidGroup.NotFound``, …)."""
+    return error_code(err).endswith(".NotFound")
+
+
+def eventually(call: Callable[[], T], *, grace: float = FRESH_GRACE) -> T:
+    """``call()``, retried with backoff while it fails with ``*.NotFound`` for up to ``grace`` s.
+
+    For calls naming an id ec2kit has just created (tag it, authorize a rule, attach a volume):
+    EC2 may not know the id yet; after ``grace`` the NotFound is raised as it came.
+    """
+    failed: BaseException | None = None
+    for _ in polls(grace):
+        try:
+            return call()
+        except Exception as err:
+            if not not_yet(err):
+                raise
+            failed = err
+    if failed is None:  # a grace below zero: never tried
+        return call()
+    raise failed
 
 
 def polls(timeout: float, *, first: float = 0.2, factor: float = 2.0, cap: float = 5.0) -> Iterator[float]:
@@ -45,15 +84,25 @@ def wait_until(
     timeout: float,
     progress: Progress | None = None,
     slow: bool = False,
+    fresh: float = FRESH_GRACE,
 ) -> T:
     """Call ``fetch`` until ``done`` says yes (``done`` raises to give up); ``progress("<status> (12 s)")`` in between.
 
     ``slow`` polls every 1 s growing to 15 s (images, snapshots) instead of 0.2 s growing to 5 s.
+    For the first ``fresh`` seconds a ``*.NotFound`` from ``fetch`` means "not visible yet" (a
+    just-created id, see :data:`FRESH_GRACE`) and is polled again; after that it is raised.
     """
     backoff = {"first": 1.0, "factor": 1.5, "cap": 15.0} if slow else {}
     last: T | None = None
     for elapsed in polls(timeout, **backoff):
-        last = fetch()
+        try:
+            last = fetch()
+        except Exception as err:
+            if not not_yet(err) or elapsed > fresh:
+                raise
+            if progress:
+                progress(f"just created, not visible yet ({elapsed:.0f} s)")
+            continue
         if done(last):
             return last
         if progress:

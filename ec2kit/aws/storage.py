@@ -15,7 +15,7 @@ from .errors import translated
 from .instances import Instances
 from .models import CANONICAL_OWNER, MANAGED_TAG, SOURCE_INSTANCE_TAG, Image, Instance, Snapshot, Volume, filters, pick, tag_list
 from .plans import FreezePlan, VolumePlan
-from .session import AwsSession, Progress, wait_until
+from .session import AwsSession, Progress, eventually, wait_until
 
 __all__ = ["FreezePlan", "Storage", "VolumePlan"]
 
@@ -89,7 +89,9 @@ class Storage:
                 hint=f"Pick another name (e.g. --image-name {free}), or delete the old image first.",
             )
         tags = {"Name": image_name, MANAGED_TAG: "1", SOURCE_INSTANCE_TAG: inst.id}
-        return FreezePlan(name, inst.id, inst.label, image_name, tags)
+        root = inst.raw.get("RootDeviceName", "/dev/sda1")
+        data = [b["DeviceName"] for b in inst.raw.get("BlockDeviceMappings", []) if b.get("DeviceName") not in (root, None)]
+        return FreezePlan(name, inst.id, inst.label, image_name, tags, left_out=tuple(sorted(data)))
 
     @translated("freeze instance {0} into an image")
     def freeze(
@@ -104,29 +106,30 @@ class Storage:
         """Make an image of the instance, named after it (or ``image_name``); waits until available.
 
         ``name`` may be a :meth:`plan_freeze` plan. The image and its snapshots are tagged
-        Name, ec2kit:managed and ec2kit:source-instance.
+        Name, ec2kit:managed and ec2kit:source-instance (at CreateImage, and again once it is
+        available). Attached volumes other than the root disk are left out of the image (NoDevice).
         """
         plan = name if isinstance(name, FreezePlan) else self.plan_freeze(name, image_name=image_name)
         image_id = self.aws.ec2.create_image(**plan.params)["ImageId"]
-        image = self._tag_image_snapshots(image_id, plan.tags)
-        if wait:
-            tagged = set(image.snapshot_ids)
-            image = self._wait_image(image_id, progress=progress, timeout=timeout)
-            if set(image.snapshot_ids) != tagged:  # on AWS snapshot ids can appear only later
-                image = self._tag_image_snapshots(image_id, plan.tags)
-        return image
+        if not wait:
+            return self._tag_image_snapshots(image_id, plan.tags)
+        # the new id may answer NotFound for a while (eventual consistency): the wait polls through it
+        return self._tag_image_snapshots(image_id, plan.tags, self._wait_image(image_id, progress=progress, timeout=timeout))
 
-    def _tag_image_snapshots(self, image_id: str, tags: dict[str, str]) -> Image:
+    def _tag_image_snapshots(self, image_id: str, tags: dict[str, str], image: Image | None = None) -> Image:
         """(Re)tag the image and whatever snapshots it has so far with Name and ec2kit:managed."""
-        image = Image.from_raw(self.aws.ec2.describe_images(ImageIds=[image_id])["Images"][0])
+        if image is None:
+            found = eventually(lambda: self.aws.ec2.describe_images(ImageIds=[image_id])).get("Images", [])
+            if not found:
+                raise NotFound("image", image_id, hint="EC2 has not shown the new image yet; check with `inv images`.")
+            image = Image.from_raw(found[0])
         missing = {k: v for k, v in tags.items() if image.tags.get(k) != v}
         if missing:
-            self.aws.ec2.create_tags(Resources=[image_id], Tags=tag_list(missing))
+            eventually(lambda: self.aws.ec2.create_tags(Resources=[image_id], Tags=tag_list(missing)))
             image.tags.update(missing)
         if image.snapshot_ids:
-            self.aws.ec2.create_tags(
-                Resources=image.snapshot_ids, Tags=tag_list({"Name": tags["Name"], MANAGED_TAG: "1", IMAGE_TAG: image_id})
-            )
+            snapshot_tags = tag_list({"Name": tags["Name"], MANAGED_TAG: "1", IMAGE_TAG: image_id})
+            self.aws.ec2.create_tags(Resources=image.snapshot_ids, Tags=snapshot_tags)
         return image
 
     def _wait_image(self, image_id: str, *, progress: Progress | None, timeout: float) -> Image:
@@ -214,6 +217,8 @@ class Storage:
         ``zone`` defaults to the region's first zone; attach it to an instance in the same zone.
         """
         plan = plan or self.plan_volume(name=name, size=size, snapshot=snapshot, zone=zone, tags=tags)
+        if plan.snapshot_id:  # a pending snapshot refuses CreateVolume (IncorrectState): wait for it first
+            self.wait_snapshot(plan.snapshot_id, progress=progress)
         volume_id = self.aws.ec2.create_volume(**plan.params)["VolumeId"]
         return self._wait_volume(volume_id, "available", progress)
 
@@ -270,7 +275,8 @@ class Storage:
                 f"Volume {vol.name or vol.id} is in {vol.zone} but instance {inst.label} is in {inst.zone}.",
                 hint="Volumes attach only within one zone: snapshot it and create a volume from the snapshot in the instance's zone.",
             )
-        self.aws.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=_free_device(device, inst))
+        device = _free_device(device, inst)
+        eventually(lambda: self.aws.ec2.attach_volume(VolumeId=vol.id, InstanceId=inst.id, Device=device))  # a new volume
         return self._wait_volume(vol.id, "attached", progress)
 
     @translated("set delete-on-termination for {0}")
@@ -426,6 +432,17 @@ class Storage:
             snap.tags, snap.name = all_tags, snap_name
         if not wait or snap.state == "completed":
             return snap
+        return self.wait_snapshot(snap, progress=progress, timeout=timeout)
+
+    @translated("wait for snapshot {0}")
+    def wait_snapshot(self, snapshot: str | Snapshot, *, progress: Progress | None = None, timeout: float = 3600) -> Snapshot:
+        """The snapshot once it is ``completed`` (botocore's snapshot_completed waiter decides);
+        ``progress("snapshot data: pending 40% (12 s)")`` while it is pending. A volume can be made
+        from a completed snapshot only (AWS: IncorrectState)."""
+        snap = snapshot if isinstance(snapshot, Snapshot) else self.snapshot(snapshot)
+        if snap.state == "completed":
+            return snap
+        label = snap.name or snap.id
 
         def fetch() -> tuple[dict[str, Any], Snapshot]:
             response = self.aws.ec2.describe_snapshots(SnapshotIds=[snap.id])
@@ -434,14 +451,17 @@ class Storage:
         def done(polled: tuple[dict[str, Any], Snapshot]) -> bool:
             verdict = self.aws.waiter_verdict("snapshot_completed", polled[0])
             if verdict == "failure":
-                raise AwsError(f"Snapshot {snap_name} ({snap.id}) failed.", code="error")
+                raise AwsError(f"Snapshot {label} ({snap.id}) failed.", code="error")
             return verdict == "success"
 
         return wait_until(
             fetch,
             done,
-            status=lambda p: f"snapshot {snap_name}: {p[1].state} {p[1].progress}",
-            timed_out=lambda p: TimedOut(f"Snapshot {snap_name} is still {p[1].state} after {timeout:.0f} s."),
+            status=lambda p: f"snapshot {label}: {p[1].state} {p[1].progress}",
+            timed_out=lambda p: TimedOut(
+                f"Snapshot {label} is still {p[1].state} ({p[1].progress}) after {timeout:.0f} s.",
+                hint="It may still complete; check with `inv snapshots`, then try again.",
+            ),
             timeout=timeout,
             progress=progress,
             slow=True,

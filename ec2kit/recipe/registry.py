@@ -185,11 +185,13 @@ register_task("terminate")(_simple("terminate", "terminate"))
 def freeze(tc: TaskContext, image: str | None = None, instance: str | None = None, wait: bool = True) -> dict[str, Any]:
     """Make an image of `instance` (default: the target), named `image` (default: the instance's name)."""
     target = _target(tc, instance)
+    plan = tc.cloud.plan_freeze(target, image_name=image)
+    if plan.left_out:  # CreateImage would copy them into the image, and every launch would bring a copy
+        tc.report(f"leaving the attached volume(s) at {', '.join(plan.left_out)} out of the image (only the root disk is frozen)")
     if tc.check:
-        plan = tc.cloud.plan_freeze(target, image_name=image)
         tc.report(_check_line(tc, plan, _describe("cloud.freeze", target, image_name=image)))
         return {}
-    img = tc.cloud.freeze(target, image_name=image, wait=wait, progress=_progress(tc))
+    img = tc.cloud.freeze(plan, wait=wait, progress=_progress(tc))
     return {"image": img}
 
 
@@ -237,9 +239,10 @@ def detach_volume(tc: TaskContext, volume: str, mountpoint: str = DEFAULT_MOUNT)
 
 @register_task("snapshot")
 def snapshot(
-    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = False, mountpoint: str = DEFAULT_MOUNT
+    tc: TaskContext, volume: str, snapshot: str | None = None, wait: bool = True, mountpoint: str = DEFAULT_MOUNT
 ) -> dict[str, Any]:
-    """Snapshot `volume` (detached cleanly first), named `snapshot` (default: the volume's name)."""
+    """Snapshot `volume` (detached cleanly first), named `snapshot` (default: the volume's name); waits
+    until it is completed (a volume can be made from it only then) unless `wait = false`."""
     if tc.check:
         tc.report("would call " + _describe("actions.snapshot", volume, name=snapshot, wait=wait))
         return {}

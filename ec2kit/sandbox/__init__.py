@@ -45,11 +45,21 @@ back to their defaults on ``reset()``):
   DescribeSpotPriceHistory with a price per type and zone (a fixed share of on-demand per zone).
 - Throttling (``knobs.throttle(settings, seconds)``): every API call answers HTTP 503
   RequestLimitExceeded for the window; ``knobs.throttled()`` lists the calls refused and answered.
+- Eventual consistency (``eventual_consistency(settings, lookups=1)``, on by default; 0 turns it
+  off): a just-created instance, security group, volume or image answers ``*.NotFound`` to its
+  first lookup by id (Describe* by id, CreateTags, AuthorizeSecurityGroupIngress, AttachVolume);
+  ``not_found_lookups()`` lists the calls refused (``moto/consistency.py``).
+- Snapshots are ``pending`` for 2 s with a growing Progress (``snapshot_pending(settings, S)``)
+  and CreateVolume from a pending one fails with ``IncorrectState``; CreateImage takes every
+  attached EBS volume into the image unless its BlockDeviceMappings say ``NoDevice``, and tags
+  snapshots from its TagSpecifications (``image_takes_volumes``; ``moto/storage_behaviours.py``).
 
 Not imitated: IAM and permissions beyond the quota AccessDenied switch; security groups for
 anything but SSH, egress rules, NACLs, IPv6; real public IPs (instances live on 127.0.0.1
 ports); quota usage of stopped or open-request capacity; persistent requests relaunching
-a *terminated* instance; spot prices that move over time and price-driven interruptions;
+a *terminated* instance; NotFound from filter-based describes or from calls that use a fresh
+id as a parameter (RunInstances with a just-made group); extra volumes created by launching
+from an image that maps them; spot prices that move over time and price-driven interruptions;
 billing itself (ec2kit's costs are computed from the price table, never read from a bill); hibernation; the
 instance-type/AMI validation AWS does (see docs/ARCHITECTURE.md).
 """

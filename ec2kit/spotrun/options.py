@@ -119,8 +119,11 @@ def preflight(ctx: Context, options: SpotRunOptions, results: Path) -> None:
         ctx.cloud.network(subnet=options.subnet, security_groups=options.security_groups)
     if options.instance_profile:
         ctx.cloud.instance_profile(options.instance_profile)
-    if options.snapshot:
-        ctx.cloud.snapshot(options.snapshot)
+    if options.snapshot:  # a pending one would refuse CreateVolume after the instance is paid for
+        from ..ui import info
+
+        say = options.say or info
+        ctx.cloud.wait_snapshot(options.snapshot, progress=lambda line: say(f"waiting for the data snapshot: {line}"))
     if options.monitor:
         monitor = ctx.cloud.instance(options.monitor)
         if monitor.state != "running":

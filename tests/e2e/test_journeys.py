@@ -110,6 +110,18 @@ def test_volume_snapshot_and_volume_from_snapshot_keep_the_data(home, launch):
     assert "dataset-v1" in ssh(home, "j-vol2", "cat /mnt/data/train.csv")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox volumes are loop devices, which need root")
+def test_freeze_with_a_data_volume_attached_says_so_and_leaves_it_out_of_the_image(home, launch, sandbox):
+    launch("j-frzvol")
+    inv_json(home, "make-volume", "j-frzvol", "--size", "1", "--name", "j-frzvol-data")
+    done = run_inv("freeze", "j-frzvol", "--json", home=home)
+    assert done.code == 0, done
+    assert "leaving the attached volume(s) at /dev/sdf out of the image" in done.err, done
+    image = json.loads(done.out)
+    mappings = sandbox.ec2.describe_images(ImageIds=[image["id"]])["Images"][0]["BlockDeviceMappings"]
+    assert [m["DeviceName"] for m in mappings] == ["/dev/sda1"]  # AWS (and the sandbox) would map /dev/sdf too
+
+
 def test_unknown_instance_name_suggests_close_names(home, launch):
     launch("j-trainer")
     assert_clean_error(run_inv("stop", "j-trainr", home=home), "j-trainr", "j-trainer")

@@ -22,6 +22,17 @@ from ec2kit.sandbox.moto.images import CANONICAL_OWNER, UBUNTU_AMI_ID
 from ec2kit.settings import Settings
 
 
+@pytest.fixture(scope="module", autouse=True)
+def consistent(sandbox):
+    """Plain boto3 here looks new ids up at once: the sandbox's eventual consistency (tested in
+    tests/sandbox/test_consistency.py) is off for this module, and back on after it."""
+    from ec2kit.sandbox import knobs
+
+    knobs.eventual_consistency(sandbox.settings, 0)
+    yield
+    knobs.eventual_consistency(sandbox.settings, 1)
+
+
 @pytest.fixture(scope="module")
 def key(sandbox, tmp_path_factory) -> tuple[str, Path]:
     """(key pair name, private key path): an ed25519 key imported into the sandbox."""
@@ -273,6 +284,7 @@ def test_volume_data_survives_detach_snapshot_and_a_new_volume_on_another_instan
     ec2.detach_volume(VolumeId=vol, InstanceId=first)
     wait_for(lambda: not by_id_path(vol).is_symlink(), what="the symlink to go on detach")
     snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig={"Delay": 1, "MaxAttempts": 30})  # pending first
     vol2 = ec2.create_volume(SnapshotId=snap, AvailabilityZone=zone)["VolumeId"]
     ec2.attach_volume(VolumeId=vol2, InstanceId=second, Device="/dev/sdf")
     wait_for(lambda: by_id_path(vol2).is_symlink(), what="the second volume's symlink")

@@ -28,7 +28,9 @@ G_ON_DEMAND, G_SPOT, STANDARD_ON_DEMAND, STANDARD_SPOT = "L-DB2E81BA", "L-3819A6
 
 @pytest.fixture
 def aws(sandbox_reset, tmp_path):
-    """The reset sandbox plus an imported key pair: (session, key name, private key path)."""
+    """The reset sandbox plus an imported key pair: (session, key name, private key path). Plain boto3 here
+    looks new ids up at once, so eventual consistency (tests/sandbox/test_consistency.py) is off."""
+    sb.knobs.eventual_consistency(sandbox_reset.settings, 0)
     path = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     name = f"aws-{uuid.uuid4().hex[:6]}"

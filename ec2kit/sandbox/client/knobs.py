@@ -31,6 +31,10 @@ __all__ = [
     "capacity_returns",
     "throttle",
     "throttled",
+    "eventual_consistency",
+    "not_found_lookups",
+    "snapshot_pending",
+    "image_takes_volumes",
 ]
 
 
@@ -128,6 +132,31 @@ def throttled(settings_or_info: Settings | SandboxInfo) -> dict[str, Any]:
     if code != 200:
         raise SandboxError(f"The sandbox did not describe its throttle ({code}).")
     return body
+
+
+def eventual_consistency(settings_or_info: Settings | SandboxInfo, lookups: int = 1) -> None:
+    """A just-created instance, group, volume or image answers NotFound to its first ``lookups`` calls
+    naming it by id (AWS's eventual consistency; 1 by default, 0 turns it off)."""
+    _post(settings_or_info, "/account", f"set eventual consistency to {lookups} lookups", fresh_lookups=int(lookups))
+
+
+def not_found_lookups(settings_or_info: Settings | SandboxInfo) -> list[tuple[str, str]]:
+    """The calls the sandbox answered NotFound for a just-created id since the last reset: [(action, id), …]."""
+    info = control(settings_or_info)
+    code, body = request(f"{info.control_url}/consistency")
+    if code != 200:
+        raise SandboxError(f"The sandbox did not describe its eventual consistency ({code}).")
+    return [(str(a), str(i)) for a, i in body.get("refused", [])]
+
+
+def snapshot_pending(settings_or_info: Settings | SandboxInfo, seconds: float) -> None:
+    """New snapshots stay ``pending`` for ``seconds`` (2 by default), refusing CreateVolume meanwhile."""
+    _post(settings_or_info, "/account", f"keep snapshots pending {seconds} s", snapshot_seconds=float(seconds))
+
+
+def image_takes_volumes(settings_or_info: Settings | SandboxInfo, on: bool = True) -> None:
+    """CreateImage maps every attached EBS volume into the image unless told NoDevice (on by default, as AWS)."""
+    _post(settings_or_info, "/account", "switch CreateImage's volume mapping", image_takes_volumes=int(on))
 
 
 def interrupt(

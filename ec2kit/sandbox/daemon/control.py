@@ -27,7 +27,11 @@ Control::
     GET  /checkip                the caller's public IPv4 + "\n" (like https://checkip.amazonaws.com)
     GET  /account                the account's knobs (caller IP, quotas, empty pools, enforcement)
     POST /account?caller_ip=IP&enforce_ssh=0|1&enforce_quotas=0|1&quota_access=allowed|denied
-                                 change any of them (only those given)
+                 &fresh_lookups=N&snapshot_seconds=S&image_takes_volumes=0|1
+                                 change any of them (only those given): N first lookups of a just-created
+                                 id answer NotFound (eventual consistency); new snapshots pending S s;
+                                 CreateImage maps every attached EBS volume
+    GET  /consistency            the lookups refused as NotFound so far ([[action, id], …])
     POST /quota/<code>?value=N[&enforce=0|1]
                                  an EC2 vCPU quota's value for GetServiceQuota, enforced on launches
                                  (RunInstances, RequestSpotInstances, CreateFleet) unless enforce=0
@@ -349,6 +353,10 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 from ..moto.throttle import THROTTLE
 
                 return self.reply(200, THROTTLE.snapshot() if THROTTLE else {"error": "no throttle"})
+            if path == ["consistency"]:
+                from ..moto.consistency import CONSISTENCY
+
+                return self.reply(200, CONSISTENCY.snapshot() if CONSISTENCY else {"error": "no consistency"})
             if path == ["checkip"]:
                 return self.reply(200, control.account.caller_ip + "\n", "text/plain")
             if path == ["account"]:
@@ -405,6 +413,10 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
 
                 if THROTTLE is not None:
                     THROTTLE.start(0)
+                from ..moto.consistency import CONSISTENCY
+
+                if CONSISTENCY is not None:
+                    CONSISTENCY.reset()
                 control.on_reset()
                 control.notices.clear()
                 control.stopped_by_interruption.clear()
@@ -440,6 +452,12 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                         account.enforce_all_quotas = one["enforce_quotas"] in ("1", "true")
                     if "quota_access" in one:
                         account.quota_access_denied = one["quota_access"] == "denied"
+                    if "fresh_lookups" in one:
+                        account.fresh_lookups = max(0, int(one["fresh_lookups"]))
+                    if "snapshot_seconds" in one:
+                        account.snapshot_seconds = max(0.0, float(one["snapshot_seconds"]))
+                    if "image_takes_volumes" in one:
+                        account.image_takes_volumes = one["image_takes_volumes"] in ("1", "true")
                 return self.reply(200, account.snapshot())
             if len(path) == 2 and path[0] == "quota":
                 if path[1] not in QUOTAS_BY_CODE or "value" not in one:

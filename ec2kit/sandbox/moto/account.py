@@ -15,7 +15,12 @@ Defaults, those of a young account as a first-time user meets it:
   before launching sees what is enforced);
 - every (instance type, zone, market) pool has capacity, and no pool interrupts its spot
   instances by itself (``interrupt_pools``: a pool marked so has each spot instance launched
-  into it interrupted that many seconds after launch, with AWS's 2-minute notice or less).
+  into it interrupted that many seconds after launch, with AWS's 2-minute notice or less);
+- eventual consistency: a just-created instance, security group, volume or image answers NotFound
+  to its first lookup by id (``fresh_lookups``, see ``consistency.py``);
+- a new snapshot is ``pending`` for ``snapshot_seconds`` (2 s) and CreateVolume from it fails with
+  ``IncorrectState`` meanwhile; CreateImage takes every attached EBS volume into the image unless
+  its BlockDeviceMappings say ``NoDevice`` (``image_takes_volumes``; see ``storage_behaviours.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from ..client.info import SANDBOX_REGION
 
 DEFAULT_CALLER_IP = "198.51.100.7"
+DEFAULT_SNAPSHOT_SECONDS = 2.0  # AWS: minutes; long enough here for a client that does not wait to meet it
 ROOMY_QUOTA = 1024.0  # vCPUs GetServiceQuota reports for a quota nobody set or enforced
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = SANDBOX_REGION
@@ -131,13 +137,25 @@ class Account:
     quota_access_denied: bool = False
     no_capacity: set[tuple[str, str, str]] = field(default_factory=set)  # (type, zone, market or "*")
     interrupt_pools: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, zone) -> s after launch
+    fresh_lookups: int = 1  # eventual consistency: a new id's first N lookups answer NotFound (0: off)
+    snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS  # a new snapshot is pending this long
+    image_takes_volumes: bool = True  # CreateImage maps every attached EBS volume, as AWS does
     on_spot_launch: Callable[[str, float], None] | None = field(default=None, repr=False, compare=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def reset(self) -> None:
         with self.lock:
             fresh = Account()
-            for name in ("caller_ip", "enforce_ssh", "quota_values", "enforced_quotas", "enforce_all_quotas"):
+            for name in (
+                "caller_ip",
+                "enforce_ssh",
+                "quota_values",
+                "enforced_quotas",
+                "enforce_all_quotas",
+                "fresh_lookups",
+                "snapshot_seconds",
+                "image_takes_volumes",
+            ):
                 setattr(self, name, getattr(fresh, name))
             self.quota_access_denied = False
             self.no_capacity = set()
@@ -195,6 +213,9 @@ class Account:
                 "quota_access_denied": self.quota_access_denied,
                 "no_capacity": sorted(list(k) for k in self.no_capacity),
                 "interrupt_pools": [[t, z, s] for (t, z), s in sorted(self.interrupt_pools.items())],
+                "fresh_lookups": self.fresh_lookups,
+                "snapshot_seconds": self.snapshot_seconds,
+                "image_takes_volumes": self.image_takes_volumes,
             }
 
 

@@ -285,11 +285,12 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import gpus
+    from . import gpus, storage_behaviours
     from .fleets import patch_fleets
     from .pricelist import patch_spot_price_history
 
     gpus.install()  # p3 and g4ad, with their GpuInfo (moto's list lacks them)
+    storage_behaviours.install()
     _patch_run_instances()
     _patch_spot_requests()
     _patch_service_quotas()
@@ -298,4 +299,4 @@ def install() -> None:
     patch_fleets()
     patch_spot_price_history()
     _installed = True
-    log.info("AWS behaviours installed (SSM public parameters, quotas, capacity)")
+    log.info("AWS behaviours installed (SSM public parameters, quotas, capacity, pending snapshots, image volumes)")

@@ -74,12 +74,15 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
-        from . import throttle
+        from . import consistency, throttle
         from .pricelist import PriceList
 
         # the Pricing API stand-in answers on moto's port (moto has none), so `pricing` shares EC2's endpoint URL
         self.changes = ChangeCounter(PriceList(DomainDispatcherApplication(create_backend_app)), request_log)
-        throttle.THROTTLE = self.throttle = throttle.Throttle(self.changes, DAEMON_AGENT)  # answers 503 while a test asks it to
+        consistency.CONSISTENCY = self.consistency = consistency.Consistency(self.changes, DAEMON_AGENT)
+        throttle.THROTTLE = self.throttle = throttle.Throttle(
+            self.consistency, DAEMON_AGENT
+        )  # answers 503 while a test asks it to
         self.server = make_server("127.0.0.1", port, self.throttle, threaded=True)
         self.port = port
         self.thread = threading.Thread(target=self.server.serve_forever, name="moto", daemon=True)
