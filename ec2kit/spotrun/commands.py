@@ -64,8 +64,12 @@ def render_wrapper(
     resume_on_boot: bool = False,
     owned: bool = True,
     queue: bool = False,
+    data_mount: str = "",
 ) -> str:
-    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered)."""
+    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered).
+
+    ``data_mount``: where the run's data volume is mounted; a resumed run mounts it again (./mount-data.sh) first.
+    """
     from ..recipe.render import environment  # the one Jinja factory (sandboxed; `quote` makes one shell word)
 
     return (
@@ -83,6 +87,7 @@ def render_wrapper(
             resume_on_boot=resume_on_boot,
             owned=owned,
             queue=queue,
+            data_mount=data_mount,
         )
     )
 
