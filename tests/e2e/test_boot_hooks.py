@@ -159,3 +159,36 @@ def test_a_resumed_run_whose_data_volume_is_gone_fails_instead_of_running_on_an_
     where = pull(ctx, "boot-gone-run")
     assert (where / "seen.txt").read_text() == "1 dataset-v2\n"
     assert run_resources(sandbox, "boot-gone-run") == {}
+
+
+def test_with_boot_scripts_off_a_restart_runs_nothing_of_the_per_boot_directory(ctx, sandbox):
+    from ec2kit import actions
+    from ec2kit import sandbox as sb
+
+    inst = ctx.cloud.launch("boot-off", type="t3.micro")
+    try:
+        actions.wait_ssh(ctx, inst)
+        ctx.connect(inst).run(
+            f'sudo mkdir -p {PER_BOOT} && printf \'#!/bin/sh\\necho ran "$(cat %s/boot-n)" >>%s/booted\\n\' "$HOME" "$HOME" '
+            f"| sudo tee {PER_BOOT}/10-a >/dev/null && sudo chmod 755 {PER_BOOT}/10-a && echo 1 >~/boot-n"
+        )
+        sb.run_boot_scripts(sandbox.settings, False)
+        assert sb.account(sandbox.settings)["boot_scripts"] is False
+        ctx.forget_host(inst.id)
+        ctx.cloud.stop(inst.id)
+        actions.start(ctx, inst.id)
+        ctx.connect(inst).run("echo 2 >~/boot-n")
+        sb.run_boot_scripts(sandbox.settings, True)
+        ctx.forget_host(inst.id)
+        ctx.cloud.stop(inst.id)
+        actions.start(ctx, inst.id)
+        host = ctx.connect(inst)
+        # Only the second boot ran it (the first would have written "ran 1").
+        booted = wait_until(
+            lambda: (out := host.run("cat ~/booted 2>/dev/null", check=False).stdout).endswith("ran 2\n") and out, 30, "boot 2"
+        )
+        assert booted == "ran 2\n"
+    finally:
+        sb.run_boot_scripts(sandbox.settings, True)
+        ctx.forget_host(inst.id)
+        ctx.cloud.terminate(inst.id)

@@ -26,7 +26,7 @@ Control::
                                  instance <from>), the port is a blackhole: connects time out as on AWS
     GET  /checkip                the caller's public IPv4 + "\n" (like https://checkip.amazonaws.com)
     GET  /account                the account's knobs (caller IP, quotas, empty pools, enforcement)
-    POST /account?caller_ip=IP&enforce_ssh=0|1&enforce_quotas=0|1&quota_access=allowed|denied
+    POST /account?caller_ip=IP&enforce_ssh=0|1&enforce_quotas=0|1&quota_access=allowed|denied&boot_scripts=0|1
                                  change any of them (only those given)
     POST /quota/<code>?value=N[&enforce=0|1]
                                  an EC2 vCPU quota's value for GetServiceQuota, enforced on launches
@@ -440,6 +440,8 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                         account.enforce_all_quotas = one["enforce_quotas"] in ("1", "true")
                     if "quota_access" in one:
                         account.quota_access_denied = one["quota_access"] == "denied"
+                    if "boot_scripts" in one:
+                        account.boot_scripts = one["boot_scripts"] in ("1", "true")
                 return self.reply(200, account.snapshot())
             if len(path) == 2 and path[0] == "quota":
                 if path[1] not in QUOTAS_BY_CODE or "value" not in one:

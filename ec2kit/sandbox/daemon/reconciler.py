@@ -241,10 +241,15 @@ class Reconciler:
         """Boot the instances started again this pass: their volumes are attached (EBS volumes are
         there when a real machine boots), so run their per-boot scripts now, as cloud-init would, in a
         thread of their own (a script may wait for a device; the reconciler must not)."""
+        from ..moto.account import ACCOUNT
+
         for instance_id in sorted(self.booting):
             self.booting.discard(instance_id)
             host = self.hosts.get(instance_id)
             if host is None:
+                continue
+            if not ACCOUNT.boot_scripts:
+                log.info("%s: booted without running its per-boot scripts (boot_scripts is off)", instance_id)
                 continue
 
             def boot(host: SshdHost = host, instance_id: str = instance_id) -> None:
