@@ -103,11 +103,13 @@ def test_a_resumable_run_stopped_by_an_interruption_sees_its_data_volume_when_it
         120,
         "the resumed end",
     )
+    home = next(h["home"] for h in sb.status(sandbox.settings)["hosts"] if h["instance_id"] == iid)
+    boot_log = (Path(home).parent / "boot.log").read_text()  # what the sandbox's "cloud-init" ran on start
+    assert "--- ec2kit-boot-data-run.sh: exit 0" in boot_log, boot_log
     where = pull(ctx, "boot-data-run")
     assert (where / "seen.txt").read_text() == "1 dataset-v1 mounted\n2 dataset-v1 mounted\n"
     assert Runs(sandbox.settings.runs_db).find("boot-data-run").attempt == 2
     assert run_resources(sandbox, "boot-data-run") == {}
-    assert isinstance(where, Path)
 
 
 def test_a_resumed_run_whose_data_volume_is_gone_fails_instead_of_running_on_an_empty_directory(ctx, sandbox, tmp_path):
