@@ -37,6 +37,13 @@ back to their defaults on ``reset()``):
 - Spot interruptions (``interrupt``): the 2-minute notice in instance metadata, then terminate,
   or stop (InstanceInterruptionBehavior=stop, disk kept) and start again with a new public IP on
   ``capacity_returns`` or after ``restart_after`` s.
+- Stop and start: a stopped instance runs nothing and has no mounts (its sshd's mount and PID namespaces end
+  with it; its volumes stay attached and come back as devices, unmounted, on start: no setting, AWS always
+  behaves so). Started again, it runs its own ``/var/lib/cloud/scripts/per-boot/`` (each instance's
+  ``cloud/`` directory, bind-mounted there) as cloud-init's scripts-per-boot module does: the executable
+  files in name order, one after the other, as root, once its volumes are attached (``run_boot_scripts``,
+  on by default; output in the host's ``boot.log``). Not imitated: the rest of cloud-init (per-instance and
+  per-once scripts, user data), /etc/fstab, systemd units.
 - Deleting: DeleteVolume of an attached volume answers VolumeInUse and DeleteSnapshot of an image's
   snapshot InvalidSnapshot.InUse (moto's own), and still for ``DEREGISTER_LAG`` (1.5) s after
   DeregisterImage, as AWS does for a while (moto lets go at once).
@@ -77,6 +84,7 @@ from .client.knobs import (
     enforce_ssh_rules,
     interrupt,
     reset,
+    run_boot_scripts,
     set_caller_ip,
     set_capacity,
     set_quota,
@@ -108,4 +116,5 @@ __all__ = [
     "deny_quota_access",
     "set_capacity",
     "capacity_returns",
+    "run_boot_scripts",
 ]

@@ -65,9 +65,14 @@ def render_wrapper(
     owned: bool = True,
     queue: bool = False,
     stop_after: int = 0,
+    data_mount: str = "",
 ) -> str:
-    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered); ``stop_after``: a resumable
-    run whose script ended and that nothing pulled for that many seconds stops its instance (0: never)."""
+    """The wrapper.sh text for this run (templates/spot-run/wrapper.sh.j2 rendered).
+
+    ``stop_after``: a resumable run whose script ended and that nothing pulled for that many seconds stops its
+    instance (0: never); ``data_mount``: where the run's data volume is mounted; a resumed run mounts it again
+    (./mount-data.sh) first.
+    """
     from ..recipe.render import environment  # the one Jinja factory (sandboxed; `quote` makes one shell word)
 
     return (
@@ -86,6 +91,7 @@ def render_wrapper(
             owned=owned,
             queue=queue,
             stop_after=max(0, int(stop_after)) if resume_on_boot else 0,
+            data_mount=data_mount,
         )
     )
 

@@ -77,6 +77,15 @@ class _Watch:
 
 OUTAGE_BACKOFF_MAX = 30.0  # seconds between reconnection attempts, at most
 DISK_FULL = "disk-full"  # the wrapper's status "why" when it stopped the script for a full disk
+NO_DATA_VOLUME = "no-data-volume"  # ... when a restarted instance's data volume could not be mounted again
+
+
+def no_data_volume_note(run: str, mountpoint: str) -> str:
+    """What a resumable run says when its instance restarted without its data volume (the script was not resumed)."""
+    return (
+        f"the instance restarted but its data volume could not be mounted again at {mountpoint}, so the script was "
+        f"not resumed on an empty directory; `inv pull {run}` brings what it wrote, `inv logs {run}` says why"
+    )
 
 
 def disk_full_note(results_dir: str, disk: int | None = None) -> str:

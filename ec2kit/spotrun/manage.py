@@ -13,9 +13,9 @@ from ..runs import RunRecord, Runs
 from ..tags import MANAGED_TAG
 from . import owner
 from .commands import attach_command, kill_command
-from .follow import DISK_FULL, disk_full_note
+from .follow import DISK_FULL, NO_DATA_VOLUME, disk_full_note, no_data_volume_note
 from .follower import FINAL_STATES, Follower
-from .options import RUN_TAG
+from .options import DATA_MOUNT, RUN_TAG
 from .release import log_tail, release, release_all
 from .state import _default_say
 
@@ -313,6 +313,8 @@ def _settle(ctx: Context, record: RunRecord, status: dict) -> None:
         record.ended_at = time.time()
         if status.get("why") == DISK_FULL:
             record.options["note"] = disk_full_note(record.results_dir, record.options.get("disk"))
+        elif status.get("why") == NO_DATA_VOLUME:
+            record.options["note"] = no_data_volume_note(record.name, DATA_MOUNT)
         Runs(ctx.settings.runs_db).save(record)
 
 

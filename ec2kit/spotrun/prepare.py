@@ -41,8 +41,17 @@ def _attach_data(run: _Run, attempt: int) -> None:
     rec.add_created("volumes", vol.id)
     rec.volumes.append(vol.id)
     run.save()
-    actions.mount_volume(run.ctx, vol.id, inst.id, mountpoint=DATA_MOUNT)
+    vol = actions.mount_volume(run.ctx, vol.id, inst.id, mountpoint=DATA_MOUNT)
     run.ctx.cloud.delete_with_instance(vol.id)  # gone with the instance, however it ends
+    # A stop (a resumable run's interruption) unmounts it; the resumed wrapper runs this again first.
+    remount = actions.mount_script(
+        actions.device_candidates(vol.id, vol.device),
+        DATA_MOUNT,
+        format_blank=False,
+        owner=_host(run).target.user,
+        wait_seconds=20,  # an attached volume is there when the machine boots: no minute-long wait for one that is not
+    )
+    _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && cat >"$HOME/ec2kit/{rec.name}/mount-data.sh"', stdin=remount)
 
 
 def stop_unpulled_after(settings: Settings) -> int:
@@ -68,6 +77,7 @@ def _upload(run: _Run) -> None:
         owned=not opts.on,
         queue=opts.queue,
         stop_after=stop_unpulled_after(run.ctx.settings),
+        data_mount=DATA_MOUNT if opts.snapshot else "",
     )
     data = bundle(opts, wrapper)
     _host(run).run(f'mkdir -p "$HOME/ec2kit/{rec.name}" && tar -xzf - -C "$HOME/ec2kit/{rec.name}"', stdin=data, timeout=600)

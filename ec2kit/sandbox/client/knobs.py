@@ -29,6 +29,7 @@ __all__ = [
     "deny_quota_access",
     "set_capacity",
     "capacity_returns",
+    "run_boot_scripts",
     "throttle",
     "throttled",
     "eventual_consistency",
@@ -70,6 +71,12 @@ def enforce_ssh_rules(settings_or_info: Settings | SandboxInfo, on: bool = True)
     """Gate SSH by security groups (on by default; ``on=False`` opens every instance): an instance whose groups do not allow tcp/22
     from the caller IP gets a blackhole address, so connecting times out as on AWS."""
     _post(settings_or_info, "/account", "switch SSH enforcement", enforce_ssh=int(on))
+
+
+def run_boot_scripts(settings_or_info: Settings | SandboxInfo, on: bool = True) -> None:
+    """Run an instance's ``/var/lib/cloud/scripts/per-boot/*`` when it starts again after a stop, as cloud-init does on
+    Ubuntu AMIs (on by default; ``on=False``: an image without cloud-init, whose boots run nothing of the user's)."""
+    _post(settings_or_info, "/account", "switch boot scripts", boot_scripts=int(on))
 
 
 def set_quota(settings_or_info: Settings | SandboxInfo, quota_code: str, value: float, *, enforce: bool = True) -> None:

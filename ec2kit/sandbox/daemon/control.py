@@ -26,11 +26,12 @@ Control::
                                  instance <from>), the port is a blackhole: connects time out as on AWS
     GET  /checkip                the caller's public IPv4 + "\n" (like https://checkip.amazonaws.com)
     GET  /account                the account's knobs (caller IP, quotas, empty pools, enforcement)
-    POST /account?caller_ip=IP&enforce_ssh=0|1&enforce_quotas=0|1&quota_access=allowed|denied
+    POST /account?caller_ip=IP&enforce_ssh=0|1&enforce_quotas=0|1&quota_access=allowed|denied&boot_scripts=0|1
                  &fresh_lookups=N&snapshot_seconds=S&image_takes_volumes=0|1
                                  change any of them (only those given): N first lookups of a just-created
                                  id answer NotFound (eventual consistency); new snapshots pending S s;
-                                 CreateImage maps every attached EBS volume
+                                 CreateImage maps every attached EBS volume; boot_scripts: a start runs
+                                 the instance's per-boot scripts
     GET  /consistency            the lookups refused as NotFound so far ([[action, id], …])
     POST /quota/<code>?value=N[&enforce=0|1]
                                  an EC2 vCPU quota's value for GetServiceQuota, enforced on launches
@@ -458,6 +459,8 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                         account.snapshot_seconds = max(0.0, float(one["snapshot_seconds"]))
                     if "image_takes_volumes" in one:
                         account.image_takes_volumes = one["image_takes_volumes"] in ("1", "true")
+                    if "boot_scripts" in one:
+                        account.boot_scripts = one["boot_scripts"] in ("1", "true")
                 return self.reply(200, account.snapshot())
             if len(path) == 2 and path[0] == "quota":
                 if path[1] not in QUOTAS_BY_CODE or "value" not in one:

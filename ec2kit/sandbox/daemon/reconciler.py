@@ -75,6 +75,7 @@ class Reconciler:
         self.started_at: dict[str, float] = {}  # instance id -> seconds from first seen running to sshd listening
         self.first_running: dict[str, float] = {}
         self.stopped: set[str] = set()  # instances whose host was stopped: their next start is a boot (hooks run)
+        self.booting: set[str] = set()  # started again this pass: their per-boot scripts run once volumes are attached
         for sub in ("hosts", "images", "volumes", "snapshots"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -142,6 +143,7 @@ class Reconciler:
             if self.volumes:
                 self.reconcile_snapshots()
                 self.reconcile_volumes()
+            self.run_boot_scripts()
             self.seen_generation = generation
             self.last_pass = time.monotonic()
             self.passes += 1
@@ -224,20 +226,40 @@ class Reconciler:
                 "EC2KIT_IMDS": f"{self.control_url}/i/{instance_id}",
                 "EC2KIT_POWEROFF": f"curl -fsS -X POST {self.control_url}/poweroff/{instance_id}",
                 "EC2KIT_INSTANCE_ID": instance_id,
-                "EC2KIT_ONBOOT": "sandbox",  # the sandbox runs ~/.ec2kit/boot/*.sh itself (cron @reboot on AWS)
+                "EC2KIT_ONBOOT": "sandbox",  # no systemd or cron here: the sandbox runs the idle watcher from its loop
                 "EC2KIT_AUTOSTOP_DIR": str(root / "autostop"),  # the idle watcher's home (/var/lib/ec2kit/autostop on AWS)
             },
         )
         host.start()
         port_file.write_text(str(host.port))
         self.hosts[instance_id] = host
-        if instance_id in self.stopped:  # started again after a stop: a boot, so its boot hooks run
+        if instance_id in self.stopped:  # started again after a stop: a boot, so its per-boot scripts run
             self.stopped.discard(instance_id)
-            ran = host.run_boot_hooks()
-            if ran:
-                log.info("%s: boot hooks run: %s", instance_id, ", ".join(ran))
+            self.booting.add(instance_id)  # once its volumes are attached again (end of this pass)
         self.started_at[instance_id] = time.monotonic() - self.first_running.pop(instance_id)
         log.info("%s: sshd on port %d (pid %s)", instance_id, host.port, host.pid)
+
+    def run_boot_scripts(self) -> None:
+        """Boot the instances started again this pass: their volumes are attached (EBS volumes are
+        there when a real machine boots), so run their per-boot scripts now, as cloud-init would, in a
+        thread of their own (a script may wait for a device; the reconciler must not)."""
+        from ..moto.account import ACCOUNT
+
+        for instance_id in sorted(self.booting):
+            self.booting.discard(instance_id)
+            host = self.hosts.get(instance_id)
+            if host is None:
+                continue
+            if not ACCOUNT.boot_scripts:
+                log.info("%s: booted without running its per-boot scripts (boot_scripts is off)", instance_id)
+                continue
+
+            def boot(host: SshdHost = host, instance_id: str = instance_id) -> None:
+                ran = host.run_boot_scripts()
+                if ran:
+                    log.info("%s: per-boot scripts run: %s", instance_id, ", ".join(ran))
+
+            threading.Thread(target=boot, name=f"boot-{instance_id}", daemon=True).start()
 
     def stop_host(self, instance_id: str) -> None:
         """Stop the instance's sshd and its sessions; keep its home."""

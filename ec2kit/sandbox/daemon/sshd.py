@@ -5,18 +5,21 @@ keys, an sshd_config, a log and a clean home directory (``HOME`` is set with
 sshd's ``SetEnv``, so the user's own ~/.bashrc is never sourced). As root the
 server runs in a private mount namespace, so mounts made on one sandbox
 instance (a data volume at /mnt/data) are invisible to the others, like
-separate machines.
+separate machines, and end with it (a stopped machine has no mounts). There
+the host's ``cloud/`` directory is bind-mounted at ``/var/lib/cloud``: the
+instance's own cloud-init directory, whose ``scripts/per-boot/`` the daemon
+runs on every start after a stop, as cloud-init does on an Ubuntu AMI.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +71,11 @@ class SshdHost:
         return self.root / "bin"
 
     @property
+    def cloud_dir(self) -> Path:
+        """The instance's /var/lib/cloud (bind-mounted there inside its namespace)."""
+        return self.root / "cloud"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "sshd.log"
 
@@ -98,6 +106,8 @@ class SshdHost:
             "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             **self.env,
         }
+        if not self.namespaced():  # no bind mount: say where this machine's /var/lib/cloud is
+            env["EC2KIT_CLOUD_DIR"] = str(self.cloud_dir)
         set_env = " ".join(f'"{k}={v}"' for k, v in env.items())
         config = self.root / "sshd_config"
         config.write_text(
@@ -145,11 +155,15 @@ class SshdHost:
         config = self.write_config()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True) if os.geteuid() == 0 else None
         argv = [sshd_binary(), "-D", "-f", str(config), "-E", str(self.log_file)]
-        if self.private_mounts and os.geteuid() == 0 and shutil.which("unshare"):
+        (self.cloud_dir / "scripts" / "per-boot").mkdir(parents=True, exist_ok=True)
+        if self.namespaced():
             # Own mount and PID namespaces: mounts stay on this "machine", and when
             # sshd (PID 1 there) exits the kernel ends everything it started —
-            # sessions, tmux servers, open connections — as a power-off would.
-            argv = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", *argv]
+            # sessions, tmux servers, open connections, mounts — as a power-off would.
+            # /var/lib/cloud is the machine's own directory (mounted over the real one there only).
+            Path("/var/lib/cloud").mkdir(parents=True, exist_ok=True)
+            inner = f"mount --bind {shlex.quote(str(self.cloud_dir))} /var/lib/cloud && exec {shlex.join(argv)}"
+            argv = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", inner]
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
@@ -167,6 +181,10 @@ class SshdHost:
                 time.sleep(0.02)
         self.stop()
         raise SandboxError(f"sshd for {self.root.name} did not listen on port {self.port} within {timeout:.0f}s.")
+
+    def namespaced(self) -> bool:
+        """True when the server runs in its own mount and PID namespaces (root, with unshare)."""
+        return self.private_mounts and os.geteuid() == 0 and shutil.which("unshare") is not None
 
     def running(self) -> bool:
         """True while the sshd process started by :meth:`start` is alive."""
@@ -215,15 +233,18 @@ class SshdHost:
             **self.env,
         }
 
-    def spawn(self, argv: list[str], *, env: dict[str, str] | None = None, log_name: str = "boot.log") -> subprocess.Popen:
-        """Start ``argv`` as the machine would (in the host's namespaces, with :meth:`machine_env`), output to ``log_name``."""
-        prefix: list[str] = []
+    def _nsenter(self) -> list[str]:
+        """The prefix that runs a command inside the host's own namespaces ([] without them)."""
         inner = self._namespace_pid()
         if inner is not None and shutil.which("nsenter"):
-            prefix = ["nsenter", "-t", str(inner), "-m", "-p", "--"]
+            return ["nsenter", "-t", str(inner), "-m", "-p", "--"]
+        return []
+
+    def spawn(self, argv: list[str], *, env: dict[str, str] | None = None, log_name: str = "boot.log") -> subprocess.Popen:
+        """Start ``argv`` as the machine would (in the host's namespaces, with :meth:`machine_env`), output to ``log_name``."""
         with open(self.root / log_name, "ab") as log:
             return subprocess.Popen(
-                [*prefix, *argv],
+                [*self._nsenter(), *argv],
                 env={**self.machine_env(), **(env or {})},
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
@@ -232,14 +253,46 @@ class SshdHost:
                 start_new_session=True,
             )
 
-    def run_boot_hooks(self) -> list[str]:
-        """Run ``~/.ec2kit/boot/*.sh`` as the machine's boot would (cron's @reboot on AWS): in the
-        host's namespaces, with cron's small environment plus the instance's own variables."""
-        hooks = sorted((self.home / ".ec2kit" / "boot").glob("*.sh"))
-        for hook in hooks:
-            proc = self.spawn(["sh", str(hook)])
-            threading.Thread(target=proc.wait, daemon=True).start()
-        return [h.name for h in hooks]
+    def per_boot_scripts(self) -> list[Path]:
+        """What cloud-init's scripts-per-boot module would run: the executable files of
+        /var/lib/cloud/scripts/per-boot, in name order (others are skipped, as run-parts does)."""
+        folder = self.cloud_dir / "scripts" / "per-boot"
+        if not folder.is_dir():
+            return []
+        return [p for p in sorted(folder.iterdir()) if p.is_file() and os.access(p, os.X_OK)]
+
+    def run_boot_scripts(self, timeout: float = 120.0) -> list[str]:
+        """Run the machine's per-boot scripts as its boot would: each in turn (the next once the previous
+        ended), executed directly (their #! line), as root in the host's namespaces, with a service's
+        small environment plus the instance's own variables; output appended to ``boot.log``
+        (cloud-init's /var/log/cloud-init-output.log). Returns their names."""
+        scripts = self.per_boot_scripts()
+        env = {
+            "PATH": f"{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "EC2KIT_SANDBOX_HOST": str(self.root),  # so a stop ends what the scripts started
+            **self.env,
+        }
+        if not self.namespaced():
+            env["EC2KIT_CLOUD_DIR"] = str(self.cloud_dir)
+        prefix = self._nsenter()
+        with open(self.root / "boot.log", "ab") as log:
+            for script in scripts:
+                log.write(f"--- {script.name}\n".encode())
+                log.flush()
+                try:
+                    done = subprocess.run(
+                        [*prefix, str(script)],
+                        env=env,
+                        cwd="/",
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=log,
+                        timeout=timeout,
+                    )
+                    log.write(f"--- {script.name}: exit {done.returncode}\n".encode())
+                except (OSError, subprocess.TimeoutExpired) as err:  # one failing script never stops the others
+                    log.write(f"--- {script.name}: {err}\n".encode())
+        return [p.name for p in scripts]
 
     def _namespace_pid(self) -> int | None:
         """The sshd inside the host's own namespaces (the child of ``unshare``), if it has them."""

@@ -135,6 +135,7 @@ class Account:
     enforced_quotas: set[str] = field(default_factory=set)
     enforce_all_quotas: bool = False
     quota_access_denied: bool = False
+    boot_scripts: bool = True  # instances run /var/lib/cloud/scripts/per-boot/* when started again (cloud-init)
     no_capacity: set[tuple[str, str, str]] = field(default_factory=set)  # (type, zone, market or "*")
     interrupt_pools: dict[tuple[str, str], float] = field(default_factory=dict)  # (type, zone) -> s after launch
     fresh_lookups: int = 1  # eventual consistency: a new id's first N lookups answer NotFound (0: off)
@@ -158,6 +159,7 @@ class Account:
             ):
                 setattr(self, name, getattr(fresh, name))
             self.quota_access_denied = False
+            self.boot_scripts = True
             self.no_capacity = set()
             self.interrupt_pools = {}
 
@@ -211,6 +213,7 @@ class Account:
                 "quotas": {q.code: self.quota_value(q.code) for q in QUOTAS},
                 "enforced_quotas": "all" if self.enforce_all_quotas else sorted(self.enforced_quotas),
                 "quota_access_denied": self.quota_access_denied,
+                "boot_scripts": self.boot_scripts,
                 "no_capacity": sorted(list(k) for k in self.no_capacity),
                 "interrupt_pools": [[t, z, s] for (t, z), s in sorted(self.interrupt_pools.items())],
                 "fresh_lookups": self.fresh_lookups,
