@@ -336,3 +336,25 @@ def test_an_unreadable_state_file_is_never_wiped_and_sandbox_down_resets_on_purp
         assert run_inv("instances", home=home).code == 0  # a fresh sandbox starts on request
     finally:
         sb.down(settings)
+
+
+def test_without_moto_the_sandbox_says_how_to_install_it_and_starts_nothing(tmp_path):
+    from cli_helpers import ROOT
+
+    blocker = (
+        "import sys\n"
+        "class NoMoto:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'moto':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoMoto())\n"
+        "from ec2kit.cli import main\n"
+        "sys.argv = ['ec2kit', 'instances']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"EC2KIT_HOME": str(tmp_path), "EC2KIT_SANDBOX": "1", "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc
+    assert "needs moto's server" in proc.stderr and "pip install 'ec2kit[sandbox]'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "sandbox" / "daemon.log").exists()  # no daemon was spawned to fail in its log

@@ -129,6 +129,16 @@ def _spawn(root: Path) -> int:
     return proc.pid
 
 
+def _moto_installed() -> bool:
+    """Whether this Python can import moto (the sandbox daemon's only extra dependency)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("moto") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def ensure_running(settings: Settings) -> SandboxInfo:
     """Return the running sandbox for ``settings.sandbox_dir``, starting its daemon if needed.
 
@@ -138,6 +148,12 @@ def ensure_running(settings: Settings) -> SandboxInfo:
     info = _live_info(root)
     if info:
         return info
+    if not _moto_installed():  # the daemon would only say so in its log
+        raise SandboxError(
+            "The local sandbox needs moto's server, which is not installed in this Python "
+            f"({sys.executable}), so it cannot start.",
+            hint="Install it with: pip install 'ec2kit[sandbox]'; or configure AWS credentials and set EC2KIT_SANDBOX=0.",
+        )
     with file_lock(root / ".start.lock"):
         info = _live_info(root)
         if info:

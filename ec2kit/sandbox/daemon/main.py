@@ -62,8 +62,12 @@ def run(root: Path) -> int:
     started = time.monotonic()
     prepare_environment(root)
     try:
+        import importlib
+
         import boto3
         from botocore.config import Config
+
+        importlib.import_module("moto.moto_server.werkzeug_app")  # the modules below import moto lazily
 
         from ..moto.aws_behaviours import install
         from ..moto.motoserver import DAEMON_AGENT, MotoServer
