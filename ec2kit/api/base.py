@@ -100,7 +100,7 @@ class Face:
             from ..errors import Ec2kitError
 
             try:
-                return gpu_on_demand_prices(cloud.region, session=cloud.session)
+                return gpu_on_demand_prices(cloud.region, session=cloud.session, endpoint_url=cloud.endpoint_url)
             except Ec2kitError as err:  # no pricing:GetProducts permission: sizes order the types instead
                 self._say(f"[dim]On-demand prices unavailable ({err}); GPU types are ordered by size.[/dim]", note=True)
                 return {}
@@ -109,7 +109,7 @@ class Face:
             cloud.aws,
             self.settings.home / "gpu-types.json",
             scope=f"{'sandbox' if sandbox else 'aws'}:{cloud.region}",
-            on_demand=None if sandbox else on_demand,  # the sandbox has no Pricing API
+            on_demand=on_demand,  # the sandbox answers the Pricing API too (sandbox/moto/pricelist.py)
         )
 
     def _gpu_types(self, request: GpuRequest, *, spot: bool) -> list[str]:

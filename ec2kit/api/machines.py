@@ -461,11 +461,6 @@ class MachineVerbs(Face):
             check_gpu_model(model, catalog, self.region, self.spelling, option=None)
             catalog = [t for t in catalog if model_key(t.model) == model_key(model)]
         spot = {} if no_spot else p.spot_prices_of([t.type for t in catalog], self.cloud)
-        if self.uses_sandbox:
-            self._say(
-                "[dim]The sandbox has no Pricing API: on-demand prices need AWS;\nits spot prices are moto's placeholders.[/dim]",
-                note=True,
-            )
 
         def offer(t: Any) -> GpuOffer:
             zone, price = min(spot[t.type].items(), key=lambda zp: zp[1]) if spot.get(t.type) else (None, None)

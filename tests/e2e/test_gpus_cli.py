@@ -56,6 +56,8 @@ def test_gpus_lists_the_sandbox_region_s_types_from_gpu_info_and_a_second_listin
     assert rows["g6e.xlarge"]["model"] == "L40S" and rows["p5.48xlarge"]["model"] == "H100"
     assert not {"m5.large", "t3.medium", "c5.xlarge"} & set(rows)  # no GpuInfo, no row
     assert all(r["spot"] is not None and r["vcpus"] > 0 and r["memory_gib"] > 0 for r in rows.values())
+    assert (rows["g5.xlarge"]["on_demand"], rows["g6.xlarge"]["on_demand"]) == (1.006, 0.8048)  # the sandbox's price list
+    assert "no Pricing API" not in first.err
     stamp = (home / "gpu-types.json").stat().st_mtime_ns
 
     before = len(calls(sandbox))

@@ -120,6 +120,13 @@ def _product(sku: str, service: str, family: str, attributes: dict[str, str], us
     }
 
 
+def instance_family(itype: str) -> str:
+    """The Pricing API's ``instanceFamily`` of a type, as AWS names it ("GPU instance" for g* and p*)."""
+    return {"g": "GPU instance", "p": "GPU instance", "c": "Compute optimized", "r": "Memory optimized"}.get(
+        itype[:1], "General purpose"
+    )
+
+
 def products() -> list[dict[str, Any]]:
     """Every product of the sandbox's price list (AmazonEC2 instances, EBS, snapshots; AmazonVPC public IPv4)."""
     found: list[dict[str, Any]] = []
@@ -130,6 +137,7 @@ def products() -> list[dict[str, Any]]:
             attrs = {
                 **where,
                 "instanceType": itype,
+                "instanceFamily": instance_family(itype),
                 "operatingSystem": "Linux",
                 "tenancy": "Shared",
                 "preInstalledSw": "NA",
