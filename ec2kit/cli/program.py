@@ -30,6 +30,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "terminate",
             "change-type",
             "connect",
+            "jupyter",
             "sync",
             "ssh-config",
             "access",
