@@ -33,6 +33,7 @@ class JupyterVerbs(Face):
         holds the token. ``stop=True`` closes the tunnel and ends the server (kernels included)."""
         from .. import jupyter
         from ..recipe import load_recipe
+        from ..recipe.loader import check_overrides
         from ..recipe.variables import resolve_vars
 
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -41,6 +42,7 @@ class JupyterVerbs(Face):
                 hint=f"Give a local port 1-65535, e.g. {self.spelling.given('port', 8889)}.",
             )
         recipe = load_recipe("jupyter")
+        check_overrides(recipe, dict(vars or {}))  # a misspelt variable is refused even when nothing is installed
         values, _ = resolve_vars(recipe, dict(vars or {}))
         venv = str(values.get("jupyter_venv") or "~/jupyter")
         inst = self._api.instance(name)

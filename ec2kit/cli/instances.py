@@ -174,7 +174,7 @@ def connect(ctx: Context, name: str, ports: str = "", command: str | None = None
 def jupyter(
     ctx: Context,
     name: str,
-    port: int = 8888,
+    port: int | None = None,  # optional, so a bad number is ec2kit's message (coerce_numbers), not Invoke's traceback
     stop: bool = False,
     set: list[str] | None = None,  # noqa: A002 - the flag is --set everywhere
     no_browser: bool = False,
@@ -182,9 +182,11 @@ def jupyter(
 ) -> None:
     """JupyterLab on an instance through an SSH tunnel: sets it up if needed (the jupyter recipe), starts it under
     tmux bound to the instance's localhost, prints http://127.0.0.1:PORT/lab?token=... Example: inv jupyter gpu1"""
+    from ..api.notebooks import DEFAULT_JUPYTER_PORT
     from ..recipe.loader import parse_overrides
 
-    server = domain(ctx).jupyter(name, port=port, stop=stop, vars=parse_overrides(set))
+    given = DEFAULT_JUPYTER_PORT if port is None else port
+    server = domain(ctx).jupyter(name, port=given, stop=stop, vars=parse_overrides(set))
     if json:
         ui.print_json({"name": server.name, "url": server.url, "local_port": server.local_port,
                        "remote_port": server.remote_port, "app": server.app, "started": server.started,

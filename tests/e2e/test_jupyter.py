@@ -68,6 +68,14 @@ def test_jupyter_answers_through_its_tunnel_with_its_token_and_stop_ends_server_
     assert again.code == 0, again
     assert again.out.strip() == server["url"]
     assert "already running" in again.err
+    # a local port another program holds: a clear error naming it; the server keeps running for another --port
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        refused = run_inv("jupyter", "jup", "--port", str(taken), "--no-browser", home=home, timeout=120)
+    assert_clean_error(refused, f"local port {taken}", "pick another")
+    assert _get(f"{base}/api/status", token) == 200
     # --stop: the port no longer answers, the tmux session is gone, the server process too
     stopped = run_inv("jupyter", "jup", "--port", str(port), "--stop", home=home, timeout=120)
     assert stopped.code == 0, stopped
