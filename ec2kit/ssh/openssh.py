@@ -344,9 +344,12 @@ class OpenSshTransport(Transport):
             probe.close()
 
     def disconnect(self) -> None:
-        """Stop the shared connection now (e.g. before the instance goes away)."""
+        """Stop the shared connection now (e.g. before the instance goes away), and its tunnels' master."""
         if self.socket is not None and self.socket.exists():
             self._control("exit")
+        tunnels = self.tunnel_socket() if not self._own_master else None
+        if tunnels is not None and _accepts(tunnels):
+            self._mux(tunnels, "exit")
 
     def close(self) -> None:
         """End the master that :meth:`open` started for this object alone (shared ones linger)."""

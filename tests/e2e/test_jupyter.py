@@ -11,8 +11,8 @@ import urllib.request
 
 from cli_helpers import assert_clean_error, run_inv
 
-# The recipe installs jupyter_server alone in the test (JupyterLab's default is ~3x the download); `inv jupyter`
-# then serves /?token= instead of /lab?token=. Same venv, tmux, config file, token and tunnel code path.
+# The recipe as shipped installs JupyterLab from the package index (about 20 s with pip's cache warm); the second
+# test installs jupyter_server alone, which `inv jupyter` serves at /?token= instead of /lab?token=.
 PACKAGES = "jupyter_packages=jupyter_server"
 
 
@@ -46,18 +46,20 @@ def test_jupyter_answers_through_its_tunnel_with_its_token_and_stop_ends_server_
     home = sandbox.settings.home
     dirs = launched("jup")
     port = _free_port()
-    first = run_inv("jupyter", "jup", "--port", str(port), "--set", PACKAGES, "--no-browser", "--json", home=home, timeout=400)
+    first = run_inv("jupyter", "jup", "--port", str(port), "--no-browser", "--json", home=home, timeout=600)
     assert first.code == 0, first
     server = json.loads(first.out)
-    assert server["provisioned"] and server["started"] and server["app"] == "server"
+    assert server["provisioned"] and server["started"] and server["app"] == "lab"
     token = server["url"].rsplit("token=", 1)[1]
-    assert server["url"] == f"http://127.0.0.1:{port}/?token={token}" and len(token) >= 32
+    assert server["url"] == f"http://127.0.0.1:{port}/lab?token={token}" and len(token) >= 32
+    with urllib.request.urlopen(server["url"], timeout=20) as page:  # JupyterLab's own page, through the tunnel
+        assert page.status == 200 and b"JupyterLab" in page.read()
     assert server["remote_port"] != port
     # the tunnel reaches the real server: the token opens its API, no token is refused
     base = f"http://127.0.0.1:{port}"
     assert _get(f"{base}/api/status", token) == 200
     assert _get(f"{base}/api/status") == 403
-    assert _get(server["url"].replace("/?", "/api/status?")) == 200
+    assert _get(server["url"].replace("/lab?", "/api/status?")) == 200
     # the token is in a 0600 file on the instance, never in a process's command line
     config = dirs["jup"] / "home" / ".ec2kit" / "jupyter" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
@@ -86,6 +88,20 @@ def test_jupyter_answers_through_its_tunnel_with_its_token_and_stop_ends_server_
     assert "jupyter" not in sessions
     listed = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(dirs["jup"]) + "/home/jupyter/bin/python" not in listed
+
+
+def test_a_venv_with_jupyter_server_alone_is_served_at_its_root_and_stops(sandbox, launched):
+    home = sandbox.settings.home
+    launched("jup-srv")
+    port = _free_port()
+    opened = run_inv("jupyter", "jup-srv", "--port", str(port), "--set", PACKAGES, "--no-browser", home=home, timeout=400)
+    assert opened.code == 0, opened
+    url = opened.out.strip()
+    token = url.rsplit("token=", 1)[1]
+    assert url == f"http://127.0.0.1:{port}/?token={token}"
+    assert _get(f"http://127.0.0.1:{port}/api/kernelspecs", token) == 200
+    assert run_inv("jupyter", "jup-srv", "--port", str(port), "--stop", home=home, timeout=120).code == 0
+    assert not _answers(port)
 
 
 def test_jupyter_on_a_stopped_instance_says_to_start_it(sandbox, launched):
