@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import stat
@@ -78,14 +79,16 @@ def test_jupyter_answers_through_its_tunnel_with_its_token_and_stop_ends_server_
         refused = run_inv("jupyter", "jup", "--port", str(taken), "--no-browser", home=home, timeout=120)
     assert_clean_error(refused, f"local port {taken}", "pick another")
     assert _get(f"{base}/api/status", token) == 200
+    # the server runs in session "jupyter" of its own tmux server (one per home: sandbox hosts share this machine)
+    own_tmux = ["tmux", "-L", "ec2kit-jupyter-" + hashlib.sha256(str(dirs["jup"] / "home").encode()).hexdigest()[:8]]
+    assert subprocess.run([*own_tmux, "has-session", "-t", "jupyter"], capture_output=True).returncode == 0
     # --stop: the port no longer answers, the tmux session is gone, the server process too
     stopped = run_inv("jupyter", "jup", "--port", str(port), "--stop", home=home, timeout=120)
     assert stopped.code == 0, stopped
     assert "stopped" in stopped.text
     assert not _answers(port)
     assert not _answers(server["remote_port"])
-    sessions = subprocess.run(["tmux", "ls"], capture_output=True, text=True).stdout  # the default server: none of ours
-    assert "jupyter" not in sessions
+    assert subprocess.run([*own_tmux, "has-session", "-t", "jupyter"], capture_output=True).returncode != 0
     listed = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(dirs["jup"]) + "/home/jupyter/bin/python" not in listed
 
