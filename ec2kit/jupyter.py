@@ -58,6 +58,14 @@ class JupyterServer:
     def __repr__(self) -> str:
         return f"<JupyterServer {self.name} {'stopped' if self.stopped else self.url}>"
 
+    def _repr_html_(self) -> str:
+        """In a notebook: a link that opens the server in a new tab."""
+        import html
+
+        if self.stopped:
+            return html.escape(self.line())
+        return f'<a href="{html.escape(self.url)}" target="_blank">{html.escape(self.line())}</a>'
+
 
 @dataclass
 class Found:
