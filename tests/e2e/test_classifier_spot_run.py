@@ -71,3 +71,27 @@ def test_the_classifier_example_survives_a_spot_interruption_and_resumes_from_it
     with (straight / "metrics.csv").open() as f:
         expected = [r["val_loss"] for r in csv.DictReader(f)]
     assert [r["val_loss"] for r in rows] == expected
+
+
+def test_the_example_grid_file_sweeps_the_classifier_and_each_run_trains_its_own_settings(sandbox, tmp_path):
+    home = sandbox.settings.home
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in ("classifier.py", "classifier.sh"):
+        shutil.copy(EXAMPLES / name, files / name)
+    script = tmp_path / "tiny.sh"  # the grid's EPOCHS (60 for its [[runs]] entry) wins over this default
+    script.write_text("#!/bin/bash\nexport SAMPLES=80 BACKEND=python EPOCHS=${EPOCHS:-3}\nexec bash classifier.sh\n")
+    done = run_inv(
+        "sweep", "--script", str(script), "--files", str(files), "--grid-file", str(EXAMPLES / "classifier-grid.toml"),
+        "--parallel", "3", "--type", "t3.micro", "--name", "clsw", "--results", str(tmp_path / "runs"), "--yes",
+        home=home, timeout=400,
+    )  # fmt: skip
+    assert done.code == 0, done
+    runs = tmp_path / "runs" / "clsw"
+    finals = {p.parent.name: json.loads(p.read_text()) for p in sorted(runs.glob("clsw-*/final.json"))}
+    assert [(f["lr"], f["hidden"], f["epoch"]) for f in finals.values()] == [
+        (0.3, 8, 3), (0.3, 32, 3), (0.1, 8, 3), (0.1, 32, 3), (0.03, 32, 60)
+    ]  # fmt: skip
+    with (runs / "summary.csv").open() as f:
+        summary = list(csv.DictReader(f))
+    assert len(summary) == 5 and all(row["state"] == "succeeded" for row in summary), summary
