@@ -47,7 +47,8 @@ class JupyterVerbs(Face):
         venv = str(values.get("jupyter_venv") or "~/jupyter")
         inst = self._api.instance(name)
         if inst.state != "running":
-            start = f"inv start {inst.label}" if self.spelling.cli else f"ec2.start({inst.label!r})"
+            key = inst.name or inst.id
+            start = f"inv start {key}" if self.spelling.cli else f"ec2.start({key!r})"
             raise WrongState(
                 f"Instance {inst.label} is {inst.state}: Jupyter needs it running.", hint=f"Start it first: {start}."
             )
@@ -57,7 +58,8 @@ class JupyterVerbs(Face):
             transport.end_tunnel(port, found.remote_port)
             ended = jupyter.stop(transport)
             server = jupyter.JupyterServer(inst.label, port, found.remote_port, stopped=True)
-            self._say(server.line() if ended else f"No Jupyter was running on {inst.label}; its tunnel is closed.")
+            said = server.line() if ended else f"No Jupyter was running on {inst.label}; its tunnel is closed."
+            self._say(said, note=True)  # stderr: stdout stays for --json
             return server
         server = jupyter.JupyterServer(inst.label, port, app=found.app or "lab")
         if found.app is None:
