@@ -9,7 +9,7 @@ from setuptools import find_packages, setup
 DATA = {
     "recipes": ["*.toml"],
     "templates": ["*.j2", "**/*.j2"],
-    "examples": ["*.sh", "*.py", "*.ipynb"],
+    "examples": ["*.sh", "*.py", "*.ipynb", "*.toml"],
 }
 
 setup(

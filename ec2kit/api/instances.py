@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..aws.models import Image, Volume
     from ..aws.models import Instance as InstanceInfo
     from ..idle import AutostopSetting
+    from ..jupyter import JupyterServer
     from ..ssh import Transport
     from ..workdir import SyncReport
     from .ec2 import EC2
@@ -236,6 +237,10 @@ class Instance(_Shown):
         import shlex
 
         return shlex.join(self._ec2.ssh_command(self, ports=ports))
+
+    def jupyter(self, **options: Any) -> JupyterServer:
+        """JupyterLab here, tunnelled to this machine: ``inst.jupyter().url`` (see :meth:`EC2.jupyter`)."""
+        return self._ec2.jupyter(self, **options)
 
     def sync(self, directory: str | Path | None = None) -> SyncReport:
         """Send a local directory to ``~/work/<its name>`` here (see :meth:`EC2.sync`); an unchanged tree sends no file."""

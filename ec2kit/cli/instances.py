@@ -207,6 +207,54 @@ def connect(ctx: Context, name: str, ports: str = "", command: str | None = None
 
 
 @command(
+    iterable=["set"],
+    help={
+        "name": "instance name or id (running)",
+        "port": "local port of the tunnel (default 8888); the server listens on a free port of the instance's localhost",
+        "stop": "close the tunnel and end the server (its kernels too) and its tmux session",
+        "set": "variable for the jupyter recipe when it runs first, KEY=VALUE (repeatable), e.g. jupyter_packages=jupyterlab",
+        "no_browser": "only print the URL (the browser opens by itself where there is a display)",
+        "json": "print the server (URL with token, ports) as JSON",
+    },
+)
+def jupyter(
+    ctx: Context,
+    name: str,
+    port: int | None = None,  # optional, so a bad number is ec2kit's message (coerce_numbers), not Invoke's traceback
+    stop: bool = False,
+    set: list[str] | None = None,  # noqa: A002 - the flag is --set everywhere
+    no_browser: bool = False,
+    json: bool = False,
+) -> None:
+    """JupyterLab on an instance through an SSH tunnel: sets it up if needed (the jupyter recipe), starts it under
+    tmux bound to the instance's localhost, prints http://127.0.0.1:PORT/lab?token=... Example: inv jupyter gpu1"""
+    from ..api.notebooks import DEFAULT_JUPYTER_PORT
+    from ..recipe.loader import parse_overrides
+
+    given = DEFAULT_JUPYTER_PORT if port is None else port
+    server = domain(ctx).jupyter(name, port=given, stop=stop, vars=parse_overrides(set))
+    if json:
+        ui.print_json({"name": server.name, "url": server.url, "local_port": server.local_port,
+                       "remote_port": server.remote_port, "app": server.app, "started": server.started,
+                       "provisioned": server.provisioned, "stopped": server.stopped})  # fmt: skip
+        return
+    if server.stopped:
+        return
+    print(server.url)
+    if not no_browser and _has_display():
+        import webbrowser
+
+        webbrowser.open(server.url)
+
+
+def _has_display() -> bool:
+    """Whether a graphical browser can open here (never a text browser that would take the terminal)."""
+    import sys
+
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+@command(
     help={
         "name": "instance name or id",
         "dir": "local directory to send (default: `workdir` in ec2kit.toml, else the current directory)",

@@ -31,6 +31,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "terminate",
             "change-type",
             "connect",
+            "jupyter",
             "sync",
             "ssh-config",
             "access",

@@ -56,7 +56,7 @@ def exec_argv(
     command: str | None,
     *,
     control: Path | None = None,
-    persist: int = 60,
+    persist: int | str = 60,
     connect_timeout: int = 10,
     log: Path | None = None,
 ) -> list[str]:
@@ -66,6 +66,7 @@ def exec_argv(
     becomes the master and lingers ``persist`` seconds once idle. ``log`` takes
     ssh's own messages (``-E``), so the command's stderr stays the command's. ``command`` None:
     run nothing, authenticate and go to the background (``-N -f``), as a master for later calls.
+    ``persist="yes"``: a master that stays until ``ssh -O exit`` (or until the host stops answering).
     """
     argv = [
         "ssh", "-F", "none", "-T", *(["-E", str(log)] if log is not None else []),
@@ -84,7 +85,7 @@ def exec_argv(
         "-o", "ServerAliveInterval=15",
         "-o", "ServerAliveCountMax=4",
     ]  # fmt: skip
-    if control is not None and persist > 0:
+    if control is not None and (persist == "yes" or int(persist) > 0):
         argv += ["-o", "ControlMaster=auto", "-o", _opt("ControlPath", control), "-o", f"ControlPersist={persist}"]
     else:
         argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
@@ -176,6 +177,21 @@ def _last_line(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- control sockets
+
+
+def _accepts(path: Path) -> bool:
+    """Whether a master listens on the control socket ``path`` (a connection is accepted)."""
+    import socket as sockets
+
+    probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    try:
+        probe.settimeout(2)
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 def control_dir(base: Path | None = None) -> Path | None:
@@ -328,9 +344,12 @@ class OpenSshTransport(Transport):
             probe.close()
 
     def disconnect(self) -> None:
-        """Stop the shared connection now (e.g. before the instance goes away)."""
+        """Stop the shared connection now (e.g. before the instance goes away), and its tunnels' master."""
         if self.socket is not None and self.socket.exists():
             self._control("exit")
+        tunnels = self.tunnel_socket() if not self._own_master else None
+        if tunnels is not None and _accepts(tunnels):
+            self._mux(tunnels, "exit")
 
     def close(self) -> None:
         """End the master that :meth:`open` started for this object alone (shared ones linger)."""
@@ -350,6 +369,11 @@ class OpenSshTransport(Transport):
         elif self.shared_connection_alive():
             self.reached = True
             return
+        self._start_master(self.argv(None, None))
+        self.reached = True
+
+    def _start_master(self, argv: list[str]) -> None:
+        """Run ``argv`` (an ``ssh -N -f`` master, without its ``-E`` log): authenticate, then background."""
         if not Path(self.target.key_file).exists():
             raise connect_error(self.target, "no-key")
         pins.check(self.target.known_hosts)
@@ -358,7 +382,7 @@ class OpenSshTransport(Transport):
         fd, name = tempfile.mkstemp(prefix="ec2kit-ssh-", suffix=".log")
         os.close(fd)
         log = Path(name)
-        argv = self.argv(None, log)  # no command: authenticate, then background as the master
+        argv = [*argv[:4], "-E", str(log), *argv[4:]]  # ssh -F none -T | -E log | ...
         try:
             code = subprocess.run(
                 argv,
@@ -376,7 +400,57 @@ class OpenSshTransport(Transport):
             raise ssh_failure(said, self.target) or RemoteError(
                 f"Cannot connect to {who(self.target)}: {_last_line(said)}.", hint="Check the instance's address and key."
             )
-        self.reached = True
+
+    # -- tunnels: on a master of their own, so they outlast no command and no command's linger
+
+    def tunnel_socket(self) -> Path | None:
+        """The socket of this host's tunnel master (None: no safe socket directory)."""
+        directory = self.control or control_dir()
+        if directory is None:
+            return None
+        path = control_path(self.target, directory)
+        return path.with_name(f"{path.name}-tunnel")
+
+    def tunnel(self, local_port: int, remote_port: int) -> None:
+        """Forward 127.0.0.1:``local_port`` here to 127.0.0.1:``remote_port`` on the host (``ssh -O forward``).
+
+        The forward lives on a master of its own that stays until :meth:`end_tunnel` (or until the host
+        stops answering: ServerAlive ends it), not on the shared connection that ends a minute after the
+        last command. Asking again for a forward that is up changes nothing."""
+        socket = self.tunnel_socket()
+        if socket is None:
+            raise RemoteError(
+                f"Cannot tunnel to {self.name}: no private directory for ssh's control sockets.",
+                hint="Set TMPDIR to a directory only you can write.",
+            )
+        if not _accepts(socket):
+            socket.unlink(missing_ok=True)
+            argv = exec_argv(
+                self.target, None, control=socket, persist="yes", connect_timeout=max(1, round(self.connect_timeout))
+            )
+            self._start_master(argv)
+        done = self._mux(socket, "forward", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}")
+        if done.returncode != 0:
+            said = _last_line(done.stderr.decode(errors="replace")) or f"ssh -O forward exited {done.returncode}"
+            raise RemoteError(
+                f"Cannot tunnel local port {local_port} to port {remote_port} on {self.name}: {said}.",
+                hint="Another program may be listening on that local port: pick another one.",
+            )
+
+    def end_tunnel(self, local_port: int, remote_port: int) -> bool:
+        """Cancel that forward (``ssh -O cancel``) and end the tunnel master; False when none was up."""
+        socket = self.tunnel_socket()
+        if socket is None or not _accepts(socket):
+            return False
+        self._mux(socket, "cancel", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}")
+        self._mux(socket, "exit")
+        return True
+
+    def _mux(self, socket: Path, operation: str, forward: str | None = None) -> subprocess.CompletedProcess[bytes]:
+        """``ssh -O operation [-L forward]`` on the master at ``socket``."""
+        argv = ["ssh", "-F", "none", "-o", _opt("ControlPath", socket), "-O", operation]
+        argv += ["-L", forward] if forward else []
+        return subprocess.run([*argv, self.target.host], stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
 
     def _start(self, command: str, has_stdin: bool) -> _Process:
         if not Path(self.target.key_file).exists():

@@ -209,6 +209,17 @@ class Transport:
         """End the connection now, shared ones included (the instance is going away)."""
         self.close()
 
+    def tunnel(self, local_port: int, remote_port: int) -> None:
+        """Forward 127.0.0.1:``local_port`` here to 127.0.0.1:``remote_port`` on the host, in the background."""
+        raise RemoteError(
+            f"Cannot tunnel to {self.name}: background tunnels need the OpenSSH client's shared connections.",
+            hint="Install openssh-client and unset EC2KIT_SSH=fabric.",
+        )
+
+    def end_tunnel(self, local_port: int, remote_port: int) -> bool:
+        """End that tunnel; False when none was up."""
+        return False
+
     # -- commands
 
     def run(

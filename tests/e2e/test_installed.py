@@ -102,6 +102,7 @@ def test_init_copies_editable_recipes_that_then_override_the_built_ins(installed
         "base.toml",
         "data-volume.toml",
         "freeze.toml",
+        "jupyter.toml",
         "spot-run.toml",
     ]
     assert (proj / "tasks.py").exists() and (proj / "templates" / "tmux.conf.j2").exists()

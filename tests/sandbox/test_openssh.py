@@ -378,3 +378,70 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# --------------------------------------------------------------------------- tunnels (inv jupyter)
+
+
+def _http_server(port: int) -> subprocess.Popen:
+    """A tiny HTTP server on the sshd host's loopback (the same machine here), as Jupyter would be."""
+    code = (
+        "import http.server, sys\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'far side')\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    from cli_helpers import wait_for
+
+    wait_for(lambda: _fetch(port) == b"far side", 20, "the test server")
+    return proc
+
+
+def _fetch(port: int) -> bytes | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as answer:
+            return answer.read()
+    except OSError:
+        return None
+
+
+def test_a_tunnel_outlives_the_command_connection_and_end_tunnel_closes_it(shell):
+    remote, local = free_port(), free_port()
+    server = _http_server(remote)
+    try:
+        shell.run("true")  # the shared command connection is up
+        shell.tunnel(local, remote)
+        assert _fetch(local) == b"far side"
+        shell.tunnel(local, remote)  # asked again: changes nothing, still one forward
+        assert shell._control("exit") == 0  # the command master ends (as after its linger)...
+        assert _fetch(local) == b"far side"  # ...the tunnel, on its own master, does not
+        assert shell.end_tunnel(local, remote) is True
+        assert _fetch(local) is None
+        assert shell.end_tunnel(local, remote) is False  # nothing left to end
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_tunnel_to_a_local_port_in_use_names_the_port(shell):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        with pytest.raises(RemoteError, match=f"local port {taken}"):
+            shell.tunnel(taken, free_port())
+    shell.end_tunnel(taken, 0)
+
+
+def test_fabric_refuses_a_tunnel_with_a_hint(shell):
+    with FabricTransport(shell.target) as host, pytest.raises(RemoteError, match="OpenSSH"):
+        host.tunnel(free_port(), free_port())

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.api",),
     ("ec2kit.sweep",),
     ("ec2kit.spotrun",),
-    ("ec2kit.workdir",),  # a local tree kept on an instance (inv sync, --workdir)
+    ("ec2kit.workdir", "ec2kit.jupyter"),  # a local tree kept on an instance (inv sync, --workdir); inv jupyter
     ("ec2kit.plot",),
     ("ec2kit.runs", "ec2kit.metrics"),
     ("ec2kit.autostop",),  # the idle watcher: rendered, installed over SSH, read back
@@ -82,6 +82,7 @@ KNOWN_MODULE_CIRCLES: set[frozenset[str]] = {
             "ec2kit.api.ec2",
             "ec2kit.api.instances",
             "ec2kit.api.machines",
+            "ec2kit.api.notebooks",
             "ec2kit.api.recipes",
             "ec2kit.api.running",
             "ec2kit.api.runs",

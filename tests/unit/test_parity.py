@@ -61,6 +61,8 @@ RENAMED: dict[tuple[str, str], tuple[str | None, str]] = {
     ("stop", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
     ("change-type", "yes"): (None, "the command asks before touching a live run's instance; Python code means it"),
     ("sync", "dir"): ("directory", "--dir is short to type; Python spells the word (dir is a builtin)"),
+    ("jupyter", "set"): ("vars", "--set KEY=VALUE (repeatable) is parsed into the vars dict"),
+    ("jupyter", "no_browser"): (None, "opening a browser is the terminal's; Python gets the URL"),
     ("plot", "follow"): (None, "redrawing a terminal as metrics grow; Python re-calls run.plot()"),
     ("plot", "interval"): (None, "how often --follow redraws"),
 }
