@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import pytest
+from aws_helpers import looked_up_at_once
 from cli_helpers import ROOT, assert_clean_error, run_inv
 from pty_helpers import ANSI, inv_argv
 from rich.cells import cell_len
@@ -188,8 +189,9 @@ def test_a_live_runs_volume_and_snapshot_are_refused_naming_the_run(home, sandbo
 
     runs = Runs(sandbox.settings.runs_db)
     record = runs.create(RunRecord(name="del-live-run", state="running", options={"snapshot": "del-run-data"}))
-    vol = blank_volume(sandbox, "del-run-vol")
-    sandbox.ec2.create_tags(Resources=[vol], Tags=[{"Key": "ec2kit:run", "Value": "del-live-run"}])
+    with looked_up_at_once(sandbox):  # plain boto3 tags the new volume at once
+        vol = blank_volume(sandbox, "del-run-vol")
+        sandbox.ec2.create_tags(Resources=[vol], Tags=[{"Key": "ec2kit:run", "Value": "del-live-run"}])
     snap = sandbox.ec2.create_snapshot(
         VolumeId=vol,
         TagSpecifications=[

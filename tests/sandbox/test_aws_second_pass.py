@@ -223,6 +223,9 @@ def test_the_sandbox_answers_only_inside_the_vpc_for_an_instance_without_a_publi
     subnet = private_subnet(ec2)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     made = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"])["Instances"][0]
+    ec2.get_waiter("instance_exists").wait(
+        InstanceIds=[made["InstanceId"]], WaiterConfig={"Delay": 1}
+    )  # waits out eventual consistency
     described = ec2.describe_instances(InstanceIds=[made["InstanceId"]])["Reservations"][0]["Instances"][0]
     assert not described.get("PublicIpAddress") and described["PrivateIpAddress"]
     assert filtered(sandbox_reset, made["InstanceId"])  # from the laptop: the blackhole, as a private address from outside

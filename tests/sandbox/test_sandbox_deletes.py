@@ -7,7 +7,7 @@ Plain boto3 against the sandbox daemon's endpoint for what AWS answers; a Cloud 
 from __future__ import annotations
 
 import pytest
-from aws_helpers import count_calls
+from aws_helpers import count_calls, looked_up_at_once
 from botocore.exceptions import ClientError
 from cli_helpers import wait_for
 
@@ -31,13 +31,15 @@ def cloud(sandbox, tmp_path):
 def image_of_a_new_instance(sandbox, name: str) -> tuple[str, str, str]:
     """(instance id, image id, its snapshot id): an image made by CreateImage, as `inv freeze` makes one."""
     ec2 = sandbox.ec2
-    instance = ec2.run_instances(ImageId=UBUNTU_AMI_ID, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
-    image = ec2.create_image(
-        InstanceId=instance["InstanceId"],
-        Name=name,
-        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "ec2kit:managed", "Value": "1"}]}],
-    )["ImageId"]
-    [snap] = [b["Ebs"]["SnapshotId"] for b in ec2.describe_images(ImageIds=[image])["Images"][0]["BlockDeviceMappings"]]
+    with looked_up_at_once(sandbox):
+        instance = ec2.run_instances(ImageId=UBUNTU_AMI_ID, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+        image = ec2.create_image(
+            InstanceId=instance["InstanceId"],
+            Name=name,
+            TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "ec2kit:managed", "Value": "1"}]}],
+        )["ImageId"]
+        described = ec2.describe_images(ImageIds=[image])["Images"][0]
+    [snap] = [b["Ebs"]["SnapshotId"] for b in described["BlockDeviceMappings"]]
     return instance["InstanceId"], image, snap
 
 
