@@ -75,3 +75,13 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a process a test will Ctrl-C: SIGINT at its default and unblocked in it, whatever
+    the harness runs with (a job started by a non-interactive shell or a service may ignore or block it),
+    so the process meets Ctrl-C as it does in a terminal."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_inv
+from cli_helpers import interruptible, run_inv
 from cli_helpers import wait_for as wait_until
 from test_spotrun_sandbox import FAST, checkpoint_step, options, run_resources, script, train_script
 
@@ -63,7 +63,13 @@ def spot_run_process(sandbox, tmp_path: Path, script_path: str, name: str, **kw)
     out = open(tmp_path / "out", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+        preexec_fn=interruptible,
     )
 
 

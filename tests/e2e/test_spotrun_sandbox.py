@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import interruptible
 from cli_helpers import wait_for as wait_until
 
 from ec2kit.context import Context
@@ -184,7 +185,14 @@ def test_sigint_during_the_run_pulls_results_and_removes_every_resource(sandbox,
                                            pull_interval=0.5, poll_interval=0.3, notice_poll=0.5, say=say))
         say(f"final state {{rec.state}}")
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=interruptible,
+    )
     try:
         wait_until(
             lambda: (tmp_path / "results" / "early.txt").exists() or proc.poll() is not None, 60, "the first pulled result"

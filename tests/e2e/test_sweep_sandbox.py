@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aws_helpers import count_calls
-from cli_helpers import ROOT, run_inv
+from cli_helpers import ROOT, interruptible, run_inv
 from cli_helpers import wait_for as wait_until
 
 from ec2kit.context import Context
@@ -231,6 +231,7 @@ def inv_process(sandbox, tmp_path: Path, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
 
 
