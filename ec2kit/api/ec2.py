@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .costs import CostVerbs
 from .machines import MachineVerbs
 from .notebooks import JupyterVerbs
+from .prices import PriceVerbs
 from .recipes import RecipeVerbs
 from .running import RunVerbs
 from .storage import StorageVerbs
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ..context import Context
 
 
-class EC2(MachineVerbs, StorageVerbs, RecipeVerbs, RunVerbs, SweepVerbs, CostVerbs, JupyterVerbs):
+class EC2(MachineVerbs, PriceVerbs, StorageVerbs, RecipeVerbs, RunVerbs, SweepVerbs, CostVerbs, JupyterVerbs):
     """EC2 for notebooks, the REPL and the command line: ``EC2(region="Ohio", profile="work")``.
 
     The same rules as the command line pick AWS or the local sandbox: ``EC2KIT_SANDBOX=1`` (or

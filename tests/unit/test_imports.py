@@ -83,6 +83,7 @@ KNOWN_MODULE_CIRCLES: set[frozenset[str]] = {
             "ec2kit.api.instances",
             "ec2kit.api.machines",
             "ec2kit.api.notebooks",
+            "ec2kit.api.prices",
             "ec2kit.api.recipes",
             "ec2kit.api.running",
             "ec2kit.api.runs",
