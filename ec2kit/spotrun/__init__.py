@@ -18,8 +18,9 @@ line; the live-run guard), ``demo``.
 """
 
 from ..runs import RunRecord
+from .leftovers import Leftover, cleanup
 from .lifecycle import SpotRunOptions, exec_run, spot_run
-from .manage import Leftover, attach_argv, cleanup, find_run, list_runs, logs, pull, refresh, stop_run
+from .manage import attach_argv, find_run, list_runs, logs, pull, refresh, stop_run
 
 __all__ = [
     "Leftover",

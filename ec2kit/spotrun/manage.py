@@ -1,39 +1,25 @@
-"""Commands on existing runs: list, logs, pull, attach, stop, cleanup (called by the CLI)."""
+"""Commands on existing runs: list, logs, pull, attach, stop (called by the CLI; cleanup is in leftovers.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import Ec2kitError, NotFound, RemoteError, WrongState
 from ..runs import RunRecord, Runs
-from ..tags import MANAGED_TAG
 from . import owner
 from .commands import attach_command, kill_command
 from .follow import DISK_FULL, NO_DATA_VOLUME, disk_full_note, no_data_volume_note
 from .follower import FINAL_STATES, Follower
 from .options import DATA_MOUNT, RUN_TAG
-from .release import log_tail, release, release_all
+from .release import log_tail, release_all
 from .state import _default_say
 
 if TYPE_CHECKING:
     from ..aws.models import Instance
     from ..context import Context
-
-
-@dataclass
-class Leftover:
-    """A cloud resource a run created that no live run owns any more (or storage nothing uses: ``inv cleanup``)."""
-
-    kind: str
-    id: str
-    name: str
-    reason: str
-    size: int = 0  # GiB of a volume, snapshot or image (0: not storage)
-    monthly: float | None = None  # USD per month it costs while kept (storage only)
 
 
 def find_run(ctx: Context, run: str) -> RunRecord | None:
@@ -445,57 +431,4 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     return record
 
 
-def cleanup(ctx: Context, dry_run: bool = True, *, live_sweeps: Iterable[str] = ()) -> list[Leftover]:
-    """Resources tagged by a spot run (ec2kit:run) whose run is not live; removed unless ``dry_run``.
-
-    Never touches anything without a run tag: your named machines, data volumes and snapshots stay.
-    ``live_sweeps``: sweeps whose process may still hand their instances new runs (a sweep's instances
-    carry its name as their run tag until they take a run); the caller, above sweep/, names them.
-    """
-    # Settle runs whose `inv spot-run` died first: their leftovers are found by tag, whatever the record says.
-    # A detached run that ended still owns its instance until `inv pull` takes the results.
-    refresh(ctx, Runs(ctx.settings.runs_db).all())
-    live = {r.name for r in Runs(ctx.settings.runs_db).all() if r.live or r.awaiting_pull}
-    live |= set(live_sweeps)
-    cloud = ctx.cloud
-    found: list[Leftover] = []
-    every = cloud.instances()  # live states; a spot instance is tagged only once its request is fulfilled
-    untagged = {i.id: i for i in every if RUN_TAG not in i.tags and i.state not in ("terminated", "shutting-down")}
-    for inst in [i for i in every if i.tags.get(MANAGED_TAG) == "1"]:
-        run = inst.tags.get(RUN_TAG)
-        if run and run not in live and inst.state not in ("terminated", "shutting-down"):
-            found.append(Leftover("instance", inst.id, inst.name, f"run {run} is not running"))
-    for vol in cloud.volumes():
-        run = vol.tags.get(RUN_TAG)
-        if run and run not in live and not any(l.id == vol.attached_to for l in found if l.kind == "instance"):
-            if vol.attached_to is None:
-                found.append(Leftover("volume", vol.id, vol.name, f"data volume of run {run}, detached"))
-    for req in cloud.spot_requests(tag_key=RUN_TAG):
-        run = req.tags.get(RUN_TAG)
-        if req.state in ("open", "active", "disabled") and run not in live:
-            found.append(Leftover("spot-request", req.id, req.name, f"{req.state} request of run {run}"))
-            if req.instance_id in untagged and not any(l.id == req.instance_id for l in found):
-                found.append(Leftover("instance", req.instance_id, req.name, f"launched by a request of run {run}"))
-    for template in cloud.stale_launch_templates():  # a spot launch killed mid-way (each lives one fleet call)
-        found.append(
-            Leftover(
-                "launch-template", template["LaunchTemplateName"], template["LaunchTemplateName"], "left by an interrupted launch"
-            )
-        )
-    if not dry_run:
-        for left in [l for l in found if l.kind == "launch-template"]:
-            cloud.delete_launch_template(left.id)
-        created = {
-            "instances": [l.id for l in found if l.kind == "instance"],
-            "requests": [l.id for l in found if l.kind == "spot-request"],
-            "volumes": [l.id for l in found if l.kind == "volume"],
-        }
-        remaining = release(ctx, created)  # no run record: these runs are gone
-        if remaining:
-            from ..errors import RunError
-
-            raise RunError("Cleanup could not remove: " + "; ".join(remaining))
-    return found
-
-
-__all__ = ["Leftover", "attach_argv", "cleanup", "find_run", "list_runs", "log_tail", "logs", "pull", "stop_run"]
+__all__ = ["attach_argv", "find_run", "list_runs", "log_tail", "logs", "pull", "refresh", "stop_run"]
