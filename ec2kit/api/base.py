@@ -112,6 +112,17 @@ class Face:
             on_demand=on_demand,  # the sandbox answers the Pricing API too (sandbox/moto/pricelist.py)
         )
 
+    def _spot_launch(self, *, gpus: str | None, gpu_memory: str | None, **given: Any) -> dict[str, Any]:
+        """What a spot run or a sweep launches with (``run_options``: given, else ec2kit.toml's), with
+        ``--gpus``/``--gpu-memory`` turned into the fleet's pools."""
+        from .options import apply_gpus, gpu_request, run_options
+
+        request = gpu_request(gpus, gpu_memory, type=given.get("type"), types=given.get("types"), spelling=self.spelling)
+        launch = run_options(self.settings, spelling=self.spelling, **given)
+        if request is not None:
+            apply_gpus(launch, self._gpu_types(request, spot=True))
+        return launch
+
     def _gpu_types(self, request: GpuRequest, *, spot: bool) -> list[str]:
         """The instance types that fit ``--gpus``/``--gpu-memory``, cheapest first (said in one line): with
         ``spot`` all of them are the fleet's pools, else the cheapest is launched."""

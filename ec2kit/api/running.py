@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from .base import Face
 from .instances import Instance
-from .options import apply_gpus, gpu_request, run_options
 from .runs import Run, _run_row
 from .shown import Listing, Text, _silent
 
@@ -69,9 +68,9 @@ class RunVerbs(Face):
         """
         from .. import spotrun
 
-        request = gpu_request(gpus, gpu_memory, type=type, types=types, spelling=self.spelling)
-        launch = run_options(
-            self.settings,
+        launch = self._spot_launch(
+            gpus=gpus,
+            gpu_memory=gpu_memory,
             image=image,
             type=type,
             types=types,
@@ -83,11 +82,8 @@ class RunVerbs(Face):
             subnet=subnet,
             security_groups=security_groups,
             instance_profile=instance_profile,
-            spelling=self.spelling,
             workdir=workdir,
         )
-        if request is not None:
-            apply_gpus(launch, self._gpu_types(request, spot=True))
         options = spotrun.SpotRunOptions(
             script=str(script),
             files=str(files) if files is not None else None,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError
 from .base import Face
-from .options import apply_gpus, gpu_request, run_options
 from .shown import Listing, _Shown, _silent
 
 if TYPE_CHECKING:
@@ -202,9 +201,9 @@ class SweepVerbs(Face):
                 f"A sweep needs its script: {self.spelling.name('script')} train.sh.",
                 hint=f"Or resume a recorded sweep: {self.spelling.name('resume')} NAME.",
             )
-        request = gpu_request(gpus, gpu_memory, type=type, types=types, spelling=self.spelling)
-        launch = run_options(
-            self.settings,
+        launch = self._spot_launch(
+            gpus=gpus,
+            gpu_memory=gpu_memory,
             image=image,
             type=type,
             types=types,
@@ -216,11 +215,8 @@ class SweepVerbs(Face):
             subnet=subnet,
             security_groups=security_groups,
             instance_profile=instance_profile,
-            spelling=self.spelling,
             workdir=workdir,
         )
-        if request is not None:
-            apply_gpus(launch, self._gpu_types(request, spot=True))
         options = sweeps.SweepOptions(
             script=str(script),
             grid=grid_flags(grid),

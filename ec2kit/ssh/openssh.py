@@ -329,19 +329,7 @@ class OpenSshTransport(Transport):
         """Whether this host's ControlMaster is up: its socket accepts a connection (as ``ssh -O check``
         finds out, without starting a process; the master drops a client that says nothing)."""
         path = self.socket
-        if path is None:
-            return False
-        import socket as sockets
-
-        probe = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
-        try:
-            probe.settimeout(2)
-            probe.connect(str(path))
-            return True
-        except OSError:
-            return False
-        finally:
-            probe.close()
+        return path is not None and _accepts(path)
 
     def disconnect(self) -> None:
         """Stop the shared connection now (e.g. before the instance goes away), and its tunnels' master."""
