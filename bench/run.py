@@ -359,7 +359,8 @@ def warm_up(setup: Setup, n: int, log: Path) -> None:
 
 
 def sudo_job(workdir: Path) -> Path:
-    """A copy of the job with `sudo = true` on every step (templates/ and files/ linked)."""
+    """A copy of the job with `sudo = true` on every step (templates/ and files/ copied: ec2kit refuses a
+    template reached through a symlink out of the project)."""
     out = workdir / "job-sudo"
     out.mkdir()
     text = (JOB / "recipe.toml").read_text()
@@ -368,7 +369,7 @@ def sudo_job(workdir: Path) -> Path:
         raise RuntimeError("could not mark every step of bench/job/recipe.toml with sudo = true")
     (out / "recipe.toml").write_text(marked.replace('description = "', 'description = "(every step with sudo) ', 1))
     for sub in ("templates", "files"):
-        (out / sub).symlink_to(JOB / sub)
+        shutil.copytree(JOB / sub, out / sub, symlinks=False)
     return out / "recipe.toml"
 
 

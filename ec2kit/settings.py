@@ -16,6 +16,8 @@
 ``EC2KIT_IDLE_CHECK``  seconds between two looks of an instance's idle watcher (default 60); the
                        shortest idle window is twice that (tests and sandbox sessions use a few seconds).
 ``EC2KIT_DEBUG``       1: tracebacks for unexpected errors.
+``EC2KIT_RELEASE_PATIENCE`` seconds the release of a run's instance keeps retrying through AWS throttling
+                       before it records the instance as a leftover for ``inv cleanup`` (default 600).
 ``EC2KIT_HOST_CACHE``  0: always ask AWS where instances are (default: reuse what the last
                        hour's commands saw, checked by connecting; see :mod:`ec2kit.hostcache`).
 Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
@@ -245,5 +247,22 @@ def idle_check_every() -> int:
         raise ConfigError(
             f"EC2KIT_IDLE_CHECK={raw!r} is not a number of seconds from 1 to 3600.",
             hint="Use e.g. EC2KIT_IDLE_CHECK=60 (the default), or leave it unset.",
+        )
+    return int(raw)
+
+
+#: Seconds a run's release retries through throttling when ``EC2KIT_RELEASE_PATIENCE`` is unset.
+DEFAULT_RELEASE_PATIENCE = 600
+
+
+def release_patience() -> int:
+    """``EC2KIT_RELEASE_PATIENCE``: seconds the release of a run's instance retries while AWS throttles (1-86400)."""
+    raw = os.environ.get("EC2KIT_RELEASE_PATIENCE", "").strip()
+    if not raw:
+        return DEFAULT_RELEASE_PATIENCE
+    if not raw.isdigit() or not 1 <= int(raw) <= 86400:
+        raise ConfigError(
+            f"EC2KIT_RELEASE_PATIENCE={raw!r} is not a number of seconds from 1 to 86400.",
+            hint="Use e.g. EC2KIT_RELEASE_PATIENCE=600 (the default), or leave it unset.",
         )
     return int(raw)

@@ -228,6 +228,9 @@ def run_options(
     workdir: str | Path | None = None,
 ) -> dict[str, Any]:
     """What `spot-run` and `sweep` launch with: the given options, else ec2kit.toml's, else m5.large."""
+    from ..settings import release_patience
+
+    release_patience()  # a bad EC2KIT_RELEASE_PATIENCE is said now, not when the run's instance is released
     default = settings.default
     local = workdir_option(settings, workdir, spelling)
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import RecipeError
@@ -29,7 +30,11 @@ def inside(path: Path | str, root: Path | str) -> bool:
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
-def project_source(text: str, base_dir: Path, where: str, key: str = "copy") -> Path:
+def _at(where: str | Callable[[], str]) -> str:
+    return where() if callable(where) else where
+
+
+def project_source(text: str, base_dir: Path, where: str | Callable[[], str], key: str = "copy") -> Path:
     """The local file a step reads: relative ones must stay inside ``base_dir`` (symlinks resolved)."""
     src = Path(text).expanduser()
     if explicit(text):
@@ -37,7 +42,7 @@ def project_source(text: str, base_dir: Path, where: str, key: str = "copy") -> 
     src = base_dir / src
     if not inside(src, base_dir):
         raise RecipeError(
-            f"{where}: {key} = {text!r} is outside the project ({base_dir}): it resolves to "
+            f"{_at(where)}: {key} = {text!r} is outside the project ({base_dir}): it resolves to "
             f"{os.path.realpath(src)}. ec2kit does not read files outside a recipe's project from a relative path "
             "or through a symlink.",
             hint="Copy the file into the project, or write its absolute or ~/ path to read it on purpose.",
@@ -45,14 +50,14 @@ def project_source(text: str, base_dir: Path, where: str, key: str = "copy") -> 
     return src
 
 
-def check_tree(directory: Path, where: str) -> None:
+def check_tree(directory: Path, where: str | Callable[[], str]) -> None:
     """Refuse a directory to copy when a symlink in it points outside it (its target is never read)."""
     for root, dirs, files in os.walk(directory):
         for name in dirs + files:
             path = Path(root) / name
             if path.is_symlink() and not inside(path, directory):
                 raise RecipeError(
-                    f"{where}: {path} is a symlink to {path.readlink()}, outside {directory}; "
+                    f"{_at(where)}: {path} is a symlink to {path.readlink()}, outside {directory}; "
                     "ec2kit does not follow links out of a copied directory.",
                     hint="Replace the link with the file itself, or remove it.",
                 )

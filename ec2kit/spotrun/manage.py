@@ -373,7 +373,13 @@ def pull(ctx: Context, run: str) -> Path:
         if remaining:
             from ..errors import RunError
 
-            raise RunError(f"Results of {run} pulled, but these could not be removed: {'; '.join(remaining)}.")
+            record.options["leftovers"] = remaining
+            record.options["note"] = f"results pulled; could not remove {'; '.join(remaining)}: `inv cleanup` removes it"
+            Runs(ctx.settings.runs_db).save(record)
+            raise RunError(
+                f"Results of {run} pulled, but these could not be removed: {'; '.join(remaining)}.",
+                hint="`inv cleanup` removes what is left once AWS answers again (`inv runs` lists it meanwhile).",
+            )
     return Path(record.results_dir)
 
 
@@ -427,7 +433,10 @@ def stop_run(ctx: Context, run: str) -> RunRecord:
     if remaining:
         from ..errors import RunError
 
-        raise RunError(f"Run {run} stopped, but these could not be removed: {'; '.join(remaining)}.")
+        raise RunError(
+            f"Run {run} stopped, but these could not be removed: {'; '.join(remaining)}.",
+            hint="`inv cleanup` removes what is left once AWS answers again (`inv runs` lists it meanwhile).",
+        )
     return record
 
 

@@ -2,8 +2,8 @@
 
 botocore already retries each call a few times (``aws/session.py``: adaptive mode on AWS); what is
 still failing after that is handled here: the follower keeps following over SSH, and the release of a
-run's instance retries with a capped backoff for :data:`RELEASE_PATIENCE` seconds before it leaves
-the instance as a recorded leftover for ``inv cleanup``.
+run's instance retries with a capped backoff for ``EC2KIT_RELEASE_PATIENCE`` seconds (default 600)
+before it leaves the instance as a recorded leftover for ``inv cleanup``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ UNAVAILABLE = frozenset(
         "ConnectionClosedError",
     }
 )
-RELEASE_PATIENCE = 600.0  # seconds a release keeps retrying through throttling before it records a leftover
 BACKOFF_MAX = 20.0
 
 
@@ -59,10 +58,14 @@ def patiently(
 ) -> T:
     """``call()``, retried with a capped backoff (1 s doubling to 20 s) while AWS answers "not now".
 
-    Gives up after ``patience`` seconds (default :data:`RELEASE_PATIENCE`) by raising the last error;
+    Gives up after ``patience`` seconds (default ``EC2KIT_RELEASE_PATIENCE``, 600) by raising the last error;
     any other error is raised at once. ``say`` hears once that AWS is throttling and what waits.
     """
-    budget = RELEASE_PATIENCE if patience is None else patience
+    if patience is None:
+        from ..settings import release_patience
+
+        patience = float(release_patience())
+    budget = patience
     started, delay, told = time.monotonic(), 1.0, False
     while True:
         try:

@@ -7,6 +7,7 @@ of one run at once. Nothing is mocked: moto's EC2 API, one sshd per instance, tm
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_inv
 from cli_helpers import wait_for as wait_until
+from test_spotrun_attempt import instance_state
+from test_spotrun_faults import runs_note
 from test_spotrun_sandbox import options, run_resources, script
 
 from ec2kit.context import Context
@@ -81,6 +84,83 @@ def test_throttling_for_longer_than_botocore_retries_never_ends_a_healthy_run(ct
     assert any("EC2 is throttling (RequestLimitExceeded)" in e for e in events), events
     assert run_resources(sandbox, "throttled") == {}
     assert not rec.options.get("leftovers")
+
+
+RELEASE = ("TerminateInstances", "CancelSpotInstanceRequests")  # AWS throttles by action: only the release's
+
+
+def test_a_throttled_release_of_an_attached_run_leaves_nothing_billing_the_instance_powers_itself_off(
+    ctx, sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("EC2KIT_RELEASE_PATIENCE", "3")  # 600 s by default: the same path, shorter
+    events: list[str] = []
+    s = steps_script(tmp_path, steps=3, secs=0.5)
+    knobs.throttle(sandbox.settings, 600, actions=RELEASE)
+    try:
+        rec = spot_run(ctx, options(tmp_path, s, "stuck", events))
+        log = knobs.throttled(sandbox.settings)
+    finally:
+        knobs.throttle(sandbox.settings, 0)
+    assert rec.state == "succeeded", events
+    assert sorted(p.name for p in (tmp_path / "results").glob("step-*")) == ["step-1", "step-2", "step-3"]
+    assert "CancelSpotInstanceRequests" in log["refused"], log  # the release met the throttle ...
+    # ... but once its results were home the wrapper powered the instance off (its shutdown behaviour: terminate)
+    wait_until(lambda: run_resources(sandbox, "stuck") == {}, 60, "the instance to power itself off")
+    assert instance_state(sandbox, rec.instance_id) in ("shutting-down", "terminated")
+    assert not any(rec.instance_id in left for left in rec.options.get("leftovers") or []), (rec.options, events)
+
+
+def test_a_pull_whose_release_is_throttled_past_its_patience_leaves_a_leftover_that_inv_cleanup_removes(sandbox, tmp_path):
+    # A detached (resumable) run's instance belongs to a persistent request and waits for `inv pull`, which
+    # terminates it: if AWS refuses that for longer than the patience, the instance stays, recorded.
+    name = "stuck-detached"
+    s = steps_script(tmp_path, steps=2, secs=0.5)
+    started = run_inv(
+        "spot-run",
+        "--script",
+        s,
+        "--name",
+        name,
+        "--type",
+        "t3.micro",
+        "--detach",
+        "--results",
+        str(tmp_path / "results"),
+        home=sandbox.settings.home,
+    )
+    assert started.code == 0, started
+
+    def finished() -> bool:  # `inv runs` looks at a detached run's instance (nothing else follows it)
+        return run_inv("runs", home=sandbox.settings.home).code == 0 and record(sandbox, name).awaiting_pull
+
+    wait_until(finished, 120, "the detached run to finish")
+    instance = record(sandbox, name).instance_id
+    knobs.throttle(sandbox.settings, 600, actions=RELEASE)
+    try:
+        pulled = run_inv("pull", name, home=sandbox.settings.home, env={"EC2KIT_RELEASE_PATIENCE": "3"})
+        log = knobs.throttled(sandbox.settings)
+    finally:
+        knobs.throttle(sandbox.settings, 0)
+    assert sorted(p.name for p in (tmp_path / "results").glob("step-*")) == ["step-1", "step-2"]
+    assert "TerminateInstances" in log["refused"] and "TerminateInstances" not in log["passed"], log
+    assert "Traceback" not in pulled.text and instance in pulled.text and "inv cleanup" in pulled.text, pulled.err
+    assert run_resources(sandbox, name).get("instances") == [instance]  # still there, and said
+    assert "inv cleanup" in runs_note(sandbox, name)
+    listed = run_inv("cleanup", "--json", home=sandbox.settings.home)
+    assert listed.code == 0 and instance in {x["id"] for x in json.loads(listed.out)}, listed
+    removed = run_inv("cleanup", "--yes", home=sandbox.settings.home)
+    assert removed.code == 0, removed
+    assert run_resources(sandbox, name) == {}
+    assert instance_state(sandbox, instance) in ("shutting-down", "terminated")
+
+
+def test_a_bad_release_patience_is_refused_before_anything_is_launched(sandbox, tmp_path):
+    s = script(tmp_path, "true\n")
+    out = run_inv(
+        "spot-run", "--script", s, "--name", "never", home=sandbox.settings.home, env={"EC2KIT_RELEASE_PATIENCE": "ten"}
+    )
+    assert out.code != 0 and "EC2KIT_RELEASE_PATIENCE='ten'" in out.err and "Traceback" not in out.err, out
+    assert run_resources(sandbox, "never") == {}
 
 
 # ------------------------------------------------------------------ SIGTERM / SIGHUP (issue 19 item 6)

@@ -42,12 +42,12 @@ def plan(args: Args, ctx: PlanContext) -> tuple[str, str]:
     from ..sources import check_tree, explicit, project_source
 
     text = str(args["copy"])
-    src = project_source(text, ctx.base_dir or Path.cwd(), ctx.where)
+    src = project_source(text, ctx.base_dir or Path.cwd(), lambda: ctx.where)
     shown = f"{text} (outside the project)" if explicit(text) else text
     if src.is_file():
         return file_body(src.read_bytes(), args, ctx), f"copy {shown} to {args['dest']}"
     if src.is_dir():
-        check_tree(src, ctx.where)
+        check_tree(src, lambda: ctx.where)
         data = tar_directory(src)
         dest, show = sh_path(str(args["dest"])), str(args["dest"])
         body = (

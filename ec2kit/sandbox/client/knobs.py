@@ -7,6 +7,7 @@ SandboxError when it refuses. ``reset()`` puts every knob back to its default.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -126,10 +127,14 @@ def capacity_returns(settings_or_info: Settings | SandboxInfo, instance_id: str)
     _post(settings_or_info, f"/capacity-returns/{instance_id}", f"restart {instance_id}")
 
 
-def throttle(settings_or_info: Settings | SandboxInfo, seconds: float, *, code: str = "RequestLimitExceeded") -> dict[str, Any]:
+def throttle(
+    settings_or_info: Settings | SandboxInfo, seconds: float, *, code: str = "RequestLimitExceeded", actions: Iterable[str] = ()
+) -> dict[str, Any]:
     """For ``seconds`` from now every EC2 (SSM, quota) API call answers HTTP 503 ``code``, as AWS does when it
-    throttles an account; 0 ends it. The log of refused calls starts afresh (see :func:`throttled`)."""
-    return _post(settings_or_info, "/throttle", f"throttle for {seconds} s", seconds=seconds, code=code)
+    throttles an account; ``actions`` limits it to those (AWS throttles by action bucket); 0 ends it. The log
+    of refused calls starts afresh (see :func:`throttled`)."""
+    names = ",".join(actions) or None
+    return _post(settings_or_info, "/throttle", f"throttle for {seconds} s", seconds=seconds, code=code, actions=names)
 
 
 def throttled(settings_or_info: Settings | SandboxInfo) -> dict[str, Any]:

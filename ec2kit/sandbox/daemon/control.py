@@ -41,8 +41,8 @@ Control::
                                  interrupt_after=S: every spot instance launched into (type, zone) from
                                  now on is reclaimed S s after launch (notice min(S,120) s before);
                                  interrupt_after=-1 clears it
-    POST /throttle?seconds=S[&code=C]
-                                 for S s every EC2/SSM/quota API call answers 503 C (RequestLimitExceeded);
+    POST /throttle?seconds=S[&code=C][&actions=A,B]
+                                 for S s every EC2/SSM/quota API call (or only actions A, B) answers 503 C (RequestLimitExceeded);
                                  GET /throttle: seconds left, the actions refused, those answered since
     POST /reset                  wipe moto and every host, volume and image file; account knobs to defaults
     POST /shutdown               stop everything and exit
@@ -301,6 +301,9 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "ec2kit-sandbox"
+        # Headers and body go out in two writes: with Nagle on, a keep-alive client's second request (curl
+        # asking IMDS for two paths) waited ~40 ms for a delayed ACK. AWS's endpoints answer at once.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("http: " + fmt, *args)
@@ -408,7 +411,8 @@ def make_handler(control: Control) -> type[BaseHTTPRequestHandler]:
                 if THROTTLE is None:
                     return self.reply(409, {"error": "moto runs without its throttle"})
                 seconds = float(query.get("seconds", ["0"])[0])
-                return self.reply(200, THROTTLE.start(seconds, query.get("code", ["RequestLimitExceeded"])[0]))
+                actions = [a for a in query.get("actions", [""])[0].split(",") if a]
+                return self.reply(200, THROTTLE.start(seconds, query.get("code", ["RequestLimitExceeded"])[0], actions))
             if path == ["reset"]:
                 from ..moto.throttle import THROTTLE
 

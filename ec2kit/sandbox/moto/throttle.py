@@ -1,7 +1,8 @@
-"""EC2 throttling on demand: for N seconds every API call answers 503 ``RequestLimitExceeded``.
+"""EC2 throttling on demand: for N seconds every API call (or only some actions) answers 503 ``RequestLimitExceeded``.
 
-AWS throttles an account's API calls when they come too fast (or when its control plane is busy);
-botocore retries a few times, then the caller sees the error. ``Throttle`` is a WSGI middleware in
+AWS throttles an account's API calls when they come too fast (or when its control plane is busy),
+per action bucket (e.g. ``TerminateInstances`` apart from the describes); botocore retries a few
+times, then the caller sees the error. ``actions=`` limits a window to those actions. ``Throttle`` is a WSGI middleware in
 front of moto that does the same for a window a test opens (``POST /throttle?seconds=N`` on the
 control server, ``ec2kit.sandbox.knobs.throttle(settings, N)``). The daemon's own calls (the reconciler,
 interruptions: AWS's side of the account) carry ``passes`` (motoserver's DAEMON_AGENT) in their User-Agent and pass.
@@ -30,15 +31,17 @@ class Throttle:
         self.app, self.passes = app, passes  # a User-Agent mark that is never throttled (the daemon's own calls)
         self.until = 0.0  # monotonic end of the window
         self.code = "RequestLimitExceeded"
+        self.actions: frozenset[str] = frozenset()  # empty: every action
         self.refused: list[str] = []  # actions refused since the last start/reset, in order
         self.passed_after: list[str] = []  # client actions answered since the last window opened
         self.lock = threading.Lock()
 
-    def start(self, seconds: float, code: str = "RequestLimitExceeded") -> dict[str, Any]:
-        """Open a window of ``seconds`` (0 closes it) from now; the logs start afresh."""
+    def start(self, seconds: float, code: str = "RequestLimitExceeded", actions: Iterable[str] = ()) -> dict[str, Any]:
+        """Open a window of ``seconds`` (0 closes it) from now, for ``actions`` only (none: all); the logs start afresh."""
         with self.lock:
             self.until = time.monotonic() + max(0.0, seconds)
             self.code = code or "RequestLimitExceeded"
+            self.actions = frozenset(a for a in actions if a)
             self.refused, self.passed_after = [], []
         return self.snapshot()
 
@@ -46,7 +49,13 @@ class Throttle:
         """Seconds left in the window, the refused actions, the client actions answered since it opened."""
         with self.lock:
             left = max(0.0, self.until - time.monotonic())
-            return {"left": round(left, 3), "code": self.code, "refused": list(self.refused), "passed": list(self.passed_after)}
+            return {
+                "left": round(left, 3),
+                "code": self.code,
+                "actions": sorted(self.actions),
+                "refused": list(self.refused),
+                "passed": list(self.passed_after),
+            }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.passes in environ.get("HTTP_USER_AGENT", "") or environ.get("PATH_INFO", "").startswith("/moto-api"):
@@ -57,7 +66,7 @@ class Throttle:
             environ["wsgi.input"] = io.BytesIO(body)
         action = _action(environ, body)
         with self.lock:
-            closed = time.monotonic() >= self.until
+            closed = time.monotonic() >= self.until or bool(self.actions and action not in self.actions)
             seen = self.passed_after if closed else self.refused
             if len(seen) < 2000:
                 seen.append(action)
