@@ -128,8 +128,11 @@ class Face:
         ``spot`` all of them are the fleet's pools, else the cheapest is launched."""
         offered = self._gpu_catalog().types()
         chosen = choose_gpu_types(request, offered, self.region, self.spelling)
-        if request.model:  # as AWS spells it: a10g → A10G
-            request = replace(request, model=next(t.model for t in offered if t.type == chosen[0]))
+        if request.models:  # as AWS spells them: a10g → A10G
+            from ..aws.gpus import model_key
+
+            spelt = {model_key(t.model): t.model for t in offered}
+            request = replace(request, models=tuple(spelt.get(model_key(m), m) for m in request.models))
         if spot:
             self._say(f"GPUs {request}: spot pools {', '.join(chosen)}", note=True)
         else:

@@ -254,13 +254,18 @@ _GPU_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gb|g|gib|mb|mib|)\s*$", re.IGN
 
 @dataclass(frozen=True)
 class GpuRequest:
-    """What ``--gpus MODEL[:COUNT]`` and ``--gpu-memory`` ask for: a model (None: any), exactly ``count``
-    GPUs (1 unless given), each with at least ``memory_mib``."""
+    """What ``--gpus MODEL[,MODEL…][:COUNT]`` and ``--gpu-memory`` ask for: one of ``models`` (none: any),
+    exactly ``count`` GPUs (1 unless given), each with at least ``memory_mib``."""
 
-    model: str | None
+    models: tuple[str, ...]
     count: int
     memory_mib: int | None = None
     memory_text: str = ""
+
+    @property
+    def model(self) -> str | None:
+        """The models as said: ``A10G`` or ``A10G or L4`` (None: any GPU)."""
+        return " or ".join(self.models) or None
 
     def __str__(self) -> str:
         what = f"{self.count}× {self.model or 'GPU'}"
@@ -294,7 +299,7 @@ def gpu_request(
     types: str | Sequence[str] | None,
     spelling: Spelling = PYTHON,
 ) -> GpuRequest | None:
-    """``--gpus A10G:1`` / ``--gpu-memory 24GB`` checked (no AWS call); None when neither is given.
+    """``--gpus A10G:1`` (or ``A10G,L4``: either) / ``--gpu-memory 24GB`` checked (no AWS call); None when neither is given.
     ``--gpus`` chooses the instance types, so ``--type``/``--types`` with it is an error."""
     memory = parse_gpu_memory(gpu_memory, spelling)
     if not gpus and memory is None:
@@ -306,20 +311,22 @@ def gpu_request(
             f"drop {given}, or drop {spelling.name('gpus') if gpus else spelling.name('gpu_memory')} to name the types.",
             hint=f"`{'inv gpus' if spelling.cli else 'ec2.gpus()'}` lists the GPU types with their prices.",
         )
-    model, count = None, 1
+    models: tuple[str, ...] = ()
+    count = 1
     if gpus:
         text = str(gpus).strip()
-        name, sep, number = text.rpartition(":") if ":" in text else (text, "", "")
-        name = name.strip()
-        if not name or (sep and not number.strip().isdigit()) or (number.strip().isdigit() and int(number) < 1):
+        names, sep, number = text.rpartition(":") if ":" in text else (text, "", "")
+        models = tuple(dict.fromkeys(n.strip() for n in names.split(",")))
+        bad_count = (sep and not number.strip().isdigit()) or (number.strip().isdigit() and int(number) < 1)
+        if not all(models) or any(":" in m for m in models) or bad_count:
             raise ConfigError(
-                f"{spelling.given('gpus', gpus)}: give a GPU model and, optionally, how many: MODEL[:COUNT] "
-                "with COUNT a whole number of at least 1.",
-                hint=f"For example {spelling.given('gpus', 'A10G')}, {spelling.given('gpus', 'L4:1')} or "
-                f"{spelling.given('gpus', 'A100:8')}.",
+                f"{spelling.given('gpus', gpus)}: give a GPU model (or several, comma-separated: any of them will do) "
+                "and, optionally, how many: MODEL[,MODEL…][:COUNT] with COUNT a whole number of at least 1.",
+                hint=f"For example {spelling.given('gpus', 'A10G')}, {spelling.given('gpus', 'L4:1')}, "
+                f"{spelling.given('gpus', 'A10G,L4')} or {spelling.given('gpus', 'A100:8')}.",
             )
-        model, count = name, int(number) if sep else 1
-    return GpuRequest(model, count, memory[0] if memory else None, memory[1] if memory else "")
+        count = int(number) if sep else 1
+    return GpuRequest(models, count, memory[0] if memory else None, memory[1] if memory else "")
 
 
 def check_gpu_model(
@@ -341,14 +348,19 @@ def choose_gpu_types(request: GpuRequest, offered: Sequence[GpuType], region: st
     """The instance types that fit ``request`` among the region's GPU types (from ``GpuInfo``), cheapest
     first, all with the first one's CPU architecture and GPU maker (one image fits them all); at most
     :data:`MAX_GPU_POOLS`. A ConfigError lists what the region offers when nothing fits."""
-    from ..aws.gpus import matching
+    from ..aws.gpus import cost_key, matching
 
     lister = "`inv gpus`" if spelling.cli else "ec2.gpus()"
-    if request.model:
-        check_gpu_model(request.model, offered, region, spelling)
-    fit = matching(offered, request.model, request.count, request.memory_mib)
+    for model in request.models:
+        check_gpu_model(model, offered, region, spelling)
+
+    def among(count: int | None) -> list[GpuType]:  # every model's fitting types, cheapest first
+        found = {t.type: t for m in request.models or (None,) for t in matching(offered, m, count, request.memory_mib)}
+        return sorted(found.values(), key=cost_key)
+
+    fit = among(request.count)
     if not fit:
-        same = matching(offered, request.model, None, request.memory_mib)
+        same = among(None)
         counts = sorted({int(t.count) for t in same})
         what = f"{request.model or 'GPU'}" + (f" with ≥ {request.memory_text}" if request.memory_text else "")
         listed = ", ".join(str(c) for c in counts[:-1]) + (" or " if len(counts) > 1 else "") + str(counts[-1]) if counts else ""

@@ -255,8 +255,8 @@ def make_context(profile: str | None, region: str | None):
 
 
 GPU_HELP = {
-    "gpus": "MODEL[:COUNT], e.g. A10G, L4:1, A100:8: launch the cheapest type with exactly COUNT (default 1) of those "
-    "GPUs (with spot: every type that fits is a pool); instead of --type; `inv gpus` lists them",
+    "gpus": "MODEL[,MODEL…][:COUNT], e.g. A10G, L4:1, A10G,L4, A100:8: launch the cheapest type with exactly COUNT "
+    "(default 1) of those GPUs (with spot: every type that fits is a pool); instead of --type; `inv gpus` lists them",
     "gpu_memory": "at least this much memory per GPU, e.g. 24GB (GB as AWS sizes GPUs; also GiB, MB); alone it picks "
     "among 1-GPU types",
 }

@@ -109,11 +109,25 @@ def test_spot_launch_with_gpus_offers_every_fitting_type_to_one_fleet(sandbox):
     assert "ec2.create_fleet with DryRun: would succeed" in result.out
 
 
+def test_either_of_two_gpu_models_launches_the_cheaper_and_a_spot_fleet_gets_both(sandbox, launch):
+    home = sandbox.settings.home
+    either = launch("gpu-either", "--gpus", "a10g,L4")
+    assert either.code == 0, either
+    assert "GPUs 1× A10G or L4: g6.xlarge" in either.text, either  # L4's g6.xlarge is cheaper than A10G's g5.xlarge
+    assert launched_type(home, "gpu-either") == "g6.xlarge"
+    fleet = run_inv("launch", "gpu-either-spot", "--gpus", "L4,A10G", "--spot", "--check", home=home)
+    assert fleet.code == 0, fleet
+    pools = [line.split()[0] for line in fleet.out.splitlines() if line.startswith("  ")]
+    assert {"g5.xlarge", "g6.xlarge"} <= set(pools) and all(p.startswith(("g5.", "g6.")) for p in pools), fleet.out
+    unknown = run_inv("launch", "gpu-either-bad", "--gpus", "A10G,H300", home=home)
+    assert unknown.code != 0 and "--gpus H300" in unknown.err and "Traceback" not in unknown.err, unknown
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
         (["launch", "gpu-bad", "--gpus", "A10G:0"], ["--gpus A10G:0", "at least 1"]),
-        (["launch", "gpu-bad", "--gpus", "A10G:x"], ["--gpus A10G:x", "MODEL[:COUNT]"]),
+        (["launch", "gpu-bad", "--gpus", "A10G:x"], ["--gpus A10G:x", "MODEL[,MODEL…][:COUNT]"]),
         (["launch", "gpu-bad", "--gpu-memory", "abc"], ["--gpu-memory abc", "24GB"]),
         (["launch", "gpu-bad", "--gpus", "A10G", "--type", "g5.2xlarge"], ["--gpus", "drop --type"]),
         (["spot-run", "--script", "x.sh", "--gpus", "A10G:0"], ["--gpus A10G:0"]),

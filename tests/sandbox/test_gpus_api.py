@@ -117,7 +117,7 @@ def test_the_catalogue_is_one_describe_pass_kept_on_disk_until_its_ttl(cloud, tm
 
     from ec2kit.api.options import GpuRequest, choose_gpu_types
 
-    chosen = choose_gpu_types(GpuRequest(None, 1, 22888, "24GB"), second.types(), "us-east-1")
+    chosen = choose_gpu_types(GpuRequest((), 1, 22888, "24GB"), second.types(), "us-east-1")
     assert chosen[:2] == ["g6.xlarge", "g5.xlarge"]  # priced ones first, cheapest first
 
     stale = catalog(ttl=0.0)

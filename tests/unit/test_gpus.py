@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ec2kit.api.options import CLI, PYTHON, GpuRequest, choose_gpu_types, gpu_request, parse_gpu_memory
-from ec2kit.aws.gpus import gigabytes, gpu_types_of, matching
+from ec2kit.aws.gpus import cost_key, gigabytes, gpu_types_of, matching
 from ec2kit.errors import ConfigError
 
 
@@ -46,20 +46,32 @@ def test_only_types_with_gpu_info_count_and_names_never_decide():
 def test_a_model_matches_whatever_its_case_and_count_defaults_to_exactly_one():
     assert [t.type for t in matching(TYPES, "a10g", 1, None)] == ["g5.xlarge", "g5.2xlarge"]
     assert [t.type for t in matching(TYPES, "A10G", 4, None)] == ["g5.12xlarge"]
-    assert gpu_request("A10G", None, type=None, types=None) == GpuRequest("A10G", 1)
-    assert gpu_request("L4:1", None, type=None, types=None) == GpuRequest("L4", 1)
-    assert gpu_request(" A100:8 ", None, type=None, types="") == GpuRequest("A100", 8)
+    assert gpu_request("A10G", None, type=None, types=None) == GpuRequest(("A10G",), 1)
+    assert gpu_request("L4:1", None, type=None, types=None) == GpuRequest(("L4",), 1)
+    assert gpu_request(" A100:8 ", None, type=None, types="") == GpuRequest(("A100",), 8)
+
+
+def test_several_models_are_any_of_them_cheapest_first_in_one_architecture():
+    assert gpu_request("A10G,l4:1", None, type=None, types=None) == GpuRequest(("A10G", "l4"), 1)
+    assert str(gpu_request("A10G,L4", "24GB", type=None, types=None)) == "1× A10G or L4 with ≥ 24GB each"
+    either = choose_gpu_types(GpuRequest(("L4", "A10G"), 1), TYPES, "us-east-1")
+    alone = {m: choose_gpu_types(GpuRequest((m,), 1), TYPES, "us-east-1") for m in ("A10G", "L4")}
+    assert sorted(either) == sorted(alone["A10G"] + alone["L4"])  # the union, each type once ...
+    assert either == [t.type for t in sorted((t for t in TYPES if t.type in either), key=cost_key)]  # ... cheapest first
+    with pytest.raises(ConfigError, match="--gpus H300"):  # each model is checked
+        choose_gpu_types(GpuRequest(("A10G", "H300"), 1), TYPES, "us-east-1", CLI)
+    assert "g5g.xlarge" not in choose_gpu_types(GpuRequest(("T4", "T4g"), 1), TYPES, "us-east-1")  # one image fits all
 
 
 def test_a100_times_8_is_the_cheaper_p4d_first():
-    assert choose_gpu_types(GpuRequest("A100", 8), TYPES, "us-east-1")[0] == "p4d.24xlarge"
+    assert choose_gpu_types(GpuRequest(("A100",), 8), TYPES, "us-east-1")[0] == "p4d.24xlarge"
 
 
 def test_known_on_demand_prices_order_the_types_before_their_size():
     from dataclasses import replace
 
     priced = [replace(t, on_demand=0.80) if t.type == "g6.xlarge" else replace(t, on_demand=1.0) for t in TYPES]
-    assert choose_gpu_types(GpuRequest(None, 1, 22888, "24GB"), priced, "us-east-1")[0] == "g6.xlarge"
+    assert choose_gpu_types(GpuRequest((), 1, 22888, "24GB"), priced, "us-east-1")[0] == "g6.xlarge"
 
 
 def test_gpu_memory_is_per_gpu_in_decimal_gb_as_aws_sizes_gpus():
@@ -68,13 +80,13 @@ def test_gpu_memory_is_per_gpu_in_decimal_gb_as_aws_sizes_gpus():
     assert parse_gpu_memory("16GiB") == (16384, "16GiB")
     assert parse_gpu_memory("80gb")[0] <= 81920  # A100 80GB
     request = gpu_request(None, "24GB", type=None, types=None)
-    assert request == GpuRequest(None, 1, 22888, "24GB")
+    assert request == GpuRequest((), 1, 22888, "24GB")
     fits = choose_gpu_types(request, TYPES, "us-east-1")
     assert fits == ["g5.xlarge", "g6.xlarge", "g5.2xlarge"]  # 1 GPU of ≥ 24 GB; T4 (16) is out
 
 
 def test_one_fleet_gets_types_of_one_architecture_and_gpu_maker():
-    fits = choose_gpu_types(GpuRequest(None, 1, 15000, "16GB"), TYPES, "us-east-1")
+    fits = choose_gpu_types(GpuRequest((), 1, 15000, "16GB"), TYPES, "us-east-1")
     assert "g5g.xlarge" not in fits and fits[0] == "g4dn.xlarge"
 
 
@@ -86,8 +98,10 @@ def test_gpu_memory_labels_read_as_the_gpus_are_sold():
     ("gpus", "memory", "needles"),
     [
         ("A10G:0", None, ["--gpus A10G:0", "at least 1"]),
-        ("A10G:x", None, ["--gpus A10G:x", "MODEL[:COUNT]"]),
-        (":3", None, ["--gpus :3", "MODEL[:COUNT]"]),
+        ("A10G:x", None, ["--gpus A10G:x", "MODEL[,MODEL…][:COUNT]"]),
+        ("A10G,,L4", None, ["--gpus A10G,,L4", "comma-separated"]),
+        ("A10G:1,L4:2", None, ["--gpus A10G:1,L4:2", "MODEL[,MODEL…][:COUNT]"]),
+        (":3", None, ["--gpus :3", "MODEL[,MODEL…][:COUNT]"]),
         ("A10G:-1", None, ["--gpus A10G:-1"]),
         (None, "abc", ["--gpu-memory abc", "24GB"]),
         (None, "0GB", ["--gpu-memory 0GB"]),
@@ -112,10 +126,10 @@ def test_gpus_with_type_or_types_is_refused_and_python_names_keywords():
 
 def test_an_unknown_model_lists_the_models_offered_and_a_missing_count_the_counts():
     with pytest.raises(ConfigError) as caught:
-        choose_gpu_types(GpuRequest("H300", 1), TYPES, "us-east-1", CLI)
+        choose_gpu_types(GpuRequest(("H300",), 1), TYPES, "us-east-1", CLI)
     assert "--gpus H300" in str(caught.value) and "A100, A10G, L4, T4, T4g" in str(caught.value)
     with pytest.raises(ConfigError, match="its types have 1 or 4 A10G each"):
-        choose_gpu_types(GpuRequest("A10G", 2), TYPES, "us-east-1", CLI)
+        choose_gpu_types(GpuRequest(("A10G",), 2), TYPES, "us-east-1", CLI)
 
 
 def test_nothing_asked_means_no_gpu_request():
@@ -128,4 +142,4 @@ def test_a_model_with_spaces_matches_as_completion_offers_it():
 
     rtx = gpu_types_of([info("g7.2xlarge", "RTX PRO 4500", 1, 32768, vcpus=8)])
     assert model_key("RTX-PRO-4500") == model_key("rtx pro 4500") == model_key("RTX PRO 4500")
-    assert choose_gpu_types(GpuRequest("RTX-PRO-4500", 1), rtx, "us-east-1") == ["g7.2xlarge"]
+    assert choose_gpu_types(GpuRequest(("RTX-PRO-4500",), 1), rtx, "us-east-1") == ["g7.2xlarge"]
