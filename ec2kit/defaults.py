@@ -11,3 +11,4 @@ RUN_TYPE = "m5.large"  # `spot-run`, `sweep`, `demo`: a spot instance for a job
 DEFAULT_MOUNT = "/mnt/data"  # where data volumes are mounted
 MAX_DISK_GB = 16384  # the largest gp3 volume AWS makes
 RESERVED_TAG_PREFIXES = ("ec2kit:", "aws:")  # set by ec2kit and AWS, never by a user
+PRICE_CACHE = "prices.json"  # under EC2KIT_HOME: list prices (on-demand, EBS, IPv4) by region, kept a day (aws/prices.py)

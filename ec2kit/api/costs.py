@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..defaults import PRICE_CACHE
 from ..errors import Ec2kitError, WrongState
 from .base import Face
 from .shown import Listing
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from ..aws.costs import Cost, CostSummary, Estimate
     from ..aws.models import Instance as InstanceInfo
 
-PRICE_CACHE = "prices.json"  # list prices (on-demand, EBS, IPv4) by region, kept a day: aws/prices.py
 COST_COLUMNS = ("kind", "name", "what", "$/h", "$/month", "since", "spent")
 
 

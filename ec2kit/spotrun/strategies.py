@@ -147,7 +147,7 @@ class Existing:
         inst = self.instance
         run.say(f"{run.record.name}: on {inst.label} ({inst.type}), yours: this run never stops or terminates it")
         run.save(state="starting")
-        return record_instance(run, inst, attempt=attempt, price=None, owned=False)
+        return record_instance(run, inst, attempt=attempt, price=instance_price(run.ctx, inst), owned=False)
 
     def let_go(self, run: RunState) -> list[str]:
         run.record.instance_stopped()
@@ -180,6 +180,28 @@ def default_image(ctx: Context) -> str | None:
         return ctx.cloud.image("base").id
     except NotFound:
         return None
+
+
+def instance_price(ctx: Context, inst: Instance) -> float | None:
+    """What ``inst`` costs an hour (its spot price, else its on-demand list price, kept a day), or None if
+    unknown: an exec run's cost is its share of the machine's time, never more than that."""
+    if inst.lifecycle == "spot":
+        return spot_price(ctx, inst.type, inst.zone)
+    from ..aws.prices import on_demand_prices_of
+    from ..defaults import PRICE_CACHE
+
+    cloud = ctx.cloud
+    try:
+        found = on_demand_prices_of(
+            [inst.type],
+            cloud.region,
+            endpoint_url=cloud.endpoint_url,
+            session=cloud.session,
+            cache=ctx.settings.home / PRICE_CACHE,
+        )
+    except Ec2kitError:  # no pricing:GetProducts permission, or no Pricing API: the cost stays unknown
+        return None
+    return found.get(inst.type)
 
 
 def spot_price(ctx: Context, instance_type: str, zone: str) -> float | None:

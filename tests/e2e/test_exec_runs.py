@@ -52,6 +52,11 @@ def test_an_attached_exec_run_brings_its_results_home_and_leaves_the_instance_ru
     tags = json.loads(run_inv("instances", "--json", home=home).out)
     [inst] = [i for i in tags if i["name"] == "ex-att"]
     assert "ec2kit:run" not in inst["tags"]
+    # its cost is its share of the machine's time at the machine's rate (the sandbox's t3 list price), not "unknown"
+    rate = json.loads(run_inv("instances", "--json", home=home).out)
+    hourly = next(i["hourly_price"] for i in rate if i["name"] == "ex-att")
+    assert hourly and rec["hourly_price"] == hourly, (rec, hourly)
+    assert "cost unknown" not in done.text and f"· ${rec['hourly_price'] * rec['instance_hours']:.4f}" in done.text, done.text
 
 
 def test_a_detached_exec_run_is_followed_pulled_plotted_and_listed_on_its_instance(sandbox, launched, tmp_path):
