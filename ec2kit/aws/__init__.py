@@ -8,7 +8,8 @@ each service is given the others it needs). Imports go down this list (tests/tes
     fleet.py         Fleets: spot capacity through one instant EC2 Fleet over types × zones
     aliases.py       ImageChoice: image aliases via SSM per architecture, GPU default
     network.py       Networks: subnet, VPC, extra security groups, instance profile
-    storage.py       Storage: images and freeze, volumes, snapshots (FreezePlan, VolumePlan)
+    storage.py       Storage: volumes and snapshots (VolumePlan)
+    images.py        Images: find images, freeze (FreezePlan), delete an image with its snapshots
     quotas.py        Quotas: EC2 vCPU quotas read and checked before a launch, explained after
     access.py        Access: key pair, ec2kit-ssh group and its rules (your /32), ssh_cidr
     instances.py     Instances: find, wait, start/stop/terminate/change_type, spot requests

@@ -17,10 +17,10 @@ from typing import Any
 
 from ..errors import ConfigError, Ec2kitError, NotFound
 from .errors import error_code, is_aws_exception, translated
+from .images import Images
 from .instance_types import InstanceTypes
 from .models import CANONICAL_OWNER, Image, filters
 from .session import AwsSession
-from .storage import Storage
 
 __all__ = ["ALIASES", "Alias", "ImageChoice", "architecture", "nvidia_gpu"]
 
@@ -83,10 +83,10 @@ def nvidia_gpu(type_info: dict[str, Any]) -> str | None:
 class ImageChoice:
     """Which image a launch gets (the Cloud forwards ``cloud.choose_image(…)`` here)."""
 
-    def __init__(self, aws: AwsSession, types: InstanceTypes, storage: Storage) -> None:
+    def __init__(self, aws: AwsSession, types: InstanceTypes, images: Images) -> None:
         self.aws = aws
         self.types = types
-        self.storage = storage
+        self.images = images
 
     @translated("choose an image for {type}")
     def choose_image(self, image: str | None, type: str) -> tuple[Image, str]:
@@ -95,7 +95,7 @@ class ImageChoice:
         info = self.types.info(type)
         arch, gpu = architecture(info), nvidia_gpu(info)
         if image and image.lower() not in ALIASES:
-            found = self.storage.image(image)
+            found = self.images.image(image)
             wanted = found.raw.get("Architecture")
             if wanted and wanted != arch:
                 raise ConfigError(
@@ -124,7 +124,7 @@ class ImageChoice:
         parameter = alias.parameter.format(arch=arch_name)
         try:
             image_id = self.aws.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
-            return self.storage.image(str(image_id)), ""
+            return self.images.image(str(image_id)), ""
         except Exception as err:
             if not (is_aws_exception(err) or isinstance(err, Ec2kitError)):
                 raise

@@ -2,13 +2,14 @@
 
     cloud = Cloud(Settings.from_env())
     cloud.launch("base", disk=60, type="m5.xlarge")
-    cloud.freeze("base")                 # the same as cloud.storage.freeze("base")
+    cloud.freeze("base")                 # the same as cloud.amis.freeze("base")
 
 :class:`Cloud` makes one :class:`~ec2kit.aws.session.AwsSession` and the plain services over
 it, each given the others it needs (nothing inherits; no service reads what another sets)::
 
-    types (InstanceTypes)   compute (Instances: types)      storage (Storage: compute)
-    access (Access)         networks (Networks: access)     image_choice (ImageChoice: types, storage)
+    types (InstanceTypes)   compute (Instances: types)      amis (Images: compute)
+    storage (Storage: compute, amis)                        image_choice (ImageChoice: types, amis)
+    access (Access)         networks (Networks: access)
     quotas (Quotas: types, compute)     fleets (Fleets: types, compute, quotas)
     launcher (Launcher: all of the above)
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .access import Access
 from .aliases import ImageChoice
 from .fleet import Fleets
+from .images import Images
 from .instance_types import InstanceTypes
 from .instances import Instances
 from .launch import Launcher
@@ -62,10 +64,11 @@ class Cloud:
         self.aws = AwsSession(settings, endpoint_url=endpoint_url, credentials=credentials, region=region)
         self.types = InstanceTypes(self.aws)
         self.compute = Instances(self.aws, self.types)
-        self.storage = Storage(self.aws, self.compute)
+        self.amis = Images(self.aws, self.compute)
+        self.storage = Storage(self.aws, self.compute, self.amis)
         self.access = Access(self.aws, checkip_url=checkip_url)
         self.networks = Networks(self.aws, self.access)
-        self.image_choice = ImageChoice(self.aws, self.types, self.storage)
+        self.image_choice = ImageChoice(self.aws, self.types, self.amis)
         self.quotas = Quotas(self.aws, self.types, self.compute)
         self.fleets = Fleets(self.aws, self.types, self.compute, self.quotas)
         self.launcher = Launcher(
@@ -82,8 +85,9 @@ class Cloud:
 
     def _forward(self) -> None:
         """The verbs callers use on the Cloud, each its service's own method (same name, same signature)."""
-        compute, storage, access, networks, fleets, launcher = (
+        compute, amis, storage, access, networks, fleets, launcher = (
             self.compute,
+            self.amis,
             self.storage,
             self.access,
             self.networks,
@@ -107,13 +111,13 @@ class Cloud:
         self.spot_requests = compute.spot_requests
         self.cancel_spot_request = compute.cancel_spot_request
         self.live_instances = compute.live_instances
-        # images, volumes, snapshots (storage.py, aliases.py)
-        self.images = storage.images
-        self.image = storage.image
-        self.default_image = storage.default_image
+        # images (images.py, aliases.py), volumes and snapshots (storage.py)
+        self.images = amis.images
+        self.image = amis.image
+        self.default_image = amis.default_image
         self.choose_image = self.image_choice.choose_image
-        self.plan_freeze = storage.plan_freeze
-        self.freeze = storage.freeze
+        self.plan_freeze = amis.plan_freeze
+        self.freeze = amis.freeze
         self.volumes = storage.volumes
         self.volume = storage.volume
         self.plan_volume = storage.plan_volume
@@ -125,9 +129,9 @@ class Cloud:
         self.snapshots = storage.snapshots
         self.snapshot = storage.snapshot
         self.create_snapshot = storage.create_snapshot
-        self.images_using = storage.images_using
+        self.images_using = amis.images_using
         self.delete_snapshot = storage.delete_snapshot
-        self.delete_image = storage.delete_image
+        self.delete_image = amis.delete_image
         self.wait_snapshot = storage.wait_snapshot
         # SSH access and networks (access.py, network.py)
         self.ensure_key_pair = access.ensure_key_pair

@@ -9,6 +9,7 @@
 - :mod:`.pins`      ec2kit's known_hosts: host-key pins per instance id
 - :mod:`.transport` the Transport base: run template, error mapping, home, transfers
 - :mod:`.choose`    connect(): which transport (OpenSSH or Fabric); :mod:`.wait` wait_ssh for a booting instance
+- :mod:`.sshcli`    (pure) the ``ssh`` command line, control-socket names, transfer scripts, ssh's messages read
 - :mod:`.openssh`   the default: the system ``ssh`` with shared connections (no paramiko import)
 - :mod:`.fabric`    the fallback: paramiko over Fabric, files over SFTP
 """

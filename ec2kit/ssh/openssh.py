@@ -11,170 +11,27 @@ known_hosts under ``HostKeyAlias=<instance id>``, learnt on first contact, refus
 changed. The user's ``~/.ssh/config`` is not read (``-F none``): a ``Host *``
 RemoteCommand or ControlMaster setting there cannot change what ec2kit runs.
 
-:func:`exec_argv`, :func:`control_path`, :func:`ssh_failure` and the transfer scripts are pure.
+The command lines, transfer scripts and the reading of ``ssh``'s messages are pure and live in
+:mod:`.sshcli` (re-exported here: ``exec_argv``, ``control_path``, ``ssh_failure``, ``put_script``,
+``get_script``); this module owns the control-socket directory and the processes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import selectors
-import shlex
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import IO
 
-from ..errors import Ec2kitError, RemoteError
+from ..errors import RemoteError
 from . import pins
+from .sshcli import TRANSFER_WHAT, control_path, exec_argv, get_script, last_line, put_script, ssh_failure, ssh_option
 from .target import SshTarget
 from .transport import Transport, closed_while_running, connect_error, transfer_error, who
 
-# --------------------------------------------------------------------------- pure builders
-
-
-def _opt(name: str, value: object) -> str:
-    """``Name=value`` for ``ssh -o``, quoted when the value holds spaces (ssh_config rules)."""
-    text = str(value)
-    return f'{name}="{text}"' if any(c.isspace() for c in text) else f"{name}={text}"
-
-
-def control_path(target: SshTarget, directory: Path) -> Path:
-    """The ControlMaster socket for ``target`` in ``directory``.
-
-    Named by a hash of everything that identifies the connection (user, address,
-    port, instance id, key, pins), so a reused IP never reaches the wrong master,
-    and short enough for the limit of a Unix socket path (108 bytes; 104 on macOS).
-    """
-    ident = "\0".join(map(str, (target.user, target.host, target.port, target.alias, target.key_file, target.known_hosts)))
-    return directory / hashlib.sha256(ident.encode()).hexdigest()[:20]
-
-
-def exec_argv(
-    target: SshTarget,
-    command: str | None,
-    *,
-    control: Path | None = None,
-    persist: int | str = 60,
-    connect_timeout: int = 10,
-    log: Path | None = None,
-) -> list[str]:
-    """The ``ssh`` command line that runs ``command`` on ``target`` (stdin and output are pipes).
-
-    With ``control`` (a socket path) the connection is shared: the first call
-    becomes the master and lingers ``persist`` seconds once idle. ``log`` takes
-    ssh's own messages (``-E``), so the command's stderr stays the command's. ``command`` None:
-    run nothing, authenticate and go to the background (``-N -f``), as a master for later calls.
-    ``persist="yes"``: a master that stays until ``ssh -O exit`` (or until the host stops answering).
-    """
-    argv = [
-        "ssh", "-F", "none", "-T", *(["-E", str(log)] if log is not None else []),
-        "-i", str(target.key_file),
-        "-p", str(target.port),
-        "-l", target.user,
-        "-o", "IdentitiesOnly=yes",
-        "-o", _opt("HostKeyAlias", target.alias),
-        "-o", _opt("UserKnownHostsFile", target.known_hosts),
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=accept-new",
-        "-o", "CheckHostIP=no",
-        "-o", "BatchMode=yes",
-        "-o", "LogLevel=ERROR",
-        "-o", f"ConnectTimeout={connect_timeout}",
-        "-o", "ServerAliveInterval=15",
-        "-o", "ServerAliveCountMax=4",
-    ]  # fmt: skip
-    if control is not None and (persist == "yes" or int(persist) > 0):
-        argv += ["-o", "ControlMaster=auto", "-o", _opt("ControlPath", control), "-o", f"ControlPersist={persist}"]
-    else:
-        argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-    if command is None:
-        return [*argv, "-N", "-f", "--", target.host]
-    return [*argv, "--", target.host, command]
-
-
-# Exit codes of the transfer scripts (chosen outside what cat/mv/chmod return).
-_MISSING, _DENIED, _FAILED, _IS_DIR, _SHORT = 71, 72, 73, 74, 75
-_WHAT = {_MISSING: "missing", _DENIED: "denied", _IS_DIR: "directory", _SHORT: "it arrived incomplete (the connection dropped?)"}
-
-
-def put_script(path: str, mode: int | None, size: int) -> str:
-    """Shell that streams stdin into a temp file beside absolute ``path``, sets its mode, renames it over ``path``.
-
-    Without ``mode`` an existing file's mode is kept, a new file gets the login's umask. The rename
-    happens only when all ``size`` bytes arrived: a dropped connection ends ``cat`` as EOF would.
-    """
-    parent, base = os.path.split(path)
-    q, tmp = shlex.quote(path), shlex.quote(f"{parent or '/'}/.{base}.ec2kit-XXXXXX")
-    if mode is not None:
-        chmod = f'chmod {mode:o} "$t"'
-    else:
-        chmod = f'if [ -e {q} ]; then chmod --reference={q} "$t"; else chmod "$(printf %o $(( 0666 & ~$(umask) )))" "$t"; fi'
-    return (
-        f"[ -d {shlex.quote(parent or '/')} ] || exit {_MISSING}; [ -d {q} ] && exit {_IS_DIR}; "
-        f"t=$(mktemp {tmp}) || exit {_DENIED}; trap 'rm -f \"$t\"' EXIT; "
-        f'cat > "$t" || exit {_FAILED}; [ "$(wc -c < "$t")" -eq {size} ] || exit {_SHORT}; {chmod} || exit {_FAILED}; mv -f "$t" {q} || exit {_FAILED}; trap - EXIT'
-    )
-
-
-def get_script(path: str) -> str:
-    """Shell that writes the file at absolute ``path`` to stdout, or exits with what is wrong."""
-    q = shlex.quote(path)
-    return f"[ -e {q} ] || exit {_MISSING}; [ -d {q} ] && exit {_IS_DIR}; [ -r {q} ] || exit {_DENIED}; exec cat -- {q}"
-
-
-_CONNECT = re.compile(r"^ssh: connect to host \S+ port \d+: (?P<why>.+)$", re.M)
-_RESOLVE = re.compile(r"^ssh: Could not resolve hostname (?P<name>\S+): (?P<why>.+)$", re.M)
-_KEY_SENT = re.compile(r"fingerprint for the (?P<type>\S+) key sent by the remote host is\.?\s*\n?(?P<fp>SHA256:\S+?)\.?$", re.M)
-_HANDSHAKE = ("kex_exchange_identification", "banner exchange", "Connection closed by", "Connection reset by",
-              "Unable to negotiate", "no matching host key type")  # fmt: skip
-_DROPPED = ("closed by remote host", "Broken pipe", "not responding")
-_MUX = ("mux_client", "Control socket", "ControlSocket", "control_persist", "muxserver")
-
-
-def ssh_failure(stderr: str, target: SshTarget, *, started: bool = False) -> Ec2kitError | None:
-    """The error ``ssh`` itself reported in ``stderr`` (it then exits 255), or None if it did not.
-
-    ``None`` means exit code 255 came from the remote command. ``started``: output
-    from the command was already seen, so a dropped link is "closed while running".
-    """
-    stderr = stderr.replace("\r", "")
-    if "Host key verification failed" in stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-        sent = _KEY_SENT.search(stderr)
-        got = f"host key {sent['type']} {sent['fp']}" if sent else "a host key"
-        return pins.mismatch(target, got, pins.pinned_fingerprints(target.known_hosts, target.alias))
-    if m := _RESOLVE.search(stderr):
-        return connect_error(target, "resolve", f"'{m['name']}' ({m['why']})")
-    if m := _CONNECT.search(stderr):
-        why = m["why"].rstrip(".")
-        if "refused" in why:
-            return connect_error(target, "refused")
-        if "timed out" in why:
-            return connect_error(target, "timeout")
-        return connect_error(target, "other", why)
-    if "Permission denied" in stderr:
-        return connect_error(target, "auth")
-    if any(s in stderr for s in _DROPPED) or (started and any(s in stderr for s in _HANDSHAKE)):
-        return closed_while_running(target)
-    if any(s in stderr for s in _HANDSHAKE):
-        return connect_error(target, "handshake", _last_line(stderr))
-    if any(s in stderr for s in _MUX):
-        return RemoteError(
-            f"Sharing the SSH connection to {who(target)} failed ({_last_line(stderr)}).",
-            hint="Retry; set EC2KIT_SSH_PERSIST=0 to stop sharing connections.",
-        )
-    if re.search(r"^(ssh|Load key|Warning: Identity file)\b.*", stderr, re.M):
-        return RemoteError(
-            f"Cannot connect to {who(target)}: {_last_line(stderr)}.", hint="Check the key file and the instance's address."
-        )
-    return None
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].rstrip(".") if lines else "no message"
-
+__all__ = ["OpenSshTransport", "control_dir", "control_path", "exec_argv", "get_script", "put_script", "ssh_failure"]
 
 # --------------------------------------------------------------------------- control sockets
 
@@ -318,7 +175,7 @@ class OpenSshTransport(Transport):
     def _control(self, operation: str) -> int:
         """``ssh -O operation`` on the shared connection (``check``, ``exit``): its exit code."""
         done = subprocess.run(
-            ["ssh", "-F", "none", "-o", _opt("ControlPath", self.socket), "-O", operation, self.target.host],
+            ["ssh", "-F", "none", "-o", ssh_option("ControlPath", self.socket), "-O", operation, self.target.host],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=10,
@@ -386,7 +243,7 @@ class OpenSshTransport(Transport):
             log.unlink(missing_ok=True)
         if code != 0:
             raise ssh_failure(said, self.target) or RemoteError(
-                f"Cannot connect to {who(self.target)}: {_last_line(said)}.", hint="Check the instance's address and key."
+                f"Cannot connect to {who(self.target)}: {last_line(said)}.", hint="Check the instance's address and key."
             )
 
     # -- tunnels: on a master of their own, so they outlast no command and no command's linger
@@ -419,7 +276,7 @@ class OpenSshTransport(Transport):
             self._start_master(argv)
         done = self._mux(socket, "forward", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}")
         if done.returncode != 0:
-            said = _last_line(done.stderr.decode(errors="replace")) or f"ssh -O forward exited {done.returncode}"
+            said = last_line(done.stderr.decode(errors="replace")) or f"ssh -O forward exited {done.returncode}"
             raise RemoteError(
                 f"Cannot tunnel local port {local_port} to port {remote_port} on {self.name}: {said}.",
                 hint="Another program may be listening on that local port: pick another one.",
@@ -436,7 +293,7 @@ class OpenSshTransport(Transport):
 
     def _mux(self, socket: Path, operation: str, forward: str | None = None) -> subprocess.CompletedProcess[bytes]:
         """``ssh -O operation [-L forward]`` on the master at ``socket``."""
-        argv = ["ssh", "-F", "none", "-o", _opt("ControlPath", socket), "-O", operation]
+        argv = ["ssh", "-F", "none", "-o", ssh_option("ControlPath", socket), "-O", operation]
         argv += ["-L", forward] if forward else []
         return subprocess.run([*argv, self.target.host], stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
 
@@ -470,15 +327,15 @@ class OpenSshTransport(Transport):
     def _put_stream(self, stream: IO[bytes], path: str, mode: int | None, size: int) -> None:
         code, _, err = self.execute(put_script(path, mode, size), stream, shown=f"upload {path}")
         if code:
-            raise transfer_error(self.target, "write", path, _WHAT.get(code) or _last_line(err.decode(errors="replace")))
+            raise transfer_error(self.target, "write", path, TRANSFER_WHAT.get(code) or last_line(err.decode(errors="replace")))
 
     def _get_stream(self, path: str, sink: IO[bytes]) -> None:
         code, _, err = self.execute(get_script(path), shown=f"download {path}", sink=sink)
         if code:
-            raise transfer_error(self.target, "read", path, _WHAT.get(code) or _last_line(err.decode(errors="replace")))
+            raise transfer_error(self.target, "read", path, TRANSFER_WHAT.get(code) or last_line(err.decode(errors="replace")))
 
     def rsync_argv(self, src: str, dest: str, **options: object) -> list[str]:
         """rsync over ec2kit's ssh, through this host's shared connection when one is up (else its own)."""
         if self.socket is not None:
-            options["ssh_options"] = ["-o", "ControlMaster=no", "-o", _opt("ControlPath", self.socket)]
+            options["ssh_options"] = ["-o", "ControlMaster=no", "-o", ssh_option("ControlPath", self.socket)]
         return super().rsync_argv(src, dest, **options)

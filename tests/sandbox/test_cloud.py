@@ -613,7 +613,7 @@ def test_without_ssm_an_alias_is_found_by_searching_images_and_the_note_says_so(
 
 
 # -- how Cloud is built: plain services over one session ------------------------------------------------
-SERVICES = ("types", "compute", "storage", "access", "networks", "image_choice", "quotas", "fleets", "launcher")
+SERVICES = ("types", "compute", "amis", "storage", "access", "networks", "image_choice", "quotas", "fleets", "launcher")
 
 
 def test_every_service_is_a_plain_class_sharing_the_clouds_one_session(tmp_path):
@@ -623,6 +623,7 @@ def test_every_service_is_a_plain_class_sharing_the_clouds_one_session(tmp_path)
         assert type(service).__mro__ == (type(service), object), f"{name} inherits {type(service).__mro__[1:]}"
         assert service.aws is cloud.aws
     assert cloud.storage.instances is cloud.compute and cloud.fleets.quotas is cloud.quotas
+    assert cloud.storage.images is cloud.amis and cloud.image_choice.images is cloud.amis
     assert cloud.launcher.fleets is cloud.fleets and cloud.networks.access is cloud.access
 
 
@@ -640,4 +641,4 @@ def test_the_cloud_answers_every_public_verb_of_its_services_with_the_services_o
             if getattr(cloud, renamed.get((name, verb), verb), None) != getattr(service, verb):
                 missing.append(f"{name}.{verb}")
     assert missing == [], "forward these in Cloud._forward"
-    assert cloud.freeze == cloud.storage.freeze and cloud.launch.__doc__ == cloud.launcher.launch.__doc__
+    assert cloud.freeze == cloud.amis.freeze and cloud.launch.__doc__ == cloud.launcher.launch.__doc__

@@ -62,6 +62,7 @@ AWS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.aws.fleet",),
     ("ec2kit.aws.aliases", "ec2kit.aws.network"),
     ("ec2kit.aws.storage", "ec2kit.aws.quotas", "ec2kit.aws.access", "ec2kit.aws.costs"),
+    ("ec2kit.aws.images",),
     ("ec2kit.aws.instances", "ec2kit.aws.prices"),
     ("ec2kit.aws.instance_types", "ec2kit.aws.gpus"),
     ("ec2kit.aws.session",),

@@ -75,8 +75,9 @@ def run(root: Path) -> int:
         log.error("%s (%s)", MISSING_MOTO, err)
         print(MISSING_MOTO, file=sys.stderr)
         return 3
-    from .control import Control, serve
+    from .control import Control
     from .reconciler import Reconciler
+    from .routes import serve
 
     log.info("imports done in %.2fs", time.monotonic() - started)
 
