@@ -23,7 +23,6 @@ from .reconciler import Reconciler
 
 log = logging.getLogger("ec2kit.sandbox")
 
-GONE = ("terminated", "shutting-down")
 
 
 def iso_utc(when: datetime) -> str:
