@@ -340,6 +340,7 @@ def test_cleanup_says_it_uses_the_us_east_1_table_when_the_pricing_api_cannot_be
     assert cleanup.code == 0 and "Traceback" not in cleanup.text, cleanup
     assert "GetProducts" in refused, refused  # the Pricing API was asked, and failed
     assert "Storage priced at us-east-1 list prices of Dec 2026, not us-west-1's" in cleanup.err, cleanup
+    assert "throttling requests" in cleanup.err and "<?xml" not in cleanup.err, cleanup  # and why, in words
     monthly = {x["id"]: x["monthly"] for x in json.loads(cleanup.out)}
     assert monthly[ids["cl-gp3"]] == pytest.approx(12 * GP3) and monthly[ids["cl-snap"]] == pytest.approx(12 * SNAPSHOT)
     assert not (home / "prices.json").exists() or "us-west-1 storage" not in (home / "prices.json").read_text()
