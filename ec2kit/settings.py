@@ -122,6 +122,13 @@ class Settings:
         """ec2kit's own known_hosts, keyed by instance id (HostKeyAlias)."""
         return self.home / "known_hosts"
 
+    @property
+    def region_asked(self) -> str | None:
+        """The region named by ``--region`` or ``EC2(region=...)`` (None when it came from the environment or a
+        config file): the only region the sandbox honours besides its own (us-east-1)."""
+        sources = self.defaults.sources if self.defaults is not None else {}
+        return self.region if self.region and sources.get("region") == "flag" else None
+
     def aws_scope(self) -> str:
         """Which AWS account view a cached answer belongs to: profile, region and (hashed) access key id."""
         import hashlib

@@ -235,6 +235,6 @@ class Where:
             self.settings,
             endpoint_url=info.endpoint_url,
             credentials=dict(sandbox.SANDBOX_CREDENTIALS),
-            region=info.region,
+            region=self.settings.region_asked or info.region,  # AWS_REGION is for AWS; a --region is for here too
             checkip_url=info.checkip_url,
         )

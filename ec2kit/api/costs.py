@@ -21,6 +21,7 @@ from .shown import Listing
 
 if TYPE_CHECKING:
     from ..aws.costs import Cost, CostSummary, Estimate
+    from ..aws.ebs_prices import StoragePrices
     from ..aws.models import Instance as InstanceInfo
 
 COST_COLUMNS = ("kind", "name", "what", "$/h", "$/month", "since", "spent")
@@ -91,6 +92,16 @@ class CostVerbs(Face):
         items = cost_items(instances, volumes, snapshots, images, rates, now=datetime.now(timezone.utc))
         return Costs(items, CostSummary.of(items), cloud.region)
 
+    def _storage_prices(self) -> StoragePrices:
+        """The region's EBS, snapshot and IPv4 prices as ``inv costs`` reads them (the Pricing API, cached a day), or
+        the fallback table with ``fallback`` saying why when the Pricing API cannot be reached."""
+        from ..aws.ebs_prices import storage_prices_or_fallback
+
+        cloud = self.cloud
+        return storage_prices_or_fallback(
+            cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session, cache=self._price_cache
+        )
+
     @property
     def _price_cache(self) -> Path:
         """Where list prices are kept for a day (spot prices are always asked)."""
@@ -135,7 +146,7 @@ class CostVerbs(Face):
         runs: int = 1,
     ) -> Estimate:
         """The expected cost of a launch (the dearest pool it may land in), priced now."""
-        from ..aws import prices
+        from ..aws import ebs_prices, prices
         from ..aws.costs import launch_estimate
 
         cloud = self.cloud
@@ -154,7 +165,7 @@ class CostVerbs(Face):
                     )
                 )
             if disk:
-                rates.storage = prices.storage_prices(
+                rates.storage = ebs_prices.storage_prices(
                     cloud.region, endpoint_url=cloud.endpoint_url, session=cloud.session, cache=self._price_cache
                 )
         except Ec2kitError as err:  # no pricing:GetProducts permission, say: the estimate says so, the launch is not blocked

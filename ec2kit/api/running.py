@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from ..spotrun import Leftover
     from .sweeps import Sweep
+    from .unused import Leftovers
 
 WEEK = 7 * 86400
 
@@ -237,26 +238,30 @@ class RunVerbs(Face):
 
         return spotrun.attach_argv(self.ctx, run)
 
-    def cleanup(self, *, dry_run: bool = True, older_than: str | float = "7d") -> Listing[Leftover]:
+    def cleanup(self, *, dry_run: bool = True, older_than: str | float = "7d") -> Leftovers:
         """What costs money and nothing uses, as ``inv cleanup`` lists it; ``dry_run=False`` removes it.
 
         Leftovers of spot runs that are over (instances, volumes, spot requests, launch templates), and
         ec2kit's storage older than ``older_than`` (``"7d"``, ``"36h"``, ``0``; seconds as a number): unattached
         volumes, snapshots no image, recipe or live run uses, images no config file, recipe or live run
-        names, each with its monthly cost. Storage ec2kit did not make is never touched.
+        names, each with its monthly cost at the region's prices (those of :meth:`costs`; ``.prices_note`` says
+        when the Pricing API could not be reached and a us-east-1 table was used). Storage ec2kit did not make is
+        never touched.
         """
         from .. import spotrun
+        from ..aws.costs import dollars
         from ..sweep.records import live_sweep_names
         from .options import parse_age
-        from .unused import unused_storage
+        from .unused import Leftovers, unused_storage
 
         age = parse_age(older_than, "older_than", self.spelling)
         live = live_sweep_names(self.ctx.settings.home)
         runs = spotrun.cleanup(self.ctx, dry_run=dry_run, live_sweeps=live)
-        storage = unused_storage(self.ctx, age, skip={x.id for x in runs})
+        prices = self._api._storage_prices()
+        storage = unused_storage(self.ctx, age, prices, skip={x.id for x in runs})
         if not dry_run:
             self._remove_storage(storage)
-        return Listing(
+        found = Leftovers(
             [*runs, *storage],
             title="Leftovers" if dry_run else "Removed",
             columns=("kind", "id", "name", "why", "size", "$/month"),
@@ -266,10 +271,13 @@ class RunVerbs(Face):
                 x.name,
                 x.reason,
                 f"{x.size} GB" if x.size else "",
-                f"{x.monthly:.2f}" if x.monthly is not None else "",
+                dollars(x.monthly),
             ),
             empty="Nothing to clean up.",
         )
+        if storage and prices.fallback:
+            found.prices_note = f"Storage priced at {prices.fallback}."
+        return found
 
     def _remove_storage(self, storage: list[Leftover]) -> None:
         """Delete unused volumes, images (with their snapshots) and then lone snapshots; what fails is said at the end."""

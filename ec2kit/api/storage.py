@@ -134,7 +134,9 @@ class StorageVerbs(Face):
                 hint=f"Detach it first (`inv detach-volume {vol.name or vol.id}`), or pass "
                 f"{'--detach' if self.spelling.cli else 'detach=True'} to unmount, detach and delete it.",
             )
-        gone = Deletion("volume", vol.id, vol.name, vol.size, monthly_cost(vol.size, vol.type))
+        prices = self._api._storage_prices()
+        gone = Deletion("volume", vol.id, vol.name, vol.size, monthly_cost(vol.size, vol.type, prices))
+        gone.prices_note = prices.fallback
         if dry_run:
             return gone
         if vol.attached_to:
@@ -161,7 +163,9 @@ class StorageVerbs(Face):
                 if image
                 else "Change or remove that first, then delete it.",
             )
-        gone = Deletion("snapshot", snap.id, snap.name, snap.size, monthly_cost(snap.size, "snapshot"))
+        prices = self._api._storage_prices()
+        gone = Deletion("snapshot", snap.id, snap.name, snap.size, monthly_cost(snap.size, "snapshot", prices))
+        gone.prices_note = prices.fallback
         if not dry_run:
             self.cloud.delete_snapshot(snap)
             gone.done = True
@@ -186,7 +190,9 @@ class StorageVerbs(Face):
                 f"Image {label} is named by {'; '.join(used)}, so it is in use and was not deleted.",
                 hint="Change or remove that first (launches from there would fail without the image), then delete it.",
             )
-        gone = Deletion("image", img.id, img.name, img.size, monthly_cost(img.size, "snapshot"), list(img.snapshot_ids))
+        prices = self._api._storage_prices()
+        gone = Deletion("image", img.id, img.name, img.size, monthly_cost(img.size, "snapshot", prices), list(img.snapshot_ids))
+        gone.prices_note = prices.fallback
         if not dry_run:
             with self._progress(f"Deleting image {label}") as progress:
                 gone.snapshots = [s.id for s in self.cloud.delete_image(img, progress=progress)]

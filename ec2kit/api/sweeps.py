@@ -188,14 +188,14 @@ class SweepVerbs(Face):
         ``["lr=1e-3,3e-4"]``; launch options (``gpus``, ``gpu_memory`` too) default as for :meth:`spot_run`.
         Example: ``ec2.sweep("train.sh", grid={"lr": [1e-3, 3e-4]}, parallel=2).summary``.
         ``resume="NAME"`` starts the runs of sweep NAME that never started (its process was killed, or it was
-        stopped), with its recorded options (give no script or grid then); ``detach`` and ``watch`` apply.
-        The expected hourly cost of ``parallel`` instances (and the worst case: ``max_hours`` × runs) is shown
-        first; above ``confirm_above`` it asks, unless ``yes``.
+        stopped), with its recorded options (give no script or grid then); ``detach``, ``watch`` and ``yes`` apply.
+        The expected hourly cost of ``parallel`` instances (and the worst case: ``max_hours`` × runs; resuming,
+        the runs left) is shown first; above ``confirm_above`` it asks, unless ``yes``.
         """
         from .. import sweep as sweeps
 
         if resume is not None:
-            return self._resume(resume, script=script, grid=grid, grid_file=grid_file, detach=detach, watch=watch)
+            return self._resume(resume, script=script, grid=grid, grid_file=grid_file, detach=detach, watch=watch, yes=yes)
         if script is None:
             raise ConfigError(
                 f"A sweep needs its script: {self.spelling.name('script')} train.sh.",
@@ -255,13 +255,19 @@ class SweepVerbs(Face):
                 watch.end()
         return Sweep(self._api, final.name, final)
 
-    def _confirm_sweep_cost(self, options: Any, *, yes: bool) -> None:
-        """The grid checked and counted (no AWS call), then the estimate: ``parallel`` instances at a time."""
+    def _confirm_sweep_cost(self, options: Any, *, yes: bool, resuming: tuple[str, int] | None = None) -> None:
+        """The grid checked and counted (no AWS call), then the estimate: ``parallel`` instances at a time. A fresh
+        sweep and a resumed one (``resuming``: its name and the runs left to start) both pass here."""
         from ..sweep.grid import expand, load_file
         from ..sweep.options import check
 
         check(options)
-        runs = len(expand(options.grid, load_file(options.grid_file) if options.grid_file else None))
+        if resuming is None:
+            runs = len(expand(options.grid, load_file(options.grid_file) if options.grid_file else None))
+            what = f"this sweep ({runs} runs, {min(options.parallel, runs)} at a time)"
+        else:
+            name, runs = resuming
+            what = f"resuming sweep {name} ({runs} run(s) left, {min(options.parallel, runs)} at a time)"
         estimate = self._api._estimate(
             [options.type, *options.types],
             spot=True,
@@ -273,13 +279,17 @@ class SweepVerbs(Face):
         )
         unbounded = ""
         if runs > LARGE_SWEEP and options.max_cost is None:
-            unbounded = f"this sweep has {runs} runs and no {self.spelling.name('max_cost')}, so nothing bounds what it spends"
-        self._api._confirm_cost(
-            estimate, yes=yes, what=f"this sweep ({runs} runs, {min(options.parallel, runs)} at a time)", unbounded=unbounded
-        )
+            left = " left" if resuming else ""
+            unbounded = (
+                f"this sweep has {runs} runs{left} and no {self.spelling.name('max_cost')}, so nothing bounds what it spends"
+            )
+        self._api._confirm_cost(estimate, yes=yes, what=what, unbounded=unbounded)
 
-    def _resume(self, name: str, *, script: Any, grid: Any, grid_file: Any, detach: bool, watch: SweepWatch | None) -> Sweep:
-        """:meth:`sweep` with ``resume``: the recorded sweep's never-started runs, with its recorded options."""
+    def _resume(
+        self, name: str, *, script: Any, grid: Any, grid_file: Any, detach: bool, watch: SweepWatch | None, yes: bool
+    ) -> Sweep:
+        """:meth:`sweep` with ``resume``: the recorded sweep's never-started runs, with its recorded options, after
+        the same estimate and question as a fresh sweep (for the runs left)."""
         from .. import sweep as sweeps
 
         given = [k for k, v in (("script", script), ("grid", grid), ("grid_file", grid_file)) if v]
@@ -290,7 +300,9 @@ class SweepVerbs(Face):
                 + ".",
                 hint=f"`inv sweep-status {name}` shows its settings.",
             )
-        record, plan, options = sweeps.prepare_resume(self.ctx, name)
+        record, plan, options = sweeps.prepare_resume(
+            self.ctx, name, confirm=lambda options, left: self._confirm_sweep_cost(options, yes=yes, resuming=(name, left))
+        )
         if detach:
             record = sweeps.start_detached(self.ctx, options, record)
             return Sweep(self._api, record.name, record)

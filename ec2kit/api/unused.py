@@ -1,8 +1,8 @@
 """What names an image or a snapshot (config files, recipes, live runs and sweeps), and the storage nothing uses.
 
 ``inv delete-image`` / ``delete-snapshot`` refuse what something here names; ``inv cleanup`` offers the
-ec2kit volumes, snapshots and images nothing uses, older than ``--older-than``, with a monthly cost from
-:data:`PLACEHOLDER_STORAGE_PRICES` (to be replaced by the price table of ``inv costs``).
+ec2kit volumes, snapshots and images nothing uses, older than ``--older-than``, with a monthly cost at the
+region's prices, the ones ``inv costs`` shows (:mod:`ec2kit.aws.ebs_prices`).
 """
 
 from __future__ import annotations
@@ -13,24 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .shown import Listing
+
 if TYPE_CHECKING:
+    from ..aws.ebs_prices import StoragePrices
     from ..aws.models import Image, Snapshot, Volume
     from ..context import Context
     from ..spotrun import Leftover
-
-#: USD per GiB-month, us-east-1 list prices (Dec 2026). A placeholder until the price table of `inv costs`
-#: lands: replace this one table (and :func:`monthly_cost`) with it. Snapshots are priced at the standard
-#: tier's full size, an upper bound (EBS bills only the blocks a snapshot stores).
-PLACEHOLDER_STORAGE_PRICES: dict[str, float] = {
-    "gp3": 0.08,
-    "gp2": 0.10,
-    "io1": 0.125,
-    "io2": 0.125,
-    "st1": 0.045,
-    "sc1": 0.015,
-    "standard": 0.05,
-    "snapshot": 0.05,
-}
 
 
 @dataclass
@@ -41,9 +30,10 @@ class Deletion:
     id: str
     name: str
     size: int  # GiB
-    monthly: float  # USD per month it stops costing
+    monthly: float | None  # USD per month it stops costing (None: no price found)
     snapshots: list[str] = field(default_factory=list)  # an image's snapshots deleted with it
     done: bool = False  # False: a dry run (nothing deleted yet)
+    prices_note: str = ""  # why ``monthly`` is at the fallback table's prices (the Pricing API could not be reached)
 
     @property
     def label(self) -> str:
@@ -51,9 +41,19 @@ class Deletion:
         return f"{self.name} ({self.id})" if self.name else self.id
 
 
-def monthly_cost(size_gib: int, kind: str) -> float:
-    """USD per month for ``size_gib`` of a volume type (``gp3``, …) or of ``snapshot``; an unknown type as gp2."""
-    return round(size_gib * PLACEHOLDER_STORAGE_PRICES.get(kind or "gp2", PLACEHOLDER_STORAGE_PRICES["gp2"]), 2)
+def monthly_cost(size_gib: int, kind: str, prices: StoragePrices) -> float | None:
+    """USD per month for ``size_gib`` of a volume type (``gp3``, …; gp3 when EC2 did not say) or of ``snapshot``,
+    at the region's ``prices`` (:meth:`EC2._storage_prices`: those of ``inv costs``); None when it has no price."""
+    from ..aws.costs import storage_monthly
+
+    return storage_monthly(size_gib, kind or "gp3", prices)
+
+
+class Leftovers(Listing["Leftover"]):
+    """``ec2.cleanup()``: a list of :class:`Leftover`, and ``prices_note`` when the storage prices are the fallback
+    table (the Pricing API could not be reached) rather than the region's."""
+
+    prices_note: str = ""
 
 
 def _strings(data: Any, key: str) -> Iterator[str]:
@@ -146,10 +146,10 @@ def _days(seconds: float) -> str:
     return f"{seconds / 3600:.0f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def unused_storage(ctx: Context, older_than: float, skip: Iterable[str] = ()) -> list[Leftover]:
+def unused_storage(ctx: Context, older_than: float, prices: StoragePrices, skip: Iterable[str] = ()) -> list[Leftover]:
     """ec2kit's volumes (unattached), snapshots (no image, recipe or live run uses them) and images (no config,
-    recipe or live run names them) older than ``older_than`` seconds, each with its size and monthly cost.
-    ``skip``: ids already listed (a run's volumes)."""
+    recipe or live run names them) older than ``older_than`` seconds, each with its size and monthly cost at
+    ``prices``. ``skip``: ids already listed (a run's volumes)."""
     from ..spotrun import Leftover
     from ..tags import MANAGED_TAG
 
@@ -167,14 +167,14 @@ def unused_storage(ctx: Context, older_than: float, skip: Iterable[str] = ()) ->
         if vol.tags.get(MANAGED_TAG) == "1" and vol.attached_to is None and vol.state == "available" and age is not None:
             if vol.id not in skip:
                 why = f"volume not attached, made {_days(age)} ago"
-                found.append(Leftover("volume", vol.id, vol.name, why, vol.size, monthly_cost(vol.size, vol.type)))
+                found.append(Leftover("volume", vol.id, vol.name, why, vol.size, monthly_cost(vol.size, vol.type, prices)))
     images: list[Image] = cloud.images()
     for snap in cloud.snapshots():
         age = old(snap.start_time)
         if age is None or snap.id in skip or snap.state != "completed" or mentions.of_snapshot(snap, images):
             continue
         why = f"snapshot no image uses, made {_days(age)} ago"
-        found.append(Leftover("snapshot", snap.id, snap.name, why, snap.size, monthly_cost(snap.size, "snapshot")))
+        found.append(Leftover("snapshot", snap.id, snap.name, why, snap.size, monthly_cost(snap.size, "snapshot", prices)))
     for image in images:
         age = old(image.creation_date)
         if image.tags.get(MANAGED_TAG) != "1" or age is None or image.state != "available" or image.id in skip:
@@ -182,5 +182,5 @@ def unused_storage(ctx: Context, older_than: float, skip: Iterable[str] = ()) ->
         if mentions.of_image(image):
             continue
         why = f"image nothing names, made {_days(age)} ago ({len(image.snapshot_ids)} snapshot(s))"
-        found.append(Leftover("image", image.id, image.name, why, image.size, monthly_cost(image.size, "snapshot")))
+        found.append(Leftover("image", image.id, image.name, why, image.size, monthly_cost(image.size, "snapshot", prices)))
     return found

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .ebs_prices import StoragePrices
 from .models import Image, Instance, Snapshot, Volume
 from .prices import Rates
 
@@ -111,13 +112,22 @@ def _aware(stamp: Any) -> datetime | None:
     return None
 
 
-def _image_size(image: Image) -> int:
-    return sum(int(b.get("Ebs", {}).get("VolumeSize") or 0) for b in image.raw.get("BlockDeviceMappings") or [])
-
-
 def volume_type(volume: Volume) -> str:
     """The EBS type of a volume (gp3 when EC2 did not say)."""
     return volume.type or "gp3"
+
+
+def storage_monthly(size_gb: int, kind: str, storage: StoragePrices | None) -> float | None:
+    """USD per month of ``size_gb`` of an EBS volume type (``gp3``, …) or of ``snapshot`` at these prices (None: no
+    price for it). What ``inv costs`` and ``inv cleanup`` both show for a volume, snapshot or image."""
+    if storage is None:
+        return None
+    per_gb = storage.snapshot if kind == "snapshot" else storage.ebs.get(kind)
+    return None if per_gb is None else size_gb * per_gb
+
+
+def _hourly(monthly: float | None) -> float | None:
+    return None if monthly is None else monthly / HOURS_PER_MONTH
 
 
 def cost_items(
@@ -153,15 +163,15 @@ def cost_items(
         )
     for vol in volumes:
         vtype = volume_type(vol)
-        per_gb = storage.ebs.get(vtype) if storage else None
+        monthly = storage_monthly(vol.size, vtype, storage)
         items.append(
             Cost(
                 "volume",
                 vol.name,
                 vol.id,
                 f"{vtype} {vol.size} GB" + (f" on {vol.attached_to}" if vol.attached_to else ""),
-                None if per_gb is None else vol.size * per_gb / HOURS_PER_MONTH,
-                note="" if per_gb is not None else f"no price found for EBS {vtype}",
+                _hourly(monthly),
+                note="" if monthly is not None else f"no price found for EBS {vtype}",
             )
         )
     snap_price = storage.snapshot if storage else None
@@ -175,21 +185,21 @@ def cost_items(
                 snap.name,
                 snap.id,
                 f"{snap.size} GB (at most)",
-                None if snap_price is None else snap.size * snap_price / HOURS_PER_MONTH,
+                _hourly(storage_monthly(snap.size, "snapshot", storage)),
                 since=_aware(snap.start_time),
                 upper_bound=True,
                 note="" if snap_price is not None else "no snapshot price found",
             )
         )
     for image in images:
-        size = _image_size(image)
+        size = image.size
         items.append(
             Cost(
                 "image",
                 image.name,
                 image.id,
                 f"{len(image.snapshot_ids)} snapshot(s), {size} GB (at most)",
-                None if snap_price is None else size * snap_price / HOURS_PER_MONTH,
+                _hourly(storage_monthly(size, "snapshot", storage)),
                 since=_aware(image.creation_date),
                 upper_bound=True,
                 note="" if snap_price is not None else "no snapshot price found",

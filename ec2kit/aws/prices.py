@@ -3,17 +3,14 @@
     on_demand_prices("m5", "us-east-1")   # {"m5.large": 0.096, "m5.xlarge": 0.192, …}
     spot_prices("m5", cloud)              # {"m5.large": {"us-east-1a": 0.035, …}, …}
     price_table("m5", cloud)              # rows for `inv prices m5`
-    storage_prices("us-east-1")          # StoragePrices(ebs={"gp3": 0.08, …}, snapshot=0.05, ipv4=0.005)
     rates(cloud, types=, pools=)          # Rates: what `inv costs` and a launch's estimate multiply
 
-The Pricing API lives in us-east-1 whatever region you ask about; ``endpoint_url`` points it at
-the sandbox (whose stand-in answers GetProducts on moto's port, as EC2 does).
+Storage prices (EBS, snapshots, IPv4) live in :mod:`ebs_prices`, the Pricing API and its cache in :mod:`price_api`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .ebs_prices import StoragePrices as StoragePrices
+from .ebs_prices import storage_prices as storage_prices
 from .errors import translated, translating
+from .price_api import LIST_PRICE_TTL as LIST_PRICE_TTL
+from .price_api import get_products, read_cache, write_cache
+from .price_api import unit_prices as unit_prices
 from .regions import find_region
-from .session import Ec2Api, paginate
+from .session import Ec2Api
 
-PRICING_REGION = "us-east-1"
 LINUX = "Linux/UNIX"
 
 
@@ -131,7 +132,7 @@ def _price_list(
     credentials: dict[str, str] | None,
     category: str | None = None,
 ) -> list[str]:
-    return _get_products("AmazonEC2", pricing_filters(family, region, category=category), endpoint_url, session, credentials)
+    return get_products("AmazonEC2", pricing_filters(family, region, category=category), endpoint_url, session, credentials)
 
 
 def on_demand_prices_of(
@@ -149,7 +150,7 @@ def on_demand_prices_of(
         return {}
     region = find_region(region)
     scope = f"{endpoint_url or 'aws'} {region} on-demand"
-    known = _read_cache(cache, scope)
+    known = read_cache(cache, scope)
     found = {t: float(known[t]) for t in wanted if isinstance(known.get(t), (int, float))}
     missing = [t for t in wanted if t not in found]
     if missing:
@@ -158,147 +159,15 @@ def on_demand_prices_of(
         for itype in missing:
             fresh.update(parse_price_list(entries, itype))
         found.update(fresh)
-        _write_cache(cache, scope, fresh)
+        write_cache(cache, scope, fresh)
     return found
-
-
-LIST_PRICE_TTL = 86400.0  # seconds a cached on-demand or storage list price is used
-
-
-def _read_cache(cache: Path | None, scope: str) -> dict[str, Any]:
-    """The fresh entries of ``scope`` in the price cache ({} without one, or when it cannot be read)."""
-    if cache is None:
-        return {}
-    try:
-        data = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        return {}
-    entry = data.get(scope) if isinstance(data, dict) else None
-    if not isinstance(entry, dict) or not 0 <= time.time() - float(entry.get("at", 0)) < LIST_PRICE_TTL:
-        return {}
-    values = entry.get("prices")
-    return values if isinstance(values, dict) else {}
-
-
-def _write_cache(cache: Path | None, scope: str, prices: dict[str, Any]) -> None:
-    """Add ``prices`` to ``scope`` in the cache (a scope's clock restarts when it was stale); a failed write costs a lookup."""
-    if cache is None or not prices:
-        return
-    from ..fsutil import atomic_write, file_lock
-
-    try:
-        with file_lock(cache.with_suffix(".lock")):
-            try:
-                data = json.loads(cache.read_text())
-            except (OSError, ValueError):
-                data = {}
-            data = data if isinstance(data, dict) else {}
-            kept = _read_cache(cache, scope)
-            old = data.get(scope)
-            entry: dict[str, Any] = old if isinstance(old, dict) else {}
-            data[scope] = {"at": entry.get("at", time.time()) if kept else time.time(), "prices": {**kept, **prices}}
-            atomic_write(cache, json.dumps(data), fsync=False)
-    except OSError:
-        pass
 
 
 @translated("look up on-demand prices of {0} in {1}")
 def _types_price_list(types: list[str], region: str, endpoint_url: str | None, session: Any) -> list[str]:
     filters = [f for f in pricing_filters(types[0], region) if f["Field"] != "instanceType"]
     filters.append({"Type": "ANY_OF", "Field": "instanceType", "Value": ",".join(types)})
-    return _get_products("AmazonEC2", filters, endpoint_url, session)
-
-
-def _get_products(
-    service: str, filters: list[dict[str, str]], endpoint_url: str | None, session: Any, credentials: dict[str, str] | None = None
-) -> list[str]:
-    """Every GetProducts PriceList entry of ``service`` matching ``filters`` (the Pricing API in us-east-1)."""
-    if session is None:
-        import boto3
-
-        kwargs: dict[str, Any] = dict(credentials or {})
-        session = boto3.Session(**kwargs)
-    client = session.client("pricing", region_name=PRICING_REGION, endpoint_url=endpoint_url)
-    return paginate(
-        client, "get_products", "PriceList[]", ServiceCode=service, Filters=filters, FormatVersion="aws_v1", MaxResults=100
-    )
-
-
-def unit_prices(price_list: Iterable[str | dict[str, Any]], unit: str) -> list[tuple[dict[str, str], float]]:
-    """(attributes, USD) of every OnDemand price dimension billed per ``unit`` ("GB-Mo", "Hrs") in PriceList entries."""
-    found = []
-    for entry in price_list:
-        product = json.loads(entry) if isinstance(entry, str) else entry
-        attributes = product.get("product", {}).get("attributes", {})
-        for term in product.get("terms", {}).get("OnDemand", {}).values():
-            for dim in term.get("priceDimensions", {}).values():
-                usd = dim.get("pricePerUnit", {}).get("USD")
-                if usd is not None and dim.get("unit") == unit and float(usd) > 0:
-                    found.append((attributes, float(usd)))
-    return found
-
-
-#: AWS's public IPv4 price (USD per address-hour, every region since February 2024): used when the Pricing API has none
-PUBLIC_IPV4_HOUR = 0.005
-
-
-@dataclass
-class StoragePrices:
-    """A region's EBS prices: USD per GB-month by volume type, per snapshot GB-month, per public IPv4 address-hour."""
-
-    ebs: dict[str, float]
-    snapshot: float | None
-    ipv4: float
-
-
-@translated("look up EBS and public IPv4 prices in {region}")
-def storage_prices(
-    region: str,
-    *,
-    endpoint_url: str | None = None,
-    session: Any = None,
-    credentials: dict[str, str] | None = None,
-    cache: Path | None = None,
-) -> StoragePrices:
-    """EBS volume prices by type, the snapshot price and the public IPv4 price in ``region`` (three GetProducts
-    calls, or none while ``cache`` holds them)."""
-    scope = f"{endpoint_url or 'aws'} {region} storage"
-    known = _read_cache(cache, scope)
-    if isinstance(known.get("ebs"), dict) and isinstance(known.get("ipv4"), (int, float)):
-        snap = known.get("snapshot")
-        return StoragePrices(
-            {str(k): float(v) for k, v in known["ebs"].items()}, float(snap) if snap is not None else None, float(known["ipv4"])
-        )
-    found = _storage_prices(region, endpoint_url, session, credentials)
-    _write_cache(cache, scope, {"ebs": found.ebs, "snapshot": found.snapshot, "ipv4": found.ipv4})
-    return found
-
-
-def _storage_prices(region: str, endpoint_url: str | None, session: Any, credentials: dict[str, str] | None) -> StoragePrices:
-
-    def where(family: str) -> list[dict[str, str]]:
-        return [
-            {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
-            {"Type": "TERM_MATCH", "Field": "productFamily", "Value": family},
-        ]
-
-    ebs: dict[str, float] = {}
-    for attrs, usd in unit_prices(_get_products("AmazonEC2", where("Storage"), endpoint_url, session, credentials), "GB-Mo"):
-        vtype = attrs.get("volumeApiName", "")
-        if vtype and (vtype not in ebs or usd < ebs[vtype]):
-            ebs[vtype] = usd
-    snaps = _get_products("AmazonEC2", where("Storage Snapshot"), endpoint_url, session, credentials)
-    snapshot = [usd for attrs, usd in unit_prices(snaps, "GB-Mo") if attrs.get("usagetype", "").endswith("EBS:SnapshotUsage")]
-    ipv4_filters = [
-        {"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
-        {"Type": "TERM_MATCH", "Field": "group", "Value": "VPCPublicIPv4Address"},
-    ]
-    ipv4 = [
-        usd
-        for attrs, usd in unit_prices(_get_products("AmazonVPC", ipv4_filters, endpoint_url, session, credentials), "Hrs")
-        if attrs.get("usagetype", "").endswith("PublicIPv4:InUseAddress")
-    ]
-    return StoragePrices(ebs=ebs, snapshot=min(snapshot) if snapshot else None, ipv4=min(ipv4) if ipv4 else PUBLIC_IPV4_HOUR)
+    return get_products("AmazonEC2", filters, endpoint_url, session)
 
 
 @dataclass

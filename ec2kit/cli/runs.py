@@ -369,8 +369,12 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False, older_than: str
     Leftovers of runs that are over, and ec2kit's unattached volumes, snapshots and images that nothing
     names, older than --older-than, with their monthly cost.
     """
+    from ..aws.costs import dollars
+
     ec2 = domain(ctx)
     leftovers = ec2.cleanup(dry_run=True, older_than=older_than)
+    if leftovers.prices_note:
+        ui.info(leftovers.prices_note)
     if json:
         ui.print_json(list(leftovers))
         return
@@ -383,13 +387,13 @@ def cleanup(ctx: Context, yes: bool = False, json: bool = False, older_than: str
     )
     monthly = sum(x.monthly or 0 for x in leftovers)
     if monthly:
-        ui.console().print(f"The storage above costs up to ${monthly:.2f} a month (snapshots counted at full size).")
+        ui.console().print(f"The storage above costs up to {dollars(monthly)} a month (snapshots counted at full size).")
     if not confirm("Remove these?", yes=yes, refusal="not removing anything without --yes (no terminal to ask on)."):
         ui.console().print("Nothing removed.")
         return
     removed = ec2.cleanup(dry_run=False, older_than=older_than)
     saved = sum(x.monthly or 0 for x in removed)
-    ui.console().print(f"Removed {len(removed)} resource(s)" + (f"; up to ${saved:.2f} a month saved." if saved else "."))
+    ui.console().print(f"Removed {len(removed)} resource(s)" + (f"; up to {dollars(saved)} a month saved." if saved else "."))
 
 
 @command(aws=False, help={"retries": "spot interruptions to survive (default 1; 0: no interruption is staged)"})

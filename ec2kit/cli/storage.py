@@ -139,7 +139,12 @@ def _delete(kind: str, check: Any, act: Any, yes: bool, json: bool) -> None:
     what = f"{kind} {planned.label}" + (f", {planned.size} GB" if planned.size else "")
     if planned.snapshots:
         what += f", with its snapshot(s) {', '.join(planned.snapshots)}"
-    cost = f"about ${planned.monthly:.2f} a month" if kind == "volume" else f"up to ${planned.monthly:.2f} a month"
+    if planned.monthly is None:
+        cost = "its monthly cost unknown: no price found"
+    else:
+        cost = f"about ${planned.monthly:.2f} a month" if kind == "volume" else f"up to ${planned.monthly:.2f} a month"
+    if planned.prices_note:
+        ui.info(f"Priced at {planned.prices_note}.")
     question = visible(f"Delete {what} ({cost})? It cannot be undone.", one_line=True)  # input() prints it, not rich
     if not confirm(question, yes=yes, refusal=f"not deleting {kind} {planned.label} without --yes (no terminal to ask on)."):
         ui.console().print("Nothing deleted.")

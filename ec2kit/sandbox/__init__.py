@@ -50,6 +50,9 @@ back to their defaults on ``reset()``):
 - Prices (``moto/pricelist.py``): the Pricing API's GetProducts on the EC2 port (AWS's us-east-1 list
   prices of the common families, EBS by type, snapshots, public IPv4; AWS's filters and paging), and
   DescribeSpotPriceHistory with a price per type and zone (a fixed share of on-demand per zone).
+  us-west-1 is priced apart (dearer EBS, snapshots and on-demand, as on AWS), so a region's own prices
+  show; the sandbox runs in us-east-1 unless ``--region`` / ``EC2(region=)`` names another (only
+  us-east-1 is seeded with images). A throttle window answers JSON-protocol calls in JSON, as AWS does.
 - Throttling (``knobs.throttle(settings, seconds)``): every API call answers HTTP 503
   RequestLimitExceeded for the window; ``knobs.throttled()`` lists the calls refused and answered.
 - Eventual consistency (``eventual_consistency(settings, lookups=1)``, on by default; 0 turns it

@@ -31,6 +31,8 @@ from .records import SweepRecord, Sweeps
 from .summary import Row, parse_objective, sort_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..context import Context
 
 __all__ = [
@@ -106,9 +108,13 @@ def pending(record: SweepRecord) -> list[Item]:
     return [Item(i, r["name"], r["settings"]) for i, r in enumerate(record.runs) if r.get("outcome", "") in NOT_STARTED]
 
 
-def prepare_resume(ctx: Context, name: str) -> tuple[SweepRecord, Plan, SweepOptions]:
+def prepare_resume(
+    ctx: Context, name: str, confirm: Callable[[SweepOptions, int], None] | None = None
+) -> tuple[SweepRecord, Plan, SweepOptions]:
     """`inv sweep --resume NAME`: the recorded sweep, made ready to start the runs that never started (its
-    process was killed, or it was stopped), with its recorded options. Checked before any AWS call that costs."""
+    process was killed, or it was stopped), with its recorded options. Checked before any AWS call that costs;
+    ``confirm(options, runs_left)`` (the cost estimate and question) runs before the record is marked started,
+    so a refusal leaves it as it was."""
     from ..runs import Runs
     from ..spotrun import owner
     from ..spotrun.options import preflight, validate
@@ -153,6 +159,8 @@ def prepare_resume(ctx: Context, name: str) -> tuple[SweepRecord, Plan, SweepOpt
     first = run_options(options, name, items[0].name, items[0].settings)
     _, results = validate(first)  # the script and --files are still there
     preflight(ctx, first, results)
+    if confirm is not None:
+        confirm(options, len(items))
 
     def resumed(stored: SweepRecord) -> None:
         stored.state, stored.ended_at, stored.owner = "starting", None, {}

@@ -258,3 +258,89 @@ def test_list_prices_are_asked_once_a_day_and_spot_prices_every_time(sandbox_res
     (home / "prices.json").write_text(json.dumps(cached))
     second, asked = listing()
     assert second["hourly_price"] == pytest.approx(T3_MEDIUM) and "AWSPriceListService.GetProducts" in asked
+
+
+# us-west-1 (N. California) in the sandbox's table, as AWS lists it: dearer storage than us-east-1
+WEST1_GP3, WEST1_ST1, WEST1_SNAPSHOT = 0.096, 0.054, 0.055
+ST1 = 0.045
+
+
+def _ec2_in(sandbox, region: str):
+    import boto3
+
+    from ec2kit.sandbox import SANDBOX_CREDENTIALS
+
+    return boto3.client("ec2", endpoint_url=sandbox.info.endpoint_url, region_name=region, **SANDBOX_CREDENTIALS)
+
+
+def _unused_storage_in(sandbox, region: str) -> dict[str, str]:
+    """An ec2kit gp3 volume of 12 GB, an st1 one of 125 GB and a snapshot of the first in ``region``: {name: id}."""
+    ec2 = _ec2_in(sandbox, region)
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    managed = [{"Key": "ec2kit:managed", "Value": "1"}]
+    ids = {}
+    for name, vtype, size in (("cl-gp3", "gp3", 12), ("cl-st1", "st1", 125)):
+        made = ec2.create_volume(
+            Size=size, VolumeType=vtype, AvailabilityZone=zone,
+            TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": name}, *managed]}],
+        )  # fmt: skip
+        ids[name] = made["VolumeId"]
+    snap = ec2.create_snapshot(
+        VolumeId=ids["cl-gp3"],
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "Name", "Value": "cl-snap"}, *managed]}],
+    )
+    ids["cl-snap"] = snap["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[ids["cl-snap"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return ids
+
+
+def test_cleanup_shows_the_monthly_cost_inv_costs_shows_at_the_regions_own_prices(sandbox_reset):
+    """Issue: cleanup priced storage from a us-east-1 table; it now uses the rates of `inv costs` for the region."""
+    from ec2kit.aws.costs import dollars
+
+    home = sandbox_reset.settings.home
+    by_hand = {
+        "us-east-1": {"cl-gp3": 12 * GP3, "cl-st1": 125 * ST1, "cl-snap": 12 * SNAPSHOT},
+        "us-west-1": {"cl-gp3": 12 * WEST1_GP3, "cl-st1": 125 * WEST1_ST1, "cl-snap": 12 * WEST1_SNAPSHOT},
+    }
+    shown = {}
+    for region, expected in by_hand.items():
+        ids = _unused_storage_in(sandbox_reset, region)
+        costs = run_inv("costs", "--json", "--region", region, home=home)
+        assert costs.code == 0, costs
+        cost_monthly = {i["id"]: i["monthly"] for i in json.loads(costs.out)["items"]}
+        cleanup = run_inv("cleanup", "--json", "--older-than", "0", "--region", region, home=home)
+        assert cleanup.code == 0, cleanup
+        assert "Storage priced at" not in cleanup.err, cleanup  # the region's own prices, no fallback
+        cleanup_monthly = {x["id"]: x["monthly"] for x in json.loads(cleanup.out)}
+        for name, usd in expected.items():
+            assert cleanup_monthly.get(ids[name]) == pytest.approx(usd), (region, name, cleanup.out)
+            assert cost_monthly[ids[name]] == pytest.approx(usd), (region, name, costs.out)
+        table = run_inv("cleanup", "--older-than", "0", "--region", region, home=home, stdin="")
+        costs_table = run_inv("costs", "--region", region, home=home)
+        for name, usd in expected.items():  # the very same text in both tables
+            assert dollars(usd) in table.out and dollars(usd) in costs_table.out, (region, name, table.out, costs_table.out)
+        assert f"costs up to {dollars(sum(expected.values()))} a month" in table.out, table.out
+        shown[region] = cleanup_monthly[ids["cl-gp3"]], cleanup_monthly[ids["cl-snap"]]
+    assert shown["us-west-1"][0] > shown["us-east-1"][0] and shown["us-west-1"][1] > shown["us-east-1"][1]
+
+
+def test_cleanup_says_it_uses_the_us_east_1_table_when_the_pricing_api_cannot_be_reached(sandbox_reset):
+    from ec2kit.sandbox import knobs
+
+    home = sandbox_reset.settings.home
+    (home / "prices.json").unlink(missing_ok=True)  # nothing cached: the Pricing API must answer
+    ids = _unused_storage_in(sandbox_reset, "us-west-1")
+    knobs.throttle(sandbox_reset.settings, 300, actions=["GetProducts"])
+    try:
+        cleanup = run_inv("cleanup", "--json", "--older-than", "0", "--region", "us-west-1", home=home, timeout=300)
+        refused = knobs.throttled(sandbox_reset.settings)["refused"]
+    finally:
+        knobs.throttle(sandbox_reset.settings, 0)
+    assert cleanup.code == 0 and "Traceback" not in cleanup.text, cleanup
+    assert "GetProducts" in refused, refused  # the Pricing API was asked, and failed
+    assert "Storage priced at us-east-1 list prices of Dec 2026, not us-west-1's" in cleanup.err, cleanup
+    assert "throttling requests" in cleanup.err and "<?xml" not in cleanup.err, cleanup  # and why, in words
+    monthly = {x["id"]: x["monthly"] for x in json.loads(cleanup.out)}
+    assert monthly[ids["cl-gp3"]] == pytest.approx(12 * GP3) and monthly[ids["cl-snap"]] == pytest.approx(12 * SNAPSHOT)
+    assert not (home / "prices.json").exists() or "us-west-1 storage" not in (home / "prices.json").read_text()

@@ -17,6 +17,7 @@ import pytest
 from aws_helpers import count_calls
 from cli_helpers import ROOT, interruptible, run_inv
 from cli_helpers import wait_for as wait_until
+from pty_helpers import answer_on_terminal, inv_argv
 
 from ec2kit.context import Context
 from ec2kit.errors import WrongState
@@ -357,7 +358,23 @@ def test_a_sweep_whose_process_was_killed_resumes_only_its_never_started_runs(sa
     fleets_before = len(fleets_of(sandbox, "swres"))
     assert not (results / "swres-03").exists()
 
-    resumed = run_inv("sweep", "--resume", "swres", home=home, cwd=tmp_path)
+    # the estimate and the question of a fresh sweep, for the one run left (t3.micro in its dearest spot pool)
+    history = sandbox.ec2.describe_spot_price_history(InstanceTypes=["t3.micro"], ProductDescriptions=["Linux/UNIX"])
+    dearest = max(float(p["SpotPrice"]) for p in history["SpotPriceHistory"])
+    low = {"EC2KIT_CONFIRM_ABOVE": "0.0001"}
+    refused = run_inv("sweep", "--resume", "swres", home=home, cwd=tmp_path, env=low, stdin="")
+    assert refused.code != 0 and "Traceback" not in refused.text, refused
+    assert f"Expected cost: ${dearest:.4f}/h (t3.micro spot;" in refused.err, refused
+    assert f"resuming sweep swres (1 run(s) left, 1 at a time) is expected to cost ${dearest:.4f}/h" in refused.err, refused
+    assert "there is no terminal to ask" in refused.err and "--yes" in refused.err, refused
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(EC2KIT_HOME=str(home), EC2KIT_SANDBOX="1", PYTHONPATH=str(ROOT), **low)
+    code, lines, asked = answer_on_terminal(inv_argv("sweep", "--resume", "swres"), prompt="Go ahead? [y/N]", answer="n", env=env)
+    assert asked and code != 0 and any("was not confirmed" in line for line in lines), lines
+    assert len(fleets_of(sandbox, "swres")) == fleets_before and not (results / "swres-03").exists()  # nothing started
+
+    resumed = run_inv("sweep", "--resume", "swres", "--yes", home=home, cwd=tmp_path, env=low)
+    assert f"Expected cost: ${dearest:.4f}/h" in resumed.err, resumed  # --yes: shown, not asked
     assert "Traceback" not in resumed.text, resumed
     assert (results / "swres-03" / "seed.txt").read_text() == "3\n", resumed
     record = Sweeps(home).get("swres")

@@ -76,3 +76,15 @@ def test_launch_takes_its_type_and_disk_from_the_project_file(sandbox, tmp_path)
     finally:
         run_inv("terminate", "cfg-1", home=home)
         run_inv("terminate", "cfg-2", home=home)
+
+
+def test_only_a_region_given_as_a_flag_is_asked_for_so_the_sandbox_honours_only_that(tmp_path, monkeypatch):
+    from ec2kit.settings import Settings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('region = "eu-west-1"\n')
+    monkeypatch.setenv("AWS_REGION", "us-east-2")
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env(home=home).region == "us-east-2" and Settings.from_env(home=home).region_asked is None
+    assert Settings.from_env(home=home, region="us-west-1").region_asked == "us-west-1"

@@ -65,6 +65,8 @@ AWS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.aws.images",),
     ("ec2kit.aws.instances", "ec2kit.aws.prices"),
     ("ec2kit.aws.instance_types", "ec2kit.aws.gpus"),
+    ("ec2kit.aws.ebs_prices",),  # storage prices (EBS, snapshots, IPv4)
+    ("ec2kit.aws.price_api",),  # the Pricing API and the price cache
     ("ec2kit.aws.session",),
     ("ec2kit.aws.plans", "ec2kit.aws.address", "ec2kit.aws.regions"),  # pure data / stdlib only
     ("ec2kit.aws.errors",),

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from ec2kit.api.options import CLI, PYTHON, parse_age
-from ec2kit.api.unused import PLACEHOLDER_STORAGE_PRICES, Mentions, monthly_cost
+from ec2kit.api.unused import Mentions, monthly_cost
+from ec2kit.aws.ebs_prices import FALLBACK_STORAGE_PRICES, StoragePrices
 from ec2kit.aws.models import Image, Snapshot
 from ec2kit.errors import ConfigError
 from ec2kit.runs import RunRecord, Runs
@@ -73,12 +74,20 @@ def test_a_snapshot_behind_an_image_is_named_by_that_image(ctx):
     assert Mentions(ctx).of_snapshot(SNAP, [IMAGE, behind]) == ["image base (ami-0def)"]
 
 
-def test_monthly_costs_come_from_the_one_placeholder_table():
-    assert monthly_cost(20, "gp3") == pytest.approx(1.6)
-    assert monthly_cost(20, "gp2") == pytest.approx(2.0)
-    assert monthly_cost(10, "io2") == pytest.approx(1.25)
-    assert monthly_cost(100, "snapshot") == pytest.approx(5.0)
-    assert monthly_cost(10, "") == monthly_cost(10, "a-new-type") == pytest.approx(10 * PLACEHOLDER_STORAGE_PRICES["gp2"])
+def test_monthly_costs_are_the_size_times_the_regions_price_of_that_type():
+    west = StoragePrices(ebs={"gp3": 0.096, "gp2": 0.12}, snapshot=0.055, ipv4=0.005)
+    assert monthly_cost(20, "gp3", west) == pytest.approx(20 * 0.096)
+    assert monthly_cost(20, "gp2", west) == pytest.approx(20 * 0.12)
+    assert monthly_cost(100, "snapshot", west) == pytest.approx(5.5)
+    assert monthly_cost(10, "", west) == pytest.approx(10 * 0.096)  # no type said: gp3, as `inv costs` assumes
+    assert monthly_cost(10, "io2", west) is None  # no price for it: unknown, never a guess
+
+
+def test_the_fallback_table_is_us_east_1s_list_prices():
+    assert monthly_cost(20, "gp3", FALLBACK_STORAGE_PRICES) == pytest.approx(1.6)
+    assert monthly_cost(10, "io2", FALLBACK_STORAGE_PRICES) == pytest.approx(1.25)
+    assert monthly_cost(100, "snapshot", FALLBACK_STORAGE_PRICES) == pytest.approx(5.0)
+    assert FALLBACK_STORAGE_PRICES.fallback == ""  # the reason is added when it is used
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,10 @@ AWS answers prices from two places, and so does the sandbox:
 
 The table holds the us-east-1 list prices of the common families (Linux, shared tenancy; the same in
 us-east-2 and us-west-2), EBS by volume type (USD per GB-month), EBS snapshots (USD per GB-month)
-and a public IPv4 address (USD per hour). Tests compute their expected figures from these constants.
+and a public IPv4 address (USD per hour). us-west-1 (N. California) is dearer, as on AWS: its own EBS
+and snapshot prices (:data:`REGIONAL_STORAGE`, AWS's list prices) and on-demand prices
+:data:`REGIONAL_FACTOR` times us-east-1's (m5.large $0.112, as AWS lists it; other types approximately).
+Spot prices are us-east-1's in every region. Tests compute their expected figures from these constants.
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-REGIONS = ("us-east-1", "us-east-2", "us-west-2")
-LOCATIONS = {"us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)", "us-west-2": "US West (Oregon)"}
-USAGE_PREFIX = {"us-east-1": "", "us-east-2": "USE2-", "us-west-2": "USW2-"}
+REGIONS = ("us-east-1", "us-east-2", "us-west-2", "us-west-1")
+LOCATIONS = {
+    "us-east-1": "US East (N. Virginia)",
+    "us-east-2": "US East (Ohio)",
+    "us-west-2": "US West (Oregon)",
+    "us-west-1": "US West (N. California)",
+}
+USAGE_PREFIX = {"us-east-1": "", "us-east-2": "USE2-", "us-west-2": "USW2-", "us-west-1": "USW1-"}
 
 #: sizes of the general-purpose, compute and memory families, in units of a .large (whose price doubles per step)
 UNITS = {"large": 1, "xlarge": 2, "2xlarge": 4, "4xlarge": 8, "8xlarge": 16, "9xlarge": 18, "12xlarge": 24,
@@ -80,6 +88,27 @@ EBS_GB_MONTH: dict[str, float] = {
 SNAPSHOT_GB_MONTH = 0.05  # standard tier
 PUBLIC_IPV4_HOUR = 0.005
 
+#: regions whose storage prices differ from the tables above: (USD per GB-month by EBS type, per snapshot GB-month)
+REGIONAL_STORAGE: dict[str, tuple[dict[str, float], float]] = {
+    "us-west-1": (
+        {"gp3": 0.096, "gp2": 0.12, "io2": 0.138, "io1": 0.138, "st1": 0.054, "sc1": 0.018, "standard": 0.08},
+        0.055,
+    ),
+}
+#: regions whose on-demand prices are a multiple of ON_DEMAND's (rounded to 4 places)
+REGIONAL_FACTOR: dict[str, float] = {"us-west-1": 0.112 / 0.096}
+
+
+def ebs_prices(region: str) -> tuple[dict[str, float], float]:
+    """(USD per GB-month by EBS volume type, USD per snapshot GB-month) in a region of the sandbox's price list."""
+    return REGIONAL_STORAGE.get(region, (EBS_GB_MONTH, SNAPSHOT_GB_MONTH))
+
+
+def on_demand_price(instance_type: str, region: str) -> float | None:
+    """The sandbox's on-demand price of a type in a region (USD/h), or None when the table has no such type."""
+    usd = ON_DEMAND.get(instance_type)
+    return None if usd is None else round(usd * REGIONAL_FACTOR.get(region, 1.0), 4)
+
 
 def spot_price(instance_type: str, zone: str) -> float | None:
     """The sandbox's spot price of a type in a zone (USD/h), or None when the table has no such type."""
@@ -133,7 +162,9 @@ def products() -> list[dict[str, Any]]:
     for region in REGIONS:
         where = {"regionCode": region, "location": LOCATIONS[region], "locationType": "AWS Region"}
         prefix = USAGE_PREFIX[region]
-        for n, (itype, usd) in enumerate(sorted(ON_DEMAND.items())):
+        ebs, snapshot = ebs_prices(region)
+        for n, itype in enumerate(sorted(ON_DEMAND)):
+            usd = on_demand_price(itype, region) or 0.0
             attrs = {
                 **where,
                 "instanceType": itype,
@@ -146,11 +177,11 @@ def products() -> list[dict[str, Any]]:
                 "usagetype": f"{prefix}BoxUsage:{itype}",
             }
             found.append(_product(f"I{region[-3:]}{n:04d}", "AmazonEC2", "Compute Instance", attrs, usd, "Hrs"))
-        for vtype, usd in EBS_GB_MONTH.items():
+        for vtype, usd in ebs.items():
             attrs = {**where, "volumeApiName": vtype, "usagetype": f"{prefix}EBS:VolumeUsage.{vtype}"}
             found.append(_product(f"V{region[-3:]}{vtype}", "AmazonEC2", "Storage", attrs, usd, "GB-Mo"))
         attrs = {**where, "usagetype": f"{prefix}EBS:SnapshotUsage", "storageMedia": "Amazon S3"}
-        found.append(_product(f"S{region[-3:]}", "AmazonEC2", "Storage Snapshot", attrs, SNAPSHOT_GB_MONTH, "GB-Mo"))
+        found.append(_product(f"S{region[-3:]}", "AmazonEC2", "Storage Snapshot", attrs, snapshot, "GB-Mo"))
         attrs = {**where, "group": "VPCPublicIPv4Address", "usagetype": f"{prefix}PublicIPv4:InUseAddress"}
         found.append(_product(f"P{region[-3:]}", "AmazonVPC", "VPC Public IPv4 Address", attrs, PUBLIC_IPV4_HOUR, "Hrs"))
     return found

@@ -12,6 +12,7 @@ Every refused call is logged by action, so a test can assert which calls met the
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -73,8 +74,13 @@ class Throttle:
             code = self.code
         if closed:
             return self.app(environ, start_response)
-        payload = _BODY.format(code=code, rid=f"throttle-{len(self.refused)}").encode()
-        start_response("503 Service Unavailable", [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))])
+        if environ.get("HTTP_X_AMZ_TARGET"):  # a JSON-protocol service (the Pricing API, SSM, …) answers in JSON
+            payload = json.dumps({"__type": code, "message": "Request limit exceeded."}).encode()
+            kind = "application/x-amz-json-1.1"
+        else:
+            payload = _BODY.format(code=code, rid=f"throttle-{len(self.refused)}").encode()
+            kind = "text/xml"
+        start_response("503 Service Unavailable", [("Content-Type", kind), ("Content-Length", str(len(payload)))])
         return [payload]
 
 
