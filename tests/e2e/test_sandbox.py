@@ -358,3 +358,22 @@ def test_without_moto_the_sandbox_says_how_to_install_it_and_starts_nothing(tmp_
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc
     assert "needs moto's server" in proc.stderr and "pip install 'ec2kit[sandbox]'" in proc.stderr, proc.stderr
     assert not (tmp_path / "sandbox" / "daemon.log").exists()  # no daemon was spawned to fail in its log
+
+
+def test_a_launch_in_another_region_than_the_sandbox_s_is_refused_clearly_and_starts_nothing(sandbox):
+    from cli_helpers import run_inv
+
+    home = sandbox.settings.home
+    refused = run_inv("launch", "elsewhere", "--region", "us-west-1", home=home)
+    assert refused.code != 0 and "Traceback" not in refused.text, refused
+    assert "runs instances in us-east-1 only, not in us-west-1" in refused.err, refused.err
+    west = boto3_in(sandbox, "us-west-1").describe_instances()["Reservations"]
+    assert west == [], west  # nothing was made there to bill or to hang on
+
+
+def boto3_in(sandbox, region: str):
+    import boto3
+
+    return boto3.client(
+        "ec2", region_name=region, endpoint_url=sandbox.info.endpoint_url, aws_access_key_id="x", aws_secret_access_key="x"
+    )

@@ -24,7 +24,6 @@ from .reconciler import Reconciler
 log = logging.getLogger("ec2kit.sandbox")
 
 
-
 def iso_utc(when: datetime) -> str:
     """AWS's instance-action time format: ``2026-11-26T06:16:00Z``."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -32,7 +32,7 @@ import logging
 import threading
 from typing import Any
 
-from .account import ACCOUNT, ACCOUNT_ID, QUOTAS_BY_CODE, quota_record
+from .account import ACCOUNT, ACCOUNT_ID, QUOTAS_BY_CODE, REGION, quota_record
 from .images import SSM_PARAMETERS
 from .interfaces import interface_groups
 from .limits import (
@@ -70,6 +70,14 @@ def _patch_run_instances() -> None:
     original_response = InstanceResponse.run_instances
 
     def run_instances(self: Any, image_id: str, count: int, user_data: Any, security_group_names: Any, **kwargs: Any) -> Any:
+        if self.region_name != REGION:  # its machines (one sshd each) live in one region; say so rather than hang
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError(
+                "Unsupported",
+                f"The local sandbox runs instances in {REGION} only, not in {self.region_name}: drop --region "
+                "(prices, volumes and snapshots of other regions work), or use AWS.",
+            )
         if kwargs.get("lifecycle") == "spot":  # a spot request's instance: checked by the request
             return spot_launched(original(self, image_id, count, user_data, security_group_names, **kwargs))
         market = "spot" if kwargs.get("instance_market_options") else "on-demand"
