@@ -51,10 +51,12 @@ back to their defaults on ``reset()``):
   prices of the common families, EBS by type, snapshots, public IPv4; AWS's filters and paging), and
   DescribeSpotPriceHistory with a price per type and zone (a fixed share of on-demand per zone).
   us-west-1 is priced apart (dearer EBS, snapshots and on-demand, as on AWS), so a region's own prices
-  show; the sandbox runs in us-east-1 unless ``--region`` / ``EC2(region=)`` names another (only
-  us-east-1 is seeded with images). A throttle window answers JSON-protocol calls in JSON, as AWS does.
-- Throttling (``knobs.throttle(settings, seconds)``): every API call answers HTTP 503
-  RequestLimitExceeded for the window; ``knobs.throttled()`` lists the calls refused and answered.
+  show; the sandbox runs in us-east-1 unless ``--region`` / ``EC2(region=)`` names another, where prices,
+  volumes and snapshots work but a launch is refused (``Unsupported``: its machines live in us-east-1,
+  the only region seeded with images). A throttle window answers JSON-protocol calls in JSON, as AWS does.
+- Throttling (``knobs.throttle(settings, seconds, actions=())``): every API call (or only those
+  actions: AWS throttles by action bucket) answers HTTP 503 RequestLimitExceeded for the window;
+  ``knobs.throttled()`` lists the calls refused and answered.
 - Eventual consistency (``eventual_consistency(settings, lookups=1)``, on by default; 0 turns it
   off): a just-created instance, security group, volume or image answers ``*.NotFound`` to its
   first lookup by id (Describe* by id, CreateTags, AuthorizeSecurityGroupIngress, AttachVolume);
