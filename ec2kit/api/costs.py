@@ -37,7 +37,7 @@ def _cost_row(c: Cost) -> tuple[str, ...]:
 class Costs(Listing["Cost"]):
     """``ec2.costs()``: one row per billed resource, and ``total`` (a CostSummary: hourly, monthly, spent, unpriced)."""
 
-    def __init__(self, items: list[Cost], total: CostSummary, region: str) -> None:
+    def __init__(self, items: list[Cost], total: CostSummary, region: str, notes: Sequence[str] = ()) -> None:
         super().__init__(
             items,
             title=f"What ec2kit's resources cost in {region} (USD)",
@@ -47,6 +47,7 @@ class Costs(Listing["Cost"]):
         )
         self.total = total
         self.region = region
+        self.notes = list(notes)  # prices that could not be read, and what stands in for them
 
     def _show(self) -> tuple[str, Sequence[str], Sequence[Sequence[Any]], str]:
         from ..aws.costs import dollars
@@ -59,7 +60,7 @@ class Costs(Listing["Cost"]):
 
     def as_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready data (``inv costs --json``)."""
-        return {"region": self.region, "items": [c.as_dict() for c in self], "total": self.total.as_dict()}
+        return {"region": self.region, "items": [c.as_dict() for c in self], "total": self.total.as_dict(), "notes": self.notes}
 
 
 class CostVerbs(Face):
@@ -90,7 +91,7 @@ class CostVerbs(Face):
             cache=self._price_cache,
         )
         items = cost_items(instances, volumes, snapshots, images, rates, now=datetime.now(timezone.utc))
-        return Costs(items, CostSummary.of(items), cloud.region)
+        return Costs(items, CostSummary.of(items), cloud.region, rates.notes)
 
     def _storage_prices(self) -> StoragePrices:
         """The region's EBS, snapshot and IPv4 prices as ``inv costs`` reads them (the Pricing API, cached a day), or

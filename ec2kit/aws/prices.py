@@ -178,6 +178,7 @@ class Rates:
     on_demand: dict[str, float] = field(default_factory=dict)
     spot: dict[tuple[str, str], float] = field(default_factory=dict)
     storage: StoragePrices | None = None
+    notes: list[str] = field(default_factory=list)  # prices that could not be read, and what stands in for them
 
 
 def rates(
@@ -190,15 +191,32 @@ def rates(
     cache: Path | None = None,
 ) -> Rates:
     """On-demand prices of ``types``, current spot prices of ``pools`` ((type, zone)), and storage prices when asked
-    (list prices from ``cache`` while it is fresh; spot prices always asked)."""
+    (list prices from ``cache`` while it is fresh; spot prices always asked). What cannot be read (no
+    ``pricing:GetProducts`` permission, throttling) is said in ``notes``, never raised: instances stay unpriced,
+    storage is priced from the us-east-1 table (``ebs_prices.storage_prices_or_fallback``)."""
+    from ..errors import Ec2kitError
+    from .ebs_prices import storage_prices_or_fallback
+
     found = Rates(cloud.region)
-    found.on_demand.update(
-        on_demand_prices_of(types, cloud.region, endpoint_url=endpoint_url, session=cloud.session, cache=cache)
-    )
-    found.spot.update(current_spot_prices(pools, cloud))
+    try:
+        found.on_demand.update(
+            on_demand_prices_of(types, cloud.region, endpoint_url=endpoint_url, session=cloud.session, cache=cache)
+        )
+    except Ec2kitError as err:
+        found.notes.append(f"On-demand prices could not be read ({_first_line(err)}): those instances are not counted.")
+    try:
+        found.spot.update(current_spot_prices(pools, cloud))
+    except Ec2kitError as err:
+        found.notes.append(f"Spot prices could not be read ({_first_line(err)}): those instances are not counted.")
     if storage:
-        found.storage = storage_prices(cloud.region, endpoint_url=endpoint_url, session=cloud.session, cache=cache)
+        found.storage = storage_prices_or_fallback(cloud.region, endpoint_url=endpoint_url, session=cloud.session, cache=cache)
+        if found.storage.fallback:
+            found.notes.append(f"Storage priced at {found.storage.fallback}.")
     return found
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).split("\n")[0].rstrip(".")
 
 
 def spot_prices(family: str, cloud: Ec2Api) -> dict[str, dict[str, float]]:

@@ -328,6 +328,8 @@ def costs(ctx: Context, json: bool = False, wide: bool = False) -> None:
         ui.info("Snapshots and images are priced at their full size: an upper bound (AWS bills only changed blocks).")
     if total.unpriced:
         ui.info(f"Not counted (no price found): {', '.join(total.unpriced)}.")
+    for note in found.notes:
+        ui.info(note)
 
 
 @command(aws=False, help={"text": "part of a region's name, e.g. Ohio, Frankfurt, Tokyo"})

@@ -344,3 +344,29 @@ def test_cleanup_says_it_uses_the_us_east_1_table_when_the_pricing_api_cannot_be
     monthly = {x["id"]: x["monthly"] for x in json.loads(cleanup.out)}
     assert monthly[ids["cl-gp3"]] == pytest.approx(12 * GP3) and monthly[ids["cl-snap"]] == pytest.approx(12 * SNAPSHOT)
     assert not (home / "prices.json").exists() or "us-west-1 storage" not in (home / "prices.json").read_text()
+
+
+def test_costs_without_the_pricing_api_still_lists_everything_and_says_what_is_not_priced(sandbox_reset, launched):
+    from ec2kit.sandbox import knobs
+
+    home = sandbox_reset.settings.home
+    launched("cost-np")
+    ids = _unused_storage_in(sandbox_reset, "us-east-1")
+    (home / "prices.json").unlink(missing_ok=True)  # nothing cached: the Pricing API must answer
+    knobs.throttle(sandbox_reset.settings, 300, actions=["GetProducts"])  # as for an IAM user without pricing:GetProducts
+    try:
+        shown = run_inv("costs", "--json", home=home, timeout=300)
+        table = run_inv("costs", home=home, timeout=300)
+        refused = knobs.throttled(sandbox_reset.settings)["refused"]
+    finally:
+        knobs.throttle(sandbox_reset.settings, 0)
+    assert shown.code == 0 and table.code == 0 and "Traceback" not in shown.text + table.text, (shown, table)
+    assert "GetProducts" in refused, refused
+    found = json.loads(shown.out)
+    rows = {(item["kind"], item["name"]): item for item in found["items"]}
+    assert rows[("instance", "cost-np")]["hourly"] is None  # the instance is listed, unpriced ...
+    assert rows[("volume", "cl-gp3")]["monthly"] == pytest.approx(12 * GP3)  # ... storage at the us-east-1 table ...
+    assert ids["cl-gp3"] in {item["id"] for item in found["items"]}
+    assert any("On-demand prices could not be read" in n for n in found["notes"]), found["notes"]  # ... and both said
+    assert any("Storage priced at us-east-1 list prices" in n for n in found["notes"]), found["notes"]
+    assert "On-demand prices could not be read" in table.err and "Storage priced at" in table.err, table.err
