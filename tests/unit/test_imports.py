@@ -65,6 +65,7 @@ AWS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.aws.instances", "ec2kit.aws.prices"),
     ("ec2kit.aws.instance_types", "ec2kit.aws.gpus"),
     ("ec2kit.aws.session",),
+    ("ec2kit.aws.modelcache",),  # botocore's data files parsed once (the session's data_loader)
     ("ec2kit.aws.plans", "ec2kit.aws.address", "ec2kit.aws.regions"),  # pure data / stdlib only
     ("ec2kit.aws.errors",),
     ("ec2kit.aws.quota_table",),
