@@ -123,10 +123,13 @@ class CachingLoader(loaders.Loader):
     """
 
     @loaders.instance_cache
-    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+    def load_service_model(
+        self, service_name: str, type_name: str, api_version: str | None = None, *more: Any, **options: Any
+    ) -> Any:
         """botocore's ``load_service_model`` without the data-directory scan when the service's file is found."""
-        if not (_LOADER_HAS_EXTRAS and self._found(service_name, type_name)):
-            return super().load_service_model(service_name, type_name, api_version)
+        # arguments a later botocore may add are its own business: its own path takes them
+        if more or options or not (_LOADER_HAS_EXTRAS and self._found(service_name, type_name)):
+            return super().load_service_model(service_name, type_name, api_version, *more, **options)
         if api_version is None:
             api_version = self.determine_latest_version(service_name, type_name)
         model = self.load_data(os.path.join(service_name, api_version, type_name))
