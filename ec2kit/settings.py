@@ -22,6 +22,7 @@
                        hour's commands saw, checked by connecting; see :mod:`ec2kit.hostcache`).
 ``EC2KIT_MODEL_CACHE`` 0: parse botocore's JSON models on every command (default: keep them parsed
                        under ``EC2KIT_HOME/cache/botocore``; see :mod:`ec2kit.aws.modelcache`).
+``EC2KIT_CACHE_DIR``   where that cache lives instead of ``EC2KIT_HOME/cache`` (e.g. one for many homes).
 Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
 ``~/.ec2kit/config.toml``: see :mod:`ec2kit.config`.
 """
@@ -143,8 +144,9 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        """What ec2kit can always rebuild (botocore's parsed models): removing it is safe."""
-        return self.home / "cache"
+        """What ec2kit can always rebuild (botocore's parsed models): ``EC2KIT_CACHE_DIR``, else home/cache; removing it is safe."""
+        configured = os.environ.get("EC2KIT_CACHE_DIR", "").strip()
+        return Path(configured).expanduser() if configured else self.home / "cache"
 
     def ensure_home(self) -> Path:
         """Create the state directory private to this user (0700): it holds keys, pins and run records."""

@@ -49,7 +49,12 @@ def audited(tmp_path):
     def run(*args: str, home: Path, env: dict[str, str] | None = None) -> tuple[object, list[tuple[str, str]]]:
         log = tmp_path / f"audit-{next(runs)}.log"
         log.touch()
-        env = {"PYTHONPATH": f"{hook_dir}:{ROOT}", "EC2KIT_TEST_AUDIT_LOG": str(log), **(env or {})}
+        env = {
+            "PYTHONPATH": f"{hook_dir}:{ROOT}",
+            "EC2KIT_TEST_AUDIT_LOG": str(log),
+            "EC2KIT_CACHE_DIR": str(home / "cache"),  # where a user's is, not the session's shared one
+            **(env or {}),
+        }
         result = run_inv(*args, home=home, env=env)
         assert result.code == 0, result
         events = [tuple(line.split("\t", 1)) for line in log.read_text().splitlines()]

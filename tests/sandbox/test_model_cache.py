@@ -22,6 +22,12 @@ from ec2kit.settings import Settings
 CREDS = {"aws_access_key_id": "a", "aws_secret_access_key": "b"}
 
 
+@pytest.fixture(autouse=True)
+def cache_in_home(tmp_path, monkeypatch):
+    """The cache where a user's is, under the (test's) home, not the session's shared one."""
+    monkeypatch.setenv("EC2KIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def aws(home: Path) -> AwsSession:
     return AwsSession(Settings(home=home), endpoint_url="http://127.0.0.1:9", credentials=CREDS, region="us-east-1")
 
@@ -199,3 +205,12 @@ def test_a_model_cache_setting_that_is_not_understood_is_a_config_error_naming_i
     monkeypatch.setenv("EC2KIT_MODEL_CACHE", "sometimes")
     with pytest.raises(ConfigError, match="EC2KIT_MODEL_CACHE='sometimes'"):
         aws(tmp_path).session  # noqa: B018
+
+
+def test_ec2kit_cache_dir_moves_the_cache_out_of_the_home(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("EC2KIT_CACHE_DIR", str(elsewhere))
+    home = tmp_path / "home"
+    aws(home).ec2  # noqa: B018
+    assert list(cache_dir(elsewhere).glob("ec2_2016-11-15_service-2.json.gz.*.marshal"))
+    assert not (home / "cache").exists()
