@@ -20,6 +20,9 @@
                        before it records the instance as a leftover for ``inv cleanup`` (default 600).
 ``EC2KIT_HOST_CACHE``  0: always ask AWS where instances are (default: reuse what the last
                        hour's commands saw, checked by connecting; see :mod:`ec2kit.hostcache`).
+``EC2KIT_MODEL_CACHE`` 0: parse botocore's JSON models on every command (default: keep them parsed
+                       under ``EC2KIT_HOME/cache/botocore``; see :mod:`ec2kit.aws.modelcache`).
+``EC2KIT_CACHE_DIR``   where that cache lives instead of ``EC2KIT_HOME/cache`` (e.g. one for many homes).
 Defaults for launches (type, image, disk, subnet, …) also come from ``./ec2kit.toml`` and
 ``~/.ec2kit/config.toml``: see :mod:`ec2kit.config`.
 """
@@ -146,6 +149,12 @@ class Settings:
     def runs_db(self) -> Path:
         return self.home / "runs.sqlite"
 
+    @property
+    def cache_dir(self) -> Path:
+        """What ec2kit can always rebuild (botocore's parsed models): ``EC2KIT_CACHE_DIR``, else home/cache; removing it is safe."""
+        configured = os.environ.get("EC2KIT_CACHE_DIR", "").strip()
+        return Path(configured).expanduser() if configured else self.home / "cache"
+
     def ensure_home(self) -> Path:
         """Create the state directory private to this user (0700): it holds keys, pins and run records."""
         home = self.home
@@ -239,6 +248,18 @@ def host_cache_enabled() -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"EC2KIT_HOST_CACHE={value!r} is not understood.", hint="Use 0 to always ask AWS, or leave it unset.")
+
+
+def model_cache_enabled() -> bool:
+    """``EC2KIT_MODEL_CACHE`` (default on): keep botocore's parsed models under ``EC2KIT_HOME/cache``."""
+    value = os.environ.get("EC2KIT_MODEL_CACHE", "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(
+        f"EC2KIT_MODEL_CACHE={value!r} is not understood.", hint="Use 0 to parse botocore's models every time, or leave it unset."
+    )
 
 
 #: Seconds between two looks of the idle watcher when ``EC2KIT_IDLE_CHECK`` is unset (the systemd timer's period).

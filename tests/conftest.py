@@ -6,6 +6,7 @@ OpenSSH servers started for the session.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ec2kit.sandbox.daemon.sshd import SshdHost, free_port  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory):
+    """One cache of botocore's parsed models for the session (EC2KIT_CACHE_DIR; commands the tests start
+    inherit it) instead of ~3 MB in every test's home. The model cache's own tests point it at their homes."""
+    if os.environ.get("EC2KIT_CACHE_DIR"):
+        yield None
+        return
+    path = tmp_path_factory.mktemp("model-cache")
+    os.environ["EC2KIT_CACHE_DIR"] = str(path)
+    yield path
+    os.environ.pop("EC2KIT_CACHE_DIR", None)
 
 
 @pytest.fixture(scope="session")

@@ -204,8 +204,24 @@ class AwsSession:
                 kwargs["profile_name"] = self.settings.profile
             if self._region:
                 kwargs["region_name"] = self._region
-            self._session = boto3.Session(**kwargs)
+            self._session = boto3.Session(botocore_session=self._botocore_session(kwargs.get("profile_name")), **kwargs)
         return self._session
+
+    def _botocore_session(self, profile: str | None) -> Any:
+        """The botocore session under boto3's, reading botocore's models through the cache (:mod:`.modelcache`)."""
+        import botocore.session
+
+        from ..settings import model_cache_enabled
+
+        session = botocore.session.get_session()
+        if model_cache_enabled():
+            from .modelcache import cache_dir, data_loader
+
+            if profile:  # boto3 sets it too; data_path may come from the profile's section of ~/.aws/config
+                session.set_config_variable("profile", profile)
+            loader = data_loader(session.get_config_variable("data_path"), cache_dir(self.settings.cache_dir))
+            session.register_component("data_loader", loader)
+        return session
 
     @property
     def region(self) -> str:

@@ -10,8 +10,18 @@ from invoke import Collection, Task
 
 from .. import __version__
 from . import instances, project, recipes, runs, sandbox, storage, sweeps
+from .fastexit import is_cli
 from .registry import set_namespace
 from .repl import repl as repl_task
+
+if is_cli():
+    import gc
+
+    # A command allocates hundreds of thousands of long-lived objects as it starts (Invoke, boto3,
+    # botocore's models) and little garbage; at Python's default (a pass every 700 allocations) the
+    # cyclic collector spent ~30 ms of a 0.45 s `inv instances` re-scanning them. Fewer passes (in the
+    # command-line programs only); cycles are still collected.
+    gc.set_threshold(20_000, 20, 20)
 
 ns = Collection()
 for _module in (instances, storage, recipes, runs, sweeps, project):

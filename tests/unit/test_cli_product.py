@@ -268,3 +268,16 @@ def test_inv_help_given_as_a_value_shows_a_namespaced_commands_own_usage(tmp_pat
     assert result.code == 0, result
     assert result.out.startswith("Usage: inv sandbox.interrupt [options] INSTANCE"), result.out
     assert nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize(("argv0", "expected"), [("inv", [20_000, 20, 20]), ("pytest", None)])
+def test_the_command_line_programs_collect_garbage_less_often_and_a_library_user_keeps_pythons_default(argv0, expected):
+    import json
+
+    code = (
+        f"import gc, json, sys; default = gc.get_threshold(); sys.argv = [{argv0!r}]; import ec2kit.cli; "
+        "print(json.dumps([default, gc.get_threshold()]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    default, now = json.loads(done.stdout)
+    assert now == (expected or default)

@@ -68,6 +68,7 @@ AWS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ec2kit.aws.ebs_prices",),  # storage prices (EBS, snapshots, IPv4)
     ("ec2kit.aws.price_api",),  # the Pricing API and the price cache
     ("ec2kit.aws.session",),
+    ("ec2kit.aws.modelcache",),  # botocore's data files parsed once (the session's data_loader)
     ("ec2kit.aws.plans", "ec2kit.aws.address", "ec2kit.aws.regions"),  # pure data / stdlib only
     ("ec2kit.aws.errors",),
     ("ec2kit.aws.quota_table",),

@@ -106,3 +106,45 @@ def test_inside_the_sandbox_imports_go_daemon_then_moto_then_client_and_never_up
                     if (inside in SANDBOX_LAYERS and inside not in below) or name.startswith(("ec2kit.ssh", "ec2kit.aws")):
                         wrong.append(f"{path.relative_to(root)}:{node.lineno} imports {name}")
     assert wrong == []
+
+
+def test_a_control_request_gives_status_and_json_and_zero_when_unreachable_or_not_json():
+    """``request`` against a real local HTTP server (plain http.client: no urllib.request, no proxy)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ec2kit.sandbox.client.info import request
+
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.append((self.command, self.path, self.rfile.read(length)))
+            status, body = {"/ok": (200, b'{"a": 1}'), "/missing": (404, b'{"error": "no"}'), "/text": (200, b"<html>")}.get(
+                self.path.split("?")[0], (500, b"")
+            )
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert request(f"{base}/ok?x=1") == (200, {"a": 1})
+        assert request(f"{base}/missing", "POST") == (404, {"error": "no"})
+        assert request(f"{base}/text") == (0, None)
+        assert request(f"{base}/broken") == (500, None)
+        assert seen[:2] == [("GET", "/ok?x=1", b""), ("POST", "/missing", b"")]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert request(f"{base}/ok", timeout=2) == (0, None)  # nobody listens any more
+    assert request("http://127.0.0.1:notaport/ok") == (0, None)
