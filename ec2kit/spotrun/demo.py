@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 INTERRUPT_AT_STEP = 8  # of train.py's 30 steps: late enough for a checkpoint, early enough to resume
 NOTICE = 2.0  # seconds of notice before the sandbox reclaims the instance (AWS: 120)
+STEP_SECONDS = "0.4"  # train.py's pace here: the 22 steps after the interrupt outlast a pull's lag plus the notice
+PULL_INTERVAL = 1.0  # s: the demo sees the checkpoint that triggers the interruption soon after it is written
 
 
 @dataclass
@@ -73,6 +75,8 @@ def run_demo(settings: Settings, examples: Path, *, retries: int = 1, say: Calla
         type=RUN_TYPE,
         retries=retries,
         say=say,
+        env={"TRAIN_STEP_SECONDS": STEP_SECONDS},
+        pull_interval=PULL_INTERVAL,
     )
     with Context(sandbox_settings) as ctx:
         if retries > 0:
