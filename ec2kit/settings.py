@@ -266,17 +266,22 @@ def model_cache_enabled() -> bool:
 DEFAULT_IDLE_CHECK = 60
 
 
-def idle_check_every() -> int:
-    """``EC2KIT_IDLE_CHECK``: seconds between the idle watcher's checks on an instance (1-3600, default 60)."""
-    raw = os.environ.get("EC2KIT_IDLE_CHECK", "").strip()
+def _seconds(name: str, default: int, most: int) -> int:
+    """Environment variable ``name``: whole seconds from 1 to ``most``, ``default`` when unset; else a ConfigError."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_IDLE_CHECK
-    if not raw.isdigit() or not 1 <= int(raw) <= 3600:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
         raise ConfigError(
-            f"EC2KIT_IDLE_CHECK={raw!r} is not a number of seconds from 1 to 3600.",
-            hint="Use e.g. EC2KIT_IDLE_CHECK=60 (the default), or leave it unset.",
+            f"{name}={raw!r} is not a number of seconds from 1 to {most}.",
+            hint=f"Use e.g. {name}={default} (the default), or leave it unset.",
         )
     return int(raw)
+
+
+def idle_check_every() -> int:
+    """``EC2KIT_IDLE_CHECK``: seconds between the idle watcher's checks on an instance (1-3600, default 60)."""
+    return _seconds("EC2KIT_IDLE_CHECK", DEFAULT_IDLE_CHECK, 3600)
 
 
 #: Seconds a run's release retries through throttling when ``EC2KIT_RELEASE_PATIENCE`` is unset.
@@ -285,12 +290,4 @@ DEFAULT_RELEASE_PATIENCE = 600
 
 def release_patience() -> int:
     """``EC2KIT_RELEASE_PATIENCE``: seconds the release of a run's instance retries while AWS throttles (1-86400)."""
-    raw = os.environ.get("EC2KIT_RELEASE_PATIENCE", "").strip()
-    if not raw:
-        return DEFAULT_RELEASE_PATIENCE
-    if not raw.isdigit() or not 1 <= int(raw) <= 86400:
-        raise ConfigError(
-            f"EC2KIT_RELEASE_PATIENCE={raw!r} is not a number of seconds from 1 to 86400.",
-            hint="Use e.g. EC2KIT_RELEASE_PATIENCE=600 (the default), or leave it unset.",
-        )
-    return int(raw)
+    return _seconds("EC2KIT_RELEASE_PATIENCE", DEFAULT_RELEASE_PATIENCE, 86400)
